@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install what egress needs on a fresh Debian machine, then build it.
+# Idempotent: installs Debian packages only where missing, npm packages from the lock file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v iptables-restore >/dev/null 2>&1 || need+=(iptables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v ping >/dev/null 2>&1 || need+=(iputils-ping)     # lab/kernel tests probe ICMP echo
+command -v sysctl >/dev/null 2>&1 || need+=(procps)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies the boot unit in tests
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing ${need[*]}; run as root (or install them) first" >&2
+    exit 1
+  fi
+  echo "setup: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "setup: building" >&2
+npm run --silent build

@@ -1,0 +1,307 @@
+/**
+ * Ir → iptables-restore input for IPv4 and ip6tables-restore input for IPv6,
+ * in one text with two sections, each opened by a marker line
+ * (`# egress: ipv4`, `# egress: ipv6`) and running from `*filter` to
+ * `COMMIT`; `splitIptables` cuts them apart. Each section is loaded with
+ * `--noflush`, so only what it names changes.
+ *
+ * What it owns in the filter table of each family: chain `EGRESS`, jumped to
+ * from `OUTPUT` by exactly one rule (`OUTPUT_JUMP`), and one sub-chain per
+ * deny rule, `EGRESS-<rule>` (see `iptablesChainNames`). SPEC §3 names only
+ * `EGRESS`; the sub-chains are a documented extension, needed because
+ * `except` has no iptables form: a deny rule's matches jump to its chain,
+ * which RETURNs for each `except` alternative and only then counts, logs and
+ * denies. Every owned chain starts with `EGRESS`, is declared and flushed by
+ * every load, and nothing else is touched.
+ *
+ * Order in `EGRESS`: builtins, deny dispatch, allow rules, default. What the
+ * policy accepts RETURNs to `OUTPUT` instead of ACCEPTing, so the operator's
+ * own OUTPUT rules after the jump still apply, as every other table still
+ * does under nft: egress is one layer, a packet leaves only if every layer
+ * lets it. (Audit mode's would-be denials are the exception: they are decided
+ * in a sub-chain, from which only ACCEPT can end `EGRESS`.) Counts: an allow
+ * rule's is the sum of its RETURN rules in `EGRESS` (comment `<rule>: …`); a
+ * deny rule's is the first rule of its chain that is not a RETURN, a
+ * target-less rule, so the count is exact while the LOG after it is
+ * rate-limited.
+ *
+ * Cannot express: a log rate above what `-m limit` can measure (10000/second,
+ * i.e. 600000/minute) is a `bad-log-rate` error. Every selector (to, ports,
+ * icmp, user, group, via, family, except), audit mode and IPv6 have a form;
+ * hostnames are plain rules here (ipset is not assumed), so `egress refresh`
+ * reloads the chains (atomically per family) instead of updating sets.
+ */
+import { error, type Diagnostic, type Result } from '../../diag/diagnostic.js';
+import type { Ir, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
+import { intervalToCidrs, formatAddress, type Family } from '../../policy/address.js';
+import { ICMPV6_ND_TYPES } from '../../policy/protocols.js';
+import type { LogRate } from '../../policy/types.js';
+import { IPTABLES_PREFIX_MAX, logPrefix, shortHash, type TagVerdict } from '../log-tag.js';
+import { ALL_CAPABILITIES, ArtifactWriter, type Artifact, type Backend, type Capabilities } from '../types.js';
+import { IPT_CHAIN_MAX, iptChain, iptComment, iptQuote, iptWord } from './quote.js';
+
+export const EGRESS_CHAIN = 'EGRESS';
+/** The one rule egress adds outside its chains. apply leaves it out when it is already live (see reapply.ts). */
+export const OUTPUT_JUMP = '-I OUTPUT 1 -j EGRESS';
+export const SECTION_MARKER: Record<Family, string> = { ipv4: '# egress: ipv4', ipv6: '# egress: ipv6' };
+/**
+ * Comments of the builtin and default rules. They cannot be read as
+ * `<rule>: …` (a space before the colon), so a rule named "default" or
+ * "builtin" is never confused with them.
+ */
+export const BUILTIN_COMMENT = 'egress builtin:';
+export const DEFAULT_COMMENT = 'egress default:';
+
+interface FamilySyntax {
+  icmpProto: string;
+  icmpType: (type: number) => string;
+  reject: string;
+}
+
+const SYNTAX: Record<Family, FamilySyntax> = {
+  ipv4: { icmpProto: '-p icmp', icmpType: (t) => `-m icmp --icmp-type ${t}`, reject: 'icmp-admin-prohibited' },
+  ipv6: { icmpProto: '-p ipv6-icmp', icmpType: (t) => `-m icmp6 --icmpv6-type ${t}`, reject: 'icmp6-adm-prohibited' },
+};
+
+/** Largest count per unit `-m limit` accepts (XT_LIMIT_SCALE = 10000 per second). */
+const LIMIT_MAX: Record<LogRate['unit'], number> = { second: 10_000, minute: 600_000, hour: 36_000_000, day: 864_000_000 };
+const LIMIT_UNIT: Record<LogRate['unit'], string> = { second: 'sec', minute: 'min', hour: 'hour', day: 'day' };
+/** multiport takes at most 15 ports, a range counting as two. */
+const MULTIPORT_SLOTS = 15;
+
+export const iptablesCapabilities: Capabilities = ALL_CAPABILITIES;
+
+export const iptablesBackend: Backend = {
+  name: 'iptables',
+  capabilities: iptablesCapabilities,
+  emit: emitIptables,
+};
+
+/**
+ * Chain name of each deny rule (same in both families): `EGRESS-<rule>`,
+ * or, when that would pass iptables' 28 characters, the rule name cut and
+ * ended with `~` and 3 hex digits of its hash (as log tags are cut), with a
+ * digit added in the unlikely case two cut names meet.
+ */
+export function iptablesChainNames(ir: Ir): Map<string, string> {
+  const names = [...new Set(ir.rules.filter((r) => r.origin.action === 'deny').map((r) => r.origin.name))].sort();
+  const out = new Map<string, string>();
+  const used = new Set<string>();
+  for (const n of names) {
+    let c = `${EGRESS_CHAIN}-${n}`;
+    if (c.length > IPT_CHAIN_MAX) {
+      const tail = `~${shortHash(n)}`;
+      c = `${EGRESS_CHAIN}-${n.slice(0, IPT_CHAIN_MAX - EGRESS_CHAIN.length - 1 - tail.length)}${tail}`;
+      for (let k = 2; used.has(c); k++) c = `${EGRESS_CHAIN}-${n.slice(0, IPT_CHAIN_MAX - EGRESS_CHAIN.length - 1 - tail.length - String(k).length)}${k}${tail}`;
+    }
+    used.add(iptChain(c));
+    out.set(n, c);
+  }
+  return out;
+}
+
+export function emitIptables(ir: Ir): Result<Artifact> {
+  const diagnostics: Diagnostic[] = [];
+  if (ir.log.rate && ir.log.rate.count > LIMIT_MAX[ir.log.rate.unit])
+    diagnostics.push(
+      error('bad-log-rate', `log rate "${ir.log.rate.count}/${ir.log.rate.unit}" is faster than backend "iptables" can limit`, undefined, {
+        hint: `-m limit measures at most ${LIMIT_MAX[ir.log.rate.unit]}/${ir.log.rate.unit}`,
+      }),
+    );
+  if (diagnostics.length) return { diagnostics };
+  const chains = iptablesChainNames(ir);
+  const w = new ArtifactWriter();
+  w.line('# egress: iptables ruleset; load the ipv4 section with `iptables-restore --noflush` and the ipv6 section with `ip6tables-restore --noflush`');
+  for (const f of ['ipv4', 'ipv6'] as const) emitSection(w, ir, f, chains);
+  return { value: w.artifact(), diagnostics };
+}
+
+function emitSection(w: ArtifactWriter, ir: Ir, f: Family, chains: Map<string, string>): void {
+  const rules = ir.rules.filter((r) => r.family === f);
+  const denies = rules.filter((r) => r.origin.action === 'deny');
+  const allows = rules.filter((r) => r.origin.action === 'allow');
+  const chainOf = (r: IrRule) => chains.get(r.origin.name)!;
+  w.line(SECTION_MARKER[f]);
+  w.line('*filter');
+  w.line(`:${EGRESS_CHAIN} - [0:0]`);
+  for (const r of denies) w.line(`:${chainOf(r)} - [0:0]`, r.origin);
+  w.line(`-F ${EGRESS_CHAIN}`);
+  for (const r of denies) w.line(`-F ${chainOf(r)}`, r.origin);
+
+  emitBuiltins(w, ir, f);
+  for (const r of denies) for (const m of matchArgs(f, r)) w.line(rule(EGRESS_CHAIN, m, iptComment(ruleText(r)), `-j ${chainOf(r)}`), r.origin);
+  for (const r of allows) for (const m of matchArgs(f, r)) w.line(rule(EGRESS_CHAIN, m, iptComment(ruleText(r)), '-j RETURN'), r.origin);
+  emitDefault(w, ir, f);
+
+  for (const r of denies) {
+    const c = chainOf(r);
+    r.except.forEach((e, i) => {
+      for (const m of matchArgs(f, e)) w.line(rule(c, m, iptComment(`${r.origin.name}: except ${i + 1}`), '-j RETURN'), r.origin);
+    });
+    w.line(rule(c, '', iptComment(ruleText(r)), ''), r.origin);
+    w.line(rule(c, logArgs(ir, ir.mode === 'audit' ? 'd' : 'D', r.origin.name), '', ''), r.origin);
+    for (const v of verdictArgs(ir, f, ir.denyVerdict, 'ACCEPT')) w.line(rule(c, v, '', ''), r.origin);
+  }
+  w.line(OUTPUT_JUMP);
+  w.line('COMMIT');
+}
+
+function emitBuiltins(w: ArtifactWriter, ir: Ir, f: Family): void {
+  const b = ir.builtins;
+  const c = (n: string) => iptComment(`${BUILTIN_COMMENT} ${n}`);
+  if (b.loopback) w.line(rule(EGRESS_CHAIN, '-o lo', c('loopback'), '-j RETURN'));
+  if (b.established) w.line(rule(EGRESS_CHAIN, '-m conntrack --ctstate RELATED,ESTABLISHED', c('established'), '-j RETURN'));
+  if (b.icmpv6_nd && f === 'ipv6') for (const t of ICMPV6_ND_TYPES) w.line(rule(EGRESS_CHAIN, `${SYNTAX.ipv6.icmpProto} ${SYNTAX.ipv6.icmpType(t)}`, c('icmpv6_nd'), '-j RETURN'));
+}
+
+function emitDefault(w: ArtifactWriter, ir: Ir, f: Family): void {
+  const c = iptComment(`${DEFAULT_COMMENT} ${ir.default}`);
+  if (ir.default === 'accept') {
+    w.line(rule(EGRESS_CHAIN, '', c, '-j RETURN'));
+    return;
+  }
+  w.line(rule(EGRESS_CHAIN, '', c, ''));
+  w.line(rule(EGRESS_CHAIN, logArgs(ir, ir.mode === 'audit' ? 'p' : 'P', undefined), '', ''));
+  for (const v of verdictArgs(ir, f, ir.default, 'RETURN')) w.line(rule(EGRESS_CHAIN, v, '', ''));
+}
+
+function rule(chain: string, match: string, comment: string, target: string): string {
+  return ['-A', chain, match, comment, target].filter((x) => x !== '').join(' ');
+}
+
+function ruleText(r: IrRule): string {
+  return r.reason ? `${r.origin.name}: ${r.reason}` : r.origin.name;
+}
+
+/** Rate-limited LOG with the rule's tag (`-m limit` sits in this rule only, so counts elsewhere stay exact). */
+function logArgs(ir: Ir, v: TagVerdict, name: string | undefined): string {
+  const limit = ir.log.rate ? `-m limit --limit ${ir.log.rate.count}/${LIMIT_UNIT[ir.log.rate.unit]} ` : '';
+  return `${limit}-j LOG --log-prefix ${iptQuote(logPrefix(ir.log.prefix, v, name, IPTABLES_PREFIX_MAX))}${ir.log.uid ? ' --log-uid' : ''}`;
+}
+
+/**
+ * Deny = reject (TCP reset, else ICMP/ICMPv6 administratively prohibited) or
+ * drop. Audit mode lets the packet go: `accept` is RETURN where the verdict
+ * sits in EGRESS itself, ACCEPT in a deny rule's chain (a RETURN there would
+ * go back to EGRESS).
+ */
+function verdictArgs(ir: Ir, f: Family, v: 'reject' | 'drop', accept: 'RETURN' | 'ACCEPT'): string[] {
+  if (ir.mode === 'audit') return [`-j ${accept}`];
+  if (v === 'drop') return ['-j DROP'];
+  return ['-p tcp -j REJECT --reject-with tcp-reset', `-j REJECT --reject-with ${SYNTAX[f].reject}`];
+}
+
+interface Part {
+  d?: string;
+  o?: string;
+  p?: string;
+  range?: string;
+  pm?: string;
+  owner?: string;
+}
+
+/**
+ * The match arguments of the rules that together match exactly `m`: the
+ * product of its destination, L4, owner and interface alternatives, each
+ * written in iptables-save's order (-d, -o, -p, then matches). Empty list =
+ * matches nothing.
+ */
+export function matchArgs(f: Family, m: IrMatch): string[] {
+  const dst: Part[] = m.dst ? m.dst.map((x) => dstPart(f, x)) : [{}];
+  const l4 = l4Parts(f, m.l4);
+  const owners = ownerParts(m.users, m.groups);
+  const via: Part[] = m.via ? m.via.map((v) => ({ o: `-o ${iptWord(v.endsWith('*') ? v.slice(0, -1) + '+' : v)}` })) : [{}];
+  const out: string[] = [];
+  for (const d of dst)
+    for (const o of via)
+      for (const l of l4)
+        for (const u of owners) {
+          const p: Part = { ...d, ...o, ...l, ...u };
+          out.push([p.d, p.o, p.p, p.range, p.pm, p.owner].filter((x) => x !== undefined).join(' '));
+        }
+  return out;
+}
+
+function dstPart(f: Family, x: { lo: bigint; hi: bigint }): Part {
+  const cidrs = intervalToCidrs(f, x);
+  if (cidrs.length === 1) return { d: `-d ${cidrs[0]}` };
+  return { range: `-m iprange --dst-range ${formatAddress(f, x.lo)}-${formatAddress(f, x.hi)}` };
+}
+
+function l4Parts(f: Family, l4: IrL4 | undefined): Part[] {
+  if (!l4) return [{}];
+  const out: Part[] = [];
+  for (const p of l4.ports) {
+    if (p.ranges.length === 1 && p.ranges[0]![0] === 0 && p.ranges[0]![1] === 65535) {
+      out.push({ p: `-p ${p.proto}` });
+      continue;
+    }
+    for (const chunk of multiportChunks(p.ranges)) {
+      const text = chunk.map(([a, b]) => (a === b ? `${a}` : `${a}:${b}`));
+      out.push({ p: `-p ${p.proto}`, pm: text.length === 1 ? `-m ${p.proto} --dport ${text[0]}` : `-m multiport --dports ${text.join(',')}` });
+    }
+  }
+  if (l4.icmp === 'any') out.push({ p: SYNTAX[f].icmpProto });
+  else for (const t of l4.icmp) out.push({ p: SYNTAX[f].icmpProto, pm: SYNTAX[f].icmpType(t) });
+  return out;
+}
+
+function multiportChunks(ranges: [number, number][]): [number, number][][] {
+  const out: [number, number][][] = [];
+  let cur: [number, number][] = [];
+  let slots = 0;
+  for (const r of ranges) {
+    const cost = r[0] === r[1] ? 1 : 2;
+    if (slots + cost > MULTIPORT_SLOTS) {
+      out.push(cur);
+      cur = [];
+      slots = 0;
+    }
+    cur.push(r);
+    slots += cost;
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
+/** Numeric ids when known; names otherwise, resolved by iptables when the ruleset loads. */
+function ownerParts(users: IrOwner[] | undefined, groups: IrOwner[] | undefined): Part[] {
+  const v = (o: IrOwner) => {
+    if (o.id !== undefined) return String(o.id);
+    if (o.name !== undefined) return iptWord(o.name);
+    throw new Error('owner without id or name');
+  };
+  const us = users ? users.map((u) => `--uid-owner ${v(u)}`) : [undefined];
+  const gs = groups ? groups.map((g) => `--gid-owner ${v(g)}`) : [undefined];
+  const out: Part[] = [];
+  for (const u of us)
+    for (const g of gs) {
+      const args = [u, g].filter((x): x is string => x !== undefined);
+      out.push(args.length ? { owner: `-m owner ${args.join(' ')}` } : {});
+    }
+  return out;
+}
+
+/** The two sections of an emitted text, each from its marker line to its COMMIT, ready for (ip6)iptables-restore. */
+export function splitIptables(text: string): Record<Family, string> {
+  const out: Record<Family, string> = { ipv4: '', ipv6: '' };
+  let cur: Family | undefined;
+  for (const line of text.split('\n')) {
+    if (line === SECTION_MARKER.ipv4) cur = 'ipv4';
+    else if (line === SECTION_MARKER.ipv6) cur = 'ipv6';
+    if (cur) out[cur] += line + '\n';
+    if (line === 'COMMIT') cur = undefined;
+  }
+  return out;
+}
+
+/**
+ * The 1-based line of `text` where a family's section starts (its marker
+ * line). (ip6)iptables-restore numbers the lines of the section it was fed,
+ * so its "Error occurred at line: N" is line `start + N - 1` of the artifact,
+ * whose `lineMap` then names the policy rule. `iptablesReapply` only changes
+ * lines at the end of a section, so this holds for adapted sections too.
+ */
+export function iptablesSectionStart(text: string, f: Family): number {
+  return text.split('\n').indexOf(SECTION_MARKER[f]) + 1;
+}

@@ -1,0 +1,78 @@
+/**
+ * Re-applying and removing the iptables ruleset idempotently.
+ *
+ * A section loaded with `--noflush` re-declares and flushes every chain it
+ * owns, so loading it twice leaves the same chains. The OUTPUT jump is the
+ * one line that cannot be made idempotent inside iptables-restore: `-A`/`-I`
+ * add a copy on every load, and `-D OUTPUT -j EGRESS` aborts the whole load
+ * when there is no jump yet (restore has no conditional). So apply reads the
+ * live table first (`iptables-save -t filter`), and `iptablesReapply` keeps
+ * the jump line only when no jump is live, deletes surplus jumps, and deletes
+ * chains of a previous policy that this one no longer has. Pure functions:
+ * kernel/ runs the commands.
+ */
+import { EGRESS_CHAIN, OUTPUT_JUMP } from './emit.js';
+
+/** What egress owns in one family's filter table right now. */
+export interface IptablesLive {
+  /** How many `-A OUTPUT -j EGRESS` rules are live (1 when healthy). */
+  jumps: number;
+  /** Live chains named `EGRESS` or `EGRESS-…`. */
+  chains: string[];
+}
+
+const OWNED = /^EGRESS(?:-.*)?$/;
+const JUMP = /^(?:\[\d+:\d+\] )?-A OUTPUT -j EGRESS$/;
+
+/** Read the owned state from `iptables-save -t filter` (or `ip6tables-save`) output. */
+export function readIptablesLive(save: string): IptablesLive {
+  const live: IptablesLive = { jumps: 0, chains: [] };
+  let inFilter = false;
+  for (const line of save.split('\n')) {
+    if (line.startsWith('*')) inFilter = line === '*filter';
+    if (!inFilter) continue;
+    const chain = /^:(\S+) /.exec(line);
+    if (chain && OWNED.test(chain[1]!)) live.chains.push(chain[1]!);
+    if (JUMP.test(line)) live.jumps++;
+  }
+  return live;
+}
+
+function declared(section: string): Set<string> {
+  const out = new Set<string>();
+  for (const line of section.split('\n')) {
+    const m = /^:(\S+) /.exec(line);
+    if (m) out.add(m[1]!);
+  }
+  return out;
+}
+
+/**
+ * One emitted section (see `splitIptables`), adapted to the live table so that
+ * loading it with `--noflush` leaves exactly one jump and only this policy's
+ * chains, however often it is applied.
+ */
+export function iptablesReapply(section: string, live: IptablesLive): string {
+  const want = declared(section);
+  const extra: string[] = [];
+  for (let i = 1; i < live.jumps; i++) extra.push(`-D OUTPUT -j ${EGRESS_CHAIN}`);
+  // EGRESS was flushed earlier in this same transaction, so nothing refers to a stale chain any more.
+  for (const c of live.chains) if (!want.has(c)) extra.push(`-F ${c}`, `-X ${c}`);
+  const out: string[] = [];
+  for (const line of section.replace(/\n$/, '').split('\n')) {
+    if (line === OUTPUT_JUMP && live.jumps > 0) continue;
+    if (line === 'COMMIT') out.push(...extra);
+    out.push(line);
+  }
+  return out.join('\n') + '\n';
+}
+
+/** A restore section (for `--noflush`) that takes every rule and chain of egress out of one family's filter table. */
+export function iptablesRemove(live: IptablesLive): string {
+  const lines = ['*filter'];
+  for (let i = 0; i < live.jumps; i++) lines.push(`-D OUTPUT -j ${EGRESS_CHAIN}`);
+  for (const c of live.chains) lines.push(`-F ${c}`);
+  for (const c of live.chains) lines.push(`-X ${c}`);
+  lines.push('COMMIT');
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,60 @@
+/**
+ * Log line tags, shared by every Linux backend and by the log reader
+ * (observe/). A denied packet is logged as
+ *
+ *     <prefix><V>:<rule> 
+ *
+ * where <prefix> is the policy's `log.prefix`, <V> says what happened and
+ * <rule> which rule decided:
+ *   D  denied by a deny rule          d  audit mode: a deny rule would deny it
+ *   P  denied by the default policy   p  audit mode: the default would deny it
+ * and <rule> is the rule name, or "-" for the default. iptables caps the whole
+ * prefix at 29 characters (nft at 127): a name that does not fit is cut and
+ * ended with "~" plus 3 hex digits of its hash, which `matchTag` maps back
+ * against the policy's rule names.
+ */
+export type TagVerdict = 'D' | 'P' | 'd' | 'p';
+
+export const IPTABLES_PREFIX_MAX = 29;
+export const NFT_PREFIX_MAX = 127;
+
+export function shortHash(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return (h & 0xfff).toString(16).padStart(3, '0');
+}
+
+/** The full log prefix for a verdict and rule (undefined = the default), within `max` characters. */
+export function logPrefix(prefix: string, v: TagVerdict, rule: string | undefined, max: number): string {
+  const name = rule ?? '-';
+  const full = `${prefix}${v}:${name} `;
+  if (full.length <= max) return full;
+  const room = max - prefix.length - 2 /* V: */ - 1 /* space */ - 4; /* ~hhh */
+  if (room < 1) throw new Error(`log prefix "${prefix}" leaves no room for the rule tag within ${max} characters`);
+  return `${prefix}${v}:${name.slice(0, room)}~${shortHash(name)} `;
+}
+
+export interface ParsedTag {
+  verdict: TagVerdict;
+  /** Rule name as logged (possibly cut, ending "~hhh"), or undefined for the default. */
+  rule?: string;
+}
+
+/** Find "<V>:<rule>" right after the prefix in a log line's text. */
+export function parseTag(text: string, prefix: string): ParsedTag | undefined {
+  const i = text.indexOf(prefix);
+  if (i < 0) return undefined;
+  const m = /^([DPdp]):([a-z0-9_-]+(?:~[0-9a-f]{3})?|-)(?:\s|$)/.exec(text.slice(i + prefix.length));
+  if (!m) return undefined;
+  return m[2] === '-' ? { verdict: m[1] as TagVerdict } : { verdict: m[1] as TagVerdict, rule: m[2]! };
+}
+
+/** Map a logged (possibly cut) rule tag back to a full rule name. */
+export function matchTag(tag: string, names: Iterable<string>): string | undefined {
+  const cut = /^(.*)~([0-9a-f]{3})$/.exec(tag);
+  for (const n of names) {
+    if (!cut && n === tag) return n;
+    if (cut && n.startsWith(cut[1]!) && shortHash(n) === cut[2]) return n;
+  }
+  return undefined;
+}

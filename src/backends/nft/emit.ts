@@ -1,0 +1,369 @@
+/**
+ * Ir → one self-contained nft script that owns `table inet egress` and
+ * nothing else (SPEC §3). Loaded with `nft -f`, it replaces that table in one
+ * transaction: `table inet egress {}` + `delete table inet egress` + the new
+ * table, so a re-apply never touches another table and never needs
+ * `flush ruleset`.
+ *
+ * Cannot express: nothing. Every selector (to, ports, icmp, user, group, via,
+ * family, except), audit mode, IPv6 and hostnames have a native form, so this
+ * backend raises no `unsupported-selector` error.
+ *
+ * Shape (names: see `nftNames` and docs/backends-linux.md):
+ *   - one base chain `output` (hook output, priority filter, policy accept;
+ *     our verdicts are explicit): builtins, then every deny rule's match
+ *     jumping to its chain `deny_<rule>_<v4|v6>`, then allow rules, then the
+ *     default (counter, rate-limited log, verdict);
+ *   - each deny chain RETURNs for its `except` alternatives, then counts,
+ *     logs and gives the deny verdict (or accepts, in audit mode);
+ *   - destinations live in named sets, per rule, family and except
+ *     alternative: literal addresses in an interval set `..._dst`, hostname
+ *     addresses in a plain set `..._hosts` that `egress refresh` can rewrite
+ *     in place (`emitNftRefresh`), so the cost per packet never grows with
+ *     the number of destinations;
+ *   - every policy rule counts into a named counter (`<allow|deny>_<rule>_<v4|v6>`)
+ *     placed before any `limit`, so counts stay exact while log lines are
+ *     rate-limited.
+ */
+import { ALL_CAPABILITIES, ArtifactWriter, type Artifact, type Backend, type Capabilities } from '../types.js';
+import { logPrefix, NFT_PREFIX_MAX, type TagVerdict } from '../log-tag.js';
+import { formatAddress, formatInterval, mergeIntervals, parseAddress, parseDest, type Family, type Interval } from '../../policy/address.js';
+import { ICMPV6_ND_TYPES } from '../../policy/protocols.js';
+import type { Result } from '../../diag/diagnostic.js';
+import type { Ir, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
+import type { RuleRef } from '../../policy/types.js';
+import { nftComment, nftIdent, nftQuote } from './quote.js';
+
+export const NFT_TABLE = 'inet egress';
+
+interface FamilySyntax {
+  tag: 'v4' | 'v6';
+  daddr: string;
+  addrType: string;
+  icmpType: string;
+  icmpProto: string;
+}
+
+const SYNTAX: Record<Family, FamilySyntax> = {
+  ipv4: { tag: 'v4', daddr: 'ip daddr', addrType: 'ipv4_addr', icmpType: 'icmp type', icmpProto: 'icmp' },
+  ipv6: { tag: 'v6', daddr: 'ip6 daddr', addrType: 'ipv6_addr', icmpType: 'icmpv6 type', icmpProto: 'ipv6-icmp' },
+};
+
+/**
+ * The naming scheme of everything in `table inet egress`; apply, status,
+ * plan and refresh rely on it. `except` is the 1-based index of an `except`
+ * alternative of a deny rule.
+ */
+export const nftNames = {
+  chain: 'output',
+  /** Counter of a policy rule in one family: what `egress status` reads. */
+  counter: (r: IrRule): string => nftIdent(`${r.origin.action}_${r.origin.name}_${SYNTAX[r.family].tag}`),
+  /** The chain a deny rule's matches jump to. */
+  denyChain: (r: IrRule): string => nftIdent(`deny_${r.origin.name}_${SYNTAX[r.family].tag}`),
+  /** Interval set of the literal (address, CIDR, range) destinations. */
+  dstSet: (r: IrRule, except?: number): string => nftIdent(`${setBase(r, except)}_dst`),
+  /** Plain set of the addresses of the rule's hostnames; refreshed in place. */
+  hostSet: (r: IrRule, except?: number): string => nftIdent(`${setBase(r, except)}_hosts`),
+  defaultCounter: (f: Family): string => `default_${SYNTAX[f].tag}`,
+  builtinCounter: (b: 'loopback' | 'established' | 'icmpv6_nd'): string => `builtin_${b}`,
+};
+
+function setBase(r: IrRule, except?: number): string {
+  return `${r.origin.action}_${r.origin.name}_${SYNTAX[r.family].tag}${except === undefined ? '' : `_x${except}`}`;
+}
+
+export const nftCapabilities: Capabilities = ALL_CAPABILITIES;
+
+export const nftBackend: Backend = {
+  name: 'nft',
+  capabilities: nftCapabilities,
+  emit: emitNft,
+};
+
+/** A named set this ruleset declares, with its current elements. */
+export interface NftSet {
+  name: string;
+  family: Family;
+  /** Interval set of literal destinations, or plain set of hostname addresses. */
+  kind: 'dst' | 'hosts';
+  /** The hostnames feeding a `hosts` set. */
+  hosts: string[];
+  elements: string[];
+  origin: RuleRef;
+}
+
+/** One IrMatch's destinations as set references: undefined = any destination. */
+interface MatchSets {
+  refs: string[];
+}
+
+export function emitNft(ir: Ir): Result<Artifact> {
+  const w = new ArtifactWriter();
+  const sets: NftSet[] = [];
+  const matchSets = new Map<IrMatch, MatchSets | undefined>();
+  const ruleHosts = hostnamesByRule(ir);
+  for (const r of ir.rules) {
+    matchSets.set(r, collectSets(ir, r, r, undefined, ruleHosts.get(r.origin.name), sets));
+    r.except.forEach((e, i) => matchSets.set(e, collectSets(ir, r, e, i + 1, e.hosts, sets)));
+  }
+
+  w.line('# egress: nft ruleset; load with `nft -f FILE` (replaces table inet egress, touches nothing else)');
+  w.line(`table ${NFT_TABLE} {}`);
+  w.line(`delete table ${NFT_TABLE}`);
+  w.line(`table ${NFT_TABLE} {`);
+  w.line(`\t${nftComment(`egress: mode ${ir.mode}, default ${ir.default}`)}`);
+  emitCounters(w, ir);
+  for (const s of sets) emitSet(w, s);
+
+  w.line('');
+  w.line(`\tchain ${nftNames.chain} {`);
+  w.line('\t\ttype filter hook output priority filter; policy accept;');
+  emitBuiltins(w, ir);
+  for (const r of ir.rules) {
+    const verdict = r.origin.action === 'deny' ? `jump ${nftNames.denyChain(r)}` : `counter name ${nftQuote(nftNames.counter(r))} accept`;
+    for (const m of matchRules(r.family, r, matchSets.get(r), true)) w.line(`\t\t${m} ${verdict} ${ruleComment(r)}`, r.origin);
+  }
+  emitDefault(w, ir);
+  w.line('\t}');
+
+  for (const r of ir.rules) if (r.origin.action === 'deny') emitDenyChain(w, ir, r, matchSets);
+  w.line('}');
+  return { value: w.artifact(), diagnostics: [] };
+}
+
+function emitCounters(w: ArtifactWriter, ir: Ir): void {
+  const counters: [string, RuleRef | undefined][] = [];
+  for (const b of ['loopback', 'established', 'icmpv6_nd'] as const) if (ir.builtins[b]) counters.push([nftNames.builtinCounter(b), undefined]);
+  for (const r of ir.rules) counters.push([nftNames.counter(r), r.origin]);
+  for (const f of ['ipv4', 'ipv6'] as const) counters.push([nftNames.defaultCounter(f), undefined]);
+  for (const [name, origin] of counters) w.line(`\tcounter ${nftIdent(name)} {}`, origin);
+}
+
+function emitSet(w: ArtifactWriter, s: NftSet): void {
+  w.line('');
+  w.line(`\tset ${s.name} {`, s.origin);
+  w.line(`\t\ttype ${SYNTAX[s.family].addrType}`, s.origin);
+  if (s.kind === 'dst') w.line('\t\tflags interval', s.origin);
+  if (s.elements.length > 0 && s.elements.length <= 4) w.line(`\t\telements = { ${s.elements.join(', ')} }`, s.origin);
+  else if (s.elements.length > 4) {
+    w.line('\t\telements = {', s.origin);
+    for (const e of s.elements) w.line(`\t\t\t${e},`, s.origin);
+    w.line('\t\t}', s.origin);
+  }
+  w.line('\t}', s.origin);
+}
+
+function emitBuiltins(w: ArtifactWriter, ir: Ir): void {
+  const b = ir.builtins;
+  const count = (n: 'loopback' | 'established' | 'icmpv6_nd') => `counter name ${nftQuote(nftNames.builtinCounter(n))} accept ${nftComment(`egress builtin: ${n}`)}`;
+  if (b.loopback) w.line(`\t\toif "lo" ${count('loopback')}`);
+  if (b.established) w.line(`\t\tct state established,related ${count('established')}`);
+  if (b.icmpv6_nd) w.line(`\t\tmeta nfproto ipv6 icmpv6 type { ${ICMPV6_ND_TYPES.join(', ')} } ${count('icmpv6_nd')}`);
+}
+
+function emitDefault(w: ArtifactWriter, ir: Ir): void {
+  const c = nftComment(`egress default: ${ir.default}`);
+  for (const f of ['ipv4', 'ipv6'] as const) {
+    const verdict = ir.default === 'accept' ? ' accept' : '';
+    w.line(`\t\tmeta nfproto ${f} counter name ${nftQuote(nftNames.defaultCounter(f))}${verdict} ${c}`);
+  }
+  if (ir.default === 'accept') return;
+  w.line(`\t\t${logStatement(ir, ir.mode === 'audit' ? 'p' : 'P', undefined)} ${c}`);
+  for (const v of verdictStatements(ir, ir.default)) w.line(`\t\t${v} ${c}`);
+}
+
+function emitDenyChain(w: ArtifactWriter, ir: Ir, r: IrRule, matchSets: Map<IrMatch, MatchSets | undefined>): void {
+  const c = ruleComment(r);
+  w.line('', r.origin);
+  w.line(`\tchain ${nftNames.denyChain(r)} {`, r.origin);
+  r.except.forEach((e, i) => {
+    const ec = nftComment(`${r.origin.name}: except ${i + 1}`);
+    for (const m of matchRules(r.family, e, matchSets.get(e), false)) w.line(`\t\t${joinParts(m, 'return', ec)}`, r.origin);
+  });
+  const log = logStatement(ir, ir.mode === 'audit' ? 'd' : 'D', r.origin.name);
+  w.line(`\t\tcounter name ${nftQuote(nftNames.counter(r))} ${log} ${c}`, r.origin);
+  for (const v of verdictStatements(ir, ir.denyVerdict)) w.line(`\t\t${v} ${c}`, r.origin);
+  w.line('\t}', r.origin);
+}
+
+/** The log statement, rate-limited when the policy says so; placed after the counter so counts stay exact. */
+function logStatement(ir: Ir, v: TagVerdict, rule: string | undefined): string {
+  const limit = ir.log.rate ? `limit rate ${ir.log.rate.count}/${ir.log.rate.unit} ` : '';
+  const flags = ir.log.uid ? ' flags skuid' : '';
+  return `${limit}log prefix ${nftQuote(logPrefix(ir.log.prefix, v, rule, NFT_PREFIX_MAX))}${flags}`;
+}
+
+/** Deny = reject (TCP reset, else ICMP/ICMPv6 administratively prohibited) or drop; audit mode accepts. */
+function verdictStatements(ir: Ir, v: 'reject' | 'drop'): string[] {
+  if (ir.mode === 'audit') return ['accept'];
+  if (v === 'drop') return ['drop'];
+  return ['meta l4proto tcp reject with tcp reset', 'reject with icmpx admin-prohibited'];
+}
+
+function joinParts(...parts: string[]): string {
+  return parts.filter((p) => p !== '').join(' ');
+}
+
+function ruleComment(r: IrRule): string {
+  return nftComment(r.reason ? `${r.origin.name}: ${r.reason}` : r.origin.name);
+}
+
+/**
+ * The rule bodies (without verdict) that together match exactly `m`: one per
+ * destination set × L4 alternative, everything else in each. No body = the
+ * match can match nothing (e.g. only an empty hostname set), which emits no rule.
+ */
+export function matchRules(f: Family, m: IrMatch, sets: MatchSets | undefined, guardFamily: boolean): string[] {
+  const syn = SYNTAX[f];
+  const dst = sets ? sets.refs.map((s) => `${syn.daddr} @${s}`) : [guardFamily ? `meta nfproto ${f}` : ''];
+  const l4 = l4Alternatives(f, m.l4);
+  const rest = [m.users ? ownerMatch('skuid', m.users) : '', m.groups ? ownerMatch('skgid', m.groups) : '', m.via ? viaMatch(m.via) : ''];
+  const out: string[] = [];
+  for (const d of dst) for (const l of l4) out.push([d, l, ...rest].filter((x) => x !== '').join(' '));
+  return out;
+}
+
+function l4Alternatives(f: Family, l4: IrL4 | undefined): string[] {
+  if (!l4) return [''];
+  const out: string[] = [];
+  const whole = l4.ports.filter((p) => p.ranges.length === 1 && p.ranges[0]![0] === 0 && p.ranges[0]![1] === 65535).map((p) => p.proto as string);
+  if (l4.icmp === 'any') whole.push(SYNTAX[f].icmpProto);
+  if (whole.length) out.push(`meta l4proto ${setOf(whole)}`);
+  const ported = l4.ports.filter((p) => !whole.includes(p.proto));
+  const range = ([a, b]: [number, number]) => (a === b ? `${a}` : `${a}-${b}`);
+  if (ported.length === 1) out.push(`${ported[0]!.proto} dport ${setOf(ported[0]!.ranges.map(range))}`);
+  else if (ported.length > 1) out.push(`meta l4proto . th dport { ${ported.flatMap((p) => p.ranges.map((x) => `${p.proto} . ${range(x)}`)).join(', ')} }`);
+  if (l4.icmp !== 'any' && l4.icmp.length) out.push(`${SYNTAX[f].icmpType} ${setOf(l4.icmp.map(String))}`);
+  return out;
+}
+
+function setOf(xs: string[]): string {
+  return xs.length === 1 ? xs[0]! : `{ ${xs.join(', ')} }`;
+}
+
+/** Numeric ids when known (exact, no lookup at load); names otherwise, resolved by nft when the ruleset loads. */
+function ownerMatch(key: 'skuid' | 'skgid', os: IrOwner[]): string {
+  const vs = os.map((o) => {
+    if (o.id !== undefined) return String(o.id);
+    if (o.name !== undefined) return nftQuote(o.name);
+    throw new Error('owner without id or name');
+  });
+  return `meta ${key} ${setOf(vs)}`;
+}
+
+function viaMatch(via: string[]): string {
+  return `oifname ${setOf(via.map(nftQuote))}`;
+}
+
+/**
+ * Declare the sets one IrMatch needs and return its references.
+ * Literal destinations are re-read from the rule's `sources` (not from the
+ * merged intervals, which may have swallowed a hostname's address), so a
+ * refresh that drops an address really drops it. `hostnames` may name hosts
+ * with no address in this family: their set then exists, empty, for a later
+ * refresh to fill.
+ */
+function collectSets(ir: Ir, r: IrRule, m: IrMatch, except: number | undefined, hostnames: string[] | undefined, out: NftSet[]): MatchSets | undefined {
+  if (!m.dst) return undefined;
+  const refs: string[] = [];
+  const fam = r.family;
+  const srcIdx = [...new Set(m.dst.flatMap((x) => x.src))].sort((a, b) => a - b);
+  const literal: Interval[] = [];
+  for (const i of srcIdx) {
+    const s = r.sources[i]!;
+    if (s.host !== undefined) continue;
+    const d = parseDest(s.text);
+    if (d.kind !== 'addr') throw new Error(`rule "${r.origin.name}": source ${JSON.stringify(s.text)} is not an address`);
+    if (d.family === fam) literal.push({ lo: d.lo, hi: d.hi });
+  }
+  const lit = mergeIntervals(literal);
+  const hosts = hostnames ?? [];
+  const hostAddrs = hostAddresses(ir, hosts, fam);
+  const union = mergeIntervals([...lit, ...hostAddrs.map((v) => ({ lo: v, hi: v }))]);
+  if (union.length !== m.dst.length || union.some((x, i) => x.lo !== m.dst![i]!.lo || x.hi !== m.dst![i]!.hi))
+    throw new Error(`rule "${r.origin.name}": ${fam} destinations do not add up to the IR's (literal + hostnames)`);
+  if (lit.length) {
+    const name = nftNames.dstSet(r, except);
+    out.push({ name, family: fam, kind: 'dst', hosts: [], elements: lit.map((x) => formatInterval(fam, x)), origin: r.origin });
+    refs.push(name);
+  }
+  if (hosts.length) {
+    const name = nftNames.hostSet(r, except);
+    out.push({ name, family: fam, kind: 'hosts', hosts, elements: hostAddrs.map((v) => formatAddress(fam, v)), origin: r.origin });
+    refs.push(name);
+  }
+  return { refs };
+}
+
+/** Current addresses of some hostnames in one family, sorted and without duplicates. */
+function hostAddresses(ir: Ir, names: string[], fam: Family): bigint[] {
+  const vals = new Set<bigint>();
+  for (const n of names) {
+    const h = ir.hosts.find((x) => x.name === n);
+    for (const a of h ? h[fam] : []) {
+      const v = parseAddress(a);
+      if (v && v.family === fam) vals.add(v.value);
+    }
+  }
+  return [...vals].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * A rule's hostnames, the same for both of its families: the IR lists per
+ * family only the names that have an address there, and a set that exists in
+ * one family only could not be filled in place when the name gains an
+ * address in the other.
+ */
+function hostnamesByRule(ir: Ir): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const r of ir.rules) if (r.hosts) out.set(r.origin.name, [...new Set([...(out.get(r.origin.name) ?? []), ...r.hosts])].sort());
+  return out;
+}
+
+/** Every hostname set of the ruleset with its elements under `ir.hosts`: what `egress refresh` rewrites. */
+export function nftHostSets(ir: Ir): NftSet[] {
+  const sets: NftSet[] = [];
+  const ruleHosts = hostnamesByRule(ir);
+  for (const r of ir.rules) {
+    collectSets(ir, r, r, undefined, ruleHosts.get(r.origin.name), sets);
+    r.except.forEach((e, i) => collectSets(ir, r, e, i + 1, e.hosts, sets));
+  }
+  return sets.filter((s) => s.kind === 'hosts');
+}
+
+/**
+ * The emitted text without the elements of hostname sets: what must be equal
+ * for a refresh to be done in place.
+ */
+export function nftStructure(text: string): string {
+  const out: string[] = [];
+  let inHostSet = false;
+  for (const line of text.split('\n')) {
+    if (/^\tset [A-Za-z0-9_-]+_hosts \{$/.test(line)) inHostSet = true;
+    else if (inHostSet && line === '\t}') inHostSet = false;
+    else if (inHostSet && !line.startsWith('\t\ttype ')) continue;
+    out.push(line);
+  }
+  return out.join('\n');
+}
+
+/**
+ * `egress refresh` for nft: a script that replaces the elements of every
+ * hostname set in place, in one transaction, without touching rules or
+ * counters — or undefined when re-resolving changed more than set elements
+ * (a rule gained or lost a family, an `except` alternative appeared or
+ * vanished), which needs a full apply. `applied` is the text last loaded.
+ * Comparing whole structures, not just set names, is what keeps the sets of
+ * `except` alternatives (named by position) from being filled with another
+ * alternative's addresses.
+ */
+export function emitNftRefresh(ir: Ir, applied: string): string | undefined {
+  const want = emitNft(ir).value!.text;
+  if (nftStructure(want) !== nftStructure(applied)) return undefined;
+  const lines: string[] = [];
+  for (const s of nftHostSets(ir)) {
+    lines.push(`flush set ${NFT_TABLE} ${s.name}`);
+    if (s.elements.length) lines.push(`add element ${NFT_TABLE} ${s.name} { ${s.elements.join(', ')} }`);
+  }
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,19 @@
+/** The backends `compile --target` knows. Each backend folder is named after its target. */
+import type { Backend, Target } from './types.js';
+import { iptablesBackend } from './iptables/emit.js';
+import { nftBackend } from './nft/emit.js';
+import { windowsBackend } from './windows/emit.js';
+import { winceBackend } from './wince/emit.js';
+import { winceCBackend } from './wince/emit-c.js';
+
+export const BACKENDS: Partial<Record<Target, Backend>> = {
+  nft: nftBackend,
+  iptables: iptablesBackend,
+  windows: windowsBackend,
+  wince: winceBackend,
+  'wince-c': winceCBackend,
+};
+
+/** Targets `compile` accepts: every SPEC target plus the `ir` debugging dump (an extension to SPEC). */
+export const TARGETS = ['nft', 'iptables', 'windows', 'wince', 'wince-c', 'ir'] as const;
+export type CompileTarget = (typeof TARGETS)[number];

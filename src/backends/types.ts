@@ -1,0 +1,71 @@
+/**
+ * What every backend implements. A backend reads only the IR; it declares up
+ * front what it can express, and a rule using anything else is an
+ * `unsupported-selector` error naming the rule, the selector and the backend —
+ * never a silently wider or weaker ruleset (SPEC §2).
+ */
+import { error, type Diagnostic, type Result } from '../diag/diagnostic.js';
+import type { Span } from '../diag/source.js';
+import type { Ir, IrRule } from '../ir/types.js';
+import type { SelectorName } from '../policy/ast.js';
+import type { RuleRef } from '../policy/types.js';
+
+export type Target = 'nft' | 'iptables' | 'windows' | 'wince' | 'wince-c';
+
+export interface Artifact {
+  /** The ruleset text, ready for the target's loader. */
+  text: string;
+  /** 1-based output line → the rule it came from, to map loader errors back to the policy. */
+  lineMap: Map<number, RuleRef>;
+}
+
+export interface EmitOptions {
+  /** wince: the private host the rules are for. */
+  host?: string;
+}
+
+/** true = expressible; a string = why not (shown in the error and the docs). */
+export type Capabilities = Record<SelectorName | 'except' | 'audit' | 'ipv6' | 'hostnames', true | string>;
+
+/** A backend that can express every selector (the Linux backends). */
+export const ALL_CAPABILITIES: Capabilities = {
+  to: true,
+  ports: true,
+  icmp: true,
+  user: true,
+  group: true,
+  via: true,
+  family: true,
+  except: true,
+  audit: true,
+  ipv6: true,
+  hostnames: true,
+};
+
+export interface Backend {
+  name: Target;
+  capabilities: Capabilities;
+  emit(ir: Ir, opts?: EmitOptions): Result<Artifact>;
+}
+
+export function unsupported(rule: IrRule, selector: keyof Capabilities, backend: Target, why: string, span?: Span): Diagnostic {
+  const at = span ?? (selector in rule.keySpans ? rule.keySpans[selector as SelectorName | 'except'] : undefined) ?? rule.origin.span;
+  return error('unsupported-selector', `rule "${rule.origin.name}": selector "${selector}" cannot be expressed by backend "${backend}"`, at, {
+    hint: why,
+  });
+}
+
+/** Build an Artifact line by line while recording which rule each line came from. */
+export class ArtifactWriter {
+  private readonly lines: string[] = [];
+  readonly lineMap = new Map<number, RuleRef>();
+  line(text: string, origin?: RuleRef): void {
+    for (const l of text.split('\n')) {
+      this.lines.push(l);
+      if (origin) this.lineMap.set(this.lines.length, origin);
+    }
+  }
+  artifact(): Artifact {
+    return { text: this.lines.join('\n') + '\n', lineMap: this.lineMap };
+  }
+}

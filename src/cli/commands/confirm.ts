@@ -1,0 +1,18 @@
+/** `egress confirm`: keep the apply that awaits confirmation. */
+import { confirm } from '../../kernel/lifecycle.js';
+import type { Io } from '../io.js';
+import { writeJson } from '../shared.js';
+import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from './apply.js';
+
+export async function confirmCommand(io: Io, flags: { json?: boolean }, seams: KernelSeams = {}): Promise<number> {
+  needRoot('confirm', seams);
+  const ctx = lifecycleCtx(io, seams);
+  try {
+    const { snapshot: s } = await confirm(ctx);
+    if (flags.json) writeJson(io, { ok: true, confirmed: { policyFile: s.policyFile, policyHash: s.policyHash, backend: s.backend, mode: s.mode, appliedAt: s.appliedAt } });
+    else io.stdout(`confirmed: ${s.policyFile} (${s.backend}, ${s.mode}) stays live; the rollback watchdog is stopped, and this is the ruleset restored at boot\n`);
+    return 0;
+  } catch (e) {
+    return lifecycleFailure(io, e, undefined, !!flags.json);
+  }
+}

@@ -1,0 +1,36 @@
+/** `egress plan POLICY [--backend nft|iptables] [--json]`: exit 0 = nothing would change, 3 = changes pending, 1 = invalid/failed. */
+import { toJson } from '../../diag/render.js';
+import { planAgainstLive } from '../../kernel/lifecycle.js';
+import { planIsEmpty } from '../../plan/diff.js';
+import { planJson, renderPlanText } from '../../plan/render.js';
+import type { Io } from '../io.js';
+import { writeJson, type PolicyFlags } from '../shared.js';
+import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from './apply.js';
+
+/** Exit code of `plan` when apply would change something (SPEC reserves 1 and 2). */
+export const EXIT_PENDING = 3;
+
+export interface PlanFlags extends PolicyFlags {
+  backend?: string;
+}
+
+export async function planCommand(io: Io, file: string, flags: PlanFlags, seams: KernelSeams = {}): Promise<number> {
+  const flag = parseBackend(flags.backend);
+  needRoot('plan', seams);
+  const ctx = lifecycleCtx(io, seams);
+  const backend = chooseBackend(flag, ctx.stateDir);
+  const { loaded, desired, diagnostics } = await loadDesired(io, file, backend, flags, ctx.stateDir);
+  if (!desired) {
+    if (flags.json) writeJson(io, { ok: false, file, diagnostics: toJson(loaded.sources, diagnostics) });
+    return 1;
+  }
+  try {
+    const plan = await planAgainstLive(ctx, desired);
+    const empty = planIsEmpty(plan);
+    if (flags.json) writeJson(io, { ok: true, file, ...planJson(plan), diagnostics: toJson(loaded.sources, diagnostics) });
+    else io.stdout(renderPlanText(plan));
+    return empty ? 0 : EXIT_PENDING;
+  } catch (e) {
+    return lifecycleFailure(io, e, loaded, !!flags.json, { file });
+  }
+}

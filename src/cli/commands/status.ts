@@ -1,0 +1,45 @@
+/** `egress status [--json]`: what is live, from the state directory and the kernel's counters. */
+import { readStatus } from '../../kernel/status.js';
+import type { Io } from '../io.js';
+import { writeJson } from '../shared.js';
+import { table } from '../../report/table.js';
+import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from './apply.js';
+
+export async function statusCommand(io: Io, flags: { json?: boolean }, seams: KernelSeams = {}): Promise<number> {
+  needRoot('status', seams);
+  const ctx = lifecycleCtx(io, seams);
+  try {
+    const s = await readStatus(ctx.w, ctx.stateDir, ctx.now());
+    if (flags.json) {
+      writeJson(io, s);
+      return 0;
+    }
+    const out: string[] = [];
+    if (!s.applied) out.push(`nothing of egress is applied (state: ${s.stateDir})`);
+    else {
+      out.push(`mode:     ${s.mode} (default ${s.default}), backend ${s.backend}`);
+      out.push(`policy:   ${s.policyFile} (${s.policyHash})`);
+      out.push(`applied:  ${s.appliedAt} by ${s.appliedBy!.user} (uid ${s.appliedBy!.uid})`);
+      if (s.pending)
+        out.push(
+          `pending:  NOT CONFIRMED: rolls back at ${s.pending.deadline} (${s.pending.secondsLeft} s left) unless "egress confirm" runs; watchdog ${s.pending.watchdog}${s.pending.watchdogAlive ? '' : ' (GONE: the next egress command rolls back)'}`,
+        );
+      else out.push('pending:  none (confirmed)');
+      if (s.drift) out.push('warning:  the live ruleset differs from what egress applied (changed outside egress?): see "egress plan"');
+    }
+    if (s.interrupted) out.push('warning:  an interrupted egress command left an intent record; the next apply/rollback/remove settles it');
+    if (s.counters.length) {
+      out.push('');
+      out.push(
+        table(
+          ['rule', 'action', 'family', 'packets', 'bytes'],
+          s.counters.map((c) => [c.rule, c.action, c.family ?? '', String(c.packets), String(c.bytes)]),
+        ).trimEnd(),
+      );
+    }
+    io.stdout(out.join('\n') + '\n');
+    return 0;
+  } catch (e) {
+    return lifecycleFailure(io, e, undefined, !!flags.json);
+  }
+}

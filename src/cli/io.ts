@@ -1,0 +1,40 @@
+import type { Resolver } from '../resolve/resolver.js';
+
+/** The CLI's whole connection to the outside, so tests can run `main` in-process. */
+export interface Io {
+  /** Hostnames, set files and accounts (default: the system's). */
+  resolver?: Resolver;
+  /** Today, for `expires` (default: now). */
+  now?: Date;
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  env: Record<string, string | undefined>;
+  cwd: string;
+  /** Standard input as text, when a command reads "-". */
+  stdin?: () => Promise<string>;
+  /** Whether stdout is a terminal (progress and colour only then). */
+  isTty?: boolean;
+}
+
+/** Exit 2: the command line itself is wrong. */
+export class UsageError extends Error {}
+
+/** Exit 1 with a message: the thing asked for failed (the message is already user-facing). */
+export class CommandError extends Error {}
+
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+export function processIo(): Io {
+  return {
+    stdout: (s) => void process.stdout.write(s),
+    stderr: (s) => void process.stderr.write(s),
+    env: process.env,
+    cwd: process.cwd(),
+    isTty: !!process.stdout.isTTY,
+    stdin: async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      return Buffer.concat(chunks).toString('utf8');
+    },
+  };
+}

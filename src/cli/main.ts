@@ -1,0 +1,292 @@
+/**
+ * argv → command. Thin: flags are parsed here and handed to a command
+ * function; exit codes are decided here (0 ok, 1 failed/invalid, 2 usage).
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { checkCommand } from './commands/check.js';
+import { compileCommand } from './commands/compile.js';
+import { TARGETS } from '../backends/registry.js';
+import { explainCommand } from './commands/explain.js';
+import { initCommand } from './commands/init.js';
+import { labCommand } from './commands/lab.js';
+import { applyCommand } from './commands/apply.js';
+import { confirmCommand } from './commands/confirm.js';
+import { persistCommand, restoreBootCommand } from './commands/persist.js';
+import { planCommand } from './commands/plan.js';
+import { refreshCommand } from './commands/refresh.js';
+import { removeCommand } from './commands/remove.js';
+import { autoRollbackCommand, rollbackCommand } from './commands/rollback.js';
+import { statusCommand } from './commands/status.js';
+import { learnCommand } from './commands/learn.js';
+import { replayCommand } from './commands/replay.js';
+import { staleCommand } from './commands/stale.js';
+import { statsCommand } from './commands/stats.js';
+import { CommandError, EXIT, UsageError, type Io } from './io.js';
+import { parseCodes } from './shared.js';
+
+const VERSION = '0.1.0';
+
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = new Command('egress')
+    .description('One declarative policy file in, a host egress firewall out.')
+    .version(VERSION, '-V, --version')
+    .exitOverride()
+    .showSuggestionAfterError(true)
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError: (s, write) => write(`egress: ${s.replace(/^error: /, 'error: ')}`) });
+
+  const jsonOpt = () => new Option('--json', 'machine-readable output');
+  const silenceOpt = () => new Option('--silence <codes>', 'hide these warning codes (comma-separated)').argParser(parseCodes);
+  const offlineOpt = () => new Option('--offline', 'do not resolve hostnames (they match nothing)');
+
+  program
+    .command('init')
+    .description('write a commented starter policy (default file: egress.yaml; "-" prints it)')
+    .argument('[file]')
+    .option('--force', 'overwrite an existing file')
+    .addOption(jsonOpt())
+    .action(async (file, o) => {
+      code = await initCommand(io, file, o);
+    });
+
+  program
+    .command('check')
+    .description('validate and lint a policy: exit 1 on errors, 0 with warnings')
+    .argument('<policy>')
+    .addOption(jsonOpt())
+    .addOption(silenceOpt())
+    .addOption(offlineOpt())
+    .action(async (file, o) => {
+      code = await checkCommand(io, file, o);
+    });
+
+  program
+    .command('compile')
+    .description('print the ruleset for a target')
+    .argument('<policy>')
+    .addOption(new Option('--target <target>', 'nft | iptables | windows | wince | wince-c | ir (the IR dump, for debugging)').choices([...TARGETS]).makeOptionMandatory())
+    .option('--host <addr>', 'wince: the private host address the rules are for')
+    .addOption(jsonOpt())
+    .addOption(silenceOpt())
+    .addOption(offlineOpt())
+    .action(async (file, o) => {
+      code = await compileCommand(io, file, o);
+    });
+
+  program
+    .command('explain')
+    .description('the verdict for one flow and the rule(s) that decided it')
+    .argument('<policy>')
+    .option('--to <addr>', 'destination address (or hostname: every address it resolves to)')
+    .option('--port <proto/port>', 'e.g. tcp/443, udp/53; a bare protocol means "some port"')
+    .option('--icmp <type>', 'ICMP type name, e.g. echo-request')
+    .option('--user <user>', 'socket owner (name or uid; default root)')
+    .option('--group <group>', "socket group (name or gid; default the user's primary group)")
+    .option('--via <iface>', 'output interface')
+    .option('--established', 'the packet belongs to an existing connection')
+    .option('--flows <file>', 'explain every flow in FILE (CSV with header, or JSON lines; "-" = stdin)')
+    .addOption(jsonOpt())
+    .addOption(silenceOpt())
+    .addOption(offlineOpt())
+    .action(async (file, o) => {
+      code = await explainCommand(io, file, o, io.resolver);
+    });
+
+  program
+    .command('lab')
+    .description('rehearse a policy (default: the starter policy) in throwaway network namespaces: apply it, probe each rule and the space around it as the named users, compare with explain (needs root; never touches your firewall)')
+    .argument('[policy]')
+    .addOption(new Option('--backend <backend>', 'nft | iptables | all').default('nft'))
+    .option('--timeout <ms>', 'how long silence takes to count as a drop (default 400)')
+    .addOption(jsonOpt())
+    .addOption(silenceOpt())
+    .action(async (file, o) => {
+      code = await labCommand(io, file, o);
+    });
+
+  // Life cycle (issue 4): see docs/lifecycle.md.
+  const backendOpt = () => new Option('--backend <backend>', 'nft | iptables (default: what is applied now, else nft)');
+  program
+    .command('plan')
+    .description('what apply would change against the live ruleset: exit 0 = nothing, 3 = changes pending')
+    .argument('<policy>')
+    .addOption(backendOpt())
+    .addOption(jsonOpt())
+    .addOption(silenceOpt())
+    .action(async (file, o) => {
+      code = await planCommand(io, file, o);
+    });
+
+  program
+    .command('apply')
+    .description('apply atomically; with --confirm, roll back unless "egress confirm" runs in time, even if this shell dies')
+    .argument('<policy>')
+    .addOption(backendOpt())
+    .option('--confirm <seconds>', 'roll back after SECONDS unless "egress confirm" runs')
+    .option('--force', 'apply even if it would cut this SSH session, or over egress rules this state directory has no record of')
+    .addOption(jsonOpt())
+    .addOption(silenceOpt())
+    .action(async (file, o) => {
+      code = await applyCommand(io, file, o);
+    });
+
+  program
+    .command('confirm')
+    .description('keep the apply that awaits confirmation')
+    .addOption(jsonOpt())
+    .action(async (o) => {
+      code = await confirmCommand(io, o);
+    });
+
+  program
+    .command('rollback')
+    .description('restore the ruleset from before the last apply')
+    .addOption(jsonOpt())
+    .action(async (o) => {
+      code = await rollbackCommand(io, o);
+    });
+
+  program
+    .command('remove')
+    .description('take every rule of egress out')
+    .addOption(jsonOpt())
+    .action(async (o) => {
+      code = await removeCommand(io, o);
+    });
+
+  program
+    .command('status')
+    .description('what is live: mode, policy hash, pending confirmation, per-rule counters')
+    .addOption(jsonOpt())
+    .action(async (o) => {
+      code = await statusCommand(io, o);
+    });
+
+  program
+    .command('refresh')
+    .description('re-resolve hostnames and update the live sets in place')
+    .argument('<policy>')
+    .option('--watch', 'keep refreshing, each round when the first DNS TTL runs out (30 s to 1 h)')
+    .addOption(jsonOpt())
+    .addOption(silenceOpt())
+    .action(async (file, o) => {
+      code = await refreshCommand(io, file, o);
+    });
+
+  program
+    .command('persist')
+    .description('restore the last confirmed policy at boot, before the network (systemd); --off removes that')
+    .option('--off', 'remove the boot unit')
+    .addOption(jsonOpt())
+    .action(async (o) => {
+      code = await persistCommand(io, o);
+    });
+
+  program.command('_auto-rollback', { hidden: true }).requiredOption('--token <token>').action(async (o) => {
+    code = await autoRollbackCommand(io, o);
+  });
+
+  program.command('_restore-boot', { hidden: true }).action(async () => {
+    code = await restoreBootCommand(io);
+  });
+
+  // observe: stats, learn, replay, stale (docs/observe.md)
+  const sourceOpts = (c: Command) =>
+    c
+      .option('--journal', 'read the kernel log from the journal (journalctl -k -o json)')
+      .option('--kmsg', 'read the kernel ring buffer (/dev/kmsg)')
+      .option('--since <time>', 'only events since then: 2026-11-23, 2026-11-23T09:00, or an age (30m, 2h, 7d)')
+      .option('--prefix <prefix>', 'count lines with this log prefix (tagged or not; repeatable; default: every egress-tagged line)', (v: string, prev: string[] = []) => [...prev, v]);
+
+  sourceOpts(
+    program
+      .command('stats')
+      .description('denied connections from kernel logs: totals, over time, top destinations, by user, by rule, before/after each policy change')
+      .argument('[log...]', 'log files (plain or .gz; "-" = standard input; default /var/log/kern.log or /var/log/messages)'),
+  )
+    .option('--policy <policy>', 'name hosts and rules from this policy (and count only its log prefix)')
+    .option('--follow', 'keep reading as the logs grow (survives rotation), reprinting every --interval seconds')
+    .option('--interval <seconds>', 'with --follow: how often to report (default 10)')
+    .option('--top <n>', 'rows per table (default 10)')
+    .option('--prometheus', 'Prometheus text format (node_exporter textfile collector)')
+    .option('--output <file>', 'write the report to FILE atomically instead of standard output')
+    .option('--sample', 'record a sample of the live per-rule counters for "egress stale", and print nothing else')
+    .addOption(jsonOpt())
+    .addOption(silenceOpt())
+    .addOption(offlineOpt())
+    .action(async (logs, o) => {
+      code = await statsCommand(io, logs, o);
+    });
+
+  sourceOpts(
+    program
+      .command('learn')
+      .description('allow rules that would admit what the logs show denied (audit mode), as YAML to review')
+      .argument('[log...]', 'log files (plain or .gz; "-" = standard input)'),
+  )
+    .option('--policy <policy>', 'the policy to learn for (required)')
+    .option('--write', 'merge the learned rules into the policy file, keeping its comments and layout')
+    .addOption(jsonOpt())
+    .addOption(silenceOpt())
+    .addOption(offlineOpt())
+    .action(async (logs, o) => {
+      code = await learnCommand(io, logs, o);
+    });
+
+  sourceOpts(
+    program
+      .command('replay')
+      .description('what this (candidate) policy would have denied over the recorded traffic')
+      .argument('<policy>')
+      .argument('[log...]', 'log files (plain or .gz; "-" = standard input; default /var/log/kern.log or /var/log/messages)'),
+  )
+    .option('--check', 'exit 1 when the policy would deny anything in the logs')
+    .option('--top <n>', 'rows per table (default 10)')
+    .option('--prometheus', 'Prometheus text format')
+    .option('--output <file>', 'write the report to FILE atomically instead of standard output')
+    .addOption(jsonOpt())
+    .addOption(silenceOpt())
+    .addOption(offlineOpt())
+    .action(async (file, logs, o) => {
+      code = await replayCommand(io, file, logs, o);
+    });
+
+  program
+    .command('stale')
+    .description('rules with no hits in N days, from counter samples ("egress stats --sample")')
+    .argument('<policy>')
+    .option('--days <n>', 'how many days without hits (default 30)')
+    .addOption(jsonOpt())
+    .addOption(silenceOpt())
+    .addOption(offlineOpt())
+    .action(async (file, o) => {
+      code = await staleCommand(io, file, o);
+    });
+
+  try {
+    if (argv.length === 0) {
+      io.stderr(program.helpInformation());
+      return EXIT.usage;
+    }
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;
+      return EXIT.usage;
+    }
+    if (e instanceof UsageError) {
+      io.stderr(`egress: error: ${e.message}\n`);
+      return EXIT.usage;
+    }
+    if (e instanceof CommandError) {
+      io.stderr(`egress: error: ${e.message}\n`);
+      return EXIT.failed;
+    }
+    const err = e as Error;
+    io.stderr(`egress: internal error: ${err?.message ?? String(e)} (please report this)\n`);
+    if (io.env.EGRESS_DEBUG === '1' && err?.stack) io.stderr(err.stack + '\n');
+    return EXIT.failed;
+  }
+}

@@ -1,0 +1,49 @@
+/** What several commands do the same way: load a policy, print its diagnostics. */
+import { resolve as resolvePath } from 'node:path';
+import { hasErrors, type Diagnostic } from '../diag/diagnostic.js';
+import { renderText, toJson } from '../diag/render.js';
+import { loadPolicyFile, type LoadOptions, type Loaded } from '../index.js';
+import type { Io } from './io.js';
+import { UsageError } from './io.js';
+
+export interface PolicyFlags {
+  json?: boolean;
+  silence?: string[];
+  offline?: boolean;
+}
+
+export function silenced(ds: Diagnostic[], codes: string[] | undefined): Diagnostic[] {
+  if (!codes?.length) return ds;
+  return ds.filter((d) => d.severity === 'error' || !codes.includes(d.code));
+}
+
+export function parseCodes(v: string, prev: string[] = []): string[] {
+  return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+/** Load a policy; print its diagnostics to stderr as text (unless --json, where the caller embeds them). */
+export async function load(io: Io, file: string, flags: PolicyFlags, opts: LoadOptions = {}): Promise<Loaded> {
+  const path = file === '-' ? file : resolvePath(io.cwd, file);
+  const seams = { ...(io.resolver ? { resolver: io.resolver } : {}), ...(io.now ? { now: io.now } : {}), env: io.env };
+  const loaded = await loadPolicyFile(path, { ...seams, ...opts, ...(flags.offline ? { offline: true } : {}) }, file);
+  loaded.diagnostics = silenced(loaded.diagnostics, flags.silence);
+  if (!flags.json && loaded.diagnostics.length) io.stderr(renderText(loaded.sources, loaded.diagnostics));
+  return loaded;
+}
+
+export function diagnosticsJson(l: Loaded) {
+  return toJson(l.sources, l.diagnostics);
+}
+
+export function failed(l: Loaded): boolean {
+  return hasErrors(l.diagnostics) || !l.ir;
+}
+
+export function requireArg(v: string | undefined, what: string): string {
+  if (!v) throw new UsageError(`missing ${what}`);
+  return v;
+}
+
+export function writeJson(io: Io, v: unknown): void {
+  io.stdout(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2) + '\n');
+}

@@ -1,0 +1,130 @@
+/**
+ * ResolvedPolicy → Ir. Pure and total: every diagnostic was found earlier.
+ * A rule half that can match nothing in a family (no destinations of that
+ * family, or only ICMP types that family lacks) is left out of that family.
+ */
+import { FAMILIES, type Family } from '../policy/address.js';
+import { icmpTypeNumber } from '../policy/protocols.js';
+import type { OwnerRef, PortRange } from '../policy/types.js';
+import type { ResolvedDest, ResolvedPolicy, ResolvedRule, ResolvedSelectors } from '../resolve/types.js';
+import type { Ir, IrInterval, IrL4, IrMatch, IrOwner, IrPorts, IrRule, IrSource } from './types.js';
+
+export function lowerPolicy(p: ResolvedPolicy): Ir {
+  const rules: IrRule[] = [];
+  const byName = (a: ResolvedRule, b: ResolvedRule) => (a.ref.name < b.ref.name ? -1 : a.ref.name > b.ref.name ? 1 : 0);
+  for (const r of [...[...p.deny].sort(byName), ...[...p.allow].sort(byName)])
+    for (const fam of FAMILIES) {
+      const ir = lowerRule(r, fam);
+      if (ir) rules.push(ir);
+    }
+  return {
+    mode: p.mode,
+    default: p.default,
+    denyVerdict: p.denyVerdict,
+    log: p.log,
+    builtins: p.builtins,
+    rules,
+    hosts: p.hosts,
+  };
+}
+
+function lowerRule(r: ResolvedRule, fam: Family): IrRule | undefined {
+  const sources: IrSource[] = [];
+  const m = lowerMatch(r, fam, sources);
+  if (!m) return undefined;
+  const except = r.except.map((e) => lowerMatch(e, fam, sources)).filter((e): e is IrMatch => e !== undefined);
+  const keySpans: IrRule['keySpans'] = { ...r.keySpans, ...(r.exceptSpan ? { except: r.exceptSpan } : {}) };
+  const out: IrRule = { origin: r.ref, keySpans, family: fam, ...m, except, sources };
+  if (r.reason !== undefined) out.reason = r.reason;
+  return out;
+}
+
+/** undefined = matches nothing in this family. */
+function lowerMatch(s: ResolvedSelectors, fam: Family, sources: IrSource[]): IrMatch | undefined {
+  if (!s.families.includes(fam)) return undefined;
+  const m: IrMatch = {};
+  if (s.to) {
+    const dst = lowerDest(s.to.filter((d) => d.family === fam), sources);
+    if (dst.length === 0) return undefined;
+    m.dst = dst;
+    const hosts = [...new Set(s.to.filter((d) => d.family === fam && d.host).map((d) => d.host!))].sort();
+    if (hosts.length) m.hosts = hosts;
+  }
+  if (s.ports || s.icmp) {
+    const l4 = lowerL4(s.ports ?? [], s.icmp ?? [], fam);
+    if (!l4) return undefined;
+    m.l4 = l4;
+  }
+  if (s.users) m.users = lowerOwners(s.users);
+  if (s.groups) m.groups = lowerOwners(s.groups);
+  if (s.via) m.via = [...new Set(s.via.map((v) => v.name))].sort();
+  return m;
+}
+
+export function lowerDest(ds: ResolvedDest[], sources: IrSource[]): IrInterval[] {
+  // Sources are shared by a rule's twins and excepts; key them so lowering stays linear.
+  const key = (file: string, start: number, host: string | undefined) => `${file}\0${start}\0${host ?? ''}`;
+  const known = new Map<string, number>(sources.map((s, i) => [key(s.span.file, s.span.start, s.host), i]));
+  const index = (d: ResolvedDest): number => {
+    const k = key(d.span.file, d.span.start, d.host);
+    const i = known.get(k);
+    if (i !== undefined) return i;
+    const src: IrSource = { text: d.text, span: d.span };
+    if (d.host) src.host = d.host;
+    if (d.sets) src.sets = d.sets;
+    sources.push(src);
+    known.set(k, sources.length - 1);
+    return sources.length - 1;
+  };
+  const items = ds.map((d) => ({ lo: d.lo, hi: d.hi, src: index(d) })).sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : a.src - b.src));
+  const out: IrInterval[] = [];
+  for (const x of items) {
+    const last = out[out.length - 1];
+    if (last && x.lo <= last.hi + 1n) {
+      if (x.hi > last.hi) last.hi = x.hi;
+      if (!last.src.includes(x.src)) last.src.push(x.src);
+    } else out.push({ lo: x.lo, hi: x.hi, src: [x.src] });
+  }
+  for (const x of out) x.src.sort((a, b) => a - b);
+  return out;
+}
+
+function lowerL4(ports: PortRange[], icmp: { name: string }[], fam: Family): IrL4 | undefined {
+  const byProto = new Map<string, [number, number][]>();
+  for (const p of ports) {
+    const list = byProto.get(p.proto) ?? [];
+    list.push([p.lo === 0 ? 0 : p.lo, p.hi]);
+    byProto.set(p.proto, list);
+  }
+  const merged: IrPorts[] = [...byProto.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([proto, rs]) => ({ proto: proto as IrPorts['proto'], ranges: mergeRanges(rs) }));
+  let types: number[] | 'any' = [];
+  if (icmp.some((i) => i.name === 'any')) types = 'any';
+  else types = [...new Set(icmp.map((i) => icmpTypeNumber(i.name, fam)).filter((t): t is number => t !== undefined))].sort((a, b) => a - b);
+  if (merged.length === 0 && types !== 'any' && types.length === 0) return undefined;
+  return { ports: merged, icmp: types };
+}
+
+export function mergeRanges(rs: [number, number][]): [number, number][] {
+  const s = [...rs].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const [lo, hi] of s) {
+    const last = out[out.length - 1];
+    if (last && lo <= last[1] + 1) last[1] = Math.max(last[1], hi);
+    else out.push([lo, hi]);
+  }
+  // A bare protocol is 0-65535; "1-65535" written out means the same to an operator.
+  return out;
+}
+
+function lowerOwners(os: OwnerRef[]): IrOwner[] {
+  const seen = new Map<string, IrOwner>();
+  for (const o of os) {
+    const v: IrOwner = {};
+    if (o.id !== undefined) v.id = o.id;
+    if (o.name !== undefined) v.name = o.name;
+    seen.set(o.id !== undefined ? `#${o.id}` : `@${o.name}`, v);
+  }
+  return [...seen.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
+}

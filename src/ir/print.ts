@@ -1,0 +1,49 @@
+/** A stable, sorted, one-construct-per-line text dump of the IR (`--target ir`, golden `ir.txt`). */
+import { formatInterval } from '../policy/address.js';
+import { icmpTypeName } from '../policy/protocols.js';
+import type { Ir, IrMatch, IrOwner, IrRule } from './types.js';
+
+export function printIr(ir: Ir): string {
+  const out: string[] = [];
+  out.push(`mode ${ir.mode}`);
+  out.push(`default ${ir.default}`);
+  out.push(`deny-verdict ${ir.denyVerdict}`);
+  const rate = ir.log.rate ? ` rate ${ir.log.rate.count}/${ir.log.rate.unit}` : '';
+  out.push(`log prefix ${JSON.stringify(ir.log.prefix)}${rate} uid ${ir.log.uid ? 'on' : 'off'}`);
+  out.push(`builtins loopback ${onOff(ir.builtins.loopback)} established ${onOff(ir.builtins.established)} icmpv6_nd ${onOff(ir.builtins.icmpv6_nd)}`);
+  for (const h of ir.hosts) out.push(`host ${h.name} ${h.status} ipv4 {${h.ipv4.join(', ')}} ipv6 {${h.ipv6.join(', ')}}`);
+  for (const r of ir.rules) out.push(...printRule(r));
+  return out.join('\n') + '\n';
+}
+
+function onOff(b: boolean): string {
+  return b ? 'on' : 'off';
+}
+
+function printRule(r: IrRule): string[] {
+  const head = `rule ${r.origin.action} ${r.origin.name} ${r.family}${printMatch(r, r)}`;
+  const lines = [head];
+  for (const e of r.except) lines.push(`  except${printMatch(e, r)}`);
+  for (const [i, s] of r.sources.entries())
+    lines.push(`  source ${i} ${JSON.stringify(s.text)}${s.host ? ` host ${s.host}` : ''}${s.sets ? ` via $${s.sets.join(' $')}` : ''}`);
+  return lines;
+}
+
+function owners(os: IrOwner[]): string {
+  return os.map((o) => (o.name !== undefined && o.id !== undefined ? `${o.name}(${o.id})` : o.name ?? String(o.id))).join(', ');
+}
+
+function printMatch(m: IrMatch, r: IrRule): string {
+  const parts: string[] = [];
+  if (m.dst) parts.push(`dst {${m.dst.map((x) => `${formatInterval(r.family, x)}[${x.src.join(',')}]`).join(', ')}}`);
+  else parts.push('dst any');
+  if (m.l4) {
+    const l4 = m.l4.ports.map((p) => `${p.proto} {${p.ranges.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')}}`);
+    const icmp = m.l4.icmp === 'any' ? ['icmp any'] : m.l4.icmp.length ? [`icmp {${m.l4.icmp.map((t) => `${icmpTypeName(r.family, t)}(${t})`).join(', ')}}`] : [];
+    parts.push(`l4 ${[...l4, ...icmp].join(' ')}`);
+  } else parts.push('l4 any');
+  if (m.users) parts.push(`user {${owners(m.users)}}`);
+  if (m.groups) parts.push(`group {${owners(m.groups)}}`);
+  if (m.via) parts.push(`via {${m.via.join(', ')}}`);
+  return ' ' + parts.join(' ');
+}

@@ -1,0 +1,76 @@
+/**
+ * The IR: one normalized, order-free model that every backend and the
+ * indexed evaluator consume. Family-split (each policy rule becomes an ipv4
+ * and/or ipv6 twin), destinations merged into minimal sorted intervals, ports
+ * merged into ranges per protocol. Every rule carries `origin` (rule name and
+ * span) and every interval the indices of the `to` entries it came from.
+ */
+import type { Span } from '../diag/source.js';
+import type { Family } from '../policy/address.js';
+import type { L4Proto } from '../policy/protocols.js';
+import type { Policy, RuleRef } from '../policy/types.js';
+import type { SelectorName } from '../policy/ast.js';
+import type { HostEntry } from '../resolve/types.js';
+
+export interface IrInterval {
+  lo: bigint;
+  hi: bigint;
+  /** Indices into the owning IrRule's `sources`. */
+  src: number[];
+}
+
+export interface IrSource {
+  text: string;
+  span: Span;
+  host?: string;
+  sets?: string[];
+}
+
+export interface IrPorts {
+  proto: L4Proto;
+  /** Merged, sorted, inclusive. [1, 65535] (or [0, 65535]) = the whole protocol. */
+  ranges: [number, number][];
+}
+
+export interface IrL4 {
+  ports: IrPorts[];
+  /** ICMP (ipv4) or ICMPv6 (ipv6) type numbers of this family, sorted; 'any' = every type. */
+  icmp: number[] | 'any';
+}
+
+export interface IrOwner {
+  id?: number;
+  name?: string;
+}
+
+/** What a rule (or one `except` alternative) matches; an omitted field matches anything. */
+export interface IrMatch {
+  dst?: IrInterval[];
+  /** Hostnames feeding `dst`, so refresh can update them in place. */
+  hosts?: string[];
+  l4?: IrL4;
+  users?: IrOwner[];
+  groups?: IrOwner[];
+  via?: string[];
+}
+
+export interface IrRule extends IrMatch {
+  origin: RuleRef;
+  /** Where each selector key of the rule was written, so a backend can say which one it cannot express. */
+  keySpans: Partial<Record<SelectorName | 'except', Span>>;
+  family: Family;
+  except: IrMatch[];
+  sources: IrSource[];
+  reason?: string;
+}
+
+export interface Ir {
+  mode: Policy['mode'];
+  default: Policy['default'];
+  denyVerdict: Policy['denyVerdict'];
+  log: Policy['log'];
+  builtins: Policy['builtins'];
+  /** Deny rules first, then allow; each by name, ipv4 before ipv6. */
+  rules: IrRule[];
+  hosts: HostEntry[];
+}

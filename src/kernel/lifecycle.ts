@@ -1,0 +1,500 @@
+/**
+ * The life cycle over the kernel: apply, rollback, remove, refresh, and the
+ * recovery that makes each of them safe to interrupt. Every change of what
+ * egress owns follows the same steps, under the state directory's lock:
+ *
+ *   1. settle: finish or undo an earlier command that died (intent record),
+ *      and roll back a confirmation whose deadline passed unwatched;
+ *   2. check the new ruleset against the live kernel (`nft -c`, `--test`)
+ *      and have the kernel list it in a scratch namespace (its fingerprint);
+ *   3. write the intent record `applying.json` (next, prior, fingerprints);
+ *   4. change the kernel (one transaction per family);
+ *   5. write live/previous/confirmed, then remove the intent record.
+ *
+ * A process killed anywhere leaves either no intent record (nothing or
+ * everything was recorded) or one that the next run resolves by looking at
+ * the kernel: the new ruleset is live → record it; the old one is live →
+ * drop the intent; anything else (iptables, between the two families'
+ * commits) → load the prior ruleset again.
+ */
+import { randomBytes } from 'node:crypto';
+import { iptablesChainNames } from '../backends/iptables/emit.js';
+import { nftNames } from '../backends/nft/emit.js';
+import type { Artifact } from '../backends/types.js';
+import type { Ir } from '../ir/types.js';
+import { diff, liveFingerprint } from '../plan/diff.js';
+import type { LinuxBackend, Plan } from '../plan/types.js';
+import { backendInstalled, canonical, checkLoad, load, otherBackend, readLive, removeOwned, type Live } from './backend.js';
+import { armWatchdog, chooseWatchdog, disarmWatchdog, watchdogAlive, type SelfCommand } from './confirm.js';
+import type { HistoryAction, HistoryOutcome } from './history.js';
+import { appendHistory } from './history.js';
+import { acquireLock } from './lock.js';
+import { loadNftScript, nftRefreshScript, type LoadFailure } from './nft.js';
+import {
+  ensureStateDir,
+  noneSnapshot,
+  readState,
+  removeState,
+  requireStateDir,
+  sha256 as sha,
+  writeState,
+  type Applying,
+  type CounterRef,
+  type Snapshot,
+} from './state.js';
+import { KernelError, type Where } from './where.js';
+
+export interface Ctx {
+  w: Where;
+  stateDir: string;
+  env: Record<string, string | undefined>;
+  now: () => Date;
+  who: { user: string; uid: number };
+  /** A line for the operator (stderr). */
+  note: (line: string) => void;
+  self: SelfCommand;
+}
+
+/** A checked, compiled policy ready to load. */
+export interface Desired {
+  backend: LinuxBackend;
+  ir: Ir;
+  artifact: Artifact;
+  policyFile: string;
+  policyText: string;
+  policyHash: string;
+}
+
+export class LifecycleError extends Error {
+  constructor(
+    message: string,
+    readonly failure?: LoadFailure,
+  ) {
+    super(message);
+  }
+}
+
+/** The counters `status` reads, per policy rule and family. */
+export function counterRefs(backend: LinuxBackend, ir: Ir): CounterRef[] {
+  const chains = backend === 'iptables' ? iptablesChainNames(ir) : undefined;
+  return ir.rules.map((r) => ({
+    name: chains ? `${r.family}:${chains.get(r.origin.name) ?? 'EGRESS'}` : nftNames.counter(r),
+    rule: r.origin.name,
+    action: r.origin.action,
+    family: r.family,
+  }));
+}
+
+export function snapshotOf(ctx: Ctx, d: Desired, fingerprint: string): Snapshot {
+  return {
+    kind: 'ruleset',
+    backend: d.backend,
+    ruleset: d.artifact.text,
+    rulesetHash: sha(d.artifact.text),
+    fingerprint,
+    policyFile: d.policyFile,
+    policyHash: d.policyHash,
+    policyText: d.policyText,
+    mode: d.ir.mode,
+    default: d.ir.default,
+    hosts: d.ir.hosts,
+    counters: counterRefs(d.backend, d.ir),
+    appliedAt: ctx.now().toISOString(),
+    appliedBy: ctx.who,
+  };
+}
+
+function history(ctx: Ctx, action: HistoryAction, s: Pick<Snapshot, 'policyFile' | 'policyHash' | 'backend' | 'mode'> | undefined, outcome: HistoryOutcome, message?: string): void {
+  appendHistory(ctx.stateDir, {
+    time: ctx.now().toISOString(),
+    action,
+    user: ctx.who.user,
+    uid: ctx.who.uid,
+    policyFile: s?.policyFile ?? '',
+    policyHash: s?.policyHash ?? '',
+    backend: s?.backend ?? 'nft',
+    mode: s?.mode ?? 'enforce',
+    outcome,
+    ...(message !== undefined ? { message } : {}),
+  });
+}
+
+function artifactOf(s: Snapshot): Artifact {
+  return { text: s.ruleset, lineMap: new Map() };
+}
+
+async function withLock<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
+  const lock = acquireLock(ctx.stateDir);
+  try {
+    return await fn();
+  } finally {
+    lock.release();
+  }
+}
+
+/** Write the state files an intent record promises, then drop the record. */
+function finish(ctx: Ctx, rec: Applying & Extra): void {
+  if (rec.previousAfter === null) removeState(ctx.stateDir, 'previous');
+  else if (rec.previousAfter) writeState(ctx.stateDir, 'previous', rec.previousAfter);
+  writeState(ctx.stateDir, 'live', rec.next);
+  if (rec.confirmedAfter) writeState(ctx.stateDir, 'confirmed', rec.confirmedAfter);
+  removeState(ctx.stateDir, 'applying');
+}
+
+/** Fields of the intent record beyond the state.ts core. */
+interface Extra {
+  action: HistoryAction;
+  /** Backend whose listing tells which side of the change is live. */
+  checkBackend: LinuxBackend;
+  priorFingerprint: string;
+  /** previous.json after the change: a snapshot, null = remove it, absent = keep it. */
+  previousAfter?: Snapshot | null;
+  /** confirmed.json after the change; absent = keep it. */
+  confirmedAfter?: Snapshot;
+  /** The pending confirmation this change created, if any. */
+  token?: string;
+}
+
+type Record_ = Applying & Extra;
+
+function writeIntent(ctx: Ctx, rec: Record_): void {
+  writeState(ctx.stateDir, 'applying', rec);
+}
+
+async function dropPending(ctx: Ctx, token?: string): Promise<void> {
+  const p = readState(ctx.stateDir, 'pending');
+  if (!p || (token !== undefined && p.token !== token)) return;
+  await disarmWatchdog(ctx.w.x, p.watchdog);
+  removeState(ctx.stateDir, 'pending');
+}
+
+/**
+ * Finish or undo a change that died half-way, then roll back a confirmation
+ * whose deadline passed while its watchdog was gone. Must hold the lock.
+ */
+export async function settle(ctx: Ctx): Promise<void> {
+  const rec = readState(ctx.stateDir, 'applying') as Record_ | undefined;
+  if (rec) {
+    const cur = await readLive(ctx.w, rec.checkBackend);
+    const fp = liveFingerprint(cur.live);
+    const who = `an interrupted ${rec.action} (pid ${rec.pid}, started ${rec.startedAt})`;
+    if (fp === rec.nextFingerprint) {
+      finish(ctx, rec);
+      history(ctx, rec.action, rec.next, rec.token ? 'pending' : 'ok', `${who} had changed the kernel; recorded it`);
+      ctx.note(`egress: ${who} had already changed the kernel; its state is now recorded`);
+    } else {
+      if (fp !== rec.priorFingerprint) {
+        if (rec.prior && rec.prior.kind === 'ruleset') {
+          const f = await load(ctx.w, rec.prior.backend, artifactOf(rec.prior), await readLive(ctx.w, rec.prior.backend));
+          if (f) throw new LifecycleError(`cannot restore the ruleset from before ${who}: ${f.message}`, f);
+          if (rec.prior.backend !== rec.checkBackend) await removeOwned(ctx.w, rec.checkBackend, cur);
+        } else await removeOwned(ctx.w, rec.checkBackend, cur);
+        ctx.note(`egress: ${who} was cut off half-way; the ruleset from before it is restored`);
+      } else ctx.note(`egress: ${who} had not changed the kernel; nothing to undo`);
+      if (rec.token) await dropPending(ctx, rec.token);
+      removeState(ctx.stateDir, 'applying');
+      history(ctx, rec.action, rec.next, 'failed', `${who} was interrupted; the ruleset from before it is live`);
+    }
+  }
+  const p = readState(ctx.stateDir, 'pending');
+  if (p && Date.parse(p.deadline) <= ctx.now().getTime() && !(await watchdogAlive(ctx.w.x, p.watchdog)) && process.env.EGRESS_WATCHDOG_CHILD !== '1') {
+    ctx.note(`egress: the apply of ${p.appliedAt} was not confirmed by ${p.deadline} and its watchdog is gone: rolling back now`);
+    await rollbackLocked(ctx, 'auto-rollback', 'the confirmation deadline passed while its watchdog was gone');
+  }
+}
+
+export interface ApplyOptions {
+  confirmSeconds?: number;
+  force?: boolean;
+}
+
+export interface ApplyResult {
+  plan: Plan;
+  changed: boolean;
+  pending?: { deadline: string; watchdog: string };
+  warnings: string[];
+}
+
+/** Compare a desired ruleset with what is live. Read-only (the scratch namespace aside). */
+export async function planAgainstLive(ctx: Ctx, d: Desired): Promise<Plan> {
+  const cur = await readLive(ctx.w, d.backend);
+  const want = await canonical(ctx.w, d.backend, d.artifact);
+  let liveSettings = {};
+  try {
+    const s = readState(ctx.stateDir, 'live');
+    if (s && s.kind === 'ruleset' && s.backend === d.backend) liveSettings = { mode: s.mode, default: s.default };
+  } catch {
+    /* a corrupted state file does not keep plan from comparing with the kernel */
+  }
+  const plan = diff(cur.live, want, liveSettings, { mode: d.ir.mode, default: d.ir.default });
+  const ob = otherBackend(d.backend);
+  const other = backendInstalled(ob) ? await readLive(ctx.w, ob) : undefined;
+  if (other?.live.present) plan.objects.push({ op: 'remove', kind: 'backend', name: ob });
+  return plan;
+}
+
+export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  ensureStateDir(ctx.stateDir);
+  return withLock(ctx, async () => {
+    await settle(ctx);
+    const warnings: string[] = [];
+    const liveState = readState(ctx.stateDir, 'live');
+    const pending = readState(ctx.stateDir, 'pending');
+    const cur = await readLive(ctx.w, d.backend);
+    const ob = otherBackend(d.backend);
+    const other = backendInstalled(ob) ? await readLive(ctx.w, ob) : undefined;
+    const anyLive = cur.live.present || !!other?.live.present;
+    if (!liveState && anyLive && !opts.force)
+      throw new LifecycleError(
+        `rules of egress are live that the state directory ${ctx.stateDir} has no record of; rollback could not restore them. Re-run with --force to replace them (a later rollback then removes egress's rules)`,
+      );
+    if (liveState?.kind === 'ruleset') {
+      const l = liveState.backend === d.backend ? cur : other ?? (await readLive(ctx.w, liveState.backend));
+      if (liveState.fingerprint && liveFingerprint(l.live) !== liveState.fingerprint)
+        warnings.push('the live ruleset was changed outside egress since it was applied; rollback restores what egress applied, not those changes');
+    }
+
+    const checked = await checkLoad(ctx.w, d.backend, d.artifact, cur);
+    if (checked) {
+      history(ctx, 'apply', { ...d, mode: d.ir.mode }, 'failed', checked.message);
+      throw new LifecycleError(checked.message, checked);
+    }
+    const want = await canonical(ctx.w, d.backend, d.artifact);
+    const plan = diff(cur.live, want, liveState?.kind === 'ruleset' && liveState.backend === d.backend ? { mode: liveState.mode, default: liveState.default } : {}, {
+      mode: d.ir.mode,
+      default: d.ir.default,
+    });
+    if (other?.live.present) plan.objects.push({ op: 'remove', kind: 'backend', name: ob });
+
+    const nextFingerprint = liveFingerprint(want);
+    const next = snapshotOf(ctx, d, nextFingerprint);
+    const prior = liveState ?? null;
+    const token = opts.confirmSeconds !== undefined ? randomBytes(6).toString('hex') : undefined;
+    const rec: Record_ = {
+      action: 'apply',
+      next,
+      prior,
+      nextFingerprint,
+      priorFingerprint: liveFingerprint(cur.live),
+      checkBackend: d.backend,
+      pid: process.pid,
+      startedAt: ctx.now().toISOString(),
+      // While an earlier apply awaits confirmation, rollback keeps aiming at the last confirmed state.
+      ...(pending ? {} : { previousAfter: prior ?? noneSnapshot(d.backend, ctx.who, ctx.now().toISOString()) }),
+      ...(token ? { token } : { confirmedAfter: next }),
+    };
+    writeIntent(ctx, rec);
+    if (pending) {
+      await dropPending(ctx);
+      ctx.note('egress: this apply replaces the one awaiting confirmation; rollback still restores the last confirmed ruleset');
+    }
+    let pendingOut: ApplyResult['pending'];
+    if (token) {
+      const seconds = opts.confirmSeconds!;
+      const deadline = new Date(ctx.now().getTime() + seconds * 1000).toISOString();
+      const watchdog = await armWatchdog(ctx.w.x, chooseWatchdog(ctx.env), ctx.self, ctx.stateDir, token, seconds);
+      writeState(ctx.stateDir, 'pending', { token, deadline, appliedAt: rec.startedAt, appliedBy: ctx.who, watchdog });
+      pendingOut = { deadline, watchdog: watchdog.kind === 'process' ? `process ${watchdog.pid}` : `systemd unit ${watchdog.unit}.timer` };
+    }
+
+    const failure = await load(ctx.w, d.backend, d.artifact, cur);
+    if (failure) {
+      // nft committed nothing; iptables may have committed one family: put the prior one back.
+      const now = await readLive(ctx.w, d.backend);
+      if (liveFingerprint(now.live) !== rec.priorFingerprint) {
+        if (prior?.kind === 'ruleset' && prior.backend === d.backend) await load(ctx.w, d.backend, artifactOf(prior), now);
+        else await removeOwned(ctx.w, d.backend, now);
+      }
+      if (token) await dropPending(ctx, token);
+      removeState(ctx.stateDir, 'applying');
+      history(ctx, 'apply', next, 'failed', failure.message);
+      throw new LifecycleError(failure.message, failure);
+    }
+    if (other?.live.present) await removeOwned(ctx.w, ob, other);
+    const after = await readLive(ctx.w, d.backend);
+    if (liveFingerprint(after.live) !== nextFingerprint) warnings.push('the kernel lists the loaded ruleset differently from the scratch namespace; check "egress plan"');
+    finish(ctx, rec);
+    history(ctx, 'apply', next, token ? 'pending' : 'ok', token ? `awaiting confirmation until ${pendingOut!.deadline}` : undefined);
+    return { plan, changed: true, warnings, ...(pendingOut ? { pending: pendingOut } : {}) };
+  });
+}
+
+/** Keep the pending apply: stop its watchdog and make it the ruleset boot restores. */
+export async function confirm(ctx: Ctx): Promise<{ snapshot: Snapshot; late: boolean }> {
+  requireStateDir(ctx.stateDir);
+  return withLock(ctx, async () => {
+    await settle(ctx);
+    const p = readState(ctx.stateDir, 'pending');
+    if (!p) {
+      const last = readState(ctx.stateDir, 'live');
+      throw new LifecycleError(last ? 'nothing to confirm: no apply is awaiting confirmation (it was confirmed, rolled back, or applied without --confirm)' : 'nothing to confirm: nothing has been applied');
+    }
+    const live = readState(ctx.stateDir, 'live');
+    if (!live) throw new LifecycleError('the pending apply has no recorded ruleset; run "egress status"');
+    // Past the deadline the rollback is due (the watchdog is about to run it, or settle just did): no late confirm.
+    if (Date.parse(p.deadline) <= ctx.now().getTime()) throw new LifecycleError(`too late: the deadline ${p.deadline} has passed; the previous ruleset is being restored`);
+    await disarmWatchdog(ctx.w.x, p.watchdog);
+    writeState(ctx.stateDir, 'confirmed', live);
+    removeState(ctx.stateDir, 'pending');
+    history(ctx, 'confirm', live, 'ok');
+    return { snapshot: live, late: false };
+  });
+}
+
+/** Restore previous.json (rollback, or the watchdog with its token). */
+export async function rollback(ctx: Ctx, auto?: { token: string }): Promise<{ restored?: Snapshot; skipped?: string }> {
+  requireStateDir(ctx.stateDir);
+  return withLock(ctx, async () => {
+    await settle(ctx);
+    if (auto) {
+      const p = readState(ctx.stateDir, 'pending');
+      if (!p || p.token !== auto.token) return { skipped: 'the apply was confirmed, rolled back or replaced before its deadline' };
+      return { restored: await rollbackLocked(ctx, 'auto-rollback', `not confirmed by ${p.deadline}`) };
+    }
+    return { restored: await rollbackLocked(ctx, 'rollback') };
+  });
+}
+
+async function rollbackLocked(ctx: Ctx, action: 'rollback' | 'auto-rollback', message?: string): Promise<Snapshot> {
+  const prev = readState(ctx.stateDir, 'previous');
+  if (!prev) throw new LifecycleError(`no previous ruleset to roll back to in ${ctx.stateDir} (nothing was applied over another ruleset, or it was already rolled back)`);
+  const liveState = readState(ctx.stateDir, 'live');
+  const liveBackend = liveState?.backend ?? prev.backend;
+  const checkBackend = prev.kind === 'ruleset' ? prev.backend : liveBackend;
+  const cur = await readLive(ctx.w, checkBackend);
+  const rec: Record_ = {
+    action,
+    next: prev,
+    prior: liveState ?? null,
+    nextFingerprint: prev.kind === 'ruleset' ? prev.fingerprint : liveFingerprint({ ...cur.live, present: false }),
+    priorFingerprint: liveFingerprint(cur.live),
+    checkBackend,
+    pid: process.pid,
+    startedAt: ctx.now().toISOString(),
+    previousAfter: null,
+    confirmedAfter: prev,
+  };
+  writeIntent(ctx, rec);
+  if (prev.kind === 'ruleset') {
+    const f = await load(ctx.w, prev.backend, artifactOf(prev), cur);
+    if (f) {
+      removeState(ctx.stateDir, 'applying');
+      history(ctx, action, prev, 'failed', f.message);
+      throw new LifecycleError(`cannot restore the previous ruleset: ${f.message}`, f);
+    }
+  } else await removeOwned(ctx.w, checkBackend, cur);
+  if (liveState && liveState.backend !== checkBackend) await removeOwned(ctx.w, liveState.backend, await readLive(ctx.w, liveState.backend));
+  await dropPending(ctx);
+  finish(ctx, rec);
+  history(ctx, action, prev.kind === 'ruleset' ? prev : liveState ?? prev, 'ok', message ?? (prev.kind === 'none' ? 'nothing of egress was live before: removed' : undefined));
+  return prev;
+}
+
+/** Take out everything egress owns, in both backends. */
+export async function remove(ctx: Ctx): Promise<{ removed: LinuxBackend[] }> {
+  ensureStateDir(ctx.stateDir);
+  return withLock(ctx, async () => {
+    await settle(ctx);
+    let liveState: Snapshot | undefined;
+    try {
+      liveState = readState(ctx.stateDir, 'live');
+    } catch (e) {
+      ctx.note(`egress: ${(e as Error).message}; removing what is live anyway`);
+    }
+    const lives = new Map<LinuxBackend, Live>();
+    for (const b of ['nft', 'iptables'] as const) if (backendInstalled(b)) lives.set(b, await readLive(ctx.w, b));
+    const present = [...lives].filter(([, l]) => l.live.present).map(([b]) => b);
+    const checkBackend = liveState?.backend ?? present[0] ?? 'nft';
+    const cur = lives.get(checkBackend) ?? (await readLive(ctx.w, checkBackend));
+    const none = noneSnapshot(checkBackend, ctx.who, ctx.now().toISOString());
+    const rec: Record_ = {
+      action: 'remove',
+      next: none,
+      prior: liveState ?? null,
+      nextFingerprint: liveFingerprint({ ...cur.live, present: false }),
+      priorFingerprint: liveFingerprint(cur.live),
+      checkBackend,
+      pid: process.pid,
+      startedAt: ctx.now().toISOString(),
+      ...(liveState?.kind === 'ruleset' ? { previousAfter: liveState } : {}),
+      confirmedAfter: none,
+    };
+    writeIntent(ctx, rec);
+    for (const b of present) await removeOwned(ctx.w, b, lives.get(b)!);
+    await dropPending(ctx);
+    finish(ctx, rec);
+    history(ctx, 'remove', liveState?.kind === 'ruleset' ? liveState : none, 'ok', present.length ? undefined : 'nothing of egress was live');
+    return { removed: present };
+  });
+}
+
+export interface RefreshResult {
+  changed: boolean;
+  sets: Plan['sets'];
+  /** iptables has no sets: its chains were reloaded (atomically per family; counters restart). */
+  reloaded: boolean;
+}
+
+/** Re-resolved hostnames into the live ruleset: nft sets in place, iptables chains reloaded. */
+export async function refresh(ctx: Ctx, d: Omit<Desired, 'backend'>): Promise<RefreshResult> {
+  requireStateDir(ctx.stateDir);
+  return withLock(ctx, async () => {
+    await settle(ctx);
+    const liveState = readState(ctx.stateDir, 'live');
+    if (!liveState || liveState.kind !== 'ruleset') throw new LifecycleError('nothing to refresh: no policy is applied');
+    if (liveState.policyHash !== d.policyHash)
+      throw new LifecycleError(`${d.policyFile} is not the applied policy (${liveState.policyFile}, ${liveState.policyHash.slice(0, 19)}…); refresh only re-resolves the applied one: use "egress apply" for a changed policy`);
+    const backend = liveState.backend;
+    const full: Desired = { ...d, backend };
+    const cur = await readLive(ctx.w, backend);
+    if (liveState.fingerprint && liveFingerprint(cur.live) !== liveState.fingerprint)
+      throw new LifecycleError('the live ruleset was changed outside egress since it was applied; run "egress plan" and "egress apply" first');
+    let script: string | undefined;
+    if (backend === 'nft') {
+      script = nftRefreshScript(d.ir, liveState.ruleset);
+      if (script === undefined) throw new LifecycleError('re-resolving changed more than set elements (a rule gained or lost an address family); run "egress apply" to load it');
+    }
+    const want = await canonical(ctx.w, backend, d.artifact);
+    const plan = diff(cur.live, want);
+    const pending = readState(ctx.stateDir, 'pending');
+    const next = { ...snapshotOf(ctx, full, liveFingerprint(want)), appliedAt: liveState.appliedAt, appliedBy: liveState.appliedBy };
+    if (!plan.sets.length && !plan.rules.length && !plan.objects.length && !plan.reordered.length) {
+      writeState(ctx.stateDir, 'live', next);
+      if (!pending) writeState(ctx.stateDir, 'confirmed', next);
+      history(ctx, 'refresh', next, 'ok', 'no address changed');
+      return { changed: false, sets: [], reloaded: false };
+    }
+    const rec: Record_ = {
+      action: 'refresh',
+      next,
+      prior: liveState,
+      nextFingerprint: liveFingerprint(want),
+      priorFingerprint: liveFingerprint(cur.live),
+      checkBackend: backend,
+      pid: process.pid,
+      startedAt: ctx.now().toISOString(),
+      ...(pending ? {} : { confirmedAfter: next }),
+    };
+    writeIntent(ctx, rec);
+    if (script !== undefined) {
+      try {
+        await loadNftScript(ctx.w, script);
+      } catch (e) {
+        removeState(ctx.stateDir, 'applying');
+        history(ctx, 'refresh', next, 'failed', (e as Error).message);
+        throw new LifecycleError(`refresh failed: ${(e as KernelError).message}`);
+      }
+    } else {
+      const f = await load(ctx.w, backend, d.artifact, cur);
+      if (f) {
+        removeState(ctx.stateDir, 'applying');
+        history(ctx, 'refresh', next, 'failed', f.message);
+        throw new LifecycleError(f.message, f);
+      }
+    }
+    finish(ctx, rec);
+    const changedSets = plan.sets.map((s) => `${s.name} ${[...s.added.map((e) => '+' + e), ...s.removed.map((e) => '-' + e)].join(' ')}`);
+    history(ctx, 'refresh', next, 'ok', backend === 'nft' ? `sets updated: ${changedSets.join('; ')}` : 'chains reloaded');
+    return { changed: true, sets: plan.sets, reloaded: backend === 'iptables' };
+  });
+}

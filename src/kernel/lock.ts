@@ -1,0 +1,141 @@
+/**
+ * One life-cycle command at a time per state directory: a lock file
+ * (`$EGRESS_STATE_DIR/lock`) created with O_EXCL and holding the owner's pid
+ * and process start time. Node has no flock(2); this is the same contract
+ * with the same crash behaviour: a holder that died (even by SIGKILL) does
+ * not block anyone, because a lock whose owner is gone (pid not running, or
+ * running with another start time: a reused pid) is stale and taken over.
+ */
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+
+export const LOCK_FILE = 'lock';
+
+export class LockBusyError extends Error {
+  constructor(readonly pid: number) {
+    super(`another egress apply is running (pid ${pid}); wait for it to finish, or check that process`);
+  }
+}
+
+export interface Lock {
+  release(): void;
+}
+
+/** The start time of a process (field 22 of /proc/PID/stat), or undefined when it is not running. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+interface Owner {
+  pid: number;
+  start?: string;
+}
+
+function parseOwner(text: string): Owner | undefined {
+  const m = /^(\d+)(?: (\S+))?\n?$/.exec(text);
+  if (!m) return undefined;
+  return { pid: Number(m[1]), ...(m[2] ? { start: m[2] } : {}) };
+}
+
+function ownerAlive(o: Owner): boolean {
+  const start = processStartTime(o.pid);
+  if (start === undefined) return false;
+  return o.start === undefined || o.start === start;
+}
+
+/** How long a lock file may stay empty (its creator between open and write) before it counts as stale. */
+const EMPTY_GRACE_MS = 5000;
+
+/**
+ * Take the lock of `stateDir` or throw LockBusyError naming the holder.
+ * Re-entrant for the same process is not supported (nor needed).
+ */
+export function acquireLock(stateDir: string, now: () => number = Date.now): Lock {
+  const path = join(stateDir, LOCK_FILE);
+  const me = `${process.pid} ${processStartTime(process.pid) ?? '0'}\n`;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const fd = openSync(path, 'wx', 0o644);
+      try {
+        writeSync(fd, me);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      return {
+        release() {
+          try {
+            if (readFileSync(path, 'utf8') === me) unlinkSync(path);
+          } catch {
+            /* already gone */
+          }
+        },
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch {
+      continue; // released between our open and read: try again
+    }
+    const owner = parseOwner(text);
+    if (owner && ownerAlive(owner)) throw new LockBusyError(owner.pid);
+    if (!owner && text === '') {
+      // Its creator may be between open and write; only an old empty file is stale.
+      const { mtimeMs } = statSafe(path);
+      if (now() - mtimeMs < EMPTY_GRACE_MS) throw new LockBusyError(0);
+    }
+    takeOver(path, text);
+  }
+  throw new Error(`cannot take the lock ${path}`);
+}
+
+/**
+ * Move a stale lock aside. If two processes race for the same stale lock,
+ * one rename wins; the loser may have moved the winner's fresh lock, which it
+ * notices (the content differs from the stale one it judged) and puts back.
+ */
+function takeOver(path: string, staleText: string): void {
+  const aside = `${path}.stale-${process.pid}-${randomBytes(3).toString('hex')}`;
+  try {
+    renameSync(path, aside);
+  } catch {
+    return;
+  }
+  let moved = '';
+  try {
+    moved = readFileSync(aside, 'utf8');
+  } catch {
+    /* ignore */
+  }
+  if (moved !== staleText) {
+    try {
+      linkSync(aside, path);
+    } catch {
+      /* someone else took it meanwhile: theirs stands */
+    }
+  }
+  try {
+    unlinkSync(aside);
+  } catch {
+    /* ignore */
+  }
+}
+
+function statSafe(path: string): { mtimeMs: number } {
+  try {
+    return { mtimeMs: statSync(path).mtimeMs };
+  } catch {
+    return { mtimeMs: 0 };
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * nftables side of the life cycle: read what egress owns (`table inet
+ * egress`), check and load a ruleset in one transaction, take it out, and
+ * refresh hostname sets in place. Every load is a single `nft -f -` run: the
+ * kernel commits the whole script or none of it.
+ */
+import { emitNftRefresh, NFT_TABLE } from '../backends/nft/emit.js';
+import type { Artifact } from '../backends/types.js';
+import type { Ir } from '../ir/types.js';
+import { readNftLive } from '../plan/live-nft.js';
+import type { LiveRuleset } from '../plan/types.js';
+import type { RuleRef } from '../policy/types.js';
+import { KernelError, mustRun, runIn, withScratchNetns, type Where } from './where.js';
+
+export const NFT_REMOVE_SCRIPT = `table ${NFT_TABLE} {}\ndelete table ${NFT_TABLE}\n`;
+
+export async function readNft(w: Where): Promise<LiveRuleset> {
+  const j = await runIn(w, ['nft', '-j', 'list', 'table', 'inet', 'egress']);
+  if (j.code !== 0) {
+    if (/No such file or directory/.test(j.stderr)) return readNftLive(undefined);
+    throw new KernelError(`cannot list table ${NFT_TABLE}: ${j.stderr.trim() || `nft exited ${j.code}`}`, j.stderr);
+  }
+  const t = await runIn(w, ['nft', '-a', 'list', 'table', 'inet', 'egress']);
+  return readNftLive(j.stdout, t.code === 0 ? t.stdout : undefined);
+}
+
+/** A loader failure pointing back at the policy where nft's line number maps to a rule. */
+export interface LoadFailure {
+  message: string;
+  output: string;
+  rules: { rule: RuleRef; line: string }[];
+}
+
+/** `nft -c -f -`: would the kernel take this script now? */
+export async function checkNft(w: Where, art: Artifact): Promise<LoadFailure | undefined> {
+  const r = await runIn(w, ['nft', '-c', '-f', '-'], art.text);
+  return r.code === 0 ? undefined : nftFailure(r.stderr || r.stdout, art);
+}
+
+/** Load in one transaction. */
+export async function loadNft(w: Where, art: Artifact): Promise<LoadFailure | undefined> {
+  const r = await runIn(w, ['nft', '-f', '-'], art.text);
+  return r.code === 0 ? undefined : nftFailure(r.stderr || r.stdout, art);
+}
+
+/** Take the table out (one transaction; nothing happens when it is not there). */
+export async function removeNft(w: Where): Promise<void> {
+  await mustRun(w, ['nft', '-f', '-'], NFT_REMOVE_SCRIPT);
+}
+
+/** The kernel's own listing of a ruleset, loaded into a scratch namespace. */
+export async function canonicalNft(w: Where, art: Artifact): Promise<LiveRuleset> {
+  return withScratchNetns(w.x, async (s) => {
+    const f = await loadNft(s, art);
+    if (f) throw new KernelError(f.message, f.output);
+    return readNft(s);
+  });
+}
+
+/**
+ * Rewrite the hostname sets in place (one transaction; rules and counters
+ * untouched). Undefined when the structure changed and a full apply is needed.
+ */
+export function nftRefreshScript(ir: Ir, applied: string): string | undefined {
+  return emitNftRefresh(ir, applied);
+}
+
+export async function loadNftScript(w: Where, script: string): Promise<void> {
+  await mustRun(w, ['nft', '-f', '-'], script);
+}
+
+/** nft reports `/dev/stdin:LINE:COL-COL: Error: …`; map LINE through the artifact's lineMap. */
+export function nftFailure(output: string, art: Artifact): LoadFailure {
+  const rules: LoadFailure['rules'] = [];
+  const lines = art.text.split('\n');
+  for (const m of output.matchAll(/^(?:\/dev\/stdin|-):(\d+):\d+(?:-\d+)?: Error: (.*)$/gm)) {
+    const n = Number(m[1]);
+    const rule = art.lineMap.get(n);
+    if (rule && !rules.some((r) => r.rule === rule)) rules.push({ rule, line: lines[n - 1]?.trim() ?? '' });
+  }
+  const first = output.split('\n').find((l) => /Error:/.test(l)) ?? output.split('\n')[0] ?? '';
+  return { message: `nft rejected the ruleset: ${first.replace(/^.*?Error: /, '').trim()}`, output: output.trim(), rules };
+}

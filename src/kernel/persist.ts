@@ -1,0 +1,219 @@
+/**
+ * Persistence: the last *confirmed* ruleset is loaded at boot, before the
+ * network comes up, by `egress-restore.service` (systemd/ holds the
+ * template, kept equal to UNIT_TEMPLATE by a test). If it cannot be loaded
+ * — state missing or corrupted, the kernel refusing it — the host fails
+ * closed: a lockdown ruleset admits only loopback, replies of established
+ * connections (so an operator can still log in over SSH) and IPv6 neighbour
+ * discovery, and the unit fails so that `systemctl --failed` shows it.
+ *
+ * At boot nothing is resolved (the network is not up): the sets keep the
+ * addresses the confirmed ruleset was saved with; `egress refresh` updates
+ * them later.
+ */
+import { mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { NFT_TABLE } from '../backends/nft/emit.js';
+import { ICMPV6_ND_TYPES } from '../policy/protocols.js';
+import { backendInstalled, load, readLive, removeOwned } from './backend.js';
+import { disarmWatchdog } from './confirm.js';
+import { appendHistory } from './history.js';
+import { acquireLock } from './lock.js';
+import { readState, removeState, writeState, StateError, type Snapshot } from './state.js';
+import { mustRun, type Where } from './where.js';
+
+export const UNIT_NAME = 'egress-restore.service';
+export const WANTED_BY = 'sysinit.target';
+export const DEFAULT_SYSTEMD_DIR = '/etc/systemd/system';
+
+export const UNIT_TEMPLATE = `# Installed by "egress persist"; removed by "egress persist --off".
+# Restores the last confirmed egress policy at boot, before the network comes
+# up, and fails closed (loopback, established replies and IPv6 neighbour
+# discovery only) when it cannot. See docs/lifecycle.md.
+[Unit]
+Description=egress: restore the last confirmed egress firewall policy
+DefaultDependencies=no
+Wants=network-pre.target
+Before=network-pre.target shutdown.target
+After=local-fs.target nftables.service netfilter-persistent.service
+RequiresMountsFor=@STATE_DIR@
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+Environment=EGRESS_STATE_DIR=@STATE_DIR@
+ExecStart=@EXEC@ _restore-boot
+
+[Install]
+WantedBy=${WANTED_BY}
+`;
+
+/** One word of an ExecStart= line: quoted when it has spaces, with systemd's `%` and `$` escaped. */
+export function systemdWord(s: string): string {
+  if (/["'\\\n]/.test(s)) throw new Error(`cannot put ${JSON.stringify(s)} in a systemd unit`);
+  const e = s.replace(/%/g, '%%').replace(/\$/g, '$$$$');
+  return /\s/.test(e) ? `"${e}"` : e;
+}
+
+export function renderUnit(exec: string[], stateDir: string): string {
+  if (/[\s"'\\%$]/.test(stateDir)) throw new Error(`the state directory ${JSON.stringify(stateDir)} cannot be named in a systemd unit`);
+  return UNIT_TEMPLATE.replace(/@STATE_DIR@/g, stateDir).replace('@EXEC@', exec.map(systemdWord).join(' '));
+}
+
+export interface PersistPaths {
+  unitDir: string;
+}
+
+export function systemdDirOf(env: Record<string, string | undefined>): string {
+  return env.EGRESS_SYSTEMD_DIR || DEFAULT_SYSTEMD_DIR;
+}
+
+/** Write and enable the unit (the `[Install]` symlink, as `systemctl enable` makes it); reload systemd when it runs. */
+export async function persistOn(w: Where, unitDir: string, exec: string[], stateDir: string): Promise<string[]> {
+  const unit = join(unitDir, UNIT_NAME);
+  writeFileSync(unit, renderUnit(exec, stateDir), { mode: 0o644 });
+  const wants = join(unitDir, `${WANTED_BY}.wants`);
+  mkdirSync(wants, { recursive: true });
+  const link = join(wants, UNIT_NAME);
+  let ok = false;
+  try {
+    ok = readlinkSync(link) === unit;
+  } catch {
+    /* absent */
+  }
+  if (!ok) {
+    rmSync(link, { force: true });
+    symlinkSync(unit, link);
+  }
+  await daemonReload(w);
+  return [unit, link];
+}
+
+export async function persistOff(w: Where, unitDir: string): Promise<string[]> {
+  const paths = [join(unitDir, `${WANTED_BY}.wants`, UNIT_NAME), join(unitDir, UNIT_NAME)];
+  const removed = paths.filter((p) => existsSync(p) || isLink(p));
+  for (const p of paths) rmSync(p, { force: true });
+  await daemonReload(w);
+  return removed;
+}
+
+function isLink(p: string): boolean {
+  try {
+    readlinkSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function daemonReload(w: Where): Promise<void> {
+  if (existsSync('/run/systemd/system')) await w.x.run('systemctl', ['daemon-reload']);
+}
+
+/** The fail-closed ruleset for nft. */
+export const LOCKDOWN_NFT = `table ${NFT_TABLE} {}
+delete table ${NFT_TABLE}
+table ${NFT_TABLE} {
+	comment "egress: lockdown, the saved policy could not be restored"
+	chain output {
+		type filter hook output priority filter; policy accept;
+		oif "lo" accept
+		ct state established,related accept
+		meta nfproto ipv6 icmpv6 type { ${ICMPV6_ND_TYPES.join(', ')} } accept
+		limit rate 10/second log prefix "EGRESS lockdown "
+		meta l4proto tcp reject with tcp reset
+		reject with icmpx admin-prohibited
+	}
+}
+`;
+
+/** The fail-closed ruleset for iptables (both sections, as the iptables backend emits them). */
+export function lockdownIptables(): string {
+  const section = (f: 'ipv4' | 'ipv6') => {
+    const nd = f === 'ipv6' ? ICMPV6_ND_TYPES.map((t) => `-A EGRESS -p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`) : [];
+    const reject = f === 'ipv4' ? 'icmp-admin-prohibited' : 'icmp6-adm-prohibited';
+    return [
+      `# egress: ${f}`,
+      '*filter',
+      ':EGRESS - [0:0]',
+      '-F EGRESS',
+      '-A EGRESS -o lo -j ACCEPT',
+      '-A EGRESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+      ...nd,
+      '-A EGRESS -m limit --limit 10/sec -j LOG --log-prefix "EGRESS lockdown "',
+      '-A EGRESS -p tcp -j REJECT --reject-with tcp-reset',
+      `-A EGRESS -j REJECT --reject-with ${reject}`,
+      '-I OUTPUT 1 -j EGRESS',
+      'COMMIT',
+    ].join('\n');
+  };
+  return `${section('ipv4')}\n${section('ipv6')}\n`;
+}
+
+export interface BootResult {
+  outcome: 'restored' | 'nothing' | 'lockdown';
+  message: string;
+}
+
+/**
+ * Boot: load confirmed.json, or fail closed. An apply that was still
+ * awaiting confirmation is not restored (it was never confirmed) and is
+ * recorded as rolled back; an interrupted command's intent record is dropped
+ * (the confirmed ruleset is what boot wants either way).
+ */
+export async function restoreAtBoot(w: Where, stateDir: string, now: Date, who: { user: string; uid: number }): Promise<BootResult> {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const lock = acquireLock(stateDir);
+  try {
+    let confirmed: Snapshot | undefined;
+    let why = '';
+    try {
+      confirmed = readState(stateDir, 'confirmed');
+      if (!confirmed) why = `no confirmed ruleset in ${stateDir}`;
+    } catch (e) {
+      why = e instanceof StateError ? e.message : String(e);
+    }
+    try {
+      const p = readState(stateDir, 'pending');
+      if (p) {
+        await disarmWatchdog(w.x, p.watchdog);
+        removeState(stateDir, 'pending');
+        if (confirmed) record(stateDir, now, who, confirmed, 'auto-rollback', 'ok', 'rebooted before the apply was confirmed: the last confirmed ruleset was restored');
+      }
+      removeState(stateDir, 'applying');
+    } catch {
+      /* a corrupted pending/applying file does not stop the restore */
+    }
+    if (confirmed?.kind === 'none') return { outcome: 'nothing', message: 'egress was removed: nothing to restore' };
+    if (confirmed) {
+      const cur = await readLive(w, confirmed.backend);
+      const f = await load(w, confirmed.backend, { text: confirmed.ruleset, lineMap: new Map() }, cur);
+      if (!f) {
+        writeState(stateDir, 'live', confirmed);
+        return { outcome: 'restored', message: `restored ${confirmed.policyFile} (${confirmed.backend}, ${confirmed.mode}) as confirmed at ${confirmed.appliedAt}` };
+      }
+      why = f.message;
+    }
+    await lockdown(w);
+    if (confirmed) record(stateDir, now, who, confirmed, 'apply', 'failed', `boot restore failed, locked down: ${why}`);
+    return { outcome: 'lockdown', message: `cannot restore the confirmed policy (${why}); egress traffic is locked down to loopback and established connections` };
+  } finally {
+    lock.release();
+  }
+}
+
+async function lockdown(w: Where): Promise<void> {
+  if (backendInstalled('nft')) {
+    await mustRun(w, ['nft', '-f', '-'], LOCKDOWN_NFT);
+    return;
+  }
+  const cur = await readLive(w, 'iptables');
+  await removeOwned(w, 'iptables', cur);
+  const f = await load(w, 'iptables', { text: lockdownIptables(), lineMap: new Map() }, await readLive(w, 'iptables'));
+  if (f) throw new Error(`cannot even load the lockdown ruleset: ${f.message}`);
+}
+
+function record(stateDir: string, now: Date, who: { user: string; uid: number }, s: Snapshot, action: 'apply' | 'auto-rollback', outcome: 'ok' | 'failed', message: string): void {
+  appendHistory(stateDir, { time: now.toISOString(), action, user: who.user, uid: who.uid, policyFile: s.policyFile, policyHash: s.policyHash, backend: s.backend, mode: s.mode, outcome, message });
+}

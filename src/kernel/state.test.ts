@@ -1,0 +1,90 @@
+import { mkdtempSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { appendHistory, readHistory, type HistoryEntry } from './history.js';
+import { acquireLock, LockBusyError } from './lock.js';
+import { noneSnapshot, readState, requireStateDir, StateError, stateFilePath, writeState } from './state.js';
+
+const dir = () => mkdtempSync(join(tmpdir(), 'egress-state-'));
+const who = { user: 'root', uid: 0 };
+
+describe('state files', () => {
+  test('round trip', () => {
+    const d = dir();
+    const s = noneSnapshot('nft', who, '2026-01-01T00:00:00.000Z');
+    writeState(d, 'previous', s);
+    expect(readState(d, 'previous')).toEqual(s);
+    expect(readState(d, 'live')).toBeUndefined();
+  });
+
+  test.each([
+    ['a flipped byte', (t: string) => t.replace('"nft"', '"ipt"')],
+    ['truncation', (t: string) => t.slice(0, t.length / 2)],
+    ['another format', (t: string) => t.replace('"format":1', '"format":9')],
+    ['an empty file', () => ''],
+  ])('%s is a StateError, never a value', (_n, spoil) => {
+    const d = dir();
+    writeState(d, 'previous', noneSnapshot('nft', who, '2026-01-01T00:00:00.000Z'));
+    const p = stateFilePath(d, 'previous');
+    writeFileSync(p, spoil(readFileSync(p, 'utf8')));
+    expect(() => readState(d, 'previous')).toThrow(StateError);
+    expect(() => readState(d, 'previous')).toThrow(/corrupted/);
+  });
+
+  test('a missing state directory is a clear error', () => {
+    expect(() => requireStateDir(join(dir(), 'nope'))).toThrow(/no egress state directory/);
+  });
+});
+
+describe('lock', () => {
+  test('a live holder blocks with its pid; release frees it', () => {
+    const d = dir();
+    const l = acquireLock(d);
+    // Our own pid holds it: a second acquire must refuse, naming us.
+    expect(() => acquireLock(d)).toThrow(LockBusyError);
+    expect(() => acquireLock(d)).toThrow(`another egress apply is running (pid ${process.pid})`);
+    l.release();
+    acquireLock(d).release();
+  });
+
+  test('a dead holder (SIGKILLed) is stale and taken over', () => {
+    const d = dir();
+    writeFileSync(join(d, 'lock'), '999999999 12345\n');
+    const l = acquireLock(d);
+    expect(readFileSync(join(d, 'lock'), 'utf8')).toMatch(new RegExp(`^${process.pid} `));
+    l.release();
+  });
+});
+
+describe('history', () => {
+  const e: HistoryEntry = {
+    time: '2026-06-01T12:00:00.000Z',
+    action: 'apply',
+    user: 'alice',
+    uid: 1002,
+    policyFile: '/etc/egress.yaml',
+    policyHash: 'sha256:ab',
+    backend: 'nft',
+    mode: 'enforce',
+    outcome: 'pending',
+    message: 'awaiting confirmation',
+  };
+
+  test('one JSON object per line, exactly these fields in this order', () => {
+    const d = dir();
+    appendHistory(d, e);
+    appendHistory(d, { ...e, action: 'confirm', outcome: 'ok', message: undefined });
+    const lines = readFileSync(join(d, 'history.jsonl'), 'utf8').trim().split('\n');
+    expect(Object.keys(JSON.parse(lines[0]!))).toEqual(['time', 'action', 'user', 'uid', 'policyFile', 'policyHash', 'backend', 'mode', 'outcome', 'message']);
+    expect(JSON.parse(lines[1]!)).not.toHaveProperty('message');
+    expect(readHistory(d).entries.map((x) => x.action)).toEqual(['apply', 'confirm']);
+  });
+
+  test('a torn last line is skipped, not fatal', () => {
+    const d = dir();
+    appendHistory(d, e);
+    appendFileSync(join(d, 'history.jsonl'), '{"time":"2026-06-0');
+    expect(readHistory(d)).toMatchObject({ skipped: 1, entries: [e] });
+  });
+});

@@ -1,0 +1,228 @@
+/**
+ * The state directory (`$EGRESS_STATE_DIR`, default /var/lib/egress): what
+ * egress loaded, what `rollback` restores, what boot restores, a pending
+ * confirmation, and the history. Layout: docs/lifecycle.md.
+ *
+ * Every state file is one JSON object `{ format, body, checksum }` where
+ * checksum is `sha256:` over the JSON of `body`, written atomically (temp
+ * file, fsync, rename, fsync of the directory). A file whose checksum does
+ * not match, or that does not parse, is a StateError: egress refuses to act
+ * on it rather than roll back to something it cannot vouch for.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LinuxBackend } from '../plan/types.js';
+import type { HostEntry } from '../resolve/types.js';
+
+export const DEFAULT_STATE_DIR = '/var/lib/egress';
+export const STATE_FORMAT = 1;
+
+export type StateFile = 'live' | 'previous' | 'confirmed' | 'pending' | 'applying';
+
+export class StateError extends Error {}
+
+export function stateDirOf(env: Record<string, string | undefined>): string {
+  return env.EGRESS_STATE_DIR || DEFAULT_STATE_DIR;
+}
+
+export function sha256(text: string | Buffer): string {
+  return 'sha256:' + createHash('sha256').update(text).digest('hex');
+}
+
+/** Which rule a named counter (nft) or chain (iptables) counts for, so `status` can show per-rule hits. */
+export interface CounterRef {
+  /** nft: counter name; iptables: `ipv4:EGRESS-web`. */
+  name: string;
+  rule: string;
+  action: 'allow' | 'deny';
+  family: 'ipv4' | 'ipv6';
+}
+
+/** A ruleset egress loaded (or the fact that nothing of egress was live). */
+export interface Snapshot {
+  kind: 'ruleset' | 'none';
+  backend: LinuxBackend;
+  /** The artifact text as loaded ('' for none). */
+  ruleset: string;
+  rulesetHash: string;
+  /** liveFingerprint() of the kernel's listing right after loading; '' when not known. */
+  fingerprint: string;
+  policyFile: string;
+  policyHash: string;
+  /** The policy text as applied, so what is live can always be read back. */
+  policyText: string;
+  mode: 'enforce' | 'audit';
+  default: 'accept' | 'reject' | 'drop';
+  /** Last known good addresses of the policy's hostnames (refresh keeps them when resolution fails). */
+  hosts: HostEntry[];
+  counters: CounterRef[];
+  appliedAt: string;
+  appliedBy: { user: string; uid: number };
+}
+
+/** An apply waiting for `egress confirm`. */
+export interface Pending {
+  token: string;
+  /** ISO-8601: when the watchdog rolls back. */
+  deadline: string;
+  appliedAt: string;
+  appliedBy: { user: string; uid: number };
+  /** What will restore the previous state if nobody confirms. */
+  watchdog: { kind: 'process'; pid: number; start?: string } | { kind: 'systemd'; unit: string };
+}
+
+/** An apply in progress: written before the kernel is touched, removed when the state files agree with it. */
+export interface Applying {
+  /** What the apply loads. */
+  next: Snapshot;
+  /** What was live (per egress's state) when it started. */
+  prior: Snapshot | null;
+  /** liveFingerprint() of `next` as the kernel lists it (from the scratch namespace). */
+  nextFingerprint: string;
+  pid: number;
+  startedAt: string;
+}
+
+interface Bodies {
+  live: Snapshot;
+  previous: Snapshot;
+  confirmed: Snapshot;
+  pending: Pending;
+  applying: Applying;
+}
+
+const FILES: Record<StateFile, string> = {
+  live: 'live.json',
+  previous: 'previous.json',
+  confirmed: 'confirmed.json',
+  pending: 'pending.json',
+  applying: 'applying.json',
+};
+
+export function stateFilePath(dir: string, f: StateFile): string {
+  return join(dir, FILES[f]);
+}
+
+/** Make sure the directory exists (mode 0700: it holds the policy text). */
+export function ensureStateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+}
+
+/** Throw a StateError unless `dir` is an existing directory. */
+export function requireStateDir(dir: string): void {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new StateError(`no egress state directory at ${dir} (EGRESS_STATE_DIR): nothing was applied with it, so there is nothing to restore`);
+    throw new StateError(`cannot read the state directory ${dir}: ${(e as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new StateError(`the state path ${dir} is not a directory`);
+}
+
+export function writeState<K extends StateFile>(dir: string, f: K, body: Bodies[K]): void {
+  const json = JSON.stringify(body);
+  const text = JSON.stringify({ format: STATE_FORMAT, body, checksum: sha256(json) }) + '\n';
+  const path = stateFilePath(dir, f);
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  syncDir(dir);
+}
+
+export function removeState(dir: string, f: StateFile): void {
+  try {
+    unlinkSync(stateFilePath(dir, f));
+    syncDir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
+/** Read a state file: undefined when it does not exist; StateError when it is corrupted. */
+export function readState<K extends StateFile>(dir: string, f: K): Bodies[K] | undefined {
+  const path = stateFilePath(dir, f);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new StateError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  const bad = (why: string) =>
+    new StateError(`state file ${path} is corrupted (${why}); egress will not act on it. Move it aside and run "egress apply POLICY" (or "egress remove") to start from a known state`);
+  let doc: { format?: unknown; body?: unknown; checksum?: unknown };
+  try {
+    doc = JSON.parse(text) as typeof doc;
+  } catch {
+    throw bad('not valid JSON');
+  }
+  if (!doc || typeof doc !== 'object' || doc.format !== STATE_FORMAT || typeof doc.checksum !== 'string' || !doc.body || typeof doc.body !== 'object')
+    throw bad(doc && typeof doc === 'object' && doc.format !== undefined && doc.format !== STATE_FORMAT ? `unknown format ${JSON.stringify(doc.format)}` : 'not an egress state file');
+  if (sha256(JSON.stringify(doc.body)) !== doc.checksum) throw bad('checksum mismatch');
+  const body = doc.body as Bodies[K];
+  if ((f === 'live' || f === 'previous' || f === 'confirmed') && !validSnapshot(body as Snapshot)) throw bad('not a snapshot');
+  if ((f === 'live' || f === 'previous' || f === 'confirmed') && sha256((body as Snapshot).ruleset) !== (body as Snapshot).rulesetHash) throw bad('ruleset hash mismatch');
+  return body;
+}
+
+function validSnapshot(s: Snapshot): boolean {
+  return (
+    (s.kind === 'ruleset' || s.kind === 'none') &&
+    (s.backend === 'nft' || s.backend === 'iptables') &&
+    typeof s.ruleset === 'string' &&
+    typeof s.rulesetHash === 'string' &&
+    Array.isArray(s.hosts) &&
+    Array.isArray(s.counters) &&
+    (s.kind === 'none' || s.ruleset.length > 0)
+  );
+}
+
+function syncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    /* some filesystems refuse fsync on a directory; the rename is still atomic */
+  }
+}
+
+/** A snapshot of "nothing of egress is live" (what rollback restores by removing). */
+export function noneSnapshot(backend: LinuxBackend, by: { user: string; uid: number }, at: string): Snapshot {
+  return {
+    kind: 'none',
+    backend,
+    ruleset: '',
+    rulesetHash: sha256(''),
+    fingerprint: '',
+    policyFile: '',
+    policyHash: '',
+    policyText: '',
+    mode: 'enforce',
+    default: 'accept',
+    hosts: [],
+    counters: [],
+    appliedAt: at,
+    appliedBy: by,
+  };
+}
+
+/** Who is running this: the login behind sudo when there is one. */
+export function whoAmI(env: Record<string, string | undefined>): { user: string; uid: number } {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : -1;
+  const user = env.SUDO_USER || env.LOGNAME || env.USER || (uid === 0 ? 'root' : String(uid));
+  const sudoUid = env.SUDO_UID && /^\d+$/.test(env.SUDO_UID) ? Number(env.SUDO_UID) : undefined;
+  return { user, uid: sudoUid ?? uid };
+}

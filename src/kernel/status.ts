@@ -1,0 +1,119 @@
+/** What is live, as `egress status` reports it. Read-only: no lock, nothing written. */
+import { liveFingerprint } from '../plan/diff.js';
+import type { LiveRuleset } from '../plan/types.js';
+import { readLive } from './backend.js';
+import { watchdogAlive } from './confirm.js';
+import { readHistory, type HistoryEntry } from './history.js';
+import { readState, requireStateDir, type Pending, type Snapshot } from './state.js';
+import type { Where } from './where.js';
+
+export interface RuleCounter {
+  rule: string;
+  action: 'allow' | 'deny' | 'builtin' | 'default';
+  family?: 'ipv4' | 'ipv6';
+  packets: number;
+  bytes: number;
+}
+
+export interface Status {
+  stateDir: string;
+  applied: boolean;
+  backend?: string;
+  mode?: string;
+  default?: string;
+  policyFile?: string;
+  policyHash?: string;
+  appliedAt?: string;
+  appliedBy?: { user: string; uid: number };
+  pending?: { deadline: string; secondsLeft: number; watchdog: string; watchdogAlive: boolean };
+  /** The live ruleset is not what egress recorded (changed by hand, or an interrupted command not yet settled). */
+  drift: boolean;
+  interrupted: boolean;
+  counters: RuleCounter[];
+  last?: HistoryEntry;
+}
+
+export async function readStatus(w: Where, stateDir: string, now: Date): Promise<Status> {
+  requireStateDir(stateDir);
+  const live = readState(stateDir, 'live');
+  const pending = readState(stateDir, 'pending');
+  const interrupted = readState(stateDir, 'applying') !== undefined;
+  const hist = readHistory(stateDir).entries;
+  const st: Status = { stateDir, applied: live?.kind === 'ruleset', drift: false, interrupted, counters: [], ...(hist.length ? { last: hist[hist.length - 1]! } : {}) };
+  if (!live || live.kind !== 'ruleset') return st;
+  Object.assign(st, {
+    backend: live.backend,
+    mode: live.mode,
+    default: live.default,
+    policyFile: live.policyFile,
+    policyHash: live.policyHash,
+    appliedAt: live.appliedAt,
+    appliedBy: live.appliedBy,
+  });
+  if (pending) st.pending = await pendingInfo(w, pending, now);
+  const cur = (await readLive(w, live.backend)).live;
+  st.drift = !!live.fingerprint && liveFingerprint(cur) !== live.fingerprint;
+  st.counters = countersOf(live, cur);
+  return st;
+}
+
+async function pendingInfo(w: Where, p: Pending, now: Date): Promise<NonNullable<Status['pending']>> {
+  return {
+    deadline: p.deadline,
+    secondsLeft: Math.max(0, Math.round((Date.parse(p.deadline) - now.getTime()) / 1000)),
+    watchdog: p.watchdog.kind === 'process' ? `process ${p.watchdog.pid}` : `systemd ${p.watchdog.unit}.timer`,
+    watchdogAlive: await watchdogAlive(w.x, p.watchdog),
+  };
+}
+
+/** Per-rule counts read from the kernel (never reset). */
+export function countersOf(s: Snapshot, cur: LiveRuleset): RuleCounter[] {
+  const out: RuleCounter[] = [];
+  if (s.backend === 'nft') {
+    for (const b of ['loopback', 'established', 'icmpv6_nd'] as const) {
+      const c = cur.counters.get(`builtin_${b}`);
+      if (c) out.push({ rule: b, action: 'builtin', ...c });
+    }
+    for (const ref of s.counters) {
+      const c = cur.counters.get(ref.name);
+      out.push({ rule: ref.rule, action: ref.action, family: ref.family, packets: c?.packets ?? 0, bytes: c?.bytes ?? 0 });
+    }
+    for (const [f, tag] of [['ipv4', 'v4'], ['ipv6', 'v6']] as const) {
+      const c = cur.counters.get(`default_${tag}`);
+      if (c) out.push({ rule: s.default, action: 'default', family: f, ...c });
+    }
+    return out;
+  }
+  // iptables: builtins and the default by their comments in EGRESS; a policy rule by its own chain
+  // (first rule that is not a RETURN) when it has one, else by the EGRESS rules carrying its comment.
+  const egress = (f: string) => cur.chains.get(`${f}:EGRESS`) ?? [];
+  for (const f of ['ipv4', 'ipv6'] as const)
+    for (const b of ['loopback', 'established', 'icmpv6_nd'] as const) {
+      const rules = egress(f).filter((r) => r.comment !== undefined && new RegExp(`(^|\\s)builtin: ${b}$`).test(r.comment));
+      if (rules.length) out.push({ rule: b, action: 'builtin', family: f, packets: sum(rules, 'packets'), bytes: sum(rules, 'bytes') });
+    }
+  for (const ref of s.counters) {
+    const chain = cur.chains.get(ref.name);
+    let packets = 0;
+    let bytes = 0;
+    if (chain && !ref.name.endsWith(':EGRESS')) {
+      const first = chain.find((r) => !/ -j RETURN$/.test(r.text));
+      packets = first?.packets ?? 0;
+      bytes = first?.bytes ?? 0;
+    } else {
+      const mine = egress(ref.family).filter((r) => r.comment === ref.rule || (r.comment?.startsWith(`${ref.rule}: `) && !/: except \d+$/.test(r.comment)));
+      packets = sum(mine, 'packets');
+      bytes = sum(mine, 'bytes');
+    }
+    out.push({ rule: ref.rule, action: ref.action, family: ref.family, packets, bytes });
+  }
+  for (const f of ['ipv4', 'ipv6'] as const) {
+    const d = egress(f).find((r) => r.comment !== undefined && /(^|\s)default: /.test(r.comment));
+    if (d) out.push({ rule: s.default, action: 'default', family: f, packets: d.packets ?? 0, bytes: d.bytes ?? 0 });
+  }
+  return out;
+}
+
+function sum(rs: { packets?: number; bytes?: number }[], k: 'packets' | 'bytes'): number {
+  return rs.reduce((n, r) => n + (r[k] ?? 0), 0);
+}

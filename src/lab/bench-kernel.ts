@@ -1,0 +1,223 @@
+/**
+ * The kernel benchmark (bench/kernel.mjs runs it from dist/): what a policy
+ * with N destinations costs on the packet path, nft sets versus the
+ * iptables backend's linear chain, against no firewall at all measured in
+ * the same run, in the lab's namespaces.
+ *
+ * For each N: a policy (default reject) whose allow rule names N separate
+ * IPv6 addresses in 2001:db8::/32 (a `{ file: }` set, so no two merge into
+ * one interval) on tcp/443 and udp/53. The load goes to the address that
+ * sorts last, the worst case for a linear chain. One host namespace per
+ * variant — none, conntrack, nft, iptables — measured in rotating order,
+ * `rounds` times; reported: the median rate, and the median over rounds of
+ * the rate divided by none's rate in the same round.
+ *
+ *  - TCP connection setups/s: every SYN is a new flow, so it crosses the
+ *    whole ruleset (later packets are `established`).
+ *  - UDP datagrams/s: a raw-table `notrack` for UDP in every namespace
+ *    (baseline included) makes every datagram cross the whole ruleset, not
+ *    only the first of a flow.
+ *  - "conntrack" is a namespace with only `ct state established,related
+ *    accept`: the share of the cost that any stateful firewall pays (the
+ *    policies' `established` builtin turns connection tracking on).
+ *  - compile: parse → IR → emit; load: `nft -f -` / `ip6tables-restore`
+ *    (+ `iptables-restore`) into a fresh namespace.
+ *
+ * Times are printed, never asserted.
+ */
+import { performance } from 'node:perf_hooks';
+import { BACKENDS } from '../backends/registry.js';
+import { hasErrors } from '../diag/diagnostic.js';
+import { loadPolicyText } from '../index.js';
+import { formatAddress } from '../policy/address.js';
+import { staticResolver } from '../resolve/resolver.js';
+import { describeFailure, realExecer, type Execer } from '../kernel/exec.js';
+import { sysctl } from '../kernel/netns.js';
+import { applyInNetns, type KernelTarget } from './apply.js';
+import { LOAD_SOURCE } from './load-script.js';
+import { World, type Host } from './world.js';
+
+export interface BenchOptions {
+  sizes: number[];
+  rounds: number;
+  durationMs: number;
+  tcpConcurrency: number;
+  udpConcurrency: number;
+  execer?: Execer;
+  progress?: (line: string) => void;
+  hashExperiment?: boolean;
+}
+
+export const DEFAULT_BENCH: BenchOptions = { sizes: [1000, 10_000, 100_000], rounds: 9, durationMs: 1000, tcpConcurrency: 16, udpConcurrency: 64 };
+
+/** none: no firewall; conntrack: only `ct state established,related accept` (what any stateful firewall costs). */
+/**
+ * nft-hash (only with `hashExperiment`): the nft ruleset with `flags interval`
+ * taken off its destination set — all elements are single addresses here —
+ * so the kernel picks a hash set instead of an interval tree: what the nft
+ * backend would gain by emitting singletons as a hash set.
+ */
+type Variant = 'none' | 'conntrack' | KernelTarget | 'nft-hash';
+
+const CONNTRACK_ONLY = 'table inet egressbench_ct {\n  chain output { type filter hook output priority filter; policy accept; ct state established,related accept; }\n}\n';
+
+export interface BenchRow {
+  n: number;
+  variant: Variant;
+  compileMs?: number;
+  loadMs?: number;
+  tcpPerSec: number;
+  udpPerSec: number;
+  tcpRatio: number;
+  udpRatio: number;
+  /** Interquartile range of the per-round ratios: how much the machine's noise moved them. */
+  tcpRatioIqr: [number, number];
+  udpRatioIqr: [number, number];
+  errors: number;
+}
+
+/** Destination k of N: 2001:db8:H:L::1 with k = H·65536 + L — all documentation addresses, none adjacent. */
+export function benchAddress(k: number): string {
+  const base = 0x20010db8n << 96n;
+  return formatAddress('ipv6', base | (BigInt(k) << 64n) | 1n);
+}
+
+function policyText(): string {
+  return [
+    'version: 1',
+    'default: reject',
+    'sets:',
+    '  many: { file: dests.txt }',
+    'allow:',
+    '  - name: many',
+    '    reason: benchmark destinations',
+    '    to: [$many]',
+    '    ports: [tcp/443, udp/53]',
+    '',
+  ].join('\n');
+}
+
+const NOTRACK_UDP = 'table inet egressbench {\n  chain raw { type filter hook output priority raw; policy accept; meta l4proto udp notrack; }\n}\n';
+
+async function measure(x: Execer, host: Host, dst: string, o: BenchOptions, mode: 'tcp' | 'udp'): Promise<{ rate: number; errors: number }> {
+  const input = JSON.stringify({ mode, dst, port: mode === 'tcp' ? 443 : 53, durationMs: o.durationMs, concurrency: mode === 'tcp' ? o.tcpConcurrency : o.udpConcurrency });
+  const argv = [process.execPath, '--input-type=module', '-e', LOAD_SOURCE];
+  const r = await x.run(argv[0]!, argv.slice(1), { netns: host.ns, input, timeoutMs: o.durationMs + 60_000 });
+  if (r.code !== 0) throw new Error(describeFailure(['node', '<load>'], r));
+  const out = JSON.parse(r.stdout) as { count: number; elapsedMs: number; errors: number };
+  return { rate: (out.count * 1000) / out.elapsedMs, errors: out.errors };
+}
+
+/** The q-quantile (0..1) by linear interpolation. */
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (s.length - 1) * q;
+  const lo = Math.floor(at);
+  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (at - lo);
+};
+const median = (xs: number[]) => quantile(xs, 0.5);
+
+export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<BenchRow[]> {
+  const o = { ...DEFAULT_BENCH, ...opts };
+  const x = o.execer ?? realExecer();
+  const say = o.progress ?? (() => {});
+  const rows: BenchRow[] = [];
+  const VARIANTS: Variant[] = ['none', 'conntrack', 'nft', ...(o.hashExperiment ? (['nft-hash'] as const) : []), 'iptables'];
+  const world = await World.create(x);
+  try {
+    await world.listen({ tcp: [443], udp: [53] });
+    for (const n of o.sizes) {
+      const dests = Array.from({ length: n }, (_, k) => benchAddress(k));
+      const dst = dests[n - 1]!;
+      const files = { [`/bench/dests.txt`]: dests.join('\n') + '\n' };
+      const t0 = performance.now();
+      const l = await loadPolicyText('bench.yaml', policyText(), { resolver: staticResolver({}, files), baseDir: '/bench' });
+      if (hasErrors(l.diagnostics) || !l.ir) throw new Error(`bench policy did not load: ${l.diagnostics.map((d) => d.message).join('; ')}`);
+      const frontMs = performance.now() - t0;
+      const hosts = new Map<Variant, Host>();
+      const meta = new Map<Variant, { compileMs?: number; loadMs?: number }>();
+      try {
+        for (const v of VARIANTS) {
+          const host = await world.addHost();
+          hosts.set(v, host);
+          await sysctl(x, host.ns, { 'net.ipv4.ip_local_port_range': '1024 65535' });
+          await applyInNetns(x, host.ns, 'nft', NOTRACK_UDP);
+          if (v === 'none') continue;
+          if (v === 'conntrack') {
+            await applyInNetns(x, host.ns, 'nft', CONNTRACK_ONLY);
+            continue;
+          }
+          const target: KernelTarget = v === 'nft-hash' ? 'nft' : v;
+          const backend = BACKENDS[target];
+          if (!backend) throw new Error(`backend "${target}" is not registered`);
+          const t1 = performance.now();
+          const art = backend.emit(l.ir);
+          const compileMs = frontMs + (performance.now() - t1);
+          if (hasErrors(art.diagnostics) || !art.value) throw new Error(`backend "${target}" refused the bench policy`);
+          const text = v === 'nft-hash' ? art.value.text.replace(/^\s*flags interval\n/m, '') : art.value.text;
+          say(`N=${n}: loading ${v} (${text.length} bytes)`);
+          const t2 = performance.now();
+          await applyInNetns(x, host.ns, target, text);
+          meta.set(v, { compileMs, loadMs: performance.now() - t2 });
+        }
+        const samples = new Map<Variant, { tcp: number[]; udp: number[]; errors: number }>(VARIANTS.map((v) => [v, { tcp: [], udp: [], errors: 0 }]));
+        // Warm-up, not recorded: first connections pay for route and neighbour caches, page faults, JIT.
+        for (const v of VARIANTS) await measure(x, hosts.get(v)!, dst, { ...o, durationMs: 300 }, 'tcp');
+        for (let round = 0; round < o.rounds; round++) {
+          const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]!);
+          for (const v of order) {
+            say(`N=${n}: round ${round + 1}/${o.rounds}: ${v}`);
+            const s = samples.get(v)!;
+            const t = await measure(x, hosts.get(v)!, dst, o, 'tcp');
+            const u = await measure(x, hosts.get(v)!, dst, o, 'udp');
+            s.tcp.push(t.rate);
+            s.udp.push(u.rate);
+            s.errors += t.errors + u.errors;
+          }
+        }
+        // Ratios are taken round by round (each against the baseline measured in the same round), then
+        // the median: load from elsewhere on the machine drifts slowly and cancels out within a round.
+        const base = samples.get('none')!;
+        const ratios = (xs: number[], b: number[]) => xs.map((x, i) => x / b[i]!);
+        for (const v of VARIANTS) {
+          const s = samples.get(v)!;
+          const rt = ratios(s.tcp, base.tcp);
+          const ru = ratios(s.udp, base.udp);
+          rows.push({
+            n,
+            variant: v,
+            ...meta.get(v),
+            tcpPerSec: median(s.tcp),
+            udpPerSec: median(s.udp),
+            tcpRatio: median(rt),
+            udpRatio: median(ru),
+            tcpRatioIqr: [quantile(rt, 0.25), quantile(rt, 0.75)],
+            udpRatioIqr: [quantile(ru, 0.25), quantile(ru, 0.75)],
+            errors: s.errors,
+          });
+        }
+      } finally {
+        for (const h of hosts.values()) await h.close();
+      }
+    }
+  } finally {
+    await world.close();
+  }
+  return rows;
+}
+
+export function benchMarkdown(rows: BenchRow[], o: Partial<BenchOptions> = {}): string {
+  const opt = { ...DEFAULT_BENCH, ...o };
+  const iqr = (m: number, [a, b]: [number, number]) => `${m.toFixed(2)} (${a.toFixed(2)}–${b.toFixed(2)})`;
+  const f0 = (v: number | undefined) => (v === undefined ? '-' : Math.round(v).toLocaleString('en-US'));
+  const lines = [
+    `| N destinations | firewall | compile ms | load ms | TCP setups/s | vs none (IQR) | UDP datagrams/s | vs none (IQR) | errors |`,
+    `| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+    ...rows.map((r) =>
+      `| ${r.n.toLocaleString('en-US')} | ${r.variant} | ${f0(r.compileMs)} | ${f0(r.loadMs)} | ${f0(r.tcpPerSec)} | ${iqr(r.tcpRatio, r.tcpRatioIqr)} | ${f0(r.udpPerSec)} | ${iqr(r.udpRatio, r.udpRatioIqr)} | ${r.errors} |`,
+    ),
+    '',
+    `rates: median of ${opt.rounds} rounds of ${opt.durationMs} ms each; "vs none": median over rounds of rate / none's rate in the same round; TCP ${opt.tcpConcurrency} connections in flight, UDP ${opt.udpConcurrency} datagrams in flight; node ${process.version}`,
+  ];
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,31 @@
+import { describe, expect, test } from 'vitest';
+import { ACCOUNTS, NOW } from '../../test/helpers.js';
+import { loadForLab, SPARE_ID_BASE } from './lab.js';
+
+describe('loadForLab', () => {
+  test('pins hostnames to documentation addresses no literal uses', async () => {
+    const yaml = 'version: 1\nallow:\n  - name: m\n    reason: r\n    to: [a.example, b.example, 203.0.113.100]\n    ports: [tcp/443]\n';
+    const { loaded, hosts } = await loadForLab('p.yaml', yaml, { now: NOW, accounts: ACCOUNTS });
+    expect(loaded.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    expect(hosts).toEqual([
+      { name: 'a.example', ipv4: ['203.0.113.116'], ipv6: ['2001:db8:ffff::100'] },
+      { name: 'b.example', ipv4: ['203.0.113.132'], ipv6: ['2001:db8:ffff::110'] },
+    ]);
+  });
+
+  test('maps users and groups missing here to spare ids, keeps the ones that exist', async () => {
+    const yaml = 'version: 1\nallow:\n  - name: m\n    reason: r\n    user: [postfix, ghost]\n    group: [phantom]\n    ports: [tcp/25]\n';
+    const accounts = { ...ACCOUNTS, users: new Map([...ACCOUNTS.users, ['taken', SPARE_ID_BASE]]) };
+    const { identities, accounts: lab, loaded } = await loadForLab('p.yaml', yaml, { now: NOW, accounts });
+    expect(identities).toEqual([
+      { kind: 'user', name: 'ghost', id: SPARE_ID_BASE + 1, spare: true },
+      { kind: 'user', name: 'postfix', id: 107, spare: false },
+      { kind: 'group', name: 'phantom', id: SPARE_ID_BASE + 2, spare: true },
+    ]);
+    expect(lab.users.get('ghost')).toBe(SPARE_ID_BASE + 1);
+    expect(loaded.ir!.rules[0]!.users).toEqual(expect.arrayContaining([
+      { name: 'ghost', id: SPARE_ID_BASE + 1 },
+      { name: 'postfix', id: 107 },
+    ]));
+  });
+});

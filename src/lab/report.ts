@@ -1,0 +1,136 @@
+/** What `egress lab` prints: a table of every probe per backend, a summary, and the lab's assumptions. */
+import type { SourceMap } from '../diag/source.js';
+import { renderText, toJson } from '../diag/render.js';
+import type { Accounts } from '../resolve/resolver.js';
+import type { Comparison } from './compare.js';
+import type { LabReport } from './lab.js';
+import type { Probe } from './probe.js';
+import { table } from '../report/table.js';
+
+function nameOf(table: Map<string, number>, id: number): string | undefined {
+  for (const [n, i] of table) if (i === id) return n;
+  return undefined;
+}
+
+export function flowText(p: Probe, accounts: Accounts): string {
+  const what = p.proto === 'icmp' ? 'icmp echo-request' : `${p.proto}/${p.port}`;
+  const user = nameOf(accounts.users, p.uid);
+  const group = nameOf(accounts.groups, p.gid);
+  const primary = p.uid === 0 ? p.gid === 0 : accounts.primaryGroup.get(p.uid) === p.gid;
+  const who = user ?? `uid ${p.uid}`;
+  return `${what} to ${p.dst} as ${who}${primary ? '' : ` (group ${group ?? p.gid})`}`;
+}
+
+function explainText(c: Comparison): string {
+  const d = c.decision;
+  const by = d.step === 'allow' || d.step === 'deny' ? `${d.step} ${d.rules.map((r) => r.name).join(',')}` : d.step === 'builtin' ? `builtin ${d.builtin}` : 'default';
+  return `${d.verdict}${d.audit ? ' (audit)' : ''} by ${by}`;
+}
+
+function kernelText(c: Comparison | undefined): string {
+  if (!c) return '-';
+  return `${c.kernel} (${c.result.detail})`;
+}
+
+export interface TargetSummary {
+  probes: number;
+  through: number;
+  blocked: number;
+  rejected: number;
+  dropped: number;
+  errors: number;
+  disagreements: number;
+}
+
+export function summarize(cs: Comparison[]): TargetSummary {
+  return {
+    probes: cs.length,
+    through: cs.filter((c) => c.kernel === 'accept').length,
+    blocked: cs.filter((c) => c.kernel === 'reject' || c.kernel === 'drop').length,
+    rejected: cs.filter((c) => c.kernel === 'reject').length,
+    dropped: cs.filter((c) => c.kernel === 'drop').length,
+    errors: cs.filter((c) => c.kernel === 'error').length,
+    disagreements: cs.filter((c) => !c.agree).length,
+  };
+}
+
+/** Whether the rehearsal passed: every backend ran and the kernel agreed with explain on every probe. */
+export function labOk(r: Pick<LabReport, 'targets'>): boolean {
+  return r.targets.every((t) => !t.error && t.comparisons.every((c) => c.agree));
+}
+
+export function renderLabText(file: string, r: LabReport, sources: SourceMap): string {
+  const out: string[] = [];
+  const targets = r.targets.map((t) => t.target);
+  const headers = ['rule', 'probe', 'flow', 'explain', ...targets, ''];
+  const rows = r.planned.map((p, i) => {
+    const cs = r.targets.map((t) => t.comparisons[i]);
+    const bad = cs.some((c) => c && !c.agree);
+    const first = cs.find((c) => c);
+    return [p.rule, p.why, flowText(p.probe, r.accounts), first ? explainText(first) : '-', ...cs.map(kernelText), bad ? 'DISAGREES' : ''];
+  });
+  out.push(`egress lab: ${file}, rehearsed in network namespaces with ${targets.join(' and ')}`);
+  out.push('');
+  out.push(table(headers, rows));
+  for (const t of r.targets) {
+    if (t.error) {
+      out.push(`${t.target}: ERROR: ${t.error}`);
+      if (t.diagnostics?.length) out.push(renderText(sources, t.diagnostics).trimEnd());
+      continue;
+    }
+    const s = summarize(t.comparisons);
+    out.push(
+      `${t.target}: ${s.probes} probes: ${s.through} got through, ${s.blocked} blocked (${s.rejected} rejected, ${s.dropped} dropped)` +
+        (s.errors ? `, ${s.errors} probe errors` : '') +
+        (s.disagreements ? `; ${s.disagreements} DISAGREE with explain` : '; the kernel agrees with explain on every probe'),
+    );
+  }
+  if (r.notProbed.length) {
+    out.push('', 'not probed:');
+    for (const n of r.notProbed) out.push(`  rule "${n.rule}": ${n.what}: ${n.why}`);
+  }
+  if (r.hosts.length) {
+    out.push('', 'hostnames pinned to documentation addresses for the rehearsal:');
+    for (const h of r.hosts) out.push(`  ${h.name} -> ${[...h.ipv4, ...h.ipv6].join(', ')}`);
+  }
+  const spare = r.identities.filter((i) => i.spare);
+  if (spare.length) {
+    out.push('', 'not on this machine, rehearsed as a spare id:');
+    for (const i of spare) out.push(`  ${i.kind} ${i.name} -> ${i.kind === 'user' ? 'uid' : 'gid'} ${i.id}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+export function labJson(file: string, r: LabReport, sources: SourceMap) {
+  return {
+    file,
+    ok: labOk(r),
+    targets: r.targets.map((t) => t.target),
+    summary: Object.fromEntries(r.targets.map((t) => [t.target, t.error ? { error: t.error, ...(t.diagnostics ? { diagnostics: toJson(sources, t.diagnostics) } : {}) } : summarize(t.comparisons)])),
+    probes: r.planned.map((p, i) => {
+      const first = r.targets.map((t) => t.comparisons[i]).find((c) => c);
+      const user = nameOf(r.accounts.users, p.probe.uid);
+      const group = nameOf(r.accounts.groups, p.probe.gid);
+      return {
+        rule: p.rule,
+        why: p.why,
+        flow: { ...p.probe, ...(user !== undefined ? { user } : {}), ...(group !== undefined ? { group } : {}) },
+        ...(first
+          ? {
+              explain: { verdict: first.decision.verdict, audit: first.decision.audit, decidedBy: first.decision.step, rules: first.decision.rules.map((x) => x.name) },
+              expected: first.expected,
+            }
+          : {}),
+        kernel: Object.fromEntries(
+          r.targets.filter((t) => t.comparisons[i]).map((t) => {
+            const c = t.comparisons[i]!;
+            return [t.target, { verdict: c.kernel, outcome: c.result.outcome, detail: c.result.detail, agree: c.agree }];
+          }),
+        ),
+      };
+    }),
+    notProbed: r.notProbed,
+    hosts: r.hosts,
+    identities: r.identities,
+  };
+}

@@ -1,0 +1,212 @@
+/**
+ * The lab's network: one "world" namespace that answers on every address of
+ * the documentation prefixes, and "host" namespaces (where a policy is
+ * applied and probes start) each linked to the world by a veth pair.
+ *
+ *   host (egress-<tag>-h<k>)                    world (egress-<tag>-world)
+ *   eg<tag>h<k> 198.18.k.1/30, 2001:2:0:k::1/64  ── eg<tag>w<k> 198.18.k.2, 2001:2:0:k::2
+ *   routes: 192.0.2.0/24, 198.51.100.0/24,        local routes on lo: the same prefixes
+ *           203.0.113.0/24, 2001:db8::/32 → world  (every address is the world's own)
+ *
+ * The link itself uses the benchmarking ranges (198.18.0.0/15, RFC 2544;
+ * 2001:2::/48, RFC 5180) so that no documentation address is taken by the
+ * link and every one of them can be probed. Neither namespace has a default
+ * route: a packet to anything else fails with ENETUNREACH and never leaves.
+ * Neighbour entries are static on both sides, so no ARP or IPv6 neighbour
+ * discovery is needed and a policy that turns the `icmpv6_nd` builtin off
+ * cannot break the link. IPv6 duplicate address detection is off, so
+ * addresses are usable at once.
+ */
+import type { Family } from '../policy/address.js';
+import { parseDest } from '../policy/address.js';
+import { describeFailure, type Execer, type Started } from '../kernel/exec.js';
+import { createNetns, ifName, ipBatch, NetnsError, netnsName, sweepStale, sysctl, uniqueTag, cleanup } from '../kernel/netns.js';
+import { WORLD_LISTENER_SOURCE } from './world-listener.js';
+
+/** The documentation prefixes (RFC 5737, RFC 3849): the only destinations the lab ever probes. */
+export const DOC_PREFIXES: Record<Family, readonly string[]> = {
+  ipv4: ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24'],
+  ipv6: ['2001:db8::/32'],
+};
+
+const DOC_INTERVALS = (Object.keys(DOC_PREFIXES) as Family[]).flatMap((family) =>
+  DOC_PREFIXES[family].map((p) => {
+    const d = parseDest(p);
+    if (d.kind !== 'addr') throw new Error(`bad documentation prefix ${p}`);
+    return { family, lo: d.lo, hi: d.hi };
+  }),
+);
+
+/** Whether an address lies in a documentation prefix (and so may be probed). */
+export function inDocumentation(family: Family, v: bigint): boolean {
+  return DOC_INTERVALS.some((x) => x.family === family && x.lo <= v && v <= x.hi);
+}
+
+/** The documentation intervals of a family, for callers that pick addresses. */
+export function documentationIntervals(family: Family): { lo: bigint; hi: bigint }[] {
+  return DOC_INTERVALS.filter((x) => x.family === family).map(({ lo, hi }) => ({ lo, hi }));
+}
+
+const MAX_HOSTS = 256;
+
+export interface Ports {
+  tcp: number[];
+  udp: number[];
+}
+
+/** A host namespace: where a ruleset is loaded and probes start. */
+export interface Host {
+  ns: string;
+  index: number;
+  close(): Promise<void>;
+}
+
+export class World {
+  private readonly hosts = new Set<number>();
+  private nextIndex = 0;
+  private readonly listening = { tcp: new Set<number>(), udp: new Set<number>() };
+  private closed = false;
+
+  private constructor(
+    readonly x: Execer,
+    readonly tag: string,
+    readonly ns: string,
+    private readonly listener: Started,
+    private readonly removeNs: () => Promise<void>,
+    private readonly cleanupId: number,
+  ) {}
+
+  /** Create the world namespace and start its listener. Close it with `close()` (a `finally`). */
+  static async create(x: Execer): Promise<World> {
+    await sweepStale(x);
+    const tag = uniqueTag();
+    const ns = netnsName(tag, 'world');
+    const removeNs = await createNetns(x, ns);
+    let listener: Started | undefined;
+    try {
+      await sysctl(x, ns, {
+        'net.ipv6.conf.all.accept_dad': 0,
+        'net.ipv6.conf.default.accept_dad': 0,
+        'net.ipv6.conf.all.forwarding': 0,
+        'net.ipv4.ip_nonlocal_bind': 1,
+        'net.ipv6.ip_nonlocal_bind': 1,
+      });
+      await ipBatch(x, ns, [...DOC_PREFIXES.ipv4, ...DOC_PREFIXES.ipv6].map((p) => `route add local ${p} dev lo`));
+      listener = x.start(process.execPath, ['--input-type=module', '-e', WORLD_LISTENER_SOURCE], { netns: ns });
+      const first = await withTimeout(listener.nextLine(), 10_000, 'world listener did not start');
+      if (first !== 'ready') throw new NetnsError(`world listener said ${JSON.stringify(first)}`);
+    } catch (e) {
+      await listener?.stop();
+      await removeNs();
+      throw e;
+    }
+    const l = listener;
+    const id = cleanup.add(async () => {
+      await l.stop();
+    });
+    return new World(x, tag, ns, l, removeNs, id);
+  }
+
+  /** Make the world answer TCP and UDP on these ports (both families, every documentation address). */
+  async listen(ports: Partial<Ports>): Promise<void> {
+    const tcp = [...new Set(ports.tcp ?? [])].filter((p) => !this.listening.tcp.has(p));
+    const udp = [...new Set(ports.udp ?? [])].filter((p) => !this.listening.udp.has(p));
+    if (!tcp.length && !udp.length) return;
+    for (const p of [...tcp, ...udp]) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new Error(`cannot listen on port ${p}`);
+    this.listener.write(JSON.stringify({ tcp, udp }) + '\n');
+    const answer = await withTimeout(this.listener.nextLine(), 20_000, 'world listener did not answer');
+    if (answer !== 'ok') throw new NetnsError(`world listener: ${answer}`);
+    for (const p of tcp) this.listening.tcp.add(p);
+    for (const p of udp) this.listening.udp.add(p);
+  }
+
+  /** A fresh host namespace linked to this world (fresh: no ruleset, no conntrack entries). */
+  async addHost(): Promise<Host> {
+    if (this.closed) throw new Error('world is closed');
+    if (this.hosts.size >= MAX_HOSTS) throw new Error(`at most ${MAX_HOSTS} hosts per world`);
+    // Round robin rather than lowest free: an index just given back is the last to be reused.
+    let k = this.nextIndex;
+    while (this.hosts.has(k)) k = (k + 1) % MAX_HOSTS;
+    this.nextIndex = (k + 1) % MAX_HOSTS;
+    this.hosts.add(k);
+    const kk = k.toString(36);
+    const ns = netnsName(this.tag, `h${kk}`);
+    const hostIf = ifName(this.tag, `h${kk}`);
+    const worldIf = ifName(this.tag, `w${kk}`);
+    const hex = k.toString(16).padStart(2, '0');
+    const mac = (end: string) => `02:65:67:${hex}:00:${end}`;
+    const v4 = (end: number) => `198.18.${k}.${end}`;
+    const v6 = (end: number) => `2001:2:0:${k.toString(16)}::${end}`;
+    let removeNs: (() => Promise<void>) | undefined;
+    try {
+      removeNs = await createNetns(this.x, ns);
+      await sysctl(this.x, ns, {
+        'net.ipv6.conf.all.accept_dad': 0,
+        'net.ipv6.conf.default.accept_dad': 0,
+        'net.ipv6.conf.default.router_solicitations': 0,
+        'net.ipv6.conf.default.accept_ra': 0,
+      });
+      // Created inside the host namespace with its peer straight in the world: never in the root namespace.
+      await ipBatch(this.x, ns, [
+        `link add ${hostIf} address ${mac('01')} type veth peer name ${worldIf} address ${mac('02')} netns ${this.ns}`,
+        `addr add ${v4(1)}/30 dev ${hostIf}`,
+        `addr add ${v6(1)}/64 dev ${hostIf} nodad`,
+        `link set ${hostIf} up`,
+        `neigh replace ${v4(2)} lladdr ${mac('02')} dev ${hostIf} nud permanent`,
+        `neigh replace ${v6(2)} lladdr ${mac('02')} dev ${hostIf} nud permanent`,
+        ...DOC_PREFIXES.ipv4.map((p) => `route add ${p} via ${v4(2)} dev ${hostIf}`),
+        ...DOC_PREFIXES.ipv6.map((p) => `route add ${p} via ${v6(2)} dev ${hostIf}`),
+      ]);
+      await ipBatch(this.x, this.ns, [
+        `addr add ${v4(2)}/30 dev ${worldIf}`,
+        `addr add ${v6(2)}/64 dev ${worldIf} nodad`,
+        `link set ${worldIf} up`,
+        `neigh replace ${v4(1)} lladdr ${mac('01')} dev ${worldIf} nud permanent`,
+        `neigh replace ${v6(1)} lladdr ${mac('01')} dev ${worldIf} nud permanent`,
+      ]);
+    } catch (e) {
+      this.hosts.delete(k);
+      await removeNs?.();
+      throw e;
+    }
+    const remove = removeNs;
+    let open = true;
+    return {
+      ns,
+      index: k,
+      close: async () => {
+        if (!open) return;
+        open = false;
+        // The kernel dismantles a deleted namespace later, in a work queue: delete the veth pair
+        // (both ends, at once) first, so the world holds nothing of this host once close() returns.
+        await this.x.run('ip', ['-n', ns, 'link', 'del', hostIf]);
+        await remove();
+        this.hosts.delete(k);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    cleanup.remove(this.cleanupId);
+    await this.listener.stop();
+    await this.removeNs();
+  }
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new NetnsError(`${what} within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+/** Run a command inside a namespace and fail with its output when it fails. */
+export async function runIn(x: Execer, ns: string, argv: string[], input?: string): Promise<string> {
+  const r = await x.run(argv[0]!, argv.slice(1), { netns: ns, ...(input !== undefined ? { input } : {}) });
+  if (r.code !== 0) throw new NetnsError(describeFailure(argv, r));
+  return r.stdout;
+}

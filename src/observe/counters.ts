@@ -1,0 +1,131 @@
+/**
+ * Counter samples over time, for `egress stale`: which rules have had no
+ * hits for N days. The kernel's per-rule counters only say "so many packets
+ * since the rules were loaded"; a rule's recent hits are the difference
+ * between two samples.
+ *
+ * Samples are appended by `egress stats --sample` (run it from cron or a
+ * systemd timer, e.g. hourly) to `$EGRESS_STATE_DIR/counters.jsonl`, one
+ * JSON object per line:
+ *
+ *   { "time": "2026-11-23T10:00:00.000Z", "policyHash": "sha256:…",
+ *     "backend": "nft", "counters": [ { "rule": "dns", "action": "allow",
+ *     "family": "ipv4", "packets": 123, "bytes": 4567 }, … ] }
+ *
+ * Counters restart from zero when the ruleset is reloaded (apply, rollback):
+ * a counter that went down between two samples was reset, and its new value
+ * is all hits since.
+ */
+import { appendFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export const COUNTERS_FILE = 'counters.jsonl';
+
+export interface SampledCounter {
+  rule: string;
+  action: 'allow' | 'deny' | 'builtin' | 'default';
+  family?: 'ipv4' | 'ipv6';
+  packets: number;
+  bytes: number;
+}
+
+export interface CounterSample {
+  time: string;
+  policyHash?: string;
+  backend?: string;
+  counters: SampledCounter[];
+}
+
+export async function appendSample(dir: string, s: CounterSample): Promise<string> {
+  const path = join(dir, COUNTERS_FILE);
+  await appendFile(path, JSON.stringify(s) + '\n', { mode: 0o644 });
+  return path;
+}
+
+function isCounter(v: unknown): v is SampledCounter {
+  const o = v as Record<string, unknown>;
+  return !!o && typeof o === 'object' && typeof o.rule === 'string' && typeof o.action === 'string' && typeof o.packets === 'number' && typeof o.bytes === 'number';
+}
+
+/** Tolerant: lines that are not samples (a torn last line, hand edits) are skipped and counted. */
+export function parseSamples(text: string): { samples: CounterSample[]; skipped: number } {
+  const samples: CounterSample[] = [];
+  let skipped = 0;
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const v = JSON.parse(line) as Partial<CounterSample>;
+      if (typeof v.time !== 'string' || !Number.isFinite(Date.parse(v.time)) || !Array.isArray(v.counters) || !v.counters.every(isCounter)) {
+        skipped++;
+        continue;
+      }
+      samples.push(v as CounterSample);
+    } catch {
+      skipped++;
+    }
+  }
+  samples.sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
+  return { samples, skipped };
+}
+
+export async function readSamples(dir: string): Promise<{ samples: CounterSample[]; skipped: number; path: string; missing: boolean }> {
+  const path = join(dir, COUNTERS_FILE);
+  try {
+    return { ...parseSamples(await readFile(path, 'utf8')), path, missing: false };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { samples: [], skipped: 0, path, missing: true };
+    throw e;
+  }
+}
+
+export interface RuleActivity {
+  rule: string;
+  action: 'allow' | 'deny';
+  /** stale: no hits in the window; used: hits in it; unknown: the samples do not cover the window. */
+  status: 'stale' | 'used' | 'unknown';
+  /** Packets counted within the window. */
+  hits: number;
+  /** The last sample interval in which the rule had hits (its end). */
+  lastHit?: string;
+  /** Why the answer is unknown. */
+  note?: string;
+}
+
+/**
+ * Per policy rule: hits within [now - days, now], summed over both families.
+ * A rule is `stale` only when the samples reach back to the start of the
+ * window (otherwise it is `unknown`: too little history to say).
+ */
+export function ruleActivity(rules: readonly { name: string; action: 'allow' | 'deny' }[], samples: readonly CounterSample[], now: Date, days: number): RuleActivity[] {
+  const from = now.getTime() - days * 86_400_000;
+  // Per rule, a series of (time, packets summed over families).
+  const series = new Map<string, { t: number; packets: number }[]>();
+  for (const s of samples) {
+    const t = Date.parse(s.time);
+    const per = new Map<string, number>();
+    for (const c of s.counters) if (c.action === 'allow' || c.action === 'deny') per.set(c.rule, (per.get(c.rule) ?? 0) + c.packets);
+    for (const [rule, packets] of per) {
+      const xs = series.get(rule) ?? [];
+      xs.push({ t, packets });
+      series.set(rule, xs);
+    }
+  }
+  return rules.map((r) => {
+    const xs = series.get(r.name) ?? [];
+    let hits = 0;
+    let lastHit: number | undefined;
+    for (let i = 1; i < xs.length; i++) {
+      const a = xs[i - 1]!;
+      const b = xs[i]!;
+      const d = b.packets >= a.packets ? b.packets - a.packets : b.packets; // went down: reloaded, counted from zero
+      if (d > 0) lastHit = b.t;
+      if (b.t > from && d > 0) hits += d;
+    }
+    const out: RuleActivity = { rule: r.name, action: r.action, status: 'unknown', hits };
+    if (lastHit !== undefined) out.lastHit = new Date(lastHit).toISOString();
+    if (hits > 0) out.status = 'used';
+    else if (xs.length >= 2 && xs[0]!.t <= from) out.status = 'stale';
+    else out.note = xs.length < 2 ? 'fewer than two samples of this rule' : `samples only reach back to ${new Date(xs[0]!.t).toISOString()}`;
+    return out;
+  });
+}

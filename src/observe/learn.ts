@@ -1,0 +1,325 @@
+/**
+ * Learn: from what audit mode (or an enforcing policy) logged as denied, the
+ * allow rules that would admit it, grouped the way an operator writes them.
+ *
+ * 1. Every distinct flow seen (destination, protocol, port or ICMP type, uid,
+ *    gid) is run through the policy's indexed evaluator. Only flows the
+ *    policy sends to its `default` can be learned: a flow a deny rule catches
+ *    stays denied whatever is allowed (SPEC §2), and one already accepted
+ *    needs nothing.
+ * 2. Destinations are named as the policy names them: an address that one of
+ *    the policy's hostnames resolved to is written as that hostname.
+ * 3. Grouping, each step merging what the previous one left:
+ *    (destination, user) → its ports; (user, ports) → its destinations,
+ *    where `collapseAt` or more addresses of one /24 (IPv4) or /64 (IPv6)
+ *    become that prefix; (destinations, ports) → its users. A flow logged
+ *    without a uid gives a rule without `user:`.
+ * 4. Each rule carries its counts and first/last seen as YAML comments, and a
+ *    `reason` that says it was learned, so lint stays quiet and a reviewer
+ *    knows where it came from.
+ */
+import { Document, Scalar, type YAMLMap, type YAMLSeq } from 'yaml';
+import type { Ir } from '../ir/types.js';
+import { formatAddress, parseAddress, type Family } from '../policy/address.js';
+import { icmpTypeName } from '../policy/protocols.js';
+import type { Accounts } from '../resolve/resolver.js';
+import type { Decision } from '../sim/flow.js';
+import type { LogEvent } from './event.js';
+import { hostsByAddress, Replayer, flowKey } from './replay.js';
+
+export const COLLAPSE_AT = 4;
+
+/** One distinct flow seen in the logs. */
+export interface SeenFlow {
+  family: Family;
+  dst: string;
+  proto: LogEvent['proto'];
+  protoNum: number;
+  port?: number;
+  icmpType?: number;
+  uid?: number;
+  gid?: number;
+  connections: number;
+  first?: number;
+  last?: number;
+  decision: Decision;
+}
+
+export interface LearnedRule {
+  name: string;
+  reason: string;
+  to: string[];
+  ports: string[];
+  icmp: string[];
+  /** Names (or uids where the host has no name); empty = any user. */
+  users: (string | number)[];
+  connections: number;
+  first?: number;
+  last?: number;
+  /** Per destination (as written in `to`) connections, most first. */
+  perDestination: { to: string; connections: number }[];
+  /** Prefixes that replaced several addresses, with the addresses seen. */
+  collapsed: { prefix: string; seen: string[] }[];
+  flows: SeenFlow[];
+}
+
+export interface NotLearned {
+  flow: SeenFlow;
+  why: 'denied-by-rule' | 'protocol' | 'icmp-type';
+  /** The deny rules that catch it. */
+  rules?: string[];
+}
+
+export interface Learned {
+  rules: LearnedRule[];
+  notLearned: NotLearned[];
+  /** Connections the policy already accepts (it changed since the logs were written). */
+  alreadyAllowed: number;
+  /** Distinct flows seen. */
+  flows: number;
+}
+
+/** Collects distinct flows from events (after dedupe) and decides each once. */
+export class FlowCollector {
+  private readonly flows = new Map<string, SeenFlow>();
+  private readonly replayer: Replayer;
+
+  constructor(ir: Ir, accounts?: Accounts) {
+    this.replayer = new Replayer(ir, accounts);
+  }
+
+  add(e: LogEvent, isNew: boolean): void {
+    if (e.verdict === 'allowed') return;
+    const k = flowKey({ ...e, out: undefined } as LogEvent);
+    let f = this.flows.get(k);
+    if (!f) {
+      const decision = this.replayer.decide({ ...e, out: undefined } as LogEvent);
+      if (!decision) return;
+      f = { family: e.family, dst: e.dst, proto: e.proto, protoNum: e.protoNum, connections: 0, decision };
+      if (e.proto === 'icmp') f.icmpType = e.icmpType!;
+      else if (e.proto !== 'other' && e.dpt !== undefined) f.port = e.dpt;
+      if (e.uid !== undefined) f.uid = e.uid;
+      if (e.gid !== undefined) f.gid = e.gid;
+      this.flows.set(k, f);
+    }
+    if (isNew) f.connections++;
+    if (e.time !== undefined) {
+      if (f.first === undefined || e.time < f.first) f.first = e.time;
+      if (f.last === undefined || e.time > f.last) f.last = e.time;
+    }
+  }
+
+  seen(): SeenFlow[] {
+    return [...this.flows.values()];
+  }
+}
+
+interface Atom {
+  dest: string;
+  port: string;
+  user: string | number | '*';
+  flows: SeenFlow[];
+}
+
+const ANY = '*';
+
+function portSpec(f: SeenFlow): string | undefined {
+  if (f.proto === 'icmp') {
+    const name = icmpTypeName(f.family, f.icmpType!);
+    return /^\d+$/.test(name) ? undefined : `icmp:${name}`;
+  }
+  if (f.proto === 'other' || f.port === undefined) return undefined;
+  return `${f.proto}/${f.port}`;
+}
+
+function sum(fs: readonly SeenFlow[]): { connections: number; first?: number; last?: number } {
+  let connections = 0;
+  let first: number | undefined;
+  let last: number | undefined;
+  for (const f of fs) {
+    connections += f.connections;
+    if (f.first !== undefined && (first === undefined || f.first < first)) first = f.first;
+    if (f.last !== undefined && (last === undefined || f.last > last)) last = f.last;
+  }
+  return { connections, ...(first !== undefined ? { first } : {}), ...(last !== undefined ? { last } : {}) };
+}
+
+function groupBy<T>(xs: readonly T[], key: (x: T) => string): T[][] {
+  const m = new Map<string, T[]>();
+  for (const x of xs) {
+    const k = key(x);
+    const g = m.get(k);
+    if (g) g.push(x);
+    else m.set(k, [x]);
+  }
+  return [...m.values()];
+}
+
+const portOrder = (a: string, b: string) => {
+  const [pa, na] = a.split('/');
+  const [pb, nb] = b.split('/');
+  return pa === pb ? Number(na) - Number(nb) : a.localeCompare(b);
+};
+
+/** The /24 or /64 an address is in, as CIDR text; undefined for hostnames. */
+function prefixOf(dest: string): string | undefined {
+  const a = parseAddress(dest);
+  if (!a) return undefined;
+  const bits = a.family === 'ipv4' ? 24n : 64n;
+  const width = a.family === 'ipv4' ? 32n : 128n;
+  const base = (a.value >> (width - bits)) << (width - bits);
+  return `${formatAddress(a.family, base)}/${bits}`;
+}
+
+function slug(s: string): string {
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+}
+
+export interface LearnOptions {
+  ir: Ir;
+  accounts?: Accounts;
+  /** Names already taken in the policy. */
+  taken: Iterable<string>;
+  collapseAt?: number;
+}
+
+export function learnRules(flows: readonly SeenFlow[], opts: LearnOptions): Learned {
+  const hosts = hostsByAddress(opts.ir);
+  const userNames = new Map<number, string>();
+  for (const [name, id] of opts.accounts?.users ?? []) if (!userNames.has(id)) userNames.set(id, name);
+  const out: Learned = { rules: [], notLearned: [], alreadyAllowed: 0, flows: flows.length };
+  const atoms = new Map<string, Atom>();
+  for (const f of flows) {
+    const d = f.decision;
+    if (d.verdict === 'accept') {
+      out.alreadyAllowed += f.connections;
+      continue;
+    }
+    if (d.step === 'deny') {
+      out.notLearned.push({ flow: f, why: 'denied-by-rule', rules: d.rules.map((r) => r.name) });
+      continue;
+    }
+    const port = portSpec(f);
+    if (!port) {
+      out.notLearned.push({ flow: f, why: f.proto === 'icmp' ? 'icmp-type' : 'protocol' });
+      continue;
+    }
+    const dest = hosts.get(f.dst) ?? f.dst;
+    const user = f.uid === undefined ? ANY : userNames.get(f.uid) ?? f.uid;
+    const k = `${dest}\t${port}\t${user}`;
+    const a = atoms.get(k);
+    if (a) a.flows.push(f);
+    else atoms.set(k, { dest, port, user, flows: [f] });
+  }
+
+  // (destination, user) → ports
+  const byDestUser = groupBy([...atoms.values()], (a) => `${a.dest}\t${a.user}`).map((g) => ({
+    dest: g[0]!.dest,
+    user: g[0]!.user,
+    ports: [...new Set(g.map((a) => a.port))].sort(portOrder),
+    flows: g.flatMap((a) => a.flows),
+  }));
+  // (user, ports) → destinations, collapsing crowded prefixes
+  const collapseAt = opts.collapseAt ?? COLLAPSE_AT;
+  const byUserPorts = groupBy(byDestUser, (x) => `${x.user}\t${x.ports.join(',')}`).map((g) => {
+    const dests = new Map<string, SeenFlow[]>();
+    const collapsed: { prefix: string; seen: string[] }[] = [];
+    for (const grp of groupBy(g, (x) => prefixOf(x.dest) ?? `host:${x.dest}`)) {
+      const prefix = prefixOf(grp[0]!.dest);
+      if (prefix && grp.length >= collapseAt) {
+        dests.set(prefix, grp.flatMap((x) => x.flows));
+        collapsed.push({ prefix, seen: grp.map((x) => x.dest).sort() });
+      } else for (const x of grp) dests.set(x.dest, x.flows);
+    }
+    return { user: g[0]!.user, ports: g[0]!.ports, dests, collapsed };
+  });
+  // (destinations, ports) → users
+  const rules = groupBy(byUserPorts, (x) => `${[...x.dests.keys()].sort().join(',')}\t${x.ports.join(',')}`).map((g) => {
+    const users = g.map((x) => x.user);
+    const anyUser = users.includes(ANY);
+    const dests = new Map<string, SeenFlow[]>();
+    for (const x of g) for (const [d, fs] of x.dests) dests.set(d, [...(dests.get(d) ?? []), ...fs]);
+    const flowsOf = [...dests.values()].flat();
+    const ports = g[0]!.ports;
+    return {
+      to: [...dests.keys()],
+      perDestination: [...dests].map(([to, fs]) => ({ to, connections: sum(fs).connections })).sort((a, b) => b.connections - a.connections || a.to.localeCompare(b.to)),
+      ports: ports.filter((p) => !p.startsWith('icmp:')),
+      icmp: ports.filter((p) => p.startsWith('icmp:')).map((p) => p.slice(5)),
+      users: anyUser ? [] : [...new Set(users as (string | number)[])].sort((a, b) => String(a).localeCompare(String(b))),
+      collapsed: g.flatMap((x) => x.collapsed),
+      flows: flowsOf,
+      ...sum(flowsOf),
+    };
+  });
+  rules.sort((a, b) => b.connections - a.connections || a.to.join().localeCompare(b.to.join()));
+  const taken = new Set(opts.taken);
+  for (const r of rules) {
+    const name = ruleName(r.to, [...r.ports, ...r.icmp], r.users, taken);
+    taken.add(name);
+    out.rules.push({ name, reason: `learned from logs (${r.connections} connection${r.connections === 1 ? '' : 's'} denied); review before enforcing`, ...r });
+  }
+  return out;
+}
+
+/** `learned-<destination or port>[-<user>]`, within 32 characters, unique. */
+function ruleName(to: string[], ports: string[], users: (string | number)[], taken: Set<string>): string {
+  const what = to.length === 1 ? slug(to[0]!.replace(/\/\d+$/, '')) : slug(ports[0]!.replace(/^icmp:/, '').replace('/', ''));
+  const who = users.length === 1 ? `-${slug(String(users[0]))}` : '';
+  const base = `learned-${what}`.slice(0, 32 - who.length).replace(/-+$/, '') + who;
+  let name = base.slice(0, 32);
+  for (let i = 2; taken.has(name); i++) name = `${base.slice(0, 32 - String(i).length - 1)}-${i}`;
+  return name;
+}
+
+function iso(ms: number | undefined): string {
+  return ms === undefined ? 'unknown' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** The comment lines above a learned rule. */
+export function ruleComment(r: LearnedRule, describeUser: (uid: number) => string): string[] {
+  const lines = [`${r.connections} connection${r.connections === 1 ? '' : 's'} seen, first ${iso(r.first)}, last ${iso(r.last)}`];
+  if (r.to.length > 1) {
+    const shown = r.perDestination.slice(0, 6).map((d) => `${d.to} ${d.connections}`);
+    lines.push(`per destination: ${shown.join(', ')}${r.perDestination.length > 6 ? `, and ${r.perDestination.length - 6} more` : ''}`);
+  }
+  for (const c of r.collapsed) lines.push(`${c.prefix} stands for ${c.seen.length} addresses seen: ${c.seen.slice(0, 6).join(', ')}${c.seen.length > 6 ? ', …' : ''}`);
+  const uids = new Map<number, number>();
+  for (const f of r.flows) if (f.uid !== undefined) uids.set(f.uid, (uids.get(f.uid) ?? 0) + f.connections);
+  if (r.users.length === 0 && uids.size) lines.push(`users seen: ${[...uids].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([u, n]) => `${describeUser(u)} ${n}`).join(', ')}`);
+  if (r.users.length === 0 && !uids.size) lines.push('no uid in the log lines: this rule allows every user');
+  return lines;
+}
+
+/** The learned rules as YAML sequence items (no `allow:` key), ready to indent and merge. */
+export function learnedYaml(rules: readonly LearnedRule[], describeUser: (uid: number) => string): string {
+  if (!rules.length) return '';
+  const doc = new Document(
+    rules.map((r) => {
+      const o: Record<string, unknown> = { name: r.name, reason: r.reason, to: r.to };
+      if (r.ports.length) o.ports = r.ports;
+      if (r.icmp.length) o.icmp = r.icmp;
+      if (r.users.length) o.user = r.users.length === 1 ? r.users[0] : r.users;
+      return o;
+    }),
+  );
+  const seq = doc.contents as YAMLSeq;
+  seq.items.forEach((item, i) => {
+    const m = item as YAMLMap;
+    m.commentBefore = ruleComment(rules[i]!, describeUser)
+      .map((l) => ` ${l}`)
+      .join('\n');
+    if (i > 0) m.spaceBefore = true;
+    for (const k of ['to', 'ports', 'icmp', 'user']) {
+      const v = m.get(k, true) as YAMLSeq | Scalar | undefined;
+      if (v && 'items' in v) {
+        v.flow = true;
+        for (const s of v.items as Scalar[]) if (typeof s.value === 'string' && s.value.includes(':')) s.type = Scalar.QUOTE_DOUBLE;
+      }
+    }
+  });
+  return doc.toString({ flowCollectionPadding: false, lineWidth: 0 });
+}

@@ -1,0 +1,234 @@
+/**
+ * `stats` over big log files on every core: the files are cut into byte
+ * ranges at line boundaries, one worker thread per range parses, dedupes and
+ * aggregates its part, and the parts are merged. The shell pipeline it is
+ * measured against (grep | awk | sort | uniq) runs on several cores too.
+ *
+ * Exactness at the cuts: a connection attempt whose retransmissions straddle
+ * a cut must still count once. So each part after the first holds back its
+ * "head", the events within the dedupe window of its first time, and feeds
+ * them to its deduper without counting them; it posts them back with the
+ * tuples its own last window saw (its "tail"). The main thread then counts
+ * each head against the tail of the part before it. With logs in time order
+ * the result equals a sequential read, which the tests check.
+ *
+ * Gzip files cannot be cut: each is one part. Windows Firewall logs, stdin,
+ * the journal, /dev/kmsg and --follow are read sequentially (read.ts).
+ */
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { gunzipSync } from 'node:zlib';
+import { StatsBuilder, type BuilderState } from './aggregate.js';
+import { Deduper, DEDUPE_WINDOW_MS } from './dedupe.js';
+import { addCounts, emptyCounts, type LogEvent, type ReadCounts } from './event.js';
+import { KernelLineParser, type ParseOptions } from './parse-kernel.js';
+import { ReadError } from './read.js';
+
+/** One part: a byte range of a plain file, or a whole gzip file. */
+export interface Part {
+  path: string;
+  name: string;
+  start: number;
+  end: number;
+  gzip: boolean;
+}
+
+export interface PartResult {
+  state: BuilderState;
+  counts: ReadCounts;
+  /** Events within the dedupe window of the part's first time, not yet counted (empty for the first part). */
+  head: LogEvent[];
+  /** (tuple hashes, ms) seen in the part's last window (Deduper.exportSince). */
+  tail: [number, number, number][];
+}
+
+/** Below Node's external-string threshold: decoded chunks are flat strings (see read.ts). */
+const CHUNK = 1 << 19;
+
+/** Parse, dedupe and aggregate one part (in a worker, or in-process in tests). */
+export function processPart(part: Part, opts: ParseOptions, holdHead: boolean, windowMs = DEDUPE_WINDOW_MS): PartResult {
+  const parser = new KernelLineParser(opts);
+  const dedupe = new Deduper(windowMs);
+  const builder = new StatsBuilder();
+  const head: LogEvent[] = [];
+  let headUntil: number | undefined;
+  let lastTime = -Infinity;
+  let lineNo = 0;
+  let chunk = 0;
+  const onLine = (s: string, a: number, b: number) => {
+    const e = parser.parseRange(s, a, b, chunk, part.name, ++lineNo);
+    if (!e) return;
+    if (e.time !== undefined && e.time > lastTime) lastTime = e.time;
+    if (holdHead) {
+      if (headUntil === undefined && e.time !== undefined) headUntil = e.time + windowMs;
+      if (headUntil === undefined || (e.time ?? -Infinity) <= headUntil) {
+        dedupe.isNew(e);
+        head.push(e);
+        return;
+      }
+    }
+    builder.add(e, dedupe.isNew(e));
+  };
+  let carry = '';
+  const push = (text: string) => {
+    const s = carry ? carry + text : text;
+    chunk++;
+    let i = 0;
+    for (let j = s.indexOf('\n'); j >= 0; j = s.indexOf('\n', i)) {
+      onLine(s, i, j > i && s.charCodeAt(j - 1) === 13 ? j - 1 : j);
+      i = j + 1;
+    }
+    carry = s.slice(i);
+  };
+  if (part.gzip) {
+    const all = readGzip(part.path);
+    for (let off = 0; off < all.length; off += CHUNK) push(all.toString('latin1', off, Math.min(all.length, off + CHUNK)));
+  } else {
+    const fd = openSync(part.path, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(CHUNK);
+      for (let pos = part.start; pos < part.end; ) {
+        const n = readSync(fd, buf, 0, Math.min(CHUNK, part.end - pos), pos);
+        if (n === 0) break;
+        pos += n;
+        push(buf.toString('latin1', 0, n));
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+  if (carry) {
+    chunk++;
+    onLine(carry, 0, carry.length);
+  }
+  return { state: builder.exportState(), counts: parser.counts, head, tail: dedupe.exportSince(lastTime - windowMs) };
+}
+
+function readGzip(path: string): Buffer {
+  try {
+    return gunzipSync(readFileBytes(path));
+  } catch (e) {
+    throw new ReadError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+}
+
+function readFileBytes(path: string): Buffer {
+  const size = statSync(path).size;
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.allocUnsafe(size);
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, b, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return b.subarray(0, off);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The byte just after the first newline at or after `at` (the file's size if there is none). */
+function lineStartAfter(fd: number, at: number, size: number): number {
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  for (let pos = at; pos < size; ) {
+    const n = readSync(fd, buf, 0, buf.length, pos);
+    if (n === 0) break;
+    const i = buf.subarray(0, n).indexOf(10);
+    if (i >= 0) return pos + i + 1;
+    pos += n;
+  }
+  return size;
+}
+
+/** Cut files (in reading order) into about `n` parts of similar size, at line starts. */
+export function planParts(files: readonly { path: string; name: string }[], n: number): Part[] {
+  const sizes = files.map((f) => statSync(f.path).size);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const target = Math.max(1, Math.ceil(total / n));
+  const parts: Part[] = [];
+  files.forEach((f, k) => {
+    const size = sizes[k]!;
+    const fd = openSync(f.path, 'r');
+    try {
+      const magic = Buffer.alloc(2);
+      readSync(fd, magic, 0, 2, 0);
+      if (magic[0] === 0x1f && magic[1] === 0x8b) {
+        parts.push({ path: f.path, name: f.name, start: 0, end: size, gzip: true });
+        return;
+      }
+      let start = 0;
+      while (start < size) {
+        const end = size - start <= target * 1.5 ? size : lineStartAfter(fd, start + target, size);
+        parts.push({ path: f.path, name: f.name, start, end, gzip: false });
+        start = end;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  });
+  return parts;
+}
+
+/** Merge part results in order: each head is counted against the previous part's tail. */
+export function mergeParts(results: readonly PartResult[], parts: readonly Part[], windowMs = DEDUPE_WINDOW_MS): { builder: StatsBuilder; counts: ReadCounts } {
+  const builder = new StatsBuilder();
+  const counts = emptyCounts();
+  let lineOffset = 0;
+  results.forEach((r, k) => {
+    // Line numbers (of malformed lines) count from each file's start.
+    if (k > 0 && parts[k]!.path !== parts[k - 1]!.path) lineOffset = 0;
+    if (k > 0 && r.head.length) {
+      const d = new Deduper(windowMs);
+      d.seed(results[k - 1]!.tail);
+      for (const e of r.head) builder.add(e, d.isNew(e));
+    }
+    builder.merge(r.state);
+    addCounts(counts, { ...r.counts, problems: r.counts.problems.map((p) => ({ ...p, line: p.line + lineOffset })) });
+    lineOffset += r.counts.lines;
+  });
+  return { builder, counts };
+}
+
+/** The worker script next to this module (compiled JS only: under a TypeScript test runner there is none). */
+export function workerScript(): string | undefined {
+  const p = fileURLToPath(new URL('./stats-worker.js', import.meta.url));
+  return existsSync(p) ? p : undefined;
+}
+
+export const PARALLEL_MIN_BYTES = 32 * 1024 * 1024;
+
+/**
+ * How many workers to use for `bytes` of logs: none below PARALLEL_MIN_BYTES,
+ * else one per core, at most 8. Measured on 2 cores (BENCHMARKS.md, "Log reading"): two
+ * threads cut the wall time by about a third when the cores are free, and add
+ * about a fifth when other work keeps them busy (each worker also loads and
+ * warms up its own parser); EGRESS_STATS_WORKERS=1 reads in one thread.
+ */
+export function workersFor(bytes: number, minBytes = PARALLEL_MIN_BYTES, cores = availableParallelism()): number {
+  if (bytes < minBytes) return 1;
+  return Math.max(1, Math.min(8, cores, Math.floor(bytes / (minBytes / 2))));
+}
+
+/** Read plain/gzip kernel log files with `workers` threads; the same answer as a sequential read. */
+export async function statsParallel(files: readonly { path: string; name: string }[], opts: ParseOptions, workers: number, script: string): Promise<{ builder: StatsBuilder; counts: ReadCounts }> {
+  const parts = planParts(files, workers);
+  const results = await Promise.all(
+    parts.map(
+      (part, k) =>
+        new Promise<PartResult>((resolve, reject) => {
+          const w = new Worker(script, { workerData: { part, opts, holdHead: k > 0 } });
+          w.once('message', (r: PartResult) => resolve(r));
+          w.once('error', (e) => reject(e instanceof ReadError ? e : new ReadError(`cannot read ${part.name}: ${e.message}`)));
+          w.once('exit', (code) => {
+            if (code !== 0) reject(new ReadError(`cannot read ${part.name}: worker exited ${code}`));
+          });
+        }),
+    ),
+  );
+  return mergeParts(results, parts);
+}

@@ -1,0 +1,164 @@
+/**
+ * The Windows Firewall log (pfirewall.log) → typed events, for `egress stats`
+ * and `egress learn` on hosts compiled with `--target windows`. Pure: text or
+ * lines in, events and counts out; reading the file is the caller's job.
+ *
+ * The log is W3C-style: `#`-lines carry metadata, `#Fields:` names the
+ * space-separated columns (and may appear again where the log was rotated or
+ * the service restarted), `-` marks an empty column. Recent Windows adds a
+ * `pid` column; an older log has no `#Fields:` line at all, and the standard
+ * 1.5 column list is assumed. Only DROP and ALLOW lines are events; other
+ * actions (INFO-EVENTS-LOST, and OPEN/CLOSE from very old logs) are counted
+ * as skipped, lines that cannot be read as malformed, with the reason.
+ */
+import { parseAddress, type Family } from '../policy/address.js';
+
+export type PfirewallAction = 'DROP' | 'ALLOW';
+/** The log's `path` column: SEND is outbound, RECEIVE inbound. */
+export type PfirewallDirection = 'send' | 'receive' | 'forward' | 'unknown';
+export type PfirewallProtocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'other';
+
+export interface PfirewallEvent {
+  /** 1-based line number in the input. */
+  line: number;
+  /** `YYYY-MM-DDTHH:MM:SS` as logged; local time unless `utc` (the log's `#Time Format:`). */
+  time: string;
+  utc: boolean;
+  action: PfirewallAction;
+  protocol: PfirewallProtocol;
+  /** IANA protocol number (6, 17, 1, 58, or as logged). */
+  protocolNumber: number;
+  family: Family;
+  src: string;
+  dst: string;
+  srcPort?: number;
+  dstPort?: number;
+  icmpType?: number;
+  icmpCode?: number;
+  size?: number;
+  tcpFlags?: string;
+  direction: PfirewallDirection;
+  pid?: number;
+}
+
+export interface PfirewallProblem {
+  line: number;
+  reason: string;
+}
+
+export interface PfirewallLog {
+  events: PfirewallEvent[];
+  /** Header, blank and non-DROP/ALLOW lines. */
+  skipped: number;
+  /** Lines that could not be read; `problems` says why (the first MAX_PROBLEMS). */
+  malformed: number;
+  problems: PfirewallProblem[];
+}
+
+/** The columns of a version 1.5 log, for a log without a `#Fields:` line. */
+export const DEFAULT_FIELDS = ['date', 'time', 'action', 'protocol', 'src-ip', 'dst-ip', 'src-port', 'dst-port', 'size', 'tcpflags', 'tcpsyn', 'tcpack', 'tcpwin', 'icmptype', 'icmpcode', 'info', 'path'] as const;
+
+const REQUIRED = ['date', 'time', 'action', 'protocol', 'src-ip', 'dst-ip'] as const;
+export const MAX_PROBLEMS = 20;
+
+const PROTOCOLS: Record<string, [PfirewallProtocol, number]> = { TCP: ['tcp', 6], UDP: ['udp', 17], ICMP: ['icmp', 1], ICMPV6: ['icmpv6', 58] };
+const DIRECTIONS: Record<string, PfirewallDirection> = { SEND: 'send', RECEIVE: 'receive', FORWARD: 'forward' };
+
+class Malformed extends Error {}
+
+/** Parse a whole log (text, or its lines in order). */
+export function parsePfirewall(input: string | Iterable<string>): PfirewallLog {
+  const lines = typeof input === 'string' ? input.split(/\r?\n/) : input;
+  const out: PfirewallLog = { events: [], skipped: 0, malformed: 0, problems: [] };
+  let fields: readonly string[] = DEFAULT_FIELDS;
+  let utc = false;
+  let n = 0;
+  for (const raw of lines) {
+    n++;
+    const line = (n === 1 ? raw.replace(/^\uFEFF/, '') : raw).replace(/\r$/, '').trim();
+    if (line === '' || line.startsWith('#')) {
+      const h = /^#\s*([A-Za-z ]+):\s*(.*)$/.exec(line);
+      if (h?.[1]!.toLowerCase() === 'fields') fields = h[2]!.trim().toLowerCase().split(/\s+/);
+      if (h?.[1]!.toLowerCase() === 'time format') utc = /^utc$/i.test(h[2]!.trim());
+      out.skipped++;
+      continue;
+    }
+    try {
+      const ev = parseLine(line, fields, n, utc);
+      if (ev) out.events.push(ev);
+      else out.skipped++;
+    } catch (e) {
+      if (!(e instanceof Malformed)) throw e;
+      out.malformed++;
+      if (out.problems.length < MAX_PROBLEMS) out.problems.push({ line: n, reason: e.message });
+    }
+  }
+  // A trailing newline is not a line of the log.
+  if (typeof input === 'string' && input.endsWith('\n')) out.skipped--;
+  return out;
+}
+
+/** One data line under the given columns; undefined for actions that are not DROP or ALLOW. */
+export function parseLine(line: string, fields: readonly string[], lineNo = 1, utc = false): PfirewallEvent | undefined {
+  const cols = line.split(/\s+/);
+  for (const f of REQUIRED) if (!fields.includes(f)) throw new Malformed(`the #Fields: line has no "${f}" column`);
+  if (cols.length < fields.length) throw new Malformed(`${cols.length} columns, the #Fields: line names ${fields.length}`);
+  const get = (f: string): string | undefined => {
+    const i = fields.indexOf(f);
+    const v = i < 0 ? undefined : cols[i];
+    return v === '-' ? undefined : v;
+  };
+  const action = get('action')?.toUpperCase();
+  if (action !== 'DROP' && action !== 'ALLOW') {
+    if (action && /^[A-Z][A-Z-]*$/.test(action)) return undefined;
+    throw new Malformed(`action ${JSON.stringify(get('action') ?? '-')}`);
+  }
+  const date = get('date') ?? '';
+  const time = get('time') ?? '';
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || !/^\d{2}:\d{2}:\d{2}$/.test(time)) throw new Malformed(`date and time ${JSON.stringify(`${date} ${time}`)}`);
+  const src = address(get('src-ip'), 'src-ip');
+  const dst = address(get('dst-ip'), 'dst-ip');
+  if (src.family !== dst.family) throw new Malformed('source and destination are of different families');
+  const [protocol, protocolNumber] = protocolOf(get('protocol'));
+  const ev: PfirewallEvent = { line: lineNo, time: `${date}T${time}`, utc, action, protocol, protocolNumber, family: src.family, src: src.text, dst: dst.text, direction: DIRECTIONS[(get('path') ?? '').toUpperCase()] ?? 'unknown' };
+  const num = (f: string, max: number): number | undefined => {
+    const v = get(f);
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v) || Number(v) > max) throw new Malformed(`${f} ${JSON.stringify(v)}`);
+    return Number(v);
+  };
+  const srcPort = num('src-port', 65535);
+  const dstPort = num('dst-port', 65535);
+  if (srcPort !== undefined) ev.srcPort = srcPort;
+  if (dstPort !== undefined) ev.dstPort = dstPort;
+  const icmpType = num('icmptype', 255);
+  const icmpCode = num('icmpcode', 255);
+  if (icmpType !== undefined) ev.icmpType = icmpType;
+  if (icmpCode !== undefined) ev.icmpCode = icmpCode;
+  const size = num('size', Number.MAX_SAFE_INTEGER);
+  if (size !== undefined) ev.size = size;
+  const flags = get('tcpflags');
+  if (flags !== undefined) ev.tcpFlags = flags;
+  const pid = num('pid', 0xffffffff);
+  if (pid !== undefined) ev.pid = pid;
+  return ev;
+}
+
+function address(v: string | undefined, what: string): { family: Family; text: string } {
+  // IPv6 link-local addresses may carry a zone ("fe80::1%12"); the zone is not part of the address.
+  const text = (v ?? '').replace(/%[^%]*$/, '');
+  const a = parseAddress(text);
+  if (!a) throw new Malformed(`${what} ${JSON.stringify(v ?? '-')}`);
+  return { family: a.family, text };
+}
+
+function protocolOf(v: string | undefined): [PfirewallProtocol, number] {
+  const p = PROTOCOLS[(v ?? '').toUpperCase()];
+  if (p) return p;
+  if (v !== undefined && /^\d+$/.test(v) && Number(v) <= 255) {
+    const n = Number(v);
+    const named = Object.values(PROTOCOLS).find(([, num]) => num === n);
+    return named ?? ['other', n];
+  }
+  throw new Malformed(`protocol ${JSON.stringify(v ?? '-')}`);
+}

@@ -1,0 +1,480 @@
+/**
+ * Where log lines come from: files (plain or gzip, detected by magic bytes;
+ * Windows Firewall logs detected by their `#Version`/`#Fields` header),
+ * standard input, the journal (`journalctl -k -o json`, spawned through the
+ * Execer seam) and /dev/kmsg. Every line goes through a parser; events go to
+ * the caller's sink as they are read, so memory does not grow with the log.
+ *
+ * Input is decoded as latin1 (one character per byte: no UTF-8 validation on
+ * the hot path; every field the parser reads is ASCII). `--follow` polls:
+ * new bytes are read as they arrive; a file whose inode changed (rotated by
+ * rename) is read to its end and the new file opened; a file that shrank
+ * (rotated by copytruncate) is read again from the start.
+ */
+import { createReadStream } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import { assertNever } from '../diag/diagnostic.js';
+import type { Execer } from '../kernel/exec.js';
+import { parseAddress, formatAddress } from '../policy/address.js';
+import { DEFAULT_FIELDS, parseLine as parsePfirewallLine } from './pfirewall.js';
+import { addCounts, emptyCounts, MAX_PROBLEMS, type EventProto, type LogEvent, type ReadCounts } from './event.js';
+import { KernelLineParser, type ParseOptions } from './parse-kernel.js';
+
+export type LogSource =
+  | { kind: 'file'; path: string; name: string }
+  | { kind: 'stdin'; text: () => Promise<string> }
+  | { kind: 'journal' }
+  | { kind: 'kmsg'; path?: string };
+
+export interface ReadOptions extends ParseOptions {
+  /** Keep reading as the logs grow, until `signal` aborts. */
+  follow?: boolean;
+  signal?: AbortSignal;
+  /** For --journal. */
+  execer?: Execer;
+  /** How often --follow looks for new data (default 500 ms). */
+  pollMs?: number;
+}
+
+export type EventSink = (e: LogEvent) => void;
+
+/** A log source that cannot be read: the message is user-facing. */
+export class ReadError extends Error {}
+
+/**
+ * Read size. Below Node's threshold for external strings (~1 MB), so a
+ * decoded chunk is a flat V8 string, the fastest kind to scan.
+ */
+const CHUNK = 1 << 19;
+let chunkIds = 0;
+/** A "line" longer than this is not a log line (binary file, missing newlines): it is dropped and counted. */
+const MAX_LINE = 1 << 16;
+
+function describeErr(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'EISDIR') return 'is a directory';
+  return (e as Error).message;
+}
+
+/** A line as the range s[a, b) of a chunk (see KernelLineParser.parseRange); `chunk` names `s`. */
+type OnLine = (s: string, a: number, b: number, chunk: number, lineNo: number) => void;
+
+/** Splits decoded text into lines, handed on as ranges (no slicing); keeps an unfinished last line for the next chunk. */
+class LineSplitter {
+  private carry = '';
+  lineNo = 0;
+  constructor(
+    private readonly onLine: OnLine,
+    private readonly onTooLong: (lineNo: number) => void,
+  ) {}
+
+  push(chunk: string): void {
+    const s = this.carry ? this.carry + chunk : chunk;
+    const id = ++chunkIds;
+    let i = 0;
+    for (let j = s.indexOf('\n'); j >= 0; j = s.indexOf('\n', i)) {
+      const end = j > i && s.charCodeAt(j - 1) === 13 ? j - 1 : j;
+      this.lineNo++;
+      if (end - i > MAX_LINE) this.onTooLong(this.lineNo);
+      else this.onLine(s, i, end, id, this.lineNo);
+      i = j + 1;
+    }
+    this.carry = i === 0 ? s : s.slice(i);
+    if (this.carry.length > MAX_LINE) {
+      this.lineNo++;
+      this.onTooLong(this.lineNo);
+      this.carry = '';
+    }
+  }
+
+  /** The input ended: an unfinished last line is a line (possibly truncated). */
+  end(): void {
+    if (this.carry) {
+      this.lineNo++;
+      this.onLine(this.carry, 0, this.carry.length, ++chunkIds, this.lineNo);
+    }
+    this.carry = '';
+  }
+}
+
+/** Incremental Windows Firewall log reading on top of the pfirewall.ts line parser. */
+class PfirewallLines {
+  private fields: readonly string[] = DEFAULT_FIELDS;
+  private utc = false;
+  constructor(
+    private readonly counts: ReadCounts,
+    private readonly since: number | undefined,
+  ) {}
+
+  line(raw: string, where: string, lineNo: number): LogEvent | undefined {
+    this.counts.lines++;
+    const line = (lineNo === 1 ? raw.replace(/^\xef\xbb\xbf|^\uFEFF/, '') : raw).trim();
+    if (line === '' || line.startsWith('#')) {
+      const h = /^#\s*([A-Za-z ]+):\s*(.*)$/.exec(line);
+      if (h?.[1]!.toLowerCase() === 'fields') this.fields = h[2]!.trim().toLowerCase().split(/\s+/);
+      if (h?.[1]!.toLowerCase() === 'time format') this.utc = /^utc$/i.test(h[2]!.trim());
+      return undefined;
+    }
+    let ev;
+    try {
+      ev = parsePfirewallLine(line, this.fields, lineNo, this.utc);
+    } catch (e) {
+      this.counts.malformed++;
+      if (this.counts.problems.length < MAX_PROBLEMS) this.counts.problems.push({ where, line: lineNo, reason: (e as Error).message });
+      return undefined;
+    }
+    if (!ev) return undefined;
+    if (ev.direction === 'receive' || ev.direction === 'forward') {
+      this.counts.inbound++;
+      return undefined;
+    }
+    const a = parseAddress(ev.dst);
+    if (!a) return undefined;
+    const time = new Date(ev.utc ? `${ev.time}Z` : ev.time).getTime();
+    if (this.since !== undefined && Number.isFinite(time) && time < this.since) {
+      this.counts.beforeSince++;
+      return undefined;
+    }
+    const proto: EventProto = ev.protocol === 'icmpv6' ? 'icmp' : ev.protocol;
+    const out: LogEvent = {
+      time: Number.isFinite(time) ? time : undefined,
+      source: 'pfirewall',
+      prefix: 'pfirewall',
+      tag: undefined,
+      rule: undefined,
+      verdict: ev.action === 'DROP' ? 'denied' : 'allowed',
+      family: a.family,
+      src: ev.src,
+      dst: formatAddress(a.family, a.value),
+      proto,
+      protoNum: ev.protocolNumber,
+      spt: ev.srcPort,
+      dpt: ev.dstPort,
+      icmpType: ev.icmpType,
+      icmpCode: ev.icmpCode,
+      icmpId: undefined,
+      uid: undefined,
+      gid: undefined,
+      out: undefined,
+    };
+    this.counts.events++;
+    this.counts.pfirewall++;
+    return out;
+  }
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+function looksLikePfirewall(head: string): boolean {
+  const s = head.replace(/^\xef\xbb\xbf|^\uFEFF/, '');
+  return /^#(Version|Software|Fields|Time Format):/.test(s);
+}
+
+/**
+ * Reads every source in turn (files oldest first, by modification time, so
+ * `kern.log kern.log.1 kern.log.2.gz` dedupe across rotation), then, with
+ * `follow`, keeps following them all until `signal` aborts.
+ */
+export class LogReader {
+  private readonly parts: ReadCounts[] = [];
+
+  constructor(
+    private readonly sources: readonly LogSource[],
+    private readonly opts: ReadOptions,
+    private readonly sink: EventSink,
+  ) {}
+
+  /** Everything read so far (live while following). */
+  get counts(): ReadCounts {
+    const c = emptyCounts();
+    for (const p of this.parts) addCounts(c, p);
+    return c;
+  }
+
+  async run(): Promise<ReadCounts> {
+    const files = this.sources.filter((s): s is Extract<LogSource, { kind: 'file' }> => s.kind === 'file');
+    const ages = new Map<string, number>();
+    for (const f of files) ages.set(f.path, await stat(f.path).then((s) => s.mtimeMs, () => 0));
+    const ordered = [...files].sort((a, b) => ages.get(a.path)! - ages.get(b.path)!);
+    const rest = this.sources.filter((s) => s.kind !== 'file');
+    const followers: Promise<void>[] = [];
+    for (const s of [...ordered, ...rest]) {
+      const f = await this.readSource(s);
+      if (f && this.opts.follow) followers.push(f());
+    }
+    await Promise.all(followers);
+    return this.counts;
+  }
+
+  private parser(): KernelLineParser {
+    const p = new KernelLineParser(this.opts);
+    this.parts.push(p.counts);
+    return p;
+  }
+
+  /** Reads a source to its current end; returns the follow loop for it, if it can be followed. */
+  private async readSource(s: LogSource): Promise<(() => Promise<void>) | undefined> {
+    switch (s.kind) {
+      case 'file':
+        return this.readFile(s.path, s.name);
+      case 'stdin': {
+        const p = this.parser();
+        const split = new LineSplitter(
+          (t, a, b, c, n) => this.emit(p.parseRange(t, a, b, c, 'stdin', n)),
+          (n) => tooLong(p.counts, 'stdin', n),
+        );
+        let text = await s.text();
+        // eslint-disable-next-line no-control-regex
+        if (/[^\x00-\x7f]/.test(text)) text = Buffer.from(text, 'utf8').toString('latin1');
+        if (looksLikePfirewall(text.slice(0, 64))) {
+          const pf = new PfirewallLines(p.counts, this.opts.since);
+          const lines = text.split('\n');
+          if (lines[lines.length - 1] === '') lines.pop();
+          lines.forEach((l, i) => this.emit(pf.line(l.replace(/\r$/, ''), 'stdin', i + 1)));
+          return undefined;
+        }
+        split.push(text);
+        split.end();
+        return undefined;
+      }
+      case 'journal':
+        return this.readJournal();
+      case 'kmsg':
+        return this.readKmsg(s.path ?? '/dev/kmsg');
+      default:
+        return assertNever(s);
+    }
+  }
+
+  private emit(e: LogEvent | undefined): void {
+    if (e) this.sink(e);
+  }
+
+  private async readFile(path: string, name: string): Promise<(() => Promise<void>) | undefined> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (e) {
+      throw new ReadError(`cannot read ${name}: ${describeErr(e)}`);
+    }
+    const p = this.parser();
+    const head = Buffer.alloc(64);
+    const { bytesRead } = await fh.read(head, 0, 64, 0);
+    if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
+      await fh.close();
+      await this.readGzip(path, name, p);
+      return undefined; // a compressed file is a rotated one: nothing to follow
+    }
+    let pf: PfirewallLines | undefined;
+    if (looksLikePfirewall(head.toString('latin1', 0, bytesRead))) pf = new PfirewallLines(p.counts, this.opts.since);
+    const onLine: OnLine = pf ? (t, a, b, _c, n) => this.emit(pf.line(t.slice(a, b), name, n)) : (t, a, b, c, n) => this.emit(p.parseRange(t, a, b, c, name, n));
+    let split = new LineSplitter(onLine, (n) => tooLong(p.counts, name, n));
+    const buf = Buffer.allocUnsafe(CHUNK);
+    let pos = 0;
+    const drain = async (h: FileHandle) => {
+      for (;;) {
+        let r;
+        try {
+          r = await h.read(buf, 0, CHUNK, pos);
+        } catch (e) {
+          throw new ReadError(`cannot read ${name}: ${describeErr(e)}`);
+        }
+        if (r.bytesRead === 0) return;
+        pos += r.bytesRead;
+        split.push(buf.toString('latin1', 0, r.bytesRead));
+      }
+    };
+    try {
+      await drain(fh);
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+    if (!this.opts.follow) {
+      split.end();
+      await fh.close();
+      return undefined;
+    }
+    return async () => {
+      const signal = this.opts.signal;
+      try {
+        while (!signal?.aborted) {
+          await sleep(this.opts.pollMs ?? 500, signal);
+          if (signal?.aborted) break;
+          const cur = await fh.stat();
+          const onDisk = await stat(path).catch(() => undefined);
+          if (cur.size < pos) {
+            // Truncated in place (copytruncate): start over.
+            p.counts.rotations++;
+            split.end();
+            split = new LineSplitter(onLine, (n) => tooLong(p.counts, name, n));
+            pos = 0;
+          } else if (onDisk && (onDisk.ino !== cur.ino || onDisk.dev !== cur.dev)) {
+            // Rotated by rename: finish the old file, then read the new one from its start.
+            await drain(fh);
+            split.end();
+            await fh.close();
+            fh = await open(path, 'r');
+            p.counts.rotations++;
+            split = new LineSplitter(onLine, (n) => tooLong(p.counts, name, n));
+            pos = 0;
+          }
+          await drain(fh);
+        }
+      } finally {
+        await fh.close().catch(() => {});
+      }
+    };
+  }
+
+  private async readGzip(path: string, name: string, p: KernelLineParser): Promise<void> {
+    let pf: PfirewallLines | undefined;
+    let first = true;
+    const split = new LineSplitter(
+      (t, a, b, c, n) => this.emit(pf ? pf.line(t.slice(a, b), name, n) : p.parseRange(t, a, b, c, name, n)),
+      (n) => tooLong(p.counts, name, n),
+    );
+    try {
+      for await (const chunk of createReadStream(path, { highWaterMark: CHUNK }).pipe(createGunzip({ chunkSize: CHUNK }))) {
+        const text = (chunk as Buffer).toString('latin1');
+        if (first && looksLikePfirewall(text.slice(0, 64))) pf = new PfirewallLines(p.counts, this.opts.since);
+        first = false;
+        split.push(text);
+      }
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // A gzip file cut short (still being written, disk full) keeps what was readable.
+      if (code === 'Z_BUF_ERROR' || code === 'Z_DATA_ERROR') {
+        p.counts.malformed++;
+        if (p.counts.problems.length < MAX_PROBLEMS) p.counts.problems.push({ where: name, line: split.lineNo + 1, reason: `gzip data ends early or is corrupt (${(e as Error).message})` });
+      } else throw new ReadError(`cannot read ${name}: ${describeErr(e)}`);
+    }
+    split.end();
+  }
+
+  private async readJournal(): Promise<(() => Promise<void>) | undefined> {
+    const x = this.opts.execer;
+    if (!x) throw new ReadError('reading the journal needs an Execer (internal)');
+    const p = this.parser();
+    const args = ['-k', '-o', 'json', '--no-pager'];
+    if (this.opts.since !== undefined) args.push(`--since=@${Math.floor(this.opts.since / 1000)}`);
+    let n = 0;
+    const onLine = (l: string) => this.emit(p.parseLine(l, 'journal', ++n));
+    if (!this.opts.follow) {
+      const r = await x.run('journalctl', args, { timeoutMs: 600_000 });
+      if (r.code === 127) throw new ReadError('cannot read the journal: journalctl is not installed');
+      if (r.code !== 0) throw new ReadError(`cannot read the journal: journalctl exited ${r.code}: ${r.stderr.trim().split('\n')[0] ?? ''}`);
+      for (const l of r.stdout.split('\n')) if (l) onLine(l);
+      return undefined;
+    }
+    return async () => {
+      const child = x.start('journalctl', [...args, '--follow', '--no-tail']);
+      const signal = this.opts.signal;
+      const aborted = new Promise<'abort'>((resolve) => {
+        if (signal?.aborted) resolve('abort');
+        signal?.addEventListener('abort', () => resolve('abort'), { once: true });
+      });
+      try {
+        for (;;) {
+          const next = await Promise.race([child.nextLine(), aborted]).catch((e: Error) => e);
+          if (next === 'abort') break;
+          if (next instanceof Error) {
+            const r = await child.exited;
+            if (r.code === 127) throw new ReadError('cannot read the journal: journalctl is not installed');
+            if (r.code !== 0) throw new ReadError(`cannot read the journal: journalctl exited ${r.code}: ${r.stderr.trim().split('\n')[0] ?? ''}`);
+            break;
+          }
+          onLine(next);
+        }
+      } finally {
+        await child.stop();
+      }
+    };
+  }
+
+  private async readKmsg(path: string): Promise<(() => Promise<void>) | undefined> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch (e) {
+      const why = describeErr(e);
+      throw new ReadError(`cannot read ${path}: ${why}${why === 'permission denied' ? ' (reading the kernel log needs root or CAP_SYSLOG)' : ''}`);
+    }
+    const p = this.parser();
+    const split = new LineSplitter(
+      // Lines starting with a space continue a record (KEY=value dictionary): not messages.
+      (t, a, b, c, n) => {
+        if (t.charCodeAt(a) === 32) return;
+        this.emit(p.parseRange(t, a, b, c, path, n));
+      },
+      (n) => tooLong(p.counts, path, n),
+    );
+    const buf = Buffer.allocUnsafe(CHUNK);
+    /** Reads what is there; false when nothing more is available now. */
+    const drain = async (): Promise<void> => {
+      for (;;) {
+        let r;
+        try {
+          r = await fh.read(buf, 0, CHUNK, null);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'EAGAIN') return;
+          // EPIPE: records were overwritten in the ring buffer before we read them; reading goes on.
+          if (code === 'EPIPE') {
+            p.counts.lost++;
+            continue;
+          }
+          throw new ReadError(`cannot read ${path}: ${describeErr(e)}`);
+        }
+        if (r.bytesRead === 0) return;
+        split.push(buf.toString('latin1', 0, r.bytesRead));
+      }
+    };
+    try {
+      await drain();
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+    if (!this.opts.follow) {
+      split.end();
+      await fh.close();
+      return undefined;
+    }
+    return async () => {
+      try {
+        while (!this.opts.signal?.aborted) {
+          await sleep(this.opts.pollMs ?? 500, this.opts.signal);
+          await drain();
+        }
+      } finally {
+        await fh.close().catch(() => {});
+      }
+    };
+  }
+}
+
+function tooLong(c: ReadCounts, where: string, lineNo: number): void {
+  c.lines++;
+  c.malformed++;
+  if (c.problems.length < MAX_PROBLEMS) c.problems.push({ where, line: lineNo, reason: `line longer than ${MAX_LINE} bytes (not a log file?)` });
+}
+
+/** Read sources to their end (or, with `follow`, until the signal aborts); events go to `sink`. */
+export function readLogs(sources: readonly LogSource[], opts: ReadOptions, sink: EventSink): Promise<ReadCounts> {
+  return new LogReader(sources, opts, sink).run();
+}

@@ -1,0 +1,197 @@
+/**
+ * Stats → terminal text and JSON. Charts first (a sparkline of denials over
+ * time, bars beside the top tables): people look before they read.
+ */
+import type { DestinationStat, Stats } from './aggregate.js';
+import { timeline } from './aggregate.js';
+import type { ChangeStat } from './changes.js';
+import type { ReadCounts } from './event.js';
+import { formatDuration, formatIso, formatLocal } from './since.js';
+
+const SPARK = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/** One character per value: blank for zero, else one of eight heights, the peak full. */
+export function sparkline(counts: readonly number[]): string {
+  const peak = Math.max(0, ...counts);
+  return counts.map((n) => (n <= 0 ? ' ' : SPARK[Math.min(7, Math.max(0, Math.ceil((n / peak) * 8) - 1))]!)).join('');
+}
+
+/** A bar of up to `width` blocks, proportional to n/max (at least one block when n > 0). */
+export function bar(n: number, max: number, width = 16): string {
+  if (n <= 0 || max <= 0) return '';
+  return '█'.repeat(Math.max(1, Math.round((n / max) * width)));
+}
+
+const num = (n: number) => n.toLocaleString('en-US');
+
+function table(headers: string[], rows: string[][], right: number[] = []): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : right.includes(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].map((l) => `  ${l}`).join('\n') + '\n';
+}
+
+export function destinationText(d: Pick<DestinationStat, 'dst' | 'family'>): string {
+  return d.family === 'ipv6' ? `[${d.dst}]` : d.dst;
+}
+
+export function serviceText(d: Pick<DestinationStat, 'proto' | 'port' | 'icmp' | 'protoNum'>): string {
+  if (d.proto === 'icmp') return `icmp ${d.icmp ?? ''}`.trim();
+  if (d.proto === 'other') return `proto ${d.protoNum}`;
+  return d.port !== undefined ? `${d.proto}/${d.port}` : d.proto;
+}
+
+function userText(u: { uid?: number; user?: string }): string {
+  if (u.uid === undefined) return '(no uid logged)';
+  return u.user !== undefined ? `${u.user} (${u.uid})` : `uid ${u.uid}`;
+}
+
+export function countsLine(c: ReadCounts): string {
+  const parts = [`${num(c.lines)} lines read`, `${num(c.events)} denial lines`];
+  if (c.other) parts.push(`${num(c.other)} from other LOG rules (not counted; --prefix to include)`);
+  if (c.inbound) parts.push(`${num(c.inbound)} inbound (not egress)`);
+  if (c.beforeSince) parts.push(`${num(c.beforeSince)} before --since`);
+  if (c.malformed) parts.push(`${num(c.malformed)} malformed (skipped)`);
+  if (c.lost) parts.push(`${num(c.lost)} kernel log overruns (records lost)`);
+  if (c.rotations) parts.push(`${num(c.rotations)} log rotations followed`);
+  return parts.join(', ');
+}
+
+export interface RenderOptions {
+  top?: number;
+  changes?: ChangeStat[];
+  historyNote?: string;
+  counters?: string[];
+  /** What the numbers are: "denied" for stats, "the candidate would deny" for replay. */
+  title?: string;
+}
+
+export function renderStats(s: Stats, o: RenderOptions = {}): string {
+  const top = o.top ?? 10;
+  const out: string[] = [];
+  const span = s.first !== undefined && s.last !== undefined ? ` from ${formatLocal(s.first)} to ${formatLocal(s.last)} (${formatDuration(s.last - s.first)})` : '';
+  const what = o.title ?? (s.mode === 'audit' ? 'connections audit mode would have denied (logged, not blocked)' : 'denied connections');
+  out.push(`${num(s.connections)} ${what}${span}`);
+  if (s.mode === 'mixed') out.push(`  ${num(s.denied)} denied (enforce) and ${num(s.wouldDeny)} would-be-denied (audit): the logs span a mode change`);
+  out.push(`  ${num(s.packets)} log lines; retransmissions within 60 s counted once`);
+  out.push(`  ${countsLine(s.counts)}`);
+  for (const p of s.counts.problems.slice(0, 3)) out.push(`  malformed: ${p.where}:${p.line}: ${p.reason}`);
+  if (!s.connections) return out.join('\n') + '\n';
+
+  const tl = timeline(s.minutes);
+  if (tl && tl.counts.length > 1) {
+    const peak = Math.max(...tl.counts);
+    out.push('', `over time (${tl.bucketMinutes >= 60 ? `${tl.bucketMinutes / 60} h` : `${tl.bucketMinutes} min`} per column, peak ${num(peak)})`);
+    out.push(`  ${sparkline(tl.counts)}`);
+    const endMs = tl.start + (tl.counts.length - 1) * tl.bucketMinutes * 60_000;
+    const left = formatLocal(tl.start).slice(0, 16);
+    const right = formatLocal(endMs).slice(0, 16);
+    out.push(`  ${left}${' '.repeat(Math.max(1, tl.counts.length - left.length - right.length))}${tl.counts.length >= left.length + right.length + 1 ? right : `→ ${right}`}`);
+  }
+
+  const dests = s.destinations.slice(0, top);
+  const maxD = dests[0]?.connections ?? 0;
+  out.push('', `top destinations (${Math.min(top, s.destinations.length)} of ${num(s.destinationCount)})`);
+  out.push(
+    table(
+      ['connections', '', 'destination', 'service', 'host', 'users', 'rule'],
+      dests.map((d) => [
+        num(d.connections),
+        bar(d.connections, maxD, 12),
+        destinationText(d),
+        serviceText(d),
+        d.host ?? '',
+        d.users
+          .slice(0, 2)
+          .map((u) => (u.uid === undefined ? '?' : u.user ?? String(u.uid)))
+          .join(', ') + (d.users.length > 2 ? ` +${d.users.length - 2}` : ''),
+        d.rules.map((r) => (r === '-' ? '(default)' : r || '(untagged)')).join(', '),
+      ]),
+      [0],
+    ).trimEnd(),
+  );
+
+  const users = s.users.slice(0, top);
+  const maxU = users[0]?.connections ?? 0;
+  out.push('', 'by user');
+  out.push(table(['connections', '', 'user'], users.map((u) => [num(u.connections), bar(u.connections, maxU, 12), userText(u)]), [0]).trimEnd());
+
+  out.push('', 'by rule');
+  out.push(
+    table(
+      ['connections', 'log lines', 'rule'],
+      s.rules.slice(0, top).map((r) => [
+        num(r.connections),
+        num(r.packets),
+        (r.isDefault ? '(default)' : r.rule ?? `(untagged: prefix "${(r.prefix ?? '').trimEnd()}")`) +
+          (r.logged && r.rule && r.logged !== r.rule ? ` (logged as ${r.logged})` : '') +
+          (s.mode === 'mixed' ? ` [${r.verdict}]` : ''),
+      ]),
+      [0, 1],
+    ).trimEnd(),
+  );
+
+  if (o.changes || o.historyNote) {
+    out.push('', 'policy changes (denials per hour, the hour before → after)');
+    if (o.historyNote) out.push(`  ${o.historyNote}`);
+    if (o.changes?.length)
+      out.push(
+        table(
+          ['time', 'change', 'policy', 'before', 'after', ''],
+          o.changes.map((c) => [
+            formatLocal(c.entry.time),
+            `${c.entry.action}${c.entry.outcome === 'pending' ? ' (pending)' : ''}${c.entry.mode ? ` ${c.entry.mode}` : ''}`,
+            (c.entry.policyHash ?? '').replace(/^sha256:/, '').slice(0, 12),
+            c.before ? rate(c.before.perHour) : '-',
+            c.after ? rate(c.after.perHour) : '-',
+            c.jump ? '<< denials jumped' : c.note ?? '',
+          ]),
+          [3, 4],
+        ).trimEnd(),
+      );
+  }
+  if (o.counters) out.push('', 'kernel counters (exact, since the ruleset was loaded)', ...o.counters.map((l) => `  ${l}`));
+  return out.join('\n') + '\n';
+}
+
+function rate(perHour: number): string {
+  return perHour >= 10 ? String(Math.round(perHour)) : perHour.toFixed(1);
+}
+
+/** The JSON form: times as ISO 8601 UTC, the top N of each table (counts are exact, lists capped). */
+export function statsJson(s: Stats, o: { top?: number; changes?: ChangeStat[] } = {}) {
+  const top = o.top ?? 20;
+  const t = (ms: number | undefined) => (ms === undefined ? undefined : formatIso(ms));
+  const tl = timeline(s.minutes);
+  return {
+    mode: s.mode,
+    connections: s.connections,
+    packets: s.packets,
+    denied: s.denied,
+    wouldDeny: s.wouldDeny,
+    first: t(s.first),
+    last: t(s.last),
+    prefixes: s.prefixes,
+    lines: { ...s.counts },
+    destinations: s.destinations.slice(0, top).map((d) => ({ ...d, first: t(d.first), last: t(d.last) })),
+    destinationCount: s.destinationCount,
+    users: s.users.slice(0, top),
+    rules: s.rules,
+    timeline: tl ? { bucketMinutes: tl.bucketMinutes, start: formatIso(tl.start), counts: tl.counts } : undefined,
+    changes: o.changes?.map((c) => ({
+      time: formatIso(c.entry.time),
+      action: c.entry.action,
+      outcome: c.entry.outcome,
+      policyHash: c.entry.policyHash,
+      mode: c.entry.mode,
+      user: c.entry.user,
+      before: c.before && { ...c.before, from: formatIso(c.before.from), to: formatIso(c.before.to) },
+      after: c.after && { ...c.after, from: formatIso(c.after.from), to: formatIso(c.after.to) },
+      jump: c.jump,
+      note: c.note,
+    })),
+  };
+}

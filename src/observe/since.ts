@@ -1,0 +1,59 @@
+/** `--since` values, and the time format reports print. */
+import { isoTime } from './parse-kernel.js';
+
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/**
+ * `30m`, `2h`, `7d`, `1w` (ago), `today`, `yesterday`, a date `2026-11-23`
+ * (local midnight) or a date and time `2026-11-23T09:00[:00][Z|±HH:MM]`
+ * (local time without a zone). Undefined when it is none of these.
+ */
+export function parseSince(v: string, now: Date): number | undefined {
+  const s = v.trim();
+  const rel = /^(\d+)\s*([smhdw])$/.exec(s);
+  if (rel) return now.getTime() - Number(rel[1]) * UNITS[rel[2]!]!;
+  if (s === 'today' || s === 'yesterday') {
+    const d = new Date(now);
+    d.setHours(0, 0, 0, 0);
+    if (s === 'yesterday') d.setDate(d.getDate() - 1);
+    return d.getTime();
+  }
+  if (/^\d{4}-\d{2}-\d{2}$/.test(s)) {
+    const [y, m, d] = s.split('-').map(Number);
+    const t = new Date(y!, m! - 1, d!);
+    return t.getMonth() === m! - 1 ? t.getTime() : undefined;
+  }
+  const withSecs = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?=$|[Z+-])/.test(s) ? s.replace(/^(.{16})/, '$1:00') : s;
+  if (!/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/.test(withSecs)) return undefined;
+  return isoTime(withSecs, 0, withSecs.length);
+}
+
+function pad(n: number, w = 2): string {
+  return String(n).padStart(w, '0');
+}
+
+/** Local time with its UTC offset, to the second: "2026-11-23 10:14:42+01:00". Unambiguous and readable. */
+export function formatLocal(ms: number): string {
+  const d = new Date(ms);
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? '+' : '-';
+  const a = Math.abs(off);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}${sign}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
+}
+
+/** ISO 8601 UTC without milliseconds, for JSON. */
+export function formatIso(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** "3 h 12 min", "45 s", "2 d 4 h". */
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+  const d = Math.floor(h / 24);
+  return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
+}

@@ -1,0 +1,59 @@
+/**
+ * `iptables-save -c -t filter` and `ip6tables-save -c -t filter` →
+ * LiveRuleset. Pure: kernel/iptables.ts runs the commands.
+ *
+ * Only what egress owns is read: the chains named `EGRESS` or `EGRESS-…`
+ * (as `ipv4:EGRESS`, `ipv6:EGRESS-web`, …) and the number of
+ * `-A OUTPUT -j EGRESS` jumps. A rule's key is its save line without the
+ * `[packets:bytes]` prefix; the counts go to `packets`/`bytes`.
+ */
+import type { Family } from '../policy/address.js';
+import type { LiveRule, LiveRuleset } from './types.js';
+import { emptyLive } from './live-nft.js';
+
+const OWNED = /^EGRESS(?:-.*)?$/;
+const JUMP = /^-A OUTPUT -j EGRESS$/;
+
+/** Both families' save outputs; undefined = that family's tool printed nothing (no filter table). */
+export function readIptablesSaves(save: Record<Family, string | undefined>): LiveRuleset {
+  const live = emptyLive('iptables');
+  live.jumps = { ipv4: 0, ipv6: 0 };
+  for (const f of ['ipv4', 'ipv6'] as const) {
+    let inFilter = false;
+    for (const raw of (save[f] ?? '').split('\n')) {
+      const line = raw.trimEnd();
+      if (line.startsWith('*')) inFilter = line === '*filter';
+      if (!inFilter) continue;
+      const decl = /^:(\S+) /.exec(line);
+      if (decl && OWNED.test(decl[1]!)) {
+        live.present = true;
+        if (!live.chains.has(`${f}:${decl[1]}`)) live.chains.set(`${f}:${decl[1]}`, []);
+        continue;
+      }
+      const m = /^(?:\[(\d+):(\d+)\] )?(-A (\S+)(?: .*)?)$/.exec(line);
+      if (!m) continue;
+      const [, p, b, rule, chain] = m;
+      if (chain === 'OUTPUT' && JUMP.test(rule!)) {
+        live.jumps[f]++;
+        live.present = true;
+        continue;
+      }
+      if (!OWNED.test(chain!)) continue;
+      const key = `${f}:${chain}`;
+      const list = live.chains.get(key) ?? [];
+      const comment = /-m comment --comment ("(?:[^"\\]|\\.)*"|\S+)/.exec(rule!)?.[1];
+      const r: LiveRule = { key: rule!, text: rule!, ...(comment ? { comment: unquote(comment) } : {}) };
+      if (p !== undefined) {
+        r.packets = Number(p);
+        r.bytes = Number(b);
+      }
+      list.push(r);
+      live.chains.set(key, list);
+    }
+  }
+  return live;
+}
+
+function unquote(s: string): string {
+  return s.startsWith('"') ? s.slice(1, -1).replace(/\\(.)/g, '$1') : s;
+}

@@ -1,0 +1,142 @@
+/**
+ * `nft -j list table inet egress` (plus, for readable rule text, `nft -a list
+ * table inet egress`) → LiveRuleset. Pure: kernel/nft.ts runs the commands.
+ *
+ * A rule's key is its expression list as JSON with the packet and byte
+ * counts of anonymous counters taken out, so a rule that only counted
+ * traffic since the last listing compares equal. Handles are dropped.
+ */
+import { formatInterval, parseDest } from '../policy/address.js';
+import type { LiveRule, LiveRuleset, LiveSet } from './types.js';
+
+export class LiveParseError extends Error {}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** The empty ruleset: nothing of egress is live. */
+export function emptyLive(backend: LiveRuleset['backend']): LiveRuleset {
+  return { backend, present: false, chains: new Map(), sets: new Map(), counters: new Map() };
+}
+
+/**
+ * Parse the JSON listing (and optionally the `-a` text listing of the same
+ * table, for rule text and the table comment). `json` undefined = the table
+ * does not exist.
+ */
+export function readNftLive(json: string | undefined, text?: string): LiveRuleset {
+  const live = emptyLive('nft');
+  if (json === undefined || json.trim() === '') return live;
+  let doc: { nftables?: Json[] };
+  try {
+    doc = JSON.parse(json) as { nftables?: Json[] };
+  } catch (e) {
+    throw new LiveParseError(`cannot read nft's JSON listing: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(doc.nftables)) throw new LiveParseError('nft JSON listing has no "nftables" array');
+  const byHandle = text ? textByHandle(text) : new Map<number, string>();
+  if (text) {
+    const m = /^\tcomment "egress: mode (\w+), default (\w+)"$/m.exec(text);
+    if (m) {
+      live.mode = m[1]!;
+      live.default = m[2]!;
+    }
+  }
+  for (const item of doc.nftables) {
+    if (!item || typeof item !== 'object' || Array.isArray(item)) continue;
+    const o = item as Record<string, Json>;
+    if (o.table) live.present = true;
+    else if (o.chain) {
+      const c = o.chain as Record<string, Json>;
+      if (!live.chains.has(String(c.name))) live.chains.set(String(c.name), []);
+    } else if (o.set) {
+      const s = o.set as Record<string, Json>;
+      live.sets.set(String(s.name), readSet(s));
+    } else if (o.counter) {
+      const c = o.counter as Record<string, Json>;
+      live.counters.set(String(c.name), { packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) });
+    } else if (o.rule) {
+      const r = o.rule as Record<string, Json>;
+      const chain = String(r.chain);
+      const rule = readRule(r, byHandle);
+      const list = live.chains.get(chain) ?? [];
+      list.push(rule);
+      live.chains.set(chain, list);
+    }
+  }
+  return live;
+}
+
+function readSet(s: Record<string, Json>): LiveSet {
+  const type = Array.isArray(s.type) ? s.type.map(String).join(' . ') : String(s.type);
+  const flags = Array.isArray(s.flags) ? s.flags.map(String).sort() : [];
+  const elem = Array.isArray(s.elem) ? s.elem : [];
+  return { type, flags, elements: normalizeElements(elem.map(elementText)) };
+}
+
+/** One set element as text: `a`, `a/len`, `a-b`; anything else as its JSON. */
+export function elementText(e: Json): string {
+  if (typeof e === 'string' || typeof e === 'number') return String(e);
+  if (e && typeof e === 'object' && !Array.isArray(e)) {
+    if (e.prefix && typeof e.prefix === 'object' && !Array.isArray(e.prefix)) return `${String(e.prefix.addr)}/${String(e.prefix.len)}`;
+    if (Array.isArray(e.range)) return `${elementText(e.range[0]!)}-${elementText(e.range[1]!)}`;
+    if (e.elem && typeof e.elem === 'object' && !Array.isArray(e.elem)) return elementText(e.elem.val ?? null);
+  }
+  return JSON.stringify(e);
+}
+
+/**
+ * Address elements in one canonical spelling (the shortest CIDR or range
+ * form of the same interval), sorted; anything that is not an address is
+ * kept as written. Makes `192.0.2.0/24` from the kernel equal the emitter's.
+ */
+export function normalizeElements(xs: readonly string[]): string[] {
+  const out = xs.map((x) => {
+    const d = parseDest(x);
+    return d.kind === 'addr' ? formatInterval(d.family, { lo: d.lo, hi: d.hi }) : x;
+  });
+  return [...new Set(out)].sort(compareElements);
+}
+
+function compareElements(a: string, b: string): number {
+  const da = parseDest(a);
+  const db = parseDest(b);
+  if (da.kind === 'addr' && db.kind === 'addr') {
+    if (da.family !== db.family) return da.family < db.family ? -1 : 1;
+    return da.lo < db.lo ? -1 : da.lo > db.lo ? 1 : 0;
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function readRule(r: Record<string, Json>, byHandle: Map<number, string>): LiveRule {
+  const expr = Array.isArray(r.expr) ? r.expr : [];
+  let packets: number | undefined;
+  let bytes: number | undefined;
+  const stripped = expr.map((e) => {
+    if (e && typeof e === 'object' && !Array.isArray(e) && e.counter && typeof e.counter === 'object' && !Array.isArray(e.counter)) {
+      packets = (packets ?? 0) + Number(e.counter.packets ?? 0);
+      bytes = (bytes ?? 0) + Number(e.counter.bytes ?? 0);
+      return { counter: null };
+    }
+    return e;
+  });
+  const comment = typeof r.comment === 'string' ? r.comment : undefined;
+  const key = JSON.stringify({ expr: stripped, ...(comment !== undefined ? { comment } : {}) });
+  const text = byHandle.get(Number(r.handle)) ?? renderExprs(stripped);
+  return { key, text, ...(comment !== undefined ? { comment } : {}), ...(packets !== undefined ? { packets, bytes: bytes! } : {}) };
+}
+
+/** Rule lines of `nft -a list` by handle, without the handle and with counter values taken out. */
+function textByHandle(text: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const line of text.split('\n')) {
+    const m = /^\t\t(.*\S)\s+# handle (\d+)$/.exec(line);
+    if (!m || /^(type|flags|policy|elements)\b/.test(m[1]!)) continue;
+    out.set(Number(m[2]), m[1]!.replace(/ counter packets \d+ bytes \d+/g, ' counter'));
+  }
+  return out;
+}
+
+/** A fallback rendering of a rule's expressions when no text listing was given. */
+function renderExprs(expr: Json[]): string {
+  return expr.map((e) => JSON.stringify(e)).join(' ');
+}

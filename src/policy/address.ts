@@ -1,0 +1,159 @@
+/**
+ * Destination grammar: address, CIDR, range "a-b", hostname, "$set".
+ * Addresses become closed intervals of bigint (IPv4: 32-bit, IPv6: 128-bit).
+ */
+import ipaddr from 'ipaddr.js';
+
+export type Family = 'ipv4' | 'ipv6';
+export const FAMILIES: readonly Family[] = ['ipv4', 'ipv6'];
+export const BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
+
+export interface Interval {
+  lo: bigint;
+  hi: bigint;
+}
+
+export type ParsedDest =
+  | { kind: 'addr'; family: Family; lo: bigint; hi: bigint; hostBitsFix?: string }
+  | { kind: 'host'; name: string }
+  | { kind: 'set'; name: string }
+  | { kind: 'error'; message: string; hint?: string };
+
+function toBig(bytes: number[]): bigint {
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return v;
+}
+
+/** Parse one literal address (no prefix) of either family; strict four-part decimal IPv4 only. */
+export function parseAddress(text: string): { family: Family; value: bigint } | undefined {
+  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return { family: 'ipv4', value: toBig(ipaddr.IPv4.parse(text).toByteArray()) };
+  if (text.includes(':') && ipaddr.IPv6.isValid(text) && !text.includes('%')) {
+    const a = ipaddr.IPv6.parse(text);
+    return { family: 'ipv6', value: toBig(a.toByteArray()) };
+  }
+  return undefined;
+}
+
+export function formatAddress(family: Family, v: bigint): string {
+  if (family === 'ipv4') return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join('.');
+  const bytes: number[] = [];
+  for (let s = 120n; s >= 0n; s -= 8n) bytes.push(Number((v >> s) & 255n));
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
+const HOST_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
+
+export function isHostname(s: string): boolean {
+  if (s.length > 253) return false;
+  const labels = s.replace(/\.$/, '').split('.');
+  if (labels.some((l) => !HOST_LABEL.test(l))) return false;
+  // A name whose last label is all digits is a mistyped address, not a hostname.
+  return !/^\d+$/.test(labels[labels.length - 1]!);
+}
+
+export function parseDest(raw: string): ParsedDest {
+  const text = raw.trim();
+  if (text.startsWith('$')) {
+    const name = text.slice(1);
+    return /^[a-z0-9_-]{1,32}$/.test(name) ? { kind: 'set', name } : { kind: 'error', message: `bad set reference ${JSON.stringify(text)}` };
+  }
+  if (text.includes('/')) {
+    const [a, p, ...rest] = text.split('/');
+    const addr = parseAddress(a!);
+    if (!addr || rest.length || !/^\d{1,3}$/.test(p!)) return { kind: 'error', message: `bad CIDR ${quote(text)}` };
+    const bits = BITS[addr.family];
+    const len = Number(p);
+    if (len > bits) return { kind: 'error', message: `prefix length /${len} is too long for ${addr.family} (at most /${bits})` };
+    const hostBits = BigInt(bits - len);
+    const mask = (1n << hostBits) - 1n;
+    const lo = addr.value & ~mask;
+    const hi = lo | mask;
+    if ((addr.value & mask) !== 0n)
+      return { kind: 'addr', family: addr.family, lo, hi, hostBitsFix: `${formatAddress(addr.family, lo)}/${len}` };
+    return { kind: 'addr', family: addr.family, lo, hi };
+  }
+  if (text.includes('-') && !isHostname(text)) {
+    const parts = text.split('-');
+    if (parts.length === 2) {
+      const a = parseAddress(parts[0]!.trim());
+      const b = parseAddress(parts[1]!.trim());
+      if (!a || !b) return { kind: 'error', message: `bad address range ${quote(text)}`, hint: 'write a range as "FIRST-LAST", e.g. "192.0.2.10-192.0.2.20"' };
+      if (a.family !== b.family) return { kind: 'error', message: `address range ${quote(text)} mixes ipv4 and ipv6` };
+      if (a.value > b.value) return { kind: 'error', message: `address range ${quote(text)} ends before it starts`, hint: `did you mean "${parts[1]!.trim()}-${parts[0]!.trim()}"?` };
+      return { kind: 'addr', family: a.family, lo: a.value, hi: b.value };
+    }
+  }
+  const a = parseAddress(text);
+  if (a) return { kind: 'addr', family: a.family, lo: a.value, hi: a.value };
+  if (isHostname(text)) return { kind: 'host', name: text.toLowerCase().replace(/\.$/, '') };
+  return { kind: 'error', message: `bad address ${quote(text)}`, hint: 'expected an IPv4/IPv6 address, CIDR, range "a-b", hostname or "$set"' };
+}
+
+function quote(s: string): string {
+  return JSON.stringify(s);
+}
+
+/** Sort and merge overlapping or adjacent intervals into the minimal sorted list. */
+export function mergeIntervals(xs: readonly Interval[]): Interval[] {
+  const s = [...xs].sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0));
+  const out: Interval[] = [];
+  for (const x of s) {
+    const last = out[out.length - 1];
+    if (last && x.lo <= last.hi + 1n) {
+      if (x.hi > last.hi) last.hi = x.hi;
+    } else out.push({ lo: x.lo, hi: x.hi });
+  }
+  return out;
+}
+
+/** Whether v lies in a merged, sorted interval list (binary search). */
+export function intervalsContain(xs: readonly Interval[], v: bigint): boolean {
+  let lo = 0;
+  let hi = xs.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const x = xs[mid]!;
+    if (v < x.lo) hi = mid - 1;
+    else if (v > x.hi) lo = mid + 1;
+    else return true;
+  }
+  return false;
+}
+
+/** Whether every point of `inner` lies in `outer` (both merged and sorted). */
+export function intervalsCover(outer: readonly Interval[], inner: readonly Interval[]): boolean {
+  let j = 0;
+  for (const x of inner) {
+    while (j < outer.length && outer[j]!.hi < x.lo) j++;
+    const o = outer[j];
+    if (!o || o.lo > x.lo || o.hi < x.hi) return false;
+  }
+  return true;
+}
+
+/** Split an interval into the minimal list of CIDR prefixes (for backends without ranges). */
+export function intervalToCidrs(family: Family, x: Interval): string[] {
+  const bits = BigInt(BITS[family]);
+  const out: string[] = [];
+  let lo = x.lo;
+  while (lo <= x.hi) {
+    let size = 0n;
+    while (size < bits) {
+      const next = size + 1n;
+      const block = 1n << next;
+      if ((lo & (block - 1n)) !== 0n || lo + block - 1n > x.hi) break;
+      size = next;
+    }
+    out.push(`${formatAddress(family, lo)}/${bits - size}`);
+    lo += 1n << size;
+  }
+  return out;
+}
+
+export function formatInterval(family: Family, x: Interval): string {
+  if (x.lo === x.hi) return formatAddress(family, x.lo);
+  const cidrs = intervalToCidrs(family, x);
+  if (cidrs.length === 1) return cidrs[0]!;
+  return `${formatAddress(family, x.lo)}-${formatAddress(family, x.hi)}`;
+}

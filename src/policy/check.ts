@@ -1,0 +1,340 @@
+/**
+ * PolicyAst → Policy: every value parsed against its grammar, names unique,
+ * `$set`s bound and used, `except` only on deny, families consistent, expired
+ * rules dropped (with a warning). Never mutates the AST; the clock is a parameter.
+ */
+import { error, q, warning, type Diagnostic, type Result } from '../diag/diagnostic.js';
+import type { Span } from '../diag/source.js';
+import { parseDest, type Family } from './address.js';
+import type { PolicyAst, RuleAst, SelectorsAst, SetAst, Str } from './ast.js';
+import { ICMP_ALIASES, ICMP_TYPES, L4_PROTOS, type L4Proto } from './protocols.js';
+import { didYouMean } from './suggest.js';
+import {
+  DEFAULT_LOG_PREFIX,
+  DEFAULT_LOG_RATE,
+  type DestRef,
+  type IcmpRef,
+  type IfaceRef,
+  type LogRate,
+  type OwnerRef,
+  type Policy,
+  type PortRange,
+  type Rule,
+  type Selectors,
+  type SetDef,
+  type Verdict,
+} from './types.js';
+
+export const RULE_NAME = /^[a-z0-9_-]{1,32}$/;
+const OWNER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/;
+const IFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}\*?$/;
+/** Log prefixes reach rulesets inside quotes; this allow-list needs no escaping in any backend. */
+export const LOG_PREFIX_CHARS = /^[A-Za-z0-9 _.:=/+-]*$/;
+export const MAX_LOG_PREFIX = 29;
+const EXPIRY_WARNING_DAYS = 14;
+
+export interface CheckOptions {
+  /** Today, for `expires`. */
+  now: Date;
+}
+
+export function checkPolicy(ast: PolicyAst, opts: CheckOptions): Result<Policy> {
+  const c = new Checker(opts);
+  const value = c.policy(ast);
+  return { value, diagnostics: c.diagnostics };
+}
+
+class Checker {
+  readonly diagnostics: Diagnostic[] = [];
+  private usedSets = new Set<string>();
+  private setNames = new Map<string, SetAst>();
+
+  constructor(private readonly opts: CheckOptions) {}
+
+  private err(...a: Parameters<typeof error>): void {
+    this.diagnostics.push(error(...a));
+  }
+
+  policy(ast: PolicyAst): Policy {
+    const def = (ast.default?.value ?? 'reject') as Verdict;
+    for (const s of ast.sets) {
+      if (!/^[a-z0-9_-]{1,32}$/.test(s.name.value))
+        this.err('bad-set-name', `bad set name ${q(s.name.value)}`, s.name.span, { hint: 'set names are 1-32 characters of a-z, 0-9, "_" and "-"' });
+      this.setNames.set(s.name.value, s);
+    }
+    const sets = ast.sets.map((s) => this.set(s));
+    this.checkSetCycles(sets);
+    // Rules are checked in file order, so a duplicate name is reported at its second appearance.
+    const names = new Map<string, Span>();
+    const checked = new Map<RuleAst, Rule | undefined>();
+    for (const r of [...ast.allow, ...ast.deny].sort((a, b) => a.span.start - b.span.start)) checked.set(r, this.rule(r, names));
+    const rules = (list: RuleAst[]) => list.map((r) => checked.get(r)).filter((r): r is Rule => r !== undefined);
+    const deny = rules(ast.deny);
+    const allow = rules(ast.allow);
+    for (const s of ast.sets)
+      if (!this.usedSets.has(s.name.value))
+        this.err('unused-set', `set ${q(s.name.value)} is defined but no rule uses it`, s.name.span, {
+          hint: `reference it as "$${s.name.value}" in a rule's "to", or delete it`,
+        });
+    return {
+      file: ast.file,
+      mode: (ast.mode?.value ?? 'enforce') as Policy['mode'],
+      default: def,
+      denyVerdict: def === 'drop' ? 'drop' : 'reject',
+      log: {
+        prefix: this.logPrefix(ast.log.prefix),
+        ...(this.logRate(ast.log.rate) ?? {}),
+        uid: ast.log.uid?.value ?? true,
+      },
+      builtins: {
+        loopback: ast.builtins.loopback?.value ?? true,
+        established: ast.builtins.established?.value ?? true,
+        icmpv6_nd: ast.builtins.icmpv6_nd?.value ?? true,
+      },
+      sets,
+      allow,
+      deny,
+      spans: {
+        ...(ast.default ? { default: ast.default.span } : {}),
+        ...(ast.log.prefix ? { logPrefix: ast.log.prefix.span } : {}),
+        builtins: Object.fromEntries(Object.entries(ast.builtins).map(([k, v]) => [k, v.span])),
+      },
+    };
+  }
+
+  private logPrefix(p: Str | undefined): string {
+    if (!p) return DEFAULT_LOG_PREFIX;
+    if (!LOG_PREFIX_CHARS.test(p.value))
+      this.err('bad-log-prefix', `log prefix ${q(p.value)} has characters a ruleset cannot carry safely`, p.span, {
+        hint: 'use letters, digits, space and _ . : = / + -',
+      });
+    else if (p.value.length > MAX_LOG_PREFIX)
+      this.err('bad-log-prefix', `log prefix ${q(p.value)} is ${p.value.length} characters; iptables allows at most ${MAX_LOG_PREFIX}`, p.span, {
+        hint: 'keep it to 20 characters so the verdict and rule tag fit too',
+      });
+    return p.value;
+  }
+
+  private logRate(r: Str | undefined): { rate: LogRate } | undefined {
+    if (!r) return { rate: DEFAULT_LOG_RATE };
+    const m = /^\s*(\d+)\s*\/\s*(second|minute|hour|day)s?\s*$/.exec(r.value);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > 1_000_000) {
+      this.err('bad-log-rate', `bad log rate ${q(r.value)}`, r.span, { hint: 'write it as "N/second", "N/minute", "N/hour" or "N/day" with N ≥ 1' });
+      return undefined;
+    }
+    return { rate: { count: Number(m[1]), unit: m[2] as LogRate['unit'] } };
+  }
+
+  private set(s: SetAst): SetDef {
+    const def: SetDef = { name: s.name.value, span: s.name.span };
+    if (s.file) def.file = { path: s.file.value, span: s.file.span };
+    else if (s.items) def.items = s.items.map((i) => this.dest(i, undefined)).filter((d): d is DestRef => d !== undefined);
+    return def;
+  }
+
+  private checkSetCycles(sets: SetDef[]): void {
+    const byName = new Map(sets.map((s) => [s.name, s]));
+    const state = new Map<string, 'visiting' | 'done'>();
+    const visit = (s: SetDef, via: DestRef | undefined): void => {
+      const st = state.get(s.name);
+      if (st === 'done') return;
+      if (st === 'visiting') {
+        if (via) this.err('set-cycle', `set ${q(s.name)} includes itself`, via.span);
+        return;
+      }
+      state.set(s.name, 'visiting');
+      for (const it of s.items ?? []) if (it.kind === 'set') {
+        const t = byName.get(it.name);
+        if (t) visit(t, it);
+      }
+      state.set(s.name, 'done');
+    };
+    for (const s of sets) visit(s, undefined);
+  }
+
+  private dest(s: Str, family: Family | undefined): DestRef | undefined {
+    const d = parseDest(s.value);
+    switch (d.kind) {
+      case 'error':
+        this.err('bad-address', d.message, s.span, d.hint ? { hint: d.hint } : {});
+        return undefined;
+      case 'set': {
+        const known = this.setNames.has(d.name);
+        this.usedSets.add(d.name);
+        if (!known) {
+          const hint = didYouMean(d.name, this.setNames.keys());
+          this.err('unknown-set', `unknown set ${q('$' + d.name)}`, s.span, {
+            hint: hint ? hint.replace('"', '"$') : this.setNames.size ? `defined sets: ${[...this.setNames.keys()].map((n) => '$' + n).join(', ')}` : 'define it under "sets:"',
+          });
+          return undefined;
+        }
+        return { kind: 'set', name: d.name, text: s.value, span: s.span };
+      }
+      case 'host':
+        return { kind: 'host', name: d.name, text: s.value, span: s.span };
+      case 'addr':
+        if (d.hostBitsFix)
+          this.diagnostics.push(warning('host-bits-set', `host bits set in ${q(s.value)}`, s.span, { hint: `did you mean ${d.hostBitsFix}?` }));
+        if (family && d.family !== family) {
+          this.err('family-conflict', `${q(s.value)} is an ${d.family} destination but the rule's family is ${family}`, s.span);
+          return undefined;
+        }
+        return { kind: 'addr', family: d.family, lo: d.lo, hi: d.hi, text: s.value, span: s.span };
+    }
+  }
+
+  private port(s: Str): PortRange | undefined {
+    const m = /^([A-Za-z][A-Za-z0-9]*)(?:\/(\d+)(?:-(\d+))?)?$/.exec(s.value.trim());
+    const proto = m?.[1];
+    if (!m || !proto) {
+      const bare = /^\d+(-\d+)?$/.test(s.value.trim());
+      this.err('bad-port', `bad port ${q(s.value)}`, s.span, {
+        hint: bare ? `write the protocol too, e.g. "tcp/${s.value.trim()}"` : 'write "PROTO/PORT", "PROTO/LOW-HIGH" or a bare "PROTO" (tcp, udp, sctp)',
+      });
+      return undefined;
+    }
+    if (!(L4_PROTOS as readonly string[]).includes(proto)) {
+      const lower = proto.toLowerCase();
+      const hint = (L4_PROTOS as readonly string[]).includes(lower)
+        ? `did you mean "${s.value.trim().replace(proto, lower)}"?`
+        : lower === 'icmp' || lower === 'icmpv6'
+          ? 'ICMP goes in "icmp:", e.g. icmp: [echo-request]'
+          : didYouMean(lower, L4_PROTOS) ?? 'protocols with ports are tcp, udp and sctp';
+      this.err('bad-protocol', `unknown protocol ${q(proto)} in ${q(s.value)}`, s.span, { hint });
+      return undefined;
+    }
+    const lo = m[2] === undefined ? 0 : Number(m[2]);
+    const hi = m[3] === undefined ? (m[2] === undefined ? 65535 : lo) : Number(m[3]);
+    if (m[2] !== undefined && (lo < 1 || lo > 65535 || hi < 1 || hi > 65535)) {
+      this.err('bad-port', `port out of range in ${q(s.value)}`, s.span, { hint: 'ports are 1-65535' });
+      return undefined;
+    }
+    if (lo > hi) {
+      this.err('bad-port', `port range ${q(s.value)} ends before it starts`, s.span, { hint: `did you mean "${proto}/${hi}-${lo}"?` });
+      return undefined;
+    }
+    return { proto: proto as L4Proto, lo, hi, text: s.value.trim(), span: s.span };
+  }
+
+  private icmp(s: Str): IcmpRef | undefined {
+    const raw = s.value.trim().toLowerCase();
+    const name = ICMP_ALIASES[raw] ?? raw;
+    if (name === 'any' || ICMP_TYPES[name]) return { name, span: s.span };
+    const hint = didYouMean(raw, [...Object.keys(ICMP_TYPES), 'any']);
+    this.err('bad-icmp', `unknown ICMP type ${q(s.value)}`, s.span, { hint: hint ?? `known types: ${Object.keys(ICMP_TYPES).join(', ')}, any` });
+    return undefined;
+  }
+
+  private owner(s: Str, what: 'user' | 'group'): OwnerRef | undefined {
+    const t = s.value.trim();
+    if (/^\d+$/.test(t)) {
+      const id = Number(t);
+      if (id > 0xfffffffe) {
+        this.err('bad-user', `${what} id ${t} is out of range`, s.span);
+        return undefined;
+      }
+      return { id, text: t, span: s.span };
+    }
+    if (!OWNER_NAME.test(t)) {
+      this.err('bad-user', `bad ${what} name ${q(s.value)}`, s.span, { hint: `a ${what} is a name like "postfix" or a number` });
+      return undefined;
+    }
+    return { name: t, text: t, span: s.span };
+  }
+
+  private iface(s: Str): IfaceRef | undefined {
+    if (!IFACE_NAME.test(s.value)) {
+      this.err('bad-interface', `bad interface name ${q(s.value)}`, s.span, { hint: 'interface names are 1-15 characters; a trailing "*" matches a prefix' });
+      return undefined;
+    }
+    return { name: s.value, span: s.span };
+  }
+
+  private selectors(a: SelectorsAst): Selectors {
+    const out: Selectors = { span: a.span, keySpans: a.keySpans };
+    let family: Family | undefined;
+    if (a.family) {
+      if (a.family.value === 'ipv4' || a.family.value === 'ipv6') family = out.family = a.family.value;
+    }
+    const pick = <T>(xs: Str[] | undefined, f: (s: Str) => T | undefined): T[] | undefined =>
+      xs === undefined ? undefined : xs.map(f).filter((x): x is T => x !== undefined);
+    const to = pick(a.to, (s) => this.dest(s, family));
+    if (to) out.to = to;
+    const ports = pick(a.ports, (s) => this.port(s));
+    if (ports) out.ports = ports;
+    const icmp = pick(a.icmp, (s) => this.icmp(s));
+    if (icmp) out.icmp = icmp;
+    const users = pick(a.user, (s) => this.owner(s, 'user'));
+    if (users) out.users = users;
+    const groups = pick(a.group, (s) => this.owner(s, 'group'));
+    if (groups) out.groups = groups;
+    const via = pick(a.via, (s) => this.iface(s));
+    if (via) out.via = via;
+    for (const [k, list] of [['to', a.to], ['ports', a.ports], ['icmp', a.icmp], ['user', a.user], ['group', a.group], ['via', a.via]] as const)
+      if (list && list.length === 0 && a.keySpans[k])
+        this.diagnostics.push(
+          warning('empty-rule', `selector ${q(k)} is an empty list, so it matches nothing`, a.keySpans[k], { hint: `omit "${k}" to match any` }),
+        );
+    return out;
+  }
+
+  private rule(r: RuleAst, names: Map<string, Span>): Rule | undefined {
+    const name = r.name?.value ?? '';
+    if (r.name) {
+      if (!RULE_NAME.test(name))
+        this.err('bad-rule-name', `bad rule name ${q(name)}`, r.name.span, {
+          hint: 'rule names are 1-32 characters of a-z, 0-9, "_" and "-"',
+        });
+      else {
+        const first = names.get(name);
+        if (first)
+          this.err('duplicate-rule-name', `duplicate rule name ${q(name)}`, r.name.span, {
+            notes: [{ message: `first defined here`, span: first }],
+          });
+        else names.set(name, r.name.span);
+      }
+    }
+    const sel = this.selectors(r);
+    const except = (r.except ?? []).map((e) => this.selectors(e));
+    if (r.action === 'allow' && r.except)
+      this.err('except-on-allow', `rule ${q(name)}: "except" is only allowed on deny rules`, r.exceptKeySpan ?? r.span, {
+        hint: 'narrow the allow rule itself, or add a deny rule with this except',
+      });
+    const rule: Rule = { ...sel, ref: { name, action: r.action, span: r.name?.span ?? r.span }, except };
+    if (r.exceptKeySpan) rule.exceptSpan = r.exceptKeySpan;
+    if (r.reason) rule.reason = r.reason.value;
+    if (r.owner) rule.owner = r.owner.value;
+    if (r.ticket) rule.ticket = r.ticket.value;
+    if (r.expires) {
+      const d = parseDate(r.expires.value);
+      if (!d) {
+        this.err('bad-date', `bad expiry date ${q(r.expires.value)}`, r.expires.span, { hint: 'write it as YYYY-MM-DD' });
+      } else {
+        rule.expires = r.expires.value;
+        const today = Date.UTC(this.opts.now.getUTCFullYear(), this.opts.now.getUTCMonth(), this.opts.now.getUTCDate());
+        const days = Math.round((d.getTime() - today) / 86_400_000);
+        if (days < 0) {
+          this.diagnostics.push(
+            warning('expired-rule', `rule ${q(name)} expired on ${r.expires.value} and is left out`, r.expires.span, {
+              hint: 'delete the rule, or move its expiry date',
+            }),
+          );
+          return undefined;
+        }
+        if (days <= EXPIRY_WARNING_DAYS)
+          this.diagnostics.push(
+            warning('expiring-rule', `rule ${q(name)} expires ${days === 0 ? 'today' : `in ${days} day${days === 1 ? '' : 's'}`} (${r.expires.value})`, r.expires.span),
+          );
+      }
+    }
+    return rule;
+  }
+}
+
+/** A real calendar date "YYYY-MM-DD" (UTC), or undefined; the rule lives through that whole day. */
+export function parseDate(s: string): Date | undefined {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s.trim());
+  if (!m) return undefined;
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  return d.getUTCFullYear() === Number(m[1]) && d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3]) ? d : undefined;
+}

@@ -1,0 +1,122 @@
+/**
+ * The policy file's structure: the single source for validation AND for the
+ * editor JSON Schema (`schema/policy.schema.json`, written by
+ * write-schema.ts). Field descriptions say what *omitted* means.
+ *
+ * Only structure and types are validated here. Values with a grammar of their
+ * own (addresses, ports, names, dates) are checked in check.ts, which can point
+ * at the exact value and suggest a fix; their patterns appear below only as
+ * `meta` so editors can flag them early.
+ */
+import { z } from 'zod';
+
+const str = z.string();
+const strOrList = (item: z.ZodType, d: string) => z.union([item, z.array(item)]).describe(d);
+const ownerId = z.union([z.string(), z.number().int()]);
+
+export const PORT_PATTERN = '^(tcp|udp|sctp)(/[0-9]{1,5}(-[0-9]{1,5})?)?$';
+export const NAME_PATTERN = '^[a-z0-9_-]{1,32}$';
+export const DATE_PATTERN = '^[0-9]{4}-[0-9]{2}-[0-9]{2}$';
+
+export const ICMP_NAMES_FOR_SCHEMA = [
+  'any',
+  'echo-request',
+  'echo-reply',
+  'destination-unreachable',
+  'time-exceeded',
+  'parameter-problem',
+  'packet-too-big',
+  'redirect',
+  'router-solicitation',
+  'router-advertisement',
+  'neighbor-solicitation',
+  'neighbor-advertisement',
+  'timestamp-request',
+  'timestamp-reply',
+] as const;
+
+const selectorShape = {
+  to: strOrList(
+    str,
+    'Destinations: IPv4/IPv6 addresses, CIDRs, ranges "a-b", hostnames (resolved through the system resolver) and "$set" references. Omitted = anywhere, both families.',
+  ),
+  ports: strOrList(
+    str.meta({ pattern: PORT_PATTERN }),
+    'Destination ports as "PROTO/PORT", "PROTO/LOW-HIGH" or bare "PROTO" (tcp, udp, sctp). Omitted (and no icmp) = every protocol.',
+  ),
+  icmp: strOrList(
+    str.meta({ enum: [...ICMP_NAMES_FOR_SCHEMA] }),
+    'ICMP type names meaning the same thing for IPv4 and IPv6 ("echo-request", "destination-unreachable", …; "any" = every type). Omitted = no ICMP unless ports is omitted too.',
+  ),
+  user: strOrList(ownerId, 'Socket owner user(s), by name or numeric uid. Omitted = any user.'),
+  group: strOrList(ownerId, 'Socket owner group(s), by name or numeric gid. Omitted = any group.'),
+  via: strOrList(str, 'Output interface name(s); a trailing "*" matches a prefix. Omitted = any interface.'),
+  family: z
+    .enum(['ipv4', 'ipv6'])
+    .describe('Restrict the rule to one family. Omitted = derived from "to": all-IPv4 destinations make an IPv4-only rule; no "to" = both families.'),
+};
+
+export const ExceptSchema = z.strictObject(selectorShape).partial().describe('Selectors that exempt a flow from this deny: the deny does not apply to a flow that matches every one of them.');
+
+export const RuleSchema = z.strictObject({
+  name: str.meta({ pattern: NAME_PATTERN }).describe('Unique rule name, [a-z0-9_-]{1,32}. Required.'),
+  reason: str.describe('Why this rule exists. Omitted = a "missing-reason" warning.'),
+  owner: str.describe('Who is responsible for this rule. Omitted = nobody recorded.'),
+  ticket: z.union([str, z.number()]).describe('Change ticket that introduced the rule. Omitted = none recorded.'),
+  expires: str
+    .meta({ pattern: DATE_PATTERN })
+    .describe('YYYY-MM-DD after which the rule is left out of the compiled output (with a warning). Omitted = never expires.'),
+  ...selectorShape,
+  except: z
+    .union([ExceptSchema, z.array(ExceptSchema)])
+    .describe('Deny rules only: selectors (or a list of alternatives) that exempt a flow from this deny. Omitted = no exemption.'),
+}).partial({ reason: true, owner: true, ticket: true, expires: true, to: true, ports: true, icmp: true, user: true, group: true, via: true, family: true, except: true });
+
+export const SetFileSchema = z.strictObject({
+  file: str.describe('Path (relative to the policy file) of a file with one address/CIDR/range per line; "#" starts a comment.'),
+});
+
+export const LogSchema = z.strictObject({
+  prefix: str.describe('Base log prefix, at most 20 characters so backend tags fit in 29. Omitted = "EGRESS ".'),
+  rate: str
+    .meta({ pattern: '^[0-9]+/(second|minute|hour|day)$' })
+    .describe('Rate limit on log lines, "N/second|minute|hour|day"; counters stay exact. Omitted = 10/second.'),
+  uid: z.boolean().describe("Put the socket's UID/GID in log lines. Omitted = true."),
+}).partial();
+
+export const BuiltinsSchema = z.strictObject({
+  loopback: z.boolean().describe('Accept everything out of lo. Omitted = true.'),
+  established: z.boolean().describe('Accept ct state established,related. Omitted = true.'),
+  icmpv6_nd: z.boolean().describe('Accept IPv6 neighbour/router discovery and MLD (IPv6 dies without it). Omitted = true.'),
+}).partial();
+
+export const PolicySchema = z
+  .strictObject({
+    version: z.literal(1).describe('Policy format version. Required: 1.'),
+    mode: z.enum(['enforce', 'audit']).describe('enforce blocks; audit logs and counts what enforce would deny and blocks nothing. Omitted = enforce.'),
+    default: z.enum(['reject', 'drop', 'accept']).describe('Verdict for traffic no rule allows. Omitted = reject.'),
+    log: LogSchema.describe('Logging of denied packets. Omitted = all defaults.'),
+    builtins: BuiltinsSchema.describe('Built-in accepts evaluated before any rule. Omitted = all true.'),
+    sets: z
+      .record(z.string(), z.union([z.array(z.union([str, z.number()])), SetFileSchema]))
+      .describe('Named destination sets, referenced as "$name" in "to": a list of addresses/CIDRs/ranges/hostnames/"$set"s, or { file: PATH }. Omitted = none.'),
+    allow: z.array(RuleSchema).describe('Rules that accept matching traffic (unless a deny matches). Omitted = none.'),
+    deny: z.array(RuleSchema).describe('Rules that deny matching traffic, evaluated before every allow. Omitted = none.'),
+  })
+  .partial({ mode: true, default: true, log: true, builtins: true, sets: true, allow: true, deny: true })
+  .describe('egress policy: what this host may connect out to.');
+
+/** Allowed keys per context, for "did you mean" hints on unknown keys. */
+export const KEYS = {
+  policy: Object.keys(PolicySchema.shape),
+  rule: Object.keys(RuleSchema.shape),
+  except: Object.keys(ExceptSchema.shape),
+  log: Object.keys(LogSchema.shape),
+  builtins: Object.keys(BuiltinsSchema.shape),
+  setFile: Object.keys(SetFileSchema.shape),
+};
+
+export function policyJsonSchema(): Record<string, unknown> {
+  const s = z.toJSONSchema(PolicySchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return { ...s, title: 'egress policy (version 1)' };
+}

@@ -1,0 +1,228 @@
+/**
+ * Policy → ResolvedPolicy: `{ file: }` sets read, `$set`s expanded, hostnames
+ * resolved (A and AAAA through the system resolver), owner names matched to
+ * ids where this host knows them. All I/O goes through the Resolver.
+ *
+ * Hostname failures never widen anything: a name that fails keeps its last
+ * known good addresses (when the caller passes them) and one that never
+ * resolved yields no addresses, so an allow for it admits nothing.
+ */
+import { dirname, isAbsolute, join } from 'node:path';
+import { error, q, warning, type Diagnostic, type Result } from '../diag/diagnostic.js';
+import { SourceFile, type SourceMap } from '../diag/source.js';
+import { parseAddress, parseDest, FAMILIES, type Family } from '../policy/address.js';
+import type { DestRef, OwnerRef, Policy, Rule, Selectors } from '../policy/types.js';
+import type { Accounts, Resolver } from './resolver.js';
+import type { HostEntry, ResolvedDest, ResolvedPolicy, ResolvedRule, ResolvedSelectors } from './types.js';
+
+export interface ResolveOptions {
+  sources: SourceMap;
+  /** Last known good addresses (state directory), used when a lookup fails. */
+  previousHosts?: HostEntry[];
+  /** Directory that relative `{ file: }` paths are read from (default: the policy file's). */
+  baseDir?: string;
+  /** Skip DNS entirely (every name unresolved, no warnings): for offline checks of structure. */
+  offline?: boolean;
+}
+
+const MAX_PARALLEL_LOOKUPS = 16;
+
+export async function resolvePolicy(p: Policy, r: Resolver, opts: ResolveOptions): Promise<Result<ResolvedPolicy>> {
+  const diagnostics: Diagnostic[] = [];
+  const fileItems = new Map<string, DestRef[]>();
+  await Promise.all(
+    p.sets
+      .filter((s) => s.file)
+      .map(async (s) => {
+        const f = s.file!;
+        const path = isAbsolute(f.path) ? f.path : join(opts.baseDir ?? dirname(p.file), f.path);
+        let text: string;
+        try {
+          text = await r.readFile(path);
+        } catch (e) {
+          diagnostics.push(error('unreadable-file', `cannot read set file ${q(f.path)}: ${errText(e)}`, f.span));
+          return;
+        }
+        const src = opts.sources.add(new SourceFile(isAbsolute(f.path) ? f.path : relName(p.file, f.path), text, f.span));
+        fileItems.set(s.name, parseSetFile(src, diagnostics));
+      }),
+  );
+  const sets = new Map(p.sets.map((s) => [s.name, s.file ? fileItems.get(s.name) ?? [] : s.items ?? []]));
+
+  // Expand `$set` references into a flat list of literal and hostname refs, remembering the chain.
+  type Flat = { ref: DestRef; chain: string[] };
+  const expand = (refs: DestRef[], chain: string[], out: Flat[]): Flat[] => {
+    for (const ref of refs) {
+      if (ref.kind !== 'set') out.push({ ref, chain });
+      else if (!chain.includes(ref.name)) expand(sets.get(ref.name) ?? [], [...chain, ref.name], out);
+    }
+    return out;
+  };
+
+  const hostNames = new Set<string>();
+  const allSelectors = [...p.deny, ...p.allow].flatMap((rule) => [rule, ...rule.except]);
+  for (const s of allSelectors) for (const f of expand(s.to ?? [], [], [])) if (f.ref.kind === 'host') hostNames.add(f.ref.name);
+  const refLists = [...allSelectors.map((s) => s.to ?? []), ...sets.values()];
+  const hosts = await resolveHosts([...hostNames].sort(), r, opts, diagnostics, refLists);
+
+  const accounts = await r.accounts();
+  const resolveSel = (s: Selectors): ResolvedSelectors => {
+    const { to: _to, ...rest } = s;
+    const out: ResolvedSelectors = { ...rest, families: [] };
+    if (s.users) out.users = s.users.map((u) => owner(u, accounts.users));
+    if (s.groups) out.groups = s.groups.map((g) => owner(g, accounts.groups));
+    if (s.to) {
+      const dests: ResolvedDest[] = [];
+      const names = new Set<string>();
+      for (const { ref, chain } of expand(s.to, [], [])) {
+        const sets = chain.length ? { sets: chain } : {};
+        if (ref.kind === 'addr') dests.push({ family: ref.family, lo: ref.lo, hi: ref.hi, text: ref.text, span: ref.span, ...sets });
+        else if (ref.kind === 'host') {
+          names.add(ref.name);
+          const h = hosts.get(ref.name)!;
+          for (const fam of FAMILIES)
+            for (const a of h[fam]) {
+              const v = parseAddress(a)!;
+              dests.push({ family: fam, lo: v.value, hi: v.value, text: ref.text, span: ref.span, host: ref.name, ...sets });
+            }
+        }
+      }
+      out.to = s.family ? dests.filter((d) => d.family === s.family) : dests;
+      if (names.size) out.hosts = [...names].sort();
+    }
+    out.families = familiesOf(s.family, out.to);
+    return out;
+  };
+  const resolveRule = (rule: Rule): ResolvedRule => {
+    const { to: _to, except, ...rest } = rule;
+    return { ...rest, ...resolveSel(rule), except: except.map(resolveSel) };
+  };
+  for (const rule of [...p.deny, ...p.allow]) warnUnknownOwners(rule, accounts, diagnostics);
+  const value: ResolvedPolicy = {
+    ...p,
+    allow: p.allow.map(resolveRule),
+    deny: p.deny.map(resolveRule),
+    hosts: [...hosts.values()],
+  };
+  return { value, diagnostics };
+}
+
+function familiesOf(explicit: Family | undefined, to: ResolvedDest[] | undefined): Family[] {
+  if (explicit) return [explicit];
+  if (!to) return [...FAMILIES];
+  return FAMILIES.filter((f) => to.some((d) => d.family === f));
+}
+
+function owner(o: OwnerRef, table: Map<string, number>): OwnerRef {
+  if (o.name !== undefined && o.id === undefined) {
+    const id = table.get(o.name);
+    if (id !== undefined) return { ...o, id };
+  }
+  if (o.id !== undefined && o.name === undefined) {
+    for (const [n, id] of table) if (id === o.id) return { ...o, name: n };
+  }
+  return o;
+}
+
+function warnUnknownOwners(rule: Rule, a: Accounts, out: Diagnostic[]): void {
+  for (const s of [rule, ...rule.except]) {
+    for (const [list, table, what] of [
+      [s.users, a.users, 'user'],
+      [s.groups, a.groups, 'group'],
+    ] as const)
+      for (const o of list ?? [])
+        if (o.name !== undefined && !table.has(o.name))
+          out.push(
+            warning('unknown-user', `${what} ${q(o.name)} does not exist on this host`, o.span, {
+              hint: `the firewall resolves ${what} names when it loads; create the ${what} on the target host first, or use its number`,
+            }),
+          );
+  }
+}
+
+async function resolveHosts(
+  names: string[],
+  r: Resolver,
+  opts: ResolveOptions,
+  diagnostics: Diagnostic[],
+  refLists: DestRef[][],
+): Promise<Map<string, HostEntry>> {
+  const prev = new Map((opts.previousHosts ?? []).map((h) => [h.name, h]));
+  const firstUse = (name: string) => {
+    let best: DestRef | undefined;
+    for (const list of refLists) for (const d of list) if (d.kind === 'host' && d.name === name && (!best || d.span.start < best.span.start)) best = d;
+    return best?.span;
+  };
+  const out = new Map<string, HostEntry>();
+  let next = 0;
+  const worker = async () => {
+    while (next < names.length) {
+      const name = names[next++]!;
+      if (opts.offline) {
+        out.set(name, { name, ipv4: [], ipv6: [], status: 'unresolved' });
+        continue;
+      }
+      try {
+        const a = await r.lookupHost(name);
+        const norm = (xs: string[]) => [...new Set(xs.filter((x) => parseAddress(x)))].sort();
+        out.set(name, { name, ipv4: norm(a.ipv4), ipv6: norm(a.ipv6), status: 'ok' });
+      } catch (e) {
+        const old = prev.get(name);
+        const span = firstUse(name);
+        if (old && old.ipv4.length + old.ipv6.length > 0) {
+          out.set(name, { ...old, status: 'stale' });
+          diagnostics.push(warning('unresolved-host', `cannot resolve ${q(name)} (${errText(e)}); keeping its last known addresses`, span));
+        } else {
+          out.set(name, { name, ipv4: [], ipv6: [], status: 'unresolved' });
+          diagnostics.push(
+            warning('unresolved-host', `cannot resolve ${q(name)} (${errText(e)}); it matches no address until it resolves`, span, {
+              hint: 'pin it in /etc/hosts, or check that DNS is reachable',
+            }),
+          );
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(MAX_PARALLEL_LOOKUPS, names.length) }, worker));
+  return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function parseSetFile(src: SourceFile, diagnostics: Diagnostic[]): DestRef[] {
+  const out: DestRef[] = [];
+  let offset = 0;
+  for (const line of src.text.split('\n')) {
+    const content = line.replace(/#.*$/, '');
+    const lead = content.length - content.trimStart().length;
+    const text = content.trim();
+    if (text) {
+      const span = src.span(offset + lead, offset + lead + text.length);
+      const d = parseDest(text);
+      if (d.kind === 'addr') {
+        if (d.hostBitsFix) diagnostics.push(warning('host-bits-set', `host bits set in ${q(text)}`, span, { hint: `did you mean ${d.hostBitsFix}?` }));
+        out.push({ kind: 'addr', family: d.family, lo: d.lo, hi: d.hi, text, span });
+      } else
+        diagnostics.push(
+          error('bad-address', d.kind === 'error' ? d.message : `a set file holds addresses, CIDRs and ranges only, not ${q(text)}`, span, {
+            hint: 'one address, CIDR or range "a-b" per line; "#" starts a comment',
+          }),
+        );
+    }
+    offset += line.length + 1;
+  }
+  return out;
+}
+
+function relName(policyFile: string, p: string): string {
+  const d = dirname(policyFile);
+  return d === '.' ? p : join(d, p);
+}
+
+function errText(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  const code = (e as { code?: string })?.code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES') return 'permission denied';
+  if (code === 'EISDIR') return 'is a directory';
+  if (code === 'ENOTFOUND') return 'name not found';
+  return m.replace(/^[A-Z]+: /, '');
+}

@@ -1,0 +1,79 @@
+/**
+ * The I/O seams of the front end: host names, included files and local
+ * accounts. Tests pass fakes; the CLI passes `systemResolver()`.
+ */
+import { lookup } from 'node:dns/promises';
+import { readFile } from 'node:fs/promises';
+
+export interface HostAddresses {
+  ipv4: string[];
+  ipv6: string[];
+}
+
+export interface Resolver {
+  /** A and AAAA through the system resolver (so /etc/hosts pins work); throws on failure. */
+  lookupHost(name: string): Promise<HostAddresses>;
+  readFile(path: string): Promise<string>;
+  accounts(): Promise<Accounts>;
+}
+
+export interface Accounts {
+  users: Map<string, number>;
+  groups: Map<string, number>;
+  /** uid → primary gid, so a flow "as user X" gets X's group too. */
+  primaryGroup: Map<number, number>;
+}
+
+const LOOKUP_TIMEOUT_MS = 5000;
+
+export function systemResolver(opts: { passwd?: string; group?: string } = {}): Resolver {
+  let acct: Promise<Accounts> | undefined;
+  return {
+    async lookupHost(name) {
+      const timeout = new Promise<never>((_, rej) => setTimeout(() => rej(new Error('timed out')), LOOKUP_TIMEOUT_MS).unref());
+      const res = await Promise.race([lookup(name, { all: true, verbatim: true }), timeout]);
+      const out: HostAddresses = { ipv4: [], ipv6: [] };
+      for (const r of res) (r.family === 6 ? out.ipv6 : out.ipv4).push(r.address);
+      return out;
+    },
+    readFile: (p) => readFile(p, 'utf8'),
+    accounts() {
+      acct ??= loadAccounts(opts.passwd ?? '/etc/passwd', opts.group ?? '/etc/group');
+      return acct;
+    },
+  };
+}
+
+async function loadAccounts(passwd: string, group: string): Promise<Accounts> {
+  const primaryGroup = new Map<number, number>();
+  const table = async (p: string) => {
+    const m = new Map<string, number>();
+    const text = await readFile(p, 'utf8').catch(() => '');
+    for (const line of text.split('\n')) {
+      const f = line.split(':');
+      if (f.length >= 3 && f[0] && /^\d+$/.test(f[2]!)) m.set(f[0], Number(f[2]));
+      if (p === passwd && f.length >= 4 && /^\d+$/.test(f[2]!) && /^\d+$/.test(f[3]!)) primaryGroup.set(Number(f[2]), Number(f[3]));
+    }
+    return m;
+  };
+  return { users: await table(passwd), groups: await table(group), primaryGroup };
+}
+
+/** A resolver over fixed tables, for tests and for `lab` worlds. */
+export function staticResolver(hosts: Record<string, Partial<HostAddresses>>, files: Record<string, string> = {}, accounts?: Partial<Accounts>): Resolver {
+  return {
+    async lookupHost(name) {
+      const h = hosts[name];
+      if (!h) throw new Error('name not found');
+      return { ipv4: h.ipv4 ?? [], ipv6: h.ipv6 ?? [] };
+    },
+    async readFile(p) {
+      const f = files[p];
+      if (f === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${p}'`), { code: 'ENOENT' });
+      return f;
+    },
+    async accounts() {
+      return { users: accounts?.users ?? new Map(), groups: accounts?.groups ?? new Map(), primaryGroup: accounts?.primaryGroup ?? new Map() };
+    },
+  };
+}

@@ -1,0 +1,145 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { run } from './run.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const tmp = () => mkdtempSync(join(tmpdir(), 'egress-cli-'));
+
+describe('exit codes', () => {
+  test.each([
+    [['check', 'examples/postfix-only-smtp.yaml'], 0],
+    [['check', 'test/diagnostics/unknown-key.yaml'], 1],
+    [['check', 'nope.yaml'], 1],
+    [['check'], 2],
+    [['check', '--bogus', 'x.yaml'], 2],
+    [['frobnicate'], 2],
+    [[], 2],
+    [['--help'], 0],
+    [['--version'], 0],
+    [['explain', 'examples/postfix-only-smtp.yaml'], 2],
+    [['explain', 'examples/postfix-only-smtp.yaml', '--to', 'not-an-addr!'], 2],
+    [['explain', 'examples/postfix-only-smtp.yaml', '--to', '192.0.2.1', '--port', 'tcp/99999'], 2],
+    [['compile', 'examples/postfix-only-smtp.yaml', '--target', 'ir'], 0],
+    [['compile', 'examples/postfix-only-smtp.yaml', '--target', 'bogus'], 2],
+    [['compile', 'examples/postfix-only-smtp.yaml'], 2],
+  ])('egress %j → %i', async (argv, code) => {
+    const r = await run(argv, { cwd: ROOT });
+    expect(r.code).toBe(code);
+    if (code === 2 && argv.length) expect(r.stderr).toMatch(/error/);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // never a stack trace
+  });
+
+  test('a missing file is a one-line error, not a trace', async () => {
+    const r = await run(['check', 'nope.yaml'], { cwd: ROOT });
+    expect(r.stderr.split('\n')[0]).toBe('nope.yaml: error: cannot read nope.yaml: no such file');
+  });
+});
+
+describe('init', () => {
+  test('writes a starter policy that checks clean and refuses to overwrite', async () => {
+    const dir = tmp();
+    expect((await run(['init'], { cwd: dir })).code).toBe(0);
+    const r = await run(['check', 'egress.yaml'], { cwd: dir });
+    expect(r.code).toBe(0);
+    const again = await run(['init'], { cwd: dir });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already exists/);
+    expect((await run(['init', '--force'], { cwd: dir })).code).toBe(0);
+    expect(readFileSync(join(dir, 'egress.yaml'), 'utf8')).toMatch(/^# egress policy/);
+  });
+
+  test('"-" prints it', async () => {
+    const r = await run(['init', '-'], { cwd: tmp() });
+    expect(r.stdout).toMatch(/version: 1/);
+  });
+});
+
+describe('check --json', () => {
+  test('reports diagnostics with 1-based positions and codes', async () => {
+    const r = await run(['check', '--json', 'test/diagnostics/unknown-key.yaml'], { cwd: ROOT });
+    expect(r.code).toBe(1);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ ok: false, errors: 1, diagnostics: [{ code: 'unknown-key', line: 6, col: 5, hint: 'did you mean "ports"?' }] });
+  });
+
+  test('--silence hides a warning code', async () => {
+    const r = await run(['check', '--json', '--silence', 'missing-reason,host-bits-set', 'test/diagnostics/host-bits.yaml'], { cwd: ROOT });
+    expect(JSON.parse(r.stdout).diagnostics).toEqual([]);
+  });
+});
+
+describe('explain', () => {
+  test('the seed IPv6 side door is closed: www-data to an MX over IPv6 port 25', async () => {
+    const r = await run(['explain', 'examples/postfix-only-smtp.yaml', '--to', '2001:db8:4001:c02::1a', '--port', 'tcp/25', '--user', 'www-data', '--json'], { cwd: ROOT });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ verdict: 'reject', audit: false, rules: [{ name: 'smtp', action: 'deny', line: 15, col: 11 }] });
+  });
+
+  test('postfix may send over IPv6', async () => {
+    const r = await run(['explain', 'examples/postfix-only-smtp.yaml', '--to', '2001:db8:4001:c02::1a', '--port', 'tcp/25', '--user', 'postfix', '--json'], { cwd: ROOT });
+    expect(JSON.parse(r.stdout)).toMatchObject({ verdict: 'accept', decidedBy: 'default', rules: [] });
+  });
+
+  test('audit mode reports what enforce would do', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'p.yaml'), 'version: 1\nmode: audit\nallow:\n  - name: a\n    reason: r\n    to: [192.0.2.1]\n');
+    const r = await run(['explain', 'p.yaml', '--to', '192.0.2.2', '--json'], { cwd: dir });
+    expect(JSON.parse(r.stdout)).toMatchObject({ verdict: 'reject', audit: true });
+  });
+
+  test('a hostname is explained for each of its addresses', async () => {
+    const { fixedResolver } = await import('../helpers.js');
+    const resolver = fixedResolver({
+      'security.ubuntu.com': { ipv4: ['203.0.113.91'], ipv6: ['2001:db8:91::1'] },
+      'us.archive.ubuntu.com': { ipv4: ['203.0.113.93'] },
+    });
+    const r = await run(['explain', 'examples/apt-only.yaml', '--to', 'security.ubuntu.com', '--port', 'tcp/443', '--json'], { cwd: ROOT, resolver });
+    const answers = JSON.parse(r.stdout) as { verdict: string; flow: { family: string } }[];
+    expect(answers.map((a) => [a.flow.family, a.verdict])).toEqual([
+      ['ipv4', 'accept'],
+      ['ipv6', 'accept'],
+    ]);
+  });
+
+  test('--flows answers a file of flows (CSV with header and JSON lines)', async () => {
+    const dir = tmp();
+    writeFileSync(
+      join(dir, 'flows.csv'),
+      'to,port,user\n2001:db8::25,tcp/25,www-data\n192.0.2.25,tcp/25,postfix\n{"to": "192.0.2.9", "port": "tcp/587", "user": "33"}\n',
+    );
+    const r = await run(['explain', join(ROOT, 'examples/postfix-only-smtp.yaml'), '--flows', 'flows.csv', '--json'], { cwd: dir });
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { verdict: string; line: number });
+    expect(lines.map((l) => [l.line, l.verdict])).toEqual([
+      [2, 'reject'],
+      [3, 'accept'],
+      [4, 'reject'],
+    ]);
+    const table = await run(['explain', join(ROOT, 'examples/postfix-only-smtp.yaml'), '--flows', 'flows.csv'], { cwd: dir });
+    expect(table.stdout).toMatch(/^line\s+flow\s+verdict\s+decided by/);
+  });
+
+  test('a bad line in --flows is reported with its line number and exits 1', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'f.csv'), 'to,port\n192.0.2.1,tcp/80\nnot-an-address,tcp/80\n');
+    const r = await run(['explain', join(ROOT, 'examples/postfix-only-smtp.yaml'), '--flows', 'f.csv'], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^f\.csv:3: error: /m);
+  });
+});
+
+describe('spawned', () => {
+  test('bin/egress.js runs the built CLI with real exit codes', () => {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'ignore' });
+    const ok = spawnSync(process.execPath, ['bin/egress.js', 'check', 'examples/postfix-only-smtp.yaml', '--silence', 'unknown-user'], { cwd: ROOT, encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    const bad = spawnSync(process.execPath, ['bin/egress.js', 'check', 'test/diagnostics/many-errors.yaml'], { cwd: ROOT, encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^many-errors\.yaml|^test\/diagnostics\/many-errors\.yaml:2:7: error: /m);
+    const usage = spawnSync(process.execPath, ['bin/egress.js', 'explain'], { cwd: ROOT, encoding: 'utf8' });
+    expect(usage.status).toBe(2);
+  });
+});

@@ -1,0 +1,36 @@
+/**
+ * Exact rendered diagnostics for a handful of files: `<case>.yaml` is checked
+ * with `egress check`; `<case>.stderr` holds the exact text and `<case>.json`
+ * the `--json` diagnostics. UPDATE_GOLDEN=1 rewrites both.
+ */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { run } from '../cli/run.js';
+
+const DIR = import.meta.dirname;
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+function golden(file: string, got: string): void {
+  const path = join(DIR, file);
+  if (UPDATE) writeFileSync(path, got);
+  else {
+    expect(existsSync(path), `missing golden ${file} (UPDATE_GOLDEN=1 creates it)`).toBe(true);
+    expect(got).toBe(readFileSync(path, 'utf8'));
+  }
+}
+
+describe.each(readdirSync(DIR).filter((f) => f.endsWith('.yaml')).sort())('%s', (file) => {
+  const base = file.replace(/\.yaml$/, '');
+  test('text', async () => {
+    const r = await run(['check', file], { cwd: DIR });
+    golden(`${base}.stderr`, r.stderr);
+    expect(r.code).toBe(r.stderr.includes(': error: ') ? 1 : 0);
+  });
+  test('json', async () => {
+    const r = await run(['check', '--json', file], { cwd: DIR });
+    const out = JSON.parse(r.stdout) as { ok: boolean; diagnostics: unknown[] };
+    golden(`${base}.json`, JSON.stringify(out.diagnostics, null, 2) + '\n');
+    expect(r.code).toBe(out.ok ? 0 : 1);
+  });
+});

@@ -1,0 +1,43 @@
+/** Shared fixtures: a fixed resolver and account table, so outputs never depend on this machine. */
+import { readFile } from 'node:fs/promises';
+import { loadPolicyText, type Loaded } from '../src/index.js';
+import { staticResolver, type Resolver } from '../src/resolve/resolver.js';
+
+export const ACCOUNTS = {
+  users: new Map([
+    ['root', 0],
+    ['www-data', 33],
+    ['postfix', 107],
+    ['systemd-timesync', 998],
+    ['appuser', 1001],
+    ['alice', 1002],
+  ]),
+  groups: new Map([
+    ['root', 0],
+    ['www-data', 33],
+    ['postfix', 114],
+    ['systemd-timesync', 998],
+    ['appuser', 1001],
+    ['mail', 8],
+  ]),
+  primaryGroup: new Map([
+    [0, 0],
+    [33, 33],
+    [107, 114],
+    [998, 998],
+    [1001, 1001],
+    [1002, 1002],
+  ]),
+};
+
+export const NOW = new Date('2026-06-01T12:00:00Z');
+
+/** Fixed hosts and accounts; set files from `files` when given, else from disk. */
+export function fixedResolver(hosts: Record<string, { ipv4?: string[]; ipv6?: string[] }> = {}, files?: Record<string, string>): Resolver {
+  const r = staticResolver(hosts, files ?? {}, ACCOUNTS);
+  return files ? r : { ...r, readFile: (p) => readFile(p, 'utf8') };
+}
+
+export function loadText(text: string, opts: { hosts?: Record<string, { ipv4?: string[]; ipv6?: string[] }>; files?: Record<string, string>; name?: string } = {}): Promise<Loaded> {
+  return loadPolicyText(opts.name ?? 'policy.yaml', text, { resolver: fixedResolver(opts.hosts, opts.files), now: NOW, baseDir: '.' });
+}

@@ -1,0 +1,155 @@
+/**
+ * Shared set-up of the life-cycle kernel tests (test/kernel/lifecycle*.kernel.test.ts):
+ * the CLI compiled once per file (so each spawn is fast), a throwaway network
+ * namespace per test with its own state directory, and its own /etc/hosts and
+ * resolv.conf (`ip netns exec` bind-mounts /etc/netns/NS/* over /etc/*), so
+ * hostnames resolve — or fail to — without touching this machine.
+ *
+ * egress only ever runs as `ip netns exec NS node …/cli/run.js …`: never in
+ * the root namespace.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Execer } from '../../src/kernel/exec.js';
+import { createNetns, netnsName, uniqueTag } from '../../src/kernel/netns.js';
+import { normalizeRuleset } from '../../src/lab/apply.js';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+
+/** Compile the project into node_modules/.cache (inside the repo, so packages resolve); returns the CLI entry. */
+export function buildCli(name: string): string {
+  const out = join(ROOT, 'node_modules', '.cache', `egress-${name}-${process.pid}`);
+  rmSync(out, { recursive: true, force: true });
+  spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json'), '--outDir', out], { stdio: 'ignore' });
+  const cli = join(out, 'cli', 'run.js');
+  if (!existsSync(cli)) throw new Error(`building the CLI into ${out} failed`);
+  return cli;
+}
+
+export interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Lc {
+  ns: string;
+  stateDir: string;
+  dir: string;
+  /** Run egress in the namespace. */
+  egress(args: string[], env?: Record<string, string>): Promise<Ran>;
+  /** Start egress in the namespace in its own process group and session (an "SSH session" to kill). */
+  start(args: string[], env?: Record<string, string>): ChildProcess;
+  /** Run any command in the namespace. */
+  sh(argv: string[], input?: string): Promise<Ran>;
+  hosts(lines: string): void;
+  write(name: string, text: string): string;
+  close(): Promise<void>;
+}
+
+function envFor(stateDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, EGRESS_STATE_DIR: stateDir, EGRESS_WATCHDOG: 'process', ...extra };
+  if (!('SSH_CONNECTION' in extra)) delete env.SSH_CONNECTION;
+  return env;
+}
+
+export function collect(child: ChildProcess): Promise<Ran> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
+  return new Promise((resolve) => child.on('close', (code, sig) => resolve({ code: code ?? 128 + (sig === 'SIGKILL' ? 9 : 1), stdout, stderr })));
+}
+
+export async function lcEnv(x: Execer, cli: string): Promise<Lc> {
+  const ns = netnsName(uniqueTag(), 'lc');
+  const del = await createNetns(x, ns);
+  const dir = mkdtempSync(join(tmpdir(), 'egress-lc-'));
+  const stateDir = join(dir, 'state');
+  const etc = join('/etc/netns', ns);
+  mkdirSync(etc, { recursive: true });
+  writeFileSync(join(etc, 'resolv.conf'), 'nameserver 192.0.2.1\noptions timeout:1 attempts:1\n');
+  writeFileSync(join(etc, 'hosts'), '127.0.0.1 localhost\n');
+  const spawnIn = (argv: string[], env: NodeJS.ProcessEnv, detached = false) =>
+    spawn('ip', ['netns', 'exec', ns, ...argv], { env, cwd: dir, detached, stdio: ['ignore', 'pipe', 'pipe'] });
+  return {
+    ns,
+    stateDir,
+    dir,
+    egress: (args, env) => collect(spawnIn([process.execPath, cli, ...args], envFor(stateDir, env))),
+    start: (args, env) => spawnIn([process.execPath, cli, ...args], envFor(stateDir, env), true),
+    sh: (argv, input) => {
+      const c = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+      c.stdin.on('error', () => {}); // EPIPE when the program exits without reading
+      c.stdin.end(input ?? '');
+      return collect(c);
+    },
+    hosts: (lines) => writeFileSync(join(etc, 'hosts'), `127.0.0.1 localhost\n${lines}`),
+    write: (name, text) => {
+      const p = join(dir, name);
+      writeFileSync(p, text);
+      return p;
+    },
+    close: async () => {
+      // A watchdog still waiting on this state directory must not outlive the test: stop it by its pid.
+      try {
+        const p = JSON.parse(readFileSync(join(stateDir, 'pending.json'), 'utf8')) as { body?: { watchdog?: { kind: string; pid?: number } } };
+        if (p.body?.watchdog?.kind === 'process' && p.body.watchdog.pid) process.kill(p.body.watchdog.pid, 'SIGKILL');
+      } catch {
+        /* no pending confirmation, or the watchdog is gone */
+      }
+      rmSync(etc, { recursive: true, force: true });
+      await del();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What egress owns in nft, as the kernel lists it (no counts, no handles). */
+export async function nftOwned(lc: Lc): Promise<string> {
+  const r = await lc.sh(['nft', 'list', 'table', 'inet', 'egress']);
+  return r.code === 0 ? normalizeRuleset(r.stdout) : '(absent)';
+}
+
+/** One family's filter table, counts zeroed, generator lines dropped. */
+export async function iptFamily(lc: Lc, f: 'ipv4' | 'ipv6'): Promise<string> {
+  const r = await lc.sh([f === 'ipv4' ? 'iptables-save' : 'ip6tables-save', '-t', 'filter']);
+  return normalizeRuleset(r.stdout);
+}
+
+export async function iptOwned(lc: Lc): Promise<string> {
+  return `${await iptFamily(lc, 'ipv4')}\n== ipv6\n${await iptFamily(lc, 'ipv6')}`;
+}
+
+/** Foreign objects egress must never touch: an nft table, and an iptables chain jumped to from OUTPUT in both families. */
+export async function addForeign(lc: Lc): Promise<void> {
+  const nft = await lc.sh(
+    ['nft', '-f', '-'],
+    'table inet foreign {\n\tset keep { type ipv4_addr; elements = { 192.0.2.9 } }\n\tchain out {\n\t\ttype filter hook output priority 10; policy accept;\n\t\tip daddr @keep counter accept comment "not egress"\n\t}\n}\n',
+  );
+  if (nft.code !== 0) throw new Error(nft.stderr);
+  for (const [tool, addr] of [
+    ['iptables', '192.0.2.9'],
+    ['ip6tables', '2001:db8::9'],
+  ] as const) {
+    for (const args of [['-N', 'FOREIGN'], ['-A', 'FOREIGN', '-d', addr, '-m', 'comment', '--comment', 'not egress', '-j', 'RETURN'], ['-A', 'OUTPUT', '-j', 'FOREIGN']]) {
+      const r = await lc.sh([tool, ...args]);
+      if (r.code !== 0) throw new Error(`${tool} ${args.join(' ')}: ${r.stderr}`);
+    }
+  }
+}
+
+/** The foreign objects, exactly as listed (counts included: nothing sends traffic in these tests). */
+export async function foreign(lc: Lc): Promise<string> {
+  const nft = await lc.sh(['nft', 'list', 'table', 'inet', 'foreign']);
+  const lines: string[] = [nft.stdout];
+  for (const tool of ['iptables-save', 'ip6tables-save']) {
+    const r = await lc.sh([tool, '-c', '-t', 'filter']);
+    lines.push(...r.stdout.split('\n').filter((l) => !l.startsWith('#') && !/EGRESS/.test(l)));
+  }
+  return lines.join('\n');
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

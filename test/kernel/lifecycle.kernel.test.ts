@@ -1,0 +1,311 @@
+/**
+ * The life cycle against the real kernel, each test in its own network
+ * namespace: plan exit codes, invalid policies, foreign objects left byte for
+ * byte, the confirmation watchdog surviving its session, corrupted and
+ * missing state, refresh with a failing resolver, and kill -9 at random
+ * points of apply.
+ */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
+import { realExecer } from '../../src/kernel/exec.js';
+import { readHistory } from '../../src/kernel/history.js';
+import { kernelDescribe, useRootGuard } from './harness.js';
+import { addForeign, buildCli, foreign, iptFamily, iptOwned, lcEnv, nftOwned, sleep, type Lc } from './lifecycle-env.js';
+
+const P1 = `version: 1
+default: reject
+allow:
+  - name: dns
+    reason: the resolver
+    to: [192.0.2.53, "2001:db8::53"]
+    ports: [udp/53, tcp/53]
+  - name: mirror
+    reason: package updates
+    to: [mirror.test]
+    ports: [tcp/443]
+deny:
+  - name: metadata
+    reason: no instance metadata
+    to: [169.254.169.254]
+`;
+const P2 = P1.replace('default: reject', 'default: drop') + `  - name: smtp\n    reason: no mail\n    ports: [tcp/25]\n`;
+const INVALID = P1.replace('ports: [tcp/443]', 'port: [tcp/443]');
+
+const x = realExecer();
+let cli = '';
+const open: Lc[] = [];
+
+kernelDescribe('life cycle (kernel)', () => {
+  useRootGuard(x);
+  beforeAll(() => {
+    cli = buildCli('lifecycle');
+  }, 180_000);
+  afterAll(() => {
+    if (cli) rmSync(dirname(dirname(cli)), { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    for (const lc of open.splice(0)) await lc.close();
+  }, 60_000);
+
+  async function env(): Promise<Lc & { p1: string; p2: string }> {
+    const lc = await lcEnv(x, cli);
+    open.push(lc);
+    lc.hosts('192.0.2.80 mirror.test\n');
+    return Object.assign(lc, { p1: lc.write('p1.yaml', P1), p2: lc.write('p2.yaml', P2) });
+  }
+
+  const owned = (lc: Lc, b: 'nft' | 'iptables') => (b === 'nft' ? nftOwned(lc) : iptOwned(lc));
+  const ok = async (lc: Lc, args: string[]) => {
+    const r = await lc.egress(args);
+    expect(r.code, `egress ${args.join(' ')}\n${r.stderr}`).toBe(0);
+    return r;
+  };
+
+  test.each(['nft', 'iptables'] as const)('%s: plan exits 3 while changes are pending and 0 after apply; an invalid policy changes nothing', async (b) => {
+    const lc = await env();
+    expect((await lc.egress(['plan', '--backend', b, lc.p1])).code).toBe(3);
+    const json = JSON.parse((await lc.egress(['plan', '--backend', b, '--json', lc.p1])).stdout);
+    expect(json).toMatchObject({ ok: true, changes: true, backend: b, table: 'create' });
+    await ok(lc, ['apply', '--backend', b, lc.p1]);
+    const r = await lc.egress(['plan', lc.p1]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^no changes/);
+    expect((await lc.egress(['plan', lc.p2])).code).toBe(3);
+
+    const before = await owned(lc, b);
+    const bad = lc.write('bad.yaml', INVALID);
+    const a = await lc.egress(['apply', bad]);
+    expect(a.code).toBe(1);
+    expect(a.stderr).toMatch(/bad\.yaml:\d+:\d+: error: unknown key "port"/);
+    expect(a.stderr).toMatch(/nothing was changed/);
+    expect((await lc.egress(['plan', bad])).code).toBe(1);
+    expect(await owned(lc, b)).toBe(before);
+    expect(readHistory(lc.stateDir).entries.map((e) => [e.action, e.outcome])).toEqual([['apply', 'ok']]);
+  }, 120_000);
+
+  test.each(['nft', 'iptables'] as const)('%s: a foreign nft table and foreign iptables chains stay byte-identical through apply, refresh, rollback and remove', async (b) => {
+    const lc = await env();
+    await addForeign(lc);
+    const before = await foreign(lc);
+    await ok(lc, ['apply', '--backend', b, lc.p1]);
+    expect(await foreign(lc)).toBe(before);
+    await ok(lc, ['apply', lc.p2]);
+    lc.hosts('192.0.2.81 mirror.test\n');
+    await ok(lc, ['refresh', lc.p2]);
+    expect(await foreign(lc)).toBe(before);
+    await ok(lc, ['rollback']);
+    expect(await foreign(lc)).toBe(before);
+    await ok(lc, ['remove']);
+    expect(await foreign(lc)).toBe(before);
+    expect(await nftOwned(lc)).toBe('(absent)');
+    expect(await iptOwned(lc)).not.toMatch(/EGRESS/);
+  }, 120_000);
+
+  test('the rollback of an unconfirmed apply happens with the applying process and its session killed', async () => {
+    const lc = await env();
+    await ok(lc, ['apply', lc.p1]);
+    const old = await nftOwned(lc);
+    const child = lc.start(['apply', '--confirm', '5', lc.p2]);
+    let out = '';
+    let err = '';
+    child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (/waiting for confirmation/.test(out)) resolve();
+      });
+      child.on('close', (code) => reject(new Error(`apply ended (${code}) before arming: ${out}${err}`)));
+    });
+    expect(await nftOwned(lc)).not.toBe(old);
+    // The session dies: hang-up, then SIGKILL for its whole process group.
+    // `apply` may already have returned after arming the watchdog, and the
+    // hang-up may end the group: a group that is gone has nothing left to kill.
+    for (const sig of ['SIGHUP', 'SIGKILL'] as const) {
+      try {
+        process.kill(-child.pid!, sig);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+      }
+    }
+    // Wait for the watchdog to finish (kernel first, then state and history).
+    const rolledBack = () => readHistory(lc.stateDir).entries.some((e) => e.action === 'auto-rollback');
+    for (let i = 0; i < 80 && !rolledBack(); i++) await sleep(250);
+    expect(await nftOwned(lc)).toBe(old);
+    const h = readHistory(lc.stateDir).entries;
+    expect(h.map((e) => [e.action, e.outcome])).toEqual([
+      ['apply', 'ok'],
+      ['apply', 'pending'],
+      ['auto-rollback', 'ok'],
+    ]);
+    const st = await lc.egress(['status', '--json']);
+    expect(JSON.parse(st.stdout)).toMatchObject({ applied: true, policyFile: lc.p1, drift: false });
+    expect(JSON.parse(st.stdout).pending).toBeUndefined();
+  }, 60_000);
+
+  test('confirm keeps the apply, and the watchdog then does nothing', async () => {
+    const lc = await env();
+    await ok(lc, ['apply', lc.p1]);
+    await ok(lc, ['apply', '--confirm', '5', lc.p2]);
+    const applied = await nftOwned(lc);
+    const c = await ok(lc, ['confirm']);
+    expect(c.stdout).toMatch(/^confirmed: /);
+    await sleep(6000);
+    expect(await nftOwned(lc)).toBe(applied);
+    expect((await lc.egress(['confirm'])).stderr).toMatch(/nothing to confirm/);
+  }, 60_000);
+
+  test('a corrupted or missing state directory gives a clear error and never a wrong rollback', async () => {
+    const lc = await env();
+    await ok(lc, ['apply', lc.p1]);
+    await ok(lc, ['apply', lc.p2]);
+    const live = await nftOwned(lc);
+    const prev = join(lc.stateDir, 'previous.json');
+    writeFileSync(prev, readFileSync(prev, 'utf8').replace('192.0.2.53', '192.0.2.99'));
+    const r = await lc.egress(['rollback']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/previous\.json is corrupted \(checksum mismatch\)/);
+    expect(await nftOwned(lc)).toBe(live);
+
+    rmSync(lc.stateDir, { recursive: true, force: true });
+    for (const cmd of ['rollback', 'confirm', 'status']) {
+      const m = await lc.egress([cmd]);
+      expect(m.code, cmd).toBe(1);
+      expect(m.stderr, cmd).toMatch(/no egress state directory at .*: nothing was applied with it/);
+    }
+    expect(await nftOwned(lc)).toBe(live);
+    // Without a record, apply will not silently take over what is live.
+    const a = await lc.egress(['apply', lc.p1]);
+    expect(a.code).toBe(1);
+    expect(a.stderr).toMatch(/has no record of/);
+    expect(await nftOwned(lc)).toBe(live);
+  }, 60_000);
+
+  test('refresh with the resolver failing keeps the old addresses; a new address is swapped in place, rules and counters untouched', async () => {
+    const lc = await env();
+    await ok(lc, ['apply', lc.p1]);
+    const set = async () => (await lc.sh(['nft', 'list', 'set', 'inet', 'egress', 'allow_mirror_v4_hosts'])).stdout;
+    const rules = async () => (await lc.sh(['nft', '-a', 'list', 'chain', 'inet', 'egress', 'output'])).stdout;
+    expect(await set()).toMatch(/elements = \{ 192\.0\.2\.80 \}/);
+    const before = await rules();
+
+    lc.hosts(''); // mirror.test no longer resolves (and DNS is unreachable)
+    const r = await lc.egress(['refresh', lc.p1]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/cannot resolve "mirror\.test".*keeping its last known addresses/);
+    expect(await set()).toMatch(/elements = \{ 192\.0\.2\.80 \}/);
+
+    lc.hosts('192.0.2.81 mirror.test\n');
+    const r2 = await ok(lc, ['refresh', lc.p1]);
+    expect(r2.stdout).toMatch(/allow_mirror_v4_hosts \(\+192\.0\.2\.81 -192\.0\.2\.80\)/);
+    expect(await set()).toMatch(/elements = \{ 192\.0\.2\.81 \}/);
+    expect(await rules()).toBe(before); // same handles: no rule was reloaded
+    expect((await lc.egress(['plan', lc.p1])).code).toBe(0);
+
+    // The last good addresses are kept across runs (state), not only within one.
+    lc.hosts('');
+    await ok(lc, ['refresh', lc.p1]);
+    expect(await set()).toMatch(/elements = \{ 192\.0\.2\.81 \}/);
+  }, 60_000);
+
+  test('iptables refresh reloads the chains with the new address', async () => {
+    const lc = await env();
+    await ok(lc, ['apply', '--backend', 'iptables', lc.p1]);
+    expect(await iptFamily(lc, 'ipv4')).toMatch(/-d 192\.0\.2\.80\/32/);
+    lc.hosts('');
+    await ok(lc, ['refresh', lc.p1]);
+    expect(await iptFamily(lc, 'ipv4')).toMatch(/-d 192\.0\.2\.80\/32/);
+    lc.hosts('192.0.2.81 mirror.test\n');
+    const r = await ok(lc, ['refresh', lc.p1]);
+    expect(r.stdout).toMatch(/reloaded/);
+    const v4 = await iptFamily(lc, 'ipv4');
+    expect(v4).toMatch(/-d 192\.0\.2\.81\/32/);
+    expect(v4).not.toMatch(/192\.0\.2\.80/);
+  }, 60_000);
+
+  test('over SSH, a policy that would cut the session is refused unless --force', async () => {
+    const lc = await env();
+    const cut = lc.write('cut.yaml', 'version: 1\ndefault: reject\nbuiltins:\n  established: false\n');
+    const ssh = { SSH_CONNECTION: '198.51.100.7 51234 192.0.2.10 22' };
+    const r = await lc.egress(['apply', cut], ssh);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cut\.yaml:\d+:\d+: error: this policy would cut your SSH session/);
+    expect(await nftOwned(lc)).toBe('(absent)');
+    expect((await lc.egress(['apply', lc.p1], ssh)).code).toBe(0);
+    expect((await lc.egress(['apply', '--force', cut], ssh)).code).toBe(0);
+  }, 60_000);
+
+  test('boot restores the last confirmed policy (not a pending one), and fails closed when it cannot', async () => {
+    const lc = await env();
+    await ok(lc, ['apply', lc.p1]);
+    const confirmed = await nftOwned(lc);
+    await ok(lc, ['apply', '--confirm', '600', lc.p2]);
+    const pending = JSON.parse(readFileSync(join(lc.stateDir, 'pending.json'), 'utf8')) as { body: { watchdog: { pid: number } } };
+    // "Reboot": the watchdog and the kernel's ruleset are gone.
+    process.kill(pending.body.watchdog.pid, 'SIGKILL');
+    expect((await lc.sh(['nft', 'delete', 'table', 'inet', 'egress'])).code).toBe(0);
+    lc.hosts(''); // and no DNS at boot
+    const r = await lc.egress(['_restore-boot']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/restored .*p1\.yaml/);
+    expect(await nftOwned(lc)).toBe(confirmed);
+    expect(readHistory(lc.stateDir).entries.at(-1)).toMatchObject({ action: 'auto-rollback', outcome: 'ok', policyFile: lc.p1 });
+    const st = JSON.parse((await lc.egress(['status', '--json'])).stdout) as { pending?: unknown; counters: { rule: string }[] };
+    expect(st.pending).toBeUndefined();
+    expect(st.counters.map((c) => c.rule)).toEqual(expect.arrayContaining(['dns', 'mirror', 'metadata', 'established']));
+
+    const c = join(lc.stateDir, 'confirmed.json');
+    writeFileSync(c, readFileSync(c, 'utf8').replace('"enforce"', '"audit"'));
+    await lc.sh(['nft', 'delete', 'table', 'inet', 'egress']);
+    const bad = await lc.egress(['_restore-boot']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/corrupted.*locked down/);
+    const lockdown = await nftOwned(lc);
+    expect(lockdown).toMatch(/egress: lockdown/);
+    expect(lockdown).toMatch(/ct state established,related accept/);
+    expect(lockdown).toMatch(/reject with icmpx admin-prohibited/);
+  }, 60_000);
+
+  test.each(['nft', 'iptables'] as const)('%s: kill -9 of apply at random points leaves exactly the old or the new ruleset, and state that agrees', async (b) => {
+    const lc = await env();
+    await ok(lc, ['apply', '--backend', b, lc.p2]);
+    const NEW = await owned(lc, b);
+    const newFam = b === 'iptables' ? [await iptFamily(lc, 'ipv4'), await iptFamily(lc, 'ipv6')] : [];
+    await ok(lc, ['apply', lc.p1]);
+    const OLD = await owned(lc, b);
+    const oldFam = b === 'iptables' ? [await iptFamily(lc, 'ipv4'), await iptFamily(lc, 'ipv6')] : [];
+    expect(NEW).not.toBe(OLD);
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const delay = Math.floor(Math.random() * 1200);
+      const child = lc.start(['apply', lc.p2]);
+      await sleep(delay);
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* already done */
+      }
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.on('close', r)));
+      await sleep(200);
+      const after = await owned(lc, b);
+      let expected: string;
+      if (b === 'nft') {
+        expect([OLD, NEW], `kill after ${delay} ms`).toContain(after);
+        expected = after;
+      } else {
+        // Each family is one transaction: each is exactly old or new.
+        expect([oldFam[0], newFam[0]], `ipv4, kill after ${delay} ms`).toContain(await iptFamily(lc, 'ipv4'));
+        expect([oldFam[1], newFam[1]], `ipv6, kill after ${delay} ms`).toContain(await iptFamily(lc, 'ipv6'));
+        expected = after === NEW ? NEW : OLD; // half-way is undone by the next run
+      }
+      seen.add(after === OLD ? 'old' : after === NEW ? 'new' : 'mixed');
+      // The next run settles; remove + rollback must bring back exactly what the state says was live.
+      await ok(lc, ['remove']);
+      await ok(lc, ['rollback']);
+      expect(await owned(lc, b), `state after kill at ${delay} ms`).toBe(expected);
+      await ok(lc, ['apply', lc.p1]);
+      expect(await owned(lc, b)).toBe(OLD);
+    }
+    process.stderr.write(`kill -9 (${b}): outcomes seen: ${[...seen].join(', ')}\n`);
+  }, 240_000);
+});

@@ -1,0 +1,139 @@
+import { describe, expect, test } from 'vitest';
+import { logPrefix } from '../../src/backends/log-tag.js';
+import { countBetween, StatsBuilder, timeline } from '../../src/observe/aggregate.js';
+import { analyzeChanges, type HistoryEntry } from '../../src/observe/changes.js';
+import { Deduper } from '../../src/observe/dedupe.js';
+import { emptyCounts, type LogEvent } from '../../src/observe/event.js';
+import { KernelLineParser } from '../../src/observe/parse-kernel.js';
+import { NOW } from '../helpers.js';
+import { ICMP4, iso, TCP4, TCP6, UDP4 } from './lines.js';
+
+const T0 = Date.UTC(2026, 10, 23, 9, 0, 0);
+const at = (s: number) => new Date(T0 + s * 1000).toISOString();
+
+function events(lines: string[]): LogEvent[] {
+  const p = new KernelLineParser({ now: NOW.getTime() });
+  return lines.map((l) => p.parseLine(l)).filter((e): e is LogEvent => !!e);
+}
+
+describe('dedupe: one connection attempt, however many SYNs', () => {
+  test.each([
+    // seconds of each log line, fields → expected "new" flags
+    ['SYN and its retransmissions (1, 3, 7, 15, 31, 63 s; the window slides)', [0, 1, 3, 7, 15, 31, 63], TCP4, [true, false, false, false, false, false, false]],
+    ['the same 5-tuple after more than 60 s of silence is a new attempt', [0, 61], TCP4, [true, true]],
+    ['a ping run keeps its echo id: one attempt', [0, 1, 2, 3], ICMP4, [true, false, false, false]],
+  ])('%s', (_n, secs, fields, want) => {
+    const d = new Deduper();
+    const es = events(secs.map((s) => iso(`EGRESS D:x ${fields}`, at(s))));
+    expect(es.map((e) => d.isNew(e))).toEqual(want);
+  });
+
+  test('a new source port, another uid or another destination is another attempt', () => {
+    const d = new Deduper();
+    const es = events([TCP4, TCP4.replace('SPT=57408', 'SPT=57409'), TCP4.replace('UID=33 GID=33', 'UID=34 GID=34'), TCP4.replace('DPT=25', 'DPT=587')].map((f) => iso(`EGRESS D:x ${f}`, at(0))));
+    expect(es.map((e) => d.isNew(e))).toEqual([true, true, true, true]);
+  });
+
+  test('memory follows the window, not the log', () => {
+    const d = new Deduper();
+    const es = events(Array.from({ length: 3000 }, (_, i) => iso(`EGRESS D:x ${TCP4.replace('SPT=57408', `SPT=${1000 + i}`)}`, at(i))));
+    for (const e of es) d.isNew(e);
+    expect(d.size).toBeLessThan(400);
+  });
+});
+
+describe('StatsBuilder', () => {
+  const log = [
+    iso(`EGRESS d:smtp ${TCP4}`, at(0)),
+    iso(`EGRESS d:smtp ${TCP4}`, at(1)), // retransmission
+    iso(`EGRESS d:smtp ${TCP4.replace('SPT=57408', 'SPT=57500')}`, at(120)),
+    iso(`EGRESS p:- ${UDP4}`, at(180)),
+    iso(`EGRESS p:- ${TCP6}`, at(3600)),
+    iso(`EGRESS p:- ${TCP6.replace('UID=1001 GID=1001', 'UID=4242 GID=4242').replace('SPT=40000', 'SPT=1')}`, at(3601)),
+  ];
+
+  test('totals, destinations, users, rules; names attached at the end', () => {
+    const b = new StatsBuilder();
+    const d = new Deduper();
+    for (const e of events(log)) b.add(e, d.isNew(e));
+    const s = b.finish(emptyCounts(), { users: new Map([[33, 'www-data'], [1001, 'appuser']]), hosts: new Map([['2001:db8::99', 'api.example.com']]), ruleNames: ['smtp', 'dns'] });
+    expect(s).toMatchObject({ mode: 'audit', connections: 5, packets: 6, denied: 0, wouldDeny: 5, first: T0, last: T0 + 3601_000, prefixes: ['EGRESS '] });
+    expect(s.destinations.map((x) => [x.dst, x.proto, x.port, x.host, x.connections, x.packets, x.rules])).toEqual([
+      ['198.51.100.7', 'tcp', 25, undefined, 2, 3, ['smtp']],
+      ['2001:db8::99', 'tcp', 443, 'api.example.com', 2, 2, ['-']],
+      ['203.0.113.9', 'udp', 53, undefined, 1, 1, ['-']],
+    ]);
+    expect(s.destinations[1]!.users).toEqual([
+      { uid: 1001, user: 'appuser', connections: 1 },
+      { uid: 4242, connections: 1 },
+    ]);
+    expect(s.users.map((u) => [u.uid, u.user, u.connections])).toEqual([
+      [33, 'www-data', 2],
+      [0, undefined, 1],
+      [1001, 'appuser', 1],
+      [4242, undefined, 1],
+    ]);
+    expect(s.rules).toEqual([
+      { isDefault: true, verdict: 'would-deny', connections: 3, packets: 3, logged: '-' },
+      { isDefault: false, verdict: 'would-deny', connections: 2, packets: 3, rule: 'smtp', logged: 'smtp' },
+    ]);
+    expect(s.ruleUsers.find((r) => r.rule === 'smtp')).toEqual({ rule: 'smtp', user: 'www-data', verdict: 'would-deny', connections: 2, packets: 3 });
+  });
+
+  test('a cut tag is mapped back to the full rule name', () => {
+    const b = new StatsBuilder();
+    for (const e of events([iso(`EGRESS D:allow-the-very-long~${'abc'} ${TCP4}`)])) b.add(e, true);
+    const full = 'allow-the-very-long-rule-name';
+    const s = b.finish(emptyCounts(), { ruleNames: [full] });
+    expect(s.rules[0]!.rule).toBe('allow-the-very-long~abc'); // hash does not match: kept as logged
+    const b2 = new StatsBuilder();
+    // logPrefix() cuts with the real hash; build the tag the way the backends do.
+    const tag = logPrefix('EGRESS-PRODUCTION-1 ', 'D', full, 29);
+    for (const e of events([iso(`${tag}${TCP4}`)])) b2.add(e, true);
+    expect(b2.finish(emptyCounts(), { ruleNames: ['other', full] }).rules[0]).toMatchObject({ rule: full, logged: tag.slice('EGRESS-PRODUCTION-1 D:'.length, -1) });
+  });
+
+  test('timeline buckets and counts between times', () => {
+    const m = new Map([
+      [100, 2],
+      [130, 1],
+      [160, 5],
+    ]);
+    expect(timeline(m, 61)).toEqual({ bucketMinutes: 1, start: 100 * 60_000, counts: [2, ...new Array(29).fill(0), 1, ...new Array(29).fill(0), 5] });
+    expect(timeline(m)).toMatchObject({ bucketMinutes: 5, start: 100 * 60_000 });
+    expect(timeline(m, 10)).toMatchObject({ bucketMinutes: 10, counts: [2, 0, 0, 1, 0, 0, 5] });
+    expect(countBetween(m, 100 * 60_000, 131 * 60_000)).toBe(3);
+  });
+});
+
+describe('policy changes: denial rate before and after', () => {
+  const entry = (s: number, action: HistoryEntry['action'] = 'apply', outcome: HistoryEntry['outcome'] = 'ok'): HistoryEntry => ({ time: T0 + s * 1000, action, outcome, policyHash: `sha256:${s}` });
+  const perMinute = (fromMin: number, toMin: number, n: number, into = new Map<number, number>()) => {
+    for (let m = fromMin; m < toMin; m++) into.set(Math.floor(T0 / 60_000) + m, n);
+    return into;
+  };
+
+  test('a jump after an apply is flagged; a steady rate is not; confirms and failures are not changes', () => {
+    const minutes = perMinute(0, 120, 1); // 60/h all along
+    perMinute(120, 240, 5, minutes); // 300/h after the second apply
+    const cov = { from: T0, to: T0 + 240 * 60_000 };
+    const cs = analyzeChanges([entry(60 * 60), entry(61 * 60, 'confirm'), entry(90 * 60, 'apply', 'failed'), entry(120 * 60)], minutes, cov);
+    expect(cs.map((c) => [c.entry.time, Math.round(c.before!.perHour), Math.round(c.after!.perHour), c.jump])).toEqual([
+      [T0 + 3600_000, 60, 60, false],
+      [T0 + 7200_000, 60, 300, true],
+    ]);
+  });
+
+  test('windows stop at neighbouring changes and at the edge of the logs', () => {
+    const minutes = perMinute(0, 60, 2);
+    const cs = analyzeChanges([entry(10 * 60), entry(12 * 60), entry(600 * 60)], minutes, { from: T0, to: T0 + 3600_000 });
+    expect(cs[0]).toMatchObject({ before: { connections: 20 }, jump: false });
+    expect(cs[0]!.after).toBeUndefined(); // 2 minutes to the next change
+    expect(cs[1]!.after).toMatchObject({ from: T0 + 12 * 60_000, to: T0 + 60 * 60_000, connections: 96 });
+    expect(cs[2]).toMatchObject({ note: 'outside the logs read', jump: false });
+  });
+
+  test('no logs: no rates', () => {
+    expect(analyzeChanges([entry(0)], new Map(), undefined)).toEqual([{ entry: entry(0), jump: false, note: 'no log data' }]);
+  });
+});

@@ -1,0 +1,231 @@
+/** stats, learn, replay, stale through the CLI (in-process main, fixed resolver and accounts). */
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { parse } from 'yaml';
+import { describe, expect, test } from 'vitest';
+import { run } from '../cli/run.js';
+import { NOW } from '../helpers.js';
+import { iso, TCP4, TCP6, UDP4 } from './lines.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+const POLICY = `# web1
+version: 1
+mode: audit   # rollout
+default: reject
+log: { prefix: "EGRESS " }
+allow:
+  - name: dns
+    reason: resolver
+    to: [192.0.2.53]
+    ports: [udp/53]
+deny:
+  - name: smtp
+    reason: only the MTA
+    ports: [tcp/25]
+    except: { user: 107 }
+`;
+
+/** Two hours of audit mode: a steady trickle, then more after an apply at 10:00. */
+function auditLog(): string {
+  const lines: string[] = [];
+  let spt = 20000;
+  for (let m = 0; m < 120; m++) {
+    const t = new Date(Date.UTC(2026, 10, 23, 9, m, 0)).toISOString();
+    lines.push(iso(`EGRESS p:- ${UDP4.replace('SPT=45089', `SPT=${spt++}`)}`, t));
+    if (m >= 60) for (let k = 0; k < 3; k++) lines.push(iso(`EGRESS p:- ${TCP6.replace('SPT=40000', `SPT=${spt++}`)}`, t));
+    if (m % 30 === 0) {
+      lines.push(iso(`EGRESS d:smtp ${TCP4.replace('SPT=57408', `SPT=${spt}`)}`, t));
+      lines.push(iso(`EGRESS d:smtp ${TCP4.replace('SPT=57408', `SPT=${spt++}`)}`, t)); // retransmission
+    }
+    lines.push(`${t} web1 systemd[1]: Started session ${m}.`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function setup() {
+  const dir = mkdtempSync(join(tmpdir(), 'egress-observe-cli-'));
+  const state = join(dir, 'state');
+  writeFileSync(join(dir, 'policy.yaml'), POLICY);
+  writeFileSync(join(dir, 'kern.log'), auditLog());
+  return { dir, env: { EGRESS_STATE_DIR: state } };
+}
+
+describe('egress stats', () => {
+  test('the terminal report: totals, chart, top destinations, users, rules', async () => {
+    const { dir, env } = setup();
+    const r = await run(['stats', 'kern.log', '--policy', 'policy.yaml'], { cwd: dir, env });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    const out = r.stdout;
+    expect(out.split('\n')[0]).toMatch(/^304 connections audit mode would have denied \(logged, not blocked\) from 2026-11-23 /);
+    expect(out).toContain('308 log lines; retransmissions within 60 s counted once');
+    expect(out).toMatch(/over time \(5 min per column, peak 21\)\n  [▁-█ ]{24}\n/);
+    expect(out).toMatch(/top destinations \(3 of 3\)\n {2}connections .*\n {10}180 +█+ +\[2001:db8::99\] +tcp\/443 +appuser +\(default\)\n {10}120 +█+ +203\.0\.113\.9 +udp\/53 +root +\(default\)\n {12}4 +█+ +198\.51\.100\.7 +tcp\/25 +www-data +smtp\n/);
+    expect(out).toMatch(/by user\n.*\n +180 +█+ +appuser \(1001\)\n +120 +█+ +root \(0\)\n +4 +█+ +www-data \(33\)\n/);
+    expect(out).toMatch(/by rule\n.*\n +300 +300 +\(default\)\n +4 +8 +smtp\n/);
+    expect(out).toContain('no apply history');
+  });
+
+  test('--json', async () => {
+    const { dir, env } = setup();
+    const r = await run(['stats', 'kern.log', '--json', '--top', '2'], { cwd: dir, env });
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ mode: 'audit', connections: 304, packets: 308, denied: 0, wouldDeny: 304, first: '2026-11-23T09:00:00Z', last: '2026-11-23T10:59:00Z', destinationCount: 3 });
+    expect(j.destinations).toHaveLength(2);
+    expect(j.destinations[0]).toMatchObject({ dst: '2001:db8::99', port: 443, connections: 180, users: [{ uid: 1001, user: 'appuser', connections: 180 }] });
+    expect(j.lines).toMatchObject({ lines: 428, events: 308, malformed: 0 });
+    expect(j.timeline).toMatchObject({ bucketMinutes: 5, start: '2026-11-23T09:00:00Z' });
+    expect(j.kernelCounters).toEqual({ note: 'nothing of egress is applied on this host' });
+  });
+
+  test('before/after each policy change from the apply history; a jump is flagged', async () => {
+    const { dir, env } = setup();
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(env.EGRESS_STATE_DIR);
+    const entry = (time: string, action: string, outcome = 'ok') => JSON.stringify({ time, action, user: 'root', uid: 0, policyFile: '/etc/egress.yaml', policyHash: 'sha256:' + 'ab'.repeat(32), backend: 'nft', mode: 'audit', outcome });
+    writeFileSync(join(env.EGRESS_STATE_DIR, 'history.jsonl'), [entry('2026-11-23T09:30:00Z', 'apply'), entry('2026-11-23T09:31:00Z', 'confirm'), entry('2026-11-23T10:00:00Z', 'apply'), '{torn'].join('\n') + '\n');
+    const j = JSON.parse((await run(['stats', 'kern.log', '--json'], { cwd: dir, env })).stdout);
+    // 09:30: 31 connections in the half hour on each side (udp each minute, smtp on the half hour).
+    // 10:00: then 59 minutes of 4 a minute plus two smtp: 238 in 59 min.
+    expect(j.changes.map((c: { time: string; jump: boolean; before?: { perHour: number }; after?: { perHour: number } }) => [c.time, Math.round(c.before!.perHour), Math.round(c.after!.perHour), c.jump])).toEqual([
+      ['2026-11-23T09:30:00Z', 62, 62, false],
+      ['2026-11-23T10:00:00Z', 62, 242, true],
+    ]);
+    const text = (await run(['stats', 'kern.log'], { cwd: dir, env })).stdout;
+    expect(text).toMatch(/policy changes .*\n {2}1 unreadable lines in .*history\.jsonl skipped\n.*\n.* apply audit +abababababab +62 +62\n.* apply audit +abababababab +62 +242 +<< denials jumped\n/);
+    const prom = (await run(['stats', 'kern.log', '--prometheus'], { cwd: dir, env })).stdout;
+    expect(prom).toContain('egress_policy_change_denials_jumped 1\n');
+  });
+
+  test('--prometheus --output writes the textfile atomically', async () => {
+    const { dir, env } = setup();
+    const r = await run(['stats', 'kern.log', '--prometheus', '--output', 'egress.prom'], { cwd: dir, env });
+    expect(r).toMatchObject({ code: 0, stdout: '' });
+    expect(readFileSync(join(dir, 'egress.prom'), 'utf8')).toContain('egress_denied_connections_total{rule="-",user="appuser",verdict="would_deny"} 180\n');
+  });
+
+  test('gzip, stdin and --since', async () => {
+    const { dir, env } = setup();
+    writeFileSync(join(dir, 'kern.log.2.gz'), gzipSync(auditLog()));
+    const gz = JSON.parse((await run(['stats', 'kern.log.2.gz', '--json', '--since', '2026-11-23T10:30:00Z'], { cwd: dir, env })).stdout);
+    expect(gz).toMatchObject({ connections: 30 * 4 + 1, first: '2026-11-23T10:30:00Z' });
+    const stdin = JSON.parse((await run(['stats', '-', '--json'], { cwd: dir, env, stdin: auditLog() })).stdout);
+    expect(stdin.connections).toBe(304);
+  });
+
+  test.each([
+    [['stats', 'kern.log', '--journal', '--kmsg'], 2, /--journal or --kmsg, not both/],
+    [['stats', 'kern.log', '--since', 'soon'], 2, /--since "soon"/],
+    [['stats', 'kern.log', '--json', '--prometheus'], 2, /--json or --prometheus/],
+    [['stats', 'kern.log', '--top', '0'], 2, /--top/],
+    [['stats', 'nope.log'], 1, /^egress: error: cannot read nope\.log: no such file\n$/],
+    [['stats', 'kern.log', '--policy', 'nope.yaml'], 1, /cannot read nope\.yaml/],
+    [['stats', '-', '--follow'], 2, /cannot follow standard input/],
+  ])('egress %j → %i', async (argv, code, err) => {
+    const { dir, env } = setup();
+    const r = await run(argv, { cwd: dir, env });
+    expect(r.code).toBe(code);
+    expect(r.stderr).toMatch(err);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('egress learn', () => {
+  test('prints YAML to review: a valid allow list with comments', async () => {
+    const { dir, env } = setup();
+    const r = await run(['learn', 'kern.log', '--policy', 'policy.yaml'], { cwd: dir, env });
+    expect(r.code).toBe(0);
+    const y = parse(r.stdout);
+    expect(y.allow.map((x: { name: string; to: string[]; ports: string[]; user: string }) => [x.name, x.to, x.ports, x.user])).toEqual([
+      ['learned-2001-db8-99-appuser', ['2001:db8::99'], ['tcp/443'], 'appuser'],
+      ['learned-203-0-113-9-root', ['203.0.113.9'], ['udp/53'], 'root'],
+    ]);
+    expect(r.stdout).toMatch(/# not learned: 198\.51\.100\.7 tcp\/25 as www-data \(4 connections\): denied by deny rule "smtp"/);
+    expect(r.stdout).toMatch(/  # 180 connections seen, first 2026-11-23T10:00:00Z, last 2026-11-23T10:59:00Z\n  - name: learned-2001-db8-99-appuser\n/);
+    expect(readFileSync(join(dir, 'policy.yaml'), 'utf8')).toBe(POLICY);
+  });
+
+  test('--write merges into the policy (comments kept); replay then denies only what a deny rule denies', async () => {
+    const { dir, env } = setup();
+    const w = await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--write'], { cwd: dir, env });
+    expect(w.code).toBe(0);
+    expect(w.stderr).toMatch(/added 2 allow rules to policy\.yaml/);
+    const text = readFileSync(join(dir, 'policy.yaml'), 'utf8');
+    expect(text.startsWith('# web1\nversion: 1\nmode: audit   # rollout\n')).toBe(true);
+    const check = await run(['replay', 'policy.yaml', 'kern.log', '--check'], { cwd: dir, env });
+    expect(check.code).toBe(1); // smtp still denies www-data
+    expect(check.stdout).toMatch(/replayed 304 logged connections .*\n  4 would be denied, 300 would be admitted\n/);
+    expect(check.stdout).toMatch(/180 +admitted by allow learned-2001-db8-99-appuser/);
+    const again = await run(['learn', 'kern.log', '--policy', 'policy.yaml'], { cwd: dir, env });
+    expect(again.stdout).toMatch(/# nothing to learn/);
+    expect(again.stdout).toMatch(/# 300 connections are already allowed/);
+  });
+
+  test('--json', async () => {
+    const { dir, env } = setup();
+    const j = JSON.parse((await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout);
+    expect(j).toMatchObject({ ok: true, flows: 3, alreadyAllowed: 0, verified: { flows: 2, stillDenied: [] } });
+    expect(j.rules[0]).toMatchObject({ name: 'learned-2001-db8-99-appuser', connections: 180, first: '2026-11-23T10:00:00Z' });
+    expect(j.notLearned).toEqual([{ family: 'ipv4', to: '198.51.100.7', proto: 'tcp', port: 25, uid: 33, connections: 4, why: 'denied-by-rule', rules: ['smtp'] }]);
+  });
+
+  test.each([
+    [['learn', 'kern.log'], 2, /learn needs --policy/],
+    [['learn', '--policy', 'policy.yaml'], 2, /learn needs LOG files/],
+  ])('egress %j → %i', async (argv, code, err) => {
+    const { dir, env } = setup();
+    const r = await run(argv, { cwd: dir, env });
+    expect(r.code).toBe(code);
+    expect(r.stderr).toMatch(err);
+  });
+});
+
+describe('egress replay', () => {
+  test('the candidate as it is: everything the logs hold is still denied; --json', async () => {
+    const { dir, env } = setup();
+    const r = await run(['replay', 'policy.yaml', 'kern.log', '--json'], { cwd: dir, env });
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ mode: 'audit', summary: { connections: 304, denied: 304, admitted: 0 }, stats: { wouldDeny: 304 } });
+  });
+});
+
+describe('egress stale and stats --sample', () => {
+  test('no samples yet: says how to record them', async () => {
+    const { dir, env } = setup();
+    const r = await run(['stale', 'policy.yaml'], { cwd: dir, env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/no counter samples in .*counters\.jsonl: record them with "egress stats --sample"/);
+    expect(r.stdout).toMatch(/dns +allow +0 +- +unknown: fewer than two samples/);
+  });
+
+  test('with samples: the rule without hits is stale', async () => {
+    const { dir, env } = setup();
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(env.EGRESS_STATE_DIR);
+    const s = (daysAgo: number, dns: number, smtp: number) =>
+      JSON.stringify({ time: new Date(NOW.getTime() - daysAgo * 86_400_000).toISOString(), counters: [{ rule: 'dns', action: 'allow', family: 'ipv4', packets: dns, bytes: 0 }, { rule: 'smtp', action: 'deny', family: 'ipv4', packets: smtp, bytes: 0 }] });
+    writeFileSync(join(env.EGRESS_STATE_DIR, 'counters.jsonl'), [s(10, 5, 3), s(5, 9, 3), s(1, 12, 3)].join('\n') + '\n');
+    const r = await run(['stale', 'policy.yaml', '--days', '7', '--json'], { cwd: dir, env });
+    expect(JSON.parse(r.stdout).rules.map((x: { rule: string; status: string; hits: number }) => [x.rule, x.status, x.hits])).toEqual([
+      ['dns', 'used', 7],
+      ['smtp', 'stale', 0],
+    ]);
+    expect(existsSync(join(env.EGRESS_STATE_DIR, 'counters.jsonl'))).toBe(true);
+  });
+
+  test('--sample with nothing applied is an error, not a crash', async () => {
+    const { dir, env } = setup();
+    const r = await run(['stats', '--sample'], { cwd: dir, env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^egress: error: (nothing of egress is applied|cannot read the live counters|stats --sample needs root)/);
+  });
+});
+
+test('help lists the observe commands', async () => {
+  const r = await run(['--help'], { cwd: ROOT });
+  for (const c of ['stats', 'learn', 'replay', 'stale']) expect(r.stdout).toMatch(new RegExp(`\\n  ${c} `));
+});

@@ -1,0 +1,149 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import type { Loaded } from '../../src/index.js';
+import { Deduper } from '../../src/observe/dedupe.js';
+import { FlowCollector, learnedYaml, learnRules, type Learned } from '../../src/observe/learn.js';
+import { mergeLearned } from '../../src/observe/learn-merge.js';
+import { KernelLineParser } from '../../src/observe/parse-kernel.js';
+import { accountNames, FlowMaker } from '../../src/observe/replay.js';
+import { indexedEvaluator } from '../../src/sim/index.js';
+import { ACCOUNTS, loadText, NOW } from '../helpers.js';
+import { iso, TCP4 } from './lines.js';
+
+const GOLDEN = join(import.meta.dirname, 'golden', 'learn');
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+const HOSTS = { 'mirror.example.org': { ipv4: ['198.51.100.80'], ipv6: ['2001:db8:80::80'] } };
+
+function golden(file: string, got: string): void {
+  const path = join(GOLDEN, file);
+  rmSync(path + '.got', { force: true });
+  if (UPDATE) return void writeFileSync(path, got);
+  if (!existsSync(path)) {
+    writeFileSync(path + '.got', got);
+    throw new Error(`missing golden file ${path} (run with UPDATE_GOLDEN=1 to create it)`);
+  }
+  const want = readFileSync(path, 'utf8');
+  if (want !== got) writeFileSync(path + '.got', got);
+  expect(got).toBe(want);
+}
+
+/** A denied TCP SYN line: audit mode, the default. */
+function syn(dst: string, port: number, uid: number | undefined, spt: number, at = '2026-11-23T09:00:00Z'): string {
+  let f = TCP4.replace('DST=198.51.100.7', `DST=${dst}`).replace('DPT=25', `DPT=${port}`).replace('SPT=57408', `SPT=${spt}`);
+  f = uid === undefined ? f.replace('UID=33 GID=33 ', '') : f.replace('UID=33 GID=33', `UID=${uid} GID=${uid}`);
+  return iso(`EGRESS p:- ${f}`, at);
+}
+
+async function learnFrom(policyText: string, lines: string[]): Promise<{ l: Loaded; learned: Learned }> {
+  const l = await loadText(policyText, { hosts: HOSTS });
+  const c = new FlowCollector(l.ir!, ACCOUNTS);
+  const p = new KernelLineParser({ now: NOW.getTime() });
+  const d = new Deduper();
+  for (const line of lines) {
+    const e = p.parseLine(line);
+    if (e) c.add(e, d.isNew(e));
+  }
+  const taken = [...l.policy!.allow, ...l.policy!.deny].map((r) => r.ref.name);
+  return { l, learned: learnRules(c.seen(), { ir: l.ir!, accounts: ACCOUNTS, taken }) };
+}
+
+const POLICY = readFileSync(join(GOLDEN, 'policy.yaml'), 'utf8');
+const describeUser = (uid: number) => accountNames(ACCOUNTS).users.get(uid) ?? `uid ${uid}`;
+
+// What a week of audit mode on web1 logged.
+const SEEN = [
+  // mirror.example.org on port 80 as well (the policy only allows 443): named by its hostname, both ports in one rule.
+  syn('198.51.100.80', 80, 0, 1000, '2026-11-23T09:00:00Z'),
+  syn('198.51.100.80', 80, 0, 1000, '2026-11-23T09:00:01Z'), // retransmission
+  syn('198.51.100.80', 80, 0, 1001, '2026-11-23T10:00:00Z'),
+  // two partner API addresses for appuser: one rule, two destinations.
+  syn('203.0.113.10', 8443, 1001, 2000),
+  syn('203.0.113.11', 8443, 1001, 2001),
+  // a CDN: five addresses of one /24 on 443 as www-data: collapsed to the /24.
+  ...[1, 2, 3, 4, 5].map((i) => syn(`198.51.100.${100 + i}`, 443, 33, 3000 + i)),
+  // the same backup host reached by two users: one rule, both users.
+  syn('192.0.2.200', 873, 0, 4000),
+  syn('192.0.2.200', 873, 33, 4001),
+  // no uid in the log line: a rule for every user.
+  iso(`EGRESS p:- ${TCP4.replace('DST=198.51.100.7', 'DST=192.0.2.77').replace('DPT=25', 'DPT=9100').replace('UID=33 GID=33 ', '')}`),
+  // caught by the smtp deny rule: not learnable.
+  iso(`EGRESS d:smtp ${TCP4}`),
+  // already allowed by dns.
+  iso(`EGRESS p:- ${TCP4.replace('DST=198.51.100.7', 'DST=192.0.2.53').replace('DPT=25', 'DPT=53')}`),
+  // GRE: cannot be allowed without allowing every protocol.
+  iso('EGRESS p:- IN= OUT=eth0 SRC=192.0.2.1 DST=192.0.2.9 LEN=40 TOS=0x00 PREC=0x00 TTL=64 ID=1 PROTO=47 UID=0 GID=0 '),
+];
+
+describe('learn', () => {
+  test('groups the way an operator writes rules', async () => {
+    const { learned } = await learnFrom(POLICY, SEEN);
+    expect(learned.rules.map((r) => ({ name: r.name, to: r.to, ports: r.ports, users: r.users, connections: r.connections }))).toEqual([
+      { name: 'learned-198-51-100-0-www-data', to: ['198.51.100.0/24'], ports: ['tcp/443'], users: ['www-data'], connections: 5 },
+      { name: 'learned-192-0-2-200', to: ['192.0.2.200'], ports: ['tcp/873'], users: ['root', 'www-data'], connections: 2 },
+      { name: 'learned-tcp8443-appuser', to: ['203.0.113.10', '203.0.113.11'], ports: ['tcp/8443'], users: ['appuser'], connections: 2 },
+      { name: 'learned-mirror-example-org-root', to: ['mirror.example.org'], ports: ['tcp/80'], users: ['root'], connections: 2 },
+      { name: 'learned-192-0-2-77', to: ['192.0.2.77'], ports: ['tcp/9100'], users: [], connections: 1 },
+    ]);
+    expect(learned.rules[0]!.collapsed).toEqual([{ prefix: '198.51.100.0/24', seen: ['198.51.100.101', '198.51.100.102', '198.51.100.103', '198.51.100.104', '198.51.100.105'] }]);
+    expect(learned.notLearned.map((n) => [n.flow.dst, n.why, n.rules])).toEqual([
+      ['198.51.100.7', 'denied-by-rule', ['smtp']],
+      ['192.0.2.9', 'protocol', undefined],
+    ]);
+    expect(learned.alreadyAllowed).toBe(1);
+  });
+
+  test('ports of one destination merge; ICMP joins as icmp:', async () => {
+    const ping = iso('EGRESS p:- IN= OUT=eth0 SRC=192.0.2.1 DST=192.0.2.200 LEN=84 TOS=0x00 PREC=0x00 TTL=64 ID=4315 DF PROTO=ICMP TYPE=8 CODE=0 ID=7 SEQ=1 UID=0 GID=0 ');
+    const { learned } = await learnFrom(POLICY, [syn('192.0.2.200', 873, 0, 1), syn('192.0.2.200', 22, 0, 2), ping]);
+    expect(learned.rules.map((r) => [r.to, r.ports, r.icmp, r.users])).toEqual([[['192.0.2.200'], ['tcp/22', 'tcp/873'], ['echo-request'], ['root']]]);
+  });
+
+  test('round trip: the policy with the learned rules admits every flow it was learned from (and the deny still denies)', async () => {
+    const { learned } = await learnFrom(POLICY, SEEN);
+    const merged = mergeLearned(POLICY, learnedYaml(learned.rules, describeUser));
+    const l2 = await loadText(merged, { hosts: HOSTS });
+    expect(l2.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    const evaluate = indexedEvaluator(l2.ir!);
+    const maker = new FlowMaker(accountNames(ACCOUNTS));
+    const p = new KernelLineParser({ now: NOW.getTime() });
+    const verdicts = SEEN.map((line) => p.parseLine(line)).map((e) => (e ? evaluate(maker.flow(e)!).verdict : 'unparsed'));
+    // smtp stays denied (reject), GRE stays at the default; everything else is accepted.
+    expect(verdicts.filter((v) => v !== 'accept')).toEqual(['reject', 'reject']);
+  });
+
+  test('golden: --write keeps every comment and the layout, adds commented rules at the end of allow', async () => {
+    const { learned } = await learnFrom(POLICY, SEEN);
+    const items = learnedYaml(learned.rules, describeUser);
+    golden('policy.learned.yaml', mergeLearned(POLICY, items));
+    // Every original line is still there, in order.
+    const merged = mergeLearned(POLICY, items).split('\n');
+    let i = 0;
+    for (const line of POLICY.split('\n')) {
+      while (i < merged.length && merged[i] !== line) i++;
+      expect(i, `line ${JSON.stringify(line)} kept`).toBeLessThan(merged.length);
+    }
+  });
+
+  test.each([
+    ['empty-allow.yaml', 'empty-allow.learned.yaml'],
+    ['no-allow.yaml', 'no-allow.learned.yaml'],
+  ])('golden: %s', async (input, out) => {
+    const text = readFileSync(join(GOLDEN, input), 'utf8');
+    const { learned } = await learnFrom(text, [syn('198.51.100.80', 80, 0, 1000)]);
+    const merged = mergeLearned(text, learnedYaml(learned.rules, describeUser));
+    golden(out, merged);
+    const l2 = await loadText(merged, { hosts: HOSTS });
+    expect(l2.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    // This policy names no host, so the address stays an address.
+    expect(l2.policy!.allow.map((r) => r.ref.name)).toEqual(['learned-198-51-100-80-root']);
+  });
+
+  test('a non-empty flow allow sequence is re-rendered (comments kept)', () => {
+    const text = 'version: 1 # v\nallow: [{ name: a, reason: r, ports: [tcp/1] }] # inline\n';
+    const merged = mergeLearned(text, '- name: b\n  reason: r\n  ports: [tcp/2]\n');
+    expect(merged).toContain('# v');
+    expect(merged).toContain('name: b');
+    expect(merged).toContain('name: a');
+  });
+});

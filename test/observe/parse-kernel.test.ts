@@ -1,0 +1,156 @@
+import { describe, expect, test } from 'vitest';
+import { isoTime, KernelLineParser } from '../../src/observe/parse-kernel.js';
+import { NOW } from '../helpers.js';
+import { dmesg, dmesgT, ICMP4, ICMP4_ERR, ICMP6, INBOUND, iso, journal, kmsg, ND6, syslog, TCP4, TCP6, UDP4, UDP4_NOUID } from './lines.js';
+
+const BOOT = Date.UTC(2026, 10, 23, 8, 0, 0);
+const parser = (prefixes?: string[]) => new KernelLineParser({ now: NOW.getTime(), bootTimeMs: BOOT, ...(prefixes ? { prefixes } : {}) });
+const one = (line: string, prefixes?: string[]) => parser(prefixes).parseLine(line, 'test', 1);
+
+describe('carriers: the time and the message of each log format', () => {
+  test.each([
+    // NOW is 2026-06-01: "Nov 23" without a year is last November.
+    ['kern.log (RFC 3164, local time)', syslog(`EGRESS D:smtp ${TCP4}`), new Date(2025, 10, 23, 9, 14, 42).getTime()],
+    ['rsyslog ISO with offset', iso(`EGRESS D:smtp ${TCP4}`), Date.UTC(2026, 10, 23, 8, 14, 42, 123)],
+    ['RFC 5424 with PRI', `<4>1 2026-11-23T09:14:42.5Z web1 kernel - - - EGRESS D:smtp ${TCP4}`, Date.UTC(2026, 10, 23, 9, 14, 42, 500)],
+    ['RFC 3164 with PRI', `<4>${syslog(`EGRESS D:smtp ${TCP4}`)}`, new Date(2025, 10, 23, 9, 14, 42).getTime()],
+    ['dmesg (seconds since boot)', dmesg(`EGRESS D:smtp ${TCP4}`, '1738.733213'), BOOT + 1738733.213],
+    ['dmesg -T (ctime, local)', dmesgT(`EGRESS D:smtp ${TCP4}`), new Date(2026, 10, 23, 9, 14, 42).getTime()],
+    ['dmesg -T, one-digit day', dmesgT(`EGRESS D:smtp ${TCP4}`, 'Tue Nov  3 09:14:42 2026'), new Date(2026, 10, 3, 9, 14, 42).getTime()],
+    ['/dev/kmsg record', kmsg(`EGRESS D:smtp ${TCP4}`, 345, 1738426972), BOOT + 1738426.972],
+    ['journalctl -o json', journal(`EGRESS D:smtp ${TCP4}`, 1795000000123000), 1795000000123],
+    ['no carrier at all', `EGRESS D:smtp ${TCP4}`, undefined],
+  ])('%s', (_name, line, time) => {
+    const e = one(line);
+    expect(e).toMatchObject({ prefix: 'EGRESS ', tag: 'D', rule: 'smtp', verdict: 'denied', dst: '198.51.100.7', dpt: 25, uid: 33 });
+    if (time === undefined) expect(e!.time).toBeUndefined();
+    else expect(e!.time).toBeCloseTo(time, 0);
+  });
+
+  test('a prefix that ends like the previous line\'s is still told apart', () => {
+    const p = parser();
+    const prefixes = [`EGRESS D:smtp ${TCP4}`, `MY EGRESS D:smtp ${TCP4}`, `EGRESS D:smtp ${TCP4}`, `[UFW] EGRESS D:smtp ${TCP4}`, `EGRESS D:smtp ${TCP4}`, `FW: EGRESS D:smtp ${TCP4}`].map((m) => p.parseLine(syslog(m))!.prefix);
+    expect(prefixes).toEqual(['EGRESS ', 'MY EGRESS ', 'EGRESS ', '[UFW] EGRESS ', 'EGRESS ', 'FW: EGRESS ']);
+    expect([dmesg(`EGRESS D:x ${TCP4}`), kmsg(`EGRESS D:x ${TCP4}`), `EGRESS D:x ${TCP4}`].map((l) => p.parseLine(l)!.prefix)).toEqual(['EGRESS ', 'EGRESS ', 'EGRESS ']);
+  });
+
+  test('a syslog line without the kernel stamp still yields the prefix', () => {
+    expect(one(`Nov 23 09:14:42 web1 kernel: NFT-EGRESS-DROP P:- ${TCP4}`)).toMatchObject({ prefix: 'NFT-EGRESS-DROP ', tag: 'P' });
+  });
+
+  test('journal MESSAGE stored as bytes (not UTF-8) is read too', () => {
+    const line = JSON.stringify({ __REALTIME_TIMESTAMP: '1795000000000000', MESSAGE: [...Buffer.from(`EGRESS p:- ${UDP4}`)] });
+    expect(one(line)).toMatchObject({ tag: 'p', verdict: 'would-deny', dpt: 53 });
+  });
+});
+
+describe('packets: families, protocols, owners', () => {
+  test.each([
+    ['IPv4 TCP SYN', TCP4, { family: 'ipv4', proto: 'tcp', protoNum: 6, src: '192.0.2.1', dst: '198.51.100.7', spt: 57408, dpt: 25, uid: 33, gid: 33, out: 'eth0' }],
+    ['IPv4 UDP', UDP4, { family: 'ipv4', proto: 'udp', protoNum: 17, dst: '203.0.113.9', spt: 45089, dpt: 53, uid: 0 }],
+    ['IPv4 ICMP echo: ID after PROTO is the echo id', ICMP4, { proto: 'icmp', protoNum: 1, icmpType: 8, icmpCode: 0, icmpId: 31283, uid: 0 }],
+    ['IPv6 expanded addresses are made canonical', ICMP6, { family: 'ipv6', proto: 'icmp', protoNum: 58, dst: '2001:db8::99', icmpType: 128, icmpId: 31284, uid: 0 }],
+    ['IPv6 TCP', TCP6, { family: 'ipv6', proto: 'tcp', dst: '2001:db8::99', dpt: 443, uid: 1001, gid: 1001 }],
+    ['IPv6 neighbour solicitation: no socket, no UID', ND6, { proto: 'icmp', icmpType: 135 }],
+    ['no --log-uid', UDP4_NOUID, { proto: 'udp', dpt: 123 }],
+    ['ICMP error: the quoted packet is not read (the UID after it is)', ICMP4_ERR, { proto: 'icmp', icmpType: 3, icmpCode: 3, dst: '198.51.100.2', uid: 0 }],
+    ['another protocol by number', 'IN= OUT=eth0 SRC=192.0.2.1 DST=192.0.2.9 LEN=40 TOS=0x00 PREC=0x00 TTL=64 ID=1 PROTO=47 UID=0 GID=0 ', { proto: 'other', protoNum: 47, uid: 0 }],
+    ['SCTP', 'IN= OUT=eth0 SRC=192.0.2.1 DST=192.0.2.9 LEN=40 TOS=0x00 PREC=0x00 TTL=64 ID=1 PROTO=SCTP SPT=9 DPT=3868 ', { proto: 'sctp', protoNum: 132, dpt: 3868 }],
+  ])('%s', (_name, fields, want) => {
+    const e = one(`EGRESS P:- ${fields}`);
+    expect(e).toMatchObject(want);
+    if (!('uid' in want)) expect(e!.uid).toBeUndefined();
+  });
+});
+
+describe('selection: egress tags, --prefix, other rules', () => {
+  test.each([
+    ['enforce, deny rule', 'EGRESS D:smtp ', { tag: 'D', rule: 'smtp', verdict: 'denied' }],
+    ['enforce, default', 'EGRESS P:- ', { tag: 'P', verdict: 'denied' }],
+    ['audit, deny rule', 'EGRESS d:metadata ', { tag: 'd', rule: 'metadata', verdict: 'would-deny' }],
+    ['audit, default', 'EGRESS p:- ', { tag: 'p', verdict: 'would-deny' }],
+    ['a cut rule name', 'EGRESS-PROD-HOST-01 D:very-long-r~3fa ', { rule: 'very-long-r~3fa', prefix: 'EGRESS-PROD-HOST-01 ' }],
+    ['no prefix at all', 'D:dns ', { tag: 'D', rule: 'dns', prefix: '' }],
+  ])('%s', (_n, prefix, want) => {
+    expect(one(syslog(`${prefix}${UDP4}`))).toMatchObject(want);
+  });
+
+  test('lines of another LOG rule are counted as other unless --prefix asks for them', () => {
+    const p = parser();
+    expect(p.parseLine(syslog(`NFT-EGRESS-DROP ${TCP4}`))).toBeUndefined();
+    expect(p.counts).toMatchObject({ lines: 1, netfilter: 1, other: 1, events: 0 });
+    for (const prefix of ['NFT-EGRESS-DROP ', 'NFT-EGRESS-DROP']) {
+      const e = one(syslog(`NFT-EGRESS-DROP ${TCP4}`), [prefix]);
+      expect(e).toMatchObject({ prefix, verdict: 'denied', dpt: 25 });
+      expect(e!.tag).toBeUndefined();
+    }
+  });
+
+  test('--prefix also takes tagged lines of that prefix, and the whole prefix with its tag', () => {
+    expect(one(syslog(`EGRESS D:smtp ${TCP4}`), ['EGRESS '])).toMatchObject({ prefix: 'EGRESS ', tag: 'D', rule: 'smtp' });
+    expect(one(syslog(`EGRESS D:smtp ${TCP4}`), ['EGRESS D:smtp '])).toMatchObject({ prefix: 'EGRESS ', tag: 'D', rule: 'smtp' });
+    const p = parser(['OTHER ']);
+    expect(p.parseLine(syslog(`EGRESS D:smtp ${TCP4}`))).toBeUndefined();
+    expect(p.counts.other).toBe(1);
+  });
+
+  test('a non-ASCII --prefix matches its UTF-8 bytes and is reported as typed', () => {
+    const latin1 = Buffer.from(`SORTIE-É ${TCP4}`, 'utf8').toString('latin1');
+    expect(one(latin1, ['SORTIE-É '])).toMatchObject({ prefix: 'SORTIE-É ' });
+  });
+
+  test('inbound packets are not egress', () => {
+    const p = parser(['[UFW BLOCK] ']);
+    expect(p.parseLine(syslog(`[UFW BLOCK] ${INBOUND}`))).toBeUndefined();
+    expect(p.counts).toMatchObject({ inbound: 1, events: 0 });
+  });
+
+  test('lines that are not netfilter LOG lines cost nothing and are only counted', () => {
+    const p = parser();
+    for (const l of ['Nov 23 09:18:02 web1 CRON[123]: (root) CMD (run-parts)', '', 'kernel: OUT of memory', '{"MESSAGE":"hello"}']) expect(p.parseLine(l)).toBeUndefined();
+    expect(p.counts).toMatchObject({ lines: 4, netfilter: 0, malformed: 0 });
+  });
+});
+
+describe('malformed and truncated lines are skipped and counted, never fatal', () => {
+  test.each([
+    ['cut inside DPT', syslog(`EGRESS D:smtp ${TCP4.slice(0, TCP4.indexOf('DPT=') + 5)}`), /DPT/],
+    ['cut before PROTO', syslog(`EGRESS D:smtp ${TCP4.slice(0, TCP4.indexOf('PROTO'))}`), /PROTO/],
+    ['cut before DST', syslog('EGRESS D:smtp IN= OUT=eth0 SRC=192.0.2.1'), /DST/],
+    ['cut inside UID', syslog(`EGRESS D:smtp ${TCP4.slice(0, TCP4.indexOf('GID='))}`), /UID= without GID=/],
+    ['garbled address', syslog(`EGRESS D:smtp ${TCP4.replace('DST=198.51.100.7', 'DST=198.51.1OO.7')}`), /bad destination/],
+    ['garbled UID', syslog(`EGRESS D:smtp ${TCP4.replace('UID=33', 'UID=3x')}`), /bad UID/],
+    ['ICMP without CODE', syslog(`EGRESS D:ping ${ICMP4.slice(0, ICMP4.indexOf('CODE'))}`), /TYPE=\/CODE=/],
+    ['journal record cut short', journal(`EGRESS D:smtp ${TCP4}`).slice(0, 200), /JSON/],
+  ])('%s', (_n, line, reason) => {
+    const p = parser();
+    expect(p.parseLine(line, 'kern.log', 7)).toBeUndefined();
+    expect(p.counts.malformed).toBe(1);
+    expect(p.counts.problems[0]).toMatchObject({ where: 'kern.log', line: 7 });
+    expect(p.counts.problems[0]!.reason).toMatch(reason);
+  });
+
+  test('a line whose trailing space a syslog daemon trimmed is fine', () => {
+    expect(one(syslog(`EGRESS D:smtp ${TCP4.trimEnd()}`))).toMatchObject({ uid: 33, gid: 33 });
+  });
+});
+
+describe('--since', () => {
+  test('older events are counted, not returned; lines without a time keep the last time seen', () => {
+    const p = new KernelLineParser({ now: NOW.getTime(), since: Date.UTC(2026, 10, 23, 9, 0, 0) });
+    expect(p.parseLine(iso(`EGRESS D:smtp ${TCP4}`, '2026-11-23T08:59:59Z'))).toBeUndefined();
+    expect(p.parseLine(`EGRESS D:smtp ${TCP4}`)).toBeUndefined(); // inherits 08:59:59
+    expect(p.parseLine(iso(`EGRESS D:smtp ${TCP4}`, '2026-11-23T09:00:00Z'))).toBeDefined();
+    expect(p.counts.beforeSince).toBe(2);
+  });
+});
+
+test.each([
+  ['2026-11-23T09:14:42Z', Date.UTC(2026, 10, 23, 9, 14, 42)],
+  ['2026-11-23T09:14:42.123456+01:00', Date.UTC(2026, 10, 23, 8, 14, 42, 123)],
+  ['2026-11-23T09:14:42-0530', Date.UTC(2026, 10, 23, 14, 44, 42)],
+  ['2026-11-23 09:14:42', new Date(2026, 10, 23, 9, 14, 42).getTime()],
+  ['2026-13-23T09:14:42Z', undefined],
+])('isoTime(%j)', (s, want) => {
+  expect(isoTime(s, 0, s.length)).toBe(want);
+});

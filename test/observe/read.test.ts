@@ -1,0 +1,173 @@
+import { appendFileSync, mkdtempSync, renameSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, test } from 'vitest';
+import { fakeExecer } from '../../src/kernel/exec.js';
+import type { LogEvent } from '../../src/observe/event.js';
+import { LogReader, readLogs, ReadError, type LogSource, type ReadOptions } from '../../src/observe/read.js';
+import { NOW } from '../helpers.js';
+import { iso, journal, kmsg, syslog, TCP4, UDP4 } from './lines.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'egress-read-'));
+const opts = (o: Partial<ReadOptions> = {}): ReadOptions => ({ now: NOW.getTime(), bootTimeMs: Date.UTC(2026, 10, 23), ...o });
+
+async function read(sources: LogSource[], o: Partial<ReadOptions> = {}) {
+  const events: LogEvent[] = [];
+  const counts = await readLogs(sources, opts(o), (e) => events.push(e));
+  return { events, counts };
+}
+
+const file = (path: string): LogSource => ({ kind: 'file', path, name: path });
+
+describe('files', () => {
+  test('plain and gzip (by magic bytes, whatever the name), CRLF, no final newline', async () => {
+    const d = tmp();
+    const text = [syslog(`EGRESS D:smtp ${TCP4}`), 'Nov 23 09:14:43 web1 CRON[1]: hello', syslog(`EGRESS p:- ${UDP4}`)].join('\r\n');
+    writeFileSync(join(d, 'kern.log'), text);
+    writeFileSync(join(d, 'kern.log.2'), gzipSync(text + '\n'));
+    const plain = await read([file(join(d, 'kern.log'))]);
+    const gz = await read([file(join(d, 'kern.log.2'))]);
+    for (const r of [plain, gz]) {
+      expect(r.events.map((e) => [e.rule ?? '-', e.dpt])).toEqual([
+        ['smtp', 25],
+        ['-', 53],
+      ]);
+      expect(r.counts).toMatchObject({ lines: 3, events: 2, malformed: 0 });
+    }
+  });
+
+  test('a gzip file cut short keeps what was readable and counts the damage', async () => {
+    const d = tmp();
+    const lines = Array.from({ length: 2000 }, (_, i) => syslog(`EGRESS D:smtp ${TCP4.replace('SPT=57408', `SPT=${10000 + i}`)}`)).join('\n') + '\n';
+    const gz = gzipSync(lines);
+    writeFileSync(join(d, 'cut.gz'), gz.subarray(0, Math.floor(gz.length * 0.6)));
+    const r = await read([file(join(d, 'cut.gz'))]);
+    expect(r.counts.malformed).toBeGreaterThanOrEqual(1);
+    expect(r.counts.problems.some((p) => /gzip/.test(p.reason))).toBe(true);
+    expect(r.events.length).toBeGreaterThan(0);
+    expect(r.events.length).toBeLessThan(2000);
+  });
+
+  test('files are read oldest first (rotation order), whatever order they were given in', async () => {
+    const d = tmp();
+    const mk = (name: string, port: number, age: number) => {
+      writeFileSync(join(d, name), syslog(`EGRESS D:x ${TCP4.replace('DPT=25', `DPT=${port}`)}`) + '\n');
+      const t = (NOW.getTime() - age * 86_400_000) / 1000;
+      utimesSync(join(d, name), t, t);
+    };
+    mk('kern.log', 3, 0);
+    mk('kern.log.1', 2, 1);
+    mk('kern.log.2.gz', 1, 2);
+    const r = await read(['kern.log', 'kern.log.1', 'kern.log.2.gz'].map((n) => file(join(d, n))));
+    expect(r.events.map((e) => e.dpt)).toEqual([1, 2, 3]);
+  });
+
+  test('an unreadable file is a ReadError naming it', async () => {
+    await expect(read([{ kind: 'file', path: '/nonexistent/kern.log', name: 'kern.log' }])).rejects.toThrow(new ReadError('cannot read kern.log: no such file'));
+  });
+
+  test('a binary file (no newlines) is counted as malformed, not read as one line', async () => {
+    const d = tmp();
+    writeFileSync(join(d, 'bin'), Buffer.alloc(300_000, 1));
+    const r = await read([file(join(d, 'bin'))]);
+    expect(r.events).toEqual([]);
+    expect(r.counts.malformed).toBeGreaterThan(0);
+  });
+
+  test('a Windows Firewall log is recognised by its header and read through pfirewall.ts', async () => {
+    const d = tmp();
+    writeFileSync(
+      join(d, 'pfirewall.log'),
+      [
+        '#Version: 1.5',
+        '#Software: Microsoft Windows Firewall',
+        '#Time Format: Local',
+        '#Fields: date time action protocol src-ip dst-ip src-port dst-port size tcpflags tcpsyn tcpack tcpwin icmptype icmpcode info path',
+        '',
+        '2026-11-23 09:14:42 DROP TCP 192.0.2.1 198.51.100.7 50000 25 0 - 0 0 0 - - - SEND',
+        '2026-11-23 09:14:43 ALLOW UDP 192.0.2.1 192.0.2.53 50001 53 0 - - - - - - - SEND',
+        '2026-11-23 09:14:44 DROP TCP 203.0.113.5 192.0.2.1 4444 3389 0 - 0 0 0 - - - RECEIVE',
+        '2026-11-23 09:14:45 DROP TCP 192.0.2.1',
+      ].join('\r\n') + '\r\n',
+    );
+    const r = await read([file(join(d, 'pfirewall.log'))]);
+    expect(r.events).toMatchObject([
+      { source: 'pfirewall', verdict: 'denied', dst: '198.51.100.7', proto: 'tcp', dpt: 25, time: new Date(2026, 10, 23, 9, 14, 42).getTime() },
+      { source: 'pfirewall', verdict: 'allowed', dst: '192.0.2.53', proto: 'udp', dpt: 53 },
+    ]);
+    expect(r.counts).toMatchObject({ pfirewall: 2, inbound: 1, malformed: 1 });
+  });
+});
+
+describe('stdin, kmsg and the journal', () => {
+  test('stdin', async () => {
+    const r = await read([{ kind: 'stdin', text: async () => `${syslog(`EGRESS D:smtp ${TCP4}`)}\n` }]);
+    expect(r.events).toHaveLength(1);
+  });
+
+  test('/dev/kmsg records: continuation lines are not messages', async () => {
+    const d = tmp();
+    writeFileSync(join(d, 'kmsg'), [kmsg(`EGRESS D:smtp ${TCP4}`, 1, 5_000_000), ' SUBSYSTEM=net', ' DEVICE=+net:eth0', kmsg('eth0: link up', 2), ''].join('\n'));
+    const r = await read([{ kind: 'kmsg', path: join(d, 'kmsg') }]);
+    expect(r.events).toHaveLength(1);
+    expect(r.events[0]!.time).toBe(Date.UTC(2026, 10, 23) + 5000);
+  });
+
+  test('--journal spawns journalctl -k -o json (with --since) through the Execer', async () => {
+    const x = fakeExecer(() => ({ stdout: [journal(`EGRESS D:smtp ${TCP4}`), journal('eth0: link up'), ''].join('\n') }));
+    const r = await read([{ kind: 'journal' }], { execer: x, since: Date.UTC(2026, 0, 1) });
+    expect(x.calls.map((c) => c.argv)).toEqual([['journalctl', '-k', '-o', 'json', '--no-pager', `--since=@${Date.UTC(2026, 0, 1) / 1000}`]]);
+    expect(r.events).toHaveLength(1);
+    expect(r.counts.lines).toBe(2);
+  });
+
+  test('journalctl missing or failing is a ReadError', async () => {
+    await expect(read([{ kind: 'journal' }], { execer: fakeExecer(() => ({ code: 127 })) })).rejects.toThrow(/journalctl is not installed/);
+    await expect(read([{ kind: 'journal' }], { execer: fakeExecer(() => ({ code: 1, stderr: 'No journal files were found.\n' })) })).rejects.toThrow(/exited 1: No journal files/);
+  });
+});
+
+describe('--follow', () => {
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  async function until(cond: () => boolean, ms = 5000) {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error('timed out waiting');
+      await wait(10);
+    }
+  }
+  const line = (port: number) => iso(`EGRESS D:x ${TCP4.replace('DPT=25', `DPT=${port}`)}`) + '\n';
+
+  test('reads what is appended, survives rotation by rename and by truncation, waits for unfinished lines', async () => {
+    const d = tmp();
+    const path = join(d, 'kern.log');
+    writeFileSync(path, line(1));
+    const ac = new AbortController();
+    const ports: number[] = [];
+    const reader = new LogReader([file(path)], opts({ follow: true, signal: ac.signal, pollMs: 10 }), (e) => ports.push(e.dpt!));
+    const done = reader.run();
+    await until(() => ports.length === 1);
+    appendFileSync(path, line(2));
+    appendFileSync(path, line(3).slice(0, 40)); // half a line: not read yet
+    await until(() => ports.length === 2);
+    await wait(50);
+    expect(ports).toEqual([1, 2]);
+    appendFileSync(path, line(3).slice(40));
+    await until(() => ports.length === 3);
+    // logrotate's default: rename, then a new file (what was written to the old one after the last poll is still read).
+    appendFileSync(path, line(4));
+    renameSync(path, path + '.1');
+    writeFileSync(path, line(5));
+    await until(() => ports.length === 5);
+    // copytruncate: the same file, emptied.
+    truncateSync(path, 0);
+    await wait(30);
+    appendFileSync(path, line(6));
+    await until(() => ports.length === 6);
+    ac.abort();
+    const counts = await done;
+    expect(ports).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(counts.rotations).toBe(2);
+  });
+});

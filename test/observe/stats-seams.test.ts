@@ -1,0 +1,80 @@
+/** stats through its seams: --follow until a signal, live kernel counters and --sample from a fake status reader. */
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import type { Io } from '../../src/cli/io.js';
+import { statsCommand } from '../../src/cli/commands/stats.js';
+import type { Status } from '../../src/kernel/status.js';
+import { fixedResolver, NOW } from '../helpers.js';
+import { iso, TCP4, UDP4 } from './lines.js';
+
+function io(cwd: string): Io & { out: string; err: string } {
+  const o = { out: '', err: '' };
+  return Object.assign(o, {
+    stdout: (s: string) => void (o.out += s),
+    stderr: (s: string) => void (o.err += s),
+    env: { EGRESS_STATE_DIR: join(cwd, 'state') },
+    cwd,
+    resolver: fixedResolver(),
+    now: NOW,
+  });
+}
+
+const STATUS: Status = {
+  stateDir: '/x',
+  applied: true,
+  backend: 'nft',
+  mode: 'enforce',
+  default: 'reject',
+  policyFile: '/etc/egress.yaml',
+  policyHash: 'sha256:' + 'cd'.repeat(32),
+  drift: false,
+  interrupted: false,
+  counters: [
+    { rule: 'dns', action: 'allow', family: 'ipv4', packets: 10, bytes: 600 },
+    { rule: 'smtp', action: 'deny', family: 'ipv4', packets: 1234, bytes: 74040 },
+    { rule: 'reject', action: 'default', family: 'ipv6', packets: 7, bytes: 560 },
+  ],
+};
+
+describe('stats seams', () => {
+  test('--follow reads what is appended until the signal, then reports once more', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'egress-follow-'));
+    const log = join(dir, 'kern.log');
+    writeFileSync(log, iso(`EGRESS D:smtp ${TCP4}`, '2026-05-31T10:00:00Z') + '\n');
+    const ac = new AbortController();
+    const i = io(dir);
+    const done = statsCommand(i, ['kern.log'], { follow: true, json: true, interval: '1' }, { signal: ac.signal, pollMs: 10, status: async () => ({ ...STATUS, applied: false }) });
+    await new Promise((r) => setTimeout(r, 100));
+    appendFileSync(log, iso(`EGRESS P:- ${UDP4}`, '2026-05-31T10:00:05Z') + '\n');
+    await new Promise((r) => setTimeout(r, 150));
+    ac.abort();
+    expect(await done).toBe(0);
+    const reports = i.out.trim().split('\n').map((l) => JSON.parse(l));
+    expect(reports.at(-1)).toMatchObject({ connections: 2, mode: 'enforce' });
+  });
+
+  test('the live kernel counters of what denied, next to the logged numbers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'egress-counters-'));
+    writeFileSync(join(dir, 'kern.log'), iso(`EGRESS D:smtp ${TCP4}`) + '\n');
+    const i = io(dir);
+    expect(await statsCommand(i, ['kern.log'], {}, { status: async () => STATUS })).toBe(0);
+    expect(i.out).toMatch(/kernel counters \(exact, since the ruleset was loaded\)\n {2}nft, enforce mode, policy \/etc\/egress\.yaml \(cdcdcdcdcdcd\)\n {2}smtp +ipv4 +1,234 packets +74,040 bytes\n {2}\(default reject\) +ipv6 +7 packets +560 bytes\n/);
+    const j = io(dir);
+    await statsCommand(j, ['kern.log'], { json: true }, { status: async () => STATUS });
+    expect(JSON.parse(j.out).kernelCounters.counters).toHaveLength(3);
+  });
+
+  test('--sample appends the live counters to counters.jsonl', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'egress-sample-'));
+    mkdirSync(join(dir, 'state'));
+    const i = io(dir);
+    expect(await statsCommand(i, [], { sample: true }, { status: async () => STATUS })).toBe(0);
+    expect(await statsCommand(i, [], { sample: true }, { status: async () => STATUS })).toBe(0);
+    const lines = readFileSync(join(dir, 'state', 'counters.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toEqual({ time: NOW.toISOString(), policyHash: STATUS.policyHash, backend: 'nft', counters: STATUS.counters });
+    expect(i.out).toMatch(/^recorded 3 counters in .*counters\.jsonl\n/);
+  });
+});

@@ -1,0 +1,108 @@
+/**
+ * B4 for the windows target: any reason, rule or account name goes through
+ * psString and comes back intact when PowerShell reads it, and can never end
+ * the literal early. `evalPs` models the PowerShell tokenizer for the only
+ * forms psString emits — single-quoted strings (where all five single-quote
+ * characters quote, and a doubled one is a literal quote), `[char]0xHHHH`,
+ * `+` and parentheses — and fails on anything else, so output that strays
+ * from that grammar fails the test instead of passing unread.
+ */
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { PS_SINGLE_QUOTES, psString } from '../../src/backends/windows/quote.js';
+
+const isQuote = (c: string | undefined) => c !== undefined && (PS_SINGLE_QUOTES as readonly string[]).includes(c);
+
+/** Evaluate a psString expression the way PowerShell would; throws on anything outside the grammar. */
+function evalPs(src: string): string {
+  let i = 0;
+  const fail = (why: string): never => {
+    throw new Error(`${why} at ${i} in ${JSON.stringify(src)}`);
+  };
+  const single = (): string => {
+    if (!isQuote(src[i])) fail('expected a quote');
+    i++;
+    let out = '';
+    for (;;) {
+      if (i >= src.length) fail('unterminated string');
+      const c = src[i]!;
+      if (isQuote(c)) {
+        if (isQuote(src[i + 1])) {
+          out += src[i + 1];
+          i += 2;
+          continue;
+        }
+        i++;
+        return out;
+      }
+      out += c;
+      i++;
+    }
+  };
+  const term = (): string => {
+    if (isQuote(src[i])) return single();
+    const m = /^\[char\]0x([0-9A-F]{4})/.exec(src.slice(i));
+    if (!m) return fail('expected a string or [char]');
+    i += m[0].length;
+    return String.fromCharCode(parseInt(m[1]!, 16));
+  };
+  let value: string;
+  if (src[i] === '(') {
+    i++;
+    value = term();
+    while (src.startsWith(' + ', i)) {
+      i += 3;
+      value += term();
+    }
+    if (src[i] !== ')') fail('expected )');
+    i++;
+  } else value = single();
+  if (i !== src.length) fail('trailing text');
+  return value;
+}
+
+/** Strings that lean on every quoting hazard: all PowerShell quote forms, `$`, backtick, newlines, astral characters. */
+const hostile = fc
+  .array(
+    fc.oneof(
+      fc.constantFrom("'", '\u2018', '\u2019', '\u201a', '\u201b', '"', '\u201c', '\u201d', '`', '$(', '${x}', '@"', '"@', '\n', '\r\n', '#', ';', '|', '\u00a0', '\u2028', '\u{1F600}'),
+      fc.string({ unit: 'binary', maxLength: 4 }),
+      fc.string({ maxLength: 6 }),
+    ),
+    { maxLength: 12 },
+  )
+  .map((xs) => xs.join(''));
+
+describe('psString property', () => {
+  test('round-trips every string without NUL or lone surrogates, as printable ASCII', () => {
+    fc.assert(
+      fc.property(hostile, (s) => {
+        const q = psString(s);
+        if (s.includes('\0')) {
+          expect(q).toBeUndefined();
+          return;
+        }
+        expect(q).toBeDefined();
+        expect(q).toMatch(/^[\x20-\x7e]+$/);
+        expect(evalPs(q!)).toBe(s);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('arbitrary UTF-16 (lone surrogates included) is either carried intact or refused', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 16 }), (s) => {
+        const q = psString(s);
+        if (q === undefined) expect(s.includes('\0') || !s.isWellFormed()).toBe(true);
+        else expect(evalPs(q)).toBe(s);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('the model is strict: a typographic quote in the output would end the string', () => {
+    expect(() => evalPs("'it\u2019s'")).toThrow(/trailing text/);
+    expect(evalPs("'it\u2019\u2019s'")).toBe('it\u2019s');
+  });
+});
