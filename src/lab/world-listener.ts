@@ -14,9 +14,10 @@
  * UDP: a wildcard socket per port and family receives; the reply must come
  * from the address the probe sent to, or the probe's connected socket drops
  * it, and node has no IP_PKTINFO. So the probe writes its destination into
- * the datagram and the reply goes out of a short-lived socket bound to that
- * address and port (SO_REUSEADDR; binding a non-assigned address is allowed
- * by ip_nonlocal_bind in the world namespace).
+ * the datagram and the reply goes out of a socket bound to that address and
+ * port (SO_REUSEADDR; binding it is allowed by ip_nonlocal_bind in the world
+ * namespace). That socket is kept and answers what
+ * the kernel delivers to it from then on.
  */
 export const WORLD_LISTENER_SOURCE = String.raw`
 import net from 'node:net';
@@ -43,12 +44,32 @@ function udpSocket(type, port, address) {
   });
 }
 
+// Reply sockets stay open, one per (family, address, port): while one is
+// bound, the kernel delivers datagrams for that exact address to it rather
+// than to the wildcard socket, so it must answer them too (a short-lived one
+// would swallow a concurrent probe to the same address and port).
+const replySockets = new Map();
+
+function replySocket(type, port, dst) {
+  const key = type + ' ' + dst + ' ' + port;
+  let s = replySockets.get(key);
+  if (!s) {
+    s = udpSocket(type, port, dst).then((sock) => {
+      sock.on('message', (msg, rinfo) => reply(type, port, msg, rinfo));
+      return sock;
+    });
+    s.catch(() => replySockets.delete(key));
+    replySockets.set(key, s);
+  }
+  return s;
+}
+
 function reply(type, port, msg, rinfo) {
   let dst;
   try { dst = JSON.parse(msg.toString('utf8')).dst; } catch { return; }
   if (typeof dst !== 'string' || net.isIP(dst) !== (type === 'udp4' ? 4 : 6)) return;
-  udpSocket(type, port, dst).then(
-    (s) => s.send(msg, rinfo.port, rinfo.address, () => s.close()),
+  replySocket(type, port, dst).then(
+    (s) => s.send(msg, rinfo.port, rinfo.address),
     (e) => process.stderr.write('world: cannot answer from ' + dst + ' port ' + port + ': ' + e.message + '\n'),
   );
 }

@@ -35,6 +35,26 @@ kernelDescribe('kernel harness', () => {
     }
   });
 
+  // A regression: the world once answered from a short-lived socket bound to
+  // the probed address, which for its lifetime took the datagrams of other
+  // probes to the same address and port, so those saw no reply.
+  test('concurrent UDP probes to one address and port, from two hosts and several uids, all get their reply', async () => {
+    await env.world.listen({ udp: [5353] });
+    const hosts = [await env.world.addHost(), await env.world.addHost()];
+    try {
+      const probes: Probe[] = [];
+      for (let round = 0; round < 4; round++)
+        for (const dst of ['192.0.2.9', '2001:db8::9'])
+          for (let u = 0; u < 3; u++) probes.push({ proto: 'udp', dst, port: 5353, uid: 4_100_001 + u, gid: 4_100_001 + u });
+      for (let round = 0; round < 5; round++) {
+        const rs = (await Promise.all(hosts.map((h) => runProbes(env.x, h.ns, probes)))).flat();
+        expect(outcomes(rs).filter((l) => !l.includes(': accepted'))).toEqual([]);
+      }
+    } finally {
+      for (const h of hosts) await h.close();
+    }
+  });
+
   test('refuses destinations outside the documentation prefixes', async () => {
     for (const dst of ['10.0.0.1', '169.254.169.254', '8.8.8.8', '2001:db9::1', 'fd00::1'])
       await expect(runProbes(env.x, 'unused', [{ proto: 'tcp', dst, port: 80, ...ROOT }])).rejects.toThrow(/outside the documentation prefixes/);
