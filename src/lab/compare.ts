@@ -5,7 +5,7 @@ import type { Accounts } from '../resolve/resolver.js';
 import type { Decision } from '../sim/flow.js';
 import { indexedEvaluator } from '../sim/index.js';
 import type { Execer } from '../kernel/exec.js';
-import { expectedKernelVerdict, kernelVerdict, probeFlow, runProbes, type KernelVerdict, type Probe, type ProbeOptions, type ProbeResult } from './probe.js';
+import { DEFAULT_PROBE_TIMEOUT_MS, expectedKernelVerdict, kernelVerdict, probeFlow, runProbes, type KernelVerdict, type Probe, type ProbeOptions, type ProbeResult } from './probe.js';
 
 export interface Comparison {
   result: ProbeResult;
@@ -23,8 +23,32 @@ export function compareOne(evaluate: (f: ReturnType<typeof probeFlow>) => Decisi
   return { result: r, decision, expected, kernel, agree: kernel === expected };
 }
 
-export async function compareProbes(x: Execer, ns: string, ir: Ir, probes: readonly Probe[], accounts?: Accounts, opts: ProbeOptions = {}): Promise<Comparison[]> {
-  const evaluate = indexedEvaluator(ir);
+/**
+ * Run `probes` and compare each with explain. A drop is read from silence, the
+ * weakest evidence there is: a loaded machine can be slower than the timeout.
+ * So a probe the kernel seemed to drop where explain expects it through (or
+ * rejected) is tried once more with a much longer timeout before it counts as
+ * a disagreement. Only disagreements are retried, so this never hides one
+ * that a second look confirms, and costs nothing when all agree.
+ */
+export async function probeAndCompare(
+  x: Execer,
+  ns: string,
+  evaluate: (f: ReturnType<typeof probeFlow>) => Decision,
+  probes: readonly Probe[],
+  accounts?: Accounts,
+  opts: ProbeOptions = {},
+): Promise<Comparison[]> {
   const results = await runProbes(x, ns, probes, opts);
-  return results.map((r) => compareOne(evaluate, r, accounts));
+  const cs = results.map((r) => compareOne(evaluate, r, accounts));
+  const silent = cs.flatMap((c, i) => (!c.agree && c.kernel === 'drop' ? [i] : []));
+  if (!silent.length) return cs;
+  const timeoutMs = Math.max(3_000, 8 * (opts.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS));
+  const again = await runProbes(x, ns, silent.map((i) => probes[i]!), { ...opts, timeoutMs });
+  silent.forEach((i, k) => (cs[i] = compareOne(evaluate, again[k]!, accounts)));
+  return cs;
+}
+
+export async function compareProbes(x: Execer, ns: string, ir: Ir, probes: readonly Probe[], accounts?: Accounts, opts: ProbeOptions = {}): Promise<Comparison[]> {
+  return probeAndCompare(x, ns, indexedEvaluator(ir), probes, accounts, opts);
 }

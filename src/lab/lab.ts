@@ -16,9 +16,9 @@ import { formatAddress, intervalsContain, type Family } from '../policy/address.
 import { systemResolver, type Accounts, type HostAddresses, type Resolver } from '../resolve/resolver.js';
 import type { Execer } from '../kernel/exec.js';
 import { applyInNetns, type KernelTarget } from './apply.js';
-import { compareOne, type Comparison } from './compare.js';
+import { probeAndCompare, type Comparison } from './compare.js';
 import { planProbes, type NotProbed, type PlannedProbe } from './plan.js';
-import { DEFAULT_PROBE_TIMEOUT_MS, runProbes } from './probe.js';
+import { DEFAULT_PROBE_TIMEOUT_MS } from './probe.js';
 import { indexedEvaluator } from '../sim/index.js';
 import { documentationIntervals, World } from './world.js';
 
@@ -199,13 +199,14 @@ export async function runLab(loaded: Loaded, accounts: Accounts, identities: Lab
           }
           const owners = new Set(plan.probes.map((p) => `${p.probe.uid}:${p.probe.gid}`));
           say(`${target}: probing ${plan.probes.length} flows as ${owners.size} uid/gid pair${owners.size === 1 ? '' : 's'}`);
-          const results = await runProbes(
+          const comparisons = await probeAndCompare(
             opts.execer,
             host.ns,
+            evaluate,
             plan.probes.map((p) => p.probe),
+            accounts,
             { timeoutMs: opts.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS },
           );
-          const comparisons = results.map((r) => compareOne(evaluate, r, accounts));
           say(`${target}: done, ${comparisons.filter((c) => !c.agree).length} disagreement(s) with explain`);
           return { target, comparisons };
         } finally {

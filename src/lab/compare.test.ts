@@ -1,0 +1,48 @@
+import { describe, expect, test } from 'vitest';
+import { ACCOUNTS, NOW } from '../../test/helpers.js';
+import { loadPolicyText } from '../index.js';
+import { fakeExecer } from '../kernel/exec.js';
+import { compareProbes } from './compare.js';
+import type { Probe } from './probe.js';
+
+const POLICY = 'version: 1\ndefault: drop\nallow:\n  - name: web\n    reason: r\n    to: [192.0.2.0/24]\n    ports: [tcp/443]\n';
+const probes: Probe[] = [
+  { proto: 'tcp', dst: '192.0.2.1', port: 443, uid: 0, gid: 0 },
+  { proto: 'tcp', dst: '198.51.100.1', port: 443, uid: 0, gid: 0 },
+];
+
+/** A prober that answers each call from the script: outcome per probe id, in call order. */
+function prober(script: ('accepted' | 'dropped')[][]) {
+  let call = 0;
+  return fakeExecer((c) => {
+    const req = JSON.parse(c.opts.input as string) as { timeoutMs: number; probes: { id: number }[] };
+    const outcomes = script[call++]!;
+    return { stdout: JSON.stringify(req.probes.map((p, k) => ({ id: p.id, outcome: outcomes[k], detail: outcomes[k] === 'dropped' ? 'timeout' : 'connected' }))) };
+  });
+}
+
+describe('compareProbes', () => {
+  test('a drop where explain expects accept is looked at again with a longer timeout; the second look decides', async () => {
+    const l = await loadPolicyText('p.yaml', POLICY, { now: NOW });
+    const x = prober([['dropped', 'dropped'], ['accepted']]);
+    const cs = await compareProbes(x, 'ns', l.ir!, probes, ACCOUNTS, { timeoutMs: 400 });
+    expect(cs.map((c) => [c.kernel, c.expected, c.agree])).toEqual([['accept', 'accept', true], ['drop', 'drop', true]]);
+    const inputs = x.calls.map((c) => JSON.parse(c.opts.input as string) as { timeoutMs: number; probes: unknown[] });
+    expect(inputs.map((i) => [i.timeoutMs, i.probes.length])).toEqual([[400, 2], [3200, 1]]);
+  });
+
+  test('a drop confirmed by the second look stays a disagreement', async () => {
+    const l = await loadPolicyText('p.yaml', POLICY, { now: NOW });
+    const x = prober([['dropped', 'dropped'], ['dropped']]);
+    const cs = await compareProbes(x, 'ns', l.ir!, probes, ACCOUNTS, { timeoutMs: 400 });
+    expect(cs.map((c) => c.agree)).toEqual([false, true]);
+  });
+
+  test('nothing is probed twice when the kernel agrees', async () => {
+    const l = await loadPolicyText('p.yaml', POLICY, { now: NOW });
+    const x = prober([['accepted', 'dropped']]);
+    const cs = await compareProbes(x, 'ns', l.ir!, probes, ACCOUNTS);
+    expect(cs.every((c) => c.agree)).toBe(true);
+    expect(x.calls).toHaveLength(1);
+  });
+});
