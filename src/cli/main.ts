@@ -167,7 +167,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .command('refresh')
     .description('re-resolve hostnames and update the live sets in place')
     .argument('<policy>')
-    .option('--watch', 'keep refreshing, each round when the first DNS TTL runs out (30 s to 1 h)')
+    .option('--watch', 'keep refreshing, each name when its own DNS TTL runs out')
+    .option('--min-interval <seconds>', 'with --watch: never look a name up more often than this (default 30)')
+    .option('--max-interval <seconds>', 'with --watch: look every name up at least this often (default 3600)')
     .addOption(jsonOpt())
     .addOption(silenceOpt())
     .action(async (file, o) => {

@@ -208,6 +208,33 @@ kernelDescribe('life cycle (kernel)', () => {
     expect(await set()).toMatch(/elements = \{ 192\.0\.2\.81 \}/);
   }, 60_000);
 
+  test('refresh --watch keeps looking names up and swaps a changed address in without being asked', async () => {
+    const lc = await env();
+    await ok(lc, ['apply', lc.p1]);
+    const set = async () => (await lc.sh(['nft', 'list', 'set', 'inet', 'egress', 'allow_mirror_v4_hosts'])).stdout;
+    expect((await lc.egress(['refresh', '--min-interval', '1', lc.p1])).stderr).toMatch(/go with --watch/);
+    expect((await lc.egress(['refresh', '--watch', '--min-interval', '9', '--max-interval', '2', lc.p1])).code).toBe(2);
+    // mirror.test is an /etc/hosts pin with no DNS TTL: looked up every --max-interval.
+    const w = lc.start(['refresh', '--watch', '--min-interval', '1', '--max-interval', '1', lc.p1]);
+    let stderr = '';
+    w.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
+    try {
+      const until = async (pred: () => Promise<boolean>, what: string) => {
+        for (let i = 0; i < 100 && !(await pred()); i++) await sleep(200);
+        expect(await pred(), `${what}\nwatch said:\n${stderr}`).toBe(true);
+      };
+      await until(async () => /looked up mirror\.test; next mirror\.test in 1 s/.test(stderr), 'first round');
+      lc.hosts('192.0.2.82 mirror.test\n');
+      await until(async () => /elements = \{ 192\.0\.2\.82 \}/.test(await set()), 'the new address went live');
+      lc.hosts(''); // the name stops resolving: the last good address stays
+      await until(async () => /keeping its last known addresses/.test(stderr), 'a failed lookup');
+      expect(await set()).toMatch(/elements = \{ 192\.0\.2\.82 \}/);
+      expect(w.exitCode).toBe(null);
+    } finally {
+      if (w.pid) process.kill(-w.pid, 'SIGKILL');
+    }
+  }, 60_000);
+
   test('iptables refresh reloads the chains with the new address', async () => {
     const lc = await env();
     await ok(lc, ['apply', '--backend', 'iptables', lc.p1]);

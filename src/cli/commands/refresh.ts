@@ -5,35 +5,28 @@
  * the chains are reloaded, atomically per family, and their counters restart.
  * A name that fails to resolve keeps its last known good addresses.
  *
- * `--watch` repeats it. Node's `dns.lookup` (the system resolver, which
- * honours /etc/hosts) gives no TTL, so addresses still come from it, while
- * the schedule comes from the DNS TTLs (`Resolver.resolve4/6` with
- * `{ ttl: true }`): the next round is due when the first name's TTL runs
- * out, bounded to [MIN_INTERVAL_S, MAX_INTERVAL_S]; a name DNS does not know
- * (an /etc/hosts pin) is checked every MAX_INTERVAL_S.
+ * `--watch` repeats it, each name on the schedule of its own DNS TTL
+ * (src/resolve/schedule.ts): a round looks up only the names that are due
+ * and answers the others from what it last saw. Node's `dns.lookup` (the
+ * system resolver, which honours /etc/hosts) gives no TTL, so addresses
+ * still come from it, while each name's TTL comes from DNS
+ * (`Resolver.resolve4/6` with `{ ttl: true }`), bounded to
+ * [--min-interval, --max-interval]; a name DNS does not know (an /etc/hosts
+ * pin) is looked up every --max-interval, a failed one after --min-interval.
  */
 import { Resolver as DnsResolver } from 'node:dns/promises';
 import { refresh } from '../../kernel/lifecycle.js';
 import { readState, StateError } from '../../kernel/state.js';
-import type { Io } from '../io.js';
+import { systemResolver } from '../../resolve/resolver.js';
+import { DEFAULT_BOUNDS, TtlSchedule, type ScheduleBounds } from '../../resolve/schedule.js';
+import { UsageError, type Io } from '../io.js';
 import { writeJson, type PolicyFlags } from '../shared.js';
 import { lifecycleCtx, lifecycleFailure, loadDesired, needRoot, type KernelSeams } from './apply.js';
 
-export const MIN_INTERVAL_S = 30;
-export const MAX_INTERVAL_S = 3600;
-
 export interface RefreshFlags extends PolicyFlags {
   watch?: boolean;
-}
-
-/** Seconds until the next round: the smallest TTL of `names`, bounded. */
-export async function nextInterval(names: string[], ttlOf: (name: string) => Promise<number | undefined> = dnsTtl): Promise<number> {
-  let best = MAX_INTERVAL_S;
-  for (const n of names) {
-    const t = await ttlOf(n);
-    if (t !== undefined) best = Math.min(best, t);
-  }
-  return Math.max(MIN_INTERVAL_S, Math.min(MAX_INTERVAL_S, best));
+  minInterval?: string;
+  maxInterval?: string;
 }
 
 async function dnsTtl(name: string): Promise<number | undefined> {
@@ -49,10 +42,25 @@ async function dnsTtl(name: string): Promise<number | undefined> {
   return ttls.length ? Math.min(...ttls) : undefined;
 }
 
+function bounds(flags: RefreshFlags): ScheduleBounds {
+  const secs = (v: string | undefined, flag: string, dflt: number) => {
+    if (v === undefined) return dflt;
+    if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 86_400) throw new UsageError(`${flag} takes whole seconds from 1 to 86400, not "${v}"`);
+    return Number(v);
+  };
+  const b = { min: secs(flags.minInterval, '--min-interval', DEFAULT_BOUNDS.min), max: secs(flags.maxInterval, '--max-interval', DEFAULT_BOUNDS.max) };
+  if (flags.minInterval !== undefined && flags.maxInterval === undefined) b.max = Math.max(b.max, b.min);
+  if (flags.maxInterval !== undefined && flags.minInterval === undefined) b.min = Math.min(b.min, b.max);
+  if (b.min > b.max) throw new UsageError(`--min-interval (${b.min} s) is above --max-interval (${b.max} s)`);
+  return b;
+}
+
 export async function refreshCommand(io: Io, file: string, flags: RefreshFlags, seams: KernelSeams = {}): Promise<number> {
+  const b = bounds(flags);
+  if (!flags.watch && (flags.minInterval !== undefined || flags.maxInterval !== undefined)) throw new UsageError('--min-interval and --max-interval go with --watch');
   needRoot('refresh', seams);
   const ctx = lifecycleCtx(io, seams);
-  const once = async (): Promise<{ code: number; hosts: string[] }> => {
+  const once = async (io: Io): Promise<{ code: number; hosts: string[] }> => {
     let live;
     try {
       live = readState(ctx.stateDir, 'live');
@@ -80,11 +88,17 @@ export async function refreshCommand(io: Io, file: string, flags: RefreshFlags, 
       return { code: lifecycleFailure(io, e, loaded, !!flags.json, { file }), hosts };
     }
   };
-  if (!flags.watch) return (await once()).code;
+  if (!flags.watch) return (await once(io)).code;
+  const schedule = new TtlSchedule(b);
+  const base = io.resolver ?? systemResolver();
   for (;;) {
-    const r = await once();
-    const wait = await nextInterval(r.hosts);
-    if (!flags.json) io.stderr(`refresh: next in ${wait} s\n`);
-    await new Promise((res) => setTimeout(res, wait * 1000));
+    const rr = schedule.roundResolver(base, Date.now(), dnsTtl);
+    const r = await once({ ...io, resolver: rr });
+    const now = Date.now();
+    const next = schedule.nextDue(r.hosts, now);
+    const wait = Math.max(1000, next - now);
+    const dueNext = r.hosts.filter((n) => !schedule.isDue(n, now) && schedule.nextDue([n], now) <= next);
+    if (!flags.json) io.stderr(`refresh: looked up ${rr.looked.length ? rr.looked.join(', ') : 'nothing'}; next ${dueNext.length ? dueNext.join(', ') : 'round'} in ${Math.round(wait / 1000)} s\n`);
+    await new Promise((res) => setTimeout(res, wait));
   }
 }
