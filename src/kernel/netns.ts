@@ -9,7 +9,7 @@
  * or runs inside a namespace.
  */
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeFailure, type Execer } from './exec.js';
 
@@ -98,6 +98,7 @@ export async function createNetns(x: Execer, name: string): Promise<() => Promis
   await must(x, ['ip', 'netns', 'add', name]);
   const del = async () => {
     await x.run('ip', ['netns', 'del', name]);
+    removeNetnsEtc(name);
   };
   const id = cleanup.add(del);
   try {
@@ -111,6 +112,28 @@ export async function createNetns(x: Execer, name: string): Promise<() => Promis
     cleanup.remove(id);
     await del();
   };
+}
+
+/** Where `ip netns exec NS` finds files it bind-mounts over /etc (hosts, nsswitch.conf, …). */
+export const NETNS_ETC = '/etc/netns';
+
+/**
+ * Give our namespace `ns` its own /etc files (`ip netns exec` mounts
+ * /etc/netns/NS/FILE over /etc/FILE for what runs inside). Only for our own
+ * namespaces; removed with the namespace.
+ */
+export function writeNetnsEtc(ns: string, files: Record<string, string>, etc = NETNS_ETC): void {
+  if (ownerPid(ns) === undefined) throw new Error(`refusing to write ${etc}/${ns}: not a namespace of ours`);
+  const dir = join(etc, ns);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  for (const [name, text] of Object.entries(files)) {
+    if (!/^[a-z][a-z0-9._-]*$/.test(name)) throw new Error(`bad /etc file name "${name}"`);
+    writeFileSync(join(dir, name), text, { mode: 0o644 });
+  }
+}
+
+function removeNetnsEtc(ns: string, etc = NETNS_ETC): void {
+  if (ownerPid(ns) !== undefined) rmSync(join(etc, ns), { recursive: true, force: true });
 }
 
 /** Run several `ip` commands in one process (`ip -n NS -batch -`); fails with the first error. */
@@ -150,7 +173,21 @@ export async function sweepStale(x: Execer): Promise<string[]> {
     const pid = ownerPid(n);
     return pid !== undefined && pid !== process.pid && !alive(pid);
   });
-  for (const n of stale) await x.run('ip', ['netns', 'del', n]);
+  for (const n of stale) {
+    await x.run('ip', ['netns', 'del', n]);
+    removeNetnsEtc(n);
+  }
+  // /etc/netns directories of ours whose namespace (and owner) is gone.
+  let dirs: string[] = [];
+  try {
+    dirs = readdirSync(NETNS_ETC);
+  } catch {
+    /* no /etc/netns */
+  }
+  for (const d of dirs) {
+    const pid = ownerPid(d);
+    if (pid !== undefined && pid !== process.pid && !alive(pid)) removeNetnsEtc(d);
+  }
   return stale;
 }
 

@@ -20,7 +20,7 @@ import { probeAndCompare, type Comparison } from './compare.js';
 import { planProbes, type NotProbed, type PlannedProbe } from './plan.js';
 import { DEFAULT_PROBE_TIMEOUT_MS } from './probe.js';
 import { indexedEvaluator } from '../sim/index.js';
-import { documentationIntervals, World } from './world.js';
+import { documentationIntervals, World, type NamePin } from './world.js';
 
 /** A user or group the policy names, and the id the lab probes it as. */
 export interface LabIdentity {
@@ -31,11 +31,8 @@ export interface LabIdentity {
   spare: boolean;
 }
 
-export interface HostPin {
-  name: string;
-  ipv4: string[];
-  ipv6: string[];
-}
+/** A policy hostname and the documentation addresses it is pinned to for the rehearsal. */
+export type HostPin = NamePin;
 
 export interface LabTargetResult {
   target: KernelTarget;
@@ -63,6 +60,8 @@ export interface LabOptions extends Pick<LoadOptions, 'now' | 'baseDir'> {
   timeoutMs?: number;
   /** Accounts of this machine (default: /etc/passwd and /etc/group). */
   accounts?: Accounts;
+  /** The hostname pins from loadForLab: written to each host namespace's hosts file, and resolved there before a probe to a pinned address. */
+  hosts?: HostPin[];
 }
 
 /** First uid/gid tried for names missing on this machine; used ones are skipped. */
@@ -175,6 +174,11 @@ export async function runLab(loaded: Loaded, accounts: Accounts, identities: Lab
   const say = opts.progress ?? (() => {});
   const named = identities.map((i) => (i.kind === 'user' ? { uid: i.id, gid: accounts.primaryGroup.get(i.id) ?? i.id } : { uid: 0, gid: i.id }));
   const plan = planProbes(ir, accounts, named);
+  const pinned = new Map((opts.hosts ?? []).flatMap((h) => [...h.ipv4, ...h.ipv6].map((a) => [a, h.name] as const)));
+  for (const p of plan.probes) {
+    const host = pinned.get(p.probe.dst);
+    if (host !== undefined) p.probe = { ...p.probe, host };
+  }
   const report: Omit<LabReport, 'hosts' | 'identities'> = { planned: plan.probes, notProbed: plan.notProbed, targets: [], accounts };
   const tcp = plan.probes.filter((p) => p.probe.proto === 'tcp').map((p) => p.probe.port!);
   const udp = plan.probes.filter((p) => p.probe.proto === 'udp').map((p) => p.probe.port!);
@@ -189,7 +193,7 @@ export async function runLab(loaded: Loaded, accounts: Accounts, identities: Lab
         if (!backend) return { target, error: `backend "${target}" is not available in this build`, comparisons: [] };
         const art = backend.emit(ir);
         if (hasErrors(art.diagnostics) || !art.value) return { target, error: `backend "${target}" cannot express this policy`, diagnostics: art.diagnostics, comparisons: [] };
-        const host = await world.addHost();
+        const host = await world.addHost(opts.hosts ?? []);
         try {
           say(`${target}: loading the ruleset into ${host.ns}`);
           try {

@@ -5,7 +5,9 @@
  *
  * Source text run with `node --input-type=module -e`, like the world
  * listener. Input on stdin: `{"timeoutMs": N, "probes": [{"id", "proto":
- * "tcp"|"udp"|"icmp", "dst", "port"?}]}`.
+ * "tcp"|"udp"|"icmp", "dst", "port"?, "host"?}]}`. With `host`, the name is
+ * looked up first (getaddrinfo, so the namespace's own hosts file) and the
+ * probe is an error unless `dst` is among its addresses.
  *
  * How the kernel's answer shows up in userspace (measured, see docs/lab.md):
  *  - tcp: connect() succeeds → accepted; ECONNREFUSED (the firewall's RST) or
@@ -24,6 +26,7 @@ export const PROBE_SOURCE = String.raw`
 import net from 'node:net';
 import dgram from 'node:dgram';
 import { spawn } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
 
 const REJECT_ERRNO = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'EACCES', 'ENETUNREACH', 'EHOSTDOWN', 'ECONNRESET']);
 
@@ -94,6 +97,14 @@ async function worker() {
   while (next < req.probes.length) {
     const i = next++;
     const p = req.probes[i];
+    if (p.host) {
+      const family = p.dst.includes(':') ? 6 : 4;
+      const got = await lookup(p.host, { all: true, family }).then((as) => as.map((a) => a.address), (e) => e.code || e.message);
+      if (!Array.isArray(got) || !got.includes(p.dst)) {
+        results[i] = { id: p.id, outcome: 'error', detail: p.host + ' resolves to ' + (Array.isArray(got) ? got.join(', ') || 'nothing' : got) + ' in the namespace, not ' + p.dst };
+        continue;
+      }
+    }
     results[i] = await (p.proto === 'tcp' ? tcp(p, req.timeoutMs) : p.proto === 'udp' ? udp(p, req.timeoutMs) : icmp(p, req.timeoutMs));
   }
 }

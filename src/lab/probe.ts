@@ -18,6 +18,12 @@ export type ProbeProto = 'tcp' | 'udp' | 'icmp';
 export interface Probe {
   proto: ProbeProto;
   dst: string;
+  /**
+   * The policy hostname `dst` is pinned for. The prober first resolves it in
+   * the namespace (its own hosts file) and refuses to go on unless `dst` is
+   * among the answers: the rehearsal goes through the same name service.
+   */
+  host?: string;
   /** tcp/udp only. */
   port?: number;
   uid: number;
@@ -74,7 +80,7 @@ export async function runProbes(x: Execer, ns: string, probes: readonly Probe[],
       const input = JSON.stringify({
         timeoutMs,
         concurrency: opts.concurrency ?? 128,
-        probes: idx.map((i) => ({ id: i, proto: probes[i]!.proto, dst: probes[i]!.dst, port: probes[i]!.port })),
+        probes: idx.map((i) => ({ id: i, proto: probes[i]!.proto, dst: probes[i]!.dst, port: probes[i]!.port, host: probes[i]!.host })),
       });
       const asRoot = first.uid === 0 && first.gid === 0;
       const argv = [process.execPath, '--input-type=module', '-e', PROBE_SOURCE];

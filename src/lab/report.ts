@@ -18,7 +18,7 @@ export function flowText(p: Probe, accounts: Accounts): string {
   const group = nameOf(accounts.groups, p.gid);
   const primary = p.uid === 0 ? p.gid === 0 : accounts.primaryGroup.get(p.uid) === p.gid;
   const who = user ?? `uid ${p.uid}`;
-  return `${what} to ${p.dst} as ${who}${primary ? '' : ` (group ${group ?? p.gid})`}`;
+  return `${what} to ${p.host ? `${p.host} (${p.dst})` : p.dst} as ${who}${primary ? '' : ` (group ${group ?? p.gid})`}`;
 }
 
 function explainText(c: Comparison): string {
@@ -90,7 +90,7 @@ export function renderLabText(file: string, r: LabReport, sources: SourceMap): s
     for (const n of r.notProbed) out.push(`  rule "${n.rule}": ${n.what}: ${n.why}`);
   }
   if (r.hosts.length) {
-    out.push('', 'hostnames pinned to documentation addresses for the rehearsal:');
+    out.push('', 'hostnames pinned to documentation addresses for the rehearsal (in each host namespace\'s /etc/hosts; probes resolve them there first):');
     for (const h of r.hosts) out.push(`  ${h.name} -> ${[...h.ipv4, ...h.ipv6].join(', ')}`);
   }
   const spare = r.identities.filter((i) => i.spare);

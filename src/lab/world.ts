@@ -20,7 +20,7 @@
 import type { Family } from '../policy/address.js';
 import { parseDest } from '../policy/address.js';
 import { describeFailure, type Execer, type Started } from '../kernel/exec.js';
-import { createNetns, ifName, ipBatch, NetnsError, netnsName, sweepStale, sysctl, uniqueTag, cleanup } from '../kernel/netns.js';
+import { createNetns, ifName, ipBatch, NetnsError, netnsName, sweepStale, sysctl, uniqueTag, cleanup, writeNetnsEtc } from '../kernel/netns.js';
 import { WORLD_LISTENER_SOURCE } from './world-listener.js';
 
 /** The documentation prefixes (RFC 5737, RFC 3849): the only destinations the lab ever probes. */
@@ -120,8 +120,13 @@ export class World {
     for (const p of udp) this.listening.udp.add(p);
   }
 
-  /** A fresh host namespace linked to this world (fresh: no ruleset, no conntrack entries). */
-  async addHost(): Promise<Host> {
+  /**
+   * A fresh host namespace linked to this world (fresh: no ruleset, no
+   * conntrack entries). `names` are pinned in the namespace's own hosts file
+   * (/etc/netns/NS/hosts, which `ip netns exec` puts over /etc/hosts), and
+   * its name service is files only: nothing in it ever asks a real DNS.
+   */
+  async addHost(names: readonly NamePin[] = []): Promise<Host> {
     if (this.closed) throw new Error('world is closed');
     if (this.hosts.size >= MAX_HOSTS) throw new Error(`at most ${MAX_HOSTS} hosts per world`);
     // Round robin rather than lowest free: an index just given back is the last to be reused.
@@ -140,6 +145,7 @@ export class World {
     let removeNs: (() => Promise<void>) | undefined;
     try {
       removeNs = await createNetns(this.x, ns);
+      writeNetnsEtc(ns, hostsFiles(names));
       await sysctl(this.x, ns, {
         'net.ipv6.conf.all.accept_dad': 0,
         'net.ipv6.conf.default.accept_dad': 0,
@@ -193,6 +199,27 @@ export class World {
     await this.listener.stop();
     await this.removeNs();
   }
+}
+
+/** A hostname and the addresses it is pinned to in a host namespace. */
+export interface NamePin {
+  name: string;
+  ipv4: string[];
+  ipv6: string[];
+}
+
+/** The /etc files of a host namespace: its pins, and a name service that reads only them. */
+export function hostsFiles(names: readonly NamePin[]): Record<string, string> {
+  const lines = ['# egress lab: names pinned for the rehearsal', '127.0.0.1 localhost', '::1 localhost ip6-localhost'];
+  for (const n of names) {
+    if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9.])?$/.test(n.name)) throw new Error(`cannot pin ${JSON.stringify(n.name)}: not a hostname`);
+    for (const a of [...n.ipv4, ...n.ipv6]) lines.push(`${a} ${n.name}`);
+  }
+  return {
+    hosts: lines.join('\n') + '\n',
+    'nsswitch.conf': 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n',
+    'resolv.conf': '# egress lab: no DNS inside the rehearsal\n',
+  };
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

@@ -5,7 +5,8 @@
  * right uid.
  */
 import { expect, test } from 'vitest';
-import { listNetns } from '../../src/kernel/netns.js';
+import { existsSync } from 'node:fs';
+import { listNetns, NETNS_ETC } from '../../src/kernel/netns.js';
 import { applyInNetns } from '../../src/lab/apply.js';
 import { runProbes, rejectForm, type Probe, type ProbeResult } from '../../src/lab/probe.js';
 import { kernelDescribe, useKernel } from './harness.js';
@@ -126,6 +127,30 @@ COMMIT
     } finally {
       await host.close();
     }
+  });
+
+  test('pinned names resolve through the host namespace\'s own hosts file, and a probe checks its pin first', async () => {
+    await env.world.listen({ tcp: [443] });
+    const host = await env.world.addHost([{ name: 'mirror.test', ipv4: ['192.0.2.5'], ipv6: ['2001:db8::5'] }]);
+    try {
+      expect(existsSync(`${NETNS_ETC}/${host.ns}/hosts`)).toBe(true);
+      const rs = await runProbes(env.x, host.ns, [
+        { proto: 'tcp', dst: '192.0.2.5', port: 443, host: 'mirror.test', ...U },
+        { proto: 'tcp', dst: '2001:db8::5', port: 443, host: 'mirror.test', ...U },
+        { proto: 'tcp', dst: '192.0.2.6', port: 443, host: 'mirror.test', ...U },
+        { proto: 'tcp', dst: '192.0.2.7', port: 443, host: 'deb.debian.org', ...U },
+      ]);
+      expect(outcomes(rs)).toEqual([
+        `tcp 192.0.2.5:443 uid ${U.uid}: accepted connected`,
+        `tcp 2001:db8::5:443 uid ${U.uid}: accepted connected`,
+        `tcp 192.0.2.6:443 uid ${U.uid}: error mirror.test resolves to 192.0.2.5 in the namespace, not 192.0.2.6`,
+        // Not pinned, and the namespace's name service is files only: no DNS query leaves.
+        `tcp 192.0.2.7:443 uid ${U.uid}: error deb.debian.org resolves to ENOTFOUND in the namespace, not 192.0.2.7`,
+      ]);
+    } finally {
+      await host.close();
+    }
+    expect(existsSync(`${NETNS_ETC}/${host.ns}`)).toBe(false);
   });
 
   test('a closed host leaves no namespace behind', async () => {

@@ -53,7 +53,7 @@ kernelDescribe('egress lab', () => {
     const code = await main(['lab', '--backend', 'all', '--json'], i);
     const r = JSON.parse(i.out) as {
       ok: boolean;
-      probes: { rule: string; why: string; kernel: Record<string, { agree: boolean; verdict: string }> }[];
+      probes: { rule: string; why: string; flow: { dst: string; host?: string }; kernel: Record<string, { agree: boolean; verdict: string }> }[];
       notProbed: { rule: string; what: string; why: string }[];
       hosts: { name: string }[];
       summary: Record<string, { disagreements: number; through: number; blocked: number }>;
@@ -64,6 +64,9 @@ kernelDescribe('egress lab', () => {
       { rule: 'metadata', what: 'fd00:ec2::254', why: 'outside documentation ranges' },
     ]);
     expect(r.hosts.map((h) => h.name)).toEqual(['deb.debian.org', 'security.debian.org']);
+    // The mirrors were probed by name: resolved in the host namespace's own hosts file, both families.
+    const byName = r.probes.filter((p) => p.rule === 'mirrors' && p.why === 'allow');
+    expect(new Set(byName.map((p) => `${p.flow.host} ${p.flow.dst.includes(':') ? 6 : 4}`))).toEqual(new Set(['deb.debian.org 4', 'deb.debian.org 6', 'security.debian.org 4', 'security.debian.org 6']));
     for (const t of ['nft', 'iptables']) {
       expect(r.summary[t]!.disagreements).toBe(0);
       expect(r.summary[t]!.through).toBeGreaterThan(0);

@@ -54,7 +54,7 @@ export async function labCommand(io: Io, file: string | undefined, flags: LabFla
   }
 
   const progress = (line: string) => io.stderr(`lab: ${line}\n`);
-  const r = await runLab(loaded, accounts, identities, { execer, targets, progress, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
+  const r = await runLab(loaded, accounts, identities, { execer, targets, progress, hosts, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
   const report = { ...r, hosts, identities };
   if (flags.json) writeJson(io, { ...labJson(name, report, loaded.sources), diagnostics: toJson(loaded.sources, loaded.diagnostics) });
   else io.stdout(renderLabText(name, report, loaded.sources));
