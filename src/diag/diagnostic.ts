@@ -53,6 +53,7 @@ export const WARNING_CODES = [
   'unknown-user',
   'empty-rule',
   'ssh-lockout',
+  'family-uncovered',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

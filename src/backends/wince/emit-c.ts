@@ -45,7 +45,7 @@ export const winceCBackend: Backend = {
     w.line('');
     w.line('    return ERROR_SUCCESS;');
     w.line('}');
-    return { value: w.artifact(), diagnostics: [] };
+    return { value: w.artifact(), diagnostics: plan.diagnostics };
   },
 };
 

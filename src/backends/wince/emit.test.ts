@@ -40,6 +40,15 @@ describe('the documentation example (seed 003)', () => {
     // Without an IPv6 address for the host, its IPv6 side is not covered, and the file says so.
     expect(value!.text).toMatch(/^; ipv6: NOT COVERED/m);
   });
+
+  test('a host given only one family gets a warning naming the other, and exit status stays 0', async () => {
+    const one = await compile(readFileSync(join(ROOT, 'examples/wince-mail-host.yaml'), 'utf8'), '192.168.0.101');
+    expect(one.diagnostics.map((d) => [d.severity, d.code, d.message, d.hint])).toEqual([
+      ['warning', 'family-uncovered', 'backend "wince": --host gives no ipv6 address, so the host\'s ipv6 traffic is not filtered by these rules', 'if the host has ipv6, pass both addresses: --host 192.168.0.101,<ipv6 address>'],
+    ]);
+    const both = await compile(readFileSync(join(ROOT, 'examples/wince-mail-host.yaml'), 'utf8'), '192.168.0.101,2001:db8::65');
+    expect(both.diagnostics).toEqual([]);
+  });
 });
 
 describe('encodings', () => {

@@ -51,7 +51,7 @@ export const winceBackend: Backend = {
       w.line(`[${ROOT}\\${r.key}]`, r.origin);
       for (const [v, c] of values) w.line(`    ${v}`.padEnd(COMMENT_COL - 1) + ` ; ${c}`, r.origin);
     }
-    return { value: w.artifact(), diagnostics: [] };
+    return { value: w.artifact(), diagnostics: plan.diagnostics };
   },
 };
 

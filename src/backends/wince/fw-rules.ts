@@ -13,7 +13,7 @@
  * whole host, which every emitted allow is strictly more specific than. An
  * allow minus a deny that has no finite FW_RULE form is refused, naming both.
  */
-import { error, type Diagnostic, type Result } from '../../diag/diagnostic.js';
+import { error, hasErrors, warning, type Diagnostic, type Result } from '../../diag/diagnostic.js';
 import { FAMILIES, formatAddress, parseAddress, type Family, type Interval } from '../../policy/address.js';
 import { PROTO_NUMBER } from '../../policy/protocols.js';
 import type { Ir, IrMatch, IrRule } from '../../ir/types.js';
@@ -128,7 +128,15 @@ export function emitFwRules(ir: Ir, opts: EmitOptions | undefined, target: Targe
     const rules = ir.rules.filter((r) => r.family === family && !refused.has(r.origin.name));
     const host = hosts[family];
     if (!host) {
-      if (ir.default !== 'accept' || rules.some((r) => r.origin.action === 'deny')) plan.uncovered.push(family);
+      if (ir.default !== 'accept' || rules.some((r) => r.origin.action === 'deny')) {
+        plan.uncovered.push(family);
+        const other = Object.values(hosts)[0];
+        diagnostics.push(
+          warning('family-uncovered', `backend "${target}": --host gives no ${family} address, so the host's ${family} traffic is not filtered by these rules`, undefined, {
+            hint: `if the host has ${family}, pass both addresses: --host ${other ? formatAddress(other.family, other.value) : 'ADDR'},<${family} address>`,
+          }),
+        );
+      }
       continue;
     }
     const denies = splitDenies(rules.filter((r) => r.origin.action === 'deny'), target, diagnostics);
@@ -145,14 +153,14 @@ export function emitFwRules(ir: Ir, opts: EmitOptions | undefined, target: Targe
     if (!everything || denies.length)
       tail.push({ key: `egress.log-${family}`, kind: 'log', description: `egress: log what is blocked for ${fmt(host)}`, privateHost: host });
   }
-  if (diagnostics.length) return { diagnostics };
+  if (hasErrors(diagnostics)) return { diagnostics: diagnostics.filter((d) => d.severity === 'error') };
   // A rule's entries together (ipv4 before ipv6), in the IR's rule order.
   const order = new Map(ir.rules.map((r, i) => [r.origin.name, i] as const).reverse());
   const byRule = (a: FwRule, b: FwRule) => order.get(a.origin!.name)! - order.get(b.origin!.name)!;
   plan.rules = nameKeys([...allows.sort(byRule), ...blocks.sort(byRule), ...tail]);
   if (plan.rules.length > MAX_FW_RULES)
     return { diagnostics: [error('unsupported-selector', `the policy needs ${plan.rules.length} FW_RULE entries; backend "${target}" stops at ${MAX_FW_RULES}`, undefined, { hint: 'the splits come from allows minus denies and denies minus excepts; fewer overlaps mean fewer entries' })] };
-  return { value: plan, diagnostics: [] };
+  return { value: plan, diagnostics };
 }
 
 /** Each deny minus its excepts, as regions one FW_RULE can hold. */
