@@ -12,6 +12,8 @@ export interface Io {
   cwd: string;
   /** Standard input as text, when a command reads "-". */
   stdin?: () => Promise<string>;
+  /** Standard input as it streams (log readers: a pipe may never end). Default: `stdin` as one chunk. */
+  stdinChunks?: () => AsyncIterable<Buffer | string>;
   /** Whether stdout is a terminal (progress and colour only then). */
   isTty?: boolean;
 }
@@ -31,6 +33,7 @@ export function processIo(): Io {
     env: process.env,
     cwd: process.cwd(),
     isTty: !!process.stdout.isTTY,
+    stdinChunks: () => process.stdin,
     stdin: async () => {
       const chunks: Buffer[] = [];
       for await (const c of process.stdin) chunks.push(c as Buffer);

@@ -24,7 +24,8 @@ import { KernelLineParser, type ParseOptions } from './parse-kernel.js';
 
 export type LogSource =
   | { kind: 'file'; path: string; name: string }
-  | { kind: 'stdin'; text: () => Promise<string> }
+  /** Chunks as they come (a pipe may never end: `tail -F kern.log | egress stats --follow -`). Strings are UTF-8 text, Buffers raw bytes. */
+  | { kind: 'stdin'; chunks: () => AsyncIterable<Buffer | string> }
   | { kind: 'journal' }
   | { kind: 'kmsg'; path?: string };
 
@@ -231,26 +232,9 @@ export class LogReader {
     switch (s.kind) {
       case 'file':
         return this.readFile(s.path, s.name);
-      case 'stdin': {
-        const p = this.parser();
-        const split = new LineSplitter(
-          (t, a, b, c, n) => this.emit(p.parseRange(t, a, b, c, 'stdin', n)),
-          (n) => tooLong(p.counts, 'stdin', n),
-        );
-        let text = await s.text();
-        // eslint-disable-next-line no-control-regex
-        if (/[^\x00-\x7f]/.test(text)) text = Buffer.from(text, 'utf8').toString('latin1');
-        if (looksLikePfirewall(text.slice(0, 64))) {
-          const pf = new PfirewallLines(p.counts, this.opts.since);
-          const lines = text.split('\n');
-          if (lines[lines.length - 1] === '') lines.pop();
-          lines.forEach((l, i) => this.emit(pf.line(l.replace(/\r$/, ''), 'stdin', i + 1)));
-          return undefined;
-        }
-        split.push(text);
-        split.end();
+      case 'stdin':
+        await this.readStdin(s.chunks());
         return undefined;
-      }
       case 'journal':
         return this.readJournal();
       case 'kmsg':
@@ -258,6 +242,52 @@ export class LogReader {
       default:
         return assertNever(s);
     }
+  }
+
+  /**
+   * Standard input as it streams: lines are counted as they arrive (with
+   * --follow, the periodic report sees them), until the input ends or the
+   * signal aborts. The first 64 bytes decide kernel log or pfirewall.log.
+   */
+  private async readStdin(chunks: AsyncIterable<Buffer | string>): Promise<void> {
+    const p = this.parser();
+    const kernel: OnLine = (t, a, b, c, n) => this.emit(p.parseRange(t, a, b, c, 'stdin', n));
+    let onLine: OnLine | undefined;
+    let head = '';
+    const split = new LineSplitter((t, a, b, c, n) => onLine!(t, a, b, c, n), (n) => tooLong(p.counts, 'stdin', n));
+    const decide = () => {
+      if (onLine) return;
+      if (looksLikePfirewall(head)) {
+        const pf = new PfirewallLines(p.counts, this.opts.since);
+        onLine = (t, a, b, _c, n) => this.emit(pf.line(t.slice(a, b), 'stdin', n));
+      } else onLine = kernel;
+      split.push(head);
+    };
+    const it = chunks[Symbol.asyncIterator]();
+    const signal = this.opts.signal;
+    const aborted = new Promise<'aborted'>((resolve) => {
+      if (signal?.aborted) resolve('aborted');
+      signal?.addEventListener('abort', () => resolve('aborted'), { once: true });
+    });
+    try {
+      for (;;) {
+        const r = await Promise.race([it.next(), aborted]);
+        if (r === 'aborted' || r.done) break;
+        // Latin-1 keeps every byte as one char, as for files; text handed in as a string is UTF-8.
+        const text = typeof r.value === 'string' ? Buffer.from(r.value, 'utf8').toString('latin1') : r.value.toString('latin1');
+        if (onLine) split.push(text);
+        else {
+          head += text;
+          if (head.length >= 64) decide();
+        }
+      }
+    } finally {
+      // Not awaited: a source blocked in its next chunk finishes its return only after that chunk.
+      // For process.stdin it destroys the stream at once, so nothing keeps the process alive.
+      void it.return?.()?.catch(() => undefined);
+    }
+    decide();
+    split.end();
   }
 
   private emit(e: LogEvent | undefined): void {

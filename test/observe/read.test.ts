@@ -101,8 +101,27 @@ describe('files', () => {
 });
 
 describe('stdin, kmsg and the journal', () => {
+  test('stdin in chunks that split lines and the 64-byte head anywhere, kernel log and pfirewall.log', async () => {
+    const kern = `${syslog(`EGRESS D:smtp ${TCP4}`)}\n${syslog(`EGRESS D:smtp ${TCP4.replace('SPT=57408', 'SPT=57409')}`)}\ncaf\u00e9 garbage\n`;
+    const pf = [
+      '#Version: 1.5',
+      '#Fields: date time action protocol src-ip dst-ip src-port dst-port size tcpflags tcpsyn tcpack tcpwin icmptype icmpcode info path',
+      '2026-11-23 09:14:42 DROP TCP 192.0.2.1 198.51.100.7 50000 25 0 - 0 0 0 - - - SEND',
+      '2026-11-23 09:14:43 ALLOW UDP 192.0.2.1 192.0.2.53 50001 53 0 - - - - - - - SEND',
+    ].join('\r\n') + '\r\n';
+    for (const text of [kern, pf]) {
+      const whole = await read([{ kind: 'stdin', chunks: async function* () { yield text; } }]);
+      for (const size of [1, 7, 63, 64, 65, 200]) {
+        const bytes = Buffer.from(text, 'utf8');
+        const got = await read([{ kind: 'stdin', chunks: async function* () { for (let k = 0; k < bytes.length; k += size) yield bytes.subarray(k, k + size); } }]);
+        expect(got, `chunks of ${size}`).toEqual(whole);
+      }
+      expect(whole.events.length).toBeGreaterThan(0);
+    }
+  });
+
   test('stdin', async () => {
-    const r = await read([{ kind: 'stdin', text: async () => `${syslog(`EGRESS D:smtp ${TCP4}`)}\n` }]);
+    const r = await read([{ kind: 'stdin', chunks: async function* () { yield `${syslog(`EGRESS D:smtp ${TCP4}`)}\n`; } }]);
     expect(r.events).toHaveLength(1);
   });
 

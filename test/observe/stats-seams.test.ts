@@ -55,6 +55,28 @@ describe('stats seams', () => {
     expect(reports.at(-1)).toMatchObject({ connections: 2, mode: 'enforce' });
   });
 
+  test('--follow on a pipe that never ends (tail -F kern.log | egress stats --follow -): reports as lines arrive', async () => {
+    const lines = [iso(`EGRESS D:smtp ${TCP4}`, '2026-05-31T10:00:00Z'), iso(`EGRESS P:- ${UDP4}`, '2026-05-31T10:00:05Z')];
+    let feed: ((s: string) => void) | undefined;
+    async function* pipe(): AsyncIterable<string> {
+      // The first line split across two chunks, then one more line later; never ends by itself.
+      yield lines[0]!.slice(0, 20);
+      yield lines[0]!.slice(20) + '\n';
+      for (;;) yield await new Promise<string>((r) => (feed = r));
+    }
+    const ac = new AbortController();
+    const i = Object.assign(io(tmpdir()), { stdinChunks: pipe });
+    const done = statsCommand(i, ['-'], { follow: true, json: true, interval: '1' }, { signal: ac.signal, status: async () => ({ ...STATUS, applied: false }) });
+    await new Promise((r) => setTimeout(r, 1200));
+    const first = i.out.trim().split('\n').map((l) => JSON.parse(l));
+    expect(first.at(-1)).toMatchObject({ connections: 1 }); // a periodic report before the input ended
+    feed!(lines[1]! + '\n');
+    await new Promise((r) => setTimeout(r, 50));
+    ac.abort();
+    expect(await done).toBe(0);
+    expect(i.out.trim().split('\n').map((l) => JSON.parse(l)).at(-1)).toMatchObject({ connections: 2 });
+  });
+
   test('the live kernel counters of what denied, next to the logged numbers', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'egress-counters-'));
     writeFileSync(join(dir, 'kern.log'), iso(`EGRESS D:smtp ${TCP4}`) + '\n');

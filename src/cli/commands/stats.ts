@@ -72,7 +72,7 @@ export function sourcesOf(io: Io, logs: readonly string[], flags: SourceFlags, s
     if (l === '-') {
       if (stdin) throw new UsageError('"-" (standard input) given twice');
       stdin = true;
-      out.push({ kind: 'stdin', text: io.stdin ?? (async () => '') });
+      out.push({ kind: 'stdin', chunks: io.stdinChunks ?? (async function* () { yield await (io.stdin?.() ?? ''); }) });
     } else out.push({ kind: 'file', path: resolvePath(io.cwd, l), name: l });
   }
   if (flags.journal) out.push({ kind: 'journal' });
@@ -82,7 +82,6 @@ export function sourcesOf(io: Io, logs: readonly string[], flags: SourceFlags, s
     if (!found) throw new UsageError(`no log given, and none of ${(seams.defaultLogs ?? DEFAULT_LOGS).join(', ')} exists: give LOG files ("-" for standard input), --journal or --kmsg`);
     out.push({ kind: 'file', path: found, name: found });
   }
-  if (flags.follow && stdin) throw new UsageError('--follow cannot follow standard input; pipe into a file, or use --journal/--kmsg');
   return out;
 }
 
