@@ -67,9 +67,11 @@ describe('stats seams', () => {
     const ac = new AbortController();
     const i = Object.assign(io(tmpdir()), { stdinChunks: pipe });
     const done = statsCommand(i, ['-'], { follow: true, json: true, interval: '1' }, { signal: ac.signal, status: async () => ({ ...STATUS, applied: false }) });
-    await new Promise((r) => setTimeout(r, 1200));
+    // Wait (up to 20 s on a loaded machine) for the first periodic report, printed while the pipe is still open.
+    for (let k = 0; k < 200 && !i.out; k++) await new Promise((r) => setTimeout(r, 100));
     const first = i.out.trim().split('\n').map((l) => JSON.parse(l));
     expect(first.at(-1)).toMatchObject({ connections: 1 }); // a periodic report before the input ended
+    for (let k = 0; k < 100 && !feed; k++) await new Promise((r) => setTimeout(r, 10));
     feed!(lines[1]! + '\n');
     await new Promise((r) => setTimeout(r, 50));
     ac.abort();
