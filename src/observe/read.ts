@@ -180,6 +180,13 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', done, { once: true });
   });
 
+/** Settles with 'abort' when `signal` aborts (never, without one): to race against a blocking read. */
+const whenAborted = (signal?: AbortSignal) =>
+  new Promise<'abort'>((resolve) => {
+    if (signal?.aborted) resolve('abort');
+    signal?.addEventListener('abort', () => resolve('abort'), { once: true });
+  });
+
 function looksLikePfirewall(head: string): boolean {
   const s = head.replace(/^\xef\xbb\xbf|^\uFEFF/, '');
   return /^#(Version|Software|Fields|Time Format):/.test(s);
@@ -227,6 +234,13 @@ export class LogReader {
     return p;
   }
 
+  /** Where a source's lines go, by its first bytes: the pfirewall.log reader (its header) or the kernel line parser. */
+  private lineHandler(p: KernelLineParser, head: string, name: string): OnLine {
+    if (!looksLikePfirewall(head)) return (t, a, b, c, n) => this.emit(p.parseRange(t, a, b, c, name, n));
+    const pf = new PfirewallLines(p.counts, this.opts.since);
+    return (t, a, b, _c, n) => this.emit(pf.line(t.slice(a, b), name, n));
+  }
+
   /** Reads a source to its current end; returns the follow loop for it, if it can be followed. */
   private async readSource(s: LogSource): Promise<(() => Promise<void>) | undefined> {
     switch (s.kind) {
@@ -251,31 +265,24 @@ export class LogReader {
    */
   private async readStdin(chunks: AsyncIterable<Buffer | string>): Promise<void> {
     const p = this.parser();
-    const kernel: OnLine = (t, a, b, c, n) => this.emit(p.parseRange(t, a, b, c, 'stdin', n));
-    let onLine: OnLine | undefined;
+    // Made once the head is known, so each line goes straight to its parser.
+    let split: LineSplitter | undefined;
     let head = '';
-    const split = new LineSplitter((t, a, b, c, n) => onLine!(t, a, b, c, n), (n) => tooLong(p.counts, 'stdin', n));
-    const decide = () => {
-      if (onLine) return;
-      if (looksLikePfirewall(head)) {
-        const pf = new PfirewallLines(p.counts, this.opts.since);
-        onLine = (t, a, b, _c, n) => this.emit(pf.line(t.slice(a, b), 'stdin', n));
-      } else onLine = kernel;
+    const decide = (): LineSplitter => {
+      if (split) return split;
+      split = new LineSplitter(this.lineHandler(p, head, 'stdin'), (n) => tooLong(p.counts, 'stdin', n));
       split.push(head);
+      return split;
     };
     const it = chunks[Symbol.asyncIterator]();
-    const signal = this.opts.signal;
-    const aborted = new Promise<'aborted'>((resolve) => {
-      if (signal?.aborted) resolve('aborted');
-      signal?.addEventListener('abort', () => resolve('aborted'), { once: true });
-    });
+    const aborted = whenAborted(this.opts.signal);
     try {
       for (;;) {
         const r = await Promise.race([it.next(), aborted]);
-        if (r === 'aborted' || r.done) break;
+        if (r === 'abort' || r.done) break;
         // Latin-1 keeps every byte as one char, as for files; text handed in as a string is UTF-8.
         const text = typeof r.value === 'string' ? Buffer.from(r.value, 'utf8').toString('latin1') : r.value.toString('latin1');
-        if (onLine) split.push(text);
+        if (split) split.push(text);
         else {
           head += text;
           if (head.length >= 64) decide();
@@ -286,8 +293,7 @@ export class LogReader {
       // For process.stdin it destroys the stream at once, so nothing keeps the process alive.
       void it.return?.()?.catch(() => undefined);
     }
-    decide();
-    split.end();
+    decide().end();
   }
 
   private emit(e: LogEvent | undefined): void {
@@ -309,9 +315,7 @@ export class LogReader {
       await this.readGzip(path, name, p);
       return undefined; // a compressed file is a rotated one: nothing to follow
     }
-    let pf: PfirewallLines | undefined;
-    if (looksLikePfirewall(head.toString('latin1', 0, bytesRead))) pf = new PfirewallLines(p.counts, this.opts.since);
-    const onLine: OnLine = pf ? (t, a, b, _c, n) => this.emit(pf.line(t.slice(a, b), name, n)) : (t, a, b, c, n) => this.emit(p.parseRange(t, a, b, c, name, n));
+    const onLine = this.lineHandler(p, head.toString('latin1', 0, bytesRead), name);
     let split = new LineSplitter(onLine, (n) => tooLong(p.counts, name, n));
     const buf = Buffer.allocUnsafe(CHUNK);
     let pos = 0;
@@ -372,17 +376,12 @@ export class LogReader {
   }
 
   private async readGzip(path: string, name: string, p: KernelLineParser): Promise<void> {
-    let pf: PfirewallLines | undefined;
-    let first = true;
-    const split = new LineSplitter(
-      (t, a, b, c, n) => this.emit(pf ? pf.line(t.slice(a, b), name, n) : p.parseRange(t, a, b, c, name, n)),
-      (n) => tooLong(p.counts, name, n),
-    );
+    // Made from the first decompressed chunk (it decides the format), so each line goes straight to its parser.
+    let split: LineSplitter | undefined;
     try {
       for await (const chunk of createReadStream(path, { highWaterMark: CHUNK }).pipe(createGunzip({ chunkSize: CHUNK }))) {
         const text = (chunk as Buffer).toString('latin1');
-        if (first && looksLikePfirewall(text.slice(0, 64))) pf = new PfirewallLines(p.counts, this.opts.since);
-        first = false;
+        split ??= new LineSplitter(this.lineHandler(p, text.slice(0, 64), name), (n) => tooLong(p.counts, name, n));
         split.push(text);
       }
     } catch (e) {
@@ -390,10 +389,10 @@ export class LogReader {
       // A gzip file cut short (still being written, disk full) keeps what was readable.
       if (code === 'Z_BUF_ERROR' || code === 'Z_DATA_ERROR') {
         p.counts.malformed++;
-        if (p.counts.problems.length < MAX_PROBLEMS) p.counts.problems.push({ where: name, line: split.lineNo + 1, reason: `gzip data ends early or is corrupt (${(e as Error).message})` });
+        if (p.counts.problems.length < MAX_PROBLEMS) p.counts.problems.push({ where: name, line: (split?.lineNo ?? 0) + 1, reason: `gzip data ends early or is corrupt (${(e as Error).message})` });
       } else throw new ReadError(`cannot read ${name}: ${describeErr(e)}`);
     }
-    split.end();
+    split?.end();
   }
 
   private async readJournal(): Promise<(() => Promise<void>) | undefined> {
@@ -413,11 +412,7 @@ export class LogReader {
     }
     return async () => {
       const child = x.start('journalctl', [...args, '--follow', '--no-tail']);
-      const signal = this.opts.signal;
-      const aborted = new Promise<'abort'>((resolve) => {
-        if (signal?.aborted) resolve('abort');
-        signal?.addEventListener('abort', () => resolve('abort'), { once: true });
-      });
+      const aborted = whenAborted(this.opts.signal);
       try {
         for (;;) {
           const next = await Promise.race([child.nextLine(), aborted]).catch((e: Error) => e);
