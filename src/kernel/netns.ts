@@ -122,9 +122,9 @@ export const NETNS_ETC = '/etc/netns';
  * /etc/netns/NS/FILE over /etc/FILE for what runs inside). Only for our own
  * namespaces; removed with the namespace.
  */
-export function writeNetnsEtc(ns: string, files: Record<string, string>, etc = NETNS_ETC): void {
-  if (ownerPid(ns) === undefined) throw new Error(`refusing to write ${etc}/${ns}: not a namespace of ours`);
-  const dir = join(etc, ns);
+export function writeNetnsEtc(ns: string, files: Record<string, string>): void {
+  if (ownerPid(ns) === undefined) throw new Error(`refusing to write ${NETNS_ETC}/${ns}: not a namespace of ours`);
+  const dir = join(NETNS_ETC, ns);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   for (const [name, text] of Object.entries(files)) {
     if (!/^[a-z][a-z0-9._-]*$/.test(name)) throw new Error(`bad /etc file name "${name}"`);
@@ -132,8 +132,8 @@ export function writeNetnsEtc(ns: string, files: Record<string, string>, etc = N
   }
 }
 
-function removeNetnsEtc(ns: string, etc = NETNS_ETC): void {
-  if (ownerPid(ns) !== undefined) rmSync(join(etc, ns), { recursive: true, force: true });
+function removeNetnsEtc(ns: string): void {
+  if (ownerPid(ns) !== undefined) rmSync(join(NETNS_ETC, ns), { recursive: true, force: true });
 }
 
 /** Run several `ip` commands in one process (`ip -n NS -batch -`); fails with the first error. */

@@ -47,6 +47,16 @@ describe('TtlSchedule', () => {
     expect(sched.nextDue(['m'], 330 * S)).toBe(630 * S);
   });
 
+  test('a name that never resolved waits min between tries, and answers "not resolved" meanwhile', async () => {
+    let calls = 0;
+    const base = { ...staticResolver({}), lookupHost: async () => { calls++; throw new Error('NXDOMAIN'); } };
+    const sched = new TtlSchedule({ min: 30, max: 3600 });
+    await expect(sched.roundResolver(base, 0, async () => undefined).lookupHost('gone')).rejects.toThrow('NXDOMAIN');
+    expect(sched.nextDue(['gone'], 1 * S)).toBe(30 * S);
+    await expect(sched.roundResolver(base, 10 * S, async () => undefined).lookupHost('gone')).rejects.toThrow('not resolved; next try in 20 s');
+    expect(calls).toBe(1);
+  });
+
   test('a name never looked up is due at once; bounds must make sense', () => {
     const sched = new TtlSchedule({ min: 30, max: 3600 });
     expect(sched.isDue('new', 5)).toBe(true);

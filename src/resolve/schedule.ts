@@ -35,7 +35,7 @@ export class TtlSchedule {
   /** Whether `name` must be looked up at `now` (a name never looked up is due at once). */
   isDue(name: string, now: number): boolean {
     const at = this.dueAt.get(name);
-    return at === undefined || at <= now || !this.cache.has(name);
+    return at === undefined || at <= now;
   }
 
   /** Record a lookup of `name` at `now`: its addresses (undefined: it failed) and its TTL if DNS told one. */
@@ -47,15 +47,16 @@ export class TtlSchedule {
   /** When the next of `names` is due (ms); `now` when one never looked up is among them. */
   nextDue(names: readonly string[], now: number): number {
     let next = Infinity;
-    for (const n of names) next = Math.min(next, this.isDue(n, now) ? now : this.dueAt.get(n)!);
+    for (const n of names) next = Math.min(next, this.dueAt.get(n) ?? now);
     return next === Infinity ? now + this.bounds.max * 1000 : next;
   }
 
   /**
    * A resolver for one round at `now`: names that are due are looked up
    * through `base` (and their TTL through `ttlOf`); the others answer from
-   * the cache without a query. A failed lookup still throws, so the loader
-   * keeps the last known good addresses and says so.
+   * the cache without a query. A failed lookup throws, and so does a name
+   * not due that has never resolved, so the loader keeps the last known good
+   * addresses (from the state directory) and says so.
    */
   roundResolver(base: Resolver, now: number, ttlOf: (name: string) => Promise<number | undefined>): Resolver & { looked: string[] } {
     const looked: string[] = [];
@@ -63,7 +64,11 @@ export class TtlSchedule {
       ...base,
       looked,
       lookupHost: async (name) => {
-        if (!this.isDue(name, now)) return structuredClone(this.cache.get(name)!);
+        if (!this.isDue(name, now)) {
+          const cached = this.cache.get(name);
+          if (!cached) throw new Error(`not resolved; next try in ${Math.ceil((this.dueAt.get(name)! - now) / 1000)} s`);
+          return structuredClone(cached);
+        }
         looked.push(name);
         let addrs: HostAddresses;
         try {

@@ -61,6 +61,7 @@ export async function refreshCommand(io: Io, file: string, flags: RefreshFlags, 
   needRoot('refresh', seams);
   const ctx = lifecycleCtx(io, seams);
   const once = async (io: Io): Promise<{ code: number; hosts: string[] }> => {
+    // `io` here may carry a round's resolver (--watch).
     let live;
     try {
       live = readState(ctx.stateDir, 'live');
@@ -97,7 +98,7 @@ export async function refreshCommand(io: Io, file: string, flags: RefreshFlags, 
     const now = Date.now();
     const next = schedule.nextDue(r.hosts, now);
     const wait = Math.max(1000, next - now);
-    const dueNext = r.hosts.filter((n) => !schedule.isDue(n, now) && schedule.nextDue([n], now) <= next);
+    const dueNext = r.hosts.filter((n) => schedule.nextDue([n], now) === next);
     if (!flags.json) io.stderr(`refresh: looked up ${rr.looked.length ? rr.looked.join(', ') : 'nothing'}; next ${dueNext.length ? dueNext.join(', ') : 'round'} in ${Math.round(wait / 1000)} s\n`);
     await new Promise((res) => setTimeout(res, wait));
   }
