@@ -1,17 +1,23 @@
 /**
  * The public library API and the whole pipeline in one place:
- * read → parse → check → resolve → lower (→ lint) → emit / explain.
+ * open → parse → check → resolve → lower → lint → emit (compilePolicy) / explain.
+ * Every command that compiles (compile, apply, plan, refresh, lab) and the
+ * benchmarks go through these functions.
  */
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { error, hasErrors, warning, type Diagnostic } from './diag/diagnostic.js';
-import { checkLockout, parseSshConnection } from './plan/lockout.js';
+import { BACKENDS, type CompileTarget } from './backends/registry.js';
+import type { Artifact, EmitOptions } from './backends/types.js';
+import { error, hasErrors, type Diagnostic, type Result } from './diag/diagnostic.js';
+import { errnoText } from './diag/errno.js';
 import { SourceFile, SourceMap } from './diag/source.js';
 import { lowerPolicy } from './ir/lower.js';
+import { printIr } from './ir/print.js';
 import type { Ir } from './ir/types.js';
+import { lintPolicy } from './lint/lint.js';
+import { lintLockout } from './lint/lockout.js';
 import type { PolicyAst } from './policy/ast.js';
 import { checkPolicy } from './policy/check.js';
-import { lintPolicy } from './policy/lint.js';
 import { parsePolicy } from './policy/parse.js';
 import type { Policy } from './policy/types.js';
 import { resolvePolicy } from './resolve/resolve.js';
@@ -66,32 +72,56 @@ export async function loadPolicyText(name: string, text: string, opts: LoadOptio
   out.resolved = resolved.value;
   out.ir = lowerPolicy(resolved.value);
   diagnostics.push(...lintPolicy(checked.value, out.ir));
-  const session = opts.env ? parseSshConnection(opts.env) : undefined;
-  const risk = session ? checkLockout(out.ir, session, checked.value) : undefined;
-  if (risk) diagnostics.push(warning('ssh-lockout', risk.message, risk.span, { hint: risk.hint }));
+  if (opts.env) diagnostics.push(...lintLockout(out.ir, opts.env, checked.value).diagnostics);
   return out;
 }
 
-/**
- * Read and load a policy file; an unreadable file is an `io-error` diagnostic.
- * `shownAs` is the name diagnostics print (the path as the user typed it).
- */
-export async function loadPolicyFile(path: string, opts: LoadOptions = {}, shownAs = path): Promise<Loaded> {
-  let buf: Buffer;
+/** A policy file as read from disk: its text, and the bytes its hash is taken over. */
+export interface OpenedPolicy {
+  /** The name diagnostics print (the path as the user typed it). */
+  shownAs: string;
+  path: string;
+  text: string;
+  bytes: Buffer;
+  /** Where its relative `{ file: }` sets are read from. */
+  baseDir: string;
+}
+
+/** Read a policy file. An unreadable file is one `io-error` diagnostic, worded by `errnoText`. */
+export async function openPolicy(path: string, shownAs = path): Promise<Result<OpenedPolicy>> {
   try {
-    buf = await readFile(path);
+    const bytes = await readFile(path);
+    return { value: { shownAs, path, text: bytes.toString('utf8'), bytes, baseDir: dirname(path) }, diagnostics: [] };
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : String((e as Error).message);
-    return { sources: new SourceMap(), diagnostics: [error('io-error', `cannot read ${shownAs}: ${why}`, { file: shownAs, start: 0, end: 0 })] };
+    return { diagnostics: [error('io-error', `cannot read ${shownAs}: ${errnoText(e)}`, { file: shownAs, start: 0, end: 0 })] };
   }
-  return loadPolicyText(shownAs, buf.toString('utf8'), { baseDir: dirname(path), ...opts });
+}
+
+/** Read and load a policy file; an unreadable file is an `io-error` diagnostic. */
+export async function loadPolicyFile(path: string, opts: LoadOptions = {}, shownAs = path): Promise<Loaded> {
+  const opened = await openPolicy(path, shownAs);
+  if (!opened.value) return { sources: new SourceMap(), diagnostics: opened.diagnostics };
+  return loadPolicyText(shownAs, opened.value.text, { baseDir: opened.value.baseDir, ...opts });
+}
+
+/**
+ * Emit a loaded policy for one target (`ir` prints the model). The result
+ * holds only the backend's diagnostics (e.g. `unsupported-selector`), and a
+ * value only when there are no errors; a policy that did not load is the
+ * caller's to report.
+ */
+export function compilePolicy(ir: Ir, target: CompileTarget, opts: EmitOptions = {}): Result<Artifact> {
+  if (target === 'ir') return { value: { text: printIr(ir), lineMap: new Map() }, diagnostics: [] };
+  const res = BACKENDS[target].emit(ir, opts);
+  return hasErrors(res.diagnostics) || !res.value ? { diagnostics: res.diagnostics } : res;
 }
 
 export { hasErrors } from './diag/diagnostic.js';
 export type { Diagnostic, Result, DiagCode } from './diag/diagnostic.js';
 export { renderText, toJson } from './diag/render.js';
 export { printIr } from './ir/print.js';
+export { TARGETS, type CompileTarget } from './backends/registry.js';
+export type { Artifact } from './backends/types.js';
 export type { Ir } from './ir/types.js';
 export { explainReference } from './sim/reference.js';
 export { indexedEvaluator } from './sim/index.js';

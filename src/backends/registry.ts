@@ -6,7 +6,7 @@ import { windowsBackend } from './windows/emit.js';
 import { winceBackend } from './wince/emit.js';
 import { winceCBackend } from './wince/emit-c.js';
 
-export const BACKENDS: Partial<Record<Target, Backend>> = {
+export const BACKENDS: Record<Target, Backend> = {
   nft: nftBackend,
   iptables: iptablesBackend,
   windows: windowsBackend,

@@ -12,6 +12,10 @@ import type { RuleRef } from '../policy/types.js';
 
 export type Target = 'nft' | 'iptables' | 'windows' | 'wince' | 'wince-c';
 
+/** The targets egress can load into a Linux kernel: `apply --backend`, the life cycle, lab and the kernel suite. */
+export const LINUX_TARGETS = ['nft', 'iptables'] as const;
+export type LinuxTarget = (typeof LINUX_TARGETS)[number];
+
 export interface Artifact {
   /** The ruleset text, ready for the target's loader. */
   text: string;

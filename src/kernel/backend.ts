@@ -4,8 +4,9 @@
  * have the kernel list a ruleset in its canonical form.
  */
 import type { Artifact } from '../backends/types.js';
-import { emptyLive } from '../plan/live-nft.js';
-import type { LinuxBackend, LiveRuleset } from '../plan/types.js';
+import { emptyLive } from '../plan/types.js';
+import type { LiveRuleset } from '../plan/types.js';
+import type { LinuxTarget } from '../backends/types.js';
 import type { Family } from '../policy/address.js';
 import { canonicalIptables, checkIptables, loadIptables, readIptables, removeIptables } from './iptables.js';
 import { canonicalNft, checkNft, loadNft, readNft, removeNft, type LoadFailure } from './nft.js';
@@ -19,35 +20,44 @@ export interface Live {
 }
 
 /** Whether this backend's tools are installed; a missing one reads as "nothing live". */
-export function backendInstalled(b: LinuxBackend): boolean {
+export function backendInstalled(b: LinuxTarget): boolean {
   return b === 'nft' ? onPath('nft') : onPath('iptables-save') && onPath('ip6tables-save');
 }
 
-export async function readLive(w: Where, b: LinuxBackend): Promise<Live> {
+export async function readLive(w: Where, b: LinuxTarget): Promise<Live> {
   if (!backendInstalled(b)) return { live: emptyLive(b) };
   if (b === 'nft') return { live: await readNft(w) };
   const r = await readIptables(w);
   return { live: r.live, save: r.save };
 }
 
-export async function checkLoad(w: Where, b: LinuxBackend, art: Artifact, cur: Live): Promise<LoadFailure | undefined> {
+export async function checkLoad(w: Where, b: LinuxTarget, art: Artifact, cur: Live): Promise<LoadFailure | undefined> {
   return b === 'nft' ? checkNft(w, art) : checkIptables(w, art, cur.save ?? { ipv4: '', ipv6: '' });
 }
 
-export async function load(w: Where, b: LinuxBackend, art: Artifact, cur: Live): Promise<LoadFailure | undefined> {
+export async function load(w: Where, b: LinuxTarget, art: Artifact, cur: Live): Promise<LoadFailure | undefined> {
   return b === 'nft' ? loadNft(w, art) : loadIptables(w, art, cur.save ?? { ipv4: '', ipv6: '' });
 }
 
-export async function removeOwned(w: Where, b: LinuxBackend, cur: Live): Promise<void> {
+export async function removeOwned(w: Where, b: LinuxTarget, cur: Live): Promise<void> {
   if (!cur.live.present) return;
   if (b === 'nft') await removeNft(w);
   else await removeIptables(w, cur.save ?? { ipv4: '', ipv6: '' });
 }
 
-export async function canonical(w: Where, b: LinuxBackend, art: Artifact): Promise<LiveRuleset> {
+export async function canonical(w: Where, b: LinuxTarget, art: Artifact): Promise<LiveRuleset> {
   return b === 'nft' ? canonicalNft(w, art) : canonicalIptables(w, art);
 }
 
-export function otherBackend(b: LinuxBackend): LinuxBackend {
+export function otherBackend(b: LinuxTarget): LinuxTarget {
   return b === 'nft' ? 'iptables' : 'nft';
+}
+
+/**
+ * Load an artifact into `w` over whatever egress owns there now, exactly as
+ * `apply` loads it (lab and the kernel suite use this, so what they prove is
+ * the loader that ships). Undefined on success.
+ */
+export async function loadFresh(w: Where, b: LinuxTarget, art: Artifact): Promise<LoadFailure | undefined> {
+  return load(w, b, art, await readLive(w, b));
 }

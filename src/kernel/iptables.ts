@@ -10,10 +10,10 @@
  * covered by the intent record (see lifecycle.ts: an apply killed there is
  * undone by the next egress command or at boot).
  */
-import { iptablesRemove, iptablesReapply, readIptablesLive as readOwned } from '../backends/iptables/reapply.js';
+import { iptablesRemove, iptablesReapply } from '../backends/iptables/reapply.js';
 import { iptablesSectionStart, splitIptables } from '../backends/iptables/emit.js';
 import type { Artifact } from '../backends/types.js';
-import { readIptablesSaves } from '../plan/live-iptables.js';
+import { readIptablesLive as readOwned, readIptablesSaves } from '../backends/iptables/parse-live.js';
 import type { LiveRuleset } from '../plan/types.js';
 import type { Family } from '../policy/address.js';
 import type { LoadFailure } from './nft.js';

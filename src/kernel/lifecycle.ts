@@ -23,7 +23,8 @@ import { nftNames } from '../backends/nft/emit.js';
 import type { Artifact } from '../backends/types.js';
 import type { Ir } from '../ir/types.js';
 import { diff, liveFingerprint } from '../plan/diff.js';
-import type { LinuxBackend, Plan } from '../plan/types.js';
+import type { Plan } from '../plan/types.js';
+import type { LinuxTarget } from '../backends/types.js';
 import { backendInstalled, canonical, checkLoad, load, otherBackend, readLive, removeOwned, type Live } from './backend.js';
 import { armWatchdog, chooseWatchdog, disarmWatchdog, watchdogAlive, type SelfCommand } from './confirm.js';
 import type { HistoryAction, HistoryOutcome } from './history.js';
@@ -57,7 +58,7 @@ export interface Ctx {
 
 /** A checked, compiled policy ready to load. */
 export interface Desired {
-  backend: LinuxBackend;
+  backend: LinuxTarget;
   ir: Ir;
   artifact: Artifact;
   policyFile: string;
@@ -75,7 +76,7 @@ export class LifecycleError extends Error {
 }
 
 /** The counters `status` reads, per policy rule and family. */
-export function counterRefs(backend: LinuxBackend, ir: Ir): CounterRef[] {
+export function counterRefs(backend: LinuxTarget, ir: Ir): CounterRef[] {
   const chains = backend === 'iptables' ? iptablesChainNames(ir) : undefined;
   return ir.rules.map((r) => ({
     name: chains ? `${r.family}:${chains.get(r.origin.name) ?? 'EGRESS'}` : nftNames.counter(r),
@@ -145,7 +146,7 @@ function finish(ctx: Ctx, rec: Applying & Extra): void {
 interface Extra {
   action: HistoryAction;
   /** Backend whose listing tells which side of the change is live. */
-  checkBackend: LinuxBackend;
+  checkBackend: LinuxTarget;
   priorFingerprint: string;
   /** previous.json after the change: a snapshot, null = remove it, absent = keep it. */
   previousAfter?: Snapshot | null;
@@ -391,7 +392,7 @@ async function rollbackLocked(ctx: Ctx, action: 'rollback' | 'auto-rollback', me
 }
 
 /** Take out everything egress owns, in both backends. */
-export async function remove(ctx: Ctx): Promise<{ removed: LinuxBackend[] }> {
+export async function remove(ctx: Ctx): Promise<{ removed: LinuxTarget[] }> {
   ensureStateDir(ctx.stateDir);
   return withLock(ctx, async () => {
     await settle(ctx);
@@ -401,7 +402,7 @@ export async function remove(ctx: Ctx): Promise<{ removed: LinuxBackend[] }> {
     } catch (e) {
       ctx.note(`egress: ${(e as Error).message}; removing what is live anyway`);
     }
-    const lives = new Map<LinuxBackend, Live>();
+    const lives = new Map<LinuxTarget, Live>();
     for (const b of ['nft', 'iptables'] as const) if (backendInstalled(b)) lives.set(b, await readLive(ctx.w, b));
     const present = [...lives].filter(([, l]) => l.live.present).map(([b]) => b);
     const checkBackend = liveState?.backend ?? present[0] ?? 'nft';

@@ -6,8 +6,9 @@
  */
 import { emitNftRefresh, NFT_TABLE } from '../backends/nft/emit.js';
 import type { Artifact } from '../backends/types.js';
+import { error, type Diagnostic } from '../diag/diagnostic.js';
 import type { Ir } from '../ir/types.js';
-import { readNftLive } from '../plan/live-nft.js';
+import { readNftLive } from '../backends/nft/parse-live.js';
 import type { LiveRuleset } from '../plan/types.js';
 import type { RuleRef } from '../policy/types.js';
 import { KernelError, mustRun, runIn, withScratchNetns, type Where } from './where.js';
@@ -24,11 +25,20 @@ export async function readNft(w: Where): Promise<LiveRuleset> {
   return readNftLive(j.stdout, t.code === 0 ? t.stdout : undefined);
 }
 
-/** A loader failure pointing back at the policy where nft's line number maps to a rule. */
+/** A loader failure pointing back at the policy where the loader's line number maps to a rule (nft and iptables alike). */
 export interface LoadFailure {
   message: string;
   output: string;
   rules: { rule: RuleRef; line: string }[];
+}
+
+/** A kernel refusal as diagnostics: the policy rule the failing line came from, with the loader's own text as a note. */
+export function kernelDiagnostics(f: LoadFailure): Diagnostic[] {
+  const note = { message: `${f.output.split('\n').slice(0, 6).join('\n  ')}` };
+  if (!f.rules.length) return [error('kernel-rejected', f.message, undefined, { notes: [note] })];
+  return f.rules.map(({ rule, line }) =>
+    error('kernel-rejected', `rule "${rule.name}" was rejected by the kernel: ${f.message}`, rule.span, { notes: [note], ...(line ? { hint: `generated line: ${line}` } : {}) }),
+  );
 }
 
 /** `nft -c -f -`: would the kernel take this script now? */

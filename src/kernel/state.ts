@@ -12,7 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LinuxBackend } from '../plan/types.js';
+import type { LinuxTarget } from '../backends/types.js';
 import type { HostEntry } from '../resolve/types.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/egress';
@@ -42,7 +42,7 @@ export interface CounterRef {
 /** A ruleset egress loaded (or the fact that nothing of egress was live). */
 export interface Snapshot {
   kind: 'ruleset' | 'none';
-  backend: LinuxBackend;
+  backend: LinuxTarget;
   /** The artifact text as loaded ('' for none). */
   ruleset: string;
   rulesetHash: string;
@@ -200,7 +200,7 @@ function syncDir(dir: string): void {
 }
 
 /** A snapshot of "nothing of egress is live" (what rollback restores by removing). */
-export function noneSnapshot(backend: LinuxBackend, by: { user: string; uid: number }, at: string): Snapshot {
+export function noneSnapshot(backend: LinuxTarget, by: { user: string; uid: number }, at: string): Snapshot {
   return {
     kind: 'none',
     backend,

@@ -7,15 +7,16 @@
  * every outcome against explain. Never touches the root namespace's firewall.
  */
 import { readFile } from 'node:fs/promises';
-import { BACKENDS } from '../backends/registry.js';
 import type { Backend } from '../backends/types.js';
 import { hasErrors, type Diagnostic } from '../diag/diagnostic.js';
-import { loadPolicyText, type Loaded, type LoadOptions } from '../index.js';
+import { compilePolicy, loadPolicyText, type Loaded, type LoadOptions } from '../index.js';
 import type { Ir } from '../ir/types.js';
 import { formatAddress, intervalsContain, type Family } from '../policy/address.js';
 import { systemResolver, type Accounts, type HostAddresses, type Resolver } from '../resolve/resolver.js';
+import type { LinuxTarget } from '../backends/types.js';
+import { loadFresh } from '../kernel/backend.js';
 import type { Execer } from '../kernel/exec.js';
-import { applyInNetns, type KernelTarget } from './apply.js';
+import { kernelDiagnostics } from '../kernel/nft.js';
 import { probeAndCompare, type Comparison } from './compare.js';
 import { planProbes, type NotProbed, type PlannedProbe } from './plan.js';
 import { DEFAULT_PROBE_TIMEOUT_MS } from './probe.js';
@@ -35,7 +36,7 @@ export interface LabIdentity {
 export type HostPin = NamePin;
 
 export interface LabTargetResult {
-  target: KernelTarget;
+  target: LinuxTarget;
   /** Set when the backend refused the policy or the kernel refused the ruleset. */
   error?: string;
   diagnostics?: Diagnostic[];
@@ -53,9 +54,9 @@ export interface LabReport {
 
 export interface LabOptions extends Pick<LoadOptions, 'now' | 'baseDir'> {
   execer: Execer;
-  /** Where backends come from (default: the registry). */
-  backends?: Partial<Record<KernelTarget, Backend>>;
-  targets: KernelTarget[];
+  /** A backend to use instead of the registry's (tests: a broken emitter must be caught). */
+  backends?: Partial<Record<LinuxTarget, Backend>>;
+  targets: LinuxTarget[];
   progress?: (line: string) => void;
   timeoutMs?: number;
   /** Accounts of this machine (default: /etc/passwd and /etc/group). */
@@ -189,18 +190,14 @@ export async function runLab(loaded: Loaded, accounts: Accounts, identities: Lab
     const evaluate = indexedEvaluator(ir);
     report.targets = await Promise.all(
       opts.targets.map(async (target): Promise<LabTargetResult> => {
-        const backend = (opts.backends ?? BACKENDS)[target];
-        if (!backend) return { target, error: `backend "${target}" is not available in this build`, comparisons: [] };
-        const art = backend.emit(ir);
+        const override = opts.backends?.[target];
+        const art = override ? override.emit(ir) : compilePolicy(ir, target);
         if (hasErrors(art.diagnostics) || !art.value) return { target, error: `backend "${target}" cannot express this policy`, diagnostics: art.diagnostics, comparisons: [] };
         const host = await world.addHost(opts.hosts ?? []);
         try {
           say(`${target}: loading the ruleset into ${host.ns}`);
-          try {
-            await applyInNetns(opts.execer, host.ns, target, art.value.text);
-          } catch (e) {
-            return { target, error: (e as Error).message, comparisons: [] };
-          }
+          const failure = await loadFresh({ x: opts.execer, netns: host.ns }, target, art.value);
+          if (failure) return { target, error: failure.message, diagnostics: kernelDiagnostics(failure), comparisons: [] };
           const owners = new Set(plan.probes.map((p) => `${p.probe.uid}:${p.probe.gid}`));
           say(`${target}: probing ${plan.probes.length} flows as ${owners.size} uid/gid pair${owners.size === 1 ? '' : 's'}`);
           const comparisons = await probeAndCompare(

@@ -11,6 +11,7 @@
  * rename) is read to its end and the new file opened; a file that shrank
  * (rotated by copytruncate) is read again from the start.
  */
+import { errnoText } from '../diag/errno.js';
 import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
@@ -53,13 +54,6 @@ let chunkIds = 0;
 /** A "line" longer than this is not a log line (binary file, missing newlines): it is dropped and counted. */
 const MAX_LINE = 1 << 16;
 
-function describeErr(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'no such file';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'EISDIR') return 'is a directory';
-  return (e as Error).message;
-}
 
 /** A line as the range s[a, b) of a chunk (see KernelLineParser.parseRange); `chunk` names `s`. */
 type OnLine = (s: string, a: number, b: number, chunk: number, lineNo: number) => void;
@@ -305,7 +299,7 @@ export class LogReader {
     try {
       fh = await open(path, 'r');
     } catch (e) {
-      throw new ReadError(`cannot read ${name}: ${describeErr(e)}`);
+      throw new ReadError(`cannot read ${name}: ${errnoText(e)}`);
     }
     const p = this.parser();
     const head = Buffer.alloc(64);
@@ -325,7 +319,7 @@ export class LogReader {
         try {
           r = await h.read(buf, 0, CHUNK, pos);
         } catch (e) {
-          throw new ReadError(`cannot read ${name}: ${describeErr(e)}`);
+          throw new ReadError(`cannot read ${name}: ${errnoText(e)}`);
         }
         if (r.bytesRead === 0) return;
         pos += r.bytesRead;
@@ -390,7 +384,7 @@ export class LogReader {
       if (code === 'Z_BUF_ERROR' || code === 'Z_DATA_ERROR') {
         p.counts.malformed++;
         if (p.counts.problems.length < MAX_PROBLEMS) p.counts.problems.push({ where: name, line: (split?.lineNo ?? 0) + 1, reason: `gzip data ends early or is corrupt (${(e as Error).message})` });
-      } else throw new ReadError(`cannot read ${name}: ${describeErr(e)}`);
+      } else throw new ReadError(`cannot read ${name}: ${errnoText(e)}`);
     }
     split?.end();
   }
@@ -436,7 +430,7 @@ export class LogReader {
     try {
       fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (e) {
-      const why = describeErr(e);
+      const why = errnoText(e);
       throw new ReadError(`cannot read ${path}: ${why}${why === 'permission denied' ? ' (reading the kernel log needs root or CAP_SYSLOG)' : ''}`);
     }
     const p = this.parser();
@@ -463,7 +457,7 @@ export class LogReader {
             p.counts.lost++;
             continue;
           }
-          throw new ReadError(`cannot read ${path}: ${describeErr(e)}`);
+          throw new ReadError(`cannot read ${path}: ${errnoText(e)}`);
         }
         if (r.bytesRead === 0) return;
         split.push(buf.toString('latin1', 0, r.bytesRead));

@@ -7,7 +7,7 @@
  * like with like and never depends on how an emitter formats its text.
  */
 
-export type LinuxBackend = 'nft' | 'iptables';
+import type { LinuxTarget } from '../backends/types.js';
 
 /** One rule of an owned chain. `key` is its canonical form (no handles, no packet counts): equal keys = same rule. */
 export interface LiveRule {
@@ -40,7 +40,7 @@ export interface LiveCounter {
  * are prefixed with the family, `ipv4:EGRESS`) and the jumps from OUTPUT.
  */
 export interface LiveRuleset {
-  backend: LinuxBackend;
+  backend: LinuxTarget;
   /** Whether anything egress owns is live at all. */
   present: boolean;
   /** nft: from the table comment `egress: mode M, default D`, when present. */
@@ -81,7 +81,7 @@ export interface ObjectChange {
 
 /** What `apply` would change against what is live. Empty lists and no `table`/`mode`/`default` = nothing to do. */
 export interface Plan {
-  backend: LinuxBackend;
+  backend: LinuxTarget;
   /** Whether egress's table (nft) / chains (iptables) would be created or taken out as a whole. */
   table?: 'create' | 'remove';
   mode?: { from?: string; to?: string };
@@ -91,4 +91,9 @@ export interface Plan {
   objects: ObjectChange[];
   /** Chains whose rules stay the same but whose order changes (order is meaning in a chain). */
   reordered: string[];
+}
+
+/** The empty ruleset: nothing of egress is live. */
+export function emptyLive(backend: LinuxTarget): LiveRuleset {
+  return { backend, present: false, chains: new Map(), sets: new Map(), counters: new Map() };
 }

@@ -7,6 +7,7 @@
  * known good addresses (when the caller passes them) and one that never
  * resolved yields no addresses, so an allow for it admits nothing.
  */
+import { errnoText } from '../diag/errno.js';
 import { dirname, isAbsolute, join } from 'node:path';
 import { error, q, warning, type Diagnostic, type Result } from '../diag/diagnostic.js';
 import { SourceFile, type SourceMap } from '../diag/source.js';
@@ -40,7 +41,7 @@ export async function resolvePolicy(p: Policy, r: Resolver, opts: ResolveOptions
         try {
           text = await r.readFile(path);
         } catch (e) {
-          diagnostics.push(error('unreadable-file', `cannot read set file ${q(f.path)}: ${errText(e)}`, f.span));
+          diagnostics.push(error('unreadable-file', `cannot read set file ${q(f.path)}: ${errnoText(e)}`, f.span));
           return;
         }
         const src = opts.sources.add(new SourceFile(isAbsolute(f.path) ? f.path : relName(p.file, f.path), text, f.span));
@@ -171,11 +172,11 @@ async function resolveHosts(
         const span = firstUse(name);
         if (old && old.ipv4.length + old.ipv6.length > 0) {
           out.set(name, { ...old, status: 'stale' });
-          diagnostics.push(warning('unresolved-host', `cannot resolve ${q(name)} (${errText(e)}); keeping its last known addresses`, span));
+          diagnostics.push(warning('unresolved-host', `cannot resolve ${q(name)} (${errnoText(e)}); keeping its last known addresses`, span));
         } else {
           out.set(name, { name, ipv4: [], ipv6: [], status: 'unresolved' });
           diagnostics.push(
-            warning('unresolved-host', `cannot resolve ${q(name)} (${errText(e)}); it matches no address until it resolves`, span, {
+            warning('unresolved-host', `cannot resolve ${q(name)} (${errnoText(e)}); it matches no address until it resolves`, span, {
               hint: 'pin it in /etc/hosts, or check that DNS is reachable',
             }),
           );
@@ -217,12 +218,3 @@ function relName(policyFile: string, p: string): string {
   return d === '.' ? p : join(d, p);
 }
 
-function errText(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
-  const code = (e as { code?: string })?.code;
-  if (code === 'ENOENT') return 'no such file';
-  if (code === 'EACCES') return 'permission denied';
-  if (code === 'EISDIR') return 'is a directory';
-  if (code === 'ENOTFOUND') return 'name not found';
-  return m.replace(/^[A-Z]+: /, '');
-}

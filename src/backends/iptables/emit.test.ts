@@ -14,7 +14,8 @@ import { loadText } from '../../../test/helpers.js';
 import type { Ir } from '../../ir/types.js';
 import { inNetns, SKIP_KERNEL } from '../nft/netns.testkit.js';
 import { emitIptables, iptablesChainNames, iptablesSectionStart, OUTPUT_JUMP, splitIptables } from './emit.js';
-import { iptablesReapply, iptablesRemove, readIptablesLive } from './reapply.js';
+import { readIptablesLive } from './parse-live.js';
+import { iptablesReapply, iptablesRemove } from './reapply.js';
 
 const kernelTest = SKIP_KERNEL ? test.skip : test;
 

@@ -6,37 +6,13 @@
  * one line that cannot be made idempotent inside iptables-restore: `-A`/`-I`
  * add a copy on every load, and `-D OUTPUT -j EGRESS` aborts the whole load
  * when there is no jump yet (restore has no conditional). So apply reads the
- * live table first (`iptables-save -t filter`), and `iptablesReapply` keeps
+ * live table first (`iptables-save -t filter`, read by parse-live.ts), and `iptablesReapply` keeps
  * the jump line only when no jump is live, deletes surplus jumps, and deletes
  * chains of a previous policy that this one no longer has. Pure functions:
  * kernel/ runs the commands.
  */
 import { EGRESS_CHAIN, OUTPUT_JUMP } from './emit.js';
-
-/** What egress owns in one family's filter table right now. */
-export interface IptablesLive {
-  /** How many `-A OUTPUT -j EGRESS` rules are live (1 when healthy). */
-  jumps: number;
-  /** Live chains named `EGRESS` or `EGRESS-…`. */
-  chains: string[];
-}
-
-const OWNED = /^EGRESS(?:-.*)?$/;
-const JUMP = /^(?:\[\d+:\d+\] )?-A OUTPUT -j EGRESS$/;
-
-/** Read the owned state from `iptables-save -t filter` (or `ip6tables-save`) output. */
-export function readIptablesLive(save: string): IptablesLive {
-  const live: IptablesLive = { jumps: 0, chains: [] };
-  let inFilter = false;
-  for (const line of save.split('\n')) {
-    if (line.startsWith('*')) inFilter = line === '*filter';
-    if (!inFilter) continue;
-    const chain = /^:(\S+) /.exec(line);
-    if (chain && OWNED.test(chain[1]!)) live.chains.push(chain[1]!);
-    if (JUMP.test(line)) live.jumps++;
-  }
-  return live;
-}
+import type { IptablesLive } from './parse-live.js';
 
 function declared(section: string): Set<string> {
   const out = new Set<string>();

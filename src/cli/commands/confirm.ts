@@ -2,7 +2,7 @@
 import { confirm } from '../../kernel/lifecycle.js';
 import type { Io } from '../io.js';
 import { writeJson } from '../shared.js';
-import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from './apply.js';
+import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 export async function confirmCommand(io: Io, flags: { json?: boolean }, seams: KernelSeams = {}): Promise<number> {
   needRoot('confirm', seams);

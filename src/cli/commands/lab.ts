@@ -1,10 +1,10 @@
-import { readFile } from 'node:fs/promises';
-import { dirname, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
+import { LINUX_TARGETS, type LinuxTarget } from '../../backends/types.js';
 import { hasErrors } from '../../diag/diagnostic.js';
 import { renderText, toJson } from '../../diag/render.js';
 import { realExecer, type Execer } from '../../kernel/exec.js';
 import { preflight } from '../../kernel/netns.js';
-import { KERNEL_TARGETS, type KernelTarget } from '../../lab/apply.js';
+import { openPolicy } from '../../index.js';
 import { loadForLab, runLab } from '../../lab/lab.js';
 import { labJson, labOk, renderLabText } from '../../lab/report.js';
 import { STARTER_POLICY } from '../../policy/starter.js';
@@ -20,7 +20,7 @@ export const STARTER_NAME = '(starter policy)';
 
 export async function labCommand(io: Io, file: string | undefined, flags: LabFlags, execer: Execer = realExecer(), uid = process.getuid?.()): Promise<number> {
   const backend = flags.backend ?? 'nft';
-  const targets: KernelTarget[] = backend === 'all' ? [...KERNEL_TARGETS] : (KERNEL_TARGETS as readonly string[]).includes(backend) ? [backend as KernelTarget] : [];
+  const targets: LinuxTarget[] = backend === 'all' ? [...LINUX_TARGETS] : (LINUX_TARGETS as readonly string[]).includes(backend) ? [backend as LinuxTarget] : [];
   if (!targets.length) throw new UsageError(`--backend must be nft, iptables or all, not ${JSON.stringify(backend)}`);
   const timeoutMs = flags.timeout === undefined ? undefined : Number(flags.timeout);
   if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 50 && timeoutMs <= 10_000)) throw new UsageError('--timeout must be a whole number of milliseconds from 50 to 10000');
@@ -37,11 +37,9 @@ export async function labCommand(io: Io, file: string | undefined, flags: LabFla
     name = file;
     if (file === '-') text = await (io.stdin?.() ?? Promise.resolve(''));
     else {
-      const path = resolvePath(io.cwd, file);
-      baseDir = dirname(path);
-      text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-        throw new CommandError(`cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
-      });
+      const opened = await openPolicy(resolvePath(io.cwd, file), file);
+      if (!opened.value) throw new CommandError(opened.diagnostics[0]!.message);
+      ({ text, baseDir } = opened.value);
     }
   }
 

@@ -8,7 +8,7 @@ import { persistOff, persistOn, restoreAtBoot, systemdDirOf } from '../../kernel
 import { readState } from '../../kernel/state.js';
 import { CommandError, type Io } from '../io.js';
 import { writeJson } from '../shared.js';
-import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from './apply.js';
+import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 export async function persistCommand(io: Io, flags: { off?: boolean; json?: boolean }, seams: KernelSeams = {}): Promise<number> {
   needRoot('persist', seams);

@@ -5,7 +5,7 @@ import { planIsEmpty } from '../../plan/diff.js';
 import { planJson, renderPlanText } from '../../plan/render.js';
 import type { Io } from '../io.js';
 import { writeJson, type PolicyFlags } from '../shared.js';
-import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from './apply.js';
+import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from '../kernel-flags.js';
 
 /** Exit code of `plan` when apply would change something (SPEC reserves 1 and 2). */
 export const EXIT_PENDING = 3;

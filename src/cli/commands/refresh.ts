@@ -21,7 +21,7 @@ import { systemResolver } from '../../resolve/resolver.js';
 import { DEFAULT_BOUNDS, TtlSchedule, type ScheduleBounds } from '../../resolve/schedule.js';
 import { UsageError, type Io } from '../io.js';
 import { writeJson, type PolicyFlags } from '../shared.js';
-import { lifecycleCtx, lifecycleFailure, loadDesired, needRoot, type KernelSeams } from './apply.js';
+import { lifecycleCtx, lifecycleFailure, loadDesired, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 export interface RefreshFlags extends PolicyFlags {
   watch?: boolean;

@@ -2,7 +2,7 @@
 import { remove } from '../../kernel/lifecycle.js';
 import type { Io } from '../io.js';
 import { writeJson } from '../shared.js';
-import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from './apply.js';
+import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 const WHAT = { nft: 'table inet egress', iptables: 'chains EGRESS* and the OUTPUT jumps (iptables and ip6tables)' } as const;
 

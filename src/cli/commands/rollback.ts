@@ -8,7 +8,7 @@ import { LockBusyError } from '../../kernel/lock.js';
 import { readState, type Snapshot } from '../../kernel/state.js';
 import type { Io } from '../io.js';
 import { writeJson } from '../shared.js';
-import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from './apply.js';
+import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 function describe(s: Snapshot): string {
   return s.kind === 'none' ? 'nothing of egress was live before, so its rules were taken out' : `${s.policyFile} (${s.backend}, ${s.mode}, applied ${s.appliedAt} by ${s.appliedBy.user}) is live again`;

@@ -3,7 +3,7 @@ import { readStatus } from '../../kernel/status.js';
 import type { Io } from '../io.js';
 import { writeJson } from '../shared.js';
 import { table } from '../../report/table.js';
-import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from './apply.js';
+import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 export async function statusCommand(io: Io, flags: { json?: boolean }, seams: KernelSeams = {}): Promise<number> {
   needRoot('status', seams);

@@ -6,8 +6,8 @@
 import { q, warning, type Diagnostic } from '../diag/diagnostic.js';
 import type { Ir, IrL4, IrMatch, IrOwner, IrRule } from '../ir/types.js';
 import { buildIndex } from '../sim/index.js';
-import { intervalsCover } from './address.js';
-import type { Policy } from './types.js';
+import { intervalsCover } from '../policy/address.js';
+import type { Policy } from '../policy/types.js';
 
 export const LOG_PREFIX_FITS = 20;
 

@@ -12,8 +12,9 @@
  * not known from SSH_CONNECTION), which can only make the guard more careful.
  *
  * `apply` refuses a policy with a risk unless `--force`; `check` reports the
- * same as a warning (see policy/lint.ts).
+ * same as a warning (`lintLockout`, called by `loadPolicyText`).
  */
+import { warning, type Diagnostic } from '../diag/diagnostic.js';
 import type { Span } from '../diag/source.js';
 import type { Ir } from '../ir/types.js';
 import { parseAddress, type Family } from '../policy/address.js';
@@ -83,4 +84,16 @@ export function checkLockout(ir: Ir, session: SshSession, policy?: Pick<Policy, 
     ? `allow tcp to ${session.peer}; if you mean it, apply with --force --confirm SECONDS so it rolls back unless you confirm`
     : `keep "builtins: established: true" (it admits the replies of every connection this host accepted); if you mean it, apply with --force --confirm SECONDS so it rolls back unless you confirm`;
   return { session, decision, message, hint, ...(span ? { span } : {}) };
+}
+
+/**
+ * The lockout check as a lint: a `ssh-lockout` warning when the caller's
+ * environment names an SSH session this policy would cut. `apply` reads the
+ * same risk and refuses instead of warning.
+ */
+export function lintLockout(ir: Ir, env: Record<string, string | undefined>, policy?: Pick<Policy, 'spans'>): { risk?: LockoutRisk; diagnostics: Diagnostic[] } {
+  const session = parseSshConnection(env);
+  const risk = session ? checkLockout(ir, session, policy) : undefined;
+  if (!risk) return { diagnostics: [] };
+  return { risk, diagnostics: [warning('ssh-lockout', risk.message, risk.span, { hint: risk.hint })] };
 }

@@ -7,9 +7,16 @@
  * `-A OUTPUT -j EGRESS` jumps. A rule's key is its save line without the
  * `[packets:bytes]` prefix; the counts go to `packets`/`bytes`.
  */
-import type { Family } from '../policy/address.js';
-import type { LiveRule, LiveRuleset } from './types.js';
-import { emptyLive } from './live-nft.js';
+import type { Family } from '../../policy/address.js';
+import { emptyLive, type LiveRule, type LiveRuleset } from '../../plan/types.js';
+
+/** What egress owns in one family's filter table right now (what a re-apply or a removal must adapt to). */
+export interface IptablesLive {
+  /** How many `-A OUTPUT -j EGRESS` rules are live (1 when healthy). */
+  jumps: number;
+  /** Live chains named `EGRESS` or `EGRESS-…`. */
+  chains: string[];
+}
 
 const OWNED = /^EGRESS(?:-.*)?$/;
 const JUMP = /^-A OUTPUT -j EGRESS$/;
@@ -56,4 +63,15 @@ export function readIptablesSaves(save: Record<Family, string | undefined>): Liv
 
 function unquote(s: string): string {
   return s.startsWith('"') ? s.slice(1, -1).replace(/\\(.)/g, '$1') : s;
+}
+
+/** One family's owned chains and jumps, from a parsed ruleset. */
+export function ownedIn(live: LiveRuleset, f: Family): IptablesLive {
+  const chains = [...live.chains.keys()].filter((k) => k.startsWith(`${f}:`)).map((k) => k.slice(f.length + 1));
+  return { jumps: live.jumps?.[f] ?? 0, chains };
+}
+
+/** The owned state of one family's `iptables-save -t filter` (or `ip6tables-save`) output. */
+export function readIptablesLive(save: string): IptablesLive {
+  return ownedIn(readIptablesSaves({ ipv4: save, ipv6: undefined }), 'ipv4');
 }

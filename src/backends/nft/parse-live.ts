@@ -6,17 +6,12 @@
  * counts of anonymous counters taken out, so a rule that only counted
  * traffic since the last listing compares equal. Handles are dropped.
  */
-import { formatInterval, parseDest } from '../policy/address.js';
-import type { LiveRule, LiveRuleset, LiveSet } from './types.js';
+import { formatInterval, parseDest } from '../../policy/address.js';
+import { emptyLive, type LiveRule, type LiveRuleset, type LiveSet } from '../../plan/types.js';
 
 export class LiveParseError extends Error {}
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-
-/** The empty ruleset: nothing of egress is live. */
-export function emptyLive(backend: LiveRuleset['backend']): LiveRuleset {
-  return { backend, present: false, chains: new Map(), sets: new Map(), counters: new Map() };
-}
 
 /**
  * Parse the JSON listing (and optionally the `-a` text listing of the same
