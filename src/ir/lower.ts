@@ -3,20 +3,25 @@
  * A rule half that can match nothing in a family (no destinations of that
  * family, or only ICMP types that family lacks) is left out of that family.
  */
-import { FAMILIES, type Family } from '../policy/address.js';
+import { FAMILIES, mergeIntervals, type Family } from '../policy/address.js';
 import { icmpTypeNumber } from '../policy/protocols.js';
 import type { OwnerRef, PortRange } from '../policy/types.js';
 import type { ResolvedDest, ResolvedPolicy, ResolvedRule, ResolvedSelectors } from '../resolve/types.js';
-import type { Ir, IrInterval, IrL4, IrMatch, IrOwner, IrPorts, IrRule, IrSource } from './types.js';
+import type { Ir, IrInterval, IrL4, IrMatch, IrOwner, IrPorts, IrRule, IrSet, IrSource } from './types.js';
 
 export function lowerPolicy(p: ResolvedPolicy): Ir {
   const rules: IrRule[] = [];
   const byName = (a: ResolvedRule, b: ResolvedRule) => (a.ref.name < b.ref.name ? -1 : a.ref.name > b.ref.name ? 1 : 0);
-  for (const r of [...[...p.deny].sort(byName), ...[...p.allow].sort(byName)])
-    for (const fam of FAMILIES) {
-      const ir = lowerRule(r, fam);
-      if (ir) rules.push(ir);
+  for (const r of [...[...p.deny].sort(byName), ...[...p.allow].sort(byName)]) {
+    const twins = FAMILIES.map((fam) => lowerRule(r, fam)).filter((x): x is NonNullable<typeof x> => x !== undefined);
+    // A rule's hostname set is the same in both families (see IrSet).
+    const ruleHosts = [...new Set(twins.flatMap((t) => t.rule.hosts ?? []))].sort();
+    for (const { rule, exceptFrom } of twins) {
+      lowerSets(rule, rule, r.to, ruleHosts);
+      rule.except.forEach((e, i) => lowerSets(rule, e, exceptFrom[i]!.to, e.hosts ?? []));
+      rules.push(rule);
     }
+  }
   return {
     mode: p.mode,
     default: p.default,
@@ -28,15 +33,24 @@ export function lowerPolicy(p: ResolvedPolicy): Ir {
   };
 }
 
-function lowerRule(r: ResolvedRule, fam: Family): IrRule | undefined {
+/** One family's twin of a rule, with the policy alternative each IR `except` came from (empty ones are left out). */
+function lowerRule(r: ResolvedRule, fam: Family): { rule: IrRule; exceptFrom: ResolvedSelectors[] } | undefined {
   const sources: IrSource[] = [];
   const m = lowerMatch(r, fam, sources);
   if (!m) return undefined;
-  const except = r.except.map((e) => lowerMatch(e, fam, sources)).filter((e): e is IrMatch => e !== undefined);
+  const except: IrMatch[] = [];
+  const exceptFrom: ResolvedSelectors[] = [];
+  for (const e of r.except) {
+    const x = lowerMatch(e, fam, sources);
+    if (x) {
+      except.push(x);
+      exceptFrom.push(e);
+    }
+  }
   const keySpans: IrRule['keySpans'] = { ...r.keySpans, ...(r.exceptSpan ? { except: r.exceptSpan } : {}) };
   const out: IrRule = { origin: r.ref, keySpans, family: fam, ...m, except, sources };
   if (r.reason !== undefined) out.reason = r.reason;
-  return out;
+  return { rule: out, exceptFrom };
 }
 
 /** undefined = matches nothing in this family. */
@@ -59,6 +73,21 @@ function lowerMatch(s: ResolvedSelectors, fam: Family, sources: IrSource[]): IrM
   if (s.groups) m.groups = lowerOwners(s.groups);
   if (s.via) m.via = [...new Set(s.via.map((v) => v.name))].sort();
   return m;
+}
+
+/** Name a match's destinations as sets: the written addresses, then the hostnames' current addresses. */
+function lowerSets(r: IrRule, m: IrMatch, to: ResolvedDest[] | undefined, hosts: string[]): void {
+  if (!m.dst || !to) return;
+  const fam = r.family;
+  const sets: IrSet[] = [];
+  const literal = mergeIntervals(to.filter((d) => d.family === fam && !d.host));
+  if (literal.length) sets.push({ kind: 'addresses', family: fam, elements: literal, hosts: [], origin: r.origin });
+  if (hosts.length) {
+    const want = new Set(hosts);
+    const vals = [...new Set(to.filter((d) => d.family === fam && d.host !== undefined && want.has(d.host)).map((d) => d.lo))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    sets.push({ kind: 'hostnames', family: fam, elements: vals.map((v) => ({ lo: v, hi: v })), hosts, origin: r.origin });
+  }
+  m.sets = sets;
 }
 
 export function lowerDest(ds: ResolvedDest[], sources: IrSource[]): IrInterval[] {

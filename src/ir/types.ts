@@ -4,9 +4,12 @@
  * and/or ipv6 twin), destinations merged into minimal sorted intervals, ports
  * merged into ranges per protocol. Every rule carries `origin` (rule name and
  * span) and every interval the indices of the `to` entries it came from.
+ * Destinations are also named as sets (`IrSet`): what was written as
+ * addresses, and what comes from hostnames (refreshed in place), so no
+ * backend ever re-reads address text.
  */
 import type { Span } from '../diag/source.js';
-import type { Family } from '../policy/address.js';
+import type { Family, Interval } from '../policy/address.js';
 import type { L4Proto } from '../policy/protocols.js';
 import type { Policy, RuleRef } from '../policy/types.js';
 import type { SelectorName } from '../policy/ast.js';
@@ -43,10 +46,30 @@ export interface IrOwner {
   name?: string;
 }
 
+/**
+ * One family's destinations of a match, by where they come from. The union
+ * of a match's sets is exactly its `dst`.
+ * - `addresses`: written as addresses, CIDRs and ranges (merged, sorted).
+ * - `hostnames`: the current addresses of `hosts` in this family (single
+ *   addresses, sorted). A rule's hostname set lists every hostname of the
+ *   rule, even one with no address in this family yet, so that a refresh can
+ *   fill it in place; it may be empty.
+ */
+export interface IrSet {
+  kind: 'addresses' | 'hostnames';
+  family: Family;
+  elements: Interval[];
+  /** The hostnames feeding a `hostnames` set ([] for `addresses`). */
+  hosts: string[];
+  origin: RuleRef;
+}
+
 /** What a rule (or one `except` alternative) matches; an omitted field matches anything. */
 export interface IrMatch {
   dst?: IrInterval[];
-  /** Hostnames feeding `dst`, so refresh can update them in place. */
+  /** `dst` as named sets; present exactly when `dst` is. */
+  sets?: IrSet[];
+  /** Hostnames with an address in this family feeding `dst`. */
   hosts?: string[];
   l4?: IrL4;
   users?: IrOwner[];

@@ -251,6 +251,7 @@ describe('sets', () => {
         const v = parseDest(src.text) as { lo: bigint; hi: bigint };
         return { lo: v.lo, hi: v.hi, src: [k] };
       });
+      r.sets = [{ kind: 'addresses', family: r.family, elements: r.dst.map(({ lo, hi }) => ({ lo, hi })), hosts: [], origin: r.origin }];
     }
     const t = emitNft(i).value!.text;
     expect(lines(t, /counter name "allow_big_v[46]" accept/).length).toBe(2);

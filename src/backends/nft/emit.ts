@@ -27,7 +27,7 @@
  */
 import { ALL_CAPABILITIES, ArtifactWriter, type Artifact, type Backend, type Capabilities } from '../types.js';
 import { logPrefix, NFT_PREFIX_MAX, type TagVerdict } from '../log-tag.js';
-import { formatAddress, formatInterval, mergeIntervals, parseAddress, parseDest, type Family, type Interval } from '../../policy/address.js';
+import { formatAddress, formatInterval, type Family } from '../../policy/address.js';
 import { ICMPV6_ND_TYPES } from '../../policy/protocols.js';
 import type { Result } from '../../diag/diagnostic.js';
 import type { Ir, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
@@ -101,10 +101,9 @@ export function emitNft(ir: Ir): Result<Artifact> {
   const w = new ArtifactWriter();
   const sets: NftSet[] = [];
   const matchSets = new Map<IrMatch, MatchSets | undefined>();
-  const ruleHosts = hostnamesByRule(ir);
   for (const r of ir.rules) {
-    matchSets.set(r, collectSets(ir, r, r, undefined, ruleHosts.get(r.origin.name), sets));
-    r.except.forEach((e, i) => matchSets.set(e, collectSets(ir, r, e, i + 1, e.hosts, sets)));
+    matchSets.set(r, collectSets(r, r, undefined, sets));
+    r.except.forEach((e, i) => matchSets.set(e, collectSets(r, e, i + 1, sets)));
   }
 
   w.line('# egress: nft ruleset; load with `nft -f FILE` (replaces table inet egress, touches nothing else)');
@@ -255,78 +254,26 @@ function viaMatch(via: string[]): string {
   return `oifname ${setOf(via.map(nftQuote))}`;
 }
 
-/**
- * Declare the sets one IrMatch needs and return its references.
- * Literal destinations are re-read from the rule's `sources` (not from the
- * merged intervals, which may have swallowed a hostname's address), so a
- * refresh that drops an address really drops it. `hostnames` may name hosts
- * with no address in this family: their set then exists, empty, for a later
- * refresh to fill.
- */
-function collectSets(ir: Ir, r: IrRule, m: IrMatch, except: number | undefined, hostnames: string[] | undefined, out: NftSet[]): MatchSets | undefined {
-  if (!m.dst) return undefined;
+/** Declare the named sets of one IrMatch (IrSet, named here) and return its references. */
+function collectSets(r: IrRule, m: IrMatch, except: number | undefined, out: NftSet[]): MatchSets | undefined {
+  if (!m.sets) return undefined;
   const refs: string[] = [];
   const fam = r.family;
-  const srcIdx = [...new Set(m.dst.flatMap((x) => x.src))].sort((a, b) => a - b);
-  const literal: Interval[] = [];
-  for (const i of srcIdx) {
-    const s = r.sources[i]!;
-    if (s.host !== undefined) continue;
-    const d = parseDest(s.text);
-    if (d.kind !== 'addr') throw new Error(`rule "${r.origin.name}": source ${JSON.stringify(s.text)} is not an address`);
-    if (d.family === fam) literal.push({ lo: d.lo, hi: d.hi });
-  }
-  const lit = mergeIntervals(literal);
-  const hosts = hostnames ?? [];
-  const hostAddrs = hostAddresses(ir, hosts, fam);
-  const union = mergeIntervals([...lit, ...hostAddrs.map((v) => ({ lo: v, hi: v }))]);
-  if (union.length !== m.dst.length || union.some((x, i) => x.lo !== m.dst![i]!.lo || x.hi !== m.dst![i]!.hi))
-    throw new Error(`rule "${r.origin.name}": ${fam} destinations do not add up to the IR's (literal + hostnames)`);
-  if (lit.length) {
-    const name = nftNames.dstSet(r, except);
-    out.push({ name, family: fam, kind: 'dst', hosts: [], elements: lit.map((x) => formatInterval(fam, x)), origin: r.origin });
-    refs.push(name);
-  }
-  if (hosts.length) {
-    const name = nftNames.hostSet(r, except);
-    out.push({ name, family: fam, kind: 'hosts', hosts, elements: hostAddrs.map((v) => formatAddress(fam, v)), origin: r.origin });
+  for (const s of m.sets) {
+    const name = s.kind === 'addresses' ? nftNames.dstSet(r, except) : nftNames.hostSet(r, except);
+    const elements = s.kind === 'addresses' ? s.elements.map((x) => formatInterval(fam, x)) : s.elements.map((x) => formatAddress(fam, x.lo));
+    out.push({ name, family: fam, kind: s.kind === 'addresses' ? 'dst' : 'hosts', hosts: s.hosts, elements, origin: s.origin });
     refs.push(name);
   }
   return { refs };
 }
 
-/** Current addresses of some hostnames in one family, sorted and without duplicates. */
-function hostAddresses(ir: Ir, names: string[], fam: Family): bigint[] {
-  const vals = new Set<bigint>();
-  for (const n of names) {
-    const h = ir.hosts.find((x) => x.name === n);
-    for (const a of h ? h[fam] : []) {
-      const v = parseAddress(a);
-      if (v && v.family === fam) vals.add(v.value);
-    }
-  }
-  return [...vals].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-}
-
-/**
- * A rule's hostnames, the same for both of its families: the IR lists per
- * family only the names that have an address there, and a set that exists in
- * one family only could not be filled in place when the name gains an
- * address in the other.
- */
-function hostnamesByRule(ir: Ir): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const r of ir.rules) if (r.hosts) out.set(r.origin.name, [...new Set([...(out.get(r.origin.name) ?? []), ...r.hosts])].sort());
-  return out;
-}
-
 /** Every hostname set of the ruleset with its elements under `ir.hosts`: what `egress refresh` rewrites. */
 export function nftHostSets(ir: Ir): NftSet[] {
   const sets: NftSet[] = [];
-  const ruleHosts = hostnamesByRule(ir);
   for (const r of ir.rules) {
-    collectSets(ir, r, r, undefined, ruleHosts.get(r.origin.name), sets);
-    r.except.forEach((e, i) => collectSets(ir, r, e, i + 1, e.hosts, sets));
+    collectSets(r, r, undefined, sets);
+    r.except.forEach((e, i) => collectSets(r, e, i + 1, sets));
   }
   return sets.filter((s) => s.kind === 'hosts');
 }

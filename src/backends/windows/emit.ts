@@ -37,7 +37,7 @@
  * prefix, rate limit or per-rule counters.
  */
 import { error, type Diagnostic, type Result } from '../../diag/diagnostic.js';
-import { formatInterval, parseDest, type Family, type Interval } from '../../policy/address.js';
+import { formatInterval, type Family, type Interval } from '../../policy/address.js';
 import { ICMPV6_ND_TYPES } from '../../policy/protocols.js';
 import type { Ir, IrMatch, IrRule } from '../../ir/types.js';
 import type { RuleRef } from '../../policy/types.js';
@@ -160,7 +160,7 @@ function sctpPorts(m: IrMatch): boolean {
 function ruleRegions(r: IrRule, diagnostics: Diagnostic[]): Region[] {
   const region = (m: IrMatch): Region => {
     const reg = regionFromIr(m, r.family);
-    if (m.hosts?.length) reg.dst = literalDst(r, m);
+    if (m.hosts?.length) reg.dst = literalDst(m);
     return reg;
   };
   if (r.origin.action === 'allow') return [region(r)];
@@ -175,16 +175,8 @@ function ruleRegions(r: IrRule, diagnostics: Diagnostic[]): Region[] {
 }
 
 /** The destinations of a match that were written as addresses (not reached through a hostname). */
-function literalDst(r: IrRule, m: IrMatch): Interval[] {
-  const srcs = new Set((m.dst ?? []).flatMap((x) => x.src));
-  const out: Interval[] = [];
-  for (const i of srcs) {
-    const s = r.sources[i]!;
-    if (s.host) continue;
-    const p = parseDest(s.text);
-    if (p.kind === 'addr' && p.family === r.family) out.push({ lo: p.lo, hi: p.hi });
-  }
-  return out.sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0));
+function literalDst(m: IrMatch): Interval[] {
+  return m.sets?.find((s) => s.kind === 'addresses')?.elements ?? [];
 }
 
 /** One Windows rule per protocol of a region (ICMP per family, by protocol). */
