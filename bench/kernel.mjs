@@ -7,7 +7,7 @@
 //
 //   node bench/kernel.mjs [--sizes 1000,10000,100000] [--rounds 3] [--seconds 1.5] [--hash-experiment] [--json]
 import { parseArgs } from 'node:util';
-import { benchMarkdown, DEFAULT_BENCH, runKernelBench } from '../dist/lab/bench-kernel.js';
+import { benchMarkdown, DEFAULT_BENCH, runKernelBench } from '../dist/bench/kernel.js';
 
 const { values } = parseArgs({
   options: {

@@ -124,7 +124,7 @@ export { TARGETS, type CompileTarget } from './backends/registry.js';
 export type { Artifact } from './backends/types.js';
 export type { Ir } from './ir/types.js';
 export { explainReference } from './sim/reference.js';
-export { indexedEvaluator } from './sim/index.js';
+export { indexedEvaluator } from './sim/indexed.js';
 export { linearEvaluator } from './sim/linear.js';
 export type { Flow, Decision } from './sim/flow.js';
 export { policyJsonSchema } from './policy/schema.js';

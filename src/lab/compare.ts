@@ -3,7 +3,7 @@ import type { Ir } from '../ir/types.js';
 import type { Verdict } from '../policy/types.js';
 import type { Accounts } from '../resolve/resolver.js';
 import type { Decision } from '../sim/flow.js';
-import { indexedEvaluator } from '../sim/index.js';
+import { indexedEvaluator } from '../sim/indexed.js';
 import type { Execer } from '../kernel/exec.js';
 import { DEFAULT_PROBE_TIMEOUT_MS, expectedKernelVerdict, kernelVerdict, probeFlow, runProbes, type KernelVerdict, type Probe, type ProbeOptions, type ProbeResult } from './probe.js';
 

@@ -18,9 +18,9 @@ import { loadFresh } from '../kernel/backend.js';
 import type { Execer } from '../kernel/exec.js';
 import { kernelDiagnostics } from '../kernel/nft.js';
 import { probeAndCompare, type Comparison } from './compare.js';
-import { planProbes, type NotProbed, type PlannedProbe } from './plan.js';
+import { planProbes, type NotProbed, type PlannedProbe } from './probes.js';
 import { DEFAULT_PROBE_TIMEOUT_MS } from './probe.js';
-import { indexedEvaluator } from '../sim/index.js';
+import { indexedEvaluator } from '../sim/indexed.js';
 import { documentationIntervals, World, type NamePin } from './world.js';
 
 /** A user or group the policy names, and the id the lab probes it as. */

@@ -5,7 +5,7 @@
  */
 import { q, warning, type Diagnostic } from '../diag/diagnostic.js';
 import type { Ir, IrL4, IrMatch, IrOwner, IrRule } from '../ir/types.js';
-import { buildIndex } from '../sim/index.js';
+import { buildIndex } from '../sim/indexed.js';
 import { intervalsCover } from '../policy/address.js';
 import type { Policy } from '../policy/types.js';
 

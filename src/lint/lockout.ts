@@ -20,7 +20,7 @@ import type { Ir } from '../ir/types.js';
 import { parseAddress, type Family } from '../policy/address.js';
 import type { Policy } from '../policy/types.js';
 import type { Decision, Flow } from '../sim/flow.js';
-import { indexedEvaluator } from '../sim/index.js';
+import { indexedEvaluator } from '../sim/indexed.js';
 
 export interface SshSession {
   peer: string;

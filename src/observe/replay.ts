@@ -13,7 +13,7 @@ import type { Ir } from '../ir/types.js';
 import { formatAddress, parseAddress } from '../policy/address.js';
 import type { Accounts } from '../resolve/resolver.js';
 import type { Decision, Flow, Owner } from '../sim/flow.js';
-import { buildIndex } from '../sim/index.js';
+import { buildIndex } from '../sim/indexed.js';
 import { StatsBuilder, type Attribution, type Stats, type StatsContext } from './aggregate.js';
 import type { LogEvent, ReadCounts } from './event.js';
 

@@ -2,7 +2,7 @@
  * The I/O seams of the front end: host names, included files and local
  * accounts. Tests pass fakes; the CLI passes `systemResolver()`.
  */
-import { lookup } from 'node:dns/promises';
+import { lookup, Resolver as DnsResolver } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
 
 export interface HostAddresses {
@@ -15,6 +15,13 @@ export interface Resolver {
   lookupHost(name: string): Promise<HostAddresses>;
   readFile(path: string): Promise<string>;
   accounts(): Promise<Accounts>;
+  /**
+   * The smallest TTL of a name's A and AAAA records, asked of DNS directly
+   * (the system resolver gives none); undefined when DNS does not know the
+   * name (an /etc/hosts pin) or cannot be reached. Optional: a resolver
+   * without it has no TTLs, and `refresh --watch` uses its upper bound.
+   */
+  ttl?(name: string): Promise<number | undefined>;
 }
 
 export interface Accounts {
@@ -35,6 +42,18 @@ export function systemResolver(opts: { passwd?: string; group?: string } = {}): 
       const out: HostAddresses = { ipv4: [], ipv6: [] };
       for (const r of res) (r.family === 6 ? out.ipv6 : out.ipv4).push(r.address);
       return out;
+    },
+    async ttl(name) {
+      const r = new DnsResolver({ timeout: 3000, tries: 1 });
+      const ttls: number[] = [];
+      for (const q of [r.resolve4.bind(r), r.resolve6.bind(r)]) {
+        try {
+          for (const a of await q(name, { ttl: true })) ttls.push(a.ttl);
+        } catch {
+          /* no record of this type, or DNS unreachable */
+        }
+      }
+      return ttls.length ? Math.min(...ttls) : undefined;
     },
     readFile: (p) => readFile(p, 'utf8'),
     accounts() {

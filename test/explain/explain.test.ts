@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { loadPolicyText } from '../../src/index.js';
 import { parseFlow, type FlowSpec } from '../../src/sim/flow-parse.js';
-import { indexedEvaluator } from '../../src/sim/index.js';
+import { indexedEvaluator } from '../../src/sim/indexed.js';
 import { explainReference } from '../../src/sim/reference.js';
 import { ACCOUNTS, fixedResolver, NOW } from '../helpers.js';
 

@@ -7,7 +7,7 @@ import { FlowCollector, learnedYaml, learnRules, type Learned } from '../../src/
 import { mergeLearned } from '../../src/observe/learn-merge.js';
 import { KernelLineParser } from '../../src/observe/parse-kernel.js';
 import { accountNames, FlowMaker } from '../../src/observe/replay.js';
-import { indexedEvaluator } from '../../src/sim/index.js';
+import { indexedEvaluator } from '../../src/sim/indexed.js';
 import { ACCOUNTS, loadText, NOW } from '../helpers.js';
 import { iso, TCP4 } from './lines.js';
 

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { printIr } from '../../src/ir/print.js';
 import { explainReference } from '../../src/sim/reference.js';
-import { indexedEvaluator } from '../../src/sim/index.js';
+import { indexedEvaluator } from '../../src/sim/indexed.js';
 import { linearEvaluator } from '../../src/sim/linear.js';
 import { parseFlow } from '../../src/sim/flow-parse.js';
 import { ACCOUNTS, loadText } from '../helpers.js';

@@ -9,7 +9,7 @@ import { systemResolver, type Accounts, type Resolver } from '../../resolve/reso
 import type { ResolvedPolicy } from '../../resolve/types.js';
 import type { Decision, Flow } from '../../sim/flow.js';
 import { FlowError, parseFlow, parseFlowsFile, type FlowSpec } from '../../sim/flow-parse.js';
-import { indexedEvaluator } from '../../sim/index.js';
+import { indexedEvaluator } from '../../sim/indexed.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { table } from '../../report/table.js';
 import { failed, load, writeJson, type PolicyFlags } from '../shared.js';

@@ -18,7 +18,7 @@ import { LogReader } from '../../observe/read.js';
 import { accountNames, FlowMaker } from '../../observe/replay.js';
 import { formatIso } from '../../observe/since.js';
 import { countsLine } from '../../observe/render.js';
-import { indexedEvaluator } from '../../sim/index.js';
+import { indexedEvaluator } from '../../sim/indexed.js';
 import type { Accounts } from '../../resolve/resolver.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';

@@ -10,11 +10,10 @@
  * and answers the others from what it last saw. Node's `dns.lookup` (the
  * system resolver, which honours /etc/hosts) gives no TTL, so addresses
  * still come from it, while each name's TTL comes from DNS
- * (`Resolver.resolve4/6` with `{ ttl: true }`), bounded to
+ * (`Resolver.ttl`), bounded to
  * [--min-interval, --max-interval]; a name DNS does not know (an /etc/hosts
  * pin) is looked up every --max-interval, a failed one after --min-interval.
  */
-import { Resolver as DnsResolver } from 'node:dns/promises';
 import { refresh } from '../../kernel/lifecycle.js';
 import { readState, StateError } from '../../kernel/state.js';
 import { systemResolver } from '../../resolve/resolver.js';
@@ -27,19 +26,6 @@ export interface RefreshFlags extends PolicyFlags {
   watch?: boolean;
   minInterval?: string;
   maxInterval?: string;
-}
-
-async function dnsTtl(name: string): Promise<number | undefined> {
-  const r = new DnsResolver({ timeout: 3000, tries: 1 });
-  const ttls: number[] = [];
-  for (const q of [r.resolve4.bind(r), r.resolve6.bind(r)]) {
-    try {
-      for (const a of await q(name, { ttl: true })) ttls.push(a.ttl);
-    } catch {
-      /* no record of this type, or DNS unreachable */
-    }
-  }
-  return ttls.length ? Math.min(...ttls) : undefined;
 }
 
 function bounds(flags: RefreshFlags): ScheduleBounds {
@@ -93,7 +79,7 @@ export async function refreshCommand(io: Io, file: string, flags: RefreshFlags, 
   const schedule = new TtlSchedule(b);
   const base = io.resolver ?? systemResolver();
   for (;;) {
-    const rr = schedule.roundResolver(base, Date.now(), dnsTtl);
+    const rr = schedule.roundResolver(base, Date.now(), (name) => base.ttl?.(name) ?? Promise.resolve(undefined));
     const r = await once({ ...io, resolver: rr });
     const now = Date.now();
     const next = schedule.nextDue(r.hosts, now);

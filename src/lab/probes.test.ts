@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ACCOUNTS, loadText } from '../../test/helpers.js';
-import { planProbes, spareAddresses } from './plan.js';
+import { planProbes, spareAddresses } from './probes.js';
 
 async function plan(yaml: string, named: { uid: number; gid: number }[] = []) {
   const l = await loadText(yaml);
