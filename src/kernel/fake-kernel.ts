@@ -16,7 +16,7 @@
  * - iptables: the filter table of each family, loaded with
  *   `iptables-restore --noflush` semantics: `*filter` … `COMMIT` is one
  *   transaction; `:CHAIN` creates a chain (and flushes an existing one, as
- *   legacy iptables-restore does), `-N -F -X -A -I -D`; `-X` refuses a chain
+ *   iptables-restore 1.8.9 (nf_tables) does), `-N -F -X -A -I -D`; `-X` refuses a chain
  *   that is missing, builtin, not empty, or still jumped to; `-A`/`-I` refuse
  *   an unknown chain or jump target; `-D` refuses a rule that is not there.
  *   Loads go through the product's own adaptation to what is live
