@@ -2,6 +2,12 @@
  * The two Linux backends behind one shape, so the life cycle does not care
  * which one it drives: read what egress owns, check, load, take out, and
  * have the kernel list a ruleset in its canonical form.
+ *
+ * `LinuxKernel` is that shape as one value, the seam the life cycle takes
+ * through its `Ctx`: `realKernel(w)` runs nft / iptables-restore through an
+ * Execer; a fake can keep the rulesets in memory so the life
+ * cycle's settle and interrupt cases run without root (knftables'
+ * `Interface`, `realNFTables` and `Fake`).
  */
 import type { Artifact } from '../backends/types.js';
 import { emptyLive } from '../plan/types.js';
@@ -9,7 +15,7 @@ import type { LiveRuleset } from '../plan/types.js';
 import type { LinuxTarget } from '../backends/types.js';
 import type { Family } from '../policy/address.js';
 import { canonicalIptables, checkIptables, loadIptables, readIptables, removeIptables } from './iptables.js';
-import { canonicalNft, checkNft, loadNft, readNft, removeNft, type LoadFailure } from './nft.js';
+import { canonicalNft, checkNft, loadNft, loadNftScript, readNft, removeNft, type LoadFailure } from './nft.js';
 import { onPath } from './netns.js';
 import type { Where } from './where.js';
 
@@ -47,6 +53,37 @@ export async function removeOwned(w: Where, b: LinuxTarget, cur: Live): Promise<
 
 export async function canonical(w: Where, b: LinuxTarget, art: Artifact): Promise<LiveRuleset> {
   return b === 'nft' ? canonicalNft(w, art) : canonicalIptables(w, art);
+}
+
+/** Everything the life cycle does to the kernel, per backend. */
+export interface LinuxKernel {
+  /** Whether this backend's tools are installed; a missing one reads as "nothing live". */
+  installed(b: LinuxTarget): boolean;
+  /** What egress owns live. */
+  readLive(b: LinuxTarget): Promise<Live>;
+  /** Would the kernel take `art` over `cur` now? Changes nothing. */
+  checkLoad(b: LinuxTarget, art: Artifact, cur: Live): Promise<LoadFailure | undefined>;
+  /** Load `art` over `cur`: one transaction (nft), one per family, IPv6 first (iptables). */
+  load(b: LinuxTarget, art: Artifact, cur: Live): Promise<LoadFailure | undefined>;
+  /** Take out what egress owns (nothing happens when `cur` shows nothing). */
+  removeOwned(b: LinuxTarget, cur: Live): Promise<void>;
+  /** `art` as the kernel lists it once loaded, without loading it here (a scratch namespace). */
+  canonical(b: LinuxTarget, art: Artifact): Promise<LiveRuleset>;
+  /** Run an nft script (refresh: `flush set` + `add element`) in one transaction; throws KernelError. */
+  loadNftScript(script: string): Promise<void>;
+}
+
+/** The kernel reached through `w`: what egress runs in production. */
+export function realKernel(w: Where): LinuxKernel {
+  return {
+    installed: backendInstalled,
+    readLive: (b) => readLive(w, b),
+    checkLoad: (b, art, cur) => checkLoad(w, b, art, cur),
+    load: (b, art, cur) => load(w, b, art, cur),
+    removeOwned: (b, cur) => removeOwned(w, b, cur),
+    canonical: (b, art) => canonical(w, b, art),
+    loadNftScript: (script) => loadNftScript(w, script),
+  };
 }
 
 export function otherBackend(b: LinuxTarget): LinuxTarget {

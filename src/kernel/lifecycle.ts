@@ -25,12 +25,12 @@ import type { Ir } from '../ir/types.js';
 import { diff, liveFingerprint } from '../plan/diff.js';
 import type { Plan } from '../plan/types.js';
 import type { LinuxTarget } from '../backends/types.js';
-import { backendInstalled, canonical, checkLoad, load, otherBackend, readLive, removeOwned, type Live } from './backend.js';
+import { otherBackend, realKernel, type LinuxKernel, type Live } from './backend.js';
 import { armWatchdog, chooseWatchdog, disarmWatchdog, watchdogAlive, type SelfCommand } from './confirm.js';
 import type { HistoryAction, HistoryOutcome } from './history.js';
 import { appendHistory } from './history.js';
 import { acquireLock } from './lock.js';
-import { loadNftScript, nftRefreshScript, type LoadFailure } from './nft.js';
+import { nftRefreshScript, type LoadFailure } from './nft.js';
 import {
   ensureStateDir,
   noneSnapshot,
@@ -54,6 +54,12 @@ export interface Ctx {
   /** A line for the operator (stderr). */
   note: (line: string) => void;
   self: SelfCommand;
+  /** What the life cycle does to the kernel; default `realKernel(w)`. Tests pass an in-memory one. */
+  kernel?: LinuxKernel;
+}
+
+function kernelOf(ctx: Ctx): LinuxKernel {
+  return ctx.kernel ?? realKernel(ctx.w);
 }
 
 /** A checked, compiled policy ready to load. */
@@ -174,9 +180,10 @@ async function dropPending(ctx: Ctx, token?: string): Promise<void> {
  * whose deadline passed while its watchdog was gone. Must hold the lock.
  */
 export async function settle(ctx: Ctx): Promise<void> {
+  const k = kernelOf(ctx);
   const rec = readState(ctx.stateDir, 'applying') as Record_ | undefined;
   if (rec) {
-    const cur = await readLive(ctx.w, rec.checkBackend);
+    const cur = await k.readLive(rec.checkBackend);
     const fp = liveFingerprint(cur.live);
     const who = `an interrupted ${rec.action} (pid ${rec.pid}, started ${rec.startedAt})`;
     if (fp === rec.nextFingerprint) {
@@ -186,10 +193,10 @@ export async function settle(ctx: Ctx): Promise<void> {
     } else {
       if (fp !== rec.priorFingerprint) {
         if (rec.prior && rec.prior.kind === 'ruleset') {
-          const f = await load(ctx.w, rec.prior.backend, artifactOf(rec.prior), await readLive(ctx.w, rec.prior.backend));
+          const f = await k.load(rec.prior.backend, artifactOf(rec.prior), await k.readLive(rec.prior.backend));
           if (f) throw new LifecycleError(`cannot restore the ruleset from before ${who}: ${f.message}`, f);
-          if (rec.prior.backend !== rec.checkBackend) await removeOwned(ctx.w, rec.checkBackend, cur);
-        } else await removeOwned(ctx.w, rec.checkBackend, cur);
+          if (rec.prior.backend !== rec.checkBackend) await k.removeOwned(rec.checkBackend, cur);
+        } else await k.removeOwned(rec.checkBackend, cur);
         ctx.note(`egress: ${who} was cut off half-way; the ruleset from before it is restored`);
       } else ctx.note(`egress: ${who} had not changed the kernel; nothing to undo`);
       if (rec.token) await dropPending(ctx, rec.token);
@@ -218,8 +225,9 @@ export interface ApplyResult {
 
 /** Compare a desired ruleset with what is live. Read-only (the scratch namespace aside). */
 export async function planAgainstLive(ctx: Ctx, d: Desired): Promise<Plan> {
-  const cur = await readLive(ctx.w, d.backend);
-  const want = await canonical(ctx.w, d.backend, d.artifact);
+  const k = kernelOf(ctx);
+  const cur = await k.readLive(d.backend);
+  const want = await k.canonical(d.backend, d.artifact);
   let liveSettings = {};
   try {
     const s = readState(ctx.stateDir, 'live');
@@ -229,38 +237,39 @@ export async function planAgainstLive(ctx: Ctx, d: Desired): Promise<Plan> {
   }
   const plan = diff(cur.live, want, liveSettings, { mode: d.ir.mode, default: d.ir.default });
   const ob = otherBackend(d.backend);
-  const other = backendInstalled(ob) ? await readLive(ctx.w, ob) : undefined;
+  const other = k.installed(ob) ? await k.readLive(ob) : undefined;
   if (other?.live.present) plan.objects.push({ op: 'remove', kind: 'backend', name: ob });
   return plan;
 }
 
 export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  const k = kernelOf(ctx);
   ensureStateDir(ctx.stateDir);
   return withLock(ctx, async () => {
     await settle(ctx);
     const warnings: string[] = [];
     const liveState = readState(ctx.stateDir, 'live');
     const pending = readState(ctx.stateDir, 'pending');
-    const cur = await readLive(ctx.w, d.backend);
+    const cur = await k.readLive(d.backend);
     const ob = otherBackend(d.backend);
-    const other = backendInstalled(ob) ? await readLive(ctx.w, ob) : undefined;
+    const other = k.installed(ob) ? await k.readLive(ob) : undefined;
     const anyLive = cur.live.present || !!other?.live.present;
     if (!liveState && anyLive && !opts.force)
       throw new LifecycleError(
         `rules of egress are live that the state directory ${ctx.stateDir} has no record of; rollback could not restore them. Re-run with --force to replace them (a later rollback then removes egress's rules)`,
       );
     if (liveState?.kind === 'ruleset') {
-      const l = liveState.backend === d.backend ? cur : other ?? (await readLive(ctx.w, liveState.backend));
+      const l = liveState.backend === d.backend ? cur : other ?? (await k.readLive(liveState.backend));
       if (liveState.fingerprint && liveFingerprint(l.live) !== liveState.fingerprint)
         warnings.push('the live ruleset was changed outside egress since it was applied; rollback restores what egress applied, not those changes');
     }
 
-    const checked = await checkLoad(ctx.w, d.backend, d.artifact, cur);
+    const checked = await k.checkLoad(d.backend, d.artifact, cur);
     if (checked) {
       history(ctx, 'apply', { ...d, mode: d.ir.mode }, 'failed', checked.message);
       throw new LifecycleError(checked.message, checked);
     }
-    const want = await canonical(ctx.w, d.backend, d.artifact);
+    const want = await k.canonical(d.backend, d.artifact);
     const plan = diff(cur.live, want, liveState?.kind === 'ruleset' && liveState.backend === d.backend ? { mode: liveState.mode, default: liveState.default } : {}, {
       mode: d.ir.mode,
       default: d.ir.default,
@@ -298,21 +307,21 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
       pendingOut = { deadline, watchdog: watchdog.kind === 'process' ? `process ${watchdog.pid}` : `systemd unit ${watchdog.unit}.timer` };
     }
 
-    const failure = await load(ctx.w, d.backend, d.artifact, cur);
+    const failure = await k.load(d.backend, d.artifact, cur);
     if (failure) {
       // nft committed nothing; iptables may have committed one family: put the prior one back.
-      const now = await readLive(ctx.w, d.backend);
+      const now = await k.readLive(d.backend);
       if (liveFingerprint(now.live) !== rec.priorFingerprint) {
-        if (prior?.kind === 'ruleset' && prior.backend === d.backend) await load(ctx.w, d.backend, artifactOf(prior), now);
-        else await removeOwned(ctx.w, d.backend, now);
+        if (prior?.kind === 'ruleset' && prior.backend === d.backend) await k.load(d.backend, artifactOf(prior), now);
+        else await k.removeOwned(d.backend, now);
       }
       if (token) await dropPending(ctx, token);
       removeState(ctx.stateDir, 'applying');
       history(ctx, 'apply', next, 'failed', failure.message);
       throw new LifecycleError(failure.message, failure);
     }
-    if (other?.live.present) await removeOwned(ctx.w, ob, other);
-    const after = await readLive(ctx.w, d.backend);
+    if (other?.live.present) await k.removeOwned(ob, other);
+    const after = await k.readLive(d.backend);
     if (liveFingerprint(after.live) !== nextFingerprint) warnings.push('the kernel lists the loaded ruleset differently from the scratch namespace; check "egress plan"');
     finish(ctx, rec);
     history(ctx, 'apply', next, token ? 'pending' : 'ok', token ? `awaiting confirmation until ${pendingOut!.deadline}` : undefined);
@@ -357,12 +366,13 @@ export async function rollback(ctx: Ctx, auto?: { token: string }): Promise<{ re
 }
 
 async function rollbackLocked(ctx: Ctx, action: 'rollback' | 'auto-rollback', message?: string): Promise<Snapshot> {
+  const k = kernelOf(ctx);
   const prev = readState(ctx.stateDir, 'previous');
   if (!prev) throw new LifecycleError(`no previous ruleset to roll back to in ${ctx.stateDir} (nothing was applied over another ruleset, or it was already rolled back)`);
   const liveState = readState(ctx.stateDir, 'live');
   const liveBackend = liveState?.backend ?? prev.backend;
   const checkBackend = prev.kind === 'ruleset' ? prev.backend : liveBackend;
-  const cur = await readLive(ctx.w, checkBackend);
+  const cur = await k.readLive(checkBackend);
   const rec: Record_ = {
     action,
     next: prev,
@@ -377,14 +387,14 @@ async function rollbackLocked(ctx: Ctx, action: 'rollback' | 'auto-rollback', me
   };
   writeIntent(ctx, rec);
   if (prev.kind === 'ruleset') {
-    const f = await load(ctx.w, prev.backend, artifactOf(prev), cur);
+    const f = await k.load(prev.backend, artifactOf(prev), cur);
     if (f) {
       removeState(ctx.stateDir, 'applying');
       history(ctx, action, prev, 'failed', f.message);
       throw new LifecycleError(`cannot restore the previous ruleset: ${f.message}`, f);
     }
-  } else await removeOwned(ctx.w, checkBackend, cur);
-  if (liveState && liveState.backend !== checkBackend) await removeOwned(ctx.w, liveState.backend, await readLive(ctx.w, liveState.backend));
+  } else await k.removeOwned(checkBackend, cur);
+  if (liveState && liveState.backend !== checkBackend) await k.removeOwned(liveState.backend, await k.readLive(liveState.backend));
   await dropPending(ctx);
   finish(ctx, rec);
   history(ctx, action, prev.kind === 'ruleset' ? prev : liveState ?? prev, 'ok', message ?? (prev.kind === 'none' ? 'nothing of egress was live before: removed' : undefined));
@@ -393,6 +403,7 @@ async function rollbackLocked(ctx: Ctx, action: 'rollback' | 'auto-rollback', me
 
 /** Take out everything egress owns, in both backends. */
 export async function remove(ctx: Ctx): Promise<{ removed: LinuxTarget[] }> {
+  const k = kernelOf(ctx);
   ensureStateDir(ctx.stateDir);
   return withLock(ctx, async () => {
     await settle(ctx);
@@ -403,10 +414,10 @@ export async function remove(ctx: Ctx): Promise<{ removed: LinuxTarget[] }> {
       ctx.note(`egress: ${(e as Error).message}; removing what is live anyway`);
     }
     const lives = new Map<LinuxTarget, Live>();
-    for (const b of ['nft', 'iptables'] as const) if (backendInstalled(b)) lives.set(b, await readLive(ctx.w, b));
+    for (const b of ['nft', 'iptables'] as const) if (k.installed(b)) lives.set(b, await k.readLive(b));
     const present = [...lives].filter(([, l]) => l.live.present).map(([b]) => b);
     const checkBackend = liveState?.backend ?? present[0] ?? 'nft';
-    const cur = lives.get(checkBackend) ?? (await readLive(ctx.w, checkBackend));
+    const cur = lives.get(checkBackend) ?? (await k.readLive(checkBackend));
     const none = noneSnapshot(checkBackend, ctx.who, ctx.now().toISOString());
     const rec: Record_ = {
       action: 'remove',
@@ -421,7 +432,7 @@ export async function remove(ctx: Ctx): Promise<{ removed: LinuxTarget[] }> {
       confirmedAfter: none,
     };
     writeIntent(ctx, rec);
-    for (const b of present) await removeOwned(ctx.w, b, lives.get(b)!);
+    for (const b of present) await k.removeOwned(b, lives.get(b)!);
     await dropPending(ctx);
     finish(ctx, rec);
     history(ctx, 'remove', liveState?.kind === 'ruleset' ? liveState : none, 'ok', present.length ? undefined : 'nothing of egress was live');
@@ -438,6 +449,7 @@ export interface RefreshResult {
 
 /** Re-resolved hostnames into the live ruleset: nft sets in place, iptables chains reloaded. */
 export async function refresh(ctx: Ctx, d: Omit<Desired, 'backend'>): Promise<RefreshResult> {
+  const k = kernelOf(ctx);
   requireStateDir(ctx.stateDir);
   return withLock(ctx, async () => {
     await settle(ctx);
@@ -447,7 +459,7 @@ export async function refresh(ctx: Ctx, d: Omit<Desired, 'backend'>): Promise<Re
       throw new LifecycleError(`${d.policyFile} is not the applied policy (${liveState.policyFile}, ${liveState.policyHash.slice(0, 19)}…); refresh only re-resolves the applied one: use "egress apply" for a changed policy`);
     const backend = liveState.backend;
     const full: Desired = { ...d, backend };
-    const cur = await readLive(ctx.w, backend);
+    const cur = await k.readLive(backend);
     if (liveState.fingerprint && liveFingerprint(cur.live) !== liveState.fingerprint)
       throw new LifecycleError('the live ruleset was changed outside egress since it was applied; run "egress plan" and "egress apply" first');
     let script: string | undefined;
@@ -455,7 +467,7 @@ export async function refresh(ctx: Ctx, d: Omit<Desired, 'backend'>): Promise<Re
       script = nftRefreshScript(d.ir, liveState.ruleset);
       if (script === undefined) throw new LifecycleError('re-resolving changed more than set elements (a rule gained or lost an address family); run "egress apply" to load it');
     }
-    const want = await canonical(ctx.w, backend, d.artifact);
+    const want = await k.canonical(backend, d.artifact);
     const plan = diff(cur.live, want);
     const pending = readState(ctx.stateDir, 'pending');
     const next = { ...snapshotOf(ctx, full, liveFingerprint(want)), appliedAt: liveState.appliedAt, appliedBy: liveState.appliedBy };
@@ -479,14 +491,14 @@ export async function refresh(ctx: Ctx, d: Omit<Desired, 'backend'>): Promise<Re
     writeIntent(ctx, rec);
     if (script !== undefined) {
       try {
-        await loadNftScript(ctx.w, script);
+        await k.loadNftScript(script);
       } catch (e) {
         removeState(ctx.stateDir, 'applying');
         history(ctx, 'refresh', next, 'failed', (e as Error).message);
         throw new LifecycleError(`refresh failed: ${(e as KernelError).message}`);
       }
     } else {
-      const f = await load(ctx.w, backend, d.artifact, cur);
+      const f = await k.load(backend, d.artifact, cur);
       if (f) {
         removeState(ctx.stateDir, 'applying');
         history(ctx, 'refresh', next, 'failed', f.message);

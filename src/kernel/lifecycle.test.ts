@@ -1,0 +1,584 @@
+/**
+ * The life cycle's state machine against the in-memory kernel
+ * (fake-kernel.ts): apply, rollback, remove, refresh, the confirmation
+ * deadline, and a process that dies at each step, settled by the next
+ * command. No root, no processes (the watchdog is a systemd timer "armed"
+ * through a fake Execer), no sleeps (a fake clock). The same life cycle
+ * against the real kernel, with a real kill -9: test/kernel/lifecycle.kernel.test.ts.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { BACKENDS } from '../backends/registry.js';
+import { hasErrors } from '../diag/diagnostic.js';
+import { loadPolicyText } from '../index.js';
+import { liveFingerprint } from '../plan/diff.js';
+import type { LinuxTarget } from '../backends/types.js';
+import { staticResolver } from '../resolve/resolver.js';
+import { fakeExecer } from './exec.js';
+import { FakeKernel, type CrashStep } from './fake-kernel.testkit.js';
+import { readHistory } from './history.js';
+import { apply, confirm, LifecycleError, planAgainstLive, refresh, remove, rollback, settle, type Ctx, type Desired } from './lifecycle.js';
+import { acquireLock, LOCK_FILE } from './lock.js';
+import { readState, sha256, type StateFile } from './state.js';
+
+const P1 = `version: 1
+default: reject
+allow:
+  - name: dns
+    reason: the resolver
+    to: [192.0.2.53, "2001:db8::53"]
+    ports: [udp/53, tcp/53]
+  - name: mirror
+    reason: package updates
+    to: [mirror.test]
+    ports: [tcp/443]
+deny:
+  - name: metadata
+    reason: no instance metadata
+    to: [169.254.169.254]
+`;
+const P2 = P1.replace('default: reject', 'default: drop') + `  - name: smtp\n    reason: no mail\n    ports: [tcp/25]\n`;
+const T0 = new Date('2026-06-01T12:00:00.000Z');
+type Hosts = Record<string, { ipv4: string[]; ipv6?: string[] }>;
+const MIRROR: Hosts = { 'mirror.test': { ipv4: ['192.0.2.80'], ipv6: ['2001:db8::80'] } };
+/** mirror.test moved, in both families. */
+const MOVED: Hosts = { 'mirror.test': { ipv4: ['192.0.2.81'], ipv6: ['2001:db8::81'] } };
+const SELF = ['/usr/bin/node', '/usr/lib/egress/run.js'];
+
+/** Compiled once per (backend, text, hosts): compiling is most of a case's time, and the life cycle never mutates a Desired. */
+const compiled = new Map<string, Desired>();
+async function desired(backend: LinuxTarget, text: string, hosts: Hosts = MIRROR): Promise<Desired> {
+  const key = JSON.stringify([backend, text, hosts]);
+  const hit = compiled.get(key);
+  if (hit) return hit;
+  const loaded = await loadPolicyText('/etc/egress/policy.yaml', text, { resolver: staticResolver(hosts), now: T0 });
+  expect(hasErrors(loaded.diagnostics), JSON.stringify(loaded.diagnostics)).toBe(false);
+  const art = BACKENDS[backend]!.emit(loaded.ir!);
+  const d: Desired = { backend, ir: loaded.ir!, artifact: art.value!, policyFile: '/etc/egress/policy.yaml', policyText: text, policyHash: sha256(text) };
+  compiled.set(key, d);
+  return d;
+}
+
+interface World {
+  k: FakeKernel;
+  ctx: Ctx;
+  stateDir: string;
+  notes: string[];
+  /** What `systemctl is-active` says of the confirmation timer. */
+  watchdog: { alive: boolean };
+  x: ReturnType<typeof fakeExecer>;
+  advance(seconds: number): void;
+}
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** tmpfs where there is one: state.ts fsyncs every write, which costs milliseconds each on a disk. */
+const TMP = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+
+function world(): World {
+  const dir = mkdtempSync(join(TMP, 'egress-lifecycle-'));
+  dirs.push(dir);
+  let now = T0.getTime();
+  const watchdog = { alive: true };
+  const x = fakeExecer(({ argv }) => (argv[0] === 'systemctl' && argv[1] === 'is-active' ? { code: watchdog.alive ? 0 : 3 } : {}));
+  const k = new FakeKernel();
+  const notes: string[] = [];
+  const stateDir = join(dir, 'state');
+  const ctx: Ctx = { w: { x }, stateDir, env: { EGRESS_WATCHDOG: 'systemd' }, now: () => new Date(now), who: { user: 'alice', uid: 1000 }, note: (l) => notes.push(l), self: SELF, kernel: k };
+  return { k, ctx, stateDir, notes, watchdog, x, advance: (s) => (now += s * 1000) };
+}
+
+/** What `d` looks like live, applied to an empty kernel (`b`: that backend's part only). */
+async function dumpOf(d: Desired, b?: LinuxTarget): Promise<string> {
+  const w = world();
+  await apply(w.ctx, d);
+  return w.k.dump(b);
+}
+const NONE = new FakeKernel().dump();
+
+const state = <K extends StateFile>(w: World, f: K) => readState(w.stateDir, f);
+const history = (w: World) => readHistory(w.stateDir).entries.map((e) => [e.action, e.outcome]);
+
+/** What the `lock` held by `settle`'s callers does (withLock), for calling settle alone. */
+async function settleNow(w: World): Promise<void> {
+  const lock = acquireLock(w.stateDir);
+  try {
+    await settle(w.ctx);
+  } finally {
+    lock.release();
+  }
+}
+
+/**
+ * Run `cmd` and have its process die at `step`: the kernel keeps what was
+ * committed, and the state directory is put back as it was at that instant,
+ * so no catch or finally of the dying command counts. Its lock goes too: a
+ * dead owner's lock is stale and taken over (lock.ts, tested in state.test.ts).
+ */
+async function dies(w: World, step: CrashStep, cmd: () => Promise<unknown>, nth = 1): Promise<void> {
+  let frozen: Map<string, Buffer> | undefined;
+  w.k.crashAt(step, { nth, onCrash: () => (frozen = readDir(w.stateDir)) });
+  const err = await cmd().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  // The command's own catch may wrap the crash (refresh does): what counts is that it died there.
+  expect(err, 'the command ran to its end').toBeInstanceOf(Error);
+  expect(w.k.crashed).toBe(step);
+  for (const f of readdirSync(w.stateDir)) if (!frozen!.has(f)) unlinkSync(join(w.stateDir, f));
+  for (const [f, bytes] of frozen!) writeFileSync(join(w.stateDir, f), bytes);
+  w.k.revive();
+}
+
+function readDir(dir: string): Map<string, Buffer> {
+  return new Map(
+    readdirSync(dir)
+      .filter((f) => f !== LOCK_FILE)
+      .map((f) => [f, readFileSync(join(dir, f))]),
+  );
+}
+
+/** live.json agrees with the kernel: the same listing it recorded (or nothing of egress, for a "none"). */
+async function expectStateAgrees(w: World): Promise<void> {
+  const live = state(w, 'live')!;
+  if (live.kind === 'none') for (const b of ['nft', 'iptables'] as const) expect((await w.k.readLive(b)).live.present, b).toBe(false);
+  else expect(liveFingerprint((await w.k.readLive(live.backend)).live)).toBe(live.fingerprint);
+}
+
+describe('apply, rollback, remove', () => {
+  test.each(['nft', 'iptables'] as const)('%s: the first apply loads the policy, records it as live and confirmed, and leaves "nothing" to roll back to', async (b) => {
+    const w = world();
+    const d1 = await desired(b, P1);
+    const r = await apply(w.ctx, d1);
+    expect(r.plan.table).toBe('create');
+    expect(r.warnings).toEqual([]);
+    expect(w.k.dump()).not.toBe(NONE);
+    expect(state(w, 'live')!.ruleset).toBe(d1.artifact.text);
+    expect(state(w, 'confirmed')!.ruleset).toBe(d1.artifact.text);
+    expect(state(w, 'previous')!.kind).toBe('none');
+    expect(state(w, 'applying')).toBeUndefined();
+    expect(history(w)).toEqual([['apply', 'ok']]);
+    await expectStateAgrees(w);
+    const again = await planAgainstLive(w.ctx, d1);
+    expect(again).toEqual({ backend: b, rules: [], sets: [], objects: [], reordered: [] });
+  });
+
+  test.each(['nft', 'iptables'] as const)('%s: apply over an applied policy keeps it as previous; rollback restores it once, and a second rollback has nothing left', async (b) => {
+    const w = world();
+    const [d1, d2] = [await desired(b, P1), await desired(b, P2)];
+    await apply(w.ctx, d1);
+    const OLD = w.k.dump();
+    const r = await apply(w.ctx, d2);
+    expect(r.plan.default).toEqual({ from: 'reject', to: 'drop' });
+    expect(w.k.dump()).toBe(await dumpOf(d2));
+    expect(state(w, 'previous')!.ruleset).toBe(d1.artifact.text);
+    const back = await rollback(w.ctx);
+    expect(back.restored!.ruleset).toBe(d1.artifact.text);
+    expect(w.k.dump()).toBe(OLD);
+    expect(state(w, 'live')!.ruleset).toBe(d1.artifact.text);
+    expect(state(w, 'confirmed')!.ruleset).toBe(d1.artifact.text);
+    expect(state(w, 'previous')).toBeUndefined();
+    await expect(rollback(w.ctx)).rejects.toThrow(/^no previous ruleset to roll back to/);
+    expect(history(w)).toEqual([['apply', 'ok'], ['apply', 'ok'], ['rollback', 'ok']]);
+  });
+
+  test.each(['nft', 'iptables'] as const)('%s: rollback of the first apply takes egress out; remove takes it out and rollback puts it back', async (b) => {
+    const w = world();
+    const d1 = await desired(b, P1);
+    await apply(w.ctx, d1);
+    const OLD = w.k.dump();
+    await rollback(w.ctx);
+    expect(w.k.dump()).toBe(NONE);
+    expect(readHistory(w.stateDir).entries.at(-1)).toMatchObject({ action: 'rollback', outcome: 'ok', message: 'nothing of egress was live before: removed' });
+    await apply(w.ctx, d1);
+    expect(await remove(w.ctx)).toEqual({ removed: [b] });
+    expect(w.k.dump()).toBe(NONE);
+    expect(state(w, 'live')!.kind).toBe('none');
+    await rollback(w.ctx);
+    expect(w.k.dump()).toBe(OLD);
+    await expectStateAgrees(w);
+  });
+
+  test('switching backends loads the new one and takes the old one out; rollback switches back', async () => {
+    const w = world();
+    const n1 = await desired('nft', P1);
+    await apply(w.ctx, n1);
+    const r = await apply(w.ctx, await desired('iptables', P2));
+    expect(r.plan.objects).toContainEqual({ op: 'remove', kind: 'backend', name: 'nft' });
+    expect((await w.k.readLive('nft')).live.present).toBe(false);
+    expect(w.k.dump()).toBe(await dumpOf(await desired('iptables', P2)));
+    await rollback(w.ctx);
+    expect(w.k.dump()).toBe(await dumpOf(n1));
+  });
+
+  test.each([
+    ['nft', 'check', undefined],
+    ['nft', 'load', undefined],
+    ['iptables', 'check', 'ipv6'],
+    ['iptables', 'load', 'ipv6'],
+    ['iptables', 'load', 'ipv4'], // IPv6 already committed: apply must put the prior IPv6 side back
+  ] as const)('%s: a refused %s (%s) leaves the prior ruleset live, no pending confirmation, and says which loader refused', async (b, op, family) => {
+    const w = world();
+    await apply(w.ctx, await desired(b, P1));
+    const OLD = w.k.dump();
+    w.k.failNext(op, { ...(family ? { family } : {}), message: 'Could not process rule: Operation not supported' });
+    const err = await apply(w.ctx, await desired(b, P2), { confirmSeconds: 60 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LifecycleError);
+    expect((err as { failure?: { message: string } }).failure?.message).toMatch(
+      b === 'nft' ? /^nft rejected the ruleset: Could not process rule/ : new RegExp(`^(${family === 'ipv4' ? 'iptables' : 'ip6tables'}-restore) rejected the ruleset: \\1: line 1 failed: Could not process rule`),
+    );
+    expect(w.k.dump()).toBe(OLD);
+    expect(state(w, 'applying')).toBeUndefined();
+    expect(state(w, 'pending')).toBeUndefined();
+    expect(history(w)).toEqual([['apply', 'ok'], ['apply', 'failed']]);
+  });
+
+  test('a first iptables apply refused at IPv4 leaves nothing of egress in either family', async () => {
+    const w = world();
+    w.k.failNext('load', { family: 'ipv4' });
+    await expect(apply(w.ctx, await desired('iptables', P1))).rejects.toThrow(/^iptables-restore rejected the ruleset/);
+    expect(w.k.dump()).toBe(NONE);
+  });
+
+  test('egress rules live with no state are not taken over without --force; a hand edit shows as drift', async () => {
+    const w = world();
+    const d1 = await desired('nft', P1);
+    w.k.runNft(d1.artifact.text);
+    await expect(apply(w.ctx, d1)).rejects.toThrow(/^rules of egress are live that the state directory .* has no record of/);
+    expect((await apply(w.ctx, d1, { force: true })).warnings).toEqual([]);
+    w.k.runNft('add element inet egress allow_mirror_v4_hosts { 192.0.2.99 }\n');
+    expect((await apply(w.ctx, await desired('nft', P2))).warnings).toEqual([expect.stringMatching(/^the live ruleset was changed outside egress/)]);
+  });
+});
+
+test.each(['nft', 'iptables'] as const)('%s: a foreign nft table and foreign iptables chains stay as they were through apply, refresh, rollback and remove', async (b) => {
+  const w = world();
+  w.k.runNft('table inet foreign {\n\tset keep {\n\t\ttype ipv4_addr\n\t\telements = { 192.0.2.9 }\n\t}\n\tchain out {\n\t\ttype filter hook output priority 10; policy accept;\n\t\tip daddr @keep counter accept comment "not egress"\n\t}\n}\n');
+  for (const [f, addr] of [['ipv4', '192.0.2.9/32'], ['ipv6', '2001:db8::9/128']] as const)
+    w.k.restoreIptables(f, `*filter\n:FOREIGN - [0:0]\n-A FOREIGN -d ${addr} -m comment --comment "not egress" -j RETURN\n-A OUTPUT -j FOREIGN\nCOMMIT\n`);
+  const FOREIGN = w.k.dump();
+  const foreignParts = FOREIGN.split('\n').filter((l) => /foreign|FOREIGN|keep|not egress/.test(l));
+  const expectForeign = () => {
+    const now = w.k.dump().split('\n');
+    for (const l of foreignParts) expect(now).toContain(l);
+  };
+  await apply(w.ctx, await desired(b, P1));
+  expectForeign();
+  await apply(w.ctx, await desired(b, P2));
+  await refresh(w.ctx, await desired(b, P2, MOVED));
+  expectForeign();
+  await rollback(w.ctx);
+  expectForeign();
+  await remove(w.ctx);
+  expect(w.k.dump()).toBe(FOREIGN);
+});
+
+describe('refresh', () => {
+  test.each([
+    ['nft', /^sets updated: allow_mirror_v4_hosts \+192\.0\.2\.81 -192\.0\.2\.80; allow_mirror_v6_hosts \+2001:db8::81 -2001:db8::80$/],
+    ['iptables', /^chains reloaded$/],
+  ] as const)('%s: a moved hostname goes live and is recorded; an unchanged one changes nothing', async (b, message) => {
+    const w = world();
+    const d1 = await desired(b, P1);
+    await apply(w.ctx, d1);
+    const OLD = w.k.dump();
+    expect(await refresh(w.ctx, d1)).toEqual({ changed: false, sets: [], reloaded: false });
+    expect(w.k.dump()).toBe(OLD);
+    const moved = await desired(b, P1, MOVED);
+    const r = await refresh(w.ctx, moved);
+    expect(r.changed).toBe(true);
+    expect(r.reloaded).toBe(b === 'iptables');
+    expect(w.k.dump()).toBe(await dumpOf(moved));
+    expect(state(w, 'live')!.hosts).toEqual([{ name: 'mirror.test', ipv4: ['192.0.2.81'], ipv6: ['2001:db8::81'], status: 'ok' }]);
+    expect(readHistory(w.stateDir).entries.at(-1)).toMatchObject({ action: 'refresh', outcome: 'ok', message: expect.stringMatching(message) });
+    await expectStateAgrees(w);
+  });
+
+  test('a ruleset changed by hand is not refreshed over', async () => {
+    const w = world();
+    await apply(w.ctx, await desired('nft', P1));
+    w.k.runNft('flush set inet egress allow_dns_v4_dst\n');
+    const edited = w.k.dump();
+    await expect(refresh(w.ctx, await desired('nft', P1, MOVED))).rejects.toThrow(/^the live ruleset was changed outside egress/);
+    expect(w.k.dump()).toBe(edited);
+  });
+});
+
+describe('confirmation', () => {
+  async function pendingWorld(): Promise<World & { OLD: string; NEW: string; token: string }> {
+    const w = world();
+    await apply(w.ctx, await desired('nft', P1));
+    const OLD = w.k.dump();
+    const r = await apply(w.ctx, await desired('nft', P2), { confirmSeconds: 60 });
+    expect(r.pending).toEqual({ deadline: '2026-06-01T12:01:00.000Z', watchdog: expect.stringMatching(/^systemd unit egress-confirm-[0-9a-f]{12}\.timer$/) });
+    return Object.assign(w, { OLD, NEW: w.k.dump(), token: state(w, 'pending')!.token });
+  }
+
+  test('apply --confirm arms a systemd timer that runs egress _auto-rollback with its token, and records the apply as pending', async () => {
+    const w = await pendingWorld();
+    expect(w.x.calls.find((c) => c.argv[0] === 'systemd-run')?.argv).toEqual([
+      'systemd-run',
+      `--unit=egress-confirm-${w.token}`,
+      '--on-active=60s',
+      '--timer-property=AccuracySec=1s',
+      `--setenv=EGRESS_STATE_DIR=${w.stateDir}`,
+      '--description=egress: roll back an unconfirmed apply',
+      '--',
+      ...SELF,
+      '_auto-rollback',
+      '--token',
+      w.token,
+    ]);
+    expect(history(w)).toEqual([['apply', 'ok'], ['apply', 'pending']]);
+    expect(state(w, 'confirmed')!.policyText).toBe(P1);
+  });
+
+  // settle rolls back only when the deadline has passed and the watchdog is not there to do it.
+  test.each([
+    [59, false, false],
+    [60, true, false],
+    [60, false, true],
+    [3600, false, true],
+  ])('%i s after, watchdog alive %s: settle rolls back %s', async (after, alive, rolledBack) => {
+    const w = await pendingWorld();
+    w.advance(after);
+    w.watchdog.alive = alive;
+    await settleNow(w);
+    expect(w.k.dump()).toBe(rolledBack ? w.OLD : w.NEW);
+    expect(state(w, 'pending') === undefined).toBe(rolledBack);
+    expect(state(w, 'live')!.policyText).toBe(rolledBack ? P1 : P2);
+    expect(history(w).at(-1)).toEqual(rolledBack ? ['auto-rollback', 'ok'] : ['apply', 'pending']);
+  });
+
+  test('confirm before the deadline keeps the apply; the deadline then passes with no effect', async () => {
+    const w = await pendingWorld();
+    w.advance(30);
+    expect((await confirm(w.ctx)).snapshot.policyText).toBe(P2);
+    expect(state(w, 'confirmed')!.policyText).toBe(P2);
+    expect(state(w, 'pending')).toBeUndefined();
+    w.advance(3600);
+    w.watchdog.alive = false;
+    await expect(confirm(w.ctx)).rejects.toThrow(/^nothing to confirm: no apply is awaiting confirmation/);
+    expect(w.k.dump()).toBe(w.NEW);
+  });
+
+  test('a command run after the deadline, with the watchdog gone, rolls back before anything else', async () => {
+    const w = await pendingWorld();
+    w.advance(61);
+    w.watchdog.alive = false;
+    await expect(confirm(w.ctx)).rejects.toThrow(/^nothing to confirm/);
+    expect(w.notes).toEqual([expect.stringMatching(/^egress: the apply of .* was not confirmed by 2026-06-01T12:01:00.000Z and its watchdog is gone: rolling back now$/)]);
+    expect(w.k.dump()).toBe(w.OLD);
+    expect(readHistory(w.stateDir).entries.at(-1)).toMatchObject({ action: 'auto-rollback', outcome: 'ok', message: 'the confirmation deadline passed while its watchdog was gone' });
+  });
+
+  test('confirm after the deadline is too late while the watchdog is still to act', async () => {
+    const w = await pendingWorld();
+    w.advance(60);
+    await expect(confirm(w.ctx)).rejects.toThrow(/^too late: the deadline 2026-06-01T12:01:00.000Z has passed/);
+    expect(w.k.dump()).toBe(w.NEW);
+  });
+
+  test('the watchdog rolls back with its own token; with a stale token it does nothing', async () => {
+    const w = await pendingWorld();
+    expect(await rollback(w.ctx, { token: 'f00f00f00f00' })).toEqual({ skipped: 'the apply was confirmed, rolled back or replaced before its deadline' });
+    expect(w.k.dump()).toBe(w.NEW);
+    w.advance(60);
+    expect((await rollback(w.ctx, { token: w.token })).restored!.policyText).toBe(P1);
+    expect(w.k.dump()).toBe(w.OLD);
+    expect(history(w).at(-1)).toEqual(['auto-rollback', 'ok']);
+  });
+
+  test('an apply that replaces a pending one keeps rollback aimed at the last confirmed ruleset', async () => {
+    const w = await pendingWorld();
+    await apply(w.ctx, await desired('nft', P2, MOVED));
+    expect(state(w, 'pending')).toBeUndefined();
+    expect(state(w, 'previous')!.policyText).toBe(P1);
+    await rollback(w.ctx);
+    expect(w.k.dump()).toBe(w.OLD);
+  });
+});
+
+/** One side of an interrupted command: what the kernel and live.json hold. */
+interface Side {
+  dump: string;
+  ruleset: string;
+}
+interface Scenario {
+  w: World;
+  action: string;
+  cmd: () => Promise<unknown>;
+  /** What was live before the command, and what it was changing to. */
+  prior: Side;
+  next: Side;
+}
+
+const SCENARIOS: Record<string, (b: LinuxTarget) => Promise<Scenario>> = {
+  async apply(b) {
+    const w = world();
+    const [d1, d2] = [await desired(b, P1), await desired(b, P2)];
+    await apply(w.ctx, d1);
+    return { w, action: 'apply', cmd: () => apply(w.ctx, d2), prior: { dump: w.k.dump(), ruleset: d1.artifact.text }, next: { dump: await dumpOf(d2), ruleset: d2.artifact.text } };
+  },
+  async 'apply --confirm'(b) {
+    const s = await SCENARIOS.apply!(b);
+    const d2 = await desired(b, P2);
+    return { ...s, cmd: () => apply(s.w.ctx, d2, { confirmSeconds: 60 }) };
+  },
+  async rollback(b) {
+    const w = world();
+    const [d1, d2] = [await desired(b, P1), await desired(b, P2)];
+    await apply(w.ctx, d1);
+    const OLD = w.k.dump();
+    await apply(w.ctx, d2);
+    return { w, action: 'rollback', cmd: () => rollback(w.ctx), prior: { dump: w.k.dump(), ruleset: d2.artifact.text }, next: { dump: OLD, ruleset: d1.artifact.text } };
+  },
+  async 'rollback to nothing'(b) {
+    const w = world();
+    const d1 = await desired(b, P1);
+    await apply(w.ctx, d1);
+    return { w, action: 'rollback', cmd: () => rollback(w.ctx), prior: { dump: w.k.dump(), ruleset: d1.artifact.text }, next: { dump: NONE, ruleset: '' } };
+  },
+  async remove(b) {
+    const s = await SCENARIOS['rollback to nothing']!(b);
+    return { ...s, action: 'remove', cmd: () => remove(s.w.ctx) };
+  },
+  async refresh(b) {
+    return refreshScenario(b, MOVED);
+  },
+  /** Only the IPv4 address moves: an iptables refresh cut after its IPv6 commit changed nothing. */
+  async 'refresh (IPv4 moved)'(b) {
+    return refreshScenario(b, { 'mirror.test': { ipv4: ['192.0.2.81'], ipv6: ['2001:db8::80'] } });
+  },
+};
+
+async function refreshScenario(b: LinuxTarget, hosts: Hosts): Promise<Scenario> {
+  const w = world();
+  const d1 = await desired(b, P1);
+  const moved = await desired(b, P1, hosts);
+  await apply(w.ctx, d1);
+  return { w, action: 'refresh', cmd: () => refresh(w.ctx, moved), prior: { dump: w.k.dump(), ruleset: d1.artifact.text }, next: { dump: await dumpOf(moved), ruleset: moved.artifact.text } };
+}
+
+type Outcome = 'recorded' | 'dropped' | 'restored';
+const SETTLED: Record<Outcome, RegExp> = {
+  recorded: /had already changed the kernel; its state is now recorded$/,
+  dropped: /had not changed the kernel; nothing to undo$/,
+  restored: /was cut off half-way; the ruleset from before it is restored$/,
+};
+
+describe('a command that dies at each step is settled by the next one', () => {
+  test.each([
+    ['apply', 'nft', 'load:before', 'dropped'],
+    ['apply', 'nft', 'load:after', 'recorded'],
+    ['apply', 'iptables', 'load:before', 'dropped'],
+    ['apply', 'iptables', 'load:between-families', 'restored'],
+    ['apply', 'iptables', 'load:after', 'recorded'],
+    ['apply --confirm', 'nft', 'load:before', 'dropped'],
+    ['apply --confirm', 'nft', 'load:after', 'recorded'],
+    ['apply --confirm', 'iptables', 'load:between-families', 'restored'],
+    ['rollback', 'nft', 'load:before', 'dropped'],
+    ['rollback', 'nft', 'load:after', 'recorded'],
+    ['rollback', 'iptables', 'load:between-families', 'restored'],
+    ['rollback', 'iptables', 'load:after', 'recorded'],
+    ['rollback to nothing', 'nft', 'remove:before', 'dropped'],
+    ['rollback to nothing', 'nft', 'remove:after', 'recorded'],
+    ['rollback to nothing', 'iptables', 'remove:between-families', 'restored'],
+    ['remove', 'nft', 'remove:before', 'dropped'],
+    ['remove', 'nft', 'remove:after', 'recorded'],
+    ['remove', 'iptables', 'remove:between-families', 'restored'],
+    ['remove', 'iptables', 'remove:after', 'recorded'],
+    ['refresh', 'nft', 'refresh:before', 'dropped'],
+    ['refresh', 'nft', 'refresh:after', 'recorded'],
+    ['refresh', 'iptables', 'load:between-families', 'restored'],
+    ['refresh', 'iptables', 'load:after', 'recorded'],
+    ['refresh (IPv4 moved)', 'iptables', 'load:between-families', 'dropped'],
+  ] as const)('%s (%s) dies at %s: %s', async (name, b, step, outcome) => {
+    const s = await SCENARIOS[name]!(b);
+    const { w } = s;
+    await dies(w, step, s.cmd);
+    expect(state(w, 'applying')).toBeDefined();
+    await settleNow(w);
+    const side = outcome === 'recorded' ? s.next : s.prior;
+    expect(w.k.dump()).toBe(side.dump);
+    expect(state(w, 'live')!.ruleset).toBe(side.ruleset);
+    expect(state(w, 'applying')).toBeUndefined();
+    expect(w.notes).toEqual([expect.stringMatching(SETTLED[outcome])]);
+    const pendingApply = name === 'apply --confirm' && outcome === 'recorded';
+    expect(readHistory(w.stateDir).entries.at(-1)).toMatchObject({ action: s.action, outcome: outcome !== 'recorded' ? 'failed' : pendingApply ? 'pending' : 'ok' });
+    expect(state(w, 'pending') !== undefined).toBe(pendingApply);
+    await expectStateAgrees(w);
+    // Settled means settled: another run finds nothing to do.
+    await settleNow(w);
+    expect(w.notes).toHaveLength(1);
+  });
+
+  // The first apply left "nothing" as previous: rollback after the settle takes egress out.
+  test.each([
+    ['apply', (w: World, d: Desired) => apply(w.ctx, d), undefined, 'OLD', ['apply', 'ok']],
+    ['confirm', (w: World) => confirm(w.ctx), /^nothing to confirm: no apply is awaiting confirmation/, 'OLD', ['apply', 'failed']],
+    ['rollback', (w: World) => rollback(w.ctx), undefined, 'NONE', ['rollback', 'ok']],
+    ['remove', (w: World) => remove(w.ctx), undefined, 'NONE', ['remove', 'ok']],
+    ['refresh', (w: World, d: Desired) => refresh(w.ctx, d), undefined, 'OLD', ['refresh', 'ok']],
+  ] as const)('%s settles an iptables apply cut between its two families before doing its own work', async (_name, next, error, after, last) => {
+    const w = world();
+    const d1 = await desired('iptables', P1);
+    await apply(w.ctx, d1);
+    const OLD = w.k.dump();
+    const d2 = await desired('iptables', P2);
+    await dies(w, 'load:between-families', () => apply(w.ctx, d2));
+    const err = await next(w, d1).then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    if (error) expect(err).toMatch(error);
+    else expect(err).toBeUndefined();
+    expect(w.notes[0]).toMatch(SETTLED.restored);
+    expect(w.k.dump()).toBe(after === 'OLD' ? OLD : NONE);
+    expect(state(w, 'applying')).toBeUndefined();
+    expect(history(w).at(-1)).toEqual(last);
+  });
+
+  test('a settle that dies while restoring is settled again by the next run', async () => {
+    const w = world();
+    const d1 = await desired('iptables', P1);
+    await apply(w.ctx, d1);
+    const OLD = w.k.dump();
+    const d2 = await desired('iptables', P2);
+    await dies(w, 'load:between-families', () => apply(w.ctx, d2));
+    await dies(w, 'load:before', () => settleNow(w));
+    await settleNow(w);
+    expect(w.notes).toEqual([expect.stringMatching(SETTLED.restored)]);
+    expect(w.k.dump()).toBe(OLD);
+    expect(state(w, 'live')!.ruleset).toBe(d1.artifact.text);
+    expect(history(w)).toEqual([['apply', 'ok'], ['apply', 'failed']]);
+  });
+
+  test.each([
+    // The new backend was loaded, the old one not yet taken out: both are live (stricter, never looser) and the new one is recorded.
+    ['remove:before', 'recorded'],
+    ['load:between-families', 'restored'],
+  ] as const)('switching nft → iptables dies at %s: %s', async (step, outcome) => {
+    const w = world();
+    const n1 = await desired('nft', P1);
+    const i2 = await desired('iptables', P2);
+    await apply(w.ctx, n1);
+    await dies(w, step, () => apply(w.ctx, i2));
+    await settleNow(w);
+    expect(w.notes).toEqual([expect.stringMatching(SETTLED[outcome])]);
+    expect(w.k.dump('nft')).toBe(await dumpOf(n1, 'nft'));
+    expect(w.k.dump('iptables')).toBe(outcome === 'recorded' ? await dumpOf(i2, 'iptables') : new FakeKernel().dump('iptables'));
+    expect(state(w, 'live')!.backend).toBe(outcome === 'recorded' ? 'iptables' : 'nft');
+    if (outcome === 'recorded') {
+      // The next apply takes the old backend out.
+      await apply(w.ctx, i2);
+      expect((await w.k.readLive('nft')).live.present).toBe(false);
+    }
+  });
+});
+
