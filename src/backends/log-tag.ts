@@ -34,21 +34,6 @@ export function logPrefix(prefix: string, v: TagVerdict, rule: string | undefine
   return `${prefix}${v}:${name.slice(0, room)}~${shortHash(name)} `;
 }
 
-export interface ParsedTag {
-  verdict: TagVerdict;
-  /** Rule name as logged (possibly cut, ending "~hhh"), or undefined for the default. */
-  rule?: string;
-}
-
-/** Find "<V>:<rule>" right after the prefix in a log line's text. */
-export function parseTag(text: string, prefix: string): ParsedTag | undefined {
-  const i = text.indexOf(prefix);
-  if (i < 0) return undefined;
-  const m = /^([DPdp]):([a-z0-9_-]+(?:~[0-9a-f]{3})?|-)(?:\s|$)/.exec(text.slice(i + prefix.length));
-  if (!m) return undefined;
-  return m[2] === '-' ? { verdict: m[1] as TagVerdict } : { verdict: m[1] as TagVerdict, rule: m[2]! };
-}
-
 /** Map a logged (possibly cut) rule tag back to a full rule name. */
 export function matchTag(tag: string, names: Iterable<string>): string | undefined {
   const cut = /^(.*)~([0-9a-f]{3})$/.exec(tag);

@@ -4,7 +4,6 @@ import { hasErrors, type Diagnostic } from '../diag/diagnostic.js';
 import { renderText, toJson } from '../diag/render.js';
 import { loadPolicyFile, type LoadOptions, type Loaded } from '../index.js';
 import type { Io } from './io.js';
-import { UsageError } from './io.js';
 
 export interface PolicyFlags {
   json?: boolean;
@@ -37,11 +36,6 @@ export function diagnosticsJson(l: Loaded) {
 
 export function failed(l: Loaded): boolean {
   return hasErrors(l.diagnostics) || !l.ir;
-}
-
-export function requireArg(v: string | undefined, what: string): string {
-  if (!v) throw new UsageError(`missing ${what}`);
-  return v;
 }
 
 export function writeJson(io: Io, v: unknown): void {

@@ -61,10 +61,6 @@ export function renderUnit(exec: string[], stateDir: string): string {
   return UNIT_TEMPLATE.replace(/@STATE_DIR@/g, stateDir).replace('@EXEC@', exec.map(systemdWord).join(' '));
 }
 
-export interface PersistPaths {
-  unitDir: string;
-}
-
 export function systemdDirOf(env: Record<string, string | undefined>): string {
   return env.EGRESS_SYSTEMD_DIR || DEFAULT_SYSTEMD_DIR;
 }

@@ -57,9 +57,3 @@ export function psString(s: string): string | undefined {
 function charCode(c: number): string {
   return `[char]0x${c.toString(16).toUpperCase().padStart(4, '0')}`;
 }
-
-/** Why psString refused `s`, for the error hint. */
-export function psStringProblem(s: string): string {
-  if (s.includes('\0')) return 'it contains a NUL character';
-  return 'it contains an unpaired UTF-16 surrogate';
-}
