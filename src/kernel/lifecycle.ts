@@ -162,9 +162,9 @@ interface Extra {
   token?: string;
 }
 
-type Record_ = Applying & Extra;
+type IntentRecord = Applying & Extra;
 
-function writeIntent(ctx: Ctx, rec: Record_): void {
+function writeIntent(ctx: Ctx, rec: IntentRecord): void {
   writeState(ctx.stateDir, 'applying', rec);
 }
 
@@ -181,7 +181,7 @@ async function dropPending(ctx: Ctx, token?: string): Promise<void> {
  */
 export async function settle(ctx: Ctx): Promise<void> {
   const k = kernelOf(ctx);
-  const rec = readState(ctx.stateDir, 'applying') as Record_ | undefined;
+  const rec = readState(ctx.stateDir, 'applying') as IntentRecord | undefined;
   if (rec) {
     const cur = await k.readLive(rec.checkBackend);
     const fp = liveFingerprint(cur.live);
@@ -280,7 +280,7 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
     const next = snapshotOf(ctx, d, nextFingerprint);
     const prior = liveState ?? null;
     const token = opts.confirmSeconds !== undefined ? randomBytes(6).toString('hex') : undefined;
-    const rec: Record_ = {
+    const rec: IntentRecord = {
       action: 'apply',
       next,
       prior,
@@ -373,7 +373,7 @@ async function rollbackLocked(ctx: Ctx, action: 'rollback' | 'auto-rollback', me
   const liveBackend = liveState?.backend ?? prev.backend;
   const checkBackend = prev.kind === 'ruleset' ? prev.backend : liveBackend;
   const cur = await k.readLive(checkBackend);
-  const rec: Record_ = {
+  const rec: IntentRecord = {
     action,
     next: prev,
     prior: liveState ?? null,
@@ -419,7 +419,7 @@ export async function remove(ctx: Ctx): Promise<{ removed: LinuxTarget[] }> {
     const checkBackend = liveState?.backend ?? present[0] ?? 'nft';
     const cur = lives.get(checkBackend) ?? (await k.readLive(checkBackend));
     const none = noneSnapshot(checkBackend, ctx.who, ctx.now().toISOString());
-    const rec: Record_ = {
+    const rec: IntentRecord = {
       action: 'remove',
       next: none,
       prior: liveState ?? null,
@@ -477,7 +477,7 @@ export async function refresh(ctx: Ctx, d: Omit<Desired, 'backend'>): Promise<Re
       history(ctx, 'refresh', next, 'ok', 'no address changed');
       return { changed: false, sets: [], reloaded: false };
     }
-    const rec: Record_ = {
+    const rec: IntentRecord = {
       action: 'refresh',
       next,
       prior: liveState,
