@@ -20,8 +20,7 @@
  * confirmation rolls back, and at boot only the last *confirmed* ruleset is
  * restored: an unconfirmed apply never outlives its deadline.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readlinkSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Execer } from './exec.js';
 import { onPath } from './netns.js';
@@ -84,21 +83,14 @@ export async function armWatchdog(
     if (r.code !== 0) throw new Error(`systemd-run failed: ${(r.stderr || r.stdout).trim()}`);
     return { kind: 'systemd', unit };
   }
-  const log = openSync(join(stateDir, WATCHDOG_LOG), 'a', 0o600);
-  try {
-    const child = spawn(self[0]!, [...self.slice(1), ...args], {
-      detached: true, // setsid(): its own session and process group, no controlling terminal
-      stdio: ['ignore', log, log],
-      env: { ...process.env, EGRESS_STATE_DIR: stateDir, EGRESS_WATCHDOG_CHILD: '1' },
-      cwd: '/',
-    });
-    child.unref();
-    if (child.pid === undefined) throw new Error('cannot start the rollback watchdog');
-    const start = await waitStart(child.pid);
-    return { kind: 'process', pid: child.pid, ...(start ? { start } : {}) };
-  } finally {
-    closeSync(log);
-  }
+  const { pid } = x.detach(self[0]!, [...self.slice(1), ...args], {
+    logPath: join(stateDir, WATCHDOG_LOG),
+    env: { EGRESS_STATE_DIR: stateDir, EGRESS_WATCHDOG_CHILD: '1' },
+    cwd: '/',
+  });
+  if (pid === undefined) throw new Error('cannot start the rollback watchdog');
+  const start = await waitStart(pid);
+  return { kind: 'process', pid, ...(start ? { start } : {}) };
 }
 
 async function waitStart(pid: number): Promise<string | undefined> {

@@ -8,6 +8,7 @@
  * quoted or interpreted twice.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 
 export interface RunOptions {
   /** Text written to the program's standard input (then closed). */
@@ -42,9 +43,24 @@ export interface Started {
   exited: Promise<RunResult>;
 }
 
+/** A program started to outlive this one (the confirm watchdog). */
+export interface DetachOptions {
+  /** Its standard output and error are appended here (the file is created 0600). */
+  logPath: string;
+  /** Extra environment variables (added to this process's environment). */
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
 export interface Execer {
   run(cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
   start(cmd: string, args: readonly string[], opts?: Omit<RunOptions, 'input' | 'timeoutMs'>): Started;
+  /**
+   * Start a program in its own session (setsid: no controlling terminal, its
+   * own process group) and do not wait for it: killing this process, its
+   * group or its session does not reach it. Returns its pid.
+   */
+  detach(cmd: string, args: readonly string[], opts: DetachOptions): { pid: number | undefined };
 }
 
 /**
@@ -72,6 +88,7 @@ export function realExecer(): Execer {
     return spawn(bin!, rest, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ? { ...process.env, ...opts.env } : process.env });
   };
   return {
+    detach: detachReal,
     run(cmd, args, opts = {}) {
       return new Promise((resolve) => {
         const child = spawnIt(cmd, args, opts);
@@ -157,6 +174,23 @@ export function realExecer(): Execer {
   };
 }
 
+function detachReal(cmd: string, args: readonly string[], opts: DetachOptions): { pid: number | undefined } {
+  const log = openSync(opts.logPath, 'a', 0o600);
+  try {
+    const child = spawn(cmd, [...args], {
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: opts.env ? { ...process.env, ...opts.env } : process.env,
+      ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+    });
+    child.on('error', () => {}); // reported as an undefined pid
+    child.unref();
+    return { pid: child.pid };
+  } finally {
+    closeSync(log);
+  }
+}
+
 function signalNumber(signal: NodeJS.Signals | null): number {
   const table: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
   return (signal && table[signal]) ?? 0;
@@ -176,6 +210,10 @@ export function fakeExecer(reply: (call: ExecCall) => Partial<RunResult> | Promi
   const answer = async (call: ExecCall): Promise<RunResult> => ({ code: 0, stdout: '', stderr: '', ...(await reply(call)) });
   return {
     calls,
+    detach(cmd, args, opts) {
+      calls.push({ argv: [cmd, ...args], opts: opts.env ? { env: opts.env } : {} });
+      return { pid: undefined };
+    },
     run(cmd, args, opts = {}) {
       const call = { argv: commandLine(cmd, args, opts), opts };
       calls.push(call);
