@@ -10,8 +10,8 @@
  * `Interface`, `realNFTables` and `Fake`).
  */
 import type { Artifact } from '../backends/types.js';
-import { emptyLive } from '../plan/types.js';
-import type { LiveRuleset } from '../plan/types.js';
+import { emptyLive } from '../backends/live.js';
+import type { LiveRuleset } from '../backends/live.js';
 import type { LinuxTarget } from '../backends/types.js';
 import type { Family } from '../policy/address.js';
 import { canonicalIptables, checkIptables, loadIptables, readIptables, removeIptables } from './iptables.js';

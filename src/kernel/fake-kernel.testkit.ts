@@ -57,7 +57,7 @@ import { readIptablesLive as readOwned, readIptablesSaves } from '../backends/ip
 import { iptablesRemove } from '../backends/iptables/reapply.js';
 import { normalizeElements } from '../backends/nft/parse-live.js';
 import type { Artifact, LinuxTarget } from '../backends/types.js';
-import { emptyLive, type LiveRule, type LiveRuleset } from '../plan/types.js';
+import { emptyLive, type LiveRule, type LiveRuleset } from '../backends/live.js';
 import type { Family } from '../policy/address.js';
 import type { Live, LinuxKernel } from './backend.js';
 import { iptablesFailure, iptablesInputs } from './iptables.js';

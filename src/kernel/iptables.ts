@@ -14,7 +14,7 @@ import { iptablesRemove, iptablesReapply } from '../backends/iptables/reapply.js
 import { iptablesSectionStart, splitIptables } from '../backends/iptables/emit.js';
 import type { Artifact } from '../backends/types.js';
 import { readIptablesLive as readOwned, readIptablesSaves } from '../backends/iptables/parse-live.js';
-import type { LiveRuleset } from '../plan/types.js';
+import type { LiveRuleset } from '../backends/live.js';
 import type { Family } from '../policy/address.js';
 import type { LoadFailure } from './nft.js';
 import { KernelError, mustRun, runIn, withScratchNetns, type Where } from './where.js';

@@ -9,7 +9,7 @@ import type { Artifact } from '../backends/types.js';
 import { error, type Diagnostic } from '../diag/diagnostic.js';
 import type { Ir } from '../ir/types.js';
 import { readNftLive } from '../backends/nft/parse-live.js';
-import type { LiveRuleset } from '../plan/types.js';
+import type { LiveRuleset } from '../backends/live.js';
 import type { RuleRef } from '../policy/types.js';
 import { KernelError, mustRun, runIn, withScratchNetns, type Where } from './where.js';
 

@@ -1,6 +1,6 @@
 /** What is live, as `egress status` reports it. Read-only: no lock, nothing written. */
 import { liveFingerprint } from '../plan/diff.js';
-import type { LiveRuleset } from '../plan/types.js';
+import type { LiveRuleset } from '../backends/live.js';
 import { readLive } from './backend.js';
 import { watchdogAlive } from './confirm.js';
 import { readHistory, type HistoryEntry } from './history.js';

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { diff, liveFingerprint, planIsEmpty, planSize } from './diff.js';
 import { readIptablesSaves } from '../backends/iptables/parse-live.js';
 import { normalizeElements, readNftLive } from '../backends/nft/parse-live.js';
-import { emptyLive } from './types.js';
+import { emptyLive } from '../backends/live.js';
 import { planJson, renderPlanText } from './render.js';
 
 const nftJson = (rules: object[], sets: object[] = [], counters: object[] = []) =>

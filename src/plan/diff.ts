@@ -6,7 +6,8 @@
  * are compared by elements, so a hostname that moved shows as one element
  * out and one in.
  */
-import type { LiveRule, LiveRuleset, Plan, RuleChange, SetChange } from './types.js';
+import type { Plan, RuleChange, SetChange } from './types.js';
+import type { LiveRule, LiveRuleset } from '../backends/live.js';
 
 export interface Settings {
   mode?: string;

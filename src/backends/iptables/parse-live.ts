@@ -8,7 +8,7 @@
  * `[packets:bytes]` prefix; the counts go to `packets`/`bytes`.
  */
 import type { Family } from '../../policy/address.js';
-import { emptyLive, type LiveRule, type LiveRuleset } from '../../plan/types.js';
+import { emptyLive, type LiveRule, type LiveRuleset } from '../live.js';
 
 /** What egress owns in one family's filter table right now (what a re-apply or a removal must adapt to). */
 export interface IptablesLive {

@@ -7,7 +7,7 @@
  * traffic since the last listing compares equal. Handles are dropped.
  */
 import { formatInterval, parseDest } from '../../policy/address.js';
-import { emptyLive, type LiveRule, type LiveRuleset, type LiveSet } from '../../plan/types.js';
+import { emptyLive, type LiveRule, type LiveRuleset, type LiveSet } from '../live.js';
 
 export class LiveParseError extends Error {}
 
