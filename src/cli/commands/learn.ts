@@ -10,6 +10,7 @@ import { resolve as resolvePath } from 'node:path';
 import { hasErrors } from '../../diag/diagnostic.js';
 import { renderText } from '../../diag/render.js';
 import { loadPolicyText } from '../../index.js';
+import { writeFileAtomic } from '../../kernel/atomic.js';
 import { Deduper } from '../../observe/dedupe.js';
 import { learnedYaml, learnRules, FlowCollector, type Learned, type SeenFlow } from '../../observe/learn.js';
 import { mergeLearned, MergeError } from '../../observe/learn-merge.js';
@@ -22,7 +23,7 @@ import { indexedEvaluator } from '../../sim/index.js';
 import type { Accounts } from '../../resolve/resolver.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
-import { contextOf, readOptionsOf, runReader, sourcesOf, writeAtomic, type ObserveSeams, type SourceFlags } from './stats.js';
+import { contextOf, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from './stats.js';
 
 export interface LearnFlags extends SourceFlags, PolicyFlags {
   policy?: string;
@@ -102,7 +103,7 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
     return 1;
   }
   if (flags.write && learned.rules.length) {
-    await writeAtomic(policyPath, merged);
+    writeFileAtomic(policyPath, merged, 0o644);
     if (!flags.json) io.stderr(`egress: added ${learned.rules.length} allow rule${learned.rules.length === 1 ? '' : 's'} to ${flags.policy}; review them, then "egress replay" and apply\n`);
   }
   if (!flags.json) io.stdout(learnText(learned, items, counts, describeUser, !!flags.write));

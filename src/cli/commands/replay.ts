@@ -4,6 +4,7 @@
  * would now admit and by which rules. `--check` exits 1 when it would deny
  * anything: the gate before switching audit to enforce.
  */
+import { writeFileAtomic } from '../../kernel/atomic.js';
 import { Deduper } from '../../observe/dedupe.js';
 import { toPrometheus } from '../../observe/prometheus.js';
 import { LogReader } from '../../observe/read.js';
@@ -11,7 +12,7 @@ import { renderStats, statsJson } from '../../observe/render.js';
 import { Replayer, type ReplaySummary } from '../../observe/replay.js';
 import { UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
-import { contextOf, readOptionsOf, runReader, sourcesOf, writeAtomic, type ObserveSeams, type SourceFlags } from './stats.js';
+import { contextOf, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from './stats.js';
 import { resolve as resolvePath } from 'node:path';
 
 export interface ReplayFlags extends SourceFlags, PolicyFlags {
@@ -45,7 +46,7 @@ export async function replayCommand(io: Io, file: string, logs: string[], flags:
   if (flags.prometheus) text = toPrometheus(stats, { topDestinations: top });
   else if (flags.json) text = JSON.stringify({ policy: file, mode, summary, stats: statsJson(stats, { top }) }, null, 2) + '\n';
   else text = summaryText(file, mode, summary) + (stats.connections ? '\n' + renderStats(stats, { top, title: mode === 'audit' ? 'connections this policy would deny (it is in audit mode: logged, not blocked)' : 'connections this policy would deny' }) : '');
-  if (flags.output) await writeAtomic(resolvePath(io.cwd, flags.output), text);
+  if (flags.output) writeFileAtomic(resolvePath(io.cwd, flags.output), text, 0o644);
   else io.stdout(text);
   return flags.check && summary.denied > 0 ? 1 : 0;
 }

@@ -5,9 +5,10 @@
  * which sources to read, how, and the policy context names come from.
  */
 import { existsSync } from 'node:fs';
-import { open, rename, stat, writeFile } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { uptime } from 'node:os';
-import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
+import { writeFileAtomic } from '../../kernel/atomic.js';
 import { realExecer, type Execer } from '../../kernel/exec.js';
 import type { Loaded } from '../../index.js';
 import { StatsBuilder, type Stats, type StatsContext } from '../../observe/aggregate.js';
@@ -143,13 +144,6 @@ export async function loadOptionalPolicy(io: Io, file: string | undefined, flags
   return failed(l) ? 1 : l;
 }
 
-/** Write `text` to `file` atomically (temporary file in the same directory, then rename). */
-export async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  await writeFile(tmp, text, { mode: 0o644 });
-  await rename(tmp, file);
-}
-
 /** Run the reader, turning unreadable sources into exit-1 errors. */
 export async function runReader(reader: LogReader): Promise<void> {
   try {
@@ -217,7 +211,7 @@ export async function statsCommand(io: Io, logs: string[], flags: StatsFlags, se
       : flags.json
         ? JSON.stringify({ ...statsJson(s, { top, ...(changes ? { changes } : {}) }), kernelCounters: counters.json }, null, flags.follow ? 0 : 2) + '\n'
         : renderStats(s, { top, ...(changes ? { changes } : {}), historyNote: historyNote(history), counters: counters.lines });
-    if (flags.output) await writeAtomic(resolvePath(io.cwd, flags.output), text);
+    if (flags.output) writeFileAtomic(resolvePath(io.cwd, flags.output), text, 0o644);
     else if (flags.follow && !final && io.isTty && !flags.json && !flags.prometheus) io.stdout(`\x1b[H\x1b[2J${text}`);
     else io.stdout(flags.follow && !flags.json && !flags.prometheus ? `${formatLocal(Date.now())}\n${text}\n` : text);
   };
