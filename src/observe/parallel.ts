@@ -15,8 +15,8 @@
  * Gzip files cannot be cut: each is one part. Windows Firewall logs, stdin,
  * the journal, /dev/kmsg and --follow are read sequentially (read.ts).
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -25,7 +25,8 @@ import { StatsBuilder, type BuilderState } from './aggregate.js';
 import { Deduper, DEDUPE_WINDOW_MS } from './dedupe.js';
 import { addCounts, emptyCounts, type LogEvent, type ReadCounts } from './event.js';
 import { KernelLineParser, type ParseOptions } from './parse-kernel.js';
-import { ReadError } from './read.js';
+import { looksLikePfirewall } from './pfirewall.js';
+import { ReadError, type LogSource } from './read.js';
 
 /** One part: a byte range of a plain file, or a whole gzip file. */
 export interface Part {
@@ -214,14 +215,63 @@ export function workersFor(bytes: number, minBytes = PARALLEL_MIN_BYTES, cores =
   return Math.max(1, Math.min(8, cores, Math.floor(bytes / (minBytes / 2))));
 }
 
+export interface ParallelPlan {
+  /** In reading order (oldest first). */
+  files: { path: string; name: string }[];
+  workers: number;
+  /** The compiled worker script (workerScript()). */
+  script: string;
+}
+
+/**
+ * Whether to read `sources` in parallel, and how: only plain kernel log files
+ * (gzip included; a file the sequential reader would read as a Windows
+ * Firewall log, by `looksLikePfirewall`, not), big enough to be worth the
+ * threads (or `forced` says how many; 1 = read in order in this thread), and
+ * only when the compiled worker script exists. Undefined: read in order.
+ */
+export async function parallelPlan(sources: readonly LogSource[], forced?: number): Promise<ParallelPlan | undefined> {
+  const script = workerScript();
+  if (!script || !sources.length || sources.some((s) => s.kind !== 'file')) return undefined;
+  const files = sources as Extract<LogSource, { kind: 'file' }>[];
+  let bytes = 0;
+  const withTime: { path: string; name: string; mtime: number }[] = [];
+  for (const f of files) {
+    let st;
+    try {
+      st = await stat(f.path);
+    } catch {
+      return undefined; // let the sequential reader report it
+    }
+    if (!st.isFile()) return undefined;
+    const head = Buffer.alloc(64);
+    const fh = await open(f.path, 'r');
+    let n;
+    try {
+      ({ bytesRead: n } = await fh.read(head, 0, 64, 0));
+    } finally {
+      await fh.close();
+    }
+    if (looksLikePfirewall(head.toString('latin1', 0, n))) return undefined;
+    bytes += st.size;
+    withTime.push({ path: f.path, name: f.name, mtime: st.mtimeMs });
+  }
+  const workers = forced ?? workersFor(bytes);
+  if (workers < 2) return undefined;
+  withTime.sort((a, b) => a.mtime - b.mtime);
+  return { files: withTime.map(({ path, name }) => ({ path, name })), workers, script };
+}
+
 /** Read plain/gzip kernel log files with `workers` threads; the same answer as a sequential read. */
 export async function statsParallel(files: readonly { path: string; name: string }[], opts: ParseOptions, workers: number, script: string): Promise<{ builder: StatsBuilder; counts: ReadCounts }> {
   const parts = planParts(files, workers);
+  // Only what parsing needs crosses to the workers (a ReadOptions also holds a signal and an Execer, which cannot).
+  const parse: ParseOptions = { now: opts.now, ...(opts.bootTimeMs !== undefined ? { bootTimeMs: opts.bootTimeMs } : {}), ...(opts.since !== undefined ? { since: opts.since } : {}), ...(opts.prefixes ? { prefixes: opts.prefixes } : {}) };
   const results = await Promise.all(
     parts.map(
       (part, k) =>
         new Promise<PartResult>((resolve, reject) => {
-          const w = new Worker(script, { workerData: { part, opts, holdHead: k > 0 } });
+          const w = new Worker(script, { workerData: { part, opts: parse, holdHead: k > 0 } });
           w.once('message', (r: PartResult) => resolve(r));
           w.once('error', (e) => reject(e instanceof ReadError ? e : new ReadError(`cannot read ${part.name}: ${e.message}`)));
           w.once('exit', (code) => {

@@ -23,7 +23,7 @@ import { indexedEvaluator } from '../../sim/index.js';
 import type { Accounts } from '../../resolve/resolver.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
-import { contextOf, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from './stats.js';
+import { contextOf, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
 
 export interface LearnFlags extends SourceFlags, PolicyFlags {
   policy?: string;
@@ -47,7 +47,7 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
   const collector = new FlowCollector(ir, accounts);
   const dedupe = new Deduper();
   const reader = new LogReader(sources, opts, (e) => collector.add(e, dedupe.isNew(e)));
-  await runReader(reader);
+  await runReader(reader.run());
   const counts = reader.counts;
   const taken = [...loaded.policy!.allow, ...loaded.policy!.deny].map((r) => r.ref.name);
   const learned = learnRules(collector.seen(), { ir, accounts, taken });

@@ -12,7 +12,7 @@ import { renderStats, statsJson } from '../../observe/render.js';
 import { Replayer, type ReplaySummary } from '../../observe/replay.js';
 import { UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
-import { contextOf, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from './stats.js';
+import { contextOf, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
 import { resolve as resolvePath } from 'node:path';
 
 export interface ReplayFlags extends SourceFlags, PolicyFlags {
@@ -39,7 +39,7 @@ export async function replayCommand(io: Io, file: string, logs: string[], flags:
   const replayer = new Replayer(loaded.ir!, accounts);
   const dedupe = new Deduper();
   const reader = new LogReader(sources, opts, (e) => replayer.add(e, dedupe.isNew(e)));
-  await runReader(reader);
+  await runReader(reader.run());
   const { stats, summary } = replayer.finish(reader.counts, ctx, Math.max(top, 20));
   const mode = loaded.ir!.mode;
   let text: string;
