@@ -20,7 +20,7 @@ import { open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { gunzipSync } from 'node:zlib';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { StatsBuilder, type BuilderState } from './aggregate.js';
 import { Deduper, DEDUPE_WINDOW_MS } from './dedupe.js';
 import { addCounts, emptyCounts, type LogEvent, type ReadCounts } from './event.js';
@@ -228,10 +228,10 @@ export interface ParallelPlan {
  * (gzip included; a file the sequential reader would read as a Windows
  * Firewall log, by `looksLikePfirewall`, not), big enough to be worth the
  * threads (or `forced` says how many; 1 = read in order in this thread), and
- * only when the compiled worker script exists. Undefined: read in order.
+ * only when the compiled worker script exists (`script`: tests pass their
+ * own). Undefined: read in order.
  */
-export async function parallelPlan(sources: readonly LogSource[], forced?: number): Promise<ParallelPlan | undefined> {
-  const script = workerScript();
+export async function parallelPlan(sources: readonly LogSource[], forced?: number, script = workerScript()): Promise<ParallelPlan | undefined> {
   if (!script || !sources.length || sources.some((s) => s.kind !== 'file')) return undefined;
   const files = sources as Extract<LogSource, { kind: 'file' }>[];
   let bytes = 0;
@@ -244,15 +244,8 @@ export async function parallelPlan(sources: readonly LogSource[], forced?: numbe
       return undefined; // let the sequential reader report it
     }
     if (!st.isFile()) return undefined;
-    const head = Buffer.alloc(64);
-    const fh = await open(f.path, 'r');
-    let n;
-    try {
-      ({ bytesRead: n } = await fh.read(head, 0, 64, 0));
-    } finally {
-      await fh.close();
-    }
-    if (looksLikePfirewall(head.toString('latin1', 0, n))) return undefined;
+    const head = await textHead(f.path);
+    if (head === undefined || looksLikePfirewall(head)) return undefined;
     bytes += st.size;
     withTime.push({ path: f.path, name: f.name, mtime: st.mtimeMs });
   }
@@ -260,6 +253,32 @@ export async function parallelPlan(sources: readonly LogSource[], forced?: numbe
   if (workers < 2) return undefined;
   withTime.sort((a, b) => a.mtime - b.mtime);
   return { files: withTime.map(({ path, name }) => ({ path, name })), workers, script };
+}
+
+/**
+ * A file's first 64 bytes as the sequential reader sniffs them (latin1;
+ * decompressed when the file is gzip, so a rotated pfirewall.log.gz is still
+ * one). Undefined when a gzip file's start does not decompress: the
+ * sequential reader reports that.
+ */
+async function textHead(path: string): Promise<string | undefined> {
+  const fh = await open(path, 'r');
+  let raw: Buffer;
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    raw = buf.subarray(0, (await fh.read(buf, 0, buf.length, 0)).bytesRead);
+  } finally {
+    await fh.close();
+  }
+  if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
+    try {
+      // Only a prefix of the stream: flush what it decodes to instead of failing at its cut end.
+      raw = gunzipSync(raw, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    } catch {
+      return undefined;
+    }
+  }
+  return raw.toString('latin1', 0, Math.min(64, raw.length));
 }
 
 /** Read plain/gzip kernel log files with `workers` threads; the same answer as a sequential read. */

@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { StatsBuilder } from '../../src/observe/aggregate.js';
 import { Deduper } from '../../src/observe/dedupe.js';
-import { mergeParts, planParts, processPart } from '../../src/observe/parallel.js';
+import { mergeParts, parallelPlan, planParts, processPart } from '../../src/observe/parallel.js';
 import { KernelLineParser } from '../../src/observe/parse-kernel.js';
 import { NOW } from '../helpers.js';
 import { iso, TCP4, UDP4 } from './lines.js';
@@ -63,5 +63,48 @@ describe('parallel stats: parts and merge give exactly the sequential answer', (
     expect(parts).toEqual([{ path: join(dir, 'kern.log.1.gz'), name: 'kern.log.1.gz', start: 0, end: expect.any(Number), gzip: true }]);
     const r = mergeParts([processPart(parts[0]!, { now: NOW.getTime() }, false)], parts);
     expect(r.builder.finish(r.counts).connections).toBe(want.stats.connections);
+  });
+});
+
+describe('parallelPlan: in parallel only what the sequential reader reads as kernel log lines', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'egress-plan-'));
+  const kern = iso(`EGRESS D:smtp ${TCP4}`) + '\n';
+  const pf = '#Version: 1.5\r\n#Fields: date time action protocol src-ip dst-ip src-port dst-port size tcpflags tcpsyn tcpack tcpwin icmptype icmpcode info path\r\n';
+  const files: Record<string, string | Buffer> = {
+    'kern.log': kern,
+    'kern.log.1': kern,
+    'kern.log.2.gz': gzipSync(kern),
+    'commented.log': `# copied from web1\n${kern}`,
+    'pfirewall.log': pf,
+    'pfirewall.log.1.gz': gzipSync(pf),
+    'bom.log': Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(pf)]),
+    'broken.gz': Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff]), // a gzip header, then a reserved deflate block type
+  };
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(dir, name), data);
+  // kern.log.1 is older than kern.log: reading order is by modification time, oldest first.
+  utimesSync(join(dir, 'kern.log.1'), new Date('2026-05-01'), new Date('2026-05-01'));
+  const src = (...names: string[]) => names.map((n) => ({ kind: 'file' as const, path: join(dir, n), name: n }));
+
+  test.each([
+    [['kern.log', 'kern.log.1'], ['kern.log.1', 'kern.log']],
+    [['kern.log.2.gz'], ['kern.log.2.gz']],
+    [['commented.log'], ['commented.log']], // a leading "#" alone is not a Windows Firewall header
+    [['pfirewall.log'], undefined],
+    [['pfirewall.log.1.gz'], undefined], // the header is inside the compressed stream
+    [['bom.log'], undefined],
+    [['kern.log', 'pfirewall.log.1.gz'], undefined],
+    [['broken.gz'], undefined], // the sequential reader reports it
+    [['missing.log'], undefined],
+  ])('%j → %j', async (names, want) => {
+    const plan = await parallelPlan(src(...names), 2, '/x/stats-worker.js');
+    expect(plan?.files.map((f) => f.name)).toEqual(want);
+  });
+
+  test('not for small files unless forced, never with one worker, a non-file source or no worker script', async () => {
+    expect(await parallelPlan(src('kern.log'), undefined, '/x/stats-worker.js')).toBeUndefined();
+    expect(await parallelPlan(src('kern.log'), 1, '/x/stats-worker.js')).toBeUndefined();
+    expect(await parallelPlan([...src('kern.log'), { kind: 'journal' }], 2, '/x/stats-worker.js')).toBeUndefined();
+    expect(await parallelPlan(src('kern.log'), 2, '')).toBeUndefined();
+    expect(await parallelPlan(src('kern.log'), 2, '/x/stats-worker.js')).toEqual({ files: [{ path: join(dir, 'kern.log'), name: 'kern.log' }], workers: 2, script: '/x/stats-worker.js' });
   });
 });
