@@ -7,20 +7,16 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import { hasErrors } from '../../diag/diagnostic.js';
 import { renderText } from '../../diag/render.js';
-import { loadPolicyText } from '../../index.js';
 import { writeFileAtomic } from '../../kernel/atomic.js';
 import { Deduper } from '../../observe/dedupe.js';
-import { learnedYaml, learnRules, FlowCollector, type Learned, type SeenFlow } from '../../observe/learn.js';
+import { learnedYaml, learnRules, FlowCollector, verifyLearned, type Learned, type SeenFlow } from '../../observe/learn.js';
 import { mergeLearned, MergeError } from '../../observe/learn-merge.js';
 import type { ReadCounts } from '../../observe/event.js';
 import { LogReader } from '../../observe/read.js';
-import { accountNames, FlowMaker } from '../../observe/replay.js';
+import { accountNames } from '../../observe/replay.js';
 import { formatIso } from '../../observe/since.js';
 import { countsLine } from '../../observe/render.js';
-import { indexedEvaluator } from '../../sim/index.js';
-import type { Accounts } from '../../resolve/resolver.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
 import { contextOf, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
@@ -65,9 +61,13 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
     if (e instanceof MergeError) throw new CommandError(`cannot merge into ${flags.policy}: ${e.message}`);
     throw e;
   }
-  const check = await verify(io, flags.policy, policyPath, merged, learned, accounts);
-  if (check.error) {
-    io.stderr(check.error);
+  const check = await verifyLearned(learned, accounts, flags.policy, merged, {
+    baseDir: resolvePath(policyPath, '..'),
+    ...(io.resolver ? { resolver: io.resolver } : {}),
+    ...(io.now ? { now: io.now } : {}),
+  });
+  if (check.broken) {
+    io.stderr(`egress: internal error: the policy with the learned rules does not load (please report this):\n${renderText(check.broken.sources, check.broken.diagnostics)}`);
     return 1;
   }
 
@@ -120,32 +120,6 @@ function flowJson(f: SeenFlow) {
     ...(f.uid !== undefined ? { uid: f.uid } : {}),
     connections: f.connections,
   };
-}
-
-/** Load the merged policy and decide every learned flow with it: all must be accepted (enforce verdict). */
-async function verify(
-  io: Io,
-  shownAs: string,
-  path: string,
-  merged: string,
-  learned: Learned,
-  accounts: Accounts,
-): Promise<{ flows: number; stillDenied: SeenFlow[]; error?: string }> {
-  const flows = learned.rules.flatMap((r) => r.flows);
-  if (!flows.length) return { flows: 0, stillDenied: [] };
-  const l = await loadPolicyText(shownAs, merged, {
-    baseDir: resolvePath(path, '..'),
-    ...(io.resolver ? { resolver: io.resolver } : {}),
-    ...(io.now ? { now: io.now } : {}),
-  });
-  if (hasErrors(l.diagnostics) || !l.ir) return { flows: flows.length, stillDenied: [], error: `egress: internal error: the policy with the learned rules does not load (please report this):\n${renderText(l.sources, l.diagnostics)}` };
-  const evaluate = indexedEvaluator(l.ir);
-  const maker = new FlowMaker(accountNames(accounts));
-  const stillDenied = flows.filter((f) => {
-    const flow = maker.flow({ source: 'netfilter', prefix: '', verdict: 'denied', family: f.family, src: '', dst: f.dst, proto: f.proto, protoNum: f.protoNum, ...(f.port !== undefined ? { dpt: f.port } : {}), ...(f.icmpType !== undefined ? { icmpType: f.icmpType } : {}), ...(f.uid !== undefined ? { uid: f.uid } : {}), ...(f.gid !== undefined ? { gid: f.gid } : {}) });
-    return !flow || evaluate(flow).verdict !== 'accept';
-  });
-  return { flows: flows.length, stillDenied };
 }
 
 function flowText(f: SeenFlow, describeUser: (uid: number) => string): string {
