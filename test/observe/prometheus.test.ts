@@ -3,7 +3,7 @@ import { StatsBuilder } from '../../src/observe/aggregate.js';
 import { Deduper } from '../../src/observe/dedupe.js';
 import { emptyCounts, type LogEvent } from '../../src/observe/event.js';
 import { KernelLineParser } from '../../src/observe/parse-kernel.js';
-import { escapeLabel, toPrometheus } from '../../src/observe/prometheus.js';
+import { escapeLabel, toPrometheus } from '../../src/report/prometheus.js';
 import { NOW } from '../helpers.js';
 import { ICMP6, iso, TCP4, UDP4 } from './lines.js';
 

@@ -16,7 +16,7 @@ import type { ReadCounts } from '../../observe/event.js';
 import { LogReader } from '../../observe/read.js';
 import { accountNames } from '../../observe/replay.js';
 import { formatIso } from '../../observe/since.js';
-import { countsLine } from '../../observe/render.js';
+import { countsLine } from '../../report/stats.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
 import { contextOf, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';

@@ -6,9 +6,9 @@
  */
 import { writeFileAtomic } from '../../kernel/atomic.js';
 import { Deduper } from '../../observe/dedupe.js';
-import { toPrometheus } from '../../observe/prometheus.js';
+import { toPrometheus } from '../../report/prometheus.js';
 import { LogReader } from '../../observe/read.js';
-import { renderStats, statsJson } from '../../observe/render.js';
+import { renderStats, statsJson } from '../../report/stats.js';
 import { Replayer, type ReplaySummary } from '../../observe/replay.js';
 import { UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';

@@ -2,11 +2,11 @@
  * Stats → terminal text and JSON. Charts first (a sparkline of denials over
  * time, bars beside the top tables): people look before they read.
  */
-import type { DestinationStat, Stats } from './aggregate.js';
-import { timeline } from './aggregate.js';
-import type { ChangeStat } from './changes.js';
-import type { ReadCounts } from './event.js';
-import { formatDuration, formatIso, formatLocal } from './since.js';
+import type { DestinationStat, Stats } from '../observe/aggregate.js';
+import { timeline } from '../observe/aggregate.js';
+import type { ChangeStat } from '../observe/changes.js';
+import type { ReadCounts } from '../observe/event.js';
+import { formatDuration, formatIso, formatLocal } from '../observe/since.js';
 
 const SPARK = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
