@@ -10,13 +10,11 @@ import { resolve as resolvePath } from 'node:path';
 import { renderText } from '../../diag/render.js';
 import { writeFileAtomic } from '../../kernel/atomic.js';
 import { Deduper } from '../../observe/dedupe.js';
-import { learnedYaml, learnRules, FlowCollector, verifyLearned, type Learned, type SeenFlow } from '../../observe/learn.js';
+import { learnedYaml, learnRules, FlowCollector, verifyLearned } from '../../observe/learn.js';
 import { mergeLearned, MergeError } from '../../observe/learn-merge.js';
-import type { ReadCounts } from '../../observe/event.js';
 import { LogReader } from '../../observe/read.js';
 import { accountNames } from '../../observe/replay.js';
-import { formatIso } from '../../observe/since.js';
-import { countsLine } from '../../report/stats.js';
+import { learnJson, learnText } from '../../report/learn.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
 import { contextOf, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
@@ -71,32 +69,7 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
     return 1;
   }
 
-  if (flags.json) {
-    writeJson(io, {
-      ok: check.stillDenied.length === 0,
-      policy: flags.policy,
-      lines: counts,
-      flows: learned.flows,
-      alreadyAllowed: learned.alreadyAllowed,
-      rules: learned.rules.map((r) => ({
-        name: r.name,
-        reason: r.reason,
-        to: r.to,
-        ports: r.ports,
-        icmp: r.icmp,
-        users: r.users,
-        connections: r.connections,
-        first: r.first === undefined ? undefined : formatIso(r.first),
-        last: r.last === undefined ? undefined : formatIso(r.last),
-        perDestination: r.perDestination,
-        collapsed: r.collapsed,
-      })),
-      notLearned: learned.notLearned.map((n) => ({ ...flowJson(n.flow), why: n.why, ...(n.rules ? { rules: n.rules } : {}) })),
-      verified: { flows: check.flows, stillDenied: check.stillDenied.map(flowJson) },
-      yaml: items,
-      ...(flags.write && learned.rules.length && !check.stillDenied.length ? { written: flags.policy } : {}),
-    });
-  }
+  if (flags.json) writeJson(io, learnJson(flags.policy, learned, counts, check, items, !!flags.write && learned.rules.length > 0 && !check.stillDenied.length));
 
   if (check.stillDenied.length) {
     io.stderr(`egress: error: the learned rules would not admit ${check.stillDenied.length} of the flows they were learned from (hostnames resolving differently?); nothing written\n`);
@@ -108,48 +81,4 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
   }
   if (!flags.json) io.stdout(learnText(learned, items, counts, describeUser, !!flags.write));
   return 0;
-}
-
-function flowJson(f: SeenFlow) {
-  return {
-    family: f.family,
-    to: f.dst,
-    proto: f.proto === 'other' ? String(f.protoNum) : f.proto,
-    ...(f.port !== undefined ? { port: f.port } : {}),
-    ...(f.icmpType !== undefined ? { icmpType: f.icmpType } : {}),
-    ...(f.uid !== undefined ? { uid: f.uid } : {}),
-    connections: f.connections,
-  };
-}
-
-function flowText(f: SeenFlow, describeUser: (uid: number) => string): string {
-  const svc = f.proto === 'icmp' ? `icmp type ${f.icmpType}` : f.proto === 'other' ? `protocol ${f.protoNum}` : `${f.proto}/${f.port}`;
-  return `${f.family === 'ipv6' ? `[${f.dst}]` : f.dst} ${svc}${f.uid !== undefined ? ` as ${describeUser(f.uid)}` : ''}`;
-}
-
-function learnText(l: Learned, items: string, counts: ReadCounts, describeUser: (uid: number) => string, written: boolean): string {
-  const out: string[] = [];
-  const conns = l.rules.reduce((n, r) => n + r.connections, 0);
-  out.push(`# egress learn: ${l.rules.length} allow rule${l.rules.length === 1 ? '' : 's'} for ${conns} denied connection${conns === 1 ? '' : 's'} (${l.flows} distinct flows)`);
-  out.push(`# ${countsLine(counts)}`);
-  if (l.alreadyAllowed) out.push(`# ${l.alreadyAllowed} connections are already allowed by the policy as it is now`);
-  for (const n of l.notLearned.slice(0, 20)) {
-    const why = n.why === 'denied-by-rule' ? `denied by deny rule ${n.rules!.map((r) => `"${r}"`).join(', ')} (an allow cannot override a deny)` : n.why === 'icmp-type' ? 'this ICMP type has no name in policies' : 'only tcp, udp, sctp and icmp can be allowed without allowing every protocol';
-    out.push(`# not learned: ${flowText(n.flow, describeUser)} (${n.flow.connections} connections): ${why}`);
-  }
-  if (l.notLearned.length > 20) out.push(`# not learned: ${l.notLearned.length - 20} more flows`);
-  if (!l.rules.length) {
-    out.push('# nothing to learn: no denied connection in these logs goes to the default');
-    return out.join('\n') + '\n';
-  }
-  out.push(written ? '# merged into the policy file:' : '# review, then merge by hand or with --write:');
-  out.push('allow:');
-  out.push(
-    items
-      .trimEnd()
-      .split('\n')
-      .map((x) => (x ? `  ${x}` : x))
-      .join('\n'),
-  );
-  return out.join('\n') + '\n';
 }
