@@ -9,17 +9,17 @@ import type { Loaded } from '../../index.js';
 import { writeFileAtomic } from '../../kernel/atomic.js';
 import { realExecer } from '../../kernel/exec.js';
 import { stateDirOf } from '../../kernel/state.js';
-import { readStatus, type RuleCounter, type Status } from '../../kernel/status.js';
-import { StatsBuilder, type Stats } from '../../observe/aggregate.js';
-import { analyzeChanges, readHistory, type History } from '../../observe/changes.js';
-import { appendSample } from '../../observe/counters.js';
+import { readStatus, type Status } from '../../kernel/status.js';
+import { StatsBuilder } from '../../observe/aggregate.js';
+import { analyzeChanges, coverage, readHistory, type History } from '../../observe/changes.js';
+import { appendSample, sampleOf } from '../../observe/counters.js';
 import { Deduper } from '../../observe/dedupe.js';
 import type { LogEvent } from '../../observe/event.js';
 import { parallelPlan, statsParallel } from '../../observe/parallel.js';
-import { toPrometheus } from '../../report/prometheus.js';
 import { LogReader } from '../../observe/read.js';
-import { renderStats, statsJson } from '../../report/stats.js';
 import { formatLocal } from '../../observe/since.js';
+import { toPrometheus } from '../../report/prometheus.js';
+import { historyNote, renderStats, statsJson, type KernelCounters } from '../../report/stats.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { contextOf, readOptionsOf, runReader, sourcesOf, stopSignal, type ObserveSeams, type SourceFlags } from '../log-flags.js';
 import { failed, load, writeJson, type PolicyFlags } from '../shared.js';
@@ -91,8 +91,8 @@ export async function statsCommand(io: Io, logs: string[], flags: StatsFlags, se
     const text = flags.prometheus
       ? toPrometheus(s, { topDestinations: top, ...(changes ? { changes } : {}) })
       : flags.json
-        ? JSON.stringify({ ...statsJson(s, { top, ...(changes ? { changes } : {}) }), kernelCounters: counters.json }, null, flags.follow ? 0 : 2) + '\n'
-        : renderStats(s, { top, ...(changes ? { changes } : {}), historyNote: historyNote(history), counters: counters.lines });
+        ? JSON.stringify(statsJson(s, { top, ...(changes ? { changes } : {}), counters }), null, flags.follow ? 0 : 2) + '\n'
+        : renderStats(s, { top, ...(changes ? { changes } : {}), historyNote: historyNote(history), counters });
     if (flags.output) writeFileAtomic(resolvePath(io.cwd, flags.output), text, 0o644);
     else if (flags.follow && !final && io.isTty && !flags.json && !flags.prometheus) io.stdout(`\x1b[H\x1b[2J${text}`);
     else io.stdout(flags.follow && !flags.json && !flags.prometheus ? `${formatLocal(Date.now())}\n${text}\n` : text);
@@ -121,61 +121,46 @@ export async function statsCommand(io: Io, logs: string[], flags: StatsFlags, se
 }
 
 /**
- * Exact per-rule counters of the live ruleset (deny rules and the default:
- * what denied), through the life cycle's status reader. Needs root and an
- * applied policy; otherwise a one-line note says why they are not shown.
+ * Exact per-rule counters of the live ruleset, through the life cycle's
+ * status reader. Needs root and an applied policy; otherwise a note says why
+ * they are not shown.
  */
-async function liveCounters(io: Io, seams: StatsSeams): Promise<{ lines: string[]; json: { counters?: RuleCounter[]; note?: string } }> {
-  const note = (n: string) => ({ lines: [`not shown: ${n}`], json: { note: n } });
-  const uid = seams.uid ?? process.getuid?.();
-  if (!seams.status && uid !== undefined && uid !== 0) return note('reading the live ruleset needs root');
+async function liveCounters(io: Io, seams: StatsSeams): Promise<KernelCounters> {
+  const note = (n: string): KernelCounters => ({ kind: 'note', note: n });
+  if (!seams.status && !isRoot(seams)) return note('reading the live ruleset needs root');
   if (!seams.status && !existsSync(stateDirOf(io.env))) return note('nothing of egress is applied on this host');
   let st: Status;
   try {
-    st = await (seams.status ?? (() => readStatus({ x: seams.execer ?? realExecer() }, stateDirOf(io.env), io.now ?? new Date())))();
+    st = await liveStatus(io, seams);
   } catch (e) {
     return note(`the live ruleset could not be read (${(e as Error).message.split('\n')[0]})`);
   }
   if (!st.applied) return note('nothing of egress is applied on this host');
-  const denying = st.counters.filter((c) => c.action === 'deny' || (c.action === 'default' && st.default !== 'accept'));
-  const lines = denying.map((c) => `${(c.action === 'default' ? `(default ${c.rule})` : c.rule).padEnd(24)} ${(c.family ?? '').padEnd(5)} ${c.packets.toLocaleString('en-US').padStart(12)} packets ${c.bytes.toLocaleString('en-US').padStart(14)} bytes`);
-  if (!lines.length) lines.push('no deny rule or denying default in the live ruleset');
-  return { lines: [`${st.backend}, ${st.mode} mode, policy ${st.policyFile} (${(st.policyHash ?? '').replace(/^sha256:/, '').slice(0, 12)})`, ...lines], json: { counters: st.counters } };
+  return { kind: 'status', status: st };
 }
 
-function historyNote(h: History | undefined): string | undefined {
-  if (!h) return 'the apply history could not be read';
-  if (h.missing) return `no apply history (${h.path}): nothing applied with egress on this host yet`;
-  if (!h.entries.length) return `the apply history (${h.path}) has no entries${h.skipped ? ` (${h.skipped} unreadable lines)` : ''}`;
-  return h.skipped ? `${h.skipped} unreadable lines in ${h.path} skipped` : undefined;
+function isRoot(seams: StatsSeams): boolean {
+  const uid = seams.uid ?? process.getuid?.();
+  return uid === undefined || uid === 0;
 }
 
-/** What the logs read cover: from the first event (or --since) to the last event (or now, for live sources). */
-function coverage(s: Stats, liveUntil: number | undefined, since: number | undefined): { from: number; to: number } | undefined {
-  const from = since ?? s.first;
-  const to = liveUntil ?? s.last;
-  return from !== undefined && to !== undefined && to > from ? { from, to } : undefined;
+/** What is live, through the seam (default: kernel/status.ts readStatus). */
+function liveStatus(io: Io, seams: StatsSeams): Promise<Status> {
+  return (seams.status ?? (() => readStatus({ x: seams.execer ?? realExecer() }, stateDirOf(io.env), io.now ?? new Date())))();
 }
 
 /** `--sample`: append the live per-rule counters to $EGRESS_STATE_DIR/counters.jsonl (observe/counters.ts), for `egress stale`. */
 async function sampleCommand(io: Io, flags: StatsFlags, seams: StatsSeams): Promise<number> {
-  const uid = seams.uid ?? process.getuid?.();
-  if (!seams.status && uid !== undefined && uid !== 0) throw new CommandError('stats --sample needs root: it reads the live ruleset\'s counters; run it with sudo');
-  const dir = stateDirOf(io.env);
+  if (!seams.status && !isRoot(seams)) throw new CommandError('stats --sample needs root: it reads the live ruleset\'s counters; run it with sudo');
   let st: Status;
   try {
-    st = await (seams.status ?? (() => readStatus({ x: seams.execer ?? realExecer() }, dir, io.now ?? new Date())))();
+    st = await liveStatus(io, seams);
   } catch (e) {
     throw new CommandError(`cannot read the live counters: ${(e as Error).message.split('\n')[0]}`);
   }
   if (!st.applied) throw new CommandError('nothing of egress is applied on this host: no counters to sample');
-  const sample = {
-    time: (io.now ?? new Date()).toISOString(),
-    ...(st.policyHash ? { policyHash: st.policyHash } : {}),
-    ...(st.backend ? { backend: st.backend } : {}),
-    counters: st.counters.map((c) => ({ rule: c.rule, action: c.action, ...(c.family ? { family: c.family } : {}), packets: c.packets, bytes: c.bytes })),
-  };
-  const path = await appendSample(dir, sample);
+  const sample = sampleOf(st, io.now ?? new Date());
+  const path = await appendSample(stateDirOf(io.env), sample);
   if (flags.json) writeJson(io, { ok: true, file: path, counters: sample.counters.length });
   else io.stdout(`recorded ${sample.counters.length} counters in ${path}\n`);
   return 0;
