@@ -2,7 +2,7 @@
  * What the log commands (stats, learn, replay) share: their seams and source
  * flags, which sources to read and how, the names a report gives hosts and
  * users, and read failures mapped to exit codes. Glue only: the reading is in
- * src/observe/read.ts, the analyses in src/observe/.
+ * src/logs/, the analyses in src/observe/, the output in src/report/.
  */
 import { existsSync } from 'node:fs';
 import { uptime } from 'node:os';
@@ -11,9 +11,9 @@ import type { Loaded } from '../index.js';
 import { realExecer, type Execer } from '../kernel/exec.js';
 import { readState, stateDirOf } from '../kernel/state.js';
 import type { StatsContext } from '../observe/aggregate.js';
-import { ReadError, type LogSource, type ReadOptions } from '../observe/read.js';
+import { ReadError, type LogSource, type ReadOptions } from '../logs/read.js';
 import { accountNames, hostsByAddress } from '../observe/replay.js';
-import { parseSince } from '../observe/since.js';
+import { parseSince } from '../logs/since.js';
 import { formatAddress, parseAddress } from '../policy/address.js';
 import { systemResolver, type Accounts } from '../resolve/resolver.js';
 import { CommandError, UsageError, type Io } from './io.js';

@@ -30,7 +30,7 @@ import { icmpTypeName } from '../policy/protocols.js';
 import type { Accounts } from '../resolve/resolver.js';
 import type { Decision } from '../sim/flow.js';
 import { indexedEvaluator } from '../sim/index.js';
-import type { LogEvent } from './event.js';
+import type { LogEvent } from '../logs/event.js';
 import { accountNames, flowKey, FlowMaker, hostsByAddress, Replayer } from './replay.js';
 
 export const COLLAPSE_AT = 4;

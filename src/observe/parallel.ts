@@ -13,7 +13,7 @@
  * the result equals a sequential read, which the tests check.
  *
  * Gzip files cannot be cut: each is one part. Windows Firewall logs, stdin,
- * the journal, /dev/kmsg and --follow are read sequentially (read.ts).
+ * the journal, /dev/kmsg and --follow are read sequentially (logs/read.ts).
  */
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
@@ -23,10 +23,10 @@ import { Worker } from 'node:worker_threads';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { StatsBuilder, type BuilderState } from './aggregate.js';
 import { Deduper, DEDUPE_WINDOW_MS } from './dedupe.js';
-import { addCounts, emptyCounts, type LogEvent, type ReadCounts } from './event.js';
-import { KernelLineParser, type ParseOptions } from './parse-kernel.js';
-import { looksLikePfirewall } from './pfirewall.js';
-import { ReadError, type LogSource } from './read.js';
+import { addCounts, emptyCounts, type LogEvent, type ReadCounts } from '../logs/event.js';
+import { KernelLineParser, type ParseOptions } from '../logs/parse-kernel.js';
+import { looksLikePfirewall } from '../logs/pfirewall.js';
+import { ReadError, type LogSource } from '../logs/read.js';
 
 /** One part: a byte range of a plain file, or a whole gzip file. */
 export interface Part {
@@ -46,7 +46,7 @@ export interface PartResult {
   tail: [number, number, number][];
 }
 
-/** Below Node's external-string threshold: decoded chunks are flat strings (see read.ts). */
+/** Below Node's external-string threshold: decoded chunks are flat strings (see logs/read.ts). */
 const CHUNK = 1 << 19;
 
 /** Parse, dedupe and aggregate one part (in a worker, or in-process in tests). */

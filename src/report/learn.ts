@@ -3,9 +3,9 @@
  * evidence as comments, or as `--json`. Pure: the learned rules, the read
  * counts and the verification in, a string or an object out.
  */
-import type { ReadCounts } from '../observe/event.js';
+import type { ReadCounts } from '../logs/event.js';
 import type { Learned, SeenFlow, Verified } from '../observe/learn.js';
-import { formatIso } from '../observe/since.js';
+import { formatIso } from '../logs/since.js';
 import { countsLine, destinationText } from './stats.js';
 
 /**

@@ -4,7 +4,7 @@
  * `--json`. Pure.
  */
 import type { CounterSample, RuleActivity } from '../observe/counters.js';
-import { formatLocal } from '../observe/since.js';
+import { formatLocal } from '../logs/since.js';
 import { table } from './table.js';
 
 /** The samples `readSamples` found. */

@@ -7,8 +7,8 @@ import { assertNever } from '../diag/diagnostic.js';
 import type { RuleCounter, Status } from '../kernel/status.js';
 import { timeline, type DestinationStat, type Stats } from '../observe/aggregate.js';
 import type { ChangeStat, History } from '../observe/changes.js';
-import type { ReadCounts } from '../observe/event.js';
-import { formatDuration, formatIso, formatLocal } from '../observe/since.js';
+import type { ReadCounts } from '../logs/event.js';
+import { formatDuration, formatIso, formatLocal } from '../logs/since.js';
 
 const SPARK = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 

@@ -3,8 +3,8 @@ import { logPrefix } from '../../src/backends/log-tag.js';
 import { countBetween, StatsBuilder, timeline } from '../../src/observe/aggregate.js';
 import { analyzeChanges, type HistoryEntry } from '../../src/observe/changes.js';
 import { Deduper } from '../../src/observe/dedupe.js';
-import { emptyCounts, type LogEvent } from '../../src/observe/event.js';
-import { KernelLineParser } from '../../src/observe/parse-kernel.js';
+import { emptyCounts, type LogEvent } from '../../src/logs/event.js';
+import { KernelLineParser } from '../../src/logs/parse-kernel.js';
 import { NOW } from '../helpers.js';
 import { ICMP4, iso, TCP4, TCP6, UDP4 } from './lines.js';
 

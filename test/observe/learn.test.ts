@@ -5,7 +5,7 @@ import type { Loaded } from '../../src/index.js';
 import { Deduper } from '../../src/observe/dedupe.js';
 import { FlowCollector, learnedYaml, learnRules, verifyLearned, type Learned } from '../../src/observe/learn.js';
 import { mergeLearned } from '../../src/observe/learn-merge.js';
-import { KernelLineParser } from '../../src/observe/parse-kernel.js';
+import { KernelLineParser } from '../../src/logs/parse-kernel.js';
 import { accountNames, FlowMaker } from '../../src/observe/replay.js';
 import { indexedEvaluator } from '../../src/sim/index.js';
 import { ACCOUNTS, fixedResolver, loadText, NOW } from '../helpers.js';

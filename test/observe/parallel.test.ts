@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { StatsBuilder } from '../../src/observe/aggregate.js';
 import { Deduper } from '../../src/observe/dedupe.js';
 import { mergeParts, parallelPlan, planParts, processPart } from '../../src/observe/parallel.js';
-import { KernelLineParser } from '../../src/observe/parse-kernel.js';
+import { KernelLineParser } from '../../src/logs/parse-kernel.js';
 import { NOW } from '../helpers.js';
 import { iso, TCP4, UDP4 } from './lines.js';
 

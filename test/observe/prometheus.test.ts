@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import { StatsBuilder } from '../../src/observe/aggregate.js';
 import { Deduper } from '../../src/observe/dedupe.js';
-import { emptyCounts, type LogEvent } from '../../src/observe/event.js';
-import { KernelLineParser } from '../../src/observe/parse-kernel.js';
+import { emptyCounts, type LogEvent } from '../../src/logs/event.js';
+import { KernelLineParser } from '../../src/logs/parse-kernel.js';
 import { escapeLabel, toPrometheus } from '../../src/report/prometheus.js';
 import { NOW } from '../helpers.js';
 import { ICMP6, iso, TCP4, UDP4 } from './lines.js';

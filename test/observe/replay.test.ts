@@ -1,9 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import { ruleActivity, parseSamples, type CounterSample } from '../../src/observe/counters.js';
 import { Deduper } from '../../src/observe/dedupe.js';
-import { KernelLineParser } from '../../src/observe/parse-kernel.js';
+import { KernelLineParser } from '../../src/logs/parse-kernel.js';
 import { Replayer } from '../../src/observe/replay.js';
-import { parseSince } from '../../src/observe/since.js';
+import { parseSince } from '../../src/logs/since.js';
 import { ACCOUNTS, loadText, NOW } from '../helpers.js';
 import { iso, TCP4, TCP6, UDP4 } from './lines.js';
 

@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../../kernel/atomic.js';
 import { Deduper } from '../../observe/dedupe.js';
 import { learnedYaml, learnRules, FlowCollector, verifyLearned } from '../../observe/learn.js';
 import { mergeLearned, MergeError } from '../../observe/learn-merge.js';
-import { LogReader } from '../../observe/read.js';
+import { LogReader } from '../../logs/read.js';
 import { accountNames } from '../../observe/replay.js';
 import { learnJson, learnText } from '../../report/learn.js';
 import { CommandError, UsageError, type Io } from '../io.js';

@@ -7,7 +7,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { writeFileAtomic } from '../../kernel/atomic.js';
 import { Deduper } from '../../observe/dedupe.js';
-import { LogReader } from '../../observe/read.js';
+import { LogReader } from '../../logs/read.js';
 import { Replayer } from '../../observe/replay.js';
 import { toPrometheus } from '../../report/prometheus.js';
 import { replayJson, replayText } from '../../report/replay.js';
