@@ -1,17 +1,17 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import type { Loaded } from '../../src/index.js';
-import { Deduper } from '../../src/observe/dedupe.js';
-import { FlowCollector, learnedYaml, learnRules, verifyLearned, type Learned } from '../../src/observe/learn.js';
-import { mergeLearned } from '../../src/observe/learn-merge.js';
-import { KernelLineParser } from '../../src/logs/parse-kernel.js';
-import { accountNames, FlowMaker } from '../../src/observe/replay.js';
-import { indexedEvaluator } from '../../src/sim/index.js';
-import { ACCOUNTS, fixedResolver, loadText, NOW } from '../helpers.js';
-import { iso, TCP4 } from './lines.js';
+import type { Loaded } from '../index.js';
+import { KernelLineParser } from '../logs/parse-kernel.js';
+import { indexedEvaluator } from '../sim/index.js';
+import { Deduper } from './dedupe.js';
+import { FlowCollector, learnedYaml, learnRules, verifyLearned, type Learned } from './learn.js';
+import { mergeLearned } from './learn-merge.js';
+import { accountNames, FlowMaker } from './replay.js';
+import { ACCOUNTS, fixedResolver, loadText, NOW } from '../../test/helpers.js';
+import { iso, TCP4 } from '../../test/observe/lines.js';
 
-const GOLDEN = join(import.meta.dirname, 'golden', 'learn');
+const GOLDEN = join(import.meta.dirname, '..', '..', 'test', 'observe', 'golden', 'learn');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 const HOSTS = { 'mirror.example.org': { ipv4: ['198.51.100.80'], ipv6: ['2001:db8:80::80'] } };
 

@@ -1,14 +1,16 @@
-import { mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
-import { StatsBuilder } from '../../src/observe/aggregate.js';
-import { Deduper } from '../../src/observe/dedupe.js';
-import { mergeParts, parallelPlan, planParts, processPart } from '../../src/observe/parallel.js';
-import { KernelLineParser } from '../../src/logs/parse-kernel.js';
-import { NOW } from '../helpers.js';
-import { iso, TCP4, UDP4 } from './lines.js';
+import { KernelLineParser } from '../logs/parse-kernel.js';
+import { StatsBuilder } from './aggregate.js';
+import { Deduper } from './dedupe.js';
+import { mergeParts, parallelPlan, planParts, processPart, workerScript } from './parallel.js';
+import { NOW } from '../../test/helpers.js';
+import { iso, TCP4, UDP4 } from '../../test/observe/lines.js';
 
 /** 3,000 lines over ~50 minutes; SYNs retransmitted up to 30 s later, so many straddle any cut. */
 function log(): string {
@@ -64,6 +66,29 @@ describe('parallel stats: parts and merge give exactly the sequential answer', (
     const r = mergeParts([processPart(parts[0]!, { now: NOW.getTime() }, false)], parts);
     expect(r.builder.finish(r.counts).connections).toBe(want.stats.connections);
   });
+
+  // Worker threads run compiled JavaScript only: under the test runner this module is TypeScript and
+  // has no worker script beside it. So build src/ afresh into a directory of its own (a stale dist/
+  // would still hold files from before a move) and load parallel.js from there, as bin/egress.js loads dist/.
+  test('from a fresh build: workerScript() finds the compiled worker, and the threads give the sequential answer', async () => {
+    expect(workerScript()).toBeUndefined();
+    const root = join(import.meta.dirname, '..', '..');
+    mkdirSync(join(root, 'tmp'), { recursive: true });
+    const out = mkdtempSync(join(root, 'tmp', 'parallel-build-')); // inside the repository, so the build's imports find node_modules
+    try {
+      execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json'), '--outDir', out], { stdio: 'pipe' });
+      const built = (await import(pathToFileURL(join(out, 'observe', 'parallel.js')).href)) as typeof import('./parallel.js');
+      const script = built.workerScript();
+      expect(script).toBe(join(out, 'observe', 'stats-worker.js'));
+      const plan = await built.parallelPlan([{ kind: 'file', path: join(dir, 'kern.log'), name: 'kern.log' }], 3);
+      expect(plan).toMatchObject({ workers: 3, script });
+      const { builder, counts } = await built.statsParallel(plan!.files, { now: NOW.getTime() }, plan!.workers, plan!.script);
+      const got = builder.finish(counts);
+      expect({ ...got, minutes: [...got.minutes] }).toEqual({ ...want.stats, counts: want.counts, minutes: [...want.stats.minutes] });
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
 
 describe('parallelPlan: in parallel only what the sequential reader reads as kernel log lines', () => {
