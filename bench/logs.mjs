@@ -16,14 +16,14 @@
 //   awk: grep -F 'EGRESS ' F | awk '{for(i=1;i<=NF;i++){if(substr($i,1,4)=="DST=")d=substr($i,5);else if(substr($i,1,4)=="DPT=")p=substr($i,5)} print d, p}' | sort | uniq -c | sort -rn | head
 // egress: node bin/egress.js stats F --json (every table, dedupe, timeline, malformed-line accounting).
 //
-// Also, in-process: the indexOf parser (src/observe/parse-kernel.ts) against a
+// Also, in-process: the indexOf parser (src/logs/parse-kernel.ts) against a
 // regex-per-field parser of the same lines, to show why the hot path has no regex.
 import { spawnSync } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { KernelLineParser } from '../dist/observe/parse-kernel.js';
+import { KernelLineParser } from '../dist/logs/parse-kernel.js';
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);

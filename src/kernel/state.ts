@@ -9,11 +9,12 @@
  * not match, or that does not parse, is a StateError: egress refuses to act
  * on it rather than roll back to something it cannot vouch for.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LinuxTarget } from '../backends/types.js';
 import type { HostEntry } from '../resolve/types.js';
+import { syncDir, writeFileAtomic } from './atomic.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/egress';
 export const STATE_FORMAT = 1;
@@ -125,17 +126,7 @@ export function requireStateDir(dir: string): void {
 export function writeState<K extends StateFile>(dir: string, f: K, body: Bodies[K]): void {
   const json = JSON.stringify(body);
   const text = JSON.stringify({ format: STATE_FORMAT, body, checksum: sha256(json) }) + '\n';
-  const path = stateFilePath(dir, f);
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  syncDir(dir);
+  writeFileAtomic(stateFilePath(dir, f), text, 0o600);
 }
 
 export function removeState(dir: string, f: StateFile): void {
@@ -184,19 +175,6 @@ function validSnapshot(s: Snapshot): boolean {
     Array.isArray(s.counters) &&
     (s.kind === 'none' || s.ruleset.length > 0)
   );
-}
-
-function syncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    /* some filesystems refuse fsync on a directory; the rename is still atomic */
-  }
 }
 
 /** A snapshot of "nothing of egress is live" (what rollback restores by removing). */

@@ -8,7 +8,7 @@
 import { matchTag } from '../backends/log-tag.js';
 import type { Family } from '../policy/address.js';
 import { icmpTypeName } from '../policy/protocols.js';
-import type { EventProto, EventVerdict, LogEvent, ReadCounts } from './event.js';
+import type { EventProto, EventVerdict, LogEvent, ReadCounts } from '../logs/event.js';
 
 export interface DestinationStat {
   family: Family;

@@ -11,7 +11,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { HISTORY_FILE, readHistory as readKernelHistory, type HistoryAction } from '../kernel/history.js';
-import { countBetween } from './aggregate.js';
+import { countBetween, type Stats } from './aggregate.js';
 
 export interface HistoryEntry {
   /** ms since the epoch. */
@@ -104,4 +104,11 @@ export function analyzeChanges(
     if (before && after) out.jump = after.connections >= MIN_JUMP && after.perHour >= 2 * before.perHour;
     return out;
   });
+}
+
+/** What the logs read cover, for analyzeChanges: from the first event (or --since) to the last event (or now, for live sources). */
+export function coverage(s: Stats, liveUntil: number | undefined, since: number | undefined): { from: number; to: number } | undefined {
+  const from = since ?? s.first;
+  const to = liveUntil ?? s.last;
+  return from !== undefined && to !== undefined && to > from ? { from, to } : undefined;
 }

@@ -18,6 +18,7 @@
  */
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Status } from '../kernel/status.js';
 
 export const COUNTERS_FILE = 'counters.jsonl';
 
@@ -34,6 +35,16 @@ export interface CounterSample {
   policyHash?: string;
   backend?: string;
   counters: SampledCounter[];
+}
+
+/** The live per-rule counters as one sample, taken at `time`. */
+export function sampleOf(st: Status, time: Date): CounterSample {
+  return {
+    time: time.toISOString(),
+    ...(st.policyHash ? { policyHash: st.policyHash } : {}),
+    ...(st.backend ? { backend: st.backend } : {}),
+    counters: st.counters.map((c) => ({ rule: c.rule, action: c.action, ...(c.family ? { family: c.family } : {}), packets: c.packets, bytes: c.bytes })),
+  };
 }
 
 export async function appendSample(dir: string, s: CounterSample): Promise<string> {

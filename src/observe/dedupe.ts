@@ -15,7 +15,7 @@
  * of the last event that had one (none at all: every repeat of a key is one
  * attempt).
  */
-import type { LogEvent } from './event.js';
+import type { LogEvent } from '../logs/event.js';
 
 export const DEDUPE_WINDOW_MS = 60_000;
 

@@ -17,15 +17,21 @@
  * 4. Each rule carries its counts and first/last seen as YAML comments, and a
  *    `reason` that says it was learned, so lint stays quiet and a reviewer
  *    knows where it came from.
+ * 5. Before anything is shown as ready or written, the policy with the
+ *    learned rules merged in is loaded and must accept every flow they were
+ *    learned from (`verifyLearned`).
  */
 import { Document, Scalar, type YAMLMap, type YAMLSeq } from 'yaml';
+import { hasErrors } from '../diag/diagnostic.js';
+import { loadPolicyText, type Loaded, type LoadOptions } from '../index.js';
 import type { Ir } from '../ir/types.js';
 import { formatAddress, parseAddress, type Family } from '../policy/address.js';
 import { icmpTypeName } from '../policy/protocols.js';
 import type { Accounts } from '../resolve/resolver.js';
 import type { Decision } from '../sim/flow.js';
-import type { LogEvent } from './event.js';
-import { hostsByAddress, Replayer, flowKey } from './replay.js';
+import { indexedEvaluator } from '../sim/indexed.js';
+import type { LogEvent } from '../logs/event.js';
+import { accountNames, flowKey, FlowMaker, hostsByAddress, Replayer } from './replay.js';
 
 export const COLLAPSE_AT = 4;
 
@@ -322,4 +328,33 @@ export function learnedYaml(rules: readonly LearnedRule[], describeUser: (uid: n
     }
   });
   return doc.toString({ flowCollectionPadding: false, lineWidth: 0 });
+}
+
+/** The learned rules checked against the policy they were merged into. */
+export interface Verified {
+  /** How many learned flows were decided. */
+  flows: number;
+  /** Those the merged policy would not accept: none, unless hostnames resolved differently. */
+  stillDenied: SeenFlow[];
+  /** Set when the merged policy does not load (a bug in the merge, not in the user's policy): what loading it said. */
+  broken?: Loaded;
+}
+
+/**
+ * Load `merged` (the policy with the learned rules, shown as `name`) and
+ * decide every learned flow with it: all must be accepted (enforce verdict).
+ * With nothing learned, nothing is loaded.
+ */
+export async function verifyLearned(learned: Learned, accounts: Accounts, name: string, merged: string, opts: LoadOptions): Promise<Verified> {
+  const flows = learned.rules.flatMap((r) => r.flows);
+  if (!flows.length) return { flows: 0, stillDenied: [] };
+  const l = await loadPolicyText(name, merged, opts);
+  if (hasErrors(l.diagnostics) || !l.ir) return { flows: flows.length, stillDenied: [], broken: l };
+  const evaluate = indexedEvaluator(l.ir);
+  const maker = new FlowMaker(accountNames(accounts));
+  const stillDenied = flows.filter((f) => {
+    const flow = maker.flow({ source: 'netfilter', prefix: '', verdict: 'denied', family: f.family, src: '', dst: f.dst, proto: f.proto, protoNum: f.protoNum, ...(f.port !== undefined ? { dpt: f.port } : {}), ...(f.icmpType !== undefined ? { icmpType: f.icmpType } : {}), ...(f.uid !== undefined ? { uid: f.uid } : {}), ...(f.gid !== undefined ? { gid: f.gid } : {}) });
+    return !flow || evaluate(flow).verdict !== 'accept';
+  });
+  return { flows: flows.length, stillDenied };
 }

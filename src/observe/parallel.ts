@@ -13,19 +13,20 @@
  * the result equals a sequential read, which the tests check.
  *
  * Gzip files cannot be cut: each is one part. Windows Firewall logs, stdin,
- * the journal, /dev/kmsg and --follow are read sequentially (read.ts).
+ * the journal, /dev/kmsg and --follow are read sequentially (logs/read.ts).
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { gunzipSync } from 'node:zlib';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { StatsBuilder, type BuilderState } from './aggregate.js';
 import { Deduper, DEDUPE_WINDOW_MS } from './dedupe.js';
-import { addCounts, emptyCounts, type LogEvent, type ReadCounts } from './event.js';
-import { KernelLineParser, type ParseOptions } from './parse-kernel.js';
-import { ReadError } from './read.js';
+import { addCounts, emptyCounts, type LogEvent, type ReadCounts } from '../logs/event.js';
+import { KernelLineParser, type ParseOptions } from '../logs/parse-kernel.js';
+import { looksLikePfirewall } from '../logs/pfirewall.js';
+import { ReadError, type LogSource } from '../logs/read.js';
 
 /** One part: a byte range of a plain file, or a whole gzip file. */
 export interface Part {
@@ -45,7 +46,7 @@ export interface PartResult {
   tail: [number, number, number][];
 }
 
-/** Below Node's external-string threshold: decoded chunks are flat strings (see read.ts). */
+/** Below Node's external-string threshold: decoded chunks are flat strings (see logs/read.ts). */
 const CHUNK = 1 << 19;
 
 /** Parse, dedupe and aggregate one part (in a worker, or in-process in tests). */
@@ -214,14 +215,82 @@ export function workersFor(bytes: number, minBytes = PARALLEL_MIN_BYTES, cores =
   return Math.max(1, Math.min(8, cores, Math.floor(bytes / (minBytes / 2))));
 }
 
+export interface ParallelPlan {
+  /** In reading order (oldest first). */
+  files: { path: string; name: string }[];
+  workers: number;
+  /** The compiled worker script (workerScript()). */
+  script: string;
+}
+
+/**
+ * Whether to read `sources` in parallel, and how: only plain kernel log files
+ * (gzip included; a file the sequential reader would read as a Windows
+ * Firewall log, by `looksLikePfirewall`, not), big enough to be worth the
+ * threads (or `forced` says how many; 1 = read in order in this thread), and
+ * only when the compiled worker script exists (`script`: tests pass their
+ * own). Undefined: read in order.
+ */
+export async function parallelPlan(sources: readonly LogSource[], forced?: number, script = workerScript()): Promise<ParallelPlan | undefined> {
+  if (!script || !sources.length || sources.some((s) => s.kind !== 'file')) return undefined;
+  const files = sources as Extract<LogSource, { kind: 'file' }>[];
+  let bytes = 0;
+  const withTime: { path: string; name: string; mtime: number }[] = [];
+  for (const f of files) {
+    let st;
+    try {
+      st = await stat(f.path);
+    } catch {
+      return undefined; // let the sequential reader report it
+    }
+    if (!st.isFile()) return undefined;
+    const head = await textHead(f.path);
+    if (head === undefined || looksLikePfirewall(head)) return undefined;
+    bytes += st.size;
+    withTime.push({ path: f.path, name: f.name, mtime: st.mtimeMs });
+  }
+  const workers = forced ?? workersFor(bytes);
+  if (workers < 2) return undefined;
+  withTime.sort((a, b) => a.mtime - b.mtime);
+  return { files: withTime.map(({ path, name }) => ({ path, name })), workers, script };
+}
+
+/**
+ * A file's first 64 bytes as the sequential reader sniffs them (latin1;
+ * decompressed when the file is gzip, so a rotated pfirewall.log.gz is still
+ * one). Undefined when a gzip file's start does not decompress: the
+ * sequential reader reports that.
+ */
+async function textHead(path: string): Promise<string | undefined> {
+  const fh = await open(path, 'r');
+  let raw: Buffer;
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    raw = buf.subarray(0, (await fh.read(buf, 0, buf.length, 0)).bytesRead);
+  } finally {
+    await fh.close();
+  }
+  if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
+    try {
+      // Only a prefix of the stream: flush what it decodes to instead of failing at its cut end.
+      raw = gunzipSync(raw, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    } catch {
+      return undefined;
+    }
+  }
+  return raw.toString('latin1', 0, Math.min(64, raw.length));
+}
+
 /** Read plain/gzip kernel log files with `workers` threads; the same answer as a sequential read. */
 export async function statsParallel(files: readonly { path: string; name: string }[], opts: ParseOptions, workers: number, script: string): Promise<{ builder: StatsBuilder; counts: ReadCounts }> {
   const parts = planParts(files, workers);
+  // Only what parsing needs crosses to the workers (a ReadOptions also holds a signal and an Execer, which cannot).
+  const parse: ParseOptions = { now: opts.now, ...(opts.bootTimeMs !== undefined ? { bootTimeMs: opts.bootTimeMs } : {}), ...(opts.since !== undefined ? { since: opts.since } : {}), ...(opts.prefixes ? { prefixes: opts.prefixes } : {}) };
   const results = await Promise.all(
     parts.map(
       (part, k) =>
         new Promise<PartResult>((resolve, reject) => {
-          const w = new Worker(script, { workerData: { part, opts, holdHead: k > 0 } });
+          const w = new Worker(script, { workerData: { part, opts: parse, holdHead: k > 0 } });
           w.once('message', (r: PartResult) => resolve(r));
           w.once('error', (e) => reject(e instanceof ReadError ? e : new ReadError(`cannot read ${part.name}: ${e.message}`)));
           w.once('exit', (code) => {

@@ -15,7 +15,7 @@ import type { Accounts } from '../resolve/resolver.js';
 import type { Decision, Flow, Owner } from '../sim/flow.js';
 import { buildIndex } from '../sim/indexed.js';
 import { StatsBuilder, type Attribution, type Stats, type StatsContext } from './aggregate.js';
-import type { LogEvent, ReadCounts } from './event.js';
+import type { LogEvent, ReadCounts } from '../logs/event.js';
 
 /** Id → name tables from the resolver's accounts (name → id). */
 export function accountNames(a: Accounts | undefined): { users: Map<number, string>; groups: Map<number, string> } {

@@ -3,7 +3,7 @@ import { diff, liveFingerprint, planIsEmpty, planSize } from './diff.js';
 import { readIptablesSaves } from '../backends/iptables/parse-live.js';
 import { normalizeElements, readNftLive } from '../backends/nft/parse-live.js';
 import { emptyLive } from '../backends/live.js';
-import { planJson, renderPlanText } from './render.js';
+import { planJson, renderPlanText } from '../report/plan.js';
 
 const nftJson = (rules: object[], sets: object[] = [], counters: object[] = []) =>
   JSON.stringify({

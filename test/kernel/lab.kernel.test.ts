@@ -14,7 +14,7 @@ import { CommandError, type Io } from '../../src/cli/io.js';
 import { fakeExecer, realExecer } from '../../src/kernel/exec.js';
 import { listNetns } from '../../src/kernel/netns.js';
 import { loadForLab, runLab } from '../../src/lab/lab.js';
-import { labOk, renderLabText } from '../../src/lab/report.js';
+import { labOk, renderLabText } from '../../src/report/lab.js';
 import { ACCOUNTS, NOW } from '../helpers.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
 

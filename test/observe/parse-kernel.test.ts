@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { isoTime, KernelLineParser } from '../../src/observe/parse-kernel.js';
+import { isoTime, KernelLineParser } from '../../src/logs/parse-kernel.js';
 import { NOW } from '../helpers.js';
 import { dmesg, dmesgT, ICMP4, ICMP4_ERR, ICMP6, INBOUND, iso, journal, kmsg, ND6, syslog, TCP4, TCP6, UDP4, UDP4_NOUID } from './lines.js';
 

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { fakeExecer } from '../../src/kernel/exec.js';
-import type { LogEvent } from '../../src/observe/event.js';
-import { LogReader, readLogs, ReadError, type LogSource, type ReadOptions } from '../../src/observe/read.js';
+import type { LogEvent } from '../../src/logs/event.js';
+import { LogReader, readLogs, ReadError, type LogSource, type ReadOptions } from '../../src/logs/read.js';
 import { NOW } from '../helpers.js';
 import { iso, journal, kmsg, syslog, TCP4, UDP4 } from './lines.js';
 

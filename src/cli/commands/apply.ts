@@ -6,7 +6,7 @@ import { locate, renderText, toJson } from '../../diag/render.js';
 import { apply } from '../../kernel/lifecycle.js';
 import { lintLockout } from '../../lint/lockout.js';
 import { planSize } from '../../plan/diff.js';
-import { planJson, renderPlanText } from '../../plan/render.js';
+import { planJson, renderPlanText } from '../../report/plan.js';
 import { UsageError, type Io } from '../io.js';
 import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from '../kernel-flags.js';
 import { writeJson, type PolicyFlags } from '../shared.js';

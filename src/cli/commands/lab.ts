@@ -6,7 +6,7 @@ import { realExecer, type Execer } from '../../kernel/exec.js';
 import { preflight } from '../../kernel/netns.js';
 import { openPolicy } from '../../index.js';
 import { loadForLab, runLab } from '../../lab/lab.js';
-import { labJson, labOk, renderLabText } from '../../lab/report.js';
+import { labJson, labOk, renderLabText } from '../../report/lab.js';
 import { STARTER_POLICY } from '../../policy/starter.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { silenced, writeJson, type PolicyFlags } from '../shared.js';

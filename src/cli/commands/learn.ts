@@ -7,22 +7,17 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import { hasErrors } from '../../diag/diagnostic.js';
 import { renderText } from '../../diag/render.js';
-import { loadPolicyText } from '../../index.js';
+import { writeFileAtomic } from '../../kernel/atomic.js';
 import { Deduper } from '../../observe/dedupe.js';
-import { learnedYaml, learnRules, FlowCollector, type Learned, type SeenFlow } from '../../observe/learn.js';
+import { learnedYaml, learnRules, FlowCollector, verifyLearned } from '../../observe/learn.js';
 import { mergeLearned, MergeError } from '../../observe/learn-merge.js';
-import type { ReadCounts } from '../../observe/event.js';
-import { LogReader } from '../../observe/read.js';
-import { accountNames, FlowMaker } from '../../observe/replay.js';
-import { formatIso } from '../../observe/since.js';
-import { countsLine } from '../../observe/render.js';
-import { indexedEvaluator } from '../../sim/indexed.js';
-import type { Accounts } from '../../resolve/resolver.js';
+import { LogReader } from '../../logs/read.js';
+import { accountNames } from '../../observe/replay.js';
+import { learnJson, learnText } from '../../report/learn.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
-import { contextOf, readOptionsOf, runReader, sourcesOf, writeAtomic, type ObserveSeams, type SourceFlags } from './stats.js';
+import { contextOf, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
 
 export interface LearnFlags extends SourceFlags, PolicyFlags {
   policy?: string;
@@ -46,7 +41,7 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
   const collector = new FlowCollector(ir, accounts);
   const dedupe = new Deduper();
   const reader = new LogReader(sources, opts, (e) => collector.add(e, dedupe.isNew(e)));
-  await runReader(reader);
+  await runReader(reader.run());
   const counts = reader.counts;
   const taken = [...loaded.policy!.allow, ...loaded.policy!.deny].map((r) => r.ref.name);
   const learned = learnRules(collector.seen(), { ir, accounts, taken });
@@ -64,117 +59,26 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
     if (e instanceof MergeError) throw new CommandError(`cannot merge into ${flags.policy}: ${e.message}`);
     throw e;
   }
-  const check = await verify(io, flags.policy, policyPath, merged, learned, accounts);
-  if (check.error) {
-    io.stderr(check.error);
+  const check = await verifyLearned(learned, accounts, flags.policy, merged, {
+    baseDir: resolvePath(policyPath, '..'),
+    ...(io.resolver ? { resolver: io.resolver } : {}),
+    ...(io.now ? { now: io.now } : {}),
+  });
+  if (check.broken) {
+    io.stderr(`egress: internal error: the policy with the learned rules does not load (please report this):\n${renderText(check.broken.sources, check.broken.diagnostics)}`);
     return 1;
   }
 
-  if (flags.json) {
-    writeJson(io, {
-      ok: check.stillDenied.length === 0,
-      policy: flags.policy,
-      lines: counts,
-      flows: learned.flows,
-      alreadyAllowed: learned.alreadyAllowed,
-      rules: learned.rules.map((r) => ({
-        name: r.name,
-        reason: r.reason,
-        to: r.to,
-        ports: r.ports,
-        icmp: r.icmp,
-        users: r.users,
-        connections: r.connections,
-        first: r.first === undefined ? undefined : formatIso(r.first),
-        last: r.last === undefined ? undefined : formatIso(r.last),
-        perDestination: r.perDestination,
-        collapsed: r.collapsed,
-      })),
-      notLearned: learned.notLearned.map((n) => ({ ...flowJson(n.flow), why: n.why, ...(n.rules ? { rules: n.rules } : {}) })),
-      verified: { flows: check.flows, stillDenied: check.stillDenied.map(flowJson) },
-      yaml: items,
-      ...(flags.write && learned.rules.length && !check.stillDenied.length ? { written: flags.policy } : {}),
-    });
-  }
+  if (flags.json) writeJson(io, learnJson(flags.policy, learned, counts, check, items, !!flags.write && learned.rules.length > 0 && !check.stillDenied.length));
 
   if (check.stillDenied.length) {
     io.stderr(`egress: error: the learned rules would not admit ${check.stillDenied.length} of the flows they were learned from (hostnames resolving differently?); nothing written\n`);
     return 1;
   }
   if (flags.write && learned.rules.length) {
-    await writeAtomic(policyPath, merged);
+    writeFileAtomic(policyPath, merged, 0o644);
     if (!flags.json) io.stderr(`egress: added ${learned.rules.length} allow rule${learned.rules.length === 1 ? '' : 's'} to ${flags.policy}; review them, then "egress replay" and apply\n`);
   }
   if (!flags.json) io.stdout(learnText(learned, items, counts, describeUser, !!flags.write));
   return 0;
-}
-
-function flowJson(f: SeenFlow) {
-  return {
-    family: f.family,
-    to: f.dst,
-    proto: f.proto === 'other' ? String(f.protoNum) : f.proto,
-    ...(f.port !== undefined ? { port: f.port } : {}),
-    ...(f.icmpType !== undefined ? { icmpType: f.icmpType } : {}),
-    ...(f.uid !== undefined ? { uid: f.uid } : {}),
-    connections: f.connections,
-  };
-}
-
-/** Load the merged policy and decide every learned flow with it: all must be accepted (enforce verdict). */
-async function verify(
-  io: Io,
-  shownAs: string,
-  path: string,
-  merged: string,
-  learned: Learned,
-  accounts: Accounts,
-): Promise<{ flows: number; stillDenied: SeenFlow[]; error?: string }> {
-  const flows = learned.rules.flatMap((r) => r.flows);
-  if (!flows.length) return { flows: 0, stillDenied: [] };
-  const l = await loadPolicyText(shownAs, merged, {
-    baseDir: resolvePath(path, '..'),
-    ...(io.resolver ? { resolver: io.resolver } : {}),
-    ...(io.now ? { now: io.now } : {}),
-  });
-  if (hasErrors(l.diagnostics) || !l.ir) return { flows: flows.length, stillDenied: [], error: `egress: internal error: the policy with the learned rules does not load (please report this):\n${renderText(l.sources, l.diagnostics)}` };
-  const evaluate = indexedEvaluator(l.ir);
-  const maker = new FlowMaker(accountNames(accounts));
-  const stillDenied = flows.filter((f) => {
-    const flow = maker.flow({ source: 'netfilter', prefix: '', verdict: 'denied', family: f.family, src: '', dst: f.dst, proto: f.proto, protoNum: f.protoNum, ...(f.port !== undefined ? { dpt: f.port } : {}), ...(f.icmpType !== undefined ? { icmpType: f.icmpType } : {}), ...(f.uid !== undefined ? { uid: f.uid } : {}), ...(f.gid !== undefined ? { gid: f.gid } : {}) });
-    return !flow || evaluate(flow).verdict !== 'accept';
-  });
-  return { flows: flows.length, stillDenied };
-}
-
-function flowText(f: SeenFlow, describeUser: (uid: number) => string): string {
-  const svc = f.proto === 'icmp' ? `icmp type ${f.icmpType}` : f.proto === 'other' ? `protocol ${f.protoNum}` : `${f.proto}/${f.port}`;
-  return `${f.family === 'ipv6' ? `[${f.dst}]` : f.dst} ${svc}${f.uid !== undefined ? ` as ${describeUser(f.uid)}` : ''}`;
-}
-
-function learnText(l: Learned, items: string, counts: ReadCounts, describeUser: (uid: number) => string, written: boolean): string {
-  const out: string[] = [];
-  const conns = l.rules.reduce((n, r) => n + r.connections, 0);
-  out.push(`# egress learn: ${l.rules.length} allow rule${l.rules.length === 1 ? '' : 's'} for ${conns} denied connection${conns === 1 ? '' : 's'} (${l.flows} distinct flows)`);
-  out.push(`# ${countsLine(counts)}`);
-  if (l.alreadyAllowed) out.push(`# ${l.alreadyAllowed} connections are already allowed by the policy as it is now`);
-  for (const n of l.notLearned.slice(0, 20)) {
-    const why = n.why === 'denied-by-rule' ? `denied by deny rule ${n.rules!.map((r) => `"${r}"`).join(', ')} (an allow cannot override a deny)` : n.why === 'icmp-type' ? 'this ICMP type has no name in policies' : 'only tcp, udp, sctp and icmp can be allowed without allowing every protocol';
-    out.push(`# not learned: ${flowText(n.flow, describeUser)} (${n.flow.connections} connections): ${why}`);
-  }
-  if (l.notLearned.length > 20) out.push(`# not learned: ${l.notLearned.length - 20} more flows`);
-  if (!l.rules.length) {
-    out.push('# nothing to learn: no denied connection in these logs goes to the default');
-    return out.join('\n') + '\n';
-  }
-  out.push(written ? '# merged into the policy file:' : '# review, then merge by hand or with --write:');
-  out.push('allow:');
-  out.push(
-    items
-      .trimEnd()
-      .split('\n')
-      .map((x) => (x ? `  ${x}` : x))
-      .join('\n'),
-  );
-  return out.join('\n') + '\n';
 }

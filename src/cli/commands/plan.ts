@@ -2,7 +2,7 @@
 import { toJson } from '../../diag/render.js';
 import { planAgainstLive } from '../../kernel/lifecycle.js';
 import { planIsEmpty } from '../../plan/diff.js';
-import { planJson, renderPlanText } from '../../plan/render.js';
+import { planJson, renderPlanText } from '../../report/plan.js';
 import type { Io } from '../io.js';
 import { writeJson, type PolicyFlags } from '../shared.js';
 import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from '../kernel-flags.js';

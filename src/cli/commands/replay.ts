@@ -4,15 +4,16 @@
  * would now admit and by which rules. `--check` exits 1 when it would deny
  * anything: the gate before switching audit to enforce.
  */
-import { Deduper } from '../../observe/dedupe.js';
-import { toPrometheus } from '../../observe/prometheus.js';
-import { LogReader } from '../../observe/read.js';
-import { renderStats, statsJson } from '../../observe/render.js';
-import { Replayer, type ReplaySummary } from '../../observe/replay.js';
-import { UsageError, type Io } from '../io.js';
-import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
-import { contextOf, readOptionsOf, runReader, sourcesOf, writeAtomic, type ObserveSeams, type SourceFlags } from './stats.js';
 import { resolve as resolvePath } from 'node:path';
+import { writeFileAtomic } from '../../kernel/atomic.js';
+import { Deduper } from '../../observe/dedupe.js';
+import { LogReader } from '../../logs/read.js';
+import { Replayer } from '../../observe/replay.js';
+import { toPrometheus } from '../../report/prometheus.js';
+import { replayJson, replayText } from '../../report/replay.js';
+import { UsageError, type Io } from '../io.js';
+import { contextOf, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
+import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
 
 export interface ReplayFlags extends SourceFlags, PolicyFlags {
   prometheus?: boolean;
@@ -38,23 +39,14 @@ export async function replayCommand(io: Io, file: string, logs: string[], flags:
   const replayer = new Replayer(loaded.ir!, accounts);
   const dedupe = new Deduper();
   const reader = new LogReader(sources, opts, (e) => replayer.add(e, dedupe.isNew(e)));
-  await runReader(reader);
+  await runReader(reader.run());
   const { stats, summary } = replayer.finish(reader.counts, ctx, Math.max(top, 20));
   const mode = loaded.ir!.mode;
   let text: string;
   if (flags.prometheus) text = toPrometheus(stats, { topDestinations: top });
-  else if (flags.json) text = JSON.stringify({ policy: file, mode, summary, stats: statsJson(stats, { top }) }, null, 2) + '\n';
-  else text = summaryText(file, mode, summary) + (stats.connections ? '\n' + renderStats(stats, { top, title: mode === 'audit' ? 'connections this policy would deny (it is in audit mode: logged, not blocked)' : 'connections this policy would deny' }) : '');
-  if (flags.output) await writeAtomic(resolvePath(io.cwd, flags.output), text);
+  else if (flags.json) text = JSON.stringify(replayJson(file, mode, summary, stats, top), null, 2) + '\n';
+  else text = replayText(file, mode, summary, stats, top);
+  if (flags.output) writeFileAtomic(resolvePath(io.cwd, flags.output), text, 0o644);
   else io.stdout(text);
   return flags.check && summary.denied > 0 ? 1 : 0;
-}
-
-function summaryText(file: string, mode: string, s: ReplaySummary): string {
-  const lines = [`replayed ${s.connections.toLocaleString('en-US')} logged connections through ${file} (${mode} mode):`];
-  lines.push(`  ${s.denied.toLocaleString('en-US')} would be denied, ${s.admitted.toLocaleString('en-US')} would be admitted`);
-  for (const a of s.admittedBy.slice(0, 10)) lines.push(`    ${a.connections.toLocaleString('en-US').padStart(8)}  admitted by ${a.rule.startsWith('builtin:') || a.rule.startsWith('(') ? a.rule : `allow ${a.rule}`}`);
-  if (s.unreadable) lines.push(`  ${s.unreadable} events could not be replayed`);
-  if (!s.denied) lines.push('  nothing would be denied: this policy admits everything in these logs');
-  return lines.join('\n') + '\n';
 }

@@ -4,12 +4,11 @@
  * `$EGRESS_STATE_DIR/counters.jsonl` (see observe/counters.ts). A rule the
  * samples do not cover far enough back is "unknown", never "stale".
  */
-import { readSamples, ruleActivity } from '../../observe/counters.js';
 import { stateDirOf } from '../../kernel/state.js';
-import { formatLocal } from '../../observe/since.js';
+import { readSamples, ruleActivity } from '../../observe/counters.js';
+import { staleJson, staleText } from '../../report/stale.js';
 import { UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
-import { table } from '../../report/table.js';
 
 export interface StaleFlags extends PolicyFlags {
   days?: string;
@@ -28,25 +27,7 @@ export async function staleCommand(io: Io, file: string, flags: StaleFlags): Pro
   const now = io.now ?? new Date();
   const s = await readSamples(stateDirOf(io.env));
   const activity = ruleActivity(rules, s.samples, now, days);
-  if (flags.json) {
-    writeJson(io, { policy: file, days, samples: s.samples.length, samplesFile: s.path, skipped: s.skipped, rules: activity });
-    return 0;
-  }
-  const out: string[] = [];
-  if (!s.samples.length) {
-    out.push(`no counter samples in ${s.path}: record them with "egress stats --sample" (e.g. hourly from cron or a systemd timer), then ask again after ${days} days`);
-  } else {
-    out.push(`${s.samples.length} counter samples from ${formatLocal(Date.parse(s.samples[0]!.time))} to ${formatLocal(Date.parse(s.samples.at(-1)!.time))}${s.skipped ? ` (${s.skipped} unreadable lines skipped)` : ''}`);
-  }
-  const stale = activity.filter((a) => a.status === 'stale');
-  out.push(stale.length ? `${stale.length} rule${stale.length === 1 ? '' : 's'} with no hits in ${days} days: ${stale.map((a) => `"${a.rule}"`).join(', ')}` : `no rule is known to be without hits in ${days} days`);
-  out.push('');
-  out.push(
-    table(
-      ['rule', 'action', `hits (${days} d)`, 'last hit', 'status'],
-      activity.map((a) => [a.rule, a.action, String(a.hits), a.lastHit ? formatLocal(Date.parse(a.lastHit)) : '-', a.status === 'unknown' ? `unknown: ${a.note}` : a.status]),
-    ).trimEnd(),
-  );
-  io.stdout(out.join('\n') + '\n');
+  if (flags.json) writeJson(io, staleJson(file, s, activity, days));
+  else io.stdout(staleText(s, activity, days));
   return 0;
 }

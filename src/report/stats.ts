@@ -1,12 +1,14 @@
 /**
- * Stats → terminal text and JSON. Charts first (a sparkline of denials over
+ * Stats → terminal text and JSON, with the apply history's note and the live
+ * kernel counters beside them. Charts first (a sparkline of denials over
  * time, bars beside the top tables): people look before they read.
  */
-import type { DestinationStat, Stats } from './aggregate.js';
-import { timeline } from './aggregate.js';
-import type { ChangeStat } from './changes.js';
-import type { ReadCounts } from './event.js';
-import { formatDuration, formatIso, formatLocal } from './since.js';
+import { assertNever } from '../diag/diagnostic.js';
+import type { RuleCounter, Status } from '../kernel/status.js';
+import { timeline, type DestinationStat, type Stats } from '../observe/aggregate.js';
+import type { ChangeStat, History } from '../observe/changes.js';
+import type { ReadCounts } from '../logs/event.js';
+import { formatDuration, formatIso, formatLocal } from '../logs/since.js';
 
 const SPARK = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
@@ -60,11 +62,44 @@ export function countsLine(c: ReadCounts): string {
   return parts.join(', ');
 }
 
+/** The live ruleset's exact per-rule counters (an applied policy's status), or why they are not shown. */
+export type KernelCounters = { kind: 'status'; status: Status } | { kind: 'note'; note: string };
+
+/** What the "policy changes" section says about the apply history itself, if anything (`undefined`: it could not be read). */
+export function historyNote(h: History | undefined): string | undefined {
+  if (!h) return 'the apply history could not be read';
+  if (h.missing) return `no apply history (${h.path}): nothing applied with egress on this host yet`;
+  if (!h.entries.length) return `the apply history (${h.path}) has no entries${h.skipped ? ` (${h.skipped} unreadable lines)` : ''}`;
+  return h.skipped ? `${h.skipped} unreadable lines in ${h.path} skipped` : undefined;
+}
+
+/** The "kernel counters" lines: what denied (deny rules, and the default unless it accepts), packets and bytes. */
+function counterLines(c: KernelCounters): string[] {
+  switch (c.kind) {
+    case 'note':
+      return [`not shown: ${c.note}`];
+    case 'status': {
+      const st = c.status;
+      const denying = st.counters.filter((x) => x.action === 'deny' || (x.action === 'default' && st.default !== 'accept'));
+      const lines = denying.map((x) => `${(x.action === 'default' ? `(default ${x.rule})` : x.rule).padEnd(24)} ${(x.family ?? '').padEnd(5)} ${x.packets.toLocaleString('en-US').padStart(12)} packets ${x.bytes.toLocaleString('en-US').padStart(14)} bytes`);
+      if (!lines.length) lines.push('no deny rule or denying default in the live ruleset');
+      return [`${st.backend}, ${st.mode} mode, policy ${st.policyFile} (${(st.policyHash ?? '').replace(/^sha256:/, '').slice(0, 12)})`, ...lines];
+    }
+    default:
+      return assertNever(c);
+  }
+}
+
+/** The JSON form of the counters: every rule's counter (not only what denied), or the note. */
+function countersJson(c: KernelCounters): { counters?: RuleCounter[]; note?: string } {
+  return c.kind === 'status' ? { counters: c.status.counters } : { note: c.note };
+}
+
 export interface RenderOptions {
   top?: number;
   changes?: ChangeStat[];
   historyNote?: string;
-  counters?: string[];
+  counters?: KernelCounters;
   /** What the numbers are: "denied" for stats, "the candidate would deny" for replay. */
   title?: string;
 }
@@ -153,7 +188,7 @@ export function renderStats(s: Stats, o: RenderOptions = {}): string {
         ).trimEnd(),
       );
   }
-  if (o.counters) out.push('', 'kernel counters (exact, since the ruleset was loaded)', ...o.counters.map((l) => `  ${l}`));
+  if (o.counters) out.push('', 'kernel counters (exact, since the ruleset was loaded)', ...counterLines(o.counters).map((l) => `  ${l}`));
   return out.join('\n') + '\n';
 }
 
@@ -161,8 +196,8 @@ function rate(perHour: number): string {
   return perHour >= 10 ? String(Math.round(perHour)) : perHour.toFixed(1);
 }
 
-/** The JSON form: times as ISO 8601 UTC, the top N of each table (counts are exact, lists capped). */
-export function statsJson(s: Stats, o: { top?: number; changes?: ChangeStat[] } = {}) {
+/** The JSON form: times as ISO 8601 UTC, the top N of each table (counts are exact, lists capped); `kernelCounters` when given. */
+export function statsJson(s: Stats, o: { top?: number; changes?: ChangeStat[]; counters?: KernelCounters } = {}) {
   const top = o.top ?? 20;
   const t = (ms: number | undefined) => (ms === undefined ? undefined : formatIso(ms));
   const tl = timeline(s.minutes);
@@ -193,5 +228,6 @@ export function statsJson(s: Stats, o: { top?: number; changes?: ChangeStat[] } 
       jump: c.jump,
       note: c.note,
     })),
+    ...(o.counters ? { kernelCounters: countersJson(o.counters) } : {}),
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { DEFAULT_FIELDS, parseLine, parsePfirewall } from './pfirewall.js';
+import { DEFAULT_FIELDS, looksLikePfirewall, parseLine, parsePfirewall } from './pfirewall.js';
 
 const HEADER = [
   '#Version: 1.5',
@@ -92,4 +92,18 @@ describe('parsePfirewall', () => {
 
 test('parseLine alone, with the default columns', () => {
   expect(parseLine('2026-05-30 10:00:01 ALLOW UDP 192.0.2.10 192.0.2.53 5353 53 0 - - - - - - - SEND', DEFAULT_FIELDS)?.dstPort).toBe(53);
+});
+
+test.each([
+  ['#Version: 1.5\r\n#Software: Microsoft Windows Firewall', true],
+  ['#Fields: date time action', true],
+  ['#Time Format: Local', true],
+  ['\xef\xbb\xbf#Version: 1.5', true], // a UTF-8 BOM, as read.ts decodes bytes (latin1)
+  ['\uFEFF#Version: 1.5', true],
+  ['# kern.log, copied by hand', false],
+  ['2026-05-30T10:00:01+00:00 web1 kernel: EGRESS D:smtp IN= OUT=eth0', false],
+  ['\x1f\x8b\x08\x00', false], // gzip magic: only decompressed text can show the header
+  ['', false],
+])('looksLikePfirewall(%j) is %s', (head, want) => {
+  expect(looksLikePfirewall(head)).toBe(want);
 });

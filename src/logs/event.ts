@@ -2,8 +2,8 @@
  * What the log reader hands to stats, learn and replay: one denied (or
  * would-be-denied) packet as the kernel or the Windows Firewall logged it,
  * plus the tally of every line read, including the ones that were not
- * events. The boundary type of `observe/`: parsers produce `LogEvent`s,
- * everything downstream consumes only them.
+ * events. The boundary type between `logs/` and `observe/`: the parsers
+ * here produce `LogEvent`s, everything downstream consumes only them.
  */
 import type { TagVerdict } from '../backends/log-tag.js';
 import type { Family } from '../policy/address.js';

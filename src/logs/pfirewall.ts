@@ -1,7 +1,9 @@
 /**
  * The Windows Firewall log (pfirewall.log) → typed events, for `egress stats`
  * and `egress learn` on hosts compiled with `--target windows`. Pure: text or
- * lines in, events and counts out; reading the file is the caller's job.
+ * lines in, events and counts out; reading the file is the caller's job
+ * (read.ts, which asks `looksLikePfirewall` which parser a source gets and
+ * feeds its lines to a `PfirewallLines`).
  *
  * The log is W3C-style: `#`-lines carry metadata, `#Fields:` names the
  * space-separated columns (and may appear again where the log was rotated or
@@ -11,7 +13,8 @@
  * actions (INFO-EVENTS-LOST, and OPEN/CLOSE from very old logs) are counted
  * as skipped, lines that cannot be read as malformed, with the reason.
  */
-import { parseAddress, type Family } from '../policy/address.js';
+import { formatAddress, parseAddress, type Family } from '../policy/address.js';
+import { MAX_PROBLEMS, type EventProto, type LogEvent, type ReadCounts } from './event.js';
 
 export type PfirewallAction = 'DROP' | 'ALLOW';
 /** The log's `path` column: SEND is outbound, RECEIVE inbound. */
@@ -59,7 +62,6 @@ export interface PfirewallLog {
 export const DEFAULT_FIELDS = ['date', 'time', 'action', 'protocol', 'src-ip', 'dst-ip', 'src-port', 'dst-port', 'size', 'tcpflags', 'tcpsyn', 'tcpack', 'tcpwin', 'icmptype', 'icmpcode', 'info', 'path'] as const;
 
 const REQUIRED = ['date', 'time', 'action', 'protocol', 'src-ip', 'dst-ip'] as const;
-export const MAX_PROBLEMS = 20;
 
 const PROTOCOLS: Record<string, [PfirewallProtocol, number]> = { TCP: ['tcp', 6], UDP: ['udp', 17], ICMP: ['icmp', 1], ICMPV6: ['icmpv6', 58] };
 const DIRECTIONS: Record<string, PfirewallDirection> = { SEND: 'send', RECEIVE: 'receive', FORWARD: 'forward' };
@@ -70,21 +72,18 @@ class Malformed extends Error {}
 export function parsePfirewall(input: string | Iterable<string>): PfirewallLog {
   const lines = typeof input === 'string' ? input.split(/\r?\n/) : input;
   const out: PfirewallLog = { events: [], skipped: 0, malformed: 0, problems: [] };
-  let fields: readonly string[] = DEFAULT_FIELDS;
-  let utc = false;
+  const cols = columns();
   let n = 0;
   for (const raw of lines) {
     n++;
     const line = (n === 1 ? raw.replace(/^\uFEFF/, '') : raw).replace(/\r$/, '').trim();
     if (line === '' || line.startsWith('#')) {
-      const h = /^#\s*([A-Za-z ]+):\s*(.*)$/.exec(line);
-      if (h?.[1]!.toLowerCase() === 'fields') fields = h[2]!.trim().toLowerCase().split(/\s+/);
-      if (h?.[1]!.toLowerCase() === 'time format') utc = /^utc$/i.test(h[2]!.trim());
+      readMeta(line, cols);
       out.skipped++;
       continue;
     }
     try {
-      const ev = parseLine(line, fields, n, utc);
+      const ev = parseLine(line, cols.fields, n, cols.utc);
       if (ev) out.events.push(ev);
       else out.skipped++;
     } catch (e) {
@@ -96,6 +95,23 @@ export function parsePfirewall(input: string | Iterable<string>): PfirewallLog {
   // A trailing newline is not a line of the log.
   if (typeof input === 'string' && input.endsWith('\n')) out.skipped--;
   return out;
+}
+
+/** What the `#` lines say so far: the columns (`#Fields:`) and whether times are UTC (`#Time Format:`). */
+interface Columns {
+  fields: readonly string[];
+  utc: boolean;
+}
+
+function columns(): Columns {
+  return { fields: DEFAULT_FIELDS, utc: false };
+}
+
+/** A metadata (`#`) or blank line: `#Fields:` and `#Time Format:` update `cols`; the rest say nothing we need. */
+function readMeta(line: string, cols: Columns): void {
+  const h = /^#\s*([A-Za-z ]+):\s*(.*)$/.exec(line);
+  if (h?.[1]!.toLowerCase() === 'fields') cols.fields = h[2]!.trim().toLowerCase().split(/\s+/);
+  if (h?.[1]!.toLowerCase() === 'time format') cols.utc = /^utc$/i.test(h[2]!.trim());
 }
 
 /** One data line under the given columns; undefined for actions that are not DROP or ALLOW. */
@@ -161,4 +177,75 @@ function protocolOf(v: string | undefined): [PfirewallProtocol, number] {
     return named ?? ['other', n];
   }
   throw new Malformed(`protocol ${JSON.stringify(v ?? '-')}`);
+}
+
+/** The byte order mark, as UTF-8 bytes read as latin1 (how read.ts decodes) or as one UTF-16 unit (text handed in). */
+const BOM = /^\xef\xbb\xbf|^\uFEFF/;
+
+/** Whether a source starting with `head` (its first 64 bytes, latin1) is a Windows Firewall log: its W3C header. */
+export function looksLikePfirewall(head: string): boolean {
+  return /^#(Version|Software|Fields|Time Format):/.test(head.replace(BOM, ''));
+}
+
+/** Incremental Windows Firewall log reading, line by line, into the reader's counts and `LogEvent`s. */
+export class PfirewallLines {
+  private readonly cols = columns();
+  constructor(
+    private readonly counts: ReadCounts,
+    private readonly since: number | undefined,
+  ) {}
+
+  line(raw: string, where: string, lineNo: number): LogEvent | undefined {
+    this.counts.lines++;
+    const line = (lineNo === 1 ? raw.replace(BOM, '') : raw).trim();
+    if (line === '' || line.startsWith('#')) {
+      readMeta(line, this.cols);
+      return undefined;
+    }
+    let ev;
+    try {
+      ev = parseLine(line, this.cols.fields, lineNo, this.cols.utc);
+    } catch (e) {
+      this.counts.malformed++;
+      if (this.counts.problems.length < MAX_PROBLEMS) this.counts.problems.push({ where, line: lineNo, reason: (e as Error).message });
+      return undefined;
+    }
+    if (!ev) return undefined;
+    if (ev.direction === 'receive' || ev.direction === 'forward') {
+      this.counts.inbound++;
+      return undefined;
+    }
+    const a = parseAddress(ev.dst);
+    if (!a) return undefined;
+    const time = new Date(ev.utc ? `${ev.time}Z` : ev.time).getTime();
+    if (this.since !== undefined && Number.isFinite(time) && time < this.since) {
+      this.counts.beforeSince++;
+      return undefined;
+    }
+    const proto: EventProto = ev.protocol === 'icmpv6' ? 'icmp' : ev.protocol;
+    const out: LogEvent = {
+      time: Number.isFinite(time) ? time : undefined,
+      source: 'pfirewall',
+      prefix: 'pfirewall',
+      tag: undefined,
+      rule: undefined,
+      verdict: ev.action === 'DROP' ? 'denied' : 'allowed',
+      family: a.family,
+      src: ev.src,
+      dst: formatAddress(a.family, a.value),
+      proto,
+      protoNum: ev.protocolNumber,
+      spt: ev.srcPort,
+      dpt: ev.dstPort,
+      icmpType: ev.icmpType,
+      icmpCode: ev.icmpCode,
+      icmpId: undefined,
+      uid: undefined,
+      gid: undefined,
+      out: undefined,
+    };
+    this.counts.events++;
+    this.counts.pfirewall++;
+    return out;
+  }
 }

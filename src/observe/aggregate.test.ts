@@ -1,12 +1,12 @@
 import { describe, expect, test } from 'vitest';
-import { logPrefix } from '../../src/backends/log-tag.js';
-import { countBetween, StatsBuilder, timeline } from '../../src/observe/aggregate.js';
-import { analyzeChanges, type HistoryEntry } from '../../src/observe/changes.js';
-import { Deduper } from '../../src/observe/dedupe.js';
-import { emptyCounts, type LogEvent } from '../../src/observe/event.js';
-import { KernelLineParser } from '../../src/observe/parse-kernel.js';
-import { NOW } from '../helpers.js';
-import { ICMP4, iso, TCP4, TCP6, UDP4 } from './lines.js';
+import { logPrefix } from '../backends/log-tag.js';
+import { emptyCounts, type LogEvent } from '../logs/event.js';
+import { KernelLineParser } from '../logs/parse-kernel.js';
+import { countBetween, StatsBuilder, timeline } from './aggregate.js';
+import { analyzeChanges, type HistoryEntry } from './changes.js';
+import { Deduper } from './dedupe.js';
+import { NOW } from '../../test/helpers.js';
+import { ICMP4, iso, TCP4, TCP6, UDP4 } from '../../test/observe/lines.js';
 
 const T0 = Date.UTC(2026, 10, 23, 9, 0, 0);
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();

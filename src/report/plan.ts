@@ -1,7 +1,7 @@
 /** A Plan for people (an aligned table) and for CI (`--json`). Pure. */
-import { planIsEmpty, planSize } from './diff.js';
-import type { Plan } from './types.js';
-import { table } from '../report/table.js';
+import { planIsEmpty, planSize } from '../plan/diff.js';
+import type { Plan } from '../plan/types.js';
+import { table } from './table.js';
 
 const OWNED: Record<Plan['backend'], string> = { nft: 'table inet egress', iptables: 'chains EGRESS* (iptables and ip6tables)' };
 

@@ -18,10 +18,9 @@ import { constants } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { assertNever } from '../diag/diagnostic.js';
 import type { Execer } from '../kernel/exec.js';
-import { parseAddress, formatAddress } from '../policy/address.js';
-import { DEFAULT_FIELDS, parseLine as parsePfirewallLine } from './pfirewall.js';
-import { addCounts, emptyCounts, MAX_PROBLEMS, type EventProto, type LogEvent, type ReadCounts } from './event.js';
+import { addCounts, emptyCounts, MAX_PROBLEMS, type LogEvent, type ReadCounts } from './event.js';
 import { KernelLineParser, type ParseOptions } from './parse-kernel.js';
+import { looksLikePfirewall, PfirewallLines } from './pfirewall.js';
 
 export type LogSource =
   | { kind: 'file'; path: string; name: string }
@@ -96,72 +95,6 @@ class LineSplitter {
   }
 }
 
-/** Incremental Windows Firewall log reading on top of the pfirewall.ts line parser. */
-class PfirewallLines {
-  private fields: readonly string[] = DEFAULT_FIELDS;
-  private utc = false;
-  constructor(
-    private readonly counts: ReadCounts,
-    private readonly since: number | undefined,
-  ) {}
-
-  line(raw: string, where: string, lineNo: number): LogEvent | undefined {
-    this.counts.lines++;
-    const line = (lineNo === 1 ? raw.replace(/^\xef\xbb\xbf|^\uFEFF/, '') : raw).trim();
-    if (line === '' || line.startsWith('#')) {
-      const h = /^#\s*([A-Za-z ]+):\s*(.*)$/.exec(line);
-      if (h?.[1]!.toLowerCase() === 'fields') this.fields = h[2]!.trim().toLowerCase().split(/\s+/);
-      if (h?.[1]!.toLowerCase() === 'time format') this.utc = /^utc$/i.test(h[2]!.trim());
-      return undefined;
-    }
-    let ev;
-    try {
-      ev = parsePfirewallLine(line, this.fields, lineNo, this.utc);
-    } catch (e) {
-      this.counts.malformed++;
-      if (this.counts.problems.length < MAX_PROBLEMS) this.counts.problems.push({ where, line: lineNo, reason: (e as Error).message });
-      return undefined;
-    }
-    if (!ev) return undefined;
-    if (ev.direction === 'receive' || ev.direction === 'forward') {
-      this.counts.inbound++;
-      return undefined;
-    }
-    const a = parseAddress(ev.dst);
-    if (!a) return undefined;
-    const time = new Date(ev.utc ? `${ev.time}Z` : ev.time).getTime();
-    if (this.since !== undefined && Number.isFinite(time) && time < this.since) {
-      this.counts.beforeSince++;
-      return undefined;
-    }
-    const proto: EventProto = ev.protocol === 'icmpv6' ? 'icmp' : ev.protocol;
-    const out: LogEvent = {
-      time: Number.isFinite(time) ? time : undefined,
-      source: 'pfirewall',
-      prefix: 'pfirewall',
-      tag: undefined,
-      rule: undefined,
-      verdict: ev.action === 'DROP' ? 'denied' : 'allowed',
-      family: a.family,
-      src: ev.src,
-      dst: formatAddress(a.family, a.value),
-      proto,
-      protoNum: ev.protocolNumber,
-      spt: ev.srcPort,
-      dpt: ev.dstPort,
-      icmpType: ev.icmpType,
-      icmpCode: ev.icmpCode,
-      icmpId: undefined,
-      uid: undefined,
-      gid: undefined,
-      out: undefined,
-    };
-    this.counts.events++;
-    this.counts.pfirewall++;
-    return out;
-  }
-}
-
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal?.aborted) return resolve();
@@ -180,11 +113,6 @@ const whenAborted = (signal?: AbortSignal) =>
     if (signal?.aborted) resolve('abort');
     signal?.addEventListener('abort', () => resolve('abort'), { once: true });
   });
-
-function looksLikePfirewall(head: string): boolean {
-  const s = head.replace(/^\xef\xbb\xbf|^\uFEFF/, '');
-  return /^#(Version|Software|Fields|Time Format):/.test(s);
-}
 
 /**
  * Reads every source in turn (files oldest first, by modification time, so

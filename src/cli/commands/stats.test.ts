@@ -3,11 +3,11 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import type { Io } from '../../src/cli/io.js';
-import { statsCommand } from '../../src/cli/commands/stats.js';
-import type { Status } from '../../src/kernel/status.js';
-import { fixedResolver, NOW } from '../helpers.js';
-import { iso, TCP4, UDP4 } from './lines.js';
+import type { Status } from '../../kernel/status.js';
+import type { Io } from '../io.js';
+import { statsCommand } from './stats.js';
+import { fixedResolver, NOW } from '../../../test/helpers.js';
+import { iso, TCP4, UDP4 } from '../../../test/observe/lines.js';
 
 function io(cwd: string): Io & { out: string; err: string } {
   const o = { out: '', err: '' };

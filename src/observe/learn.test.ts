@@ -1,17 +1,17 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import type { Loaded } from '../../src/index.js';
-import { Deduper } from '../../src/observe/dedupe.js';
-import { FlowCollector, learnedYaml, learnRules, type Learned } from '../../src/observe/learn.js';
-import { mergeLearned } from '../../src/observe/learn-merge.js';
-import { KernelLineParser } from '../../src/observe/parse-kernel.js';
-import { accountNames, FlowMaker } from '../../src/observe/replay.js';
-import { indexedEvaluator } from '../../src/sim/indexed.js';
-import { ACCOUNTS, loadText, NOW } from '../helpers.js';
-import { iso, TCP4 } from './lines.js';
+import type { Loaded } from '../index.js';
+import { KernelLineParser } from '../logs/parse-kernel.js';
+import { indexedEvaluator } from '../sim/indexed.js';
+import { Deduper } from './dedupe.js';
+import { FlowCollector, learnedYaml, learnRules, verifyLearned, type Learned } from './learn.js';
+import { mergeLearned } from './learn-merge.js';
+import { accountNames, FlowMaker } from './replay.js';
+import { ACCOUNTS, fixedResolver, loadText, NOW } from '../../test/helpers.js';
+import { iso, TCP4 } from '../../test/observe/lines.js';
 
-const GOLDEN = join(import.meta.dirname, 'golden', 'learn');
+const GOLDEN = join(import.meta.dirname, '..', '..', 'test', 'observe', 'golden', 'learn');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 const HOSTS = { 'mirror.example.org': { ipv4: ['198.51.100.80'], ipv6: ['2001:db8:80::80'] } };
 
@@ -110,6 +110,19 @@ describe('learn', () => {
     const verdicts = SEEN.map((line) => p.parseLine(line)).map((e) => (e ? evaluate(maker.flow(e)!).verdict : 'unparsed'));
     // smtp stays denied (reject), GRE stays at the default; everything else is accepted.
     expect(verdicts.filter((v) => v !== 'accept')).toEqual(['reject', 'reject']);
+  });
+
+  test('verifyLearned: merged, every learned flow is accepted; not merged, every one is still denied; a merge that breaks the policy says so', async () => {
+    const { learned } = await learnFrom(POLICY, SEEN);
+    const opts = { resolver: fixedResolver(HOSTS), now: NOW, baseDir: '.' };
+    const flows = learned.rules.flatMap((r) => r.flows);
+    const merged = mergeLearned(POLICY, learnedYaml(learned.rules, describeUser));
+    expect(await verifyLearned(learned, ACCOUNTS, 'policy.yaml', merged, opts)).toEqual({ flows: flows.length, stillDenied: [] });
+    expect(await verifyLearned(learned, ACCOUNTS, 'policy.yaml', POLICY, opts)).toEqual({ flows: flows.length, stillDenied: flows });
+    const broken = await verifyLearned(learned, ACCOUNTS, 'policy.yaml', 'version: 1\nallow: [\n', opts);
+    expect(broken.broken?.diagnostics.map((d) => d.code)).toContain('yaml-syntax');
+    // Nothing learned: nothing to load, so not even a broken text is read.
+    expect(await verifyLearned({ ...learned, rules: [] }, ACCOUNTS, 'policy.yaml', 'allow: [\n', opts)).toEqual({ flows: 0, stillDenied: [] });
   });
 
   test('golden: --write keeps every comment and the layout, adds commented rules at the end of allow', async () => {

@@ -10,8 +10,8 @@
  * (rate() handles it). Destinations are capped (`topDestinations`) to keep
  * the series count bounded.
  */
-import type { Stats } from './aggregate.js';
-import type { ChangeStat } from './changes.js';
+import type { Stats } from '../observe/aggregate.js';
+import type { ChangeStat } from '../observe/changes.js';
 
 export function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');

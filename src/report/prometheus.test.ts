@@ -1,11 +1,11 @@
 import { describe, expect, test } from 'vitest';
-import { StatsBuilder } from '../../src/observe/aggregate.js';
-import { Deduper } from '../../src/observe/dedupe.js';
-import { emptyCounts, type LogEvent } from '../../src/observe/event.js';
-import { KernelLineParser } from '../../src/observe/parse-kernel.js';
-import { escapeLabel, toPrometheus } from '../../src/observe/prometheus.js';
-import { NOW } from '../helpers.js';
-import { ICMP6, iso, TCP4, UDP4 } from './lines.js';
+import { emptyCounts, type LogEvent } from '../logs/event.js';
+import { KernelLineParser } from '../logs/parse-kernel.js';
+import { StatsBuilder } from '../observe/aggregate.js';
+import { Deduper } from '../observe/dedupe.js';
+import { escapeLabel, toPrometheus } from './prometheus.js';
+import { NOW } from '../../test/helpers.js';
+import { ICMP6, iso, TCP4, UDP4 } from '../../test/observe/lines.js';
 
 /**
  * The text exposition format's rules (prometheus/docs exposition_formats.md),

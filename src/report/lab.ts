@@ -2,10 +2,10 @@
 import type { SourceMap } from '../diag/source.js';
 import { renderText, toJson } from '../diag/render.js';
 import type { Accounts } from '../resolve/resolver.js';
-import type { Comparison } from './compare.js';
-import type { LabReport } from './lab.js';
-import type { Probe } from './probe.js';
-import { table } from '../report/table.js';
+import type { Comparison } from '../lab/compare.js';
+import type { LabReport } from '../lab/lab.js';
+import type { Probe } from '../lab/probe.js';
+import { table } from './table.js';
 
 function nameOf(table: Map<string, number>, id: number): string | undefined {
   for (const [n, i] of table) if (i === id) return n;

@@ -1,0 +1,141 @@
+/**
+ * What the log commands (stats, learn, replay) share: their seams and source
+ * flags, which sources to read and how, the names a report gives hosts and
+ * users, and read failures mapped to exit codes. Glue only: the reading is in
+ * src/logs/, the analyses in src/observe/, the output in src/report/.
+ */
+import { existsSync } from 'node:fs';
+import { uptime } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
+import type { Loaded } from '../index.js';
+import { realExecer, type Execer } from '../kernel/exec.js';
+import { readState, stateDirOf } from '../kernel/state.js';
+import type { StatsContext } from '../observe/aggregate.js';
+import { ReadError, type LogSource, type ReadOptions } from '../logs/read.js';
+import { accountNames, hostsByAddress } from '../observe/replay.js';
+import { parseSince } from '../logs/since.js';
+import { formatAddress, parseAddress } from '../policy/address.js';
+import { systemResolver, type Accounts } from '../resolve/resolver.js';
+import { CommandError, UsageError, type Io } from './io.js';
+
+export interface SourceFlags {
+  journal?: boolean;
+  kmsg?: boolean;
+  since?: string;
+  prefix?: string[];
+  follow?: boolean;
+}
+
+/** What tests (and the kernel round trip) replace. */
+export interface ObserveSeams {
+  execer?: Execer;
+  /** Stops --follow (default: SIGINT/SIGTERM). */
+  signal?: AbortSignal;
+  bootTimeMs?: number;
+  /** Instead of /dev/kmsg. */
+  kmsgPath?: string;
+  pollMs?: number;
+  /** Candidates for the default log, instead of /var/log/kern.log and /var/log/messages. */
+  defaultLogs?: string[];
+}
+
+export const DEFAULT_LOGS = ['/var/log/kern.log', '/var/log/messages'];
+
+/** LOG arguments and --journal/--kmsg → sources; with none, the system's kernel log. */
+export function sourcesOf(io: Io, logs: readonly string[], flags: SourceFlags, seams: ObserveSeams = {}): LogSource[] {
+  if (flags.journal && flags.kmsg) throw new UsageError('give --journal or --kmsg, not both');
+  const out: LogSource[] = [];
+  let stdin = false;
+  for (const l of logs) {
+    if (l === '-') {
+      if (stdin) throw new UsageError('"-" (standard input) given twice');
+      stdin = true;
+      out.push({ kind: 'stdin', chunks: io.stdinChunks ?? (async function* () { yield await (io.stdin?.() ?? ''); }) });
+    } else out.push({ kind: 'file', path: resolvePath(io.cwd, l), name: l });
+  }
+  if (flags.journal) out.push({ kind: 'journal' });
+  if (flags.kmsg) out.push({ kind: 'kmsg', ...(seams.kmsgPath ? { path: seams.kmsgPath } : {}) });
+  if (!out.length) {
+    const found = (seams.defaultLogs ?? DEFAULT_LOGS).find((p) => existsSync(p));
+    if (!found) throw new UsageError(`no log given, and none of ${(seams.defaultLogs ?? DEFAULT_LOGS).join(', ')} exists: give LOG files ("-" for standard input), --journal or --kmsg`);
+    out.push({ kind: 'file', path: found, name: found });
+  }
+  return out;
+}
+
+export function readOptionsOf(io: Io, flags: SourceFlags, seams: ObserveSeams, prefixes: string[] | undefined): ReadOptions {
+  const now = (io.now ?? new Date()).getTime();
+  let since: number | undefined;
+  if (flags.since !== undefined) {
+    since = parseSince(flags.since, io.now ?? new Date());
+    if (since === undefined) throw new UsageError(`--since ${JSON.stringify(flags.since)}: give a date (2026-11-23), a date and time (2026-11-23T09:00), or an age (30m, 2h, 7d)`);
+  }
+  return {
+    now,
+    // dmesg and /dev/kmsg stamp seconds since boot; like `dmesg -T`, assume this boot (wrong after suspend).
+    bootTimeMs: seams.bootTimeMs ?? Date.now() - uptime() * 1000,
+    ...(since !== undefined ? { since } : {}),
+    ...(prefixes?.length ? { prefixes } : {}),
+    ...(flags.follow ? { follow: true } : {}),
+    ...(seams.signal ? { signal: seams.signal } : {}),
+    ...(seams.pollMs ? { pollMs: seams.pollMs } : {}),
+    execer: seams.execer ?? realExecer(),
+  };
+}
+
+/**
+ * Names for the report: hosts and rules from the policy (when given), else
+ * hosts from what is live (the state directory keeps the last known good
+ * addresses of the applied policy's hostnames); users from the accounts.
+ */
+export async function contextOf(io: Io, loaded: Loaded | undefined): Promise<{ ctx: StatsContext; accounts: Accounts }> {
+  const accounts = await (io.resolver ?? systemResolver()).accounts();
+  const ctx: StatsContext = { users: accountNames(accounts).users };
+  if (loaded?.ir) {
+    ctx.hosts = hostsByAddress(loaded.ir);
+    ctx.ruleNames = [...new Set(loaded.ir.rules.map((r) => r.origin.name))];
+  } else {
+    let live;
+    try {
+      live = readState(stateDirOf(io.env), 'live');
+    } catch {
+      live = undefined; // unreadable state: names are a nicety, not worth failing for
+    }
+    if (live?.kind === 'ruleset') {
+      const hosts = new Map<string, string>();
+      for (const h of live.hosts)
+        for (const a of [...h.ipv4, ...h.ipv6]) {
+          const p = parseAddress(a);
+          if (p) hosts.set(formatAddress(p.family, p.value), h.name);
+        }
+      ctx.hosts = hosts;
+    }
+  }
+  return { ctx, accounts };
+}
+
+/** Await a read (the sequential reader's or the parallel one's), turning unreadable sources into exit-1 errors. */
+export async function runReader<T>(read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (e) {
+    if (e instanceof ReadError) throw new CommandError(e.message);
+    throw e;
+  }
+}
+
+/** Until SIGINT/SIGTERM (or the seam's signal). */
+export function stopSignal(seams: ObserveSeams): { signal: AbortSignal; dispose: () => void } {
+  if (seams.signal) return { signal: seams.signal, dispose: () => {} };
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return {
+    signal: ac.signal,
+    dispose: () => {
+      process.removeListener('SIGINT', stop);
+      process.removeListener('SIGTERM', stop);
+    },
+  };
+}

@@ -1,0 +1,40 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { writeFileAtomic } from './atomic.js';
+
+const dir = () => mkdtempSync(join(tmpdir(), 'egress-atomic-'));
+
+describe('writeFileAtomic', () => {
+  test('creates a file with the given mode and leaves no temporary file', () => {
+    const d = dir();
+    writeFileAtomic(join(d, 'egress.prom'), 'a 1\n', 0o600);
+    expect(readFileSync(join(d, 'egress.prom'), 'utf8')).toBe('a 1\n');
+    expect(statSync(join(d, 'egress.prom')).mode & 0o777).toBe(0o600);
+    expect(readdirSync(d)).toEqual(['egress.prom']);
+  });
+
+  test('replaces an existing file whole', () => {
+    const d = dir();
+    writeFileSync(join(d, 'policy.yaml'), 'old text that is longer than the new\n');
+    writeFileAtomic(join(d, 'policy.yaml'), 'new\n', 0o644);
+    expect(readFileSync(join(d, 'policy.yaml'), 'utf8')).toBe('new\n');
+    expect(readdirSync(d)).toEqual(['policy.yaml']);
+  });
+
+  test('a failed rename leaves the target as it was and removes the temporary file', () => {
+    const d = dir();
+    mkdirSync(join(d, 'taken'));
+    writeFileSync(join(d, 'taken', 'inside'), 'kept');
+    expect(() => writeFileAtomic(join(d, 'taken'), 'x', 0o644)).toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
+    expect(readdirSync(d)).toEqual(['taken']);
+    expect(readFileSync(join(d, 'taken', 'inside'), 'utf8')).toBe('kept');
+  });
+
+  test('a missing directory is an error (nothing is created)', () => {
+    const d = dir();
+    expect(() => writeFileAtomic(join(d, 'nope', 'out.txt'), 'x', 0o644)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(readdirSync(d)).toEqual([]);
+  });
+});

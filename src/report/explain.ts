@@ -1,0 +1,87 @@
+/**
+ * What `explain` prints: a flow's verdict and the rules that decided it, for
+ * people (one answer, or a table of `--flows` answers) and as `--json`
+ * objects. Pure: decisions in, strings and objects out.
+ */
+import { locate } from '../diag/render.js';
+import type { SourceMap } from '../diag/source.js';
+import { formatAddress } from '../policy/address.js';
+import { icmpTypeName } from '../policy/protocols.js';
+import type { RuleRef } from '../policy/types.js';
+import type { ResolvedPolicy } from '../resolve/types.js';
+import type { Decision, Flow } from '../sim/flow.js';
+import { table } from './table.js';
+
+/** What `explain` says about one flow; also its `--json` form. */
+export interface Answer {
+  verdict: Decision['verdict'];
+  audit: boolean;
+  decidedBy: Decision['step'];
+  builtin?: string;
+  rules: { name: string; action: string; file: string; line: number; col: number; reason?: string }[];
+  flow: { family: string; to: string; proto: string; port?: number; icmp?: string; user?: string; uid?: number; group?: string; gid?: number; via?: string; established?: boolean };
+  line?: number;
+}
+
+/** A decision as an Answer: rules located in their source (line and column) with their reasons. */
+export function answer(sources: SourceMap, p: ResolvedPolicy, f: Flow, d: Decision, line?: number): Answer {
+  const reasons = new Map([...p.allow, ...p.deny].map((r) => [r.ref.name, r.reason]));
+  const ref = (r: RuleRef) => {
+    const loc = locate(sources, r.span);
+    const reason = reasons.get(r.name);
+    return { name: r.name, action: r.action, file: r.span.file, line: loc?.line ?? 0, col: loc?.col ?? 0, ...(reason !== undefined ? { reason } : {}) };
+  };
+  const flow: Answer['flow'] = { family: f.family, to: formatAddress(f.family, f.dst), proto: f.proto };
+  if (f.port !== undefined) flow.port = f.port;
+  if (f.icmpType !== undefined) flow.icmp = icmpTypeName(f.family, f.icmpType);
+  if (f.user?.name !== undefined) flow.user = f.user.name;
+  if (f.user?.id !== undefined) flow.uid = f.user.id;
+  if (f.group?.name !== undefined) flow.group = f.group.name;
+  if (f.group?.id !== undefined) flow.gid = f.group.id;
+  if (f.via !== undefined) flow.via = f.via;
+  if (f.established) flow.established = true;
+  return {
+    verdict: d.verdict,
+    audit: d.audit,
+    decidedBy: d.step,
+    ...(d.builtin ? { builtin: d.builtin } : {}),
+    rules: d.rules.map(ref),
+    flow,
+    ...(line !== undefined ? { line } : {}),
+  };
+}
+
+function flowText(a: Answer): string {
+  const f = a.flow;
+  const what = f.proto === 'icmp' ? `icmp ${f.icmp ?? ''}`.trim() : f.proto === 'other' ? 'any other protocol' : f.port !== undefined ? `${f.proto}/${f.port}` : `${f.proto} (any port)`;
+  const who = f.user !== undefined ? `${f.user}${f.uid !== undefined ? ` (uid ${f.uid})` : ''}` : f.uid !== undefined ? `uid ${f.uid}` : 'unknown user';
+  return `${f.to} ${what} as ${who}${f.via ? ` via ${f.via}` : ''}${f.established ? ' (established)' : ''}`;
+}
+
+function because(a: Answer): string {
+  switch (a.decidedBy) {
+    case 'builtin':
+      return `builtin "${a.builtin}"`;
+    case 'default':
+      return 'no rule matched: the default';
+    case 'deny':
+      return `deny rule${a.rules.length > 1 ? 's' : ''} ${a.rules.map((r) => `"${r.name}"`).join(', ')}`;
+    case 'allow':
+      return `allow rule${a.rules.length > 1 ? 's' : ''} ${a.rules.map((r) => `"${r.name}"`).join(', ')}`;
+  }
+}
+
+/** One answer for people: the flow, the verdict and why, each deciding rule with its place in the policy. */
+export function describeAnswer(a: Answer): string {
+  const lines = [`${flowText(a)} [${a.flow.family}]`, `  verdict: ${a.verdict}${a.audit ? ' (audit mode: logged, not blocked)' : ''} by ${because(a)}`];
+  for (const r of a.rules) lines.push(`    ${r.action} ${r.name}  ${r.file}:${r.line}:${r.col}${r.reason ? `  (${r.reason})` : ''}`);
+  return lines.join('\n') + '\n';
+}
+
+/** `--flows` answers as one table, a row per flow with its line in the flows file. */
+export function answersTable(answers: readonly Answer[]): string {
+  return table(
+    ['line', 'flow', 'verdict', 'decided by'],
+    answers.map((a) => [String(a.line ?? ''), flowText(a), a.verdict + (a.audit ? ' (audit)' : ''), because(a)]),
+  );
+}
