@@ -32,7 +32,7 @@ test('no stage imports from a later one', () => {
   const upward: string[] = [];
   for (const file of sources(SRC)) {
     const me = STAGES.indexOf(stageOf(file));
-    for (const m of readFileSync(file, 'utf8').matchAll(/(?:from|import\()\s*'(\.[^']+)'/g)) {
+    for (const m of readFileSync(file, 'utf8').matchAll(/(?:from|import\(?)\s*'(\.[^']+)'/g)) {
       const target = resolve(dirname(file), m[1]!);
       const them = STAGES.indexOf(stageOf(target));
       if (them > me) upward.push(`${relative(SRC, file)} (${stageOf(file)}) imports ${relative(SRC, target)} (${stageOf(target)})`);
