@@ -19,6 +19,7 @@ export const ACCOUNTS = {
     ['systemd-timesync', 998],
     ['appuser', 1001],
     ['mail', 8],
+    ['egress-dns', 990],
   ]),
   primaryGroup: new Map([
     [0, 0],

@@ -36,6 +36,13 @@ export const ERROR_CODES = [
   'unsupported-selector',
   'kernel-rejected',
   'bad-flow',
+  'bad-hostname',
+  'bad-wildcard',
+  'wildcard-needs-proxy',
+  'wildcard-in-except',
+  'bad-upstream',
+  'bad-duration',
+  'duration-out-of-range',
 ] as const;
 
 export const WARNING_CODES = [
@@ -54,6 +61,11 @@ export const WARNING_CODES = [
   'empty-rule',
   'ssh-lockout',
   'family-uncovered',
+  'hostname-rules-advisory',
+  'deny-name-refused',
+  'dns-rule-overridden',
+  'dns-settings-unused',
+  'no-dns-upstream',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -7,22 +7,24 @@ import { FAMILIES, mergeIntervals, type Family } from '../policy/address.js';
 import { icmpTypeNumber } from '../policy/protocols.js';
 import type { OwnerRef, PortRange } from '../policy/types.js';
 import type { ResolvedDest, ResolvedPolicy, ResolvedRule, ResolvedSelectors } from '../resolve/types.js';
-import type { Ir, IrInterval, IrL4, IrMatch, IrOwner, IrPorts, IrRule, IrSet, IrSource } from './types.js';
+import { DNS_FORWARDER_GROUP, DNS_LISTEN } from '../resolve/dns.js';
+import type { Ir, IrDns, IrInterval, IrL4, IrMatch, IrOwner, IrPorts, IrRule, IrSet, IrSource } from './types.js';
 
 export function lowerPolicy(p: ResolvedPolicy): Ir {
   const rules: IrRule[] = [];
   const byName = (a: ResolvedRule, b: ResolvedRule) => (a.ref.name < b.ref.name ? -1 : a.ref.name > b.ref.name ? 1 : 0);
   for (const r of [...[...p.deny].sort(byName), ...[...p.allow].sort(byName)]) {
     const twins = FAMILIES.map((fam) => lowerRule(r, fam)).filter((x): x is NonNullable<typeof x> => x !== undefined);
-    // A rule's hostname set is the same in both families (see IrSet).
-    const ruleHosts = [...new Set(twins.flatMap((t) => t.rule.hosts ?? []))].sort();
+    // A rule's hostname set is the same in both families (see IrSet). A rule that follows DNS exists in both
+    // families whatever its names resolve to now, so its hostname sets name every exact name, resolved or not.
+    const ruleHosts = follows(r) ? r.hosts ?? [] : [...new Set(twins.flatMap((t) => t.rule.hosts ?? []))].sort();
     for (const { rule, exceptFrom } of twins) {
-      lowerSets(rule, rule, r.to, ruleHosts);
-      rule.except.forEach((e, i) => lowerSets(rule, e, exceptFrom[i]!.to, e.hosts ?? []));
+      lowerSets(rule, rule, r.to, ruleHosts, follows(r) ? r.dnsNames : undefined);
+      rule.except.forEach((e, i) => lowerSets(rule, e, exceptFrom[i]!.to, e.hosts ?? [], undefined));
       rules.push(rule);
     }
   }
-  return {
+  const ir: Ir = {
     mode: p.mode,
     default: p.default,
     denyVerdict: p.denyVerdict,
@@ -31,17 +33,39 @@ export function lowerPolicy(p: ResolvedPolicy): Ir {
     rules,
     hosts: p.hosts,
   };
+  if (p.dns.proxy) ir.dns = lowerDns(p);
+  return ir;
+}
+
+/** Whether a rule's names fill a dynamic set: allow rules under `dns.proxy` (deny rules' names are refused instead). */
+function follows(r: ResolvedRule): r is ResolvedRule & { dnsNames: string[] } {
+  return r.ref.action === 'allow' && (r.dnsNames?.length ?? 0) > 0;
+}
+
+function lowerDns(p: ResolvedPolicy): IrDns {
+  const byName = (a: ResolvedRule, b: ResolvedRule) => (a.ref.name < b.ref.name ? -1 : a.ref.name > b.ref.name ? 1 : 0);
+  const refused = [...p.deny].sort(byName).flatMap((r) => (r.dnsNames ?? []).map((pattern) => ({ pattern, origin: r.ref })));
+  const fwd = p.dnsForwarder ?? { group: DNS_FORWARDER_GROUP };
+  return {
+    upstream: (p.dns.upstream ?? []).map((u) => ({ address: u.address, port: u.port })),
+    graceSec: p.dns.graceSec,
+    minLifetimeSec: p.dns.minLifetimeSec,
+    listen: DNS_LISTEN.map((l) => ({ ...l })),
+    forwarder: { name: fwd.group, ...(fwd.gid !== undefined ? { id: fwd.gid } : {}) },
+    refused,
+    span: p.dns.spans.proxy ?? p.dns.spans.key!,
+  };
 }
 
 /** One family's twin of a rule, with the policy alternative each IR `except` came from (empty ones are left out). */
 function lowerRule(r: ResolvedRule, fam: Family): { rule: IrRule; exceptFrom: ResolvedSelectors[] } | undefined {
   const sources: IrSource[] = [];
-  const m = lowerMatch(r, fam, sources);
+  const m = lowerMatch(r, fam, sources, follows(r));
   if (!m) return undefined;
   const except: IrMatch[] = [];
   const exceptFrom: ResolvedSelectors[] = [];
   for (const e of r.except) {
-    const x = lowerMatch(e, fam, sources);
+    const x = lowerMatch(e, fam, sources, false);
     if (x) {
       except.push(x);
       exceptFrom.push(e);
@@ -53,13 +77,13 @@ function lowerRule(r: ResolvedRule, fam: Family): { rule: IrRule; exceptFrom: Re
   return { rule: out, exceptFrom };
 }
 
-/** undefined = matches nothing in this family. */
-function lowerMatch(s: ResolvedSelectors, fam: Family, sources: IrSource[]): IrMatch | undefined {
+/** undefined = matches nothing in this family. `dynamic`: the forwarder may add destinations, so none now is not nothing. */
+function lowerMatch(s: ResolvedSelectors, fam: Family, sources: IrSource[], dynamic: boolean): IrMatch | undefined {
   if (!s.families.includes(fam)) return undefined;
   const m: IrMatch = {};
   if (s.to) {
     const dst = lowerDest(s.to.filter((d) => d.family === fam), sources);
-    if (dst.length === 0) return undefined;
+    if (dst.length === 0 && !dynamic) return undefined;
     m.dst = dst;
     const hosts = [...new Set(s.to.filter((d) => d.family === fam && d.host).map((d) => d.host!))].sort();
     if (hosts.length) m.hosts = hosts;
@@ -75,8 +99,8 @@ function lowerMatch(s: ResolvedSelectors, fam: Family, sources: IrSource[]): IrM
   return m;
 }
 
-/** Name a match's destinations as sets: the written addresses, then the hostnames' current addresses. */
-function lowerSets(r: IrRule, m: IrMatch, to: ResolvedDest[] | undefined, hosts: string[]): void {
+/** Name a match's destinations as sets: the written addresses, the hostnames' current addresses, then what DNS answers. */
+function lowerSets(r: IrRule, m: IrMatch, to: ResolvedDest[] | undefined, hosts: string[], patterns: string[] | undefined): void {
   if (!m.dst || !to) return;
   const fam = r.family;
   const sets: IrSet[] = [];
@@ -87,6 +111,7 @@ function lowerSets(r: IrRule, m: IrMatch, to: ResolvedDest[] | undefined, hosts:
     const vals = [...new Set(to.filter((d) => d.family === fam && d.host !== undefined && want.has(d.host)).map((d) => d.lo))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     sets.push({ kind: 'hostnames', family: fam, elements: vals.map((v) => ({ lo: v, hi: v })), hosts, origin: r.origin });
   }
+  if (patterns) sets.push({ kind: 'dns', family: fam, elements: [], hosts: [], patterns, origin: r.origin });
   m.sets = sets;
 }
 

@@ -1,7 +1,8 @@
 /** A stable, sorted, one-construct-per-line text dump of the IR (`--target ir`, golden `ir.txt`). */
 import { formatInterval } from '../policy/address.js';
 import { icmpTypeName } from '../policy/protocols.js';
-import type { Ir, IrMatch, IrOwner, IrRule } from './types.js';
+import { formatDuration, formatEndpoint } from '../policy/dns-name.js';
+import type { Ir, IrDns, IrMatch, IrOwner, IrRule } from './types.js';
 
 export function printIr(ir: Ir): string {
   const out: string[] = [];
@@ -11,9 +12,19 @@ export function printIr(ir: Ir): string {
   const rate = ir.log.rate ? ` rate ${ir.log.rate.count}/${ir.log.rate.unit}` : '';
   out.push(`log prefix ${JSON.stringify(ir.log.prefix)}${rate} uid ${ir.log.uid ? 'on' : 'off'}`);
   out.push(`builtins loopback ${onOff(ir.builtins.loopback)} established ${onOff(ir.builtins.established)} icmpv6_nd ${onOff(ir.builtins.icmpv6_nd)}`);
+  if (ir.dns) out.push(...printDns(ir.dns));
   for (const h of ir.hosts) out.push(`host ${h.name} ${h.status} ipv4 {${h.ipv4.join(', ')}} ipv6 {${h.ipv6.join(', ')}}`);
   for (const r of ir.rules) out.push(...printRule(r));
   return out.join('\n') + '\n';
+}
+
+function printDns(d: IrDns): string[] {
+  const upstream = d.upstream.length ? `{${d.upstream.map(formatEndpoint).join(', ')}}` : 'system';
+  const head = `dns proxy upstream ${upstream} grace ${formatDuration(d.graceSec)} min_lifetime ${formatDuration(d.minLifetimeSec)}`;
+  return [
+    `${head} listen {${d.listen.map(formatEndpoint).join(', ')}} forwarder group ${owners([d.forwarder])}`,
+    ...d.refused.map((r) => `dns refused ${r.pattern} rule ${r.origin.name}`),
+  ];
 }
 
 function onOff(b: boolean): string {
@@ -37,6 +48,8 @@ function printMatch(m: IrMatch, r: IrRule): string {
   const parts: string[] = [];
   if (m.dst) parts.push(`dst {${m.dst.map((x) => `${formatInterval(r.family, x)}[${x.src.join(',')}]`).join(', ')}}`);
   else parts.push('dst any');
+  const dns = m.sets?.find((s) => s.kind === 'dns');
+  if (dns) parts.push(`dns {${(dns.patterns ?? []).join(', ')}}`);
   if (m.l4) {
     const l4 = m.l4.ports.map((p) => `${p.proto} {${p.ranges.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')}}`);
     const icmp = m.l4.icmp === 'any' ? ['icmp any'] : m.l4.icmp.length ? [`icmp {${m.l4.icmp.map((t) => `${icmpTypeName(r.family, t)}(${t})`).join(', ')}}`] : [];

@@ -54,13 +54,19 @@ export interface IrOwner {
  *   addresses, sorted). A rule's hostname set lists every hostname of the
  *   rule, even one with no address in this family yet, so that a refresh can
  *   fill it in place; it may be empty.
+ * - `dns` (allow rules under `dns.proxy`): the addresses the DNS forwarder
+ *   answers for `patterns`, filled at run time with a lifetime each. Nobody
+ *   knows them when compiling, so `elements` is always empty here and the
+ *   evaluators judge flows with the set empty.
  */
 export interface IrSet {
-  kind: 'addresses' | 'hostnames';
+  kind: 'addresses' | 'hostnames' | 'dns';
   family: Family;
   elements: Interval[];
-  /** The hostnames feeding a `hostnames` set ([] for `addresses`). */
+  /** The hostnames feeding a `hostnames` set ([] for the other kinds). */
   hosts: string[];
+  /** The names (exact and wildcard, sorted) feeding a `dns` set; absent for the other kinds. */
+  patterns?: string[];
   origin: RuleRef;
 }
 
@@ -87,6 +93,28 @@ export interface IrRule extends IrMatch {
   reason?: string;
 }
 
+/** A name a deny rule gives under `dns.proxy`: the forwarder answers it REFUSED (no address is denied). */
+export interface IrRefusedName {
+  pattern: string;
+  origin: RuleRef;
+}
+
+/** `dns.proxy: true`, as the backends and the forwarder need it. */
+export interface IrDns {
+  /** The policy's `dns.upstream`; [] = the system's servers, found when the forwarder starts (resolve/dns.ts). */
+  upstream: { address: string; port: number }[];
+  graceSec: number;
+  minLifetimeSec: number;
+  /** Where the forwarder listens: the target of the kernel's redirect of DNS. */
+  listen: { address: string; port: number }[];
+  /** The group the forwarder runs as (with uid 0): its DNS is the only DNS that is not redirected. */
+  forwarder: IrOwner;
+  /** Deny rules' names, by rule then name. */
+  refused: IrRefusedName[];
+  /** Where `dns.proxy` was written (for backends that cannot express it). */
+  span: Span;
+}
+
 export interface Ir {
   mode: Policy['mode'];
   default: Policy['default'];
@@ -96,4 +124,6 @@ export interface Ir {
   /** Deny rules first, then allow; each by name, ipv4 before ipv6. */
   rules: IrRule[];
   hosts: HostEntry[];
+  /** Present exactly when `dns.proxy` is on. */
+  dns?: IrDns;
 }

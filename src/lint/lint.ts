@@ -28,7 +28,8 @@ export function lintPolicy(p: Policy, ir: Ir): Diagnostic[] {
   for (const [key, twins] of [...twinsOf].filter(([k]) => k.startsWith('allow ')).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const name = twins[0]!.origin.name;
     const first = twins[0]!;
-    const near = first.dst ? index.rulesAt(first.family, first.dst[0]!.lo) : ir.rules.filter((r) => r.family === first.family && !r.dst);
+    // A rule that follows DNS can gain any address, so only rules without destinations can cover it.
+    const near = first.dst?.length && !hasDnsSet(first) ? index.rulesAt(first.family, first.dst[0]!.lo) : ir.rules.filter((r) => r.family === first.family && !r.dst);
     const candidates = [...new Set(near.map((r) => `${r.origin.action} ${r.origin.name}`))].filter((k) => k !== key).sort();
     const dead = candidates
       .filter((k) => k.startsWith('deny '))
@@ -55,8 +56,10 @@ export function lintPolicy(p: Policy, ir: Ir): Diagnostic[] {
       );
   }
 
-  for (const r of allows.filter((r, i) => opensDns(r) && allows.findIndex((x) => x.origin.name === r.origin.name && opensDns(x)) === i))
-    out.push(
+  // Under dns.proxy the forwarder's guard owns port 53: lintDns says what that does to such rules.
+  if (!ir.dns)
+    for (const r of allows.filter((r, i) => opensDns(r) && allows.findIndex((x) => x.origin.name === r.origin.name && opensDns(x)) === i))
+      out.push(
         warning('dns-anywhere', `rule ${q(r.origin.name)} allows DNS (port 53) to any destination: a data-exfiltration channel`, r.origin.span, {
           hint: 'restrict "to" to your resolvers',
         }),
@@ -77,6 +80,8 @@ export function lintPolicy(p: Policy, ir: Ir): Diagnostic[] {
   if (p.default === 'accept' && p.deny.length === 0)
     out.push(warning('blocks-nothing', 'this policy blocks nothing: the default is accept and there are no deny rules', p.spans.default, { hint: 'use "default: reject" and allow what is needed' }));
 
+  out.push(...lintDns(p, ir));
+
   if (p.log.prefix.length > LOG_PREFIX_FITS)
     out.push(
       warning('log-prefix-long', `log prefix ${q(p.log.prefix)} is ${p.log.prefix.length} characters: iptables' 29-character limit leaves no room for the verdict and rule tag`, p.spans.logPrefix, {
@@ -90,9 +95,9 @@ function coversRule(twins: IrRule[], other: IrRule[]): boolean {
   return twins.length > 0 && twins.every((t) => other.some((o) => o.family === t.family && covers(o, t)));
 }
 
-/** Whether every flow matching `inner` matches `outer`. */
+/** Whether every flow matching `inner` matches `outer` (whatever addresses DNS answers for either). */
 export function covers(outer: IrMatch, inner: IrMatch): boolean {
-  if (outer.dst && (!inner.dst || !intervalsCover(outer.dst, inner.dst))) return false;
+  if (outer.dst && (!inner.dst || hasDnsSet(inner) || !intervalsCover(outer.dst, inner.dst))) return false;
   if (outer.l4 && (!inner.l4 || !l4Covers(outer.l4, inner.l4))) return false;
   if (!ownersCover(outer.users, inner.users) || !ownersCover(outer.groups, inner.groups)) return false;
   if (outer.via && (!inner.via || !inner.via.every((v) => outer.via!.includes(v)))) return false;
@@ -113,6 +118,81 @@ function ownersCover(o: IrOwner[] | undefined, i: IrOwner[] | undefined): boolea
   const key = (x: IrOwner) => (x.id !== undefined ? `#${x.id}` : `@${x.name}`);
   const keys = new Set(o.map(key));
   return i.every((x) => keys.has(key(x)));
+}
+
+function hasDnsSet(m: IrMatch): boolean {
+  return m.sets?.some((s) => s.kind === 'dns') ?? false;
+}
+
+/** Whether `l4` names a tcp or udp port range containing `port` (a rule without ports is not counted: it names no port). */
+function namesPort(l4: IrL4 | undefined, port: number): boolean {
+  return !!l4 && l4.ports.some((x) => (x.proto === 'tcp' || x.proto === 'udp') && x.ranges.some(([lo, hi]) => lo <= port && port <= hi));
+}
+
+const FULL: Record<'ipv4' | 'ipv6', bigint> = { ipv4: (1n << 32n) - 1n, ipv6: (1n << 128n) - 1n };
+
+/** Warnings that only mean something with `dns.proxy` (or with `dns:` settings but no proxy). */
+function lintDns(p: Policy, ir: Ir): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const once = new Set<string>();
+  const first = (code: string, r: IrRule) => {
+    const k = `${code} ${r.origin.name}`;
+    if (once.has(k)) return false;
+    once.add(k);
+    return true;
+  };
+  if (!ir.dns) {
+    const d = p.dns;
+    if (d.spans.key && (d.upstream || d.spans.grace || d.spans.minLifetime))
+      out.push(
+        warning('dns-settings-unused', '"dns" settings have no effect without "proxy: true"', d.spans.key, {
+          hint: 'add "proxy: true" to answer DNS through egress\'s forwarder, or delete the settings',
+        }),
+      );
+    return out;
+  }
+  const hasNames = ir.dns.refused.length > 0 || ir.rules.some(hasDnsSet);
+  for (const r of ir.rules.filter((r) => r.origin.action === 'allow')) {
+    const anywhere = !r.dst || (r.dst.length === 1 && r.dst[0]!.lo === 0n && r.dst[0]!.hi === FULL[r.family]);
+    const doh = ['tcp', 'udp'].filter((proto) => !r.l4 || r.l4.ports.some((x) => x.proto === proto && x.ranges.some(([lo, hi]) => lo <= 443 && 443 <= hi)));
+    if (hasNames && anywhere && doh.length && first('hostname-rules-advisory', r))
+      out.push(
+        warning(
+          'hostname-rules-advisory',
+          `rule ${q(r.origin.name)} allows ${doh.map((x) => `${x}/443`).join(' and ')} to any address: programs can look names up over DNS over HTTPS there, so the policy's name rules only steer programs that use DNS`,
+          r.keySpans.ports ?? r.origin.span,
+          { hint: 'give the rule destinations (names or addresses), so DNS-over-HTTPS servers are not reachable' },
+        ),
+      );
+    for (const [port, what] of [
+      [53, 'port 53 (DNS): with dns.proxy every query is answered through the forwarder, and only the forwarder may send DNS'],
+      [853, 'port 853 (DNS over TLS), which with dns.proxy is refused to every program but the forwarder'],
+    ] as const)
+      if (namesPort(r.l4, port) && first(`dns-rule-overridden ${port}`, r))
+        out.push(
+          warning('dns-rule-overridden', `rule ${q(r.origin.name)} allows ${what}, so the rule no longer admits it`, r.keySpans.ports ?? r.origin.span, {
+            hint: port === 53 ? 'take port 53 out of the rule; to have the forwarder ask these servers, list them in "dns.upstream"' : 'take port 853 out of the rule',
+          }),
+        );
+  }
+  const refusedBy = new Map<string, string[]>();
+  for (const x of ir.dns.refused) refusedBy.set(x.origin.name, [...(refusedBy.get(x.origin.name) ?? []), x.pattern]);
+  for (const r of p.deny) {
+    const names = refusedBy.get(r.ref.name);
+    if (!names) continue;
+    const others: string[] = (['ports', 'icmp', 'user', 'group', 'via', 'family'] as const).filter((k) => r.keySpans[k]);
+    if (r.except.length) others.push('except');
+    const ignored = others.length ? `; the rule's ${others.map((k) => `"${k}"`).join(', ')} cannot narrow a refusal, so every program is refused them` : '';
+    out.push(
+      warning(
+        'deny-name-refused',
+        `deny rule ${q(r.ref.name)}: its names (${names.map((n) => q(n)).join(', ')}) are answered REFUSED by the DNS forwarder, not denied by address${ignored}`,
+        r.keySpans.to ?? r.ref.span,
+        { hint: 'addresses behind a name are often shared with other names (CDNs), so egress does not deny them; to deny addresses, list the addresses' },
+      ),
+    );
+  }
+  return out;
 }
 
 function opensDns(r: IrRule): boolean {

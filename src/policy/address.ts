@@ -3,6 +3,7 @@
  * Addresses become closed intervals of bigint (IPv4: 32-bit, IPv6: 128-bit).
  */
 import ipaddr from 'ipaddr.js';
+import { looksLikeName, parseName } from './dns-name.js';
 
 export type Family = 'ipv4' | 'ipv6';
 export const FAMILIES: readonly Family[] = ['ipv4', 'ipv6'];
@@ -17,7 +18,10 @@ export type ParsedDest =
   | { kind: 'addr'; family: Family; lo: bigint; hi: bigint; hostBitsFix?: string }
   | { kind: 'host'; name: string }
   | { kind: 'set'; name: string }
-  | { kind: 'error'; message: string; hint?: string };
+  /** "*.example.com": one or more labels before the domain (dns-name.ts); needs `dns.proxy`. */
+  | { kind: 'wildcard'; pattern: string }
+  /** `code` says what kind of value it was meant to be; absent = an address. */
+  | { kind: 'error'; message: string; hint?: string; code?: 'bad-hostname' | 'bad-wildcard' };
 
 function toBig(bytes: number[]): bigint {
   let v = 0n;
@@ -58,6 +62,7 @@ export function parseDest(raw: string): ParsedDest {
     const name = text.slice(1);
     return /^[a-z0-9_-]{1,32}$/.test(name) ? { kind: 'set', name } : { kind: 'error', message: `bad set reference ${JSON.stringify(text)}` };
   }
+  if (text.includes('*')) return parseName(text);
   if (text.includes('/')) {
     const [a, p, ...rest] = text.split('/');
     const addr = parseAddress(a!);
@@ -73,6 +78,7 @@ export function parseDest(raw: string): ParsedDest {
       return { kind: 'addr', family: addr.family, lo, hi, hostBitsFix: `${formatAddress(addr.family, lo)}/${len}` };
     return { kind: 'addr', family: addr.family, lo, hi };
   }
+  if (looksLikeName(text) && !parseAddress(text)) return parseName(text);
   if (text.includes('-') && !isHostname(text)) {
     const parts = text.split('-');
     if (parts.length === 2) {

@@ -47,6 +47,15 @@ export interface SetAst {
   file?: Str;
 }
 
+export interface DnsAst {
+  keySpan: Span;
+  proxy?: Bool;
+  upstream?: Str[];
+  upstreamKeySpan?: Span;
+  grace?: Str;
+  minLifetime?: Str;
+}
+
 export interface PolicyAst {
   file: string;
   span: Span;
@@ -55,6 +64,7 @@ export interface PolicyAst {
   default?: Str;
   log: { prefix?: Str; rate?: Str; uid?: Bool };
   builtins: { loopback?: Bool; established?: Bool; icmpv6_nd?: Bool };
+  dns?: DnsAst;
   sets: SetAst[];
   allow: RuleAst[];
   deny: RuleAst[];

@@ -6,18 +6,25 @@
 import { error, q, warning, type Diagnostic, type Result } from '../diag/diagnostic.js';
 import type { Span } from '../diag/source.js';
 import { parseDest, type Family } from './address.js';
-import type { PolicyAst, RuleAst, SelectorsAst, SetAst, Str } from './ast.js';
+import type { DnsAst, PolicyAst, RuleAst, SelectorsAst, SetAst, Str } from './ast.js';
+import { formatDuration, parseDuration, parseUpstream } from './dns-name.js';
 import { ICMP_ALIASES, ICMP_TYPES, L4_PROTOS, type L4Proto } from './protocols.js';
 import { didYouMean } from './suggest.js';
 import {
+  DEFAULT_DNS_GRACE_SEC,
+  DEFAULT_DNS_MIN_LIFETIME_SEC,
   DEFAULT_LOG_PREFIX,
   DEFAULT_LOG_RATE,
+  DNS_GRACE_BOUNDS,
+  DNS_MIN_LIFETIME_BOUNDS,
   type DestRef,
   type IcmpRef,
   type IfaceRef,
   type LogRate,
+  type DnsUpstream,
   type OwnerRef,
   type Policy,
+  type PolicyDns,
   type PortRange,
   type Rule,
   type Selectors,
@@ -48,6 +55,9 @@ class Checker {
   readonly diagnostics: Diagnostic[] = [];
   private usedSets = new Set<string>();
   private setNames = new Map<string, SetAst>();
+  private checkedSets = new Map<string, SetDef>();
+  /** `dns.proxy`, known before any destination is checked: wildcards need it. */
+  private proxy: { on: boolean; span?: Span } = { on: false };
 
   constructor(private readonly opts: CheckOptions) {}
 
@@ -57,12 +67,14 @@ class Checker {
 
   policy(ast: PolicyAst): Policy {
     const def = (ast.default?.value ?? 'reject') as Verdict;
+    const dns = this.dns(ast.dns);
     for (const s of ast.sets) {
       if (!/^[a-z0-9_-]{1,32}$/.test(s.name.value))
         this.err('bad-set-name', `bad set name ${q(s.name.value)}`, s.name.span, { hint: 'set names are 1-32 characters of a-z, 0-9, "_" and "-"' });
       this.setNames.set(s.name.value, s);
     }
     const sets = ast.sets.map((s) => this.set(s));
+    for (const s of sets) this.checkedSets.set(s.name, s);
     this.checkSetCycles(sets);
     // Rules are checked in file order, so a duplicate name is reported at its second appearance.
     const names = new Map<string, Span>();
@@ -91,6 +103,7 @@ class Checker {
         established: ast.builtins.established?.value ?? true,
         icmpv6_nd: ast.builtins.icmpv6_nd?.value ?? true,
       },
+      dns,
       sets,
       allow,
       deny,
@@ -156,8 +169,17 @@ class Checker {
     const d = parseDest(s.value);
     switch (d.kind) {
       case 'error':
-        this.err('bad-address', d.message, s.span, d.hint ? { hint: d.hint } : {});
+        this.err(d.code ?? 'bad-address', d.message, s.span, d.hint ? { hint: d.hint } : {});
         return undefined;
+      case 'wildcard':
+        if (!this.proxy.on) {
+          this.err('wildcard-needs-proxy', `wildcard ${q(s.value)} needs "dns: { proxy: true }"`, s.span, {
+            hint: 'only the DNS forwarder can know which addresses a wildcard stands for: turn it on with "dns: { proxy: true }"',
+            ...(this.proxy.span ? { notes: [{ message: 'dns.proxy is off here', span: this.proxy.span }] } : {}),
+          });
+          return undefined;
+        }
+        return { kind: 'wildcard', pattern: d.pattern, text: s.value, span: s.span };
       case 'set': {
         const known = this.setNames.has(d.name);
         this.usedSets.add(d.name);
@@ -250,7 +272,7 @@ class Checker {
     return { name: s.value, span: s.span };
   }
 
-  private selectors(a: SelectorsAst): Selectors {
+  private selectors(a: SelectorsAst, exceptOf?: string): Selectors {
     const out: Selectors = { span: a.span, keySpans: a.keySpans };
     let family: Family | undefined;
     if (a.family) {
@@ -259,7 +281,7 @@ class Checker {
     const pick = <T>(xs: Str[] | undefined, f: (s: Str) => T | undefined): T[] | undefined =>
       xs === undefined ? undefined : xs.map(f).filter((x): x is T => x !== undefined);
     const to = pick(a.to, (s) => this.dest(s, family));
-    if (to) out.to = to;
+    if (to) out.to = exceptOf === undefined ? to : to.filter((d) => this.exceptDest(d, exceptOf));
     const ports = pick(a.ports, (s) => this.port(s));
     if (ports) out.ports = ports;
     const icmp = pick(a.icmp, (s) => this.icmp(s));
@@ -275,6 +297,78 @@ class Checker {
         this.diagnostics.push(
           warning('empty-rule', `selector ${q(k)} is an empty list, so it matches nothing`, a.keySpans[k], { hint: `omit "${k}" to match any` }),
         );
+    return out;
+  }
+
+  /**
+   * An except is matched by address, resolved when the ruleset loads: a
+   * wildcard (written there or reached through a set) cannot be, so it is an
+   * error rather than an except that silently matches nothing.
+   */
+  private exceptDest(d: DestRef, rule: string): boolean {
+    const found = d.kind === 'wildcard' ? d : d.kind === 'set' ? this.wildcardIn(d.name, new Set()) : undefined;
+    if (!found) return true;
+    this.err('wildcard-in-except', `rule ${q(rule)}: except names the wildcard ${q(found.text)}`, d.span, {
+      hint: 'an except is matched by address when the ruleset loads; name exact hosts there, or narrow the deny rule instead',
+      ...(found !== d ? { notes: [{ message: `the wildcard is in set ${q(d.text.trim().slice(1))} here`, span: found.span }] } : {}),
+    });
+    return false;
+  }
+
+  private wildcardIn(set: string, seen: Set<string>): DestRef | undefined {
+    if (seen.has(set)) return undefined;
+    seen.add(set);
+    for (const it of this.checkedSets.get(set)?.items ?? []) {
+      if (it.kind === 'wildcard') return it;
+      if (it.kind === 'set') {
+        const w = this.wildcardIn(it.name, seen);
+        if (w) return w;
+      }
+    }
+    return undefined;
+  }
+
+  private dns(a: DnsAst | undefined): PolicyDns {
+    const out: PolicyDns = { proxy: a?.proxy?.value ?? false, graceSec: DEFAULT_DNS_GRACE_SEC, minLifetimeSec: DEFAULT_DNS_MIN_LIFETIME_SEC, spans: {} };
+    this.proxy = { on: out.proxy, ...(a?.proxy ? { span: a.proxy.span } : {}) };
+    if (!a) return out;
+    out.spans.key = a.keySpan;
+    if (a.proxy) out.spans.proxy = a.proxy.span;
+    if (a.upstream) {
+      if (a.upstreamKeySpan) out.spans.upstream = a.upstreamKeySpan;
+      const ups: DnsUpstream[] = [];
+      for (const s of a.upstream) {
+        const u = parseUpstream(s.value);
+        if (u.kind === 'error') this.err('bad-upstream', u.message, s.span, u.hint ? { hint: u.hint } : {});
+        else if (!ups.some((x) => x.address === u.address && x.port === u.port)) ups.push({ family: u.family, address: u.address, port: u.port, text: s.value, span: s.span });
+      }
+      if (a.upstream.length === 0 && a.upstreamKeySpan)
+        this.err('bad-upstream', '"upstream" is an empty list: the forwarder would have no server to ask', a.upstreamKeySpan, {
+          hint: "omit it to use /etc/resolv.conf's nameservers",
+        });
+      out.upstream = ups;
+    }
+    const dur = (s: Str | undefined, what: string, bounds: { min: number; max: number }): number | undefined => {
+      if (!s) return undefined;
+      const sec = parseDuration(s.value);
+      if (sec === undefined) {
+        this.err('bad-duration', `bad duration ${q(s.value)} for ${q(what)}`, s.span, { hint: 'write a number with a unit: "60s", "2m", "1h" or "1m30s"' });
+        return undefined;
+      }
+      if (sec < bounds.min || sec > bounds.max) {
+        this.err('duration-out-of-range', `${q(what)} of ${formatDuration(sec)} is out of range`, s.span, {
+          hint: `use ${formatDuration(bounds.min)} to ${formatDuration(bounds.max)}`,
+        });
+        return undefined;
+      }
+      return sec;
+    };
+    const grace = dur(a.grace, 'grace', DNS_GRACE_BOUNDS);
+    if (grace !== undefined) out.graceSec = grace;
+    if (a.grace) out.spans.grace = a.grace.span;
+    const min = dur(a.minLifetime, 'min_lifetime', DNS_MIN_LIFETIME_BOUNDS);
+    if (min !== undefined) out.minLifetimeSec = min;
+    if (a.minLifetime) out.spans.minLifetime = a.minLifetime.span;
     return out;
   }
 
@@ -295,7 +389,7 @@ class Checker {
       }
     }
     const sel = this.selectors(r);
-    const except = (r.except ?? []).map((e) => this.selectors(e));
+    const except = (r.except ?? []).map((e) => this.selectors(e, name));
     if (r.action === 'allow' && r.except)
       this.err('except-on-allow', `rule ${q(name)}: "except" is only allowed on deny rules`, r.exceptKeySpan ?? r.span, {
         hint: 'narrow the allow rule itself, or add a deny rule with this except',

@@ -11,7 +11,7 @@ import { isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node
 import type { z } from 'zod';
 import { error, q, type Diagnostic, type Result } from '../diag/diagnostic.js';
 import type { SourceFile, Span } from '../diag/source.js';
-import type { Bool, PolicyAst, RuleAst, SelectorsAst, SetAst, Str } from './ast.js';
+import type { Bool, DnsAst, PolicyAst, RuleAst, SelectorsAst, SetAst, Str } from './ast.js';
 import { KEYS, PolicySchema } from './schema.js';
 import { didYouMean } from './suggest.js';
 
@@ -106,6 +106,7 @@ function context(data: unknown, path: Path): { where: string; keys: string[] } {
   if (top === 'sets' && typeof idx === 'string') return { where: `set ${q(idx)}`, keys: KEYS.setFile };
   if (top === 'log') return { where: '"log"', keys: KEYS.log };
   if (top === 'builtins') return { where: '"builtins"', keys: KEYS.builtins };
+  if (top === 'dns') return { where: '"dns"', keys: KEYS.dns };
   return { where: 'the policy', keys: KEYS.policy };
 }
 
@@ -122,6 +123,10 @@ const EXPECTED: Record<string, string> = {
   sets: 'a mapping of set names to lists',
   log: 'a mapping ("prefix", "rate", "uid")',
   builtins: 'a mapping ("loopback", "established", "icmpv6_nd")',
+  dns: 'a mapping ("proxy", "upstream", "grace", "min_lifetime")',
+  upstream: 'an address or a list of addresses',
+  grace: 'a duration such as "60s"',
+  min_lifetime: 'a duration such as "10s"',
 };
 
 function describe(v: unknown): string {
@@ -160,7 +165,9 @@ function mapIssue(src: SourceFile, doc: Document, data: unknown, issue: Issue, b
       const hint =
         typeof v === 'number' && (key === 'ports' || base.includes('ports'))
           ? `write a port with its protocol, e.g. "tcp/${v}" or "udp/${v}"`
-          : undefined;
+          : typeof v === 'number' && (key === 'grace' || key === 'min_lifetime')
+            ? `write it with a unit, e.g. "${v}s"`
+            : undefined;
       const what = typeof last === 'number' ? `item ${last + 1} of ${q(key)}` : q(String(last ?? 'policy'));
       const expected = typeof last === 'string' && EXPECTED[last] ? EXPECTED[last] : `a ${issue.expected}`;
       return [
@@ -290,6 +297,24 @@ class AstBuilder {
     return out;
   }
 
+  private dns(m: YAMLMap): DnsAst | undefined {
+    const n = this.val(m, 'dns');
+    const keySpan = this.keySpan(m, 'dns');
+    if (!isMap(n) || !keySpan) return undefined;
+    const d: DnsAst = { keySpan };
+    const proxy = this.bool(this.val(n, 'proxy'));
+    if (proxy) d.proxy = proxy;
+    const up = this.list(this.val(n, 'upstream'));
+    if (up) d.upstream = up;
+    const upKey = this.keySpan(n, 'upstream');
+    if (upKey) d.upstreamKeySpan = upKey;
+    const grace = this.str(this.val(n, 'grace'));
+    if (grace) d.grace = grace;
+    const min = this.str(this.val(n, 'min_lifetime'));
+    if (min) d.minLifetime = min;
+    return d;
+  }
+
   policy(m: YAMLMap): PolicyAst {
     const ast: PolicyAst = {
       file: this.src.name,
@@ -315,6 +340,8 @@ class AstBuilder {
       if (rate) ast.log.rate = rate;
       if (uid) ast.log.uid = uid;
     }
+    const dns = this.dns(m);
+    if (dns) ast.dns = dns;
     const b = this.val(m, 'builtins');
     if (isMap(b))
       for (const k of ['loopback', 'established', 'icmpv6_nd'] as const) {

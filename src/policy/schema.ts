@@ -38,7 +38,7 @@ export const ICMP_NAMES_FOR_SCHEMA = [
 const selectorShape = {
   to: strOrList(
     str,
-    'Destinations: IPv4/IPv6 addresses, CIDRs, ranges "a-b", hostnames (resolved through the system resolver) and "$set" references. Omitted = anywhere, both families.',
+    'Destinations: IPv4/IPv6 addresses, CIDRs, ranges "a-b", hostnames (resolved through the system resolver), wildcard names "*.example.com" (one or more labels before the domain, never the domain itself; need dns.proxy) and "$set" references. Omitted = anywhere, both families.',
   ),
   ports: strOrList(
     str.meta({ pattern: PORT_PATTERN }),
@@ -90,6 +90,26 @@ export const BuiltinsSchema = z.strictObject({
   icmpv6_nd: z.boolean().describe('Accept IPv6 neighbour/router discovery and MLD (IPv6 dies without it). Omitted = true.'),
 }).partial();
 
+export const DURATION_PATTERN = '^([0-9]+[hms])+$';
+
+export const DnsSchema = z.strictObject({
+  proxy: z
+    .boolean()
+    .describe(
+      "Answer every DNS query that local programs send to port 53 (udp and tcp, any address but this host's own) through egress's forwarder, which puts the addresses it answers for a rule's names into that rule's kernel sets before the program gets the answer; only the forwarder may then send DNS (53) or DNS over TLS (853). Deny rules' names are answered REFUSED instead of denied by address. Needed for wildcard names. Omitted = false: names are resolved when the ruleset loads and by `egress refresh`.",
+    ),
+  upstream: strOrList(
+    str,
+    'DNS servers the forwarder asks: "ADDR" (port 53), "IPV4:PORT" or "[IPV6]:PORT"; no names, no loopback addresses. Omitted = the non-loopback nameservers of /etc/resolv.conf, else the upstream servers of systemd-resolved.',
+  ),
+  grace: str
+    .meta({ pattern: DURATION_PATTERN })
+    .describe('How long an answered address outlives the TTL handed to the program: it stays in the rule\'s set for max(min_lifetime, TTL + grace). "60s", "2m", "1h", "1m30s"; 0s to 1h. Omitted = 60s.'),
+  min_lifetime: str
+    .meta({ pattern: DURATION_PATTERN })
+    .describe('The shortest time an answered address stays in a rule\'s set, for answers with a TTL of 0 or 1. 1s to 1h. Omitted = 10s.'),
+}).partial();
+
 export const PolicySchema = z
   .strictObject({
     version: z.literal(1).describe('Policy format version. Required: 1.'),
@@ -97,13 +117,14 @@ export const PolicySchema = z
     default: z.enum(['reject', 'drop', 'accept']).describe('Verdict for traffic no rule allows. Omitted = reject.'),
     log: LogSchema.describe('Logging of denied packets. Omitted = all defaults.'),
     builtins: BuiltinsSchema.describe('Built-in accepts evaluated before any rule. Omitted = all true.'),
+    dns: DnsSchema.describe('Names that follow DNS (SPEC §5): the DNS forwarder and how long answered addresses live. Omitted = proxy off.'),
     sets: z
       .record(z.string(), z.union([z.array(z.union([str, z.number()])), SetFileSchema]))
       .describe('Named destination sets, referenced as "$name" in "to": a list of addresses/CIDRs/ranges/hostnames/"$set"s, or { file: PATH }. Omitted = none.'),
     allow: z.array(RuleSchema).describe('Rules that accept matching traffic (unless a deny matches). Omitted = none.'),
     deny: z.array(RuleSchema).describe('Rules that deny matching traffic, evaluated before every allow. Omitted = none.'),
   })
-  .partial({ mode: true, default: true, log: true, builtins: true, sets: true, allow: true, deny: true })
+  .partial({ mode: true, default: true, log: true, builtins: true, dns: true, sets: true, allow: true, deny: true })
   .describe('egress policy: what this host may connect out to.');
 
 /** Allowed keys per context, for "did you mean" hints on unknown keys. */
@@ -113,6 +134,7 @@ export const KEYS = {
   except: Object.keys(ExceptSchema.shape),
   log: Object.keys(LogSchema.shape),
   builtins: Object.keys(BuiltinsSchema.shape),
+  dns: Object.keys(DnsSchema.shape),
   setFile: Object.keys(SetFileSchema.shape),
 };
 

@@ -17,7 +17,9 @@ export interface RuleRef {
 export type DestRef =
   | { kind: 'addr'; family: Family; lo: bigint; hi: bigint; text: string; span: Span }
   | { kind: 'host'; name: string; text: string; span: Span }
-  | { kind: 'set'; name: string; text: string; span: Span };
+  | { kind: 'set'; name: string; text: string; span: Span }
+  /** "*.cdn.example.com" (normalized): addresses only the DNS forwarder learns (`dns.proxy`). */
+  | { kind: 'wildcard'; pattern: string; text: string; span: Span };
 
 export interface PortRange {
   proto: L4Proto;
@@ -81,6 +83,34 @@ export interface LogRate {
   unit: 'second' | 'minute' | 'hour' | 'day';
 }
 
+/** An upstream DNS server of the forwarder, as written in `dns.upstream`. */
+export interface DnsUpstream {
+  family: Family;
+  /** Canonical address text. */
+  address: string;
+  port: number;
+  text: string;
+  span: Span;
+}
+
+/** `dns:` with defaults filled in. */
+export interface PolicyDns {
+  /** Names follow DNS through egress's forwarder (SPEC §5); false = names are resolved when the ruleset loads. */
+  proxy: boolean;
+  /** As written; absent = the system's (resolv.conf's non-loopback nameservers, else systemd-resolved's), found at apply. */
+  upstream?: DnsUpstream[];
+  graceSec: number;
+  minLifetimeSec: number;
+  /** Where each setting was written; absent = defaulted. */
+  spans: { key?: Span; proxy?: Span; upstream?: Span; grace?: Span; minLifetime?: Span };
+}
+
+export const DEFAULT_DNS_GRACE_SEC = 60;
+export const DEFAULT_DNS_MIN_LIFETIME_SEC = 10;
+/** Sane bounds (inclusive): a grace beyond an hour or a lifetime beyond one keeps addresses long after any answer meant them. */
+export const DNS_GRACE_BOUNDS = { min: 0, max: 3600 } as const;
+export const DNS_MIN_LIFETIME_BOUNDS = { min: 1, max: 3600 } as const;
+
 export interface Policy {
   file: string;
   mode: 'enforce' | 'audit';
@@ -89,6 +119,7 @@ export interface Policy {
   denyVerdict: 'reject' | 'drop';
   log: { prefix: string; rate?: LogRate; uid: boolean };
   builtins: { loopback: boolean; established: boolean; icmpv6_nd: boolean };
+  dns: PolicyDns;
   sets: SetDef[];
   allow: Rule[];
   deny: Rule[];

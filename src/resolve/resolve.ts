@@ -15,6 +15,7 @@ import { parseAddress, parseDest, FAMILIES, type Family } from '../policy/addres
 import type { DestRef, OwnerRef, Policy, Rule, Selectors } from '../policy/types.js';
 import type { Accounts, Resolver } from './resolver.js';
 import type { HostEntry, ResolvedDest, ResolvedPolicy, ResolvedRule, ResolvedSelectors } from './types.js';
+import { DNS_FORWARDER_GROUP } from './dns.js';
 
 export interface ResolveOptions {
   sources: SourceMap;
@@ -60,14 +61,20 @@ export async function resolvePolicy(p: Policy, r: Resolver, opts: ResolveOptions
     return out;
   };
 
+  // With dns.proxy a deny rule's own names are answered REFUSED by the forwarder, never resolved here;
+  // an allow rule's exact names are resolved as without it (so /etc/hosts pins keep working).
+  const proxy = p.dns.proxy;
   const hostNames = new Set<string>();
-  const allSelectors = [...p.deny, ...p.allow].flatMap((rule) => [rule, ...rule.except]);
-  for (const s of allSelectors) for (const f of expand(s.to ?? [], [], [])) if (f.ref.kind === 'host') hostNames.add(f.ref.name);
-  const refLists = [...allSelectors.map((s) => s.to ?? []), ...sets.values()];
-  const hosts = await resolveHosts([...hostNames].sort(), r, opts, diagnostics, refLists);
+  const followed = new Set<string>();
+  const staticSelectors = [...p.deny, ...p.allow].flatMap((rule) => [...(proxy && rule.ref.action === 'deny' ? [] : [rule]), ...rule.except]);
+  for (const s of staticSelectors) for (const f of expand(s.to ?? [], [], [])) if (f.ref.kind === 'host') hostNames.add(f.ref.name);
+  if (proxy) for (const rule of p.allow) for (const f of expand(rule.to ?? [], [], [])) if (f.ref.kind === 'host') followed.add(f.ref.name);
+  const refLists = [...staticSelectors.map((s) => s.to ?? []), ...sets.values()];
+  const hosts = await resolveHosts([...hostNames].sort(), r, opts, diagnostics, refLists, followed);
 
   const accounts = await r.accounts();
-  const resolveSel = (s: Selectors): ResolvedSelectors => {
+  /** `follow`: the names of this selector block follow DNS ('allow': also resolved now; 'deny': only refused). */
+  const resolveSel = (s: Selectors, follow?: 'allow' | 'deny'): ResolvedSelectors => {
     const { to: _to, ...rest } = s;
     const out: ResolvedSelectors = { ...rest, families: [] };
     if (s.users) out.users = s.users.map((u) => owner(u, accounts.users));
@@ -75,10 +82,15 @@ export async function resolvePolicy(p: Policy, r: Resolver, opts: ResolveOptions
     if (s.to) {
       const dests: ResolvedDest[] = [];
       const names = new Set<string>();
+      const patterns = new Set<string>();
       for (const { ref, chain } of expand(s.to, [], [])) {
         const sets = chain.length ? { sets: chain } : {};
         if (ref.kind === 'addr') dests.push({ family: ref.family, lo: ref.lo, hi: ref.hi, text: ref.text, span: ref.span, ...sets });
+        else if (ref.kind === 'wildcard') {
+          if (follow) patterns.add(ref.pattern);
+        } else if (ref.kind === 'host' && follow === 'deny') patterns.add(ref.name);
         else if (ref.kind === 'host') {
+          if (follow) patterns.add(ref.name);
           names.add(ref.name);
           const h = hosts.get(ref.name)!;
           for (const fam of FAMILIES)
@@ -90,13 +102,15 @@ export async function resolvePolicy(p: Policy, r: Resolver, opts: ResolveOptions
       }
       out.to = s.family ? dests.filter((d) => d.family === s.family) : dests;
       if (names.size) out.hosts = [...names].sort();
+      if (patterns.size) out.dnsNames = [...patterns].sort();
     }
-    out.families = familiesOf(s.family, out.to);
+    // An allow rule's followed names can be answered in either family, so they give it both.
+    out.families = follow === 'allow' && out.dnsNames && !s.family ? [...FAMILIES] : familiesOf(s.family, out.to);
     return out;
   };
   const resolveRule = (rule: Rule): ResolvedRule => {
     const { to: _to, except, ...rest } = rule;
-    return { ...rest, ...resolveSel(rule), except: except.map(resolveSel) };
+    return { ...rest, ...resolveSel(rule, proxy ? rule.ref.action : undefined), except: except.map((e) => resolveSel(e)) };
   };
   for (const rule of [...p.deny, ...p.allow]) warnUnknownOwners(rule, accounts, diagnostics);
   const value: ResolvedPolicy = {
@@ -105,6 +119,16 @@ export async function resolvePolicy(p: Policy, r: Resolver, opts: ResolveOptions
     deny: p.deny.map(resolveRule),
     hosts: [...hosts.values()],
   };
+  if (proxy) {
+    const gid = accounts.groups.get(DNS_FORWARDER_GROUP);
+    value.dnsForwarder = { group: DNS_FORWARDER_GROUP, ...(gid !== undefined ? { gid } : {}) };
+    if (gid === undefined)
+      diagnostics.push(
+        warning('unknown-user', `group ${q(DNS_FORWARDER_GROUP)}, which the DNS forwarder runs as, does not exist on this host`, p.dns.spans.proxy, {
+          hint: `the ruleset names it, and the firewall resolves group names when it loads: create it first ("groupadd --system ${DNS_FORWARDER_GROUP}")`,
+        }),
+      );
+  }
   return { value, diagnostics };
 }
 
@@ -147,6 +171,7 @@ async function resolveHosts(
   opts: ResolveOptions,
   diagnostics: Diagnostic[],
   refLists: DestRef[][],
+  followed: Set<string>,
 ): Promise<Map<string, HostEntry>> {
   const prev = new Map((opts.previousHosts ?? []).map((h) => [h.name, h]));
   const firstUse = (name: string) => {
@@ -173,6 +198,11 @@ async function resolveHosts(
         if (old && old.ipv4.length + old.ipv6.length > 0) {
           out.set(name, { ...old, status: 'stale' });
           diagnostics.push(warning('unresolved-host', `cannot resolve ${q(name)} (${errnoText(e)}); keeping its last known addresses`, span));
+        } else if (followed.has(name)) {
+          out.set(name, { name, ipv4: [], ipv6: [], status: 'unresolved' });
+          diagnostics.push(
+            warning('unresolved-host', `cannot resolve ${q(name)} now (${errnoText(e)}); its addresses are admitted as the DNS forwarder answers them`, span),
+          );
         } else {
           out.set(name, { name, ipv4: [], ipv6: [], status: 'unresolved' });
           diagnostics.push(

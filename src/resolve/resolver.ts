@@ -4,6 +4,7 @@
  */
 import { lookup, Resolver as DnsResolver } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
+import { RESOLVED_CONF, RESOLV_CONF } from './dns.js';
 
 export interface HostAddresses {
   ipv4: string[];
@@ -22,6 +23,14 @@ export interface Resolver {
    * without it has no TTLs, and `refresh --watch` uses its upper bound.
    */
   ttl?(name: string): Promise<number | undefined>;
+  /**
+   * The system resolver's configuration, for the DNS forwarder's upstream
+   * when the policy names none: the text of /etc/resolv.conf and of
+   * systemd-resolved's upstream list (/run/systemd/resolve/resolv.conf),
+   * each undefined where the file is missing. Optional: a resolver without
+   * it cannot tell, and the upstream is known only when the forwarder starts.
+   */
+  resolvConf?(): Promise<{ system?: string; resolved?: string }>;
 }
 
 export interface Accounts {
@@ -56,6 +65,11 @@ export function systemResolver(opts: { passwd?: string; group?: string } = {}): 
       return ttls.length ? Math.min(...ttls) : undefined;
     },
     readFile: (p) => readFile(p, 'utf8'),
+    async resolvConf() {
+      const read = (p: string) => readFile(p, 'utf8').catch(() => undefined);
+      const [system, resolved] = await Promise.all([read(RESOLV_CONF), read(RESOLVED_CONF)]);
+      return { ...(system !== undefined ? { system } : {}), ...(resolved !== undefined ? { resolved } : {}) };
+    },
     accounts() {
       acct ??= loadAccounts(opts.passwd ?? '/etc/passwd', opts.group ?? '/etc/group');
       return acct;
@@ -78,7 +92,7 @@ async function loadAccounts(passwd: string, group: string): Promise<Accounts> {
   return { users: await table(passwd), groups: await table(group), primaryGroup };
 }
 
-/** A resolver over fixed tables, for tests and for `lab` worlds. */
+/** A resolver over fixed tables, for tests and for `lab` worlds; `files` also holds /etc/resolv.conf (and systemd-resolved's list) when a test needs them. */
 export function staticResolver(hosts: Record<string, Partial<HostAddresses>>, files: Record<string, string> = {}, accounts?: Partial<Accounts>): Resolver {
   return {
     async lookupHost(name) {
@@ -90,6 +104,11 @@ export function staticResolver(hosts: Record<string, Partial<HostAddresses>>, fi
       const f = files[p];
       if (f === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${p}'`), { code: 'ENOENT' });
       return f;
+    },
+    async resolvConf() {
+      const system = files[RESOLV_CONF];
+      const resolved = files[RESOLVED_CONF];
+      return { ...(system !== undefined ? { system } : {}), ...(resolved !== undefined ? { resolved } : {}) };
     },
     async accounts() {
       return { users: accounts?.users ?? new Map(), groups: accounts?.groups ?? new Map(), primaryGroup: accounts?.primaryGroup ?? new Map() };

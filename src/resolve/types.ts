@@ -19,8 +19,15 @@ export interface ResolvedDest {
 export interface ResolvedSelectors extends Omit<Selectors, 'to'> {
   /** Omitted = anywhere. */
   to?: ResolvedDest[];
-  /** Hostnames named (directly or through sets), so refresh knows what feeds the rule. */
+  /** Hostnames named (directly or through sets) and resolved statically, so refresh knows what feeds the rule. */
   hosts?: string[];
+  /**
+   * With `dns.proxy`: the names (exact and wildcard, normalized, sorted)
+   * whose answers the forwarder handles for this rule — published into an
+   * allow rule's dynamic sets, answered REFUSED for a deny rule. Evaluators
+   * see no address from them (nobody can know the answers in advance).
+   */
+  dnsNames?: string[];
   /** Families this selector block can match (SPEC §1 "family"). */
   families: Family[];
 }
@@ -41,4 +48,6 @@ export interface ResolvedPolicy extends Omit<Policy, 'allow' | 'deny'> {
   allow: ResolvedRule[];
   deny: ResolvedRule[];
   hosts: HostEntry[];
+  /** With `dns.proxy`: the group the forwarder runs as, with its gid where this host knows it. */
+  dnsForwarder?: { group: string; gid?: number };
 }
