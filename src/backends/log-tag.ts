@@ -8,12 +8,14 @@
  * <rule> which rule decided:
  *   D  denied by a deny rule          d  audit mode: a deny rule would deny it
  *   P  denied by the default policy   p  audit mode: the default would deny it
- * and <rule> is the rule name, or "-" for the default. iptables caps the whole
+ *   B  DNS (53) or DoT (853) that bypassed the DNS forwarder (`dns.proxy`)
+ *                                     b  audit mode: the same, let through
+ * and <rule> is the rule name, or "-" for the default and for B/b. iptables caps the whole
  * prefix at 29 characters (nft at 127): a name that does not fit is cut and
  * ended with "~" plus 3 hex digits of its hash, which `matchTag` maps back
  * against the policy's rule names.
  */
-export type TagVerdict = 'D' | 'P' | 'd' | 'p';
+export type TagVerdict = 'D' | 'P' | 'd' | 'p' | 'B' | 'b';
 
 export const IPTABLES_PREFIX_MAX = 29;
 export const NFT_PREFIX_MAX = 127;

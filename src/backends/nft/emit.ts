@@ -6,8 +6,9 @@
  * `flush ruleset`.
  *
  * Cannot express: nothing. Every selector (to, ports, icmp, user, group, via,
- * family, except), audit mode, IPv6 and hostnames have a native form, so this
- * backend raises no `unsupported-selector` error.
+ * family, except), audit mode, IPv6, hostnames and names that follow DNS
+ * (`dns.proxy`: dynamic sets, the redirect and the guard, see dns.ts) have a
+ * native form, so this backend raises no `unsupported-selector` error.
  *
  * Shape (names: see `nftNames` and docs/backends-linux.md):
  *   - one base chain `output` (hook output, priority filter, policy accept;
@@ -23,7 +24,10 @@
  *     the number of destinations;
  *   - every policy rule counts into a named counter (`<allow|deny>_<rule>_<v4|v6>`)
  *     placed before any `limit`, so counts stay exact while log lines are
- *     rate-limited.
+ *     rate-limited;
+ *   - with `dns.proxy`: a nat chain `dns_redirect` that hands DNS to the
+ *     forwarder, a guard at the top of `output`, and dynamic sets `..._dns`
+ *     that the forwarder fills (dns.ts).
  */
 import { ALL_CAPABILITIES, ArtifactWriter, type Artifact, type Backend, type Capabilities } from '../types.js';
 import { logPrefix, NFT_PREFIX_MAX, type TagVerdict } from '../log-tag.js';
@@ -33,6 +37,8 @@ import type { Result } from '../../diag/diagnostic.js';
 import type { Ir, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
 import type { RuleRef } from '../../policy/types.js';
 import { nftComment, nftIdent, nftQuote } from './quote.js';
+import type { DnsName } from '../../dns/types.js';
+import { dnsCounters, emitDnsGuard, emitDnsRedirect, NFT_DNS_SET_SIZE, nftForwarderNames } from './dns.js';
 
 export const NFT_TABLE = 'inet egress';
 
@@ -64,6 +70,8 @@ export const nftNames = {
   dstSet: (r: IrRule, except?: number): string => nftIdent(`${setBase(r, except)}_dst`),
   /** Plain set of the addresses of the rule's hostnames; refreshed in place. */
   hostSet: (r: IrRule, except?: number): string => nftIdent(`${setBase(r, except)}_hosts`),
+  /** Timeout set of the addresses the DNS forwarder answered for the rule's names (`dns.proxy`); never flushed by egress. */
+  dnsSet: (r: IrRule): string => nftIdent(`${setBase(r)}_dns`),
   defaultCounter: (f: Family): string => `default_${SYNTAX[f].tag}`,
   builtinCounter: (b: 'loopback' | 'established' | 'icmpv6_nd'): string => `builtin_${b}`,
 };
@@ -84,10 +92,12 @@ export const nftBackend: Backend = {
 export interface NftSet {
   name: string;
   family: Family;
-  /** Interval set of literal destinations, or plain set of hostname addresses. */
-  kind: 'dst' | 'hosts';
+  /** Interval set of literal destinations, plain set of hostname addresses, or timeout set the DNS forwarder fills. */
+  kind: 'dst' | 'hosts' | 'dns';
   /** The hostnames feeding a `hosts` set. */
   hosts: string[];
+  /** The names feeding a `dns` set. */
+  patterns?: string[];
   elements: string[];
   origin: RuleRef;
 }
@@ -113,10 +123,12 @@ export function emitNft(ir: Ir): Result<Artifact> {
   w.line(`\t${nftComment(`egress: mode ${ir.mode}, default ${ir.default}`)}`);
   emitCounters(w, ir);
   for (const s of sets) emitSet(w, s);
+  if (ir.dns) emitDnsRedirect(w, ir.dns);
 
   w.line('');
   w.line(`\tchain ${nftNames.chain} {`);
   w.line('\t\ttype filter hook output priority filter; policy accept;');
+  if (ir.dns) emitDnsGuard(w, ir, ir.dns, (v) => logStatement(ir, v, undefined), verdictStatements(ir, 'reject'));
   emitBuiltins(w, ir);
   for (const r of ir.rules) {
     const verdict = r.origin.action === 'deny' ? `jump ${nftNames.denyChain(r)}` : `counter name ${nftQuote(nftNames.counter(r))} accept`;
@@ -135,6 +147,7 @@ function emitCounters(w: ArtifactWriter, ir: Ir): void {
   for (const b of ['loopback', 'established', 'icmpv6_nd'] as const) if (ir.builtins[b]) counters.push([nftNames.builtinCounter(b), undefined]);
   for (const r of ir.rules) counters.push([nftNames.counter(r), r.origin]);
   for (const f of ['ipv4', 'ipv6'] as const) counters.push([nftNames.defaultCounter(f), undefined]);
+  if (ir.dns) for (const n of dnsCounters()) counters.push([n, undefined]);
   for (const [name, origin] of counters) w.line(`\tcounter ${nftIdent(name)} {}`, origin);
 }
 
@@ -143,6 +156,10 @@ function emitSet(w: ArtifactWriter, s: NftSet): void {
   w.line(`\tset ${s.name} {`, s.origin);
   w.line(`\t\ttype ${SYNTAX[s.family].addrType}`, s.origin);
   if (s.kind === 'dst') w.line('\t\tflags interval', s.origin);
+  if (s.kind === 'dns') {
+    w.line('\t\tflags timeout', s.origin);
+    w.line(`\t\tsize ${NFT_DNS_SET_SIZE}`, s.origin);
+  }
   if (s.elements.length > 0 && s.elements.length <= 4) w.line(`\t\telements = { ${s.elements.join(', ')} }`, s.origin);
   else if (s.elements.length > 4) {
     w.line('\t\telements = {', s.origin);
@@ -260,6 +277,12 @@ function collectSets(r: IrRule, m: IrMatch, except: number | undefined, out: Nft
   const refs: string[] = [];
   const fam = r.family;
   for (const s of m.sets) {
+    if (s.kind === 'dns') {
+      const name = nftNames.dnsSet(r);
+      out.push({ name, family: fam, kind: 'dns', hosts: [], patterns: s.patterns ?? [], elements: [], origin: s.origin });
+      refs.push(name);
+      continue;
+    }
     const name = s.kind === 'addresses' ? nftNames.dstSet(r, except) : nftNames.hostSet(r, except);
     const elements = s.kind === 'addresses' ? s.elements.map((x) => formatInterval(fam, x)) : s.elements.map((x) => formatAddress(fam, x.lo));
     out.push({ name, family: fam, kind: s.kind === 'addresses' ? 'dst' : 'hosts', hosts: s.hosts, elements, origin: s.origin });
@@ -276,6 +299,22 @@ export function nftHostSets(ir: Ir): NftSet[] {
     r.except.forEach((e, i) => collectSets(r, e, i + 1, sets));
   }
   return sets.filter((s) => s.kind === 'hosts');
+}
+
+/**
+ * What the DNS forwarder handles (`ForwarderConfig.names`): each allow rule's
+ * names with the `_dns` sets of its families, each deny rule's names to
+ * answer REFUSED. Empty without `dns.proxy`.
+ */
+export function nftDnsNames(ir: Ir): DnsName[] {
+  return nftForwarderNames(ir, nftNames.dnsSet);
+}
+
+/** The dynamic sets of the ruleset (`..._dns`): what apply carries over with their live elements, and what refresh never touches. */
+export function nftDnsSets(ir: Ir): NftSet[] {
+  const sets: NftSet[] = [];
+  for (const r of ir.rules) collectSets(r, r, undefined, sets);
+  return sets.filter((s) => s.kind === 'dns');
 }
 
 /**

@@ -1,0 +1,161 @@
+/**
+ * `dns.proxy` in `table inet egress`, compiled into the same script (and so
+ * the same transaction) as the rules:
+ *
+ * - **Redirect** (chain `dns_redirect`, `type nat hook output`): a query a
+ *   local program sends to port 53 (udp or tcp) of any address that is not
+ *   this host's own is DNATed to the forwarder's listen address of its family
+ *   (`Ir.dns.listen`: 127.0.0.153:153 and [::1]:153). A query to a local
+ *   server (a stub such as 127.0.0.53, or a resolver bound to one of this
+ *   host's addresses) is left alone, so a local cache keeps working and its
+ *   own upstream queries are what gets redirected. The forwarder's own
+ *   queries (`meta skuid 0 meta skgid <egress-dns>`) are never redirected.
+ *   Measured on kernel 6.18 in a namespace: DNAT to a 127/8 address and to
+ *   ::1 both work for locally generated packets without `route_localnet`,
+ *   over udp and tcp, and the program sees the answer come from the address
+ *   it asked.
+ * - **Guard** (first in chain `output`, before the builtins): accepts the
+ *   redirected queries and the forwarder's answers to them, accepts the
+ *   forwarder's own DNS (53) and DNS over TLS (853), and rejects, counts
+ *   (`dns_bypass`) and logs (tag `B`) every other packet to port 53 or 853
+ *   of an address not this host's — e.g. a flow whose conntrack entry
+ *   predates the redirect, or DoT. Before the builtins, because the
+ *   `established` builtin would otherwise pass such an old flow. The guard
+ *   accepts the listener explicitly because after a DNAT in the output hook
+ *   the filter chain still sees the original output interface (measured:
+ *   `oifname "lo"` does not match a redirected query), so the loopback
+ *   builtin would not.
+ * - **Dynamic sets** `<allow>_<rule>_<v4|v6>_dns` (`flags timeout`, `size
+ *   65536`), which the forwarder fills; the rule matches them like its other
+ *   destination sets. Nothing here flushes them: `emitNftRefresh` rewrites
+ *   only `_hosts` sets.
+ */
+import { formatEndpoint } from '../../policy/dns-name.js';
+import type { ForwarderConfig, DnsName } from '../../dns/types.js';
+import type { Ir, IrDns, IrOwner } from '../../ir/types.js';
+import type { ArtifactWriter } from '../types.js';
+import type { TagVerdict } from '../log-tag.js';
+import { nftComment, nftQuote } from './quote.js';
+
+/** Elements a dynamic set may hold (per rule and family); the forwarder answers SERVFAIL when it is full. */
+export const NFT_DNS_SET_SIZE = 65536;
+/** DNS (53) and DNS over TLS / over QUIC (853): only the forwarder may send them. */
+export const DNS_PORTS = [53, 853] as const;
+
+export const nftDnsNames = {
+  redirectChain: 'dns_redirect',
+  /** Packets to port 53/853 that did not go through the forwarder: rejected (audit: accepted) and logged. */
+  bypassCounter: 'dns_bypass',
+  /** Connections the redirect sent to the forwarder. */
+  redirectCounter: 'dns_redirect',
+  /** Packets of the forwarder's own queries upstream. */
+  forwarderCounter: 'dns_forwarder',
+};
+
+function owner(o: IrOwner): string {
+  if (o.id !== undefined) return String(o.id);
+  if (o.name !== undefined) return nftQuote(o.name);
+  throw new Error('forwarder group without id or name');
+}
+
+/** `meta skuid 0 meta skgid G`: the forwarder's sockets (root, primary group egress-dns). */
+export function forwarderMatch(d: IrDns): string {
+  return `meta skuid 0 meta skgid ${owner(d.forwarder)}`;
+}
+
+const L4 = 'meta l4proto { tcp, udp }';
+
+function listenFor(d: IrDns, family: 'ipv4' | 'ipv6'): { address: string; port: number } | undefined {
+  return d.listen.find((l) => l.address.includes(':') === (family === 'ipv6'));
+}
+
+/** The nat chain that hands every other program's DNS to the forwarder. */
+export function emitDnsRedirect(w: ArtifactWriter, d: IrDns): void {
+  const c = (t: string) => nftComment(`egress dns: ${t}`);
+  w.line('');
+  w.line(`\tchain ${nftDnsNames.redirectChain} {`);
+  w.line('\t\ttype nat hook output priority -100; policy accept;');
+  w.line(`\t\t${forwarderMatch(d)} return ${c("the forwarder's own queries")}`);
+  w.line(`\t\tfib daddr type local return ${c('a server on this host')}`);
+  for (const [fam, nf, kw] of [
+    ['ipv4', 'ipv4', 'ip'],
+    ['ipv6', 'ipv6', 'ip6'],
+  ] as const) {
+    const l = listenFor(d, fam);
+    if (!l) continue;
+    w.line(`\t\tmeta nfproto ${nf} ${L4} th dport 53 counter name ${nftQuote(nftDnsNames.redirectCounter)} dnat ${kw} to ${formatEndpoint(l)} ${c('to the forwarder')}`);
+  }
+  w.line('\t}');
+}
+
+/** The guard at the top of the output chain; `log` is the policy's log statement for tag B (b in audit mode). */
+export function emitDnsGuard(w: ArtifactWriter, ir: Ir, d: IrDns, log: (v: TagVerdict) => string, verdicts: string[]): void {
+  const c = (t: string) => nftComment(`egress dns: ${t}`);
+  for (const [fam, kw] of [
+    ['ipv4', 'ip'],
+    ['ipv6', 'ip6'],
+  ] as const) {
+    const l = listenFor(d, fam);
+    if (!l) continue;
+    w.line(`\t\t${kw} daddr ${l.address} ${L4} th dport ${l.port} accept ${c('a query to the forwarder')}`);
+    w.line(`\t\t${kw} saddr ${l.address} ${L4} th sport ${l.port} accept ${c("the forwarder's answer")}`);
+  }
+  const dns = `${L4} th dport { ${DNS_PORTS.join(', ')} }`;
+  w.line(`\t\t${forwarderMatch(d)} ${dns} counter name ${nftQuote(nftDnsNames.forwarderCounter)} accept ${c("the forwarder's own queries")}`);
+  const bypass = `${dns} fib daddr type != local`;
+  const bc = c('DNS that bypasses the forwarder');
+  w.line(`\t\t${bypass} counter name ${nftQuote(nftDnsNames.bypassCounter)} ${log(ir.mode === 'audit' ? 'b' : 'B')} ${bc}`);
+  for (const v of verdicts) w.line(`\t\t${bypass} ${v} ${bc}`);
+}
+
+export function dnsCounters(): string[] {
+  return [nftDnsNames.redirectCounter, nftDnsNames.forwarderCounter, nftDnsNames.bypassCounter];
+}
+
+/**
+ * The names the forwarder handles, from the IR: an allow rule's names with
+ * the dynamic sets (per family) their answers go into, and a deny rule's
+ * names, answered REFUSED (no sets). Allow rules by name, then deny rules;
+ * names sorted within a rule.
+ */
+export function nftForwarderNames(ir: Ir, setName: (r: Ir['rules'][number]) => string): DnsName[] {
+  const out: DnsName[] = [];
+  const byRule = new Map<string, DnsName[]>();
+  for (const r of ir.rules) {
+    const s = r.sets?.find((x) => x.kind === 'dns');
+    if (!s || r.origin.action !== 'allow') continue;
+    let names = byRule.get(r.origin.name);
+    if (!names) {
+      names = (s.patterns ?? []).map((pattern) => ({ pattern, action: 'allow' as const, rule: r.origin.name, sets: {} }));
+      byRule.set(r.origin.name, names);
+      out.push(...names);
+    }
+    for (const n of names) n.sets[r.family] = setName(r);
+  }
+  for (const x of ir.dns?.refused ?? []) out.push({ pattern: x.pattern, action: 'deny', rule: x.origin.name, sets: {} });
+  return out;
+}
+
+/**
+ * Everything the forwarder needs but its hold budget, from the IR and the
+ * upstream servers the caller chose (`resolve/dns.ts` `dnsUpstream`: the
+ * policy's, else the system's). undefined when the policy has no `dns.proxy`.
+ */
+export function nftForwarderConfig(
+  ir: Ir,
+  names: DnsName[],
+  upstream: { address: string; port: number }[],
+  holdMs: number,
+  table: string,
+): ForwarderConfig | undefined {
+  if (!ir.dns) return undefined;
+  return {
+    listen: ir.dns.listen.map((l) => ({ ...l })),
+    upstream: upstream.map((u) => ({ address: u.address, port: u.port })),
+    graceSec: ir.dns.graceSec,
+    minLifetimeSec: ir.dns.minLifetimeSec,
+    holdMs,
+    names,
+    table,
+  };
+}
