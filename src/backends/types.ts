@@ -28,8 +28,8 @@ export interface EmitOptions {
   host?: string;
 }
 
-/** true = expressible; a string = why not (shown in the error and the docs). */
-export type Capabilities = Record<SelectorName | 'except' | 'audit' | 'ipv6' | 'hostnames', true | string>;
+/** true = expressible; a string = why not (shown in the error and the docs). `dns`: names that follow DNS (`dns.proxy`). */
+export type Capabilities = Record<SelectorName | 'except' | 'audit' | 'ipv6' | 'hostnames' | 'dns', true | string>;
 
 /** A backend that can express every selector (the Linux backends). */
 export const ALL_CAPABILITIES: Capabilities = {
@@ -44,6 +44,7 @@ export const ALL_CAPABILITIES: Capabilities = {
   audit: true,
   ipv6: true,
   hostnames: true,
+  dns: true,
 };
 
 export interface Backend {
@@ -57,6 +58,38 @@ export function unsupported(rule: IrRule, selector: keyof Capabilities, backend:
   return error('unsupported-selector', `rule "${rule.origin.name}": selector "${selector}" cannot be expressed by backend "${backend}"`, at, {
     hint: why,
   });
+}
+
+/**
+ * The errors of a backend that cannot express `dns.proxy` (`why` is its
+ * capability text): one for the setting, and one per rule whose names would
+ * follow DNS — never a silent fallback to names resolved at load.
+ */
+export function unsupportedDns(ir: Ir, backend: Target, why: true | string): Diagnostic[] {
+  if (!ir.dns || why === true) return [];
+  const hint = `${why}; use --target nft, or "dns.proxy: false" (exact names are then resolved when the ruleset loads; wildcards cannot be used)`;
+  const out: Diagnostic[] = [error('unsupported-selector', `"dns.proxy" cannot be expressed by backend "${backend}"`, ir.dns.span, { hint })];
+  const seen = new Set<string>();
+  for (const r of ir.rules) {
+    const dns = r.sets?.find((s) => s.kind === 'dns');
+    if (!dns || seen.has(r.origin.name)) continue;
+    seen.add(r.origin.name);
+    const names = (dns.patterns ?? []).map((p) => `"${p}"`).join(', ');
+    out.push(
+      error('unsupported-selector', `rule "${r.origin.name}": selector "to" with names that follow DNS (${names}) cannot be expressed by backend "${backend}"`, r.keySpans.to ?? r.origin.span, { hint }),
+    );
+  }
+  const refused = new Map<string, { span: Span; names: string[] }>();
+  for (const x of ir.dns.refused) {
+    const e = refused.get(x.origin.name) ?? { span: x.origin.span, names: [] };
+    e.names.push(`"${x.pattern}"`);
+    refused.set(x.origin.name, e);
+  }
+  for (const [name, e] of refused)
+    out.push(
+      error('unsupported-selector', `rule "${name}": selector "to" with names answered REFUSED by the DNS forwarder (${e.names.join(', ')}) cannot be expressed by backend "${backend}"`, e.span, { hint }),
+    );
+  return out;
 }
 
 /** Build an Artifact line by line while recording which rule each line came from. */

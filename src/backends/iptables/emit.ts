@@ -26,7 +26,10 @@
  * rate-limited.
  *
  * Cannot express: a log rate above what `-m limit` can measure (10000/second,
- * i.e. 600000/minute) is a `bad-log-rate` error. Every selector (to, ports,
+ * i.e. 600000/minute) is a `bad-log-rate` error; `dns.proxy` (names that
+ * follow DNS) is an `unsupported-selector` error naming the setting and each
+ * rule with such names (`unsupportedDns`), never a fallback to names resolved
+ * at load. Every selector (to, ports,
  * icmp, user, group, via, family, except), audit mode and IPv6 have a form;
  * hostnames are plain rules here (ipset is not assumed), so `egress refresh`
  * reloads the chains (atomically per family) instead of updating sets.
@@ -37,7 +40,7 @@ import { intervalToCidrs, formatAddress, type Family } from '../../policy/addres
 import { ICMPV6_ND_TYPES } from '../../policy/protocols.js';
 import type { LogRate } from '../../policy/types.js';
 import { IPTABLES_PREFIX_MAX, logPrefix, shortHash, type TagVerdict } from '../log-tag.js';
-import { ALL_CAPABILITIES, ArtifactWriter, type Artifact, type Backend, type Capabilities } from '../types.js';
+import { ALL_CAPABILITIES, ArtifactWriter, unsupportedDns, type Artifact, type Backend, type Capabilities } from '../types.js';
 import { IPT_CHAIN_MAX, iptChain, iptComment, iptQuote, iptWord } from './quote.js';
 
 export const EGRESS_CHAIN = 'EGRESS';
@@ -69,7 +72,11 @@ const LIMIT_UNIT: Record<LogRate['unit'], string> = { second: 'sec', minute: 'mi
 /** multiport takes at most 15 ports, a range counting as two. */
 const MULTIPORT_SLOTS = 15;
 
-export const iptablesCapabilities: Capabilities = ALL_CAPABILITIES;
+export const iptablesCapabilities: Capabilities = {
+  ...ALL_CAPABILITIES,
+  // Later, perhaps: ipset sets with per-element timeouts (hash:ip timeout N) that the forwarder fills, matched with -m set.
+  dns: 'names that follow DNS need sets with per-element timeouts that the DNS forwarder fills, and a redirect of DNS to it; this backend matches fixed addresses only',
+};
 
 export const iptablesBackend: Backend = {
   name: 'iptables',
@@ -101,7 +108,7 @@ export function iptablesChainNames(ir: Ir): Map<string, string> {
 }
 
 export function emitIptables(ir: Ir): Result<Artifact> {
-  const diagnostics: Diagnostic[] = [];
+  const diagnostics: Diagnostic[] = unsupportedDns(ir, 'iptables', iptablesCapabilities.dns);
   if (ir.log.rate && ir.log.rate.count > LIMIT_MAX[ir.log.rate.unit])
     diagnostics.push(
       error('bad-log-rate', `log rate "${ir.log.rate.count}/${ir.log.rate.unit}" is faster than backend "iptables" can limit`, undefined, {

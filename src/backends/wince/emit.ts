@@ -11,6 +11,8 @@
  *   user, group     the gateway sees packets, not the account that sent them
  *   via             FW_RULE has no interface field
  *   to: hostnames   registry rules hold fixed addresses, no refresh in place
+ *   dns.proxy       nothing a DNS forwarder could fill (the setting and each
+ *                   rule with names that follow DNS)
  *   ports: sctp/N   FWM_PORT applies to TCP and UDP only (bare sctp is fine)
  *   except          only when "deny minus except" has no finite FW_RULE form
  *                   (every protocol / ICMP type but some), or uses the above

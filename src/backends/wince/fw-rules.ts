@@ -17,7 +17,7 @@ import { error, hasErrors, warning, type Diagnostic, type Result } from '../../d
 import { FAMILIES, formatAddress, parseAddress, type Family, type Interval } from '../../policy/address.js';
 import { PROTO_NUMBER } from '../../policy/protocols.js';
 import type { Ir, IrMatch, IrRule } from '../../ir/types.js';
-import { unsupported, type Capabilities, type EmitOptions, type Target } from '../types.js';
+import { unsupported, unsupportedDns, type Capabilities, type EmitOptions, type Target } from '../types.js';
 import { regionFromIr, regionIsEverything, subtractRegions, type Inexpressible, type Region } from '../windows/region.js';
 import { bitsOf, type FwAddress, type FwRule } from './fw-rule.js';
 
@@ -34,6 +34,7 @@ export const WINCE_CAPABILITIES: Capabilities = {
   via: 'FW_RULE has no interface field: the firewall applies to every firewalled interface alike (FirewallSetInterface)',
   audit: 'FW_RULE can block, allow or log, but not log what a block would drop while letting it through',
   hostnames: 'FW_RULE holds fixed addresses, read when the firewall loads its rules, so a name could not be refreshed in place',
+  dns: 'FW_RULE holds fixed addresses, read when the firewall loads its rules, so no DNS forwarder could add what it answers',
 };
 
 /** More would not fit a registry anyone can review; a policy that needs it is split wrongly for this target. */
@@ -78,6 +79,7 @@ function checkPolicy(ir: Ir, target: Target): Diagnostic[] {
   ];
   for (const [b, why] of builtins)
     if (!ir.builtins[b]) out.push(error('unsupported-selector', `builtin "${b}: false" cannot be expressed by backend "${target}"`, undefined, { hint: why }));
+  out.push(...unsupportedDns(ir, target, WINCE_CAPABILITIES.dns));
   return out;
 }
 

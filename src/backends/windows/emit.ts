@@ -31,6 +31,8 @@
  *   mode: audit     Windows logs allowed connections only wholesale
  *   builtins off    Windows never filters loopback, always admits replies,
  *                   and ships its own neighbour-discovery allow rules
+ *   dns.proxy       no sets a DNS forwarder could fill, no redirect of DNS
+ *                   (the setting and each rule with such names)
  * Not errors, but said in the script and the docs: allow rules in other
  * groups still let their traffic out (the script counts them); a Windows
  * block makes connect() fail at once, so drop and reject look alike; no log
@@ -41,7 +43,7 @@ import { formatInterval, type Family, type Interval } from '../../policy/address
 import { ICMPV6_ND_TYPES } from '../../policy/protocols.js';
 import type { Ir, IrMatch, IrRule } from '../../ir/types.js';
 import type { RuleRef } from '../../policy/types.js';
-import { ArtifactWriter, unsupported, type Backend, type Capabilities, type Target } from '../types.js';
+import { ArtifactWriter, unsupported, unsupportedDns, type Backend, type Capabilities, type Target } from '../types.js';
 import { psString } from './quote.js';
 import { regionFromIr, subtractRegions, type Region, type UserRegion } from './region.js';
 import { FOREIGN_ALLOW_CHECK, GROUP, PRELUDE } from './script.js';
@@ -60,6 +62,7 @@ export const WINDOWS_CAPABILITIES: Capabilities = {
   group: 'Windows matches a rule\'s -LocalUser SDDL against every group in the process token, Linux matches the socket\'s group: an allow would admit more',
   via: 'interface names differ between Linux and Windows (-InterfaceAlias); not mapped',
   audit: 'Windows Firewall cannot log what a block rule would drop while letting it through; log everything with LogAllowed and use "egress replay" instead',
+  dns: 'Windows Firewall rules hold fixed addresses that no DNS forwarder of egress can fill, and cannot redirect DNS',
 };
 
 /** One New-NetFirewallRule. */
@@ -81,8 +84,9 @@ export const windowsBackend: Backend = {
   name: TARGET,
   capabilities: WINDOWS_CAPABILITIES,
   emit(ir: Ir) {
+    const dns = unsupportedDns(ir, TARGET, WINDOWS_CAPABILITIES.dns);
     const plan = emitWinRules(ir);
-    if (!plan.value) return { diagnostics: plan.diagnostics };
+    if (!plan.value || dns.length) return { diagnostics: [...dns, ...plan.diagnostics] };
     return { value: writeScript(ir, plan.value.blocks, plan.value.allows), diagnostics: [] };
   },
 };
