@@ -9,6 +9,7 @@ import { formatAddress } from '../policy/address.js';
 import { icmpTypeName } from '../policy/protocols.js';
 import type { RuleRef } from '../policy/types.js';
 import type { ResolvedPolicy } from '../resolve/types.js';
+import type { NameOutcome } from '../sim/dns.js';
 import type { Decision, Flow } from '../sim/flow.js';
 import { table } from './table.js';
 
@@ -21,6 +22,21 @@ export interface Answer {
   rules: { name: string; action: string; file: string; line: number; col: number; reason?: string }[];
   flow: { family: string; to: string; proto: string; port?: number; icmp?: string; user?: string; uid?: number; group?: string; gid?: number; via?: string; established?: boolean };
   line?: number;
+  /**
+   * `--to NAME` under `dns.proxy`: the forwarder answers it REFUSED (deny rules),
+   * publishes its addresses into allow rules' sets before the program gets them
+   * (and the verdict is for such an address), or only forwards it.
+   */
+  dns?: { name: string; answer: NameOutcome['answer']; rules: RuleJson[] };
+}
+
+export type RuleJson = Answer['rules'][number];
+
+/** A rule as an Answer names it: located in its source (line and column), with its reason. */
+export function ruleJson(sources: SourceMap, p: ResolvedPolicy, r: RuleRef): RuleJson {
+  const loc = locate(sources, r.span);
+  const reason = [...p.allow, ...p.deny].find((x) => x.ref.name === r.name)?.reason;
+  return { name: r.name, action: r.action, file: r.span.file, line: loc?.line ?? 0, col: loc?.col ?? 0, ...(reason !== undefined ? { reason } : {}) };
 }
 
 /** A decision as an Answer: rules located in their source (line and column) with their reasons. */
@@ -58,10 +74,16 @@ function flowText(a: Answer): string {
   return `${f.to} ${what} as ${who}${f.via ? ` via ${f.via}` : ''}${f.established ? ' (established)' : ''}`;
 }
 
+const DNS_BUILTIN: Record<string, string> = {
+  dns_forwarder: "the DNS guard: the forwarder's own DNS",
+  dns_redirect: 'the DNS guard: redirected to the forwarder, which answers it',
+  dns_bypass: 'the DNS guard: only the forwarder may send DNS over TLS (853)',
+};
+
 function because(a: Answer): string {
   switch (a.decidedBy) {
     case 'builtin':
-      return `builtin "${a.builtin}"`;
+      return DNS_BUILTIN[a.builtin!] ?? `builtin "${a.builtin}"`;
     case 'default':
       return 'no rule matched: the default';
     case 'deny':
@@ -71,10 +93,26 @@ function because(a: Answer): string {
   }
 }
 
-/** One answer for people: the flow, the verdict and why, each deciding rule with its place in the policy. */
+function dnsText(a: Answer): string | undefined {
+  const d = a.dns;
+  if (!d) return undefined;
+  const rules = d.rules.map((r) => `"${r.name}"`).join(', ');
+  switch (d.answer) {
+    case 'refused':
+      return `dns: the forwarder answers "${d.name}" REFUSED (deny rule${d.rules.length > 1 ? 's' : ''} ${rules}): programs never learn its addresses`;
+    case 'published':
+      return `dns: the forwarder puts each address it answers for "${d.name}" into the sets of allow rule${d.rules.length > 1 ? 's' : ''} ${rules} before the program gets it; the verdict is for such an address`;
+    case 'forwarded':
+      return `dns: "${d.name}" is answered through the forwarder; no rule names it, so its addresses are judged as they are`;
+  }
+}
+
+/** One answer for people: the flow, the verdict and why, each deciding rule with its place in the policy; for a name under dns.proxy, what the forwarder does with it. */
 export function describeAnswer(a: Answer): string {
   const lines = [`${flowText(a)} [${a.flow.family}]`, `  verdict: ${a.verdict}${a.audit ? ' (audit mode: logged, not blocked)' : ''} by ${because(a)}`];
   for (const r of a.rules) lines.push(`    ${r.action} ${r.name}  ${r.file}:${r.line}:${r.col}${r.reason ? `  (${r.reason})` : ''}`);
+  const dns = dnsText(a);
+  if (dns) lines.push(`  ${dns}`);
   return lines.join('\n') + '\n';
 }
 

@@ -24,7 +24,13 @@ export interface Flow {
   established?: boolean;
 }
 
-export type Builtin = 'loopback' | 'established' | 'icmpv6_nd';
+/**
+ * The builtins, and the steps of the DNS guard under `dns.proxy`: the
+ * forwarder's own DNS (accept), another program's query to port 53
+ * (redirected to the forwarder: accept), DNS over TLS (853) from anything else
+ * (reject).
+ */
+export type Builtin = 'loopback' | 'established' | 'icmpv6_nd' | 'dns_forwarder' | 'dns_redirect' | 'dns_bypass';
 
 export interface Decision {
   verdict: Verdict;

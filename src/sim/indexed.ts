@@ -12,7 +12,7 @@
 import { BITS, FAMILIES, type Family } from '../policy/address.js';
 import type { Ir, IrRule } from '../ir/types.js';
 import type { RuleRef } from '../policy/types.js';
-import { builtinFor, decideMatched } from './decide.js';
+import { builtinDecision, builtinFor, decideMatched } from './decide.js';
 import type { Decision, Flow } from './flow.js';
 import { irMatches } from './ir-match.js';
 import { ifaceMatches, ownerMatches, type Owner } from './flow.js';
@@ -62,7 +62,7 @@ export function buildIndex(ir: Ir): IrIndex {
   const dstless = Object.fromEntries(FAMILIES.map((fam) => [fam, idx[fam].rules.filter((r) => !r.dst)])) as Record<Family, IrRule[]>;
   const evaluate = (f: Flow): Decision => {
     const b = builtinFor(ir, f);
-    if (b) return { verdict: 'accept', audit: ir.mode === 'audit', step: 'builtin', builtin: b, rules: [] };
+    if (b) return builtinDecision(ir, b);
     const x = idx[f.family];
     const segs = x.lists[x.segList[findSegment(x, f.dst, scratch)]!]!;
     const globals = globalCandidates(x, f);

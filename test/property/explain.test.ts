@@ -12,7 +12,8 @@ import { indexedEvaluator } from '../../src/sim/indexed.js';
 import { linearEvaluator } from '../../src/sim/linear.js';
 import { parseFlow } from '../../src/sim/flow-parse.js';
 import { ACCOUNTS, loadText } from '../helpers.js';
-import { flowArb, policyArb, policyYaml, type GenPolicy } from './gen.js';
+import { withAnswer, withAnswerReference } from '../../src/sim/dns.js';
+import { flowArb, LOOKUPS, policyArb, policyYaml, type GenPolicy } from './gen.js';
 
 async function load(p: GenPolicy) {
   const l = await loadText(policyYaml(p));
@@ -84,3 +85,36 @@ function shuffle<T>(xs: T[], seed: number): T[] {
   }
   return out;
 }
+
+describe('names that follow DNS (dns.proxy)', () => {
+  test('reference == linear == indexed with every dynamic set empty, and with an answer published', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        policyArb({ mode: true, dns: true }),
+        fc.array(flowArb, { minLength: 1, maxLength: 12 }),
+        fc.constantFrom(...LOOKUPS),
+        async (p, flows, name) => {
+          const l = await load(p);
+          const idx = indexedEvaluator(l.ir!);
+          const lin = linearEvaluator(l.ir!);
+          // The forwarder answers `name` with the addresses the flows go to.
+          const answered = flows.map((g) => parseFlow(g, ACCOUNTS)).map((f) => ({ family: f.family, value: f.dst }));
+          const ir2 = withAnswer(l.ir!, name, answered);
+          const ref2 = withAnswerReference(l.resolved!, name, answered);
+          const idx2 = indexedEvaluator(ir2);
+          const lin2 = linearEvaluator(ir2);
+          for (const g of flows) {
+            const f = parseFlow(g, ACCOUNTS);
+            const want = explainReference(l.resolved!, f);
+            expect(lin(f)).toEqual(want);
+            expect(idx(f)).toEqual(want);
+            const want2 = explainReference(ref2, f);
+            expect(lin2(f)).toEqual(want2);
+            expect(idx2(f)).toEqual(want2);
+          }
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+});

@@ -40,6 +40,8 @@ export interface GenRule extends GenSelectors {
   except?: GenSelectors[];
 }
 export interface GenPolicy {
+  /** `dns.proxy: true` (then `to` may hold the names of NAMES). */
+  dns?: boolean;
   mode: 'enforce' | 'audit';
   default: 'accept' | 'reject' | 'drop';
   allow: GenRule[];
@@ -58,12 +60,23 @@ export const selectorsArb: fc.Arbitrary<GenSelectors> = fc.record(
   { requiredKeys: [] },
 );
 
-export function policyArb(opts: { mode?: boolean } = {}): fc.Arbitrary<GenPolicy> {
+/** Names for policies with `dns.proxy`: exact and wildcard, some covering others. */
+export const NAMES = ['a.example.com', '*.example.com', '*.cdn.example.com', 'x.cdn.example.com'];
+/** Names a lookup may ask for: covered by some of NAMES, or by none (the bare domain of a wildcard among them). */
+export const LOOKUPS = ['a.example.com', 'x.cdn.example.com', 'y.x.cdn.example.com', 'cdn.example.com', 'example.com', 'other.test'];
+
+const dnsSelectorsArb: fc.Arbitrary<GenSelectors> = fc
+  .tuple(selectorsArb, fc.option(sub(NAMES, 2), { nil: undefined }))
+  .map(([s, names]) => (names ? { ...s, to: [...(s.to ?? []), ...names] } : s));
+
+export function policyArb(opts: { mode?: boolean; dns?: boolean } = {}): fc.Arbitrary<GenPolicy> {
+  const main = opts.dns ? dnsSelectorsArb : selectorsArb;
   const rules = (prefix: string, withExcept: boolean) =>
-    fc.array(fc.tuple(selectorsArb, withExcept ? fc.option(fc.array(selectorsArb, { minLength: 1, maxLength: 2 }), { nil: undefined }) : fc.constant(undefined)), { maxLength: 4 }).map((xs) =>
+    fc.array(fc.tuple(main, withExcept ? fc.option(fc.array(selectorsArb, { minLength: 1, maxLength: 2 }), { nil: undefined }) : fc.constant(undefined)), { maxLength: 4 }).map((xs) =>
       xs.map(([s, except], i): GenRule => ({ name: `${prefix}${i}`, ...fixFamily(s), ...(except ? { except: except.map(fixFamily) } : {}) })),
     );
   return fc.record({
+    ...(opts.dns ? { dns: fc.constant(true) } : {}),
     mode: opts.mode ? fc.constantFrom('enforce' as const, 'audit' as const) : fc.constant('enforce' as const),
     default: fc.constantFrom('accept' as const, 'reject' as const, 'drop' as const),
     allow: rules('a', false),
@@ -74,7 +87,7 @@ export function policyArb(opts: { mode?: boolean } = {}): fc.Arbitrary<GenPolicy
 /** A family selector with destinations of the other family only is an error; drop such destinations. */
 function fixFamily(s: GenSelectors): GenSelectors {
   if (!s.family || !s.to) return s;
-  const to = s.to.filter((d) => d.includes(':') === (s.family === 'ipv6'));
+  const to = s.to.filter((d) => NAMES.includes(d) || d.includes(':') === (s.family === 'ipv6'));
   const { to: _t, ...rest } = s;
   return to.length ? { ...rest, to } : rest;
 }
@@ -103,6 +116,7 @@ export function policyYaml(p: GenPolicy): string {
   };
   return [
     'version: 1',
+    ...(p.dns ? ['dns: { proxy: true }'] : []),
     `mode: ${p.mode}`,
     `default: ${p.default}`,
     p.allow.length ? `allow:\n${p.allow.map(rule).join('\n')}` : 'allow: []',

@@ -1,9 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import { isHostname, parseAddress } from '../../policy/address.js';
-import { answer, answersTable, describeAnswer, type Answer } from '../../report/explain.js';
+import type { SourceMap } from '../../diag/source.js';
+import type { Ir } from '../../ir/types.js';
+import { FAMILIES, formatAddress, isHostname, parseAddress, type Family } from '../../policy/address.js';
+import { answer, answersTable, describeAnswer, ruleJson, type Answer } from '../../report/explain.js';
 import { systemResolver, type Accounts, type Resolver } from '../../resolve/resolver.js';
-import type { Flow } from '../../sim/flow.js';
+import type { ResolvedPolicy } from '../../resolve/types.js';
+import { nameOutcome, unnamedAddress, withAnswer, type NameOutcome } from '../../sim/dns.js';
+import type { Decision, Flow } from '../../sim/flow.js';
 import { FlowError, parseFlow, parseFlowsFile, type FlowSpec } from '../../sim/flow-parse.js';
 import { indexedEvaluator } from '../../sim/indexed.js';
 import { CommandError, UsageError, type Io } from '../io.js';
@@ -38,7 +42,7 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
         continue;
       }
       try {
-        for (const f of await flowsFor(r.spec, accounts, resolver)) answers.push(answer(l.sources, resolved, f, evaluate(f), r.line));
+        for (const x of await flowsFor(r.spec, accounts, resolver, ir)) answers.push(answerFor(l.sources, resolved, ir, evaluate, x, r.line));
       } catch (e) {
         bad++;
         io.stderr(`${flags.flows}:${r.line}: error: ${(e as Error).message}\n`);
@@ -52,29 +56,79 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
   const spec: FlowSpec = { to: flags.to! };
   for (const k of ['port', 'icmp', 'user', 'group', 'via'] as const) if (flags[k] !== undefined) spec[k] = flags[k];
   if (flags.established) spec.established = true;
-  let flows: Flow[];
+  let flows: Explained[];
   try {
-    flows = await flowsFor(spec, accounts, resolver);
+    flows = await flowsFor(spec, accounts, resolver, ir);
   } catch (e) {
     if (e instanceof FlowError) throw new UsageError(e.message);
     throw e;
   }
-  const answers = flows.map((f) => answer(l.sources, resolved, f, evaluate(f)));
+  const answers = flows.map((x) => answerFor(l.sources, resolved, ir, evaluate, x));
   if (flags.json) writeJson(io, answers.length === 1 ? answers[0] : answers);
   else for (const a of answers) io.stdout(describeAnswer(a));
   return 0;
 }
 
-/** A hostname destination is explained for each of its addresses (as the kernel would see them). */
-async function flowsFor(spec: FlowSpec, accounts: Accounts, resolver: Resolver): Promise<Flow[]> {
-  if (parseAddress(spec.to.trim()) || !isHostname(spec.to.trim())) return [parseFlow(spec, accounts)];
-  let addrs: string[];
+/** A flow to explain, and for a name under `dns.proxy` what the forwarder does with it. */
+interface Explained {
+  flow: Flow;
+  dns?: { name: string; outcome: NameOutcome; addresses: { family: Family; value: bigint }[]; placeholder: boolean };
+}
+
+/**
+ * A name under `dns.proxy` is explained as a program sees it: its lookup goes
+ * through the forwarder, which refuses it (a deny rule names it) or publishes
+ * the answer into the allow rules that name it before the program connects.
+ */
+function answerFor(sources: SourceMap, p: ResolvedPolicy, ir: Ir, evaluate: (f: Flow) => Decision, x: Explained, line?: number): Answer {
+  if (!x.dns) return answer(sources, p, x.flow, evaluate(x.flow), line);
+  const o = x.dns.outcome;
+  const d: Decision =
+    o.answer === 'refused'
+      ? { verdict: ir.denyVerdict, audit: ir.mode === 'audit', step: 'deny', rules: o.rules }
+      : o.answer === 'published'
+        ? indexedEvaluator(withAnswer(ir, x.dns.name, x.dns.addresses))(x.flow)
+        : evaluate(x.flow);
+  const a = answer(sources, p, x.flow, d, line);
+  if (x.dns.placeholder) a.flow.to = `(an address answered for ${x.dns.name})`;
+  a.dns = { name: x.dns.name, answer: o.answer, rules: o.rules.map((r) => ruleJson(sources, p, r)) };
+  return a;
+}
+
+/**
+ * A hostname destination is explained for each of its addresses (as the kernel would see them). Under
+ * `dns.proxy`, a name the forwarder refuses or publishes and that cannot be resolved here is explained
+ * once per family with an address no rule names, standing for whatever the forwarder answers.
+ */
+async function flowsFor(spec: FlowSpec, accounts: Accounts, resolver: Resolver, ir?: Ir): Promise<Explained[]> {
+  const to = spec.to.trim();
+  if (parseAddress(to) || !isHostname(to)) return [{ flow: parseFlow(spec, accounts) }];
+  const outcome = ir ? nameOutcome(ir, to) : undefined;
+  let addrs: string[] = [];
+  let failure: string | undefined;
   try {
-    const a = await resolver.lookupHost(spec.to.trim());
+    const a = await resolver.lookupHost(to);
     addrs = [...a.ipv4, ...a.ipv6];
+    if (!addrs.length) failure = `${JSON.stringify(spec.to)} has no addresses`;
   } catch (e) {
-    throw new FlowError(`cannot resolve ${JSON.stringify(spec.to)}: ${(e as Error).message}`);
+    failure = `cannot resolve ${JSON.stringify(spec.to)}: ${(e as Error).message}`;
   }
-  if (!addrs.length) throw new FlowError(`${JSON.stringify(spec.to)} has no addresses`);
-  return addrs.map((to) => parseFlow({ ...spec, to }, accounts));
+  const name = to.toLowerCase().replace(/\.$/, '');
+  if (failure) {
+    if (!ir || !outcome || outcome.answer === 'forwarded') throw new FlowError(failure);
+    const fams = outcome.answer === 'published' ? outcome.families : FAMILIES;
+    const out: Explained[] = [];
+    for (const family of fams) {
+      const v = unnamedAddress(ir, family);
+      if (v === undefined) continue;
+      const flow = parseFlow({ ...spec, to: formatAddress(family, v) }, accounts);
+      out.push({ flow, dns: { name, outcome, addresses: [{ family, value: v }], placeholder: true } });
+    }
+    if (!out.length) throw new FlowError(failure);
+    return out;
+  }
+  const flows = addrs.map((a) => parseFlow({ ...spec, to: a }, accounts));
+  if (!outcome) return flows.map((flow) => ({ flow }));
+  const addresses = flows.map((f) => ({ family: f.family, value: f.dst }));
+  return flows.map((flow) => ({ flow, dns: { name, outcome, addresses, placeholder: false } }));
 }
