@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BACKENDS, type CompileTarget } from './backends/registry.js';
 import type { Artifact, EmitOptions } from './backends/types.js';
-import { error, hasErrors, type Diagnostic, type Result } from './diag/diagnostic.js';
+import { error, hasErrors, warning, type Diagnostic, type Result } from './diag/diagnostic.js';
+import { dnsUpstream, RESOLV_CONF, type UpstreamChoice } from './resolve/dns.js';
 import { errnoText } from './diag/errno.js';
 import { SourceFile, SourceMap } from './diag/source.js';
 import { lowerPolicy } from './ir/lower.js';
@@ -45,6 +46,8 @@ export interface Loaded {
   policy?: Policy;
   resolved?: ResolvedPolicy;
   ir?: Ir;
+  /** With `dns.proxy` (and not offline): the servers the forwarder will ask, and where that list came from. */
+  dnsUpstream?: UpstreamChoice;
 }
 
 /** Run the front end on policy text. Never throws on bad input: problems are diagnostics. */
@@ -72,6 +75,15 @@ export async function loadPolicyText(name: string, text: string, opts: LoadOptio
   out.resolved = resolved.value;
   out.ir = lowerPolicy(resolved.value);
   diagnostics.push(...lintPolicy(checked.value, out.ir));
+  if (out.ir.dns && !opts.offline) {
+    out.dnsUpstream = await dnsUpstream(checked.value.dns, resolver);
+    if (out.dnsUpstream.from === 'none')
+      diagnostics.push(
+        warning('no-dns-upstream', `the DNS forwarder has no upstream server: "dns.upstream" is not set, and neither ${RESOLV_CONF} nor systemd-resolved names one that is not a loopback address`, checked.value.dns.spans.proxy, {
+          hint: 'set "dns.upstream" to the DNS servers to ask; until then every lookup through the forwarder fails',
+        }),
+      );
+  }
   if (opts.env) diagnostics.push(...lintLockout(out.ir, opts.env, checked.value).diagnostics);
   return out;
 }
@@ -129,4 +141,5 @@ export { linearEvaluator } from './sim/linear.js';
 export type { Flow, Decision } from './sim/flow.js';
 export { policyJsonSchema } from './policy/schema.js';
 export { systemResolver, staticResolver } from './resolve/resolver.js';
+export { dnsUpstream, type UpstreamChoice } from './resolve/dns.js';
 export type { Resolver } from './resolve/resolver.js';

@@ -1,3 +1,5 @@
+import { formatEndpoint } from '../../policy/dns-name.js';
+import type { UpstreamChoice } from '../../resolve/dns.js';
 import type { Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
 
@@ -7,9 +9,30 @@ export async function checkCommand(io: Io, file: string, flags: PolicyFlags): Pr
   const warnings = l.diagnostics.length - errors;
   const ok = !failed(l);
   const rules = { allow: l.policy?.allow.length ?? 0, deny: l.policy?.deny.length ?? 0 };
-  if (flags.json) writeJson(io, { file, ok, errors, warnings, rules, diagnostics: diagnosticsJson(l) });
-  else if (ok)
+  const up = l.dnsUpstream;
+  const dns = up ? { proxy: true, upstream: up.servers.map(formatEndpoint), from: up.from } : undefined;
+  if (flags.json) writeJson(io, { file, ok, errors, warnings, rules, ...(dns ? { dns } : {}), diagnostics: diagnosticsJson(l) });
+  else if (ok) {
     io.stdout(`${file}: ok (${rules.allow} allow, ${rules.deny} deny rule${rules.deny === 1 ? '' : 's'}; ${warnings} warning${warnings === 1 ? '' : 's'})\n`);
+    if (up) io.stdout(`${file}: dns: the forwarder will ask ${upstreamText(up)}\n`);
+  }
   else io.stderr(`${file}: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}; nothing was changed\n`);
   return ok ? 0 : 1;
+}
+
+/** Which upstream servers the forwarder will ask, and why those (SPEC §5: dns.upstream, else resolv.conf, else systemd-resolved). */
+function upstreamText(up: UpstreamChoice): string {
+  const list = up.servers.map(formatEndpoint).join(', ');
+  switch (up.from) {
+    case 'dns.upstream':
+      return `${list} (dns.upstream)`;
+    case 'systemd-resolved':
+      return `${list} (systemd-resolved's upstream servers; /etc/resolv.conf names only loopback ones)`;
+    case 'none':
+      return 'no server (none found)';
+    case 'unknown':
+      return "the servers of /etc/resolv.conf (or systemd-resolved's), read when it starts";
+    default:
+      return `${list} (from ${up.from})`;
+  }
 }
