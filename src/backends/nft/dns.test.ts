@@ -13,6 +13,8 @@ import type { Ir } from '../../ir/types.js';
 import { emitNft, emitNftRefresh, nftDnsNames, nftDnsSets, nftStructure } from './emit.js';
 import { nftForwarderConfig } from './dns.js';
 import { inNetns, SKIP_KERNEL } from './netns.testkit.js';
+import { readNftLive } from './parse-live.js';
+import { diff, liveFingerprint } from '../../plan/diff.js';
 
 const kernelTest = SKIP_KERNEL ? test.skip : test;
 const HOSTS = { 'deb.debian.org': { ipv4: ['198.51.100.7'] } };
@@ -158,6 +160,31 @@ describe('the forwarder and refresh', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/set allow_mirrors_v4_dns \{[^}]*elements = \{ 198\.51\.100\.99 timeout 1m10s expires /);
     expect(r.stdout).toMatch(/set allow_mirrors_v4_hosts \{[^}]*elements = \{ 203\.0\.113\.5 \}/);
+  });
+});
+
+describe('the live ruleset', () => {
+  kernelTest('what the forwarder adds to a dynamic set is neither a plan change nor drift', async () => {
+    const t = emitNft(await ir(MIRRORS)).value!.text;
+    const r = inNetns(
+      [
+        'nft -f ruleset.nft',
+        'nft -j list table inet egress > before.json',
+        'nft add element inet egress allow_mirrors_v6_dns "{ 2001:db8:5::5 timeout 70s }"',
+        'nft -j list table inet egress > after.json',
+        'cat before.json; echo; echo ----; cat after.json',
+      ].join('\n'),
+      { 'ruleset.nft': t },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const [before, after] = r.stdout.split('\n----\n') as [string, string];
+    expect(after).toContain('2001:db8:5::5');
+    const a = readNftLive(before);
+    const b = readNftLive(after);
+    expect(liveFingerprint(b)).toBe(liveFingerprint(a));
+    expect(diff(b, a).sets).toEqual([]);
+    expect(b.sets.get('allow_mirrors_v6_dns')).toEqual({ type: 'ipv6_addr', flags: ['timeout'], elements: [] });
   });
 });
 

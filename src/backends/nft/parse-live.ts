@@ -61,10 +61,16 @@ export function readNftLive(json: string | undefined, text?: string): LiveRulese
   return live;
 }
 
+/**
+ * A set with `flags timeout` is a dynamic set of `dns.proxy` (`..._dns`): its
+ * elements are what the DNS forwarder learned at run time, not part of what
+ * defines the ruleset, so they are left out — plan shows no change and the
+ * fingerprint no drift when the forwarder adds an address.
+ */
 function readSet(s: Record<string, Json>): LiveSet {
   const type = Array.isArray(s.type) ? s.type.map(String).join(' . ') : String(s.type);
   const flags = Array.isArray(s.flags) ? s.flags.map(String).sort() : [];
-  const elem = Array.isArray(s.elem) ? s.elem : [];
+  const elem = Array.isArray(s.elem) && !flags.includes('timeout') ? s.elem : [];
   return { type, flags, elements: normalizeElements(elem.map(elementText)) };
 }
 
