@@ -10,8 +10,7 @@
 import { describe, expect, test } from 'vitest';
 import { loadText } from '../../../test/helpers.js';
 import type { Ir } from '../../ir/types.js';
-import { emitNft, emitNftRefresh, nftDnsNames, nftDnsSets, nftStructure } from './emit.js';
-import { nftForwarderConfig } from './dns.js';
+import { emitNft, emitNftRefresh, nftDnsNames, nftDnsSets, nftForwarderConfig, nftStructure } from './emit.js';
 import { inNetns, SKIP_KERNEL } from './netns.testkit.js';
 import { readNftLive } from './parse-live.js';
 import { diff, liveFingerprint } from '../../plan/diff.js';
@@ -125,7 +124,7 @@ describe('the forwarder and refresh', () => {
     const v6only = await ir('dns: { proxy: true }\nallow:\n  - { name: six, reason: r, family: ipv6, to: ["*.v6.example.com"] }\n');
     expect(nftDnsNames(v6only)).toEqual([{ pattern: '*.v6.example.com', action: 'allow', rule: 'six', sets: { ipv6: 'allow_six_v6_dns' } }]);
     expect(nftDnsSets(i).map((s) => s.name)).toEqual(['allow_mirrors_v4_dns', 'allow_mirrors_v6_dns']);
-    expect(nftForwarderConfig(i, nftDnsNames(i), [{ address: '192.0.2.53', port: 53 }], 200, 'inet egress')).toEqual({
+    expect(nftForwarderConfig(i, [{ address: '192.0.2.53', port: 53 }], 200)).toEqual({
       listen: [
         { address: '127.0.0.153', port: 153 },
         { address: '::1', port: 153 },

@@ -136,12 +136,8 @@ export function nftForwarderNames(ir: Ir, setName: (r: Ir['rules'][number]) => s
   return out;
 }
 
-/**
- * Everything the forwarder needs but its hold budget, from the IR and the
- * upstream servers the caller chose (`resolve/dns.ts` `dnsUpstream`: the
- * policy's, else the system's). undefined when the policy has no `dns.proxy`.
- */
-export function nftForwarderConfig(
+/** The forwarder's configuration from its parts; `nftForwarderConfig` (emit.ts) fills them for this backend. */
+export function forwarderConfig(
   ir: Ir,
   names: DnsName[],
   upstream: { address: string; port: number }[],

@@ -37,8 +37,8 @@ import type { Result } from '../../diag/diagnostic.js';
 import type { Ir, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
 import type { RuleRef } from '../../policy/types.js';
 import { nftComment, nftIdent, nftQuote } from './quote.js';
-import type { DnsName } from '../../dns/types.js';
-import { dnsCounters, emitDnsGuard, emitDnsRedirect, NFT_DNS_SET_SIZE, nftForwarderNames } from './dns.js';
+import type { DnsName, ForwarderConfig } from '../../dns/types.js';
+import { dnsCounters, emitDnsGuard, emitDnsRedirect, forwarderConfig, NFT_DNS_SET_SIZE, nftForwarderNames } from './dns.js';
 
 export const NFT_TABLE = 'inet egress';
 
@@ -308,6 +308,17 @@ export function nftHostSets(ir: Ir): NftSet[] {
  */
 export function nftDnsNames(ir: Ir): DnsName[] {
   return nftForwarderNames(ir, nftNames.dnsSet);
+}
+
+/**
+ * Everything the DNS forwarder needs for this ruleset, given the upstream
+ * servers the caller chose (`dnsUpstream` in resolve/dns.ts: the policy's,
+ * else the system's) and its hold budget (how long it may wait for the
+ * kernel's confirmation before it answers SERVFAIL). undefined without
+ * `dns.proxy`.
+ */
+export function nftForwarderConfig(ir: Ir, upstream: { address: string; port: number }[], holdMs: number): ForwarderConfig | undefined {
+  return forwarderConfig(ir, nftDnsNames(ir), upstream, holdMs, NFT_TABLE);
 }
 
 /** The dynamic sets of the ruleset (`..._dns`): what apply carries over with their live elements, and what refresh never touches. */
