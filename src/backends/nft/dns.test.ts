@@ -7,7 +7,9 @@
  * while the forwarder's own query reaches the server unchanged, and DNS over
  * TLS from anything but the forwarder is rejected and counted.
  */
-import { describe, expect, test } from 'vitest';
+import { describe, expect, expectTypeOf, test } from 'vitest';
+import type { DnsName, ForwarderConfig } from '../../dns/types.js';
+import type { NftDnsName, NftForwarderConfig } from './dns.js';
 import { loadText } from '../../../test/helpers.js';
 import type { Ir } from '../../ir/types.js';
 import { emitNft, emitNftRefresh, nftDnsNames, nftDnsSets, nftForwarderConfig, nftStructure } from './emit.js';
@@ -114,6 +116,11 @@ describe('emit', () => {
 });
 
 describe('the forwarder and refresh', () => {
+  test('the backend\'s shapes are the forwarder\'s (src/dns/types.ts), both ways', () => {
+    expectTypeOf<NftDnsName>().toEqualTypeOf<DnsName>();
+    expectTypeOf<NftForwarderConfig>().toEqualTypeOf<ForwarderConfig>();
+  });
+
   test('nftDnsNames: allow names with their sets per family, deny names refused', async () => {
     const i = await ir(MIRRORS);
     expect(nftDnsNames(i)).toEqual([

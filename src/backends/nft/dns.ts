@@ -31,11 +31,34 @@
  *   only `_hosts` sets.
  */
 import { formatEndpoint } from '../../policy/dns-name.js';
-import type { ForwarderConfig, DnsName } from '../../dns/types.js';
 import type { Ir, IrDns, IrOwner } from '../../ir/types.js';
 import type { ArtifactWriter } from '../types.js';
 import type { TagVerdict } from '../log-tag.js';
 import { nftComment, nftQuote } from './quote.js';
+
+/**
+ * One name the DNS forwarder handles, and the forwarder's configuration: the
+ * shapes of `DnsName` and `ForwarderConfig` in src/dns/types.ts. The
+ * forwarder is a later stage than the backends (docs/architecture.md), so
+ * they are not imported from there; TypeScript compares shapes, and a test
+ * holds the two pairs identical.
+ */
+export interface NftDnsName {
+  pattern: string;
+  action: 'allow' | 'deny';
+  rule: string;
+  sets: { ipv4?: string; ipv6?: string };
+}
+
+export interface NftForwarderConfig {
+  listen: { address: string; port: number }[];
+  upstream: { address: string; port: number }[];
+  graceSec: number;
+  minLifetimeSec: number;
+  holdMs: number;
+  names: NftDnsName[];
+  table: string;
+}
 
 /** Elements a dynamic set may hold (per rule and family); the forwarder answers SERVFAIL when it is full. */
 export const NFT_DNS_SET_SIZE = 65536;
@@ -118,9 +141,9 @@ export function dnsCounters(): string[] {
  * names, answered REFUSED (no sets). Allow rules by name, then deny rules;
  * names sorted within a rule.
  */
-export function nftForwarderNames(ir: Ir, setName: (r: Ir['rules'][number]) => string): DnsName[] {
-  const out: DnsName[] = [];
-  const byRule = new Map<string, DnsName[]>();
+export function nftForwarderNames(ir: Ir, setName: (r: Ir['rules'][number]) => string): NftDnsName[] {
+  const out: NftDnsName[] = [];
+  const byRule = new Map<string, NftDnsName[]>();
   for (const r of ir.rules) {
     const s = r.sets?.find((x) => x.kind === 'dns');
     if (!s || r.origin.action !== 'allow') continue;
@@ -139,11 +162,11 @@ export function nftForwarderNames(ir: Ir, setName: (r: Ir['rules'][number]) => s
 /** The forwarder's configuration from its parts; `nftForwarderConfig` (emit.ts) fills them for this backend. */
 export function forwarderConfig(
   ir: Ir,
-  names: DnsName[],
+  names: NftDnsName[],
   upstream: { address: string; port: number }[],
   holdMs: number,
   table: string,
-): ForwarderConfig | undefined {
+): NftForwarderConfig | undefined {
   if (!ir.dns) return undefined;
   return {
     listen: ir.dns.listen.map((l) => ({ ...l })),

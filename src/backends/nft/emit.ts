@@ -37,8 +37,7 @@ import type { Result } from '../../diag/diagnostic.js';
 import type { Ir, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
 import type { RuleRef } from '../../policy/types.js';
 import { nftComment, nftIdent, nftQuote } from './quote.js';
-import type { DnsName, ForwarderConfig } from '../../dns/types.js';
-import { dnsCounters, emitDnsGuard, emitDnsRedirect, forwarderConfig, NFT_DNS_SET_SIZE, nftForwarderNames } from './dns.js';
+import { dnsCounters, emitDnsGuard, emitDnsRedirect, forwarderConfig, NFT_DNS_SET_SIZE, nftForwarderNames, type NftDnsName, type NftForwarderConfig } from './dns.js';
 
 export const NFT_TABLE = 'inet egress';
 
@@ -302,11 +301,11 @@ export function nftHostSets(ir: Ir): NftSet[] {
 }
 
 /**
- * What the DNS forwarder handles (`ForwarderConfig.names`): each allow rule's
+ * What the DNS forwarder handles (`ForwarderConfig.names`, src/dns/types.ts): each allow rule's
  * names with the `_dns` sets of its families, each deny rule's names to
  * answer REFUSED. Empty without `dns.proxy`.
  */
-export function nftDnsNames(ir: Ir): DnsName[] {
+export function nftDnsNames(ir: Ir): NftDnsName[] {
   return nftForwarderNames(ir, nftNames.dnsSet);
 }
 
@@ -317,7 +316,7 @@ export function nftDnsNames(ir: Ir): DnsName[] {
  * kernel's confirmation before it answers SERVFAIL). undefined without
  * `dns.proxy`.
  */
-export function nftForwarderConfig(ir: Ir, upstream: { address: string; port: number }[], holdMs: number): ForwarderConfig | undefined {
+export function nftForwarderConfig(ir: Ir, upstream: { address: string; port: number }[], holdMs: number): NftForwarderConfig | undefined {
   return forwarderConfig(ir, nftDnsNames(ir), upstream, holdMs, NFT_TABLE);
 }
 
