@@ -218,7 +218,7 @@ export class KernelLineParser {
       while (k >= a && isRuleChar(line.charCodeAt(k))) k--;
       if (k >= a + 1 && k < i - 2 && line.charCodeAt(k) === C.Colon) {
         const v = line.charCodeAt(k - 1);
-        if (v === 68 /* D */ || v === 80 /* P */ || v === 100 /* d */ || v === 112 /* p */) {
+        if (v === 68 /* D */ || v === 80 /* P */ || v === 100 /* d */ || v === 112 /* p */ || v === 66 /* B */ || v === 98 /* b */) {
           const name = line.slice(k + 1, i - 1);
           if (validRuleTag(name)) {
             tag = String.fromCharCode(v) as TagVerdict;
@@ -401,7 +401,7 @@ export class KernelLineParser {
       prefix,
       tag,
       rule,
-      verdict: tag === 'd' || tag === 'p' ? 'would-deny' : 'denied',
+      verdict: tag === 'd' || tag === 'p' || tag === 'b' ? 'would-deny' : 'denied',
       family,
       src,
       dst,

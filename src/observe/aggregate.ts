@@ -264,7 +264,7 @@ export class StatsBuilder {
     if (verdict === 'denied') this.denied += c;
     else this.wouldDeny += c;
     if (!by && e.tag) {
-      if (e.tag === 'D' || e.tag === 'P') this.enforceTags++;
+      if (e.tag === 'D' || e.tag === 'P' || e.tag === 'B') this.enforceTags++;
       else this.auditTags++;
     }
     if (e.prefix !== this.lastPrefix) {

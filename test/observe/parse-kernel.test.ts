@@ -38,6 +38,12 @@ describe('carriers: the time and the message of each log format', () => {
     expect(one(`Nov 23 09:14:42 web1 kernel: NFT-EGRESS-DROP P:- ${TCP4}`)).toMatchObject({ prefix: 'NFT-EGRESS-DROP ', tag: 'P' });
   });
 
+  test('DNS that bypassed the forwarder (dns.proxy) is tag B, b in audit mode', () => {
+    expect(one(`EGRESS B:- ${UDP4}`)).toMatchObject({ tag: 'B', verdict: 'denied', dpt: 53 });
+    expect(one(`EGRESS b:- ${UDP4}`)).toMatchObject({ tag: 'b', verdict: 'would-deny', dpt: 53 });
+    expect(one(`EGRESS B:- ${UDP4}`)!.rule).toBeUndefined();
+  });
+
   test('journal MESSAGE stored as bytes (not UTF-8) is read too', () => {
     const line = JSON.stringify({ __REALTIME_TIMESTAMP: '1795000000000000', MESSAGE: [...Buffer.from(`EGRESS p:- ${UDP4}`)] });
     expect(one(line)).toMatchObject({ tag: 'p', verdict: 'would-deny', dpt: 53 });
