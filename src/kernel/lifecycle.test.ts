@@ -278,6 +278,21 @@ test.each(['nft', 'iptables'] as const)('%s: a foreign nft table and foreign ipt
   expect(w.k.dump()).toBe(FOREIGN);
 });
 
+describe('dns.proxy', () => {
+  test('apply and refresh refuse a policy whose ruleset would send DNS to a forwarder they do not run: nothing changes', async () => {
+    const w = world();
+    await apply(w.ctx, await desired('nft', P1));
+    const before = w.k.dump();
+    const dnsPolicy = P1.replace('default: reject', 'default: reject\ndns: { proxy: true, upstream: [192.0.2.53] }');
+    const d = await desired('nft', dnsPolicy);
+    expect(d.ir.dns).toBeDefined();
+    await expect(apply(w.ctx, d)).rejects.toThrow(/^dns\.proxy: .* apply and refresh do not run the DNS forwarder yet.*nothing was changed$/);
+    await expect(refresh(w.ctx, d)).rejects.toThrow(/^dns\.proxy: /);
+    expect(w.k.dump()).toBe(before);
+    expect(readState(w.stateDir, 'applying')).toBeUndefined();
+  });
+});
+
 describe('refresh', () => {
   test.each([
     ['nft', /^sets updated: allow_mirror_v4_hosts \+192\.0\.2\.81 -192\.0\.2\.80; allow_mirror_v6_hosts \+2001:db8::81 -2001:db8::80$/],

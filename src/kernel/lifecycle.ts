@@ -242,7 +242,20 @@ export async function planAgainstLive(ctx: Ctx, d: Desired): Promise<Plan> {
   return plan;
 }
 
+/**
+ * The ruleset of a `dns.proxy` policy sends every DNS query of this host to
+ * the DNS forwarder; until the life cycle starts that forwarder, loading it
+ * would cut name service, so it is refused before anything changes.
+ */
+function refuseDnsProxy(d: Pick<Desired, 'ir'>): void {
+  if (d.ir.dns)
+    throw new LifecycleError(
+      'dns.proxy: this version checks, compiles and explains names that follow DNS, but apply and refresh do not run the DNS forwarder yet, and the ruleset sends all DNS to it; nothing was changed',
+    );
+}
+
 export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  refuseDnsProxy(d);
   const k = kernelOf(ctx);
   ensureStateDir(ctx.stateDir);
   return withLock(ctx, async () => {
@@ -449,6 +462,7 @@ export interface RefreshResult {
 
 /** Re-resolved hostnames into the live ruleset: nft sets in place, iptables chains reloaded. */
 export async function refresh(ctx: Ctx, d: Omit<Desired, 'backend'>): Promise<RefreshResult> {
+  refuseDnsProxy(d);
   const k = kernelOf(ctx);
   requireStateDir(ctx.stateDir);
   return withLock(ctx, async () => {
