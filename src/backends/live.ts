@@ -24,6 +24,13 @@ export interface LiveSet {
   flags: string[];
   /** Elements, normalized (addresses, CIDRs `a/len`, ranges `a-b`), sorted. */
   elements: string[];
+  /**
+   * A `flags timeout` set (`dns.proxy`): what the DNS forwarder learned, with
+   * whole seconds left (nft's JSON listing rounds down). Not part of what
+   * defines the ruleset (`elements` is empty for these sets); a reload
+   * carries them over so learned addresses outlive it.
+   */
+  learned?: { element: string; expiresSec: number }[];
 }
 
 export interface LiveCounter {

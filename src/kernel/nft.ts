@@ -8,6 +8,7 @@ import { emitNftRefresh, NFT_TABLE } from '../backends/nft/emit.js';
 import type { Artifact } from '../backends/types.js';
 import { error, type Diagnostic } from '../diag/diagnostic.js';
 import type { Ir } from '../ir/types.js';
+import { formatAddress, parseAddress, type Family } from '../policy/address.js';
 import { readNftLive } from '../backends/nft/parse-live.js';
 import type { LiveRuleset } from '../backends/live.js';
 import type { RuleRef } from '../policy/types.js';
@@ -39,6 +40,34 @@ export function kernelDiagnostics(f: LoadFailure): Diagnostic[] {
   return f.rules.map(({ rule, line }) =>
     error('kernel-rejected', `rule "${rule.name}" was rejected by the kernel: ${f.message}`, rule.span, { notes: [note], ...(line ? { hint: `generated line: ${line}` } : {}) }),
   );
+}
+
+/**
+ * The artifact plus, in the same transaction, the learned elements of the
+ * live `flags timeout` sets (`dns.proxy`) that it declares too, each with the
+ * seconds it had left. Every load replaces the table, and without this each
+ * address the DNS forwarder admitted would be forgotten by an apply or a
+ * rollback until a program asked for it again. Only what parses as an
+ * address of the set's family is carried.
+ */
+export function withLearned(art: Artifact, live: LiveRuleset): Artifact {
+  const declared = timeoutSets(art.text);
+  const lines: string[] = [];
+  for (const [name, set] of live.sets) {
+    const family = declared.get(name);
+    if (!family || !set.learned?.length) continue;
+    const keep = set.learned.filter((l) => l.expiresSec >= 1 && parseAddress(l.element)?.family === family);
+    for (let i = 0; i < keep.length; i += 1000)
+      lines.push(`add element ${NFT_TABLE} ${name} { ${keep.slice(i, i + 1000).map((l) => `${formatAddress(family, parseAddress(l.element)!.value)} timeout ${l.expiresSec}s`).join(', ')} }`);
+  }
+  return lines.length ? { text: art.text + lines.join('\n') + '\n', lineMap: art.lineMap } : art;
+}
+
+/** The `flags timeout` sets an emitted script declares, with their family. */
+function timeoutSets(text: string): Map<string, Family> {
+  const out = new Map<string, Family>();
+  for (const m of text.matchAll(/^\tset ([A-Za-z0-9_]+) \{\n\t\ttype (ipv4_addr|ipv6_addr)\n\t\tflags timeout\n/gm)) out.set(m[1]!, m[2] === 'ipv4_addr' ? 'ipv4' : 'ipv6');
+  return out;
 }
 
 /** `nft -c -f -`: would the kernel take this script now? */

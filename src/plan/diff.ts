@@ -125,7 +125,8 @@ function sortedUnion(a: Iterable<string>, b: Iterable<string>): string[] {
 export function liveFingerprint(l: LiveRuleset): string {
   if (!l.present) return `${l.backend}:absent`;
   const chains = [...l.chains.keys()].sort().map((c) => [c, l.chains.get(c)!.map((r) => r.key)]);
-  const sets = [...l.sets.keys()].sort().map((s) => [s, l.sets.get(s)!]);
+  // What a dynamic set learned at run time is not part of the ruleset (see LiveSet.learned).
+  const sets = [...l.sets.keys()].sort().map((s) => [s, { ...l.sets.get(s)!, learned: undefined }]);
   const counters = [...l.counters.keys()].sort();
   return JSON.stringify({ backend: l.backend, chains, sets, counters, jumps: l.jumps ?? null });
 }

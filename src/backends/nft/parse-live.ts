@@ -70,8 +70,16 @@ export function readNftLive(json: string | undefined, text?: string): LiveRulese
 function readSet(s: Record<string, Json>): LiveSet {
   const type = Array.isArray(s.type) ? s.type.map(String).join(' . ') : String(s.type);
   const flags = Array.isArray(s.flags) ? s.flags.map(String).sort() : [];
-  const elem = Array.isArray(s.elem) && !flags.includes('timeout') ? s.elem : [];
+  if (flags.includes('timeout')) return { type, flags, elements: [], learned: Array.isArray(s.elem) ? s.elem.flatMap(learnedOf) : [] };
+  const elem = Array.isArray(s.elem) ? s.elem : [];
   return { type, flags, elements: normalizeElements(elem.map(elementText)) };
+}
+
+/** `{"elem": {"val": "192.0.2.1", "timeout": 70, "expires": 69}}` → the address and the seconds it has left. */
+function learnedOf(e: Json): { element: string; expiresSec: number }[] {
+  if (!e || typeof e !== 'object' || Array.isArray(e) || !e.elem || typeof e.elem !== 'object' || Array.isArray(e.elem)) return [];
+  const { val, expires } = e.elem;
+  return typeof val === 'string' && typeof expires === 'number' ? [{ element: val, expiresSec: expires }] : [];
 }
 
 /** One set element as text: `a`, `a/len`, `a-b`; anything else as its JSON. */
