@@ -50,6 +50,10 @@ export interface DetachOptions {
   /** Extra environment variables (added to this process's environment). */
   env?: Record<string, string>;
   cwd?: string;
+  /** Its primary group (uid stays): the DNS forwarder runs as root with group egress-dns. */
+  gid?: number;
+  /** Start it in this named network namespace (`ip netns exec`, which execs it in place: the pid is its own). */
+  netns?: string;
 }
 
 export interface Execer {
@@ -177,8 +181,10 @@ export function realExecer(): Execer {
 function detachReal(cmd: string, args: readonly string[], opts: DetachOptions): { pid: number | undefined } {
   const log = openSync(opts.logPath, 'a', 0o600);
   try {
-    const child = spawn(cmd, [...args], {
+    const [bin, ...rest] = commandLine(cmd, args, opts.netns !== undefined ? { netns: opts.netns } : {});
+    const child = spawn(bin!, rest, {
       detached: true,
+      ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
       stdio: ['ignore', log, log],
       env: opts.env ? { ...process.env, ...opts.env } : process.env,
       ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
@@ -211,7 +217,7 @@ export function fakeExecer(reply: (call: ExecCall) => Partial<RunResult> | Promi
   return {
     calls,
     detach(cmd, args, opts) {
-      calls.push({ argv: [cmd, ...args], opts: opts.env ? { env: opts.env } : {} });
+      calls.push({ argv: commandLine(cmd, args, opts.netns !== undefined ? { netns: opts.netns } : {}), opts: { ...(opts.env ? { env: opts.env } : {}), ...(opts.gid !== undefined ? { gid: opts.gid } : {}) } });
       return { pid: undefined };
     },
     run(cmd, args, opts = {}) {

@@ -387,6 +387,7 @@ function nftLine(state: NftState, stack: NftFrame[], line: string, n: number): v
         stack.pop();
       } else if ((m = /^type (\S+)$/.exec(line))) top.set.type = m[1]!;
       else if ((m = /^flags (.+)$/.exec(line))) top.set.flags = m[1]!.split(',').map((f) => f.trim()).sort();
+      else if (/^size \d+$/.test(line)) return; // a capacity, not part of what the fake compares
       else if ((m = /^elements = \{ (.*) \}$/.exec(line))) top.set.elements = normalizeElements([...top.set.elements, ...splitElements(m[1]!)]);
       else if (line === 'elements = {') stack.push({ kind: 'elements', set: top.set });
       else fail(`syntax error, unexpected ${line.split(' ')[0]} in a set`);

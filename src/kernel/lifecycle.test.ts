@@ -279,17 +279,28 @@ test.each(['nft', 'iptables'] as const)('%s: a foreign nft table and foreign ipt
 });
 
 describe('dns.proxy', () => {
-  test('apply and refresh refuse a policy whose ruleset would send DNS to a forwarder they do not run: nothing changes', async () => {
+  const DNS = P1.replace('default: reject', 'default: reject\ndns: { proxy: true, upstream: [192.0.2.53] }');
+
+  test('the snapshot of a dns.proxy apply carries the forwarder it needs', async () => {
+    const d = await desired('nft', DNS);
+    expect(d.ir.dns).toBeDefined();
     const w = world();
+    w.ctx.w = { x: fakeExecer(({ argv }) => (argv[0] === 'getent' ? { stdout: 'egress-dns:x:990:\n' } : {})) };
+    // The fake Execer starts no process (detach gives no pid): the forwarder cannot start, so the apply is undone.
     await apply(w.ctx, await desired('nft', P1));
     const before = w.k.dump();
-    const dnsPolicy = P1.replace('default: reject', 'default: reject\ndns: { proxy: true, upstream: [192.0.2.53] }');
-    const d = await desired('nft', dnsPolicy);
-    expect(d.ir.dns).toBeDefined();
-    await expect(apply(w.ctx, d)).rejects.toThrow(/^dns\.proxy: .* apply and refresh do not run the DNS forwarder yet.*nothing was changed$/);
-    await expect(refresh(w.ctx, d)).rejects.toThrow(/^dns\.proxy: /);
+    await expect(apply(w.ctx, d)).rejects.toThrow(/^cannot start the DNS forwarder; the ruleset from before this apply is restored$/);
     expect(w.k.dump()).toBe(before);
+    expect(readState(w.stateDir, 'live')?.dns).toBeUndefined();
     expect(readState(w.stateDir, 'applying')).toBeUndefined();
+    expect(readHistory(w.stateDir).entries.slice(-2).map((e) => [e.action, e.outcome])).toEqual([
+      ['apply', 'ok'],
+      ['rollback', 'ok'],
+    ]);
+    const detached = (w.ctx.w.x as ReturnType<typeof fakeExecer>).calls.filter((c) => c.argv.includes('_dns-forwarder'));
+    expect(detached).toEqual([{ argv: [...SELF, '_dns-forwarder', join(w.stateDir, 'dns-forwarder.json')], opts: { gid: 990 } }]);
+    const spec = JSON.parse(readFileSync(join(w.stateDir, 'dns-forwarder.json'), 'utf8')) as { config: { upstream: unknown; listen: unknown } };
+    expect(spec.config).toMatchObject({ upstream: [{ address: '192.0.2.53', port: 53 }], listen: [{ address: '127.0.0.153', port: 153 }, { address: '::1', port: 153 }] });
   });
 });
 

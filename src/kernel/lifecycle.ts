@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { iptablesChainNames } from '../backends/iptables/emit.js';
-import { nftNames } from '../backends/nft/emit.js';
+import { nftForwarderConfig, nftNames } from '../backends/nft/emit.js';
 import type { Artifact } from '../backends/types.js';
 import type { Ir } from '../ir/types.js';
 import { diff, liveFingerprint } from '../plan/diff.js';
@@ -29,6 +29,7 @@ import { otherBackend, realKernel, type LinuxKernel, type Live } from './backend
 import { armWatchdog, chooseWatchdog, disarmWatchdog, watchdogAlive, type SelfCommand } from './confirm.js';
 import type { HistoryAction, HistoryOutcome } from './history.js';
 import { appendHistory } from './history.js';
+import { ensureDnsGroup, forwarderRunning, forwarderSpec, forwarderUpstream, HOLD_MS, startForwarder, stopForwarder } from './forwarder.js';
 import { acquireLock } from './lock.js';
 import { nftRefreshScript, type LoadFailure } from './nft.js';
 import {
@@ -106,6 +107,7 @@ export function snapshotOf(ctx: Ctx, d: Desired, fingerprint: string): Snapshot 
     default: d.ir.default,
     hosts: d.ir.hosts,
     counters: counterRefs(d.backend, d.ir),
+    ...(d.ir.dns && d.backend === 'nft' ? { dns: nftForwarderConfig(d.ir, forwarderUpstream(d.ir.dns), HOLD_MS)! } : {}),
     appliedAt: ctx.now().toISOString(),
     appliedBy: ctx.who,
   };
@@ -130,13 +132,43 @@ function artifactOf(s: Snapshot): Artifact {
   return { text: s.ruleset, lineMap: new Map() };
 }
 
+/**
+ * Run `fn` holding the state directory's lock. Whatever it did or failed
+ * to do, the DNS forwarder is then made to match what is live.
+ */
 async function withLock<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
   const lock = acquireLock(ctx.stateDir);
   try {
-    return await fn();
+    const out = await fn();
+    await syncForwarder(ctx);
+    return out;
+  } catch (e) {
+    await syncForwarder(ctx).catch((f: Error) => ctx.note(`egress: ${f.message}`));
+    throw e;
   } finally {
     lock.release();
   }
+}
+
+/**
+ * The DNS forwarder as what is live needs it: running with the live
+ * snapshot's configuration (restarted only when that changed or it died),
+ * or stopped when the live ruleset has no `dns.proxy`.
+ */
+async function syncForwarder(ctx: Ctx): Promise<void> {
+  let live: Snapshot | undefined;
+  try {
+    live = readState(ctx.stateDir, 'live');
+  } catch {
+    return; // an unreadable state leaves the forwarder as it is; the command reports the state
+  }
+  const want = live?.kind === 'ruleset' ? live.dns : undefined;
+  if (!want) {
+    await stopForwarder(ctx.stateDir);
+    return;
+  }
+  if (forwarderRunning(ctx.stateDir) && forwarderSpec(ctx.stateDir) === JSON.stringify(want)) return;
+  await startForwarder(ctx.w, ctx.stateDir, ctx.self, want, await ensureDnsGroup(ctx.w));
 }
 
 /** Write the state files an intent record promises, then drop the record. */
@@ -242,20 +274,7 @@ export async function planAgainstLive(ctx: Ctx, d: Desired): Promise<Plan> {
   return plan;
 }
 
-/**
- * The ruleset of a `dns.proxy` policy sends every DNS query of this host to
- * the DNS forwarder; until the life cycle starts that forwarder, loading it
- * would cut name service, so it is refused before anything changes.
- */
-function refuseDnsProxy(d: Pick<Desired, 'ir'>): void {
-  if (d.ir.dns)
-    throw new LifecycleError(
-      'dns.proxy: this version checks, compiles and explains names that follow DNS, but apply and refresh do not run the DNS forwarder yet, and the ruleset sends all DNS to it; nothing was changed',
-    );
-}
-
 export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Promise<ApplyResult> {
-  refuseDnsProxy(d);
   const k = kernelOf(ctx);
   ensureStateDir(ctx.stateDir);
   return withLock(ctx, async () => {
@@ -291,6 +310,8 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
 
     const nextFingerprint = liveFingerprint(want);
     const next = snapshotOf(ctx, d, nextFingerprint);
+    if (next.dns && !next.dns.upstream.length)
+      throw new LifecycleError('dns.proxy: no upstream DNS server to forward to: dns.upstream is not set, and neither /etc/resolv.conf nor systemd-resolved names a server that is not this host; nothing was changed');
     const prior = liveState ?? null;
     const token = opts.confirmSeconds !== undefined ? randomBytes(6).toString('hex') : undefined;
     const rec: IntentRecord = {
@@ -338,6 +359,16 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
     if (liveFingerprint(after.live) !== nextFingerprint) warnings.push('the kernel lists the loaded ruleset differently from the scratch namespace; check "egress plan"');
     finish(ctx, rec);
     history(ctx, 'apply', next, token ? 'pending' : 'ok', token ? `awaiting confirmation until ${pendingOut!.deadline}` : undefined);
+    if (next.dns) {
+      // The ruleset sends every DNS query to the forwarder: without it, this host resolves nothing. Undo rather than leave that.
+      try {
+        await syncForwarder(ctx);
+      } catch (e) {
+        const why = (e as Error).message;
+        await rollbackLocked(ctx, 'rollback', why);
+        throw new LifecycleError(`${why}; the ruleset from before this apply is restored`);
+      }
+    }
     return { plan, changed: true, warnings, ...(pendingOut ? { pending: pendingOut } : {}) };
   });
 }
@@ -462,7 +493,6 @@ export interface RefreshResult {
 
 /** Re-resolved hostnames into the live ruleset: nft sets in place, iptables chains reloaded. */
 export async function refresh(ctx: Ctx, d: Omit<Desired, 'backend'>): Promise<RefreshResult> {
-  refuseDnsProxy(d);
   const k = kernelOf(ctx);
   requireStateDir(ctx.stateDir);
   return withLock(ctx, async () => {

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LinuxTarget } from '../backends/types.js';
+import type { ForwarderSpecConfig } from './forwarder.js';
 import type { HostEntry } from '../resolve/types.js';
 import { syncDir, writeFileAtomic } from './atomic.js';
 
@@ -58,6 +59,8 @@ export interface Snapshot {
   /** Last known good addresses of the policy's hostnames (refresh keeps them when resolution fails). */
   hosts: HostEntry[];
   counters: CounterRef[];
+  /** `dns.proxy`: the DNS forwarder this ruleset needs (what it runs while the ruleset is live). */
+  dns?: ForwarderSpecConfig;
   appliedAt: string;
   appliedBy: { user: string; uid: number };
 }

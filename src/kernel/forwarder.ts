@@ -1,0 +1,174 @@
+/**
+ * The DNS forwarder as the life cycle runs it (`dns.proxy`, SPEC §5): one
+ * detached process per host, started as uid 0 with the primary group
+ * `egress-dns` — the one identity whose DNS the ruleset does not redirect
+ * (backends/nft/dns.ts) — restarted whenever what is live changes, stopped
+ * when egress is removed. Its files live in the state directory:
+ *
+ * - `dns-forwarder.json`: what it runs (`{ config, logFile }`, src/dns/main.ts);
+ * - `dns-forwarder.pid`: its pid and start time, so a recycled pid is never
+ *   signalled;
+ * - `dns-forwarder.out`: what it prints (`ready …` once it listens with its
+ *   nft writer up; its errors);
+ * - `dns-forwarder.log`: its records, one JSON object a line.
+ *
+ * Fail closed: while it is down, the ruleset still redirects every query to
+ * where it listened, so lookups fail and nothing new is admitted; what it
+ * learned stays in the kernel until it times out.
+ */
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { IrDns } from '../ir/types.js';
+import { parseResolvConf, RESOLV_CONF, RESOLVED_CONF } from '../resolve/dns.js';
+import { writeFileAtomic } from './atomic.js';
+import type { SelfCommand } from './confirm.js';
+import { processStartTime } from './lock.js';
+import type { Where } from './where.js';
+
+export const DNS_GROUP = 'egress-dns';
+export const FORWARDER_SPEC = 'dns-forwarder.json';
+export const FORWARDER_PID = 'dns-forwarder.pid';
+export const FORWARDER_OUT = 'dns-forwarder.out';
+export const FORWARDER_LOG = 'dns-forwarder.log';
+/** How long the forwarder may hold an answer for the kernel's commit before it answers SERVFAIL. */
+export const HOLD_MS = 500;
+const READY_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 5_000;
+
+/** The forwarder's configuration, as `nftForwarderConfig` gives it (src/dns/types.ts `ForwarderConfig`). */
+export interface ForwarderSpecConfig {
+  listen: { address: string; port: number }[];
+  upstream: { address: string; port: number }[];
+  graceSec: number;
+  minLifetimeSec: number;
+  holdMs: number;
+  names: { pattern: string; action: 'allow' | 'deny'; rule: string; sets: { ipv4?: string; ipv6?: string } }[];
+  table: string;
+}
+
+export class ForwarderError extends Error {}
+
+/** The upstream servers: the policy's `dns.upstream`, else resolv.conf's non-loopback nameservers, else systemd-resolved's. */
+export function forwarderUpstream(dns: IrDns, read: (path: string) => string = readOrEmpty): { address: string; port: number }[] {
+  if (dns.upstream.length) return dns.upstream.map((u) => ({ address: u.address, port: u.port }));
+  for (const file of [RESOLV_CONF, RESOLVED_CONF]) {
+    const servers = parseResolvConf(read(file));
+    if (servers.length) return servers.map((s) => ({ address: s.address, port: s.port }));
+  }
+  return [];
+}
+
+function readOrEmpty(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The group the forwarder runs as, created (a system group) when this host lacks it; returns its gid. */
+export async function ensureDnsGroup(w: Pick<Where, 'x'>): Promise<number> {
+  const look = async () => {
+    const r = await w.x.run('getent', ['group', DNS_GROUP], { timeoutMs: 10_000 });
+    const gid = r.code === 0 ? Number(r.stdout.split(':')[2]) : NaN;
+    return Number.isInteger(gid) ? gid : undefined;
+  };
+  const found = await look();
+  if (found !== undefined) return found;
+  const r = await w.x.run('groupadd', ['--system', DNS_GROUP], { timeoutMs: 30_000 });
+  const gid = await look();
+  if (gid === undefined) throw new ForwarderError(`cannot create the group ${DNS_GROUP} the DNS forwarder runs as: ${(r.stderr || r.stdout).trim() || `groupadd exited ${r.code}`}`);
+  return gid;
+}
+
+interface PidRecord {
+  pid: number;
+  start?: string;
+}
+
+function readPid(stateDir: string): PidRecord | undefined {
+  try {
+    const r = JSON.parse(readFileSync(join(stateDir, FORWARDER_PID), 'utf8')) as PidRecord;
+    return Number.isInteger(r.pid) && r.pid > 1 ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The running forwarder, when its recorded pid is still the process that was started. */
+export function forwarderRunning(stateDir: string): PidRecord | undefined {
+  const r = readPid(stateDir);
+  if (!r) return undefined;
+  const s = processStartTime(r.pid);
+  return s !== undefined && (r.start === undefined || s === r.start) ? r : undefined;
+}
+
+/** The configuration the forwarder was last started with, as JSON (undefined when none). */
+export function forwarderSpec(stateDir: string): string | undefined {
+  try {
+    return JSON.stringify((JSON.parse(readFileSync(join(stateDir, FORWARDER_SPEC), 'utf8')) as { config: unknown }).config);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Stop the forwarder this state directory started, if it runs (SIGTERM, then SIGKILL); true when one was stopped. */
+export async function stopForwarder(stateDir: string): Promise<boolean> {
+  const r = forwarderRunning(stateDir);
+  rmSync(join(stateDir, FORWARDER_PID), { force: true });
+  if (!r) return false;
+  try {
+    process.kill(r.pid, 'SIGTERM');
+  } catch {
+    return false;
+  }
+  const gone = () => processStartTime(r.pid) !== r.start || processStartTime(r.pid) === undefined;
+  if (!(await until(gone, STOP_TIMEOUT_MS))) {
+    try {
+      process.kill(r.pid, 'SIGKILL');
+    } catch {
+      /* gone meanwhile */
+    }
+    await until(gone, STOP_TIMEOUT_MS);
+  }
+  return true;
+}
+
+/**
+ * (Re)start the forwarder with `config` in `w`'s network namespace and wait
+ * until it says it is ready (listening, nft writer up). A forwarder that
+ * dies or does not get ready in time is an error with what it printed.
+ */
+export async function startForwarder(w: Where, stateDir: string, self: SelfCommand, config: ForwarderSpecConfig, gid: number): Promise<PidRecord> {
+  await stopForwarder(stateDir);
+  if (!config.upstream.length) throw new ForwarderError('dns.proxy: no upstream DNS server (dns.upstream is not set, and neither /etc/resolv.conf nor systemd-resolved names one that is not this host)');
+  const spec = join(stateDir, FORWARDER_SPEC);
+  const out = join(stateDir, FORWARDER_OUT);
+  writeFileAtomic(spec, JSON.stringify({ config, logFile: join(stateDir, FORWARDER_LOG) }, null, 2) + '\n', 0o600);
+  rmSync(out, { force: true });
+  const { pid } = w.x.detach(self[0]!, [...self.slice(1), '_dns-forwarder', spec], {
+    logPath: out,
+    gid,
+    cwd: '/',
+    ...(w.netns !== undefined ? { netns: w.netns } : {}),
+  });
+  if (pid === undefined) throw new ForwarderError('cannot start the DNS forwarder');
+  // With a namespace the pid is that of `ip netns exec`, which execs the forwarder in place: same process.
+  const rec: PidRecord = { pid, ...(processStartTime(pid) ? { start: processStartTime(pid)! } : {}) };
+  writeFileAtomic(join(stateDir, FORWARDER_PID), JSON.stringify(rec) + '\n', 0o600);
+  const printed = () => (existsSync(out) && statSync(out).size ? readFileSync(out, 'utf8') : '');
+  const ready = await until(() => /^ready /m.test(printed()) || processStartTime(pid) === undefined, READY_TIMEOUT_MS);
+  if (ready && /^ready /m.test(printed())) return rec;
+  await stopForwarder(stateDir);
+  throw new ForwarderError(`the DNS forwarder did not start${ready ? '' : ` within ${READY_TIMEOUT_MS / 1000} s`}: ${printed().trim().split('\n').slice(-3).join('; ') || 'it printed nothing'}`);
+}
+
+/** Poll `done` every 20 ms until it holds or `ms` pass; whether it held. */
+async function until(done: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
