@@ -18,6 +18,7 @@
  */
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { NftForwarderConfig } from '../backends/nft/dns.js';
 import type { IrDns } from '../ir/types.js';
 import { parseResolvConf, RESOLV_CONF, RESOLVED_CONF } from '../resolve/dns.js';
 import { writeFileAtomic } from './atomic.js';
@@ -35,16 +36,8 @@ export const HOLD_MS = 500;
 const READY_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
 
-/** The forwarder's configuration, as `nftForwarderConfig` gives it (src/dns/types.ts `ForwarderConfig`). */
-export interface ForwarderSpecConfig {
-  listen: { address: string; port: number }[];
-  upstream: { address: string; port: number }[];
-  graceSec: number;
-  minLifetimeSec: number;
-  holdMs: number;
-  names: { pattern: string; action: 'allow' | 'deny'; rule: string; sets: { ipv4?: string; ipv6?: string } }[];
-  table: string;
-}
+/** The forwarder's configuration, as `nftForwarderConfig` gives it (the shape of src/dns/types.ts `ForwarderConfig`). */
+export type ForwarderSpecConfig = NftForwarderConfig;
 
 export class ForwarderError extends Error {}
 
