@@ -39,18 +39,38 @@ export function uidFromTable(table: string, address: string, port: number, littl
   return undefined;
 }
 
+/**
+ * Where a client socket seen as `address`:`port` may be listed: bound to
+ * that address, or (never bound, so bound by its first send) to the
+ * wildcard; an IPv4 client may also be a dual-stack IPv6 socket.
+ */
+function candidates(proto: 'udp' | 'tcp', address: string): { path: string; address: string }[] {
+  const v4 = ipaddr.parse(address).kind() === 'ipv4';
+  const t4 = `/proc/net/${proto}`;
+  const t6 = `/proc/net/${proto}6`;
+  if (!v4) return [{ path: t6, address }, { path: t6, address: '::' }];
+  return [
+    { path: t4, address },
+    { path: t4, address: '0.0.0.0' },
+    { path: t6, address: `::ffff:${address}` },
+    { path: t6, address: '::' },
+  ];
+}
+
 /** The uid owning the local socket `address`:`port` of `proto`, or undefined when it cannot be known. */
 export async function socketUid(proto: 'udp' | 'tcp', address: string, port: number, read: ReadText = (p) => readFile(p, 'utf8')): Promise<number | undefined> {
-  let family: 4 | 6;
+  let cands: { path: string; address: string }[];
   try {
-    family = ipaddr.parse(address).kind() === 'ipv4' ? 4 : 6;
+    cands = candidates(proto, address);
   } catch {
     return undefined;
   }
-  const path = `/proc/net/${proto}${family === 6 ? '6' : ''}`;
-  try {
-    return uidFromTable(await read(path), address, port);
-  } catch {
-    return undefined;
+  const tables = new Map<string, Promise<string>>();
+  for (const c of cands) {
+    let t = tables.get(c.path);
+    if (!t) tables.set(c.path, (t = read(c.path).catch(() => '')));
+    const uid = uidFromTable(await t, c.address, port);
+    if (uid !== undefined) return uid;
   }
+  return undefined;
 }
