@@ -314,13 +314,9 @@ export class NftWriter implements ElementWriter {
     }
     if (child !== this.child) return; // a retired child
     this.child = undefined;
-    if (this.inflight?.child === child) {
-      clearTimeout(this.inflight.timer);
-      this.inflight = undefined;
-    }
     if (this.closed) return;
-    const err = new WriterError(`the nft writer died: ${reason}`);
-    this.failAll(err);
+    // What it had in flight and what waits fail now: the forwarder answers SERVFAIL at once, not at holdMs.
+    this.failAll(new WriterError(`the nft writer died: ${reason}`));
     // Its spare, if it has one, takes over at once.
     if (this.spare) {
       this.child = this.spare;
