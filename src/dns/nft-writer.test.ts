@@ -91,7 +91,7 @@ function make(opts: Partial<ConstructorParameters<typeof NftWriter>[0]> = {}) {
   const x = fakeExecer();
   let now = 1_000_000;
   const events: WriterEvent[] = [];
-  const w = new NftWriter({ execer: x, table: 'inet egress', backoffMs: { min: 1, max: 4 }, now: () => now, onEvent: (e) => events.push(e), ...opts });
+  const w = new NftWriter({ execer: x, table: 'inet egress', refresh: 'readd', backoffMs: { min: 1, max: 4 }, now: () => now, onEvent: (e) => events.push(e), ...opts });
   writers.push(w);
   return { w, x, events, advance: (ms: number) => (now += ms) };
 }
@@ -148,8 +148,8 @@ describe('NftWriter protocol', () => {
     expect(x.children[0]!.commands[1]).toBe('add element inet egress s4 { 192.0.2.1 timeout 3000s }');
   });
 
-  test("refresh: 'delete-readd' writes add; delete; add in one line", async () => {
-    const { w, x } = make({ refresh: 'delete-readd' });
+  test("refresh: 'delete-readd' (the default) writes add; delete; add in one line", async () => {
+    const { w, x } = make({ refresh: undefined });
     await w.up();
     await w.publish([el('192.0.2.1'), el('192.0.2.2')]);
     expect(x.children[0]!.commands).toEqual([
