@@ -36,15 +36,20 @@ const MAIN = join(ROOT, 'src', 'dns', 'main.ts');
 const USERS = [4_100_101, 4_100_102];
 const CYCLES_PER_USER = 1100;
 
+// Only the forwarder (uid 0 here) may send DNS out, and that check comes BEFORE `ct state established`:
+// the forwarder asks from a new random port each time, so a program whose ephemeral port happens to
+// equal one the forwarder used recently would otherwise ride on that flow's conntrack entry (seen in
+// this test: a direct query from a probe uid answered by the upstream).
 const RULESET = `table inet egress {
   set allowed_4 { type ipv4_addr; flags timeout; }
   set allowed_6 { type ipv6_addr; flags timeout; }
   chain output {
     type filter hook output priority filter; policy accept;
     oifname "lo" accept
+    meta l4proto { tcp, udp } th dport 53 meta skuid != 0 reject
     ct state established,related accept
-    meta skuid 0 meta l4proto { tcp, udp } th dport 53 ip daddr 192.0.2.53 accept
-    meta skuid 0 meta l4proto { tcp, udp } th dport 53 ip6 daddr 2001:db8::53 accept
+    meta l4proto { tcp, udp } th dport 53 ip daddr 192.0.2.53 accept
+    meta l4proto { tcp, udp } th dport 53 ip6 daddr 2001:db8::53 accept
     tcp dport 443 ip daddr @allowed_4 accept
     tcp dport 443 ip6 daddr @allowed_6 accept
     meta l4proto tcp reject with tcp reset
