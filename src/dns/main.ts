@@ -3,7 +3,8 @@
  *
  * SPEC.json is `{ "config": ForwarderConfig, "logFile"?: path, "control"?:
  * boolean, "refresh"?: "readd" | "delete-readd", "upstreamTimeoutMs"?: n,
- * "publishAfterAnswer"?: boolean (test only) }`.
+ * "netns"?: name (nft runs there; tests and bench), "publishAfterAnswer"?:
+ * boolean (test only) }`.
  *
  * stdout: `ready {"udp":[…],"tcp":[…]}` once listening with the writer up.
  * Log records go to `logFile` (appended) or else stderr, one JSON object per
@@ -23,6 +24,7 @@ interface Spec {
   control?: boolean;
   refresh?: 'readd' | 'delete-readd';
   upstreamTimeoutMs?: number;
+  netns?: string;
   publishAfterAnswer?: boolean;
 }
 
@@ -35,6 +37,7 @@ async function main(argv: string[]): Promise<void> {
     execer: realExecer(),
     log: (line) => void out.write(line + '\n'),
     ...(spec.refresh ? { refresh: spec.refresh } : {}),
+    ...(spec.netns ? { netns: spec.netns } : {}),
     ...(spec.upstreamTimeoutMs ? { upstreamTimeoutMs: spec.upstreamTimeoutMs } : {}),
     ...(spec.publishAfterAnswer ? { publishAfterAnswer: true } : {}),
   });
