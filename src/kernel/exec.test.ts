@@ -39,6 +39,14 @@ describe('realExecer', () => {
     await s.stop();
     await expect(s.nextLine()).rejects.toThrow(/exited/);
   });
+  test("start with lines: 'stderr' reads stderr lines; stdout goes to the exit result", async () => {
+    const s = x.start(process.execPath, ['-e', "process.stdout.write('out\\n'); require('readline').createInterface({input: process.stdin}).on('line', l => process.stderr.write('err ' + l + '\\n'))"], { lines: 'stderr' });
+    s.write('a\nb\n');
+    expect(await s.nextLine()).toBe('err a');
+    expect(await s.nextLine()).toBe('err b');
+    const r = await s.stop();
+    expect(r.stdout).toBe('out\n');
+  });
 });
 
 describe('fakeExecer', () => {

@@ -32,11 +32,11 @@ export interface RunResult {
   timedOut?: boolean;
 }
 
-/** A long-running program (the lab's world listener): lines in, lines out, killed by `stop()`. */
+/** A long-running program (the lab's world listener, the nft writer): lines in, lines out, killed by `stop()`. */
 export interface Started {
   pid: number | undefined;
   write(text: string): void;
-  /** Resolves with the next stdout line (without the newline); rejects if the program exits first. */
+  /** Resolves with the next line (without the newline) of stdout, or of stderr with `lines: 'stderr'`; rejects if the program exits first. */
   nextLine(): Promise<string>;
   /** SIGTERM, then SIGKILL after a grace period; resolves when it has exited. */
   stop(): Promise<RunResult>;
@@ -56,9 +56,18 @@ export interface DetachOptions {
   netns?: string;
 }
 
+export interface StartOptions extends Omit<RunOptions, 'input' | 'timeoutMs'> {
+  /**
+   * Which output `nextLine()` reads (default stdout). The other one is
+   * collected for the exit result, its last 64 KiB only. The nft writer reads
+   * stderr: nft reports errors there, in order with its other messages.
+   */
+  lines?: 'stdout' | 'stderr';
+}
+
 export interface Execer {
   run(cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
-  start(cmd: string, args: readonly string[], opts?: Omit<RunOptions, 'input' | 'timeoutMs'>): Started;
+  start(cmd: string, args: readonly string[], opts?: StartOptions): Started;
   /**
    * Start a program in its own session (setsid: no controlling terminal, its
    * own process group) and do not wait for it: killing this process, its
@@ -84,6 +93,7 @@ export function commandLine(cmd: string, args: readonly string[], opts: Pick<Run
 }
 
 const KILL_GRACE_MS = 2000;
+const OTHER_KEEP = 64 * 1024;
 
 /** The real thing: child_process.spawn, no shell. */
 export function realExecer(): Execer {
@@ -126,14 +136,21 @@ export function realExecer(): Execer {
     },
     start(cmd, args, opts = {}) {
       const child = spawnIt(cmd, args, opts);
+      const lineStream = opts.lines === 'stderr' ? child.stderr! : child.stdout!;
+      const otherStream = opts.lines === 'stderr' ? child.stdout! : child.stderr!;
       const err: Buffer[] = [];
+      let errBytes = 0;
       let buf = '';
       const lines: string[] = [];
       const waiters: { resolve: (s: string) => void; reject: (e: Error) => void }[] = [];
       let done: RunResult | undefined;
-      child.stderr!.on('data', (b: Buffer) => err.push(b));
-      child.stdout!.setEncoding('utf8');
-      child.stdout!.on('data', (s: string) => {
+      otherStream.on('data', (b: Buffer) => {
+        err.push(b);
+        errBytes += b.length;
+        while (errBytes > OTHER_KEEP && err.length > 1) errBytes -= err.shift()!.length;
+      });
+      lineStream.setEncoding('utf8');
+      lineStream.on('data', (s: string) => {
         buf += s;
         for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
           const line = buf.slice(0, i);
@@ -148,7 +165,9 @@ export function realExecer(): Execer {
       child.on('error', (e) => (spawnError = e));
       const exited = new Promise<RunResult>((resolve) => {
         child.on('close', (code, signal) => {
-          done = { code: spawnError ? 127 : code ?? 128 + signalNumber(signal), stdout: buf, stderr: Buffer.concat(err).toString('utf8') + (spawnError ? `cannot run ${cmd}: ${spawnError.message}\n` : '') };
+          const other = Buffer.concat(err).toString('utf8');
+          const [stdout, stderr] = opts.lines === 'stderr' ? [other, buf] : [buf, other];
+          done = { code: spawnError ? 127 : code ?? 128 + signalNumber(signal), stdout, stderr: stderr + (spawnError ? `cannot run ${cmd}: ${spawnError.message}\n` : '') };
           for (const w of waiters.splice(0)) w.reject(new Error(`${cmd} exited (${done.code}): ${done.stderr.trim()}`));
           resolve(done);
         });

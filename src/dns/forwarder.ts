@@ -1,0 +1,387 @@
+/**
+ * The DNS forwarder: answers local programs' queries through the upstream
+ * servers, and for a name that a policy rule names puts the answered
+ * addresses into that rule's kernel sets BEFORE the answer is released.
+ *
+ * Per query (`handle`):
+ * 1. Not a DNS query we can read → dropped, counted as malformed.
+ * 2. A deny rule names it → REFUSED, nothing asked, nothing published.
+ * 3. An allow rule names it and it asks for HTTPS/SVCB → NODATA: their
+ *    address hints would bypass the sets.
+ * 4. Ask upstream (upstream.ts). No answer → SERVFAIL.
+ * 5. Not named → the answer as it came (TC=1 if too large for a UDP client).
+ * 6. Named → the A/AAAA of the name and its CNAME chain, at most `cap` per
+ *    family (the rest are taken out of the answer, so the program is never
+ *    told an address that was not published), published into every matching
+ *    allow rule's sets for max(minLifetime, TTL + grace) seconds. Only when
+ *    the writer confirms the commit is the answer sent; no confirmation within
+ *    holdMs → SERVFAIL, never a late answer.
+ *
+ * Nothing here decides about I/O beyond the sockets it serves: logs go to
+ * the `log` seam, the kernel is behind `ElementWriter`.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { NameTable } from './match.js';
+import { socketUid } from './uid.js';
+import { ask } from './upstream.js';
+import type { Counters, Element, ElementWriter, Endpoint, ForwarderConfig, ForwarderRecord } from './types.js';
+import { zeroCounters } from './types.js';
+import { chainAddresses, emptyAnswer, nameText, parseQuery, parseResponse, qtypeText, RCODE, rebuildAnswer, truncatedAnswer, TYPE, type FoundAddress, type Query, type Rr } from './wire.js';
+
+export interface Client {
+  proto: 'udp' | 'tcp';
+  address: string;
+  port: number;
+}
+
+export interface ForwarderSeams {
+  writer: ElementWriter;
+  /** One record per published answer and per refused query. */
+  log?: (r: ForwarderRecord) => void;
+  /** Who owns the client's socket; default: /proc/net (uid.ts). `null`: do not look. */
+  uidOf?: ((c: Client) => Promise<number | undefined>) | null;
+  /** Per upstream attempt. Default 2000. */
+  upstreamTimeoutMs?: number;
+  /** Most addresses per family per answer. Default 256. */
+  capPerFamily?: number;
+  /** Most pipelined TCP queries in progress per connection before reading pauses. Default 64. */
+  tcpPipeline?: number;
+  /** An idle TCP connection is closed after this long. Default 30 s. */
+  tcpIdleMs?: number;
+  /**
+   * TEST ONLY, the negative control: send the answer first and publish
+   * after, as a forwarder that does not hold answers would. Never set it in
+   * production: programs then connect before their address is admitted.
+   */
+  publishAfterAnswer?: boolean;
+  /** Wall clock for log records. */
+  now?: () => Date;
+}
+
+/** What to send back, and what to do once it is sent. */
+export interface Reply {
+  response: Buffer;
+  after?: () => void | Promise<void>;
+}
+
+const HOLD_TIMEOUT = Symbol('hold timeout');
+
+export class Forwarder {
+  private readonly table: NameTable;
+  private readonly c: Counters = zeroCounters();
+  private readonly udp: dgram.Socket[] = [];
+  private readonly tcp: net.Server[] = [];
+  private readonly conns = new Set<net.Socket>();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly uidOf: ((c: Client) => Promise<number | undefined>) | null;
+  private closed = false;
+
+  constructor(
+    private readonly config: ForwarderConfig,
+    private readonly seams: ForwarderSeams,
+  ) {
+    this.table = new NameTable(config.names);
+    this.uidOf = seams.uidOf === undefined ? (c) => socketUid(c.proto, c.address, c.port) : seams.uidOf;
+  }
+
+  counters(): Counters {
+    return { ...this.c };
+  }
+
+  /** Bind every listen endpoint, UDP and TCP. Rejects (and closes what was bound) when one cannot be bound. */
+  async listen(): Promise<void> {
+    try {
+      for (const ep of this.config.listen) {
+        this.udp.push(await this.bindUdp(ep));
+        this.tcp.push(await this.bindTcp(ep));
+      }
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+  }
+
+  /** Where it actually listens (port 0 in the config = any free port). */
+  addresses(): { udp: Endpoint[]; tcp: Endpoint[] } {
+    return {
+      udp: this.udp.map((s) => ({ address: s.address().address, port: s.address().port })),
+      tcp: this.tcp.map((s) => {
+        const a = s.address() as net.AddressInfo;
+        return { address: a.address, port: a.port };
+      }),
+    };
+  }
+
+  /** Stop listening, let queries in progress finish (at most `graceMs`), and close. The writer is the caller's. */
+  async close(graceMs = 3000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.udp) s.close();
+    for (const s of this.tcp) s.close();
+    if (this.inflight.size) {
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled([...this.inflight]), new Promise((r) => (t = setTimeout(r, graceMs)))]);
+      clearTimeout(t);
+    }
+    for (const c of this.conns) c.destroy();
+  }
+
+  /** Judge, ask, publish: the reply for one query message, or undefined to drop it. */
+  async handle(msg: Buffer, client: Client): Promise<Reply | undefined> {
+    let q: Query;
+    try {
+      q = parseQuery(msg);
+    } catch {
+      this.c.malformed++;
+      return undefined;
+    }
+    this.c.queries++;
+    if (q.opcode !== 0) return { response: emptyAnswer(q, RCODE.NOTIMP) };
+    const j = q.qclass === 1 ? this.table.judgeLabels(q.labels) : { allow: [], deny: [] };
+    const name = nameText(q.labels);
+    if (j.deny.length) {
+      this.c.refused++;
+      this.seams.log?.({ time: this.time(), event: 'dns-refused', name, qtype: qtypeText(q.qtype), rules: unique(j.deny.map((d) => d.rule)), proto: client.proto });
+      return { response: emptyAnswer(q, RCODE.REFUSED) };
+    }
+    const named = j.allow.length > 0;
+    if (named && (q.qtype === TYPE.HTTPS || q.qtype === TYPE.SVCB)) {
+      this.c.strippedHttps++;
+      this.c.answered++;
+      return { response: emptyAnswer(q, RCODE.NOERROR) };
+    }
+    // Look for the asker now, while its socket surely exists; awaited only for the log line.
+    const uid = named && this.uidOf ? this.uidOf(client).catch(() => undefined) : undefined;
+
+    let resp: Buffer;
+    try {
+      resp = await ask(this.config.upstream, msg, q.question, client.proto === 'tcp', {
+        timeoutMs: this.seams.upstreamTimeoutMs ?? 2000,
+        onError: () => void this.c.upstreamErrors++,
+        onTcpRetry: () => void this.c.upstreamTcpRetries++,
+      });
+    } catch {
+      return this.servfail(q);
+    }
+    if (!named) return this.fit(q, client, resp);
+
+    let m;
+    try {
+      m = parseResponse(resp);
+    } catch {
+      // An answer we cannot read may hold addresses we cannot publish: never pass it on for a named name.
+      this.c.upstreamErrors++;
+      return this.servfail(q);
+    }
+    const found = m.rcode === RCODE.NOERROR ? chainAddresses(resp, m, q.labels) : [];
+    const { kept, dropped } = this.cap(found);
+    if (dropped.size) {
+      this.c.capped += dropped.size;
+      resp = rebuildAnswer(resp, m, (rr: Rr) => !dropped.has(rr));
+    }
+    if (client.proto === 'udp' && resp.length > q.udpSize) return this.fit(q, client, resp);
+
+    const elements = this.elements(j.allow, kept);
+    if (!elements.length) {
+      this.c.answered++;
+      return { response: resp };
+    }
+    const record = () => this.logPublish(q, name, j.allow.map((a) => a.rule), elements, kept, client, uid);
+    if (this.seams.publishAfterAnswer) {
+      this.c.answered++;
+      return {
+        response: resp,
+        after: () =>
+          this.seams.writer.publish(elements).then(
+            () => {
+              this.c.published += elements.length;
+              record();
+            },
+            () => void this.c.publishFailures++,
+          ),
+      };
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      this.seams.writer.publish(elements).then(
+        () => undefined,
+        (e: Error) => e,
+      ),
+      new Promise<typeof HOLD_TIMEOUT>((r) => (timer = setTimeout(() => r(HOLD_TIMEOUT), this.config.holdMs))),
+    ]);
+    clearTimeout(timer);
+    if (outcome === HOLD_TIMEOUT) {
+      this.c.holdTimeouts++;
+      return this.servfail(q);
+    }
+    if (outcome) {
+      this.c.publishFailures++;
+      return this.servfail(q);
+    }
+    this.c.published += elements.length;
+    this.c.answered++;
+    return { response: resp, after: record };
+  }
+
+  private servfail(q: Query): Reply {
+    this.c.servfail++;
+    return { response: emptyAnswer(q, RCODE.SERVFAIL) };
+  }
+
+  /** The answer, or its TC=1 form when it is too large for a UDP client. */
+  private fit(q: Query, client: Client, resp: Buffer): Reply {
+    this.c.answered++;
+    if (client.proto === 'udp' && resp.length > q.udpSize) {
+      this.c.truncated++;
+      return { response: truncatedAnswer(q, resp) };
+    }
+    return { response: resp };
+  }
+
+  private cap(found: FoundAddress[]): { kept: FoundAddress[]; dropped: Set<Rr> } {
+    const limit = this.seams.capPerFamily ?? 256;
+    const seen = { ipv4: new Set<string>(), ipv6: new Set<string>() };
+    const kept: FoundAddress[] = [];
+    const dropped = new Set<Rr>();
+    for (const f of found) {
+      const s = seen[f.family];
+      if (s.has(f.address)) kept.push(f);
+      else if (s.size < limit) {
+        s.add(f.address);
+        kept.push(f);
+      } else dropped.add(f.rr);
+    }
+    return { kept, dropped };
+  }
+
+  private lifetime(ttl: number): number {
+    return Math.max(this.config.minLifetimeSec, ttl + this.config.graceSec);
+  }
+
+  private elements(rules: ForwarderConfig['names'], found: FoundAddress[]): Element[] {
+    const out = new Map<string, Element>();
+    for (const r of rules)
+      for (const f of found) {
+        const set = r.sets[f.family];
+        if (!set) continue;
+        const key = `${set} ${f.address}`;
+        const timeoutSec = this.lifetime(f.ttl);
+        const had = out.get(key);
+        if (!had || had.timeoutSec < timeoutSec) out.set(key, { set, family: f.family, address: f.address, timeoutSec });
+      }
+    return [...out.values()];
+  }
+
+  private async logPublish(q: Query, name: string, rules: string[], elements: Element[], found: FoundAddress[], client: Client, uid: Promise<number | undefined> | undefined): Promise<void> {
+    if (!this.seams.log) return;
+    const u = await uid;
+    const ttls = found.map((f) => f.ttl);
+    this.seams.log({
+      time: this.time(),
+      event: 'dns-publish',
+      name,
+      qtype: qtypeText(q.qtype),
+      rules: unique(rules),
+      sets: unique(elements.map((e) => e.set)),
+      addresses: unique(found.map((f) => f.address)),
+      ttl: Math.min(...ttls),
+      lifetime: Math.max(...elements.map((e) => e.timeoutSec)),
+      proto: client.proto,
+      ...(u !== undefined ? { uid: u } : {}),
+    });
+  }
+
+  private time(): string {
+    return (this.seams.now?.() ?? new Date()).toISOString();
+  }
+
+  /** Run `handle` and keep track of it, so close() can wait for it. */
+  private serve(msg: Buffer, client: Client, send: (b: Buffer) => void): Promise<void> {
+    const p = this.handle(msg, client)
+      .then(async (reply) => {
+        if (!reply) return;
+        send(reply.response);
+        await reply.after?.();
+      })
+      .catch(() => {
+        // handle() does not throw for bad input; this is a bug, and the query gets no answer rather than a crash.
+        this.c.servfail++;
+      })
+      .finally(() => this.inflight.delete(p));
+    this.inflight.add(p);
+    return p;
+  }
+
+  private bindUdp(ep: Endpoint): Promise<dgram.Socket> {
+    return new Promise((resolve, reject) => {
+      const s = dgram.createSocket({ type: net.isIPv6(ep.address) ? 'udp6' : 'udp4', ...(net.isIPv6(ep.address) ? { ipv6Only: true } : {}) });
+      s.once('error', reject);
+      s.on('message', (msg, rinfo) => {
+        if (this.closed) return;
+        void this.serve(msg, { proto: 'udp', address: rinfo.address, port: rinfo.port }, (b) => {
+          if (!this.closed) s.send(b, rinfo.port, rinfo.address, () => {});
+        });
+      });
+      s.bind({ address: ep.address, port: ep.port, exclusive: true }, () => {
+        s.removeListener('error', reject);
+        s.on('error', () => {});
+        resolve(s);
+      });
+    });
+  }
+
+  private bindTcp(ep: Endpoint): Promise<net.Server> {
+    const pipeline = this.seams.tcpPipeline ?? 64;
+    const idle = this.seams.tcpIdleMs ?? 30_000;
+    return new Promise((resolve, reject) => {
+      const server = net.createServer({ allowHalfOpen: true }, (conn) => {
+        this.conns.add(conn);
+        conn.setNoDelay(true);
+        conn.setTimeout(idle, () => conn.destroy());
+        conn.on('error', () => {});
+        conn.on('close', () => this.conns.delete(conn));
+        const client: Client = { proto: 'tcp', address: conn.remoteAddress ?? '', port: conn.remotePort ?? 0 };
+        let buf: Buffer = Buffer.alloc(0);
+        let inProgress = 0;
+        let ended = false;
+        const done = () => {
+          inProgress--;
+          if (conn.isPaused() && inProgress < pipeline) conn.resume();
+          if (ended && inProgress === 0) conn.end();
+        };
+        conn.on('data', (d: Buffer) => {
+          buf = buf.length ? Buffer.concat([buf, d]) : d;
+          while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+            const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
+            buf = buf.subarray(2 + msg.length);
+            inProgress++;
+            // Each pipelined query is judged on its own; answers go back as they are ready (RFC 7766 §6.2.1.1).
+            void this.serve(Buffer.from(msg), client, (b) => {
+              if (conn.destroyed || conn.writableEnded) return;
+              const len = Buffer.alloc(2);
+              len.writeUInt16BE(b.length);
+              conn.write(Buffer.concat([len, b]));
+            }).finally(done);
+          }
+          if (inProgress >= pipeline) conn.pause();
+        });
+        conn.on('end', () => {
+          ended = true;
+          if (inProgress === 0) conn.end();
+        });
+      });
+      server.maxConnections = 1024;
+      server.once('error', reject);
+      server.listen({ host: ep.address, port: ep.port, exclusive: true, ...(net.isIPv6(ep.address) ? { ipv6Only: true } : {}) }, () => {
+        server.removeListener('error', reject);
+        server.on('error', () => {});
+        resolve(server);
+      });
+    });
+  }
+}
+
+function unique<T>(xs: T[]): T[] {
+  return [...new Set(xs)];
+}
