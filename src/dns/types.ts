@@ -12,7 +12,7 @@ export interface Endpoint {
 export interface ForwarderConfig {
   /** Where the kernel redirects local DNS, e.g. 127.0.0.153:53 and [::1]:53. UDP and TCP on each. */
   listen: Endpoint[];
-  /** Tried in order; from `dns.upstream`, else `upstreamFromSystem`. Never a loopback stub. */
+  /** Tried in order; from `dns.upstream`, else the system's servers (kernel/forwarder.ts `forwarderUpstream`). Never a loopback stub. */
   upstream: Endpoint[];
   /** Element lifetime = max(minLifetimeSec, TTL + graceSec). */
   graceSec: number;
