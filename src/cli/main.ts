@@ -189,6 +189,17 @@ export async function main(argv: string[], io: Io): Promise<number> {
     code = await autoRollbackCommand(io, o);
   });
 
+  // The DNS forwarder of dns.proxy, as the life cycle starts it (kernel/forwarder.ts); runs until SIGTERM.
+  program.command('_dns-forwarder', { hidden: true }).argument('<spec>').action(async (spec: string) => {
+    const { forwarderProcess } = await import('../dns/main.js');
+    try {
+      await forwarderProcess(spec);
+    } catch (e) {
+      throw new CommandError(`DNS forwarder: ${(e as Error).message}`);
+    }
+    code = 0;
+  });
+
   program.command('_restore-boot', { hidden: true }).action(async () => {
     code = await restoreBootCommand(io);
   });

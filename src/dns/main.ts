@@ -1,5 +1,7 @@
 /**
- * The forwarder as a process: `node dist/dns/main.js SPEC.json`.
+ * The forwarder as a process: `egress _dns-forwarder SPEC.json` (what the
+ * life cycle starts, kernel/forwarder.ts), or `node dist/dns/main.js
+ * SPEC.json` directly (tests and the benchmark).
  *
  * SPEC.json is `{ "config": ForwarderConfig, "logFile"?: path, "control"?:
  * boolean, "refresh"?: "readd" | "delete-readd", "upstreamTimeoutMs"?: n,
@@ -14,6 +16,7 @@
  */
 import { createWriteStream, readFileSync } from 'node:fs';
 import readline from 'node:readline';
+import { pathToFileURL } from 'node:url';
 import { realExecer } from '../kernel/exec.js';
 import { closeOnSignals, runForwarder } from './run.js';
 import type { ForwarderConfig } from './types.js';
@@ -28,9 +31,8 @@ interface Spec {
   publishAfterAnswer?: boolean;
 }
 
-async function main(argv: string[]): Promise<void> {
-  const path = argv[0];
-  if (!path) throw new Error('usage: main.js SPEC.json');
+/** Run the forwarder SPEC.json describes until SIGTERM (or, with `control`, until standard input closes). */
+export async function forwarderProcess(path: string): Promise<void> {
   const spec = JSON.parse(readFileSync(path, 'utf8')) as Spec;
   const out = spec.logFile ? createWriteStream(spec.logFile, { flags: 'a' }) : process.stderr;
   const fwd = await runForwarder(spec.config, {
@@ -52,7 +54,14 @@ async function main(argv: string[]): Promise<void> {
   rl.on('close', () => void fwd.close().finally(() => process.exit(0)));
 }
 
-main(process.argv.slice(2)).catch((e: Error) => {
-  process.stderr.write(`egress dns: ${e.message}\n`);
-  process.exit(1);
-});
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const path = process.argv[2];
+  if (!path) {
+    process.stderr.write('usage: main.js SPEC.json\n');
+    process.exit(2);
+  }
+  forwarderProcess(path).catch((e: Error) => {
+    process.stderr.write(`egress dns: ${e.message}\n`);
+    process.exit(1);
+  });
+}

@@ -31,8 +31,8 @@ export const FORWARDER_SPEC = 'dns-forwarder.json';
 export const FORWARDER_PID = 'dns-forwarder.pid';
 export const FORWARDER_OUT = 'dns-forwarder.out';
 export const FORWARDER_LOG = 'dns-forwarder.log';
-/** How long the forwarder may hold an answer for the kernel's commit before it answers SERVFAIL. */
-export const HOLD_MS = 500;
+/** How long the forwarder may hold an answer for the kernel's commit before it answers SERVFAIL: well inside a stub resolver's 5 s timeout, and far above a commit's milliseconds on a loaded host. */
+export const HOLD_MS = 2000;
 const READY_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
 

@@ -225,6 +225,7 @@ export async function settle(ctx: Ctx): Promise<void> {
     } else {
       if (fp !== rec.priorFingerprint) {
         if (rec.prior && rec.prior.kind === 'ruleset') {
+          if (rec.prior.dns) await ensureDnsGroup(ctx.w);
           const f = await k.load(rec.prior.backend, artifactOf(rec.prior), await k.readLive(rec.prior.backend));
           if (f) throw new LifecycleError(`cannot restore the ruleset from before ${who}: ${f.message}`, f);
           if (rec.prior.backend !== rec.checkBackend) await k.removeOwned(rec.checkBackend, cur);
@@ -296,6 +297,8 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
         warnings.push('the live ruleset was changed outside egress since it was applied; rollback restores what egress applied, not those changes');
     }
 
+    // The ruleset names the forwarder's group; nft resolves the name when it loads.
+    if (d.ir.dns) await ensureDnsGroup(ctx.w);
     const checked = await k.checkLoad(d.backend, d.artifact, cur);
     if (checked) {
       history(ctx, 'apply', { ...d, mode: d.ir.mode }, 'failed', checked.message);
@@ -431,6 +434,7 @@ async function rollbackLocked(ctx: Ctx, action: 'rollback' | 'auto-rollback', me
   };
   writeIntent(ctx, rec);
   if (prev.kind === 'ruleset') {
+    if (prev.dns) await ensureDnsGroup(ctx.w);
     const f = await k.load(prev.backend, artifactOf(prev), cur);
     if (f) {
       removeState(ctx.stateDir, 'applying');

@@ -1,0 +1,109 @@
+/**
+ * `dns.proxy` through the shipped CLI, with the kernel as the oracle: apply
+ * starts the DNS forwarder (detached, root with group egress-dns) and loads
+ * the redirect; a program that asks any server on port 53 is answered by the
+ * forwarder, and connects to what it was told; addresses nobody was told
+ * stay blocked; re-applying the same policy keeps the same forwarder;
+ * remove stops it and DNS goes straight to the server again.
+ *
+ *   host namespace (lab host)                       world namespace
+ *   egress apply (compiled CLI, EGRESS_STATE_DIR)   fake authority on 192.0.2.53 / 2001:db8::53
+ *   forwarder on 127.0.0.153:153, [::1]:153         (rotating answers, TTL 0–1)
+ *   probe as uid 4100201 asks 192.0.2.53:53         tcp/443 answered on every documentation address
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { Started } from '../../src/kernel/exec.js';
+import { processStartTime } from '../../src/kernel/lock.js';
+import { kernelDescribe, useKernel } from './harness.js';
+import { buildCli, ROOT } from './lifecycle-env.js';
+
+const REGISTER = join(ROOT, 'test', 'kernel', 'fixtures', 'register-ts.mjs');
+const AUTHORITY = join(ROOT, 'test', 'kernel', 'fixtures', 'dns-authority.ts');
+const PROBE = join(ROOT, 'test', 'kernel', 'fixtures', 'dns-resolve-connect.mjs');
+const UID = 4_100_201;
+const NEVER = ['198.51.100.250', '2001:db8:1::8001'];
+
+const POLICY = `version: 1
+default: reject
+dns:
+  proxy: true
+  upstream: [192.0.2.53]
+  grace: 60s
+allow:
+  - name: cdn
+    reason: the rotating CDN
+    to: ["*.cdn.allowed.test", rot.allowed.test]
+    ports: [tcp/443]
+deny:
+  - name: ads
+    reason: refused at DNS
+    to: [unlisted.test]
+`;
+
+kernelDescribe('dns.proxy through apply and remove', () => {
+  const env = useKernel();
+  let cli = '';
+  let authority: Started | undefined;
+  beforeAll(async () => {
+    cli = buildCli('dns');
+    await env.world.listen({ tcp: [443] });
+    authority = env.x.start(process.execPath, ['--import', REGISTER, AUTHORITY], { netns: env.world.ns });
+    expect(await authority.nextLine()).toBe('ready');
+  }, 180_000);
+  afterAll(async () => {
+    await authority?.stop();
+  });
+
+  test('apply starts the forwarder and every program is answered through it; re-apply keeps it; remove stops it', async () => {
+    const host = await env.world.addHost();
+    const dir = mkdtempSync(join(tmpdir(), 'egress-dnslc-'));
+    const stateDir = join(dir, 'state');
+    const egress = (args: string[]) => env.x.run(process.execPath, [cli, ...args], { netns: host.ns, env: { EGRESS_STATE_DIR: stateDir, EGRESS_WATCHDOG: 'process' }, timeoutMs: 120_000 });
+    const probe = async (names: string[]) => {
+      const r = await env.x.run(process.execPath, [PROBE, '192.0.2.53', JSON.stringify(names), JSON.stringify(NEVER)], { netns: host.ns, uid: UID, gid: UID, timeoutMs: 60_000 });
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { answered: string[]; ok: number; failed: string[]; errors: Record<string, string>; never: Record<string, string> };
+    };
+    const pid = () => (JSON.parse(readFileSync(join(stateDir, 'dns-forwarder.pid'), 'utf8')) as { pid: number }).pid;
+    try {
+      writeFileSync(join(dir, 'policy.yaml'), POLICY);
+      const a = await egress(['apply', join(dir, 'policy.yaml')]);
+      expect(a.code, a.stderr + a.stdout).toBe(0);
+      const first = pid();
+      expect(processStartTime(first)).toBeDefined();
+
+      const names = Array.from({ length: 30 }, (_, i) => (i % 3 === 0 ? 'rot.allowed.test' : `n${i}.${'d'.repeat(1 + (i % 2))}.cdn.allowed.test`));
+      const p = await probe([...names, 'unlisted.test']);
+      expect(p.failed).toEqual([]);
+      expect(p.errors).toEqual({ 'unlisted.test': 'EREFUSED' });
+      expect(p.answered.length).toBeGreaterThanOrEqual(names.length * 2 * 2); // two A and two AAAA a name
+      expect(p.ok).toBe(p.answered.length);
+      expect(p.errors).toEqual({ 'unlisted.test': 'EREFUSED' });
+      expect(Object.values(p.never).every((v) => v === 'ECONNREFUSED')).toBe(true);
+      // The redirect counted the probe's queries; the guard let none past the forwarder.
+      const counters = await env.x.run('nft', ['list', 'counters', 'table', 'inet', 'egress'], { netns: host.ns });
+      expect(Number(/counter dns_redirect \{\s*packets (\d+)/.exec(counters.stdout)?.[1])).toBeGreaterThanOrEqual(names.length * 2);
+
+      // Re-applying the same policy: same forwarder, what it learned kept, nothing fails meanwhile.
+      const again = await egress(['apply', join(dir, 'policy.yaml')]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(pid()).toBe(first);
+      expect((await probe(names.slice(0, 6))).failed).toEqual([]);
+
+      const rm = await egress(['remove']);
+      expect(rm.code, rm.stderr).toBe(0);
+      expect(processStartTime(first)).toBeUndefined();
+      // Name service as before: the query goes straight to the server, which answers even the name the policy refused.
+      const after = await probe(['unlisted.test']);
+      expect(after.errors).toEqual({});
+      expect(after.answered.length).toBe(2);
+    } finally {
+      await egress(['remove']).catch(() => undefined);
+      await host.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
+});
