@@ -23,6 +23,8 @@ export async function persistCommand(io: Io, flags: { off?: boolean; json?: bool
     }
     const confirmed = readState(ctx.stateDir, 'confirmed');
     if (!confirmed || confirmed.kind !== 'ruleset') throw new CommandError('nothing confirmed to restore at boot: apply (and, with --confirm, confirm) a policy first');
+    if (confirmed.dns)
+      throw new CommandError('the confirmed policy has dns.proxy, and boot cannot start its DNS forwarder yet: restored without it, the host could not resolve names until the next apply; nothing was written');
     const written = await persistOn(ctx.w, dir, seams.self ?? selfCommand(), ctx.stateDir);
     if (flags.json) writeJson(io, { ok: true, persist: true, files: written, policyFile: confirmed.policyFile });
     else io.stdout(`persistence on: ${written[0]} (enabled via ${written[1]}) restores ${confirmed.policyFile} at boot, before the network; if it cannot, egress traffic is locked down\n`);
