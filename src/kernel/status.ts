@@ -3,6 +3,7 @@ import { liveFingerprint } from '../plan/diff.js';
 import type { LiveRuleset } from '../backends/live.js';
 import { readLive } from './backend.js';
 import { watchdogAlive } from './confirm.js';
+import { forwarderRunning } from './forwarder.js';
 import { readHistory, type HistoryEntry } from './history.js';
 import { readState, requireStateDir, type Pending, type Snapshot } from './state.js';
 import type { Where } from './where.js';
@@ -30,6 +31,8 @@ export interface Status {
   drift: boolean;
   interrupted: boolean;
   counters: RuleCounter[];
+  /** `dns.proxy`: whether the DNS forwarder runs, and what each dynamic set has learned. */
+  dns?: { running: boolean; pid?: number; upstream: string[]; names: number; learned: { set: string; elements: number }[] };
   last?: HistoryEntry;
 }
 
@@ -54,6 +57,16 @@ export async function readStatus(w: Where, stateDir: string, now: Date): Promise
   const cur = (await readLive(w, live.backend)).live;
   st.drift = !!live.fingerprint && liveFingerprint(cur) !== live.fingerprint;
   st.counters = countersOf(live, cur);
+  if (live.dns) {
+    const fwd = forwarderRunning(stateDir);
+    st.dns = {
+      running: !!fwd,
+      ...(fwd ? { pid: fwd.pid } : {}),
+      upstream: live.dns.upstream.map((u) => (u.address.includes(':') ? `[${u.address}]:${u.port}` : `${u.address}:${u.port}`)),
+      names: live.dns.names.length,
+      learned: [...cur.sets].filter(([, set]) => set.learned).map(([set, x]) => ({ set, elements: x.learned!.length })),
+    };
+  }
   return st;
 }
 

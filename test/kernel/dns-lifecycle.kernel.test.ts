@@ -87,6 +87,9 @@ kernelDescribe('dns.proxy through apply and remove', () => {
       const counters = await env.x.run('nft', ['list', 'counters', 'table', 'inet', 'egress'], { netns: host.ns });
       expect(Number(/counter dns_redirect \{\s*packets (\d+)/.exec(counters.stdout)?.[1])).toBeGreaterThanOrEqual(names.length * 2);
 
+      const st = await egress(['status']);
+      expect(st.stdout).toMatch(new RegExp(`^dns: +forwarder running \\(pid ${first}\\), 3 names, upstream 192\\.0\\.2\\.53:53; learned allow_cdn_v4_dns \\d+, allow_cdn_v6_dns \\d+$`, 'm'));
+
       // Re-applying the same policy: same forwarder, what it learned kept, nothing fails meanwhile.
       const again = await egress(['apply', join(dir, 'policy.yaml')]);
       expect(again.code, again.stderr).toBe(0);

@@ -25,6 +25,10 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
           `pending:  NOT CONFIRMED: rolls back at ${s.pending.deadline} (${s.pending.secondsLeft} s left) unless "egress confirm" runs; watchdog ${s.pending.watchdog}${s.pending.watchdogAlive ? '' : ' (GONE: the next egress command rolls back)'}`,
         );
       else out.push('pending:  none (confirmed)');
+      if (s.dns)
+        out.push(
+          `dns:      forwarder ${s.dns.running ? `running (pid ${s.dns.pid})` : 'NOT RUNNING: lookups fail until the next apply'}, ${s.dns.names} name${s.dns.names === 1 ? '' : 's'}, upstream ${s.dns.upstream.join(', ')}; learned ${s.dns.learned.map((l) => `${l.set} ${l.elements}`).join(', ') || 'nothing'}`,
+        );
       if (s.drift) out.push('warning:  the live ruleset differs from what egress applied (changed outside egress?): see "egress plan"');
     }
     if (s.interrupted) out.push('warning:  an interrupted egress command left an intent record; the next apply/rollback/remove settles it');
