@@ -23,7 +23,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { NameTable } from './match.js';
-import { socketUid } from './uid.js';
+import { UidLookup } from './uid.js';
 import { ask } from './upstream.js';
 import type { Counters, Element, ElementWriter, Endpoint, ForwarderConfig, ForwarderRecord } from './types.js';
 import { zeroCounters } from './types.js';
@@ -33,6 +33,8 @@ export interface Client {
   proto: 'udp' | 'tcp';
   address: string;
   port: number;
+  /** When the query arrived (performance.now()), for the uid lookup. */
+  arrived?: number;
 }
 
 export interface ForwarderSeams {
@@ -82,7 +84,10 @@ export class Forwarder {
     private readonly seams: ForwarderSeams,
   ) {
     this.table = new NameTable(config.names);
-    this.uidOf = seams.uidOf === undefined ? (c) => socketUid(c.proto, c.address, c.port) : seams.uidOf;
+    if (seams.uidOf === undefined) {
+      const lookup = new UidLookup();
+      this.uidOf = (c) => lookup.uid(c.proto, c.address, c.port, c.arrived ?? 0);
+    } else this.uidOf = seams.uidOf;
   }
 
   counters(): Counters {
@@ -319,7 +324,7 @@ export class Forwarder {
       s.once('error', reject);
       s.on('message', (msg, rinfo) => {
         if (this.closed) return;
-        void this.serve(msg, { proto: 'udp', address: rinfo.address, port: rinfo.port }, (b) => {
+        void this.serve(msg, { proto: 'udp', address: rinfo.address, port: rinfo.port, arrived: performance.now() }, (b) => {
           if (!this.closed) s.send(b, rinfo.port, rinfo.address, () => {});
         });
       });
@@ -357,7 +362,7 @@ export class Forwarder {
             buf = buf.subarray(2 + msg.length);
             inProgress++;
             // Each pipelined query is judged on its own; answers go back as they are ready (RFC 7766 §6.2.1.1).
-            void this.serve(Buffer.from(msg), client, (b) => {
+            void this.serve(Buffer.from(msg), { ...client, arrived: performance.now() }, (b) => {
               if (conn.destroyed || conn.writableEnded) return;
               const len = Buffer.alloc(2);
               len.writeUInt16BE(b.length);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { nameservers, upstreamFromSystem } from './resolvconf.js';
-import { procHex, socketUid, uidFromTable } from './uid.js';
+import { procHex, socketUid, uidFromTable, UidLookup } from './uid.js';
 
 describe('upstreamFromSystem', () => {
   const stub = '# systemd-resolved stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch example.com\n';
@@ -44,5 +44,22 @@ describe('uid of a local socket', () => {
     }
     expect(await socketUid('udp', '127.0.0.1', 1, read)).toBeUndefined();
     expect(await socketUid('tcp', 'not an address', 1, read)).toBeUndefined();
+  });
+});
+
+describe('UidLookup', () => {
+  test('one read in flight; queries arriving meanwhile share the next one', async () => {
+    let reads = 0;
+    let now = 10;
+    const row = (port: number, uid: number) => `1: 0100007F:${port.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 07 0:0 0:0 0 ${uid} 0 1 2 0 0`;
+    const table = ['head', row(1000, 7), row(1001, 8)].join('\n');
+    const l = new UidLookup(async () => (reads++, table), () => now);
+    const a = l.uid('udp', '127.0.0.1', 1000, 9); // starts read 1 at 10
+    now = 11;
+    const b = l.uid('udp', '127.0.0.1', 1001, 10.5); // arrived after read 1 started: waits for read 2
+    const c = l.uid('udp', '127.0.0.1', 1001, 10.7); // shares read 2
+    const got = await Promise.all([a, b, c]);
+    if (procHex('127.0.0.1') === '0100007F') expect(got).toEqual([7, 8, 8]);
+    expect(reads).toBe(2);
   });
 });
