@@ -106,6 +106,8 @@ export class FakeWriter implements ElementWriter {
   delayMs = 0;
   fail = false;
   hang = false;
+  /** When set, every publish waits for it before committing. */
+  gate: Promise<void> | undefined;
 
   has(set: string, address: string): boolean {
     return this.kernel.has(`${set} ${address}`);
@@ -114,6 +116,7 @@ export class FakeWriter implements ElementWriter {
   async publish(elements: readonly Element[]): Promise<void> {
     this.calls.push([...elements]);
     if (this.hang) return new Promise(() => {});
+    if (this.gate) await this.gate;
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.fail) throw new Error('fake writer refuses');
     for (const e of elements) {

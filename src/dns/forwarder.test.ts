@@ -3,6 +3,7 @@
  * writer: no root, no kernel. The oracle for "publish before answer" is the
  * fake writer's kernel map, read at the moment the client receives the answer.
  */
+import dgram from 'node:dgram';
 import { afterEach, describe, expect, test } from 'vitest';
 import fc from 'fast-check';
 import dnsPacket, { type Packet } from 'dns-packet';
@@ -115,9 +116,12 @@ describe('publish, then answer', () => {
 
   test('the negative control publishAfterAnswer really answers first', async () => {
     const { writer, port, fwd } = await setup({ seams: { publishAfterAnswer: true } });
-    writer.delayMs = 40;
+    let open!: () => void;
+    writer.gate = new Promise((r) => (open = r));
+    // The commit is held until the client has its answer: with publishAfterAnswer the answer still comes.
     const inKernelAtReceipt = await askUdp(port, query('deb.debian.org')).then((r) => addressesOf(r).map((ad) => writer.has('mirror_4', ad)));
     expect(inKernelAtReceipt).toEqual([false]);
+    open();
     await expect.poll(() => fwd.counters().published).toBe(1);
   });
 });
@@ -288,9 +292,28 @@ describe('transport', () => {
 
   test('the asker’s uid comes from /proc/net/udp for a loopback client', async () => {
     const { port, records } = await setup({ seams: { uidOf: undefined } });
-    await askUdp(port, query('deb.debian.org'));
-    await expect.poll(() => records.length).toBe(1);
+    // The client keeps its socket open until the record is there: a socket already closed cannot be found.
+    const s = dgram.createSocket('udp4');
+    try {
+      const answered = new Promise((r) => s.once('message', r));
+      s.send(query('deb.debian.org'), port, '127.0.0.1');
+      await answered;
+      await expect.poll(() => records.length).toBe(1);
+    } finally {
+      s.close();
+    }
     expect(records[0]).toMatchObject({ uid: process.getuid!() });
+  });
+
+  test('close(): a query in progress still gets its answer; new ones get none', async () => {
+    const { writer, port, fwd } = await setup();
+    writer.delayMs = 100;
+    const answer = askUdp(port, query('deb.debian.org'));
+    await expect.poll(() => writer.calls.length).toBe(1);
+    const closing = fwd.close();
+    expect(addressesOf(await answer)).toEqual(['192.0.2.14']);
+    await closing;
+    await expect(askUdp(port, query('deb.debian.org'), '127.0.0.1', 200)).rejects.toThrow(/no UDP answer/);
   });
 
   test('IPv6 listener', async () => {

@@ -23,7 +23,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { NameTable } from './match.js';
-import { socketUid } from './uid.js';
+import { UidLookup } from './uid.js';
 import { ask } from './upstream.js';
 import type { Counters, Element, ElementWriter, Endpoint, ForwarderConfig, ForwarderRecord } from './types.js';
 import { zeroCounters } from './types.js';
@@ -33,6 +33,8 @@ export interface Client {
   proto: 'udp' | 'tcp';
   address: string;
   port: number;
+  /** When the query arrived (performance.now()), for the uid lookup. */
+  arrived?: number;
 }
 
 export interface ForwarderSeams {
@@ -66,6 +68,14 @@ export interface Reply {
 }
 
 const HOLD_TIMEOUT = Symbol('hold timeout');
+/** Longest an answer waits for the asker's uid lookup (for the log only). */
+const UID_WAIT_MS = 2;
+
+async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let t: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((r) => (t = setTimeout(r, ms)))]);
+  clearTimeout(t);
+}
 
 export class Forwarder {
   private readonly table: NameTable;
@@ -82,7 +92,10 @@ export class Forwarder {
     private readonly seams: ForwarderSeams,
   ) {
     this.table = new NameTable(config.names);
-    this.uidOf = seams.uidOf === undefined ? (c) => socketUid(c.proto, c.address, c.port) : seams.uidOf;
+    if (seams.uidOf === undefined) {
+      const lookup = new UidLookup();
+      this.uidOf = (c) => lookup.uid(c.proto, c.address, c.port, c.arrived ?? 0);
+    } else this.uidOf = seams.uidOf;
   }
 
   counters(): Counters {
@@ -113,17 +126,20 @@ export class Forwarder {
     };
   }
 
-  /** Stop listening, let queries in progress finish (at most `graceMs`), and close. The writer is the caller's. */
+  /**
+   * Stop taking queries, let those in progress be answered (at most
+   * `graceMs`), then close every socket. The writer is the caller's.
+   */
   async close(graceMs = 3000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const s of this.udp) s.close();
     for (const s of this.tcp) s.close();
     if (this.inflight.size) {
       let t: NodeJS.Timeout | undefined;
       await Promise.race([Promise.allSettled([...this.inflight]), new Promise((r) => (t = setTimeout(r, graceMs)))]);
       clearTimeout(t);
     }
+    for (const s of this.udp) s.close();
     for (const c of this.conns) c.destroy();
   }
 
@@ -221,6 +237,8 @@ export class Forwarder {
     }
     this.c.published += elements.length;
     this.c.answered++;
+    // A client closes its socket once answered; give a pending uid read a moment so the log can name the asker.
+    if (uid) await settledWithin(uid, UID_WAIT_MS);
     return { response: resp, after: record };
   }
 
@@ -297,11 +315,12 @@ export class Forwarder {
   }
 
   /** Run `handle` and keep track of it, so close() can wait for it. */
-  private serve(msg: Buffer, client: Client, send: (b: Buffer) => void): Promise<void> {
+  /** `send` resolves once the bytes are handed to the kernel, so close() does not cut them off. */
+  private serve(msg: Buffer, client: Client, send: (b: Buffer) => Promise<void>): Promise<void> {
     const p = this.handle(msg, client)
       .then(async (reply) => {
         if (!reply) return;
-        send(reply.response);
+        await send(reply.response);
         await reply.after?.();
       })
       .catch(() => {
@@ -319,9 +338,18 @@ export class Forwarder {
       s.once('error', reject);
       s.on('message', (msg, rinfo) => {
         if (this.closed) return;
-        void this.serve(msg, { proto: 'udp', address: rinfo.address, port: rinfo.port }, (b) => {
-          if (!this.closed) s.send(b, rinfo.port, rinfo.address, () => {});
-        });
+        void this.serve(
+          msg,
+          { proto: 'udp', address: rinfo.address, port: rinfo.port, arrived: performance.now() },
+          (b) =>
+            new Promise((resolve) => {
+              try {
+                s.send(b, rinfo.port, rinfo.address, () => resolve());
+              } catch {
+                resolve(); // closed after the grace period: the client asks again
+              }
+            }),
+        );
       });
       s.bind({ address: ep.address, port: ep.port, exclusive: true }, () => {
         s.removeListener('error', reject);
@@ -357,11 +385,11 @@ export class Forwarder {
             buf = buf.subarray(2 + msg.length);
             inProgress++;
             // Each pipelined query is judged on its own; answers go back as they are ready (RFC 7766 §6.2.1.1).
-            void this.serve(Buffer.from(msg), client, (b) => {
-              if (conn.destroyed || conn.writableEnded) return;
+            void this.serve(Buffer.from(msg), { ...client, arrived: performance.now() }, (b) => {
+              if (conn.destroyed || conn.writableEnded) return Promise.resolve();
               const len = Buffer.alloc(2);
               len.writeUInt16BE(b.length);
-              conn.write(Buffer.concat([len, b]));
+              return new Promise<void>((resolve) => conn.write(Buffer.concat([len, b]), () => resolve()));
             }).finally(done);
           }
           if (inProgress >= pipeline) conn.pause();

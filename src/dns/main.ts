@@ -11,7 +11,8 @@
  * stdout: `ready {"udp":[…],"tcp":[…]}` once listening with the writer up.
  * Log records go to `logFile` (appended) or else stderr, one JSON object per
  * line. SIGTERM/SIGINT close it cleanly. With `control: true` (tests) it
- * also reads commands from stdin, `counters` (answers `counters {…}`), and
+ * also reads commands from stdin, `counters` (answers `counters {…}`) and
+ * `memory` (`memory {…}`, process.memoryUsage()), and
  * exits when stdin closes, so it never outlives whoever started it.
  */
 import { createWriteStream, readFileSync } from 'node:fs';
@@ -50,6 +51,7 @@ export async function forwarderProcess(path: string): Promise<void> {
   const rl = readline.createInterface({ input: process.stdin });
   rl.on('line', (line) => {
     if (line.trim() === 'counters') process.stdout.write(`counters ${JSON.stringify(fwd.counters())}\n`);
+    if (line.trim() === 'memory') process.stdout.write(`memory ${JSON.stringify(process.memoryUsage())}\n`);
   });
   rl.on('close', () => void fwd.close().finally(() => process.exit(0)));
 }

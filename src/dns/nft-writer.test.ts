@@ -149,12 +149,20 @@ describe('NftWriter protocol', () => {
     expect(x.children[0]!.commands[1]).toBe('add element inet egress s4 { 192.0.2.1 timeout 3000s }');
   });
 
-  test("refresh: 'delete-readd' (the default) writes add; delete; add in one line", async () => {
-    const { w, x } = make({ refresh: undefined });
+  test("refresh: 'delete-readd' (the default) writes add; delete; add in one line, but a plain add for an element it knows is live", async () => {
+    const { w, x, advance } = make({ refresh: undefined });
     await w.up();
     await w.publish([el('192.0.2.1'), el('192.0.2.2')]);
+    // 60 s later 192.0.2.1 has 10 s left: a plain add; 192.0.2.3 is unknown: add; delete; add
+    advance(60_000);
+    await w.publish([el('192.0.2.1'), el('192.0.2.3')]);
+    // 69 s in, 192.0.2.2 is 1 s from expiry: add; delete; add again
+    advance(9_000);
+    await w.publish([el('192.0.2.2')]);
     expect(x.children[0]!.commands).toEqual([
       'add element inet egress s4 { 192.0.2.1 timeout 70s, 192.0.2.2 timeout 70s }; delete element inet egress s4 { 192.0.2.1, 192.0.2.2 }; add element inet egress s4 { 192.0.2.1 timeout 70s, 192.0.2.2 timeout 70s }',
+      'add element inet egress s4 { 192.0.2.1 timeout 70s, 192.0.2.3 timeout 70s }; delete element inet egress s4 { 192.0.2.3 }; add element inet egress s4 { 192.0.2.3 timeout 70s }',
+      'add element inet egress s4 { 192.0.2.2 timeout 70s }; delete element inet egress s4 { 192.0.2.2 }; add element inet egress s4 { 192.0.2.2 timeout 70s }',
     ]);
   });
 

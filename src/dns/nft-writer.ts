@@ -31,9 +31,12 @@
  * canonical form and checked first, so nft never sees a hostname (it would
  * resolve it, through this very forwarder).
  *
- * Refreshing (default `refresh: 'delete-readd'`): every publish is written
- * as `add; delete; add` in one transaction, so the element the kernel ends up
- * with is a fresh one. A plain re-add (`refresh: 'readd'`) does set a live
+ * Refreshing (default `refresh: 'delete-readd'`): an element is written as
+ * `add; delete; add` in one transaction, so the element the kernel ends up
+ * with is a fresh one — unless this writer itself confirmed it with an expiry
+ * more than `SAFE_READD_MS` away, in which case it is surely live (or gone
+ * altogether) and a plain `add` refreshes it at a third of the cost (nft
+ * spends ~20 µs per element operation). A plain re-add (`refresh: 'readd'`) does set a live
  * element's timeout anew on 6.18, but not reliably for an element at or just
  * past its expiry (expired, or already marked for the set's garbage
  * collector): nft reports success and lookups still miss it. Measured here:
@@ -81,6 +84,8 @@ export type WriterEvent =
 export class WriterError extends Error {}
 
 const MAX_TIMEOUT_SEC = 7 * 24 * 3600;
+/** A known element further than this from its expiry is refreshed by a plain add. */
+export const SAFE_READD_MS = 2000;
 const SET_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 const TABLE = /^(ip|ip6|inet) [A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 const CARET = /^\s*[\^~]+\s*$/;
@@ -300,11 +305,12 @@ export class NftWriter implements ElementWriter {
       }
     const expiries = new Map<string, number>();
     const parts: string[] = [];
+    const timeouts = (m: Map<string, number>, addrs: Iterable<string>) => [...addrs].map((a) => `${a} timeout ${m.get(a)}s`).join(', ');
     for (const [set, m] of bySet) {
-      const withTimeouts = [...m].map(([a, t]) => `${a} timeout ${t}s`).join(', ');
       const target = `element ${this.o.table} ${set}`;
-      if (this.o.refresh === 'delete-readd') parts.push(`add ${target} { ${withTimeouts} }`, `delete ${target} { ${[...m.keys()].join(', ')} }`);
-      parts.push(`add ${target} { ${withTimeouts} }`);
+      const fresh = this.o.refresh === 'delete-readd' ? [...m.keys()].filter((a) => !((this.known.get(`${set} ${a}`) ?? 0) - now > SAFE_READD_MS)) : [];
+      parts.push(`add ${target} { ${timeouts(m, m.keys())} }`);
+      if (fresh.length) parts.push(`delete ${target} { ${fresh.join(', ')} }`, `add ${target} { ${timeouts(m, fresh)} }`);
       for (const [a, t] of m) expiries.set(`${set} ${a}`, now + t * 1000);
     }
     return { command: parts.join('; '), expiries };

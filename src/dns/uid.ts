@@ -74,3 +74,40 @@ export async function socketUid(proto: 'udp' | 'tcp', address: string, port: num
   }
   return undefined;
 }
+
+/**
+ * `socketUid` for a busy forwarder: at most one read of each /proc/net table
+ * in flight; a query that arrived after it started shares the next one, which
+ * starts as soon as it ends (so it lists every socket open by then). Under
+ * load this turns one read per query into one per batch of queries.
+ */
+export class UidLookup {
+  private readonly tables = new Map<string, { started: number; text: Promise<string>; next?: Promise<string> }>();
+
+  constructor(
+    private readonly read: ReadText = (p) => readFile(p, 'utf8'),
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** The uid of the local socket `address`:`port` seen by a query that arrived at `arrived` (same clock as `now`). */
+  async uid(proto: 'udp' | 'tcp', address: string, port: number, arrived: number): Promise<number | undefined> {
+    return socketUid(proto, address, port, (path) => this.table(path, arrived));
+  }
+
+  private start(path: string): Promise<string> {
+    const t: { started: number; text: Promise<string>; next?: Promise<string> } = { started: this.now(), text: this.read(path).catch(() => '') };
+    this.tables.set(path, t);
+    void t.text.finally(() => {
+      if (this.tables.get(path) === t && !t.next) this.tables.delete(path);
+    });
+    return t.text;
+  }
+
+  private table(path: string, arrived: number): Promise<string> {
+    const t = this.tables.get(path);
+    if (!t) return this.start(path);
+    if (t.started >= arrived) return t.text;
+    t.next ??= t.text.then(() => this.start(path));
+    return t.next;
+  }
+}
