@@ -16,13 +16,12 @@ import { describe, expect, test } from 'vitest';
 import { emitIptables, splitIptables } from '../../src/backends/iptables/emit.js';
 import { iptCommentText } from '../../src/backends/iptables/quote.js';
 import { emitNft } from '../../src/backends/nft/emit.js';
-import { inNetns, SKIP_KERNEL } from '../../src/backends/nft/netns.testkit.js';
 import { nftCommentText } from '../../src/backends/nft/quote.js';
 import type { Ir } from '../../src/ir/types.js';
 import { loadText } from '../helpers.js';
+import { inNetns, kernelTest } from '../netns.js';
 
 const RUNS = 40;
-const kernelTest = SKIP_KERNEL ? test.skip : test;
 
 const POLICY = `version: 1
 allow:
@@ -158,7 +157,6 @@ describe('escaping: arbitrary reasons through the Linux backends', () => {
   });
 });
 
-test('the namespace tools are there (or the kernel checks were skipped on purpose)', () => {
-  if (SKIP_KERNEL) return;
+kernelTest('the namespace tools are there', () => {
   expect(spawnSync('unshare', ['-n', 'nft', '--version'], { encoding: 'utf8' }).stdout).toMatch(/^nftables v/);
 });
