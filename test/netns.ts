@@ -18,8 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'vitest';
-import { getCurrentTest } from 'vitest/suite';
+import { describe, test, TestRunner } from 'vitest';
 
 /** Whether the kernel tests are skipped: the explicit opt-out, outside CI. */
 export function kernelSkipped(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -45,7 +44,7 @@ export const kernelDescribe: typeof describe = (SKIP_KERNEL ? describe.skip : de
  */
 export function needKernel(what: string): void {
   if (!SKIP_KERNEL) return;
-  const t = getCurrentTest();
+  const t = TestRunner.getCurrentTest();
   if (!t) throw new Error('needKernel() is for use inside a test');
   t.context.skip(`EGRESS_SKIP_KERNEL=1: ${what} not checked`);
 }
