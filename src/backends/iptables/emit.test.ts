@@ -293,6 +293,11 @@ describe('goldens', () => {
           .filter((f) => existsSync(f))
       : [],
   );
-  test('there are iptables goldens to check', () => expect(files.length).toBeGreaterThan(0));
+  // The iptables backend refuses nothing, so every golden case has a iptables.txt, and each is checked below.
+  test('every golden case has a iptables.txt to check', () => {
+    const cases = ['cases', 'examples'].flatMap((d) => readdirSync(join(root, d)).map((c) => `${d}/${c}`));
+    expect(cases.length).toBeGreaterThanOrEqual(5);
+    expect(files.map((f) => f.slice(root.length + 1))).toEqual(cases.map((c) => `${c}/iptables.txt`));
+  });
   kernelTest.each(files.map((f) => [f.slice(root.length + 1), f]))('%s passes iptables-restore --test and loads', (_, f) => check(readFileSync(f, 'utf8')));
 });
