@@ -31,6 +31,37 @@ const MAX_PROBES = 28;
 /** Once a failure is found, how long shrinking may go on (each step loads rulesets); it never decides pass or fail. */
 const SHRINK_BUDGET_MS = 150_000;
 
+/** A probe from `proto dst[:port] uid[/gid]`, for committed examples. */
+function probe(text: string): Probe {
+  const [proto, to, who] = text.split(' ') as ['tcp' | 'udp' | 'icmp', string, string];
+  const [uid, gid = uid] = who.split('/').map(Number) as [number, number?];
+  const v6 = to.startsWith('[');
+  const dst = v6 ? to.slice(1, to.indexOf(']')) : to.split(':')[0]!;
+  const port = proto === 'icmp' ? undefined : Number(to.slice(to.lastIndexOf(':') + 1));
+  return { proto, dst, ...(port !== undefined ? { port } : {}), uid, gid: gid! };
+}
+
+/**
+ * Shrunk counterexamples, run first on every run (fast-check `examples`;
+ * they count in the RUNS and have at least MIN_PROBES flows each).
+ */
+const EXAMPLES: { name: string; args: [KPolicy, Probe[]] }[] = [
+  {
+    // Caught: the nft backend writing a reject where the policy says drop (every flow came back rejected).
+    name: 'default drop and nothing else',
+    args: [
+      { mode: 'enforce', default: 'drop', allow: [], deny: [] },
+      [
+        'tcp 192.0.2.1:25 0', 'tcp 203.0.113.200:53 4100001', 'udp 192.0.2.1:25 0/4100010', 'udp 192.0.2.4:54 0', 'tcp 203.0.113.200:123 4100002',
+        'tcp [2001:db8:1:ffff::1]:444 4100001/4100010', 'tcp 198.51.100.7:444 4100002', 'tcp [2001:db8::4]:25 0', 'tcp [2001:db8::4]:81 4100001/4100010',
+        'tcp [2001:db8::1]:54 0/4100010', 'tcp 192.0.2.4:25 0/4100010', 'udp 203.0.113.200:123 4100001', 'icmp 192.0.2.2 4100001', 'tcp 198.51.100.7:123 4100001/4100010',
+        'icmp 203.0.113.200 4100001/4100010', 'udp [2001:db8::1]:80 4100001', 'icmp 203.0.113.200 4100002', 'udp [2001:db8::4]:25 4100001', 'tcp [2001:db8::3]:81 4100001',
+        'udp 198.51.100.200:25 0', 'udp 203.0.113.1:54 4100002',
+      ].map(probe),
+    ],
+  },
+];
+
 function describeMismatch(c: Comparison): string {
   const d = c.decision;
   const by = d.step === 'deny' || d.step === 'allow' ? `${d.step} ${d.rules.map((r) => r.name).join(',')}` : d.step === 'builtin' ? `builtin ${d.builtin}` : 'default';
@@ -84,6 +115,7 @@ kernelDescribe('kernel differential (fast-check)', () => {
       numRuns: RUNS,
       ...(seed !== undefined ? { seed: Number(seed) } : {}),
       ...(path !== undefined ? { path } : {}),
+      examples: EXAMPLES.map((e) => e.args),
     });
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     if (details.failed) {
