@@ -160,10 +160,11 @@ describe('stdin, kmsg and the journal', () => {
 
 describe('--follow', () => {
   const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  async function until(cond: () => boolean, ms = 5000) {
+  // The bound is only a backstop below the test timeout: how fast the reader polls decides nothing.
+  async function until(cond: () => boolean, ms = 50_000) {
     const end = Date.now() + ms;
     while (!cond()) {
-      if (Date.now() > end) throw new Error('timed out waiting');
+      if (Date.now() > end) throw new Error(`timed out waiting (${ms} ms)`);
       await wait(10);
     }
   }
