@@ -1,12 +1,37 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+/**
+ * Test files that create network namespaces, load rulesets or probe with
+ * real sockets. They run one file at a time (the "kernel" project), after the
+ * unit project: together they compete for CPU, and the probes' timeouts and
+ * the life-cycle watchdogs are where a loaded machine shows first.
+ * test/netns.test.ts checks that every test file using the namespace helpers
+ * is listed here.
+ */
+export const KERNEL_TEST_FILES = ['test/kernel/**/*.test.ts', 'src/backends/nft/emit.test.ts', 'src/backends/iptables/emit.test.ts', 'test/property/escaping.test.ts'];
 
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-    // Kernel tests create network namespaces: keep files from racing for the same names.
-    fileParallelism: true,
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...KERNEL_TEST_FILES],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'kernel',
+          include: KERNEL_TEST_FILES,
+          fileParallelism: false,
+        },
+      },
+    ],
   },
 });

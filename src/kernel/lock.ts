@@ -1,12 +1,18 @@
 /**
  * One life-cycle command at a time per state directory: a lock file
- * (`$EGRESS_STATE_DIR/lock`) created with O_EXCL and holding the owner's pid
- * and process start time. Node has no flock(2); this is the same contract
- * with the same crash behaviour: a holder that died (even by SIGKILL) does
- * not block anyone, because a lock whose owner is gone (pid not running, or
- * running with another start time: a reused pid) is stale and taken over.
+ * (`$EGRESS_STATE_DIR/lock`) holding the owner's pid and process start time.
+ * Node has no flock(2); this is the same contract with the same crash
+ * behaviour: a holder that died (even by SIGKILL) does not block anyone,
+ * because a lock whose owner is gone (pid not running, or running with
+ * another start time: a reused pid) is stale and taken over.
+ *
+ * The lock appears complete or not at all: the owner line is written and
+ * synced to a private file first, which link(2) then puts in place (it fails
+ * with EEXIST if a lock is there, like O_EXCL). So no reader ever sees an
+ * empty or half-written lock, and whether a lock is stale never depends on
+ * how long ago it was written.
  */
-import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
@@ -51,51 +57,54 @@ function ownerAlive(o: Owner): boolean {
   return o.start === undefined || o.start === start;
 }
 
-/** How long a lock file may stay empty (its creator between open and write) before it counts as stale. */
-const EMPTY_GRACE_MS = 5000;
-
 /**
  * Take the lock of `stateDir` or throw LockBusyError naming the holder.
  * Re-entrant for the same process is not supported (nor needed).
  */
-export function acquireLock(stateDir: string, now: () => number = Date.now): Lock {
+export function acquireLock(stateDir: string): Lock {
   const path = join(stateDir, LOCK_FILE);
   const me = `${process.pid} ${processStartTime(process.pid) ?? '0'}\n`;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      const fd = openSync(path, 'wx', 0o644);
+  const mine = `${path}.new-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const fd = openSync(mine, 'wx', 0o644);
+  try {
+    writeSync(fd, me);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    for (let attempt = 0; attempt < 5; attempt++) {
       try {
-        writeSync(fd, me);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
+        linkSync(mine, path);
+        return {
+          release() {
+            try {
+              if (readFileSync(path, 'utf8') === me) unlinkSync(path);
+            } catch {
+              /* already gone */
+            }
+          },
+        };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
-      return {
-        release() {
-          try {
-            if (readFileSync(path, 'utf8') === me) unlinkSync(path);
-          } catch {
-            /* already gone */
-          }
-        },
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let text: string;
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch {
+        continue; // released between our link and read: try again
+      }
+      const owner = parseOwner(text);
+      if (owner && ownerAlive(owner)) throw new LockBusyError(owner.pid);
+      // Gone, a reused pid, or not a lock we could have written (locks are never empty or partial): stale.
+      takeOver(path, text);
     }
-    let text: string;
+  } finally {
     try {
-      text = readFileSync(path, 'utf8');
+      unlinkSync(mine);
     } catch {
-      continue; // released between our open and read: try again
+      /* ignore */
     }
-    const owner = parseOwner(text);
-    if (owner && ownerAlive(owner)) throw new LockBusyError(owner.pid);
-    if (!owner && text === '') {
-      // Its creator may be between open and write; only an old empty file is stale.
-      const { mtimeMs } = statSafe(path);
-      if (now() - mtimeMs < EMPTY_GRACE_MS) throw new LockBusyError(0);
-    }
-    takeOver(path, text);
   }
   throw new Error(`cannot take the lock ${path}`);
 }
@@ -129,13 +138,5 @@ function takeOver(path: string, staleText: string): void {
     unlinkSync(aside);
   } catch {
     /* ignore */
-  }
-}
-
-function statSafe(path: string): { mtimeMs: number } {
-  try {
-    return { mtimeMs: statSync(path).mtimeMs };
-  } catch {
-    return { mtimeMs: 0 };
   }
 }

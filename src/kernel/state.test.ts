@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { appendHistory, readHistory, type HistoryEntry } from './history.js';
-import { acquireLock, LockBusyError } from './lock.js';
+import { acquireLock, LockBusyError, processStartTime } from './lock.js';
 import { noneSnapshot, readState, requireStateDir, StateError, stateFilePath, writeState } from './state.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'egress-state-'));
@@ -54,6 +54,30 @@ describe('lock', () => {
     const l = acquireLock(d);
     expect(readFileSync(join(d, 'lock'), 'utf8')).toMatch(new RegExp(`^${process.pid} `));
     l.release();
+  });
+
+  // Locks are put in place whole (link of a synced file), so an empty or
+  // partial one was never written by a live egress: stale at once. It used
+  // to block for 5 s after its mtime, a rule that depended on the clock.
+  test.each([
+    ['an empty', ''],
+    ['a torn', `${process.pid} `],
+  ])('%s lock file is stale at once, however fresh', (_n, text) => {
+    const d = dir();
+    writeFileSync(join(d, 'lock'), text);
+    const l = acquireLock(d);
+    expect(readFileSync(join(d, 'lock'), 'utf8')).toBe(`${process.pid} ${processStartTime(process.pid)}\n`);
+    l.release();
+    expect(readdirSync(d)).toEqual([]);
+  });
+
+  test('the lock file holds the whole owner line from the moment it exists, and nothing is left beside it', () => {
+    const d = dir();
+    const l = acquireLock(d);
+    expect(readdirSync(d)).toEqual(['lock']);
+    expect(readFileSync(join(d, 'lock'), 'utf8')).toBe(`${process.pid} ${processStartTime(process.pid)}\n`);
+    l.release();
+    expect(readdirSync(d)).toEqual([]);
   });
 });
 

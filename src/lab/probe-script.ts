@@ -21,6 +21,10 @@
  *    rejected; EPERM and silence → dropped.
  *  - icmp: `ping -c1` exits 0 → accepted; prints a "From …" error line →
  *    rejected; silence → dropped.
+ *
+ * Silence is timed from when the packet left (connect(2), the send
+ * callback), never from when the probe began: spawning ping blocks this
+ * process's event loop, and the packets of probes started before it wait.
  */
 export const PROBE_SOURCE = String.raw`
 import net from 'node:net';
@@ -35,12 +39,21 @@ const REJECT_ERRNO = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'EACCES', 'ENETUNR
 // the poll phase, so a pending answer wins over the timeout.
 const after = (ms, fn) => setTimeout(() => setImmediate(fn), ms);
 
+// net.Socket says when it calls connect(2) from Node 20.12 on.
+const [major, minor] = process.versions.node.split('.').map(Number);
+const CONNECTION_ATTEMPT = major > 20 || (major === 20 && minor >= 12);
+
 function tcp(p, timeoutMs) {
   return new Promise((resolve) => {
     const s = net.connect({ host: p.dst, port: p.port });
     let done = false;
+    let t;
     const finish = (outcome, detail) => { if (done) return; done = true; clearTimeout(t); s.destroy(); resolve({ id: p.id, outcome, detail }); };
-    const t = after(timeoutMs, () => finish('dropped', 'timeout'));
+    // Silence counts from the SYN: connect(2) runs on a later tick, and this
+    // process may spend hundreds of ms before that (spawning ping, starting other probes).
+    const start = () => { if (!done && t === undefined) t = after(timeoutMs, () => finish('dropped', 'timeout')); };
+    if (CONNECTION_ATTEMPT) s.once('connectionAttempt', start);
+    else setImmediate(start); // after the nextTick that connects to an address literal
     s.once('connect', () => finish('accepted', 'connected'));
     s.on('error', (e) => finish(REJECT_ERRNO.has(e.code) ? 'rejected' : e.code === 'EPERM' ? 'dropped' : 'error', e.code || e.message));
   });
@@ -51,18 +64,18 @@ function udp(p, timeoutMs) {
     const s = dgram.createSocket(p.dst.includes(':') ? 'udp6' : 'udp4');
     let done = false;
     const finish = (outcome, detail) => { if (done) return; done = true; clearTimeout(t); try { s.close(); } catch {} resolve({ id: p.id, outcome, detail }); };
-    let t = after(timeoutMs, () => finish('dropped', 'sent, no reply'));
+    let t;
     s.on('message', () => finish('accepted', 'reply'));
     s.on('error', (e) => finish(REJECT_ERRNO.has(e.code) ? 'rejected' : 'error', e.code || e.message));
     s.connect(p.port, p.dst, (err) => {
       if (err) return finish('error', err.code || err.message);
+      // Silence counts from the send callback, when the datagram has left: the
+      // send itself runs ticks later, after whatever else this process was doing.
       s.send(JSON.stringify({ dst: p.dst, id: p.id }), (e) => {
-        if (!e) return;
-        if (e.code === 'EPERM') {
-          // Refused in OUTPUT: a reject's ICMP error follows within a few ms, a drop's never does.
-          clearTimeout(t);
-          t = after(Math.min(timeoutMs, 150), () => finish('dropped', 'EPERM, no ICMP error'));
-        }
+        if (done) return;
+        if (!e) return (t = after(timeoutMs, () => finish('dropped', 'sent, no reply')));
+        // Refused in OUTPUT: a reject's ICMP error follows within a few ms, a drop's never does.
+        if (e.code === 'EPERM') t = after(Math.min(timeoutMs, 150), () => finish('dropped', 'EPERM, no ICMP error'));
         else finish(REJECT_ERRNO.has(e.code) ? 'rejected' : 'error', e.code || e.message);
       });
     });

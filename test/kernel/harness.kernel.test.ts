@@ -56,6 +56,31 @@ kernelDescribe('kernel harness', () => {
     }
   });
 
+  // A regression: a probe's silence clock started when the prober began the
+  // probe, not when its packet left. Each ICMP probe spawns ping, and spawning
+  // blocks the prober's event loop, so a UDP probe queued before many ICMP
+  // probes sent its datagram hundreds of ms late and was called dropped a few
+  // ms after it left. That is what lost the :53 replies of the first test
+  // under load. Here 300 spawns in one go block the prober for far longer than
+  // the 400 ms timeout (measured: ~3 ms a spawn on an idle 2-core machine).
+  test('a UDP or TCP probe whose packet leaves late, behind 300 ping spawns, still waits the full timeout for its answer', async () => {
+    await env.world.listen({ tcp: [443], udp: [53] });
+    const host = await env.world.addHost();
+    try {
+      const probes: Probe[] = [
+        { proto: 'udp', dst: '192.0.2.53', port: 53, ...U },
+        { proto: 'udp', dst: '2001:db8::53', port: 53, ...U },
+        { proto: 'tcp', dst: '192.0.2.53', port: 443, ...U },
+        { proto: 'tcp', dst: '2001:db8::53', port: 443, ...U },
+        ...Array.from({ length: 300 }, (_, i): Probe => ({ proto: 'icmp', dst: i % 2 ? `2001:db8::1:${i.toString(16)}` : `198.51.100.${i % 256}`, ...U })),
+      ];
+      const rs = await runProbes(env.x, host.ns, probes, { concurrency: probes.length });
+      expect(outcomes(rs).filter((l) => !l.includes(': accepted'))).toEqual([]);
+    } finally {
+      await host.close();
+    }
+  });
+
   test('refuses destinations outside the documentation prefixes', async () => {
     for (const dst of ['10.0.0.1', '169.254.169.254', '8.8.8.8', '2001:db9::1', 'fd00::1'])
       await expect(runProbes(env.x, 'unused', [{ proto: 'tcp', dst, port: 80, ...ROOT }])).rejects.toThrow(/outside the documentation prefixes/);

@@ -3,13 +3,14 @@
  *
  * - Fails, does not skip, when the kernel cannot be used (not root, no netns,
  *   a tool missing): the suite is the project's main proof and must not pass
- *   by doing nothing. `EGRESS_SKIP_KERNEL=1` is the explicit, loud opt-out.
+ *   by doing nothing. The one skip rule is test/netns.ts's: the explicit,
+ *   loud `EGRESS_SKIP_KERNEL=1`, never in CI.
  * - Snapshots the root namespace's firewall (nft, iptables, ip6tables) before
  *   a file's tests and asserts it is identical afterwards.
  * - One world per file; each policy gets a fresh host namespace, deleted in
  *   `finally` (and on SIGINT/SIGTERM by src/kernel/netns.ts).
  */
-import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { BACKENDS } from '../../src/backends/registry.js';
 import { hasErrors } from '../../src/diag/diagnostic.js';
 import { renderText } from '../../src/diag/render.js';
@@ -22,15 +23,7 @@ import type { Probe, ProbeOptions } from '../../src/lab/probe.js';
 import { World } from '../../src/lab/world.js';
 import type { Accounts } from '../../src/resolve/resolver.js';
 
-export const SKIP = process.env.EGRESS_SKIP_KERNEL === '1';
-
-if (SKIP) {
-  const bar = '!'.repeat(78);
-  process.stderr.write(`\n${bar}\n!! EGRESS_SKIP_KERNEL=1: the kernel suite is SKIPPED. Nothing was proved against the kernel.\n${bar}\n\n`);
-}
-
-/** `describe` for kernel tests: skipped only by the explicit opt-out. */
-export const kernelDescribe: typeof describe = (SKIP ? describe.skip : describe) as typeof describe;
+export { kernelDescribe } from '../netns.js';
 
 export interface KernelEnv {
   x: Execer;
@@ -46,7 +39,7 @@ export function useRootGuard(x: Execer = realExecer()): void {
   let before = '';
   beforeAll(async () => {
     const problems = await preflight(x);
-    if (problems.length) throw new Error(`the kernel suite cannot run here (set EGRESS_SKIP_KERNEL=1 to skip it explicitly):\n  ${problems.join('\n  ')}`);
+    if (problems.length) throw new Error(`the kernel suite cannot run here (outside CI, EGRESS_SKIP_KERNEL=1 skips it explicitly):\n  ${problems.join('\n  ')}`);
     before = await rootFirewallSnapshot(x);
   }, 120_000);
   afterAll(async () => {

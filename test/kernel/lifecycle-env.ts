@@ -9,7 +9,7 @@
  * the root namespace.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Execer } from '../../src/kernel/exec.js';
@@ -153,3 +153,47 @@ export async function foreign(lc: Lc): Promise<string> {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Poll `pred` until it holds. The bound is only a backstop below the tests'
+ * 60 s timeout, so a hang fails with `what` rather than a bare timeout.
+ */
+export async function until(pred: () => boolean | Promise<boolean>, what: string, backstopMs = 50_000): Promise<void> {
+  const end = Date.now() + backstopMs;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`${what} (waited ${backstopMs} ms)`);
+    await sleep(50);
+  }
+}
+
+/** Whether process `pid` exists and has not exited (a zombie has). */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return false;
+  }
+}
+
+/** Whether any process of group `pgid` is still running (zombies aside). */
+export function groupAlive(pgid: number): boolean {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[2]) === pgid && !/^[ZX]$/.test(f[0]!)) return true;
+    } catch {
+      /* exited while we looked */
+    }
+  }
+  return false;
+}
+
+/** The pending confirmation of `lc`: its token and its watchdog process. */
+export function pendingOf(lc: Lc): { token: string; watchdog: { kind: string; pid: number } } {
+  const p = JSON.parse(readFileSync(join(lc.stateDir, 'pending.json'), 'utf8')) as { body: { token: string; watchdog: { kind: string; pid: number } } };
+  if (p.body.watchdog.kind !== 'process') throw new Error(`expected a process watchdog, got ${p.body.watchdog.kind}`);
+  return p.body;
+}

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
 import { realExecer } from '../../src/kernel/exec.js';
 import { readHistory } from '../../src/kernel/history.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
-import { addForeign, buildCli, foreign, iptFamily, iptOwned, lcEnv, nftOwned, sleep, type Lc } from './lifecycle-env.js';
+import { addForeign, buildCli, foreign, iptFamily, iptOwned, groupAlive, lcEnv, nftOwned, pendingOf, running, sleep, until, type Lc } from './lifecycle-env.js';
 
 const P1 = `version: 1
 default: reject
@@ -118,6 +118,7 @@ kernelDescribe('life cycle (kernel)', () => {
       child.on('close', (code) => reject(new Error(`apply ended (${code}) before arming: ${out}${err}`)));
     });
     expect(await nftOwned(lc)).not.toBe(old);
+    const { watchdog } = pendingOf(lc);
     // The session dies: hang-up, then SIGKILL for its whole process group.
     // `apply` may already have returned after arming the watchdog, and the
     // hang-up may end the group: a group that is gone has nothing left to kill.
@@ -128,9 +129,8 @@ kernelDescribe('life cycle (kernel)', () => {
         if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
       }
     }
-    // Wait for the watchdog to finish (kernel first, then state and history).
-    const rolledBack = () => readHistory(lc.stateDir).entries.some((e) => e.action === 'auto-rollback');
-    for (let i = 0; i < 80 && !rolledBack(); i++) await sleep(250);
+    // Wait for the watchdog to finish: it exits once it has rolled back (kernel, then state and history).
+    await until(() => !running(watchdog.pid), `watchdog ${watchdog.pid} did not finish`);
     expect(await nftOwned(lc)).toBe(old);
     const h = readHistory(lc.stateDir).entries;
     expect(h.map((e) => [e.action, e.outcome])).toEqual([
@@ -146,13 +146,29 @@ kernelDescribe('life cycle (kernel)', () => {
   test('confirm keeps the apply, and the watchdog then does nothing', async () => {
     const lc = await env();
     await ok(lc, ['apply', lc.p1]);
-    await ok(lc, ['apply', '--confirm', '5', lc.p2]);
+    // A deadline this test never reaches: with --confirm 5, a loaded machine
+    // took longer than 5 s to start `confirm`, and the watchdog rolled back first.
+    await ok(lc, ['apply', '--confirm', '3600', lc.p2]);
     const applied = await nftOwned(lc);
+    const { token, watchdog } = pendingOf(lc);
+    expect(running(watchdog.pid)).toBe(true);
     const c = await ok(lc, ['confirm']);
     expect(c.stdout).toMatch(/^confirmed: /);
-    await sleep(6000);
+    // confirm stops the watchdog...
+    await until(() => !running(watchdog.pid), `watchdog ${watchdog.pid} still running after confirm`);
+    // ...and one that wakes after a confirm anyway (as if it had missed the signal) finds nothing to do.
+    const late = await lc.egress(['_auto-rollback', '--token', token]);
+    expect(late.code, late.stderr).toBe(0);
+    expect(late.stderr).toMatch(new RegExp(`watchdog: ${token} was confirmed, rolled back or replaced; nothing to do`));
     expect(await nftOwned(lc)).toBe(applied);
-    expect((await lc.egress(['confirm'])).stderr).toMatch(/nothing to confirm/);
+    expect(readHistory(lc.stateDir).entries.map((e) => [e.action, e.outcome])).toEqual([
+      ['apply', 'ok'],
+      ['apply', 'pending'],
+      ['confirm', 'ok'],
+    ]);
+    const again = await lc.egress(['confirm']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/nothing to confirm/);
   }, 60_000);
 
   test('a corrupted or missing state directory gives a clear error and never a wrong rollback', async () => {
@@ -219,15 +235,15 @@ kernelDescribe('life cycle (kernel)', () => {
     let stderr = '';
     w.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
     try {
-      const until = async (pred: () => Promise<boolean>, what: string) => {
-        for (let i = 0; i < 100 && !(await pred()); i++) await sleep(200);
-        expect(await pred(), `${what}\nwatch said:\n${stderr}`).toBe(true);
-      };
-      await until(async () => /looked up mirror\.test; next mirror\.test in 1 s/.test(stderr), 'first round');
+      const seen = (pred: () => Promise<boolean>, what: string) =>
+        until(pred, what).catch((e: Error) => {
+          throw new Error(`${e.message}\nwatch said:\n${stderr}`);
+        });
+      await seen(async () => /looked up mirror\.test; next mirror\.test in 1 s/.test(stderr), 'first round');
       lc.hosts('192.0.2.82 mirror.test\n');
-      await until(async () => /elements = \{ 192\.0\.2\.82 \}/.test(await set()), 'the new address went live');
+      await seen(async () => /elements = \{ 192\.0\.2\.82 \}/.test(await set()), 'the new address went live');
       lc.hosts(''); // the name stops resolving: the last good address stays
-      await until(async () => /keeping its last known addresses/.test(stderr), 'a failed lookup');
+      await seen(async () => /keeping its last known addresses/.test(stderr), 'a failed lookup');
       expect(await set()).toMatch(/elements = \{ 192\.0\.2\.82 \}/);
       expect(w.exitCode).toBe(null);
     } finally {
@@ -313,7 +329,8 @@ kernelDescribe('life cycle (kernel)', () => {
         /* already done */
       }
       await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.on('close', r)));
-      await sleep(200);
+      // Its children (nft, iptables-restore) die with the group, but not at the same instant.
+      await until(() => !groupAlive(child.pid!), `process group ${child.pid} still has members`);
       const after = await owned(lc, b);
       let expected: string;
       if (b === 'nft') {

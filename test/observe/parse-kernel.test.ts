@@ -146,7 +146,7 @@ describe('--since', () => {
     const p = new KernelLineParser({ now: NOW.getTime(), since: Date.UTC(2026, 10, 23, 9, 0, 0) });
     expect(p.parseLine(iso(`EGRESS D:smtp ${TCP4}`, '2026-11-23T08:59:59Z'))).toBeUndefined();
     expect(p.parseLine(`EGRESS D:smtp ${TCP4}`)).toBeUndefined(); // inherits 08:59:59
-    expect(p.parseLine(iso(`EGRESS D:smtp ${TCP4}`, '2026-11-23T09:00:00Z'))).toBeDefined();
+    expect(p.parseLine(iso(`EGRESS D:smtp ${TCP4}`, '2026-11-23T09:00:00Z'))).toMatchObject({ time: Date.UTC(2026, 10, 23, 9, 0, 0), rule: 'smtp', dst: '198.51.100.7', dpt: 25 });
     expect(p.counts.beforeSince).toBe(2);
   });
 });

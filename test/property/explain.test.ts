@@ -13,7 +13,7 @@ import { linearEvaluator } from '../../src/sim/linear.js';
 import { parseFlow } from '../../src/sim/flow-parse.js';
 import { ACCOUNTS, loadText } from '../helpers.js';
 import { withAnswer, withAnswerReference } from '../../src/sim/dns.js';
-import { flowArb, LOOKUPS, policyArb, policyYaml, type GenPolicy } from './gen.js';
+import { examples, flowArb, LOOKUPS, policyArb, policyYaml, type Example, type GenFlow, type GenPolicy } from './gen.js';
 
 async function load(p: GenPolicy) {
   const l = await loadText(policyYaml(p));
@@ -23,6 +23,76 @@ async function load(p: GenPolicy) {
 }
 
 const RUNS = 300;
+
+const policy = (p: Partial<GenPolicy>): GenPolicy => ({ mode: 'enforce', default: 'accept', allow: [], deny: [], ...p });
+const flow = (to: string, port: string, user: string): GenFlow => ({ to, port, user });
+
+/** Shrunk counterexamples of "reference == linear == indexed" (see gen.ts `Example`). */
+const AGREE: Example<[GenPolicy, GenFlow[]]>[] = [
+  // Caught: the indexed evaluator's sweep closed each destination interval one
+  // address early (`at: x.hi` for `x.hi + 1n`), so a single address matched nothing.
+  { name: 'a deny of one address', args: [policy({ deny: [{ name: 'd0', to: ['192.0.2.1'] }] }), [flow('192.0.2.1', 'tcp/22', 'root')]] },
+  // Caught: the indexed evaluator not skipping a deny whose except matched.
+  { name: 'a deny whose except matches everything', args: [policy({ deny: [{ name: 'd0', except: [{}] }] }), [flow('192.0.2.1', 'udp/53', 'root')]] },
+  // Caught: restMatches (ir-match.ts) ignoring the user selector, in the linear evaluator and in except matching.
+  {
+    name: 'an allow for one user',
+    args: [policy({ allow: [{ name: 'a0', user: ['root'] }] }), [flow('192.0.2.1', 'tcp/22', 'postfix'), flow('192.0.2.1', 'tcp/22', 'root')]],
+  },
+  // Caught: the indexed port table leaving a range's first port out (`a < lo`), so a whole-protocol rule without destinations never matched.
+  { name: 'a whole-protocol allow without destinations', args: [policy({ allow: [{ name: 'a0', ports: ['udp'] }] }), [flow('192.0.2.1', 'udp/53', 'root')]] },
+  // Caught: lower.ts merging a rule's destination intervals without sorting them first.
+  { name: 'two destinations out of order', args: [policy({ allow: [{ name: 'a0', to: ['198.51.100.7', '192.0.2.1'] }] }), [flow('192.0.2.1', 'udp/53', 'root')]] },
+  // Exercises: both ends of a CIDR and a port range, the first address past them, an except by user, audit mode, both families.
+  {
+    name: 'range ends, except by user, audit, both families',
+    args: [
+      policy({
+        mode: 'audit',
+        default: 'drop',
+        allow: [{ name: 'a0', to: ['192.0.2.0/30'], ports: ['tcp/80-81'], user: ['www-data'] }],
+        deny: [{ name: 'd0', to: ['2001:db8::/126'], ports: ['udp'], except: [{ user: ['postfix'] }] }],
+      }),
+      [
+        flow('192.0.2.0', 'tcp/80', 'www-data'),
+        flow('192.0.2.3', 'tcp/81', 'www-data'),
+        flow('192.0.2.4', 'tcp/81', 'www-data'),
+        flow('192.0.2.3', 'tcp/443', 'www-data'),
+        flow('2001:db8::3', 'udp/53', 'postfix'),
+        flow('2001:db8::3', 'udp/53', 'root'),
+        flow('2001:db8::4', 'udp/53', 'root'),
+      ],
+    ],
+  },
+];
+
+/** Shrunk counterexamples of order independence: a policy and the shuffle seed. */
+const ORDER: Example<[GenPolicy, number]>[] = [
+  // Caught: lower.ts keeping the file's order of deny rules instead of sorting them by name.
+  { name: 'two denies, shuffled', args: [policy({ deny: [{ name: 'd0' }, { name: 'd1' }] }), 0] },
+  // Exercises: allows and denies shuffled together, with excepts and both families.
+  {
+    name: 'three allows and three denies',
+    args: [
+      policy({
+        allow: [{ name: 'a0', to: ['192.0.2.1'] }, { name: 'a1', ports: ['tcp/443'] }, { name: 'a2', family: 'ipv6' }],
+        deny: [{ name: 'd0', user: ['postfix'] }, { name: 'd1', to: ['2001:db8::/32'], except: [{ ports: ['udp/53'] }] }, { name: 'd2', ports: ['tcp/25'] }],
+      }),
+      7,
+    ],
+  },
+];
+
+/** Shrunk counterexamples of monotonicity: a policy, the policy whose allows are added, and flows. */
+const MONOTONE: Example<[GenPolicy, GenPolicy, GenFlow[]]>[] = [
+  // Caught: the indexed port table leaving out the rules without an L4 selector
+  // once any rule without destinations named ports: "allow everything" stopped
+  // matching tcp/22 when an allow for tcp/25 was added.
+  {
+    name: 'allow everything, then add an allow with ports',
+    args: [policy({ default: 'drop', allow: [{ name: 'a0' }] }), policy({ allow: [{ name: 'a0', ports: ['tcp/25'] }] }), [flow('192.0.2.1', 'tcp/22', 'root')]],
+  },
+];
 
 describe('evaluators agree', () => {
   test('reference == linear == indexed, for every flow', async () => {
@@ -38,7 +108,7 @@ describe('evaluators agree', () => {
           expect(idx(f)).toEqual(want);
         }
       }),
-      { numRuns: RUNS },
+      { numRuns: RUNS, examples: examples(AGREE) },
     );
   });
 });
@@ -52,7 +122,7 @@ describe('order independence (SPEC §2)', () => {
         // Spans differ with position; compare the dump, which carries no offsets.
         expect(printIr(b.ir!)).toBe(printIr(a.ir!));
       }),
-      { numRuns: RUNS },
+      { numRuns: RUNS, examples: examples(ORDER) },
     );
   });
 });
@@ -70,7 +140,7 @@ describe('monotonicity', () => {
           if (ea(f).verdict === 'accept') expect(eb(f).verdict).toBe('accept');
         }
       }),
-      { numRuns: RUNS },
+      { numRuns: RUNS, examples: examples(MONOTONE) },
     );
   });
 });

@@ -136,3 +136,17 @@ export const flowArb: fc.Arbitrary<GenFlow> = fc.record({
   port: fc.oneof(fc.constantFrom(...PORTS).map((p) => `tcp/${p}`), fc.constantFrom(53, 80, 25).map((p) => `udp/${p}`)),
   user: fc.constantFrom(...USERS.map((u) => u.name)),
 });
+
+/**
+ * A committed counterexample: fed to fast-check as one of its `examples`, so
+ * it runs first on every run, whatever the seed. `name` says what it is; a
+ * comment beside it says what it caught (a bug put in on purpose, then shrunk
+ * by fast-check) or what it exercises.
+ */
+export interface Example<A extends unknown[]> {
+  name: string;
+  args: A;
+}
+
+/** The `examples` option for fast-check from named examples. */
+export const examples = <A extends unknown[]>(xs: readonly Example<A>[]): A[] => xs.map((x) => x.args);

@@ -10,6 +10,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { PS_SINGLE_QUOTES, psString } from '../../src/backends/windows/quote.js';
+import { examples, type Example } from './gen.js';
 
 const isQuote = (c: string | undefined) => c !== undefined && (PS_SINGLE_QUOTES as readonly string[]).includes(c);
 
@@ -73,6 +74,27 @@ const hostile = fc
   )
   .map((xs) => xs.join(''));
 
+/** Shrunk counterexamples (see gen.ts `Example`), for strings without NUL or lone surrogates. */
+const CARRIED: Example<[string]>[] = [
+  // Caught: psString not doubling a single quote, which then ended the string.
+  { name: 'a single quote', args: ["'"] },
+  // Caught: psString passing U+2019 through, which PowerShell also takes as a single quote.
+  { name: 'a typographic single quote', args: ['\u2019'] },
+  // Caught, by this example only: psString letting DEL (0x7f, the first character past
+  // printable ASCII) through raw; 2000 random runs did not produce it.
+  { name: 'DEL', args: ['\x7f'] },
+  // Exercises: what a double-quoted or here-string would expand, and a line break.
+  { name: 'expansion characters', args: ['$(x) ${y} `n @"\r\n"@'] },
+];
+
+/** Shrunk counterexamples for arbitrary UTF-16. */
+const UTF16: Example<[string]>[] = [
+  // Caught: psString pairing a high surrogate with whatever followed it instead of refusing the string.
+  { name: 'a lone high surrogate', args: ['\ud800'] },
+  // Exercises: a low surrogate before its high one (two lone halves), and a well-formed pair.
+  { name: 'surrogates in the wrong order, then a pair', args: ['\udc00\ud800\ud83d\ude00'] },
+];
+
 describe('psString property', () => {
   test('round-trips every string without NUL or lone surrogates, as printable ASCII', () => {
     fc.assert(
@@ -86,7 +108,7 @@ describe('psString property', () => {
         expect(q).toMatch(/^[\x20-\x7e]+$/);
         expect(evalPs(q!)).toBe(s);
       }),
-      { numRuns: 2000 },
+      { numRuns: 2000, examples: examples(CARRIED) },
     );
   });
 
@@ -97,7 +119,7 @@ describe('psString property', () => {
         if (q === undefined) expect(s.includes('\0') || !s.isWellFormed()).toBe(true);
         else expect(evalPs(q)).toBe(s);
       }),
-      { numRuns: 2000 },
+      { numRuns: 2000, examples: examples(UTF16) },
     );
   });
 

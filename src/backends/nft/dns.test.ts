@@ -13,11 +13,10 @@ import type { NftDnsName, NftForwarderConfig } from './dns.js';
 import { loadText } from '../../../test/helpers.js';
 import type { Ir } from '../../ir/types.js';
 import { emitNft, emitNftRefresh, nftDnsNames, nftDnsSets, nftForwarderConfig, nftStructure } from './emit.js';
-import { inNetns, SKIP_KERNEL } from './netns.testkit.js';
+import { inNetns, kernelTest, needKernel } from '../../../test/netns.js';
 import { readNftLive } from './parse-live.js';
 import { diff, liveFingerprint } from '../../plan/diff.js';
 
-const kernelTest = SKIP_KERNEL ? test.skip : test;
 const HOSTS = { 'deb.debian.org': { ipv4: ['198.51.100.7'] } };
 
 async function ir(policy: string, hosts: Record<string, { ipv4?: string[]; ipv6?: string[] }> = HOSTS): Promise<Ir> {
@@ -27,7 +26,7 @@ async function ir(policy: string, hosts: Record<string, { ipv4?: string[]; ipv6?
 }
 
 function check(text: string): void {
-  if (SKIP_KERNEL) return;
+  needKernel('nft -c on the emitted script');
   const r = inNetns('nft -c -f ruleset.nft', { 'ruleset.nft': text });
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);

@@ -38,6 +38,22 @@ const STATUS: Status = {
   ],
 };
 
+/** JSON reports printed so far (one per line). */
+const reports = (i: { out: string }) =>
+  i.out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { connections: number });
+
+/** Wait for a condition; the bound is only a backstop below the test timeout, so a hang fails saying what it waited for. */
+async function until(cond: () => boolean, what: string, backstopMs = 50_000): Promise<void> {
+  const end = Date.now() + backstopMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`waited ${backstopMs} ms for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 describe('stats seams', () => {
   test('--follow reads what is appended until the signal, then reports once more', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'egress-follow-'));
@@ -46,13 +62,13 @@ describe('stats seams', () => {
     const ac = new AbortController();
     const i = io(dir);
     const done = statsCommand(i, ['kern.log'], { follow: true, json: true, interval: '1' }, { signal: ac.signal, pollMs: 10, status: async () => ({ ...STATUS, applied: false }) });
-    await new Promise((r) => setTimeout(r, 100));
+    // Append only once a periodic report shows the file was read, then stop once one shows the appended line.
+    await until(() => reports(i).some((r) => r.connections === 1), 'a report of the first line');
     appendFileSync(log, iso(`EGRESS P:- ${UDP4}`, '2026-05-31T10:00:05Z') + '\n');
-    await new Promise((r) => setTimeout(r, 150));
+    await until(() => reports(i).some((r) => r.connections === 2), 'a report of the appended line');
     ac.abort();
     expect(await done).toBe(0);
-    const reports = i.out.trim().split('\n').map((l) => JSON.parse(l));
-    expect(reports.at(-1)).toMatchObject({ connections: 2, mode: 'enforce' });
+    expect(reports(i).at(-1)).toMatchObject({ connections: 2, mode: 'enforce' });
   });
 
   test('--follow on a pipe that never ends (tail -F kern.log | egress stats --follow -): reports as lines arrive', async () => {
@@ -67,16 +83,15 @@ describe('stats seams', () => {
     const ac = new AbortController();
     const i = Object.assign(io(tmpdir()), { stdinChunks: pipe });
     const done = statsCommand(i, ['-'], { follow: true, json: true, interval: '1' }, { signal: ac.signal, status: async () => ({ ...STATUS, applied: false }) });
-    // Wait (up to 20 s on a loaded machine) for the first periodic report, printed while the pipe is still open.
-    for (let k = 0; k < 200 && !i.out; k++) await new Promise((r) => setTimeout(r, 100));
-    const first = i.out.trim().split('\n').map((l) => JSON.parse(l));
-    expect(first.at(-1)).toMatchObject({ connections: 1 }); // a periodic report before the input ended
-    for (let k = 0; k < 100 && !feed; k++) await new Promise((r) => setTimeout(r, 10));
+    // The first periodic report, printed while the pipe is still open.
+    await until(() => reports(i).length > 0, 'the first periodic report');
+    expect(reports(i).at(-1)).toMatchObject({ connections: 1 }); // a periodic report before the input ended
+    await until(() => feed !== undefined, 'the pipe to ask for more');
     feed!(lines[1]! + '\n');
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => reports(i).some((r) => r.connections === 2), 'a report of the line fed later');
     ac.abort();
     expect(await done).toBe(0);
-    expect(i.out.trim().split('\n').map((l) => JSON.parse(l)).at(-1)).toMatchObject({ connections: 2 });
+    expect(reports(i).at(-1)).toMatchObject({ connections: 2 });
   });
 
   test('the live kernel counters of what denied, next to the logged numbers', async () => {
