@@ -19,7 +19,7 @@
  */
 import type { Family } from '../policy/address.js';
 import { parseDest } from '../policy/address.js';
-import { describeFailure, type Execer, type Started } from '../kernel/exec.js';
+import type { Execer, Started } from '../kernel/exec.js';
 import { createNetns, ifName, ipBatch, NetnsError, netnsName, sweepStale, sysctl, uniqueTag, cleanup, writeNetnsEtc } from '../kernel/netns.js';
 import { WORLD_LISTENER_SOURCE } from './world-listener.js';
 
@@ -229,11 +229,4 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
   } finally {
     clearTimeout(t);
   }
-}
-
-/** Run a command inside a namespace and fail with its output when it fails. */
-export async function runIn(x: Execer, ns: string, argv: string[], input?: string): Promise<string> {
-  const r = await x.run(argv[0]!, argv.slice(1), { netns: ns, ...(input !== undefined ? { input } : {}) });
-  if (r.code !== 0) throw new NetnsError(describeFailure(argv, r));
-  return r.stdout;
 }

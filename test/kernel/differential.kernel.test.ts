@@ -15,7 +15,7 @@
 import fc from 'fast-check';
 import { expect, test } from 'vitest';
 import { loadPolicyText } from '../../src/index.js';
-import { KERNEL_TARGETS, type KernelTarget } from '../../src/lab/apply.js';
+import { LINUX_TARGETS, type LinuxTarget } from '../../src/backends/types.js';
 import type { Comparison } from '../../src/lab/compare.js';
 import { probeText } from '../../src/lab/probe.js';
 import { hasErrors } from '../../src/diag/diagnostic.js';
@@ -71,11 +71,11 @@ function describeMismatch(c: Comparison): string {
 kernelDescribe('kernel differential (fast-check)', () => {
   const env = useKernel();
 
-  test(`kernel == explain for random policies and flows, on ${KERNEL_TARGETS.join(' and ')}`, async () => {
+  test(`kernel == explain for random policies and flows, on ${LINUX_TARGETS.join(' and ')}`, async () => {
     await env.world.listen({ tcp: KERNEL_PORTS, udp: KERNEL_PORTS });
     let compared = 0;
     let comparedNft = 0;
-    const refused: Record<KernelTarget, number> = { nft: 0, iptables: 0 };
+    const refused: Record<LinuxTarget, number> = { nft: 0, iptables: 0 };
     let failedAt: number | undefined;
 
     const property = fc.asyncProperty(kPolicyArb, fc.array(kProbeArb, { minLength: MIN_PROBES, maxLength: MAX_PROBES }), async (p: KPolicy, probes: Probe[]) => {
@@ -86,7 +86,7 @@ kernelDescribe('kernel differential (fast-check)', () => {
       if (hasErrors(l.diagnostics) || !l.ir) throw new Error(`generated policy did not load:\n${yaml}\n${l.diagnostics.map((d) => d.message).join('\n')}`);
       const problems: string[] = [];
       await Promise.all(
-        KERNEL_TARGETS.map(async (target) => {
+        LINUX_TARGETS.map(async (target) => {
           const art = kernelBackend(target).emit(l.ir!);
           if (hasErrors(art.diagnostics)) {
             // A backend may refuse what it cannot express (SPEC §2); it must say so with unsupported-selector.

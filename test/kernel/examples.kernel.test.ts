@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { loadPolicyText } from '../../src/index.js';
-import { KERNEL_TARGETS } from '../../src/lab/apply.js';
+import { LINUX_TARGETS } from '../../src/backends/types.js';
 import { rejectForm, specRejectForm, probeText, type Probe } from '../../src/lab/probe.js';
 import type { Verdict } from '../../src/policy/types.js';
 import { ACCOUNTS, fixedResolver, NOW } from '../helpers.js';
@@ -100,7 +100,7 @@ kernelDescribe('examples against the kernel', () => {
   const env = useKernel();
 
   for (const s of SCENARIOS)
-    test.each(KERNEL_TARGETS.map((t) => [t]))(`${s.file} on %s`, async (target) => {
+    test.each(LINUX_TARGETS.map((t) => [t]))(`${s.file} on %s`, async (target) => {
       const l = await loadPolicyText(`examples/${s.file}`, readFileSync(join(EXAMPLES, s.file), 'utf8'), { resolver: fixedResolver(s.hosts ?? {}), now: NOW });
       const probes = s.flows.map(([proto, dst, port, user]): Probe => ({ proto, dst, ...(port !== undefined ? { port } : {}), ...uidOf(user) }));
       const cs = await probePolicy(env, l, target, probes, ACCOUNTS);

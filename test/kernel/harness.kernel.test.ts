@@ -7,9 +7,8 @@
 import { expect, test } from 'vitest';
 import { existsSync } from 'node:fs';
 import { listNetns, NETNS_ETC } from '../../src/kernel/netns.js';
-import { applyInNetns } from '../../src/lab/apply.js';
 import { runProbes, rejectForm, type Probe, type ProbeResult } from '../../src/lab/probe.js';
-import { kernelDescribe, useKernel } from './harness.js';
+import { kernelDescribe, loadInto, useKernel } from './harness.js';
 
 const ROOT = { uid: 0, gid: 0 };
 const U = { uid: 4_100_001, gid: 4_100_001 };
@@ -124,7 +123,7 @@ COMMIT
     await env.world.listen({ tcp: [80], udp: [123] });
     const host = await env.world.addHost();
     try {
-      await applyInNetns(env.x, host.ns, target, text);
+      await loadInto(env.x, host.ns, target, text);
       const want: [string, string][] = [];
       const probes: Probe[] = [];
       for (const [dst10, dst20, dst30, dst40] of [

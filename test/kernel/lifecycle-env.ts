@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Execer } from '../../src/kernel/exec.js';
 import { createNetns, netnsName, uniqueTag } from '../../src/kernel/netns.js';
-import { normalizeRuleset } from '../../src/lab/apply.js';
+import { normalizeRuleset } from './harness.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 

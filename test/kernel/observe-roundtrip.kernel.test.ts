@@ -21,7 +21,7 @@ import { main } from '../../src/cli/main.js';
 import type { Io } from '../../src/cli/io.js';
 import { loadPolicyText } from '../../src/index.js';
 import { uniqueTag } from '../../src/kernel/netns.js';
-import { KERNEL_TARGETS } from '../../src/lab/apply.js';
+import { LINUX_TARGETS } from '../../src/backends/types.js';
 import { probeText, type Probe } from '../../src/lab/probe.js';
 import { ACCOUNTS, fixedResolver, NOW } from '../helpers.js';
 import { kernelDescribe, probePolicy, useKernel } from './harness.js';
@@ -93,7 +93,7 @@ kernelDescribe('observe round trip: audit → kernel log → stats → learn →
     if (before !== undefined && before !== '1') await env.x.run('sysctl', ['-q', '-w', `${SYSCTL}=${before}`]);
   });
 
-  test.each(KERNEL_TARGETS)('%s', async (target) => {
+  test.each(LINUX_TARGETS)('%s', async (target) => {
     const dir = mkdtempSync(join(tmpdir(), 'egress-roundtrip-'));
     try {
       // A prefix of our own: this test reads only its lines from the shared ring buffer.
