@@ -142,10 +142,10 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
           const host = await world.addHost();
           hosts.set(v, host);
           await sysctl(x, host.ns, { 'net.ipv4.ip_local_port_range': '1024 65535' });
-          await mustRun({ x, netns: host.ns }, ['nft', '-f', '-'], NOTRACK_UDP);
+          await mustRun({ execer: x, netns: host.ns }, ['nft', '-f', '-'], NOTRACK_UDP);
           if (v === 'none') continue;
           if (v === 'conntrack') {
-            await mustRun({ x, netns: host.ns }, ['nft', '-f', '-'], CONNTRACK_ONLY);
+            await mustRun({ execer: x, netns: host.ns }, ['nft', '-f', '-'], CONNTRACK_ONLY);
             continue;
           }
           const target: LinuxTarget = v === 'nft-hash' ? 'nft' : v;
@@ -156,7 +156,7 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
           // nft-hash: the same ruleset with plain hash sets, the hand-written baseline.
           const loaded = v === 'nft-hash' ? { ...art.value, text: art.value.text.replace(/^\s*flags interval\n/m, '') } : art.value;
           say(`N=${n}: loading ${v} (${loaded.text.length} bytes)`);
-          const w = { x, netns: host.ns };
+          const w = { execer: x, netns: host.ns };
           const cur = await readLive(w, target); // before the clock: only the load itself is timed
           const t2 = performance.now();
           const failure = await load(w, target, loaded, cur);

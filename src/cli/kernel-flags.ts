@@ -33,7 +33,7 @@ export interface KernelSeams {
 
 export function lifecycleCtx(io: Io, seams: KernelSeams = {}): Ctx {
   return {
-    w: { x: seams.execer ?? realExecer(), ...(seams.netns ? { netns: seams.netns } : {}) },
+    w: { execer: seams.execer ?? realExecer(), ...(seams.netns ? { netns: seams.netns } : {}) },
     stateDir: stateDirOf(io.env),
     env: io.env,
     now: () => new Date(),

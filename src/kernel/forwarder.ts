@@ -60,15 +60,15 @@ function readOrEmpty(path: string): string {
 }
 
 /** The group the forwarder runs as, created (a system group) when this host lacks it; returns its gid. */
-export async function ensureDnsGroup(w: Pick<Where, 'x'>): Promise<number> {
+export async function ensureDnsGroup(w: Pick<Where, 'execer'>): Promise<number> {
   const look = async () => {
-    const r = await w.x.run('getent', ['group', DNS_GROUP], { timeoutMs: 10_000 });
+    const r = await w.execer.run('getent', ['group', DNS_GROUP], { timeoutMs: 10_000 });
     const gid = r.code === 0 ? Number(r.stdout.split(':')[2]) : NaN;
     return Number.isInteger(gid) ? gid : undefined;
   };
   const found = await look();
   if (found !== undefined) return found;
-  const r = await w.x.run('groupadd', ['--system', DNS_GROUP], { timeoutMs: 30_000 });
+  const r = await w.execer.run('groupadd', ['--system', DNS_GROUP], { timeoutMs: 30_000 });
   const gid = await look();
   if (gid === undefined) throw new ForwarderError(`cannot create the group ${DNS_GROUP} the DNS forwarder runs as: ${(r.stderr || r.stdout).trim() || `groupadd exited ${r.code}`}`);
   return gid;
@@ -139,7 +139,7 @@ export async function startForwarder(w: Where, stateDir: string, self: SelfComma
   const out = join(stateDir, FORWARDER_OUT);
   writeFileAtomic(spec, JSON.stringify({ config, logFile: join(stateDir, FORWARDER_LOG) }, null, 2) + '\n', 0o600);
   rmSync(out, { force: true });
-  const { pid } = w.x.detach(self[0]!, [...self.slice(1), '_dns-forwarder', spec], {
+  const { pid } = w.execer.detach(self[0]!, [...self.slice(1), '_dns-forwarder', spec], {
     logPath: out,
     gid,
     cwd: '/',

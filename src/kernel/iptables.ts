@@ -80,7 +80,7 @@ export async function removeIptables(w: Where, save: Record<Family, string>): Pr
 
 /** The kernel's own listing of a ruleset, loaded into a scratch namespace. */
 export async function canonicalIptables(w: Where, art: Artifact): Promise<LiveRuleset> {
-  return withScratchNetns(w.x, async (s) => {
+  return withScratchNetns(w.execer, async (s) => {
     const cur = await readIptables(s);
     const f = await loadIptables(s, art, cur.save);
     if (f) throw new KernelError(f.message, f.output);

@@ -89,7 +89,7 @@ function world(): World {
   const k = new FakeKernel();
   const notes: string[] = [];
   const stateDir = join(dir, 'state');
-  const ctx: Ctx = { w: { x }, stateDir, env: { EGRESS_WATCHDOG: 'systemd' }, now: () => new Date(now), who: { user: 'alice', uid: 1000 }, note: (l) => notes.push(l), self: SELF, kernel: k };
+  const ctx: Ctx = { w: { execer: x }, stateDir, env: { EGRESS_WATCHDOG: 'systemd' }, now: () => new Date(now), who: { user: 'alice', uid: 1000 }, note: (l) => notes.push(l), self: SELF, kernel: k };
   return { k, ctx, stateDir, notes, watchdog, x, advance: (s) => (now += s * 1000) };
 }
 
@@ -285,7 +285,7 @@ describe('dns.proxy', () => {
     const d = await desired('nft', DNS);
     expect(d.ir.dns).toBeDefined();
     const w = world();
-    w.ctx.w = { x: fakeExecer(({ argv }) => (argv[0] === 'getent' ? { stdout: 'egress-dns:x:990:\n' } : {})) };
+    w.ctx.w = { execer: fakeExecer(({ argv }) => (argv[0] === 'getent' ? { stdout: 'egress-dns:x:990:\n' } : {})) };
     // The fake Execer starts no process (detach gives no pid): the forwarder cannot start, so the apply is undone.
     await apply(w.ctx, await desired('nft', P1));
     const before = w.k.dump();
@@ -297,7 +297,7 @@ describe('dns.proxy', () => {
       ['apply', 'ok'],
       ['rollback', 'ok'],
     ]);
-    const detached = (w.ctx.w.x as ReturnType<typeof fakeExecer>).calls.filter((c) => c.argv.includes('_dns-forwarder'));
+    const detached = (w.ctx.w.execer as ReturnType<typeof fakeExecer>).calls.filter((c) => c.argv.includes('_dns-forwarder'));
     expect(detached).toEqual([{ argv: [...SELF, '_dns-forwarder', join(w.stateDir, 'dns-forwarder.json')], opts: { gid: 990 } }]);
     const spec = JSON.parse(readFileSync(join(w.stateDir, 'dns-forwarder.json'), 'utf8')) as { config: { upstream: unknown; listen: unknown } };
     expect(spec.config).toMatchObject({ upstream: [{ address: '192.0.2.53', port: 53 }], listen: [{ address: '127.0.0.153', port: 153 }, { address: '::1', port: 153 }] });

@@ -203,7 +203,7 @@ function writeIntent(ctx: Ctx, rec: IntentRecord): void {
 async function dropPending(ctx: Ctx, token?: string): Promise<void> {
   const p = readState(ctx.stateDir, 'pending');
   if (!p || (token !== undefined && p.token !== token)) return;
-  await disarmWatchdog(ctx.w.x, p.watchdog);
+  await disarmWatchdog(ctx.w.execer, p.watchdog);
   removeState(ctx.stateDir, 'pending');
 }
 
@@ -238,7 +238,7 @@ export async function settle(ctx: Ctx): Promise<void> {
     }
   }
   const p = readState(ctx.stateDir, 'pending');
-  if (p && Date.parse(p.deadline) <= ctx.now().getTime() && !(await watchdogAlive(ctx.w.x, p.watchdog)) && process.env.EGRESS_WATCHDOG_CHILD !== '1') {
+  if (p && Date.parse(p.deadline) <= ctx.now().getTime() && !(await watchdogAlive(ctx.w.execer, p.watchdog)) && process.env.EGRESS_WATCHDOG_CHILD !== '1') {
     ctx.note(`egress: the apply of ${p.appliedAt} was not confirmed by ${p.deadline} and its watchdog is gone: rolling back now`);
     await rollbackLocked(ctx, 'auto-rollback', 'the confirmation deadline passed while its watchdog was gone');
   }
@@ -339,7 +339,7 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
     if (token) {
       const seconds = opts.confirmSeconds!;
       const deadline = new Date(ctx.now().getTime() + seconds * 1000).toISOString();
-      const watchdog = await armWatchdog(ctx.w.x, chooseWatchdog(ctx.env), ctx.self, ctx.stateDir, token, seconds);
+      const watchdog = await armWatchdog(ctx.w.execer, chooseWatchdog(ctx.env), ctx.self, ctx.stateDir, token, seconds);
       writeState(ctx.stateDir, 'pending', { token, deadline, appliedAt: rec.startedAt, appliedBy: ctx.who, watchdog });
       pendingOut = { deadline, watchdog: watchdog.kind === 'process' ? `process ${watchdog.pid}` : `systemd unit ${watchdog.unit}.timer` };
     }
@@ -390,7 +390,7 @@ export async function confirm(ctx: Ctx): Promise<{ snapshot: Snapshot; late: boo
     if (!live) throw new LifecycleError('the pending apply has no recorded ruleset; run "egress status"');
     // Past the deadline the rollback is due (the watchdog is about to run it, or settle just did): no late confirm.
     if (Date.parse(p.deadline) <= ctx.now().getTime()) throw new LifecycleError(`too late: the deadline ${p.deadline} has passed; the previous ruleset is being restored`);
-    await disarmWatchdog(ctx.w.x, p.watchdog);
+    await disarmWatchdog(ctx.w.execer, p.watchdog);
     writeState(ctx.stateDir, 'confirmed', live);
     removeState(ctx.stateDir, 'pending');
     history(ctx, 'confirm', live, 'ok');

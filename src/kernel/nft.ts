@@ -89,7 +89,7 @@ export async function removeNft(w: Where): Promise<void> {
 
 /** The kernel's own listing of a ruleset, loaded into a scratch namespace. */
 export async function canonicalNft(w: Where, art: Artifact): Promise<LiveRuleset> {
-  return withScratchNetns(w.x, async (s) => {
+  return withScratchNetns(w.execer, async (s) => {
     const f = await loadNft(s, art);
     if (f) throw new KernelError(f.message, f.output);
     return readNft(s);

@@ -34,7 +34,7 @@ describe('egress-restore.service', () => {
   kernelTest('systemd-analyze verify accepts the rendered unit', () => {
     const d = mkdtempSync(join(tmpdir(), 'egress-unit-'));
     const x = fakeExecer();
-    return persistOn({ x }, d, EXEC, '/var/lib/egress').then(() => {
+    return persistOn({ execer: x }, d, EXEC, '/var/lib/egress').then(() => {
       // Throws (non-zero exit) on any problem it reports.
       execFileSync('systemd-analyze', ['verify', join(d, UNIT_NAME)], { cwd: d, stdio: 'pipe', timeout: 60_000 });
     });
@@ -43,11 +43,11 @@ describe('egress-restore.service', () => {
   test('persist writes and links; --off removes both', async () => {
     const d = mkdtempSync(join(tmpdir(), 'egress-unit-'));
     const x = fakeExecer();
-    const [unit, link] = await persistOn({ x }, d, EXEC, '/srv/egress-state');
+    const [unit, link] = await persistOn({ execer: x }, d, EXEC, '/srv/egress-state');
     expect(readlinkSync(link!)).toBe(unit);
     expect(readFileSync(unit!, 'utf8')).toContain('Environment=EGRESS_STATE_DIR=/srv/egress-state');
-    await persistOn({ x }, d, EXEC, '/srv/egress-state'); // idempotent
-    expect(await persistOff({ x }, d)).toHaveLength(2);
+    await persistOn({ execer: x }, d, EXEC, '/srv/egress-state'); // idempotent
+    expect(await persistOff({ execer: x }, d)).toHaveLength(2);
     expect(existsSync(unit!) || existsSync(link!)).toBe(false);
   });
 });

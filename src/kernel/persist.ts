@@ -104,7 +104,7 @@ function isLink(p: string): boolean {
 }
 
 async function daemonReload(w: Where): Promise<void> {
-  if (existsSync('/run/systemd/system')) await w.x.run('systemctl', ['daemon-reload']);
+  if (existsSync('/run/systemd/system')) await w.execer.run('systemctl', ['daemon-reload']);
 }
 
 /** The fail-closed ruleset for nft. */
@@ -173,7 +173,7 @@ export async function restoreAtBoot(w: Where, stateDir: string, now: Date, who: 
     try {
       const p = readState(stateDir, 'pending');
       if (p) {
-        await disarmWatchdog(w.x, p.watchdog);
+        await disarmWatchdog(w.execer, p.watchdog);
         removeState(stateDir, 'pending');
         if (confirmed) record(stateDir, now, who, confirmed, 'auto-rollback', 'ok', 'rebooted before the apply was confirmed: the last confirmed ruleset was restored');
       }

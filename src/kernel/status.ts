@@ -75,7 +75,7 @@ async function pendingInfo(w: Where, p: Pending, now: Date): Promise<NonNullable
     deadline: p.deadline,
     secondsLeft: Math.max(0, Math.round((Date.parse(p.deadline) - now.getTime()) / 1000)),
     watchdog: p.watchdog.kind === 'process' ? `process ${p.watchdog.pid}` : `systemd ${p.watchdog.unit}.timer`,
-    watchdogAlive: await watchdogAlive(w.x, p.watchdog),
+    watchdogAlive: await watchdogAlive(w.execer, p.watchdog),
   };
 }
 

@@ -7,14 +7,14 @@ import { createNetns, netnsName, sweepStale, uniqueTag } from './netns.js';
 import { describeFailure, type Execer, type RunResult } from './exec.js';
 
 export interface Where {
-  x: Execer;
+  execer: Execer;
   netns?: string;
 }
 
 const TIMEOUT_MS = 120_000;
 
 export async function runIn(w: Where, argv: string[], input?: string): Promise<RunResult> {
-  return w.x.run(argv[0]!, argv.slice(1), { ...(w.netns !== undefined ? { netns: w.netns } : {}), ...(input !== undefined ? { input } : {}), timeoutMs: TIMEOUT_MS });
+  return w.execer.run(argv[0]!, argv.slice(1), { ...(w.netns !== undefined ? { netns: w.netns } : {}), ...(input !== undefined ? { input } : {}), timeoutMs: TIMEOUT_MS });
 }
 
 export class KernelError extends Error {
@@ -44,7 +44,7 @@ export async function withScratchNetns<T>(x: Execer, fn: (w: Where) => Promise<T
   const ns = netnsName(uniqueTag(), 'scratch');
   const del = await createNetns(x, ns);
   try {
-    return await fn({ x, netns: ns });
+    return await fn({ execer: x, netns: ns });
   } finally {
     await del();
   }

@@ -196,7 +196,7 @@ export async function runLab(loaded: Loaded, accounts: Accounts, identities: Lab
         const host = await world.addHost(opts.hosts ?? []);
         try {
           say(`${target}: loading the ruleset into ${host.ns}`);
-          const failure = await loadFresh({ x: opts.execer, netns: host.ns }, target, art.value);
+          const failure = await loadFresh({ execer: opts.execer, netns: host.ns }, target, art.value);
           if (failure) return { target, error: failure.message, diagnostics: kernelDiagnostics(failure), comparisons: [] };
           const owners = new Set(plan.probes.map((p) => `${p.probe.uid}:${p.probe.gid}`));
           say(`${target}: probing ${plan.probes.length} flows as ${owners.size} uid/gid pair${owners.size === 1 ? '' : 's'}`);

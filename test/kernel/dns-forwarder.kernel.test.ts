@@ -142,7 +142,7 @@ async function run(env: ReturnType<typeof useKernel>, opts: { publishAfterAnswer
   const dir = mkdtempSync(join(tmpdir(), 'egress-dnsfwd-'));
   let fwd: Started | undefined;
   try {
-    await mustRun({ x: env.x, netns: host.ns }, ['nft', '-f', '-'], RULESET);
+    await mustRun({ execer: env.x, netns: host.ns }, ['nft', '-f', '-'], RULESET);
     const spec = join(dir, 'spec.json');
     const logFile = join(dir, 'dns.log');
     writeFileSync(spec, JSON.stringify({ config: CONFIG, logFile, control: true, ...(opts.refresh ? { refresh: opts.refresh } : {}), ...(opts.publishAfterAnswer ? { publishAfterAnswer: true } : {}) }));
@@ -162,7 +162,7 @@ async function run(env: ReturnType<typeof useKernel>, opts: { publishAfterAnswer
     fwd.write('counters\n');
     const c = await line(fwd, 'forwarder counters');
     const counters = JSON.parse(c.replace(/^counters /, '')) as Counters;
-    const elements4 = await mustRun({ x: env.x, netns: host.ns }, ['nft', 'list', 'set', 'inet', 'egress', 'allowed_4']);
+    const elements4 = await mustRun({ execer: env.x, netns: host.ns }, ['nft', 'list', 'set', 'inet', 'egress', 'allowed_4']);
     process.stderr.write(
       `dns-forwarder kernel run${opts.publishAfterAnswer ? ' (publishAfterAnswer)' : ''}: ${sum(tallies, (t) => t.cycles)} cycles, ${sum(tallies, (t) => t.connects)} connects, ` +
         `${sum(tallies, (t) => t.falseDenials)} false denials, ${sum(tallies, (t) => t.unlistedAdmitted)} unlisted admits, published ${counters.published}, hold timeouts ${counters.holdTimeouts}\n`,

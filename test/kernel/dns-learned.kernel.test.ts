@@ -25,7 +25,7 @@ allow:
 kernelDescribe('learned DNS elements across a reload', () => {
   useRootGuard();
   const x = realExecer();
-  const w = { x, netns: netnsName(uniqueTag(), 'learned') };
+  const w = { execer: x, netns: netnsName(uniqueTag(), 'learned') };
   let del: (() => Promise<void>) | undefined;
   beforeAll(async () => {
     del = await createNetns(x, w.netns);

@@ -31,7 +31,7 @@ function seconds(d: string): number {
 
 /** The elements of a set as the kernel has them: address → { timeout, expires } in seconds. */
 async function elements(ns: string, set: string): Promise<Map<string, { timeout: number; expires: number }>> {
-  const out = await mustRun({ x: x, netns: ns }, ['nft', 'list', 'set', 'inet', 'egress', set]);
+  const out = await mustRun({ execer: x, netns: ns }, ['nft', 'list', 'set', 'inet', 'egress', set]);
   const m = new Map<string, { timeout: number; expires: number }>();
   for (const [, addr, t, e] of out.matchAll(/([0-9a-f:.]+) timeout (\S+?) expires (\S+?)[,\s}]/g)) m.set(addr!, { timeout: seconds(t!), expires: seconds(e!) });
   return m;
@@ -43,7 +43,7 @@ async function withWriter(opts: { refresh?: 'readd' | 'delete-readd' }, body: (w
   const events: WriterEvent[] = [];
   let w: NftWriter | undefined;
   try {
-    await mustRun({ x: x, netns: ns }, ['nft', '-f', '-'], TABLE);
+    await mustRun({ execer: x, netns: ns }, ['nft', '-f', '-'], TABLE);
     w = new NftWriter({ execer: x, table: 'inet egress', netns: ns, onEvent: (e) => events.push(e), ...opts });
     await w.up();
     await body(w, ns, events);

@@ -103,7 +103,7 @@ export async function probeRuleset(env: KernelEnv, ir: Ir, target: LinuxTarget, 
 
 /** Load ruleset `text` into namespace `ns` with the loader `apply` ships (kernel/backend.ts), so what the suite proves is that loader. */
 export async function loadInto(x: Execer, ns: string, target: LinuxTarget, text: string): Promise<void> {
-  const f = await loadFresh({ x, netns: ns }, target, { text, lineMap: new Map() });
+  const f = await loadFresh({ execer: x, netns: ns }, target, { text, lineMap: new Map() });
   if (f) throw new Error(`${target} ruleset rejected by the kernel: ${f.message}\n${f.output}`);
 }
 
