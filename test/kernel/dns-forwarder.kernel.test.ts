@@ -137,7 +137,15 @@ interface Run {
 }
 
 /** One client namespace with the ruleset, a forwarder process, and one probe per user; everything removed at the end. */
-async function run(env: ReturnType<typeof useKernel>, opts: { publishAfterAnswer?: boolean; refresh?: 'readd' | 'delete-readd'; cyclesPerUser: number }): Promise<Run> {
+interface RunOptions {
+  publishAfterAnswer?: boolean;
+  refresh?: 'readd' | 'delete-readd';
+  cyclesPerUser: number;
+  /** Runs while the probes run; it ends when `probesDone` is true. */
+  during?: (logFile: string, probesDone: () => boolean) => Promise<void>;
+}
+
+async function run(env: ReturnType<typeof useKernel>, opts: RunOptions): Promise<Run> {
   const host = await env.world.addHost();
   const dir = mkdtempSync(join(tmpdir(), 'egress-dnsfwd-'));
   let fwd: Started | undefined;
@@ -152,9 +160,11 @@ async function run(env: ReturnType<typeof useKernel>, opts: { publishAfterAnswer
       throw new Error(`${e.message}; stderr: ${r.stderr.slice(0, 800)}`);
     });
     expect(ready).toMatch(/^ready /);
-    const probes = await Promise.all(
+    let done = false;
+    const probing = Promise.all(
       USERS.map((uid) => env.x.run(process.execPath, ['--import', REGISTER, PROBE, JSON.stringify({ cycles: opts.cyclesPerUser, workers: 8, never: NEVER })], { netns: host.ns, uid, gid: uid, timeoutMs: 120_000 })),
-    );
+    ).finally(() => (done = true));
+    const [probes] = await Promise.all([probing, opts.during?.(logFile, () => done)]);
     const tallies = probes.map((r, i) => {
       if (r.code !== 0) throw new Error(`probe as uid ${USERS[i]} failed (${r.code}): ${r.stderr.slice(0, 800)}`);
       return JSON.parse(r.stdout.trim().split('\n').pop()!) as Tally;
@@ -182,6 +192,30 @@ async function run(env: ReturnType<typeof useKernel>, opts: { publishAfterAnswer
 
 const sum = (ts: Tally[], f: (t: Tally) => number) => ts.reduce((n, t) => n + f(t), 0);
 const canon = (a: string) => ipaddr.parse(a).toNormalizedString();
+
+const records = (logFile: string) =>
+  readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { event: string; pid?: number; generation?: number });
+
+/** SIGKILL the forwarder's nft child `kills` times, each time once the new one has published again. */
+function killWriter(kills: number, killed: number[]) {
+  return async (logFile: string, probesDone: () => boolean) => {
+    for (let k = 0; k < kills && !probesDone(); ) {
+      const rs = records(logFile);
+      const ups = rs.filter((r) => r.event === 'writer-up');
+      const last = ups[ups.length - 1];
+      const since = last ? rs.slice(rs.lastIndexOf(last)).filter((r) => r.event === 'dns-publish').length : 0;
+      if (last?.pid && !killed.includes(last.pid) && since >= 20) {
+        process.kill(last.pid, 'SIGKILL');
+        killed.push(last.pid);
+        k++;
+      }
+      await new Promise((r) => setTimeout(r, 10)); // polling the log file for the condition above
+    }
+  };
+}
 
 kernelDescribe('DNS forwarder in the kernel', () => {
   const env = useKernel();
@@ -225,6 +259,27 @@ kernelDescribe('DNS forwarder in the kernel', () => {
       expect(publishes.length).toBeGreaterThan(1000);
       const uids = new Set(publishes.map((r) => r.uid));
       for (const u of USERS) expect(uids.has(u)).toBe(true);
+    } finally {
+      await authority.stop();
+    }
+  }, 180_000);
+
+  test('nft killed again and again mid-run: SERVFAIL meanwhile, never an answer that was not published', async () => {
+    await env.world.listen({ tcp: [443] });
+    const authority = await startAuthority(env.x, env.world.ns);
+    try {
+      const killed: number[] = [];
+      const { tallies, counters, log } = await run(env, { cyclesPerUser: 600, during: killWriter(3, killed) });
+      expect(killed.length).toBe(3);
+      expect(sum(tallies, (t) => t.falseDenials)).toBe(0);
+      expect(sum(tallies, (t) => t.unlistedAdmitted)).toBe(0);
+      expect(sum(tallies, (t) => t.servfail)).toBeGreaterThan(0);
+      expect(counters.publishFailures).toBeGreaterThan(0);
+      // the writer came back after each kill and kept publishing
+      expect(log.filter((r) => r.event === 'writer-up').length).toBe(4);
+      expect(log.filter((r) => r.event === 'writer-down').length).toBe(3);
+      const lastUp = log.map((r) => r.event).lastIndexOf('writer-up');
+      expect(log.slice(lastUp).filter((r) => r.event === 'dns-publish').length).toBeGreaterThan(0);
     } finally {
       await authority.stop();
     }
