@@ -3,8 +3,10 @@
  * starts the DNS forwarder (detached, root with group egress-dns) and loads
  * the redirect; a program that asks any server on port 53 is answered by the
  * forwarder, and connects to what it was told; addresses nobody was told
- * stay blocked; re-applying the same policy keeps the same forwarder;
- * remove stops it and DNS goes straight to the server again.
+ * stay blocked; re-applying the same policy keeps the same forwarder; a
+ * killed forwarder fails closed (lookups fail, nothing new admitted, what it
+ * learned stays) and the next egress command brings it back with those
+ * elements; remove stops it and DNS goes straight to the server again.
  *
  *   host namespace (lab host)                       world namespace
  *   egress apply (compiled CLI, EGRESS_STATE_DIR)   fake authority on 192.0.2.53 / 2001:db8::53
@@ -25,6 +27,12 @@ const AUTHORITY = join(ROOT, 'test', 'kernel', 'fixtures', 'dns-authority.ts');
 const PROBE = join(ROOT, 'test', 'kernel', 'fixtures', 'dns-resolve-connect.mjs');
 const UID = 4_100_201;
 const NEVER = ['198.51.100.250', '2001:db8:1::8001'];
+
+/** Poll a condition (a killed process disappearing), 20 ms apart, for at most 10 s. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 20));
+  expect(done()).toBe(true);
+}
 
 const POLICY = `version: 1
 default: reject
@@ -96,9 +104,28 @@ kernelDescribe('dns.proxy through apply and remove', () => {
       expect(pid()).toBe(first);
       expect((await probe(names.slice(0, 6))).failed).toEqual([]);
 
+      // Forwarder killed: fail closed. Lookups fail, no new address is admitted; what it learned stays in the kernel.
+      process.kill(first, 'SIGKILL');
+      await until(() => processStartTime(first) === undefined);
+      const learned = (await egress(['status'])).stdout;
+      expect(learned).toMatch(/^dns: +forwarder NOT RUNNING/m);
+      const down = await probe(['rot.allowed.test', 'x.cdn.allowed.test']);
+      expect(down.answered).toEqual([]);
+      expect(Object.keys(down.errors).sort()).toEqual(['rot.allowed.test', 'x.cdn.allowed.test']);
+      expect(Object.values(down.never).every((v) => v === 'ECONNREFUSED')).toBe(true);
+      // The next egress command starts it again; the learned elements survived (egress keeps them across the reload).
+      const back = await egress(['apply', join(dir, 'policy.yaml')]);
+      expect(back.code, back.stderr).toBe(0);
+      const second = pid();
+      expect(second).not.toBe(first);
+      const count = (t: string) => Number(/allow_cdn_v4_dns (\d+)/.exec(t)?.[1]);
+      expect(count(learned)).toBeGreaterThan(0);
+      expect(count((await egress(['status'])).stdout)).toBe(count(learned));
+      expect((await probe(names.slice(0, 3))).failed).toEqual([]);
+
       const rm = await egress(['remove']);
       expect(rm.code, rm.stderr).toBe(0);
-      expect(processStartTime(first)).toBeUndefined();
+      expect(processStartTime(second)).toBeUndefined();
       // Name service as before: the query goes straight to the server, which answers even the name the policy refused.
       const after = await probe(['unlisted.test']);
       expect(after.errors).toEqual({});
