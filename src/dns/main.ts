@@ -18,6 +18,7 @@
 import { createWriteStream, readFileSync } from 'node:fs';
 import readline from 'node:readline';
 import { pathToFileURL } from 'node:url';
+import { writeFileAtomic } from '../kernel/atomic.js';
 import { realExecer } from '../kernel/exec.js';
 import { closeOnSignals, runForwarder } from './run.js';
 import type { ForwarderConfig } from './types.js';
@@ -30,7 +31,11 @@ interface Spec {
   upstreamTimeoutMs?: number;
   netns?: string;
   publishAfterAnswer?: boolean;
+  /** Where its counters are written (atomically, every COUNTERS_EVERY_MS), for `egress status`. */
+  countersFile?: string;
 }
+
+const COUNTERS_EVERY_MS = 2000;
 
 /** Run the forwarder SPEC.json describes until SIGTERM (or, with `control`, until standard input closes). */
 export async function forwarderProcess(path: string): Promise<void> {
@@ -45,6 +50,18 @@ export async function forwarderProcess(path: string): Promise<void> {
     ...(spec.publishAfterAnswer ? { publishAfterAnswer: true } : {}),
   });
   closeOnSignals(fwd);
+  if (spec.countersFile) {
+    const file = spec.countersFile;
+    const write = () => writeFileAtomic(file, JSON.stringify({ time: new Date().toISOString(), pid: process.pid, ...fwd.counters() }) + '\n', 0o600);
+    write();
+    setInterval(() => {
+      try {
+        write();
+      } catch {
+        /* a full disk must not stop the forwarder; status then shows older counters */
+      }
+    }, COUNTERS_EVERY_MS).unref();
+  }
   await fwd.ready;
   process.stdout.write(`ready ${JSON.stringify(fwd.addresses())}\n`);
   if (!spec.control) return;

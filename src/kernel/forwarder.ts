@@ -31,6 +31,7 @@ export const FORWARDER_SPEC = 'dns-forwarder.json';
 export const FORWARDER_PID = 'dns-forwarder.pid';
 export const FORWARDER_OUT = 'dns-forwarder.out';
 export const FORWARDER_LOG = 'dns-forwarder.log';
+export const FORWARDER_COUNTERS = 'dns-forwarder.counters.json';
 /** How long the forwarder may hold an answer for the kernel's commit before it answers SERVFAIL: well inside a stub resolver's 5 s timeout, and far above a commit's milliseconds on a loaded host. */
 export const HOLD_MS = 2000;
 const READY_TIMEOUT_MS = 15_000;
@@ -105,10 +106,20 @@ export function forwarderSpec(stateDir: string): string | undefined {
   }
 }
 
+/** The counters the running forwarder last wrote (queries, refused, servfail, holdTimeouts, …); undefined when none. */
+export function forwarderCounters(stateDir: string): Record<string, number | string> | undefined {
+  try {
+    return JSON.parse(readFileSync(join(stateDir, FORWARDER_COUNTERS), 'utf8')) as Record<string, number | string>;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Stop the forwarder this state directory started, if it runs (SIGTERM, then SIGKILL); true when one was stopped. */
 export async function stopForwarder(stateDir: string): Promise<boolean> {
   const r = forwarderRunning(stateDir);
   rmSync(join(stateDir, FORWARDER_PID), { force: true });
+  rmSync(join(stateDir, FORWARDER_COUNTERS), { force: true });
   if (!r) return false;
   try {
     process.kill(r.pid, 'SIGTERM');
@@ -137,7 +148,7 @@ export async function startForwarder(w: Where, stateDir: string, self: SelfComma
   if (!config.upstream.length) throw new ForwarderError('dns.proxy: no upstream DNS server (dns.upstream is not set, and neither /etc/resolv.conf nor systemd-resolved names one that is not this host)');
   const spec = join(stateDir, FORWARDER_SPEC);
   const out = join(stateDir, FORWARDER_OUT);
-  writeFileAtomic(spec, JSON.stringify({ config, logFile: join(stateDir, FORWARDER_LOG) }, null, 2) + '\n', 0o600);
+  writeFileAtomic(spec, JSON.stringify({ config, logFile: join(stateDir, FORWARDER_LOG), countersFile: join(stateDir, FORWARDER_COUNTERS) }, null, 2) + '\n', 0o600);
   rmSync(out, { force: true });
   const { pid } = w.execer.detach(self[0]!, [...self.slice(1), '_dns-forwarder', spec], {
     logPath: out,

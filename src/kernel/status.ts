@@ -3,7 +3,7 @@ import { liveFingerprint } from '../plan/diff.js';
 import type { LiveRuleset } from '../backends/live.js';
 import { readLive } from './backend.js';
 import { watchdogAlive } from './confirm.js';
-import { forwarderRunning } from './forwarder.js';
+import { forwarderCounters, forwarderRunning } from './forwarder.js';
 import { readHistory, type HistoryEntry } from './history.js';
 import { readState, requireStateDir, type Pending, type Snapshot } from './state.js';
 import type { Where } from './where.js';
@@ -32,7 +32,15 @@ export interface Status {
   interrupted: boolean;
   counters: RuleCounter[];
   /** `dns.proxy`: whether the DNS forwarder runs, and what each dynamic set has learned. */
-  dns?: { running: boolean; pid?: number; upstream: string[]; names: number; learned: { set: string; elements: number }[] };
+  dns?: {
+    running: boolean;
+    pid?: number;
+    upstream: string[];
+    names: number;
+    learned: { set: string; elements: number }[];
+    /** What the running forwarder counted (it writes them every 2 s), and `bypass`: DNS/DoT packets the ruleset rejected (nft counter `dns_bypass`). */
+    counters?: { queries: number; answered: number; refused: number; servfail: number; holdTimeouts: number; malformed: number; published: number; bypass: number; at?: string };
+  };
   last?: HistoryEntry;
 }
 
@@ -65,6 +73,19 @@ export async function readStatus(w: Where, stateDir: string, now: Date): Promise
       upstream: live.dns.upstream.map((u) => (u.address.includes(':') ? `[${u.address}]:${u.port}` : `${u.address}:${u.port}`)),
       names: live.dns.names.length,
       learned: [...cur.sets].filter(([, set]) => set.learned).map(([set, x]) => ({ set, elements: x.learned!.length })),
+    };
+    const c = fwd ? forwarderCounters(stateDir) : undefined;
+    const n = (k: string) => (typeof c?.[k] === 'number' ? (c[k] as number) : 0);
+    st.dns.counters = {
+      queries: n('queries'),
+      answered: n('answered'),
+      refused: n('refused'),
+      servfail: n('servfail'),
+      holdTimeouts: n('holdTimeouts'),
+      malformed: n('malformed'),
+      published: n('published'),
+      bypass: cur.counters.get('dns_bypass')?.packets ?? 0,
+      ...(typeof c?.time === 'string' ? { at: c.time } : {}),
     };
   }
   return st;

@@ -95,6 +95,21 @@ kernelDescribe('dns.proxy through apply and remove', () => {
       const counters = await env.x.run('nft', ['list', 'counters', 'table', 'inet', 'egress'], { netns: host.ns });
       expect(Number(/counter dns_redirect \{\s*packets (\d+)/.exec(counters.stdout)?.[1])).toBeGreaterThanOrEqual(names.length * 2);
 
+      // The forwarder's own counters reach status (it writes them every 2 s).
+      let seen = '';
+      const queriesIn = (t: string) => Number(/^dns: +(\d+) queries/m.exec(t)?.[1] ?? -1);
+      for (let i = 0; i < 100 && queriesIn(seen) < names.length * 2; i++) {
+        if (i) await new Promise((r) => setTimeout(r, 100));
+        seen = (await egress(['status'])).stdout;
+      }
+      const cm = /^dns: +(\d+) queries, (\d+) answered, (\d+) refused, (\d+) SERVFAIL \((\d+) hold timeouts\), (\d+) malformed, (\d+) addresses published; (\d+) packets bypassing/m.exec(seen);
+      expect(cm, seen).not.toBeNull();
+      const [queries, answered, refused, servfail, holds, malformed, published] = cm!.slice(1, 8).map(Number);
+      expect(queries).toBeGreaterThanOrEqual(names.length * 2);
+      expect(answered).toBeGreaterThanOrEqual(names.length * 2);
+      expect(refused).toBeGreaterThanOrEqual(1);
+      expect([servfail, holds, malformed]).toEqual([0, 0, 0]);
+      expect(published).toBeGreaterThanOrEqual(p.answered.length);
       const st = await egress(['status']);
       expect(st.stdout).toMatch(new RegExp(`^dns: +forwarder running \\(pid ${first}\\), 3 names, upstream 192\\.0\\.2\\.53:53; learned allow_cdn_v4_dns \\d+, allow_cdn_v6_dns \\d+$`, 'm'));
 

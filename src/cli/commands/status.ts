@@ -29,6 +29,10 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
         out.push(
           `dns:      forwarder ${s.dns.running ? `running (pid ${s.dns.pid})` : 'NOT RUNNING: lookups fail until the next apply'}, ${s.dns.names} name${s.dns.names === 1 ? '' : 's'}, upstream ${s.dns.upstream.join(', ')}; learned ${s.dns.learned.map((l) => `${l.set} ${l.elements}`).join(', ') || 'nothing'}`,
         );
+      if (s.dns?.counters) {
+        const c = s.dns.counters;
+        out.push(`dns:      ${c.queries} queries, ${c.answered} answered, ${c.refused} refused, ${c.servfail} SERVFAIL (${c.holdTimeouts} hold timeouts), ${c.malformed} malformed, ${c.published} addresses published; ${c.bypass} packets bypassing the forwarder rejected`);
+      }
       if (s.drift) out.push('warning:  the live ruleset differs from what egress applied (changed outside egress?): see "egress plan"');
     }
     if (s.interrupted) out.push('warning:  an interrupted egress command left an intent record; the next apply/rollback/remove settles it');
