@@ -24,7 +24,7 @@ import { existsSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Execer } from './exec.js';
 import { onPath } from './netns.js';
-import { processStartTime } from './lock.js';
+import { processStartTime, waitFor } from './lock.js';
 import type { Pending } from './state.js';
 
 export const WATCHDOG_LOG = 'watchdog.log';
@@ -94,12 +94,8 @@ export async function armWatchdog(
 }
 
 async function waitStart(pid: number): Promise<string | undefined> {
-  for (let i = 0; i < 20; i++) {
-    const s = processStartTime(pid);
-    if (s) return s;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return undefined;
+  await waitFor(() => processStartTime(pid) !== undefined, 200);
+  return processStartTime(pid);
 }
 
 /** Whether the watchdog of a pending apply is still there to act. */

@@ -20,10 +20,10 @@ import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NftForwarderConfig } from '../backends/nft/dns.js';
 import type { IrDns } from '../ir/types.js';
-import { parseResolvConf, RESOLV_CONF, RESOLVED_CONF } from '../resolve/dns.js';
+import { chooseUpstream, RESOLV_CONF, RESOLVED_CONF } from '../resolve/dns.js';
 import { writeFileAtomic } from './atomic.js';
 import type { SelfCommand } from './confirm.js';
-import { processStartTime } from './lock.js';
+import { processStartTime, waitFor } from './lock.js';
 import type { Where } from './where.js';
 
 export const DNS_GROUP = 'egress-dns';
@@ -37,19 +37,12 @@ export const HOLD_MS = 2000;
 const READY_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
 
-/** The forwarder's configuration, as `nftForwarderConfig` gives it (the shape of src/dns/types.ts `ForwarderConfig`). */
-export type ForwarderSpecConfig = NftForwarderConfig;
-
 export class ForwarderError extends Error {}
 
-/** The upstream servers: the policy's `dns.upstream`, else resolv.conf's non-loopback nameservers, else systemd-resolved's. */
+/** The upstream servers: the policy's `dns.upstream`, else what `chooseUpstream` finds in resolv.conf or systemd-resolved's list. */
 export function forwarderUpstream(dns: IrDns, read: (path: string) => string = readOrEmpty): { address: string; port: number }[] {
-  if (dns.upstream.length) return dns.upstream.map((u) => ({ address: u.address, port: u.port }));
-  for (const file of [RESOLV_CONF, RESOLVED_CONF]) {
-    const servers = parseResolvConf(read(file));
-    if (servers.length) return servers.map((s) => ({ address: s.address, port: s.port }));
-  }
-  return [];
+  const servers = dns.upstream.length ? dns.upstream : chooseUpstream({}, { system: read(RESOLV_CONF), resolved: read(RESOLVED_CONF) }).servers;
+  return servers.map((u) => ({ address: u.address, port: u.port }));
 }
 
 function readOrEmpty(path: string): string {
@@ -126,14 +119,17 @@ export async function stopForwarder(stateDir: string): Promise<boolean> {
   } catch {
     return false;
   }
-  const gone = () => processStartTime(r.pid) !== r.start || processStartTime(r.pid) === undefined;
-  if (!(await until(gone, STOP_TIMEOUT_MS))) {
+  const gone = () => {
+    const s = processStartTime(r.pid);
+    return s === undefined || (r.start !== undefined && s !== r.start);
+  };
+  if (!(await waitFor(gone, STOP_TIMEOUT_MS))) {
     try {
       process.kill(r.pid, 'SIGKILL');
     } catch {
       /* gone meanwhile */
     }
-    await until(gone, STOP_TIMEOUT_MS);
+    await waitFor(gone, STOP_TIMEOUT_MS);
   }
   return true;
 }
@@ -143,7 +139,7 @@ export async function stopForwarder(stateDir: string): Promise<boolean> {
  * until it says it is ready (listening, nft writer up). A forwarder that
  * dies or does not get ready in time is an error with what it printed.
  */
-export async function startForwarder(w: Where, stateDir: string, self: SelfCommand, config: ForwarderSpecConfig, gid: number): Promise<PidRecord> {
+export async function startForwarder(w: Where, stateDir: string, self: SelfCommand, config: NftForwarderConfig, gid: number): Promise<PidRecord> {
   await stopForwarder(stateDir);
   if (!config.upstream.length) throw new ForwarderError('dns.proxy: no upstream DNS server (dns.upstream is not set, and neither /etc/resolv.conf nor systemd-resolved names one that is not this host)');
   const spec = join(stateDir, FORWARDER_SPEC);
@@ -161,18 +157,8 @@ export async function startForwarder(w: Where, stateDir: string, self: SelfComma
   const rec: PidRecord = { pid, ...(processStartTime(pid) ? { start: processStartTime(pid)! } : {}) };
   writeFileAtomic(join(stateDir, FORWARDER_PID), JSON.stringify(rec) + '\n', 0o600);
   const printed = () => (existsSync(out) && statSync(out).size ? readFileSync(out, 'utf8') : '');
-  const ready = await until(() => /^ready /m.test(printed()) || processStartTime(pid) === undefined, READY_TIMEOUT_MS);
+  const ready = await waitFor(() => /^ready /m.test(printed()) || processStartTime(pid) === undefined, READY_TIMEOUT_MS);
   if (ready && /^ready /m.test(printed())) return rec;
   await stopForwarder(stateDir);
   throw new ForwarderError(`the DNS forwarder did not start${ready ? '' : ` within ${READY_TIMEOUT_MS / 1000} s`}: ${printed().trim().split('\n').slice(-3).join('; ') || 'it printed nothing'}`);
-}
-
-/** Poll `done` every 20 ms until it holds or `ms` pass; whether it held. */
-async function until(done: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
 }

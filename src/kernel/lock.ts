@@ -40,6 +40,16 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
+/** Poll `done` every 10 ms until it holds or `ms` pass; whether it held (a process appearing or going away). */
+export async function waitFor(done: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+
 interface Owner {
   pid: number;
   start?: string;

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LinuxTarget } from '../backends/types.js';
-import type { ForwarderSpecConfig } from './forwarder.js';
+import type { NftForwarderConfig } from '../backends/nft/dns.js';
 import type { HostEntry } from '../resolve/types.js';
 import { syncDir, writeFileAtomic } from './atomic.js';
 
@@ -60,7 +60,7 @@ export interface Snapshot {
   hosts: HostEntry[];
   counters: CounterRef[];
   /** `dns.proxy`: the DNS forwarder this ruleset needs (what it runs while the ruleset is live). */
-  dns?: ForwarderSpecConfig;
+  dns?: NftForwarderConfig;
   appliedAt: string;
   appliedBy: { user: string; uid: number };
 }
