@@ -20,7 +20,31 @@ export const LOCK_FILE = 'lock';
 
 export class LockBusyError extends Error {
   constructor(readonly pid: number) {
-    super(`another egress apply is running (pid ${pid}); wait for it to finish, or check that process`);
+    super(`another egress command holds the lock: ${holderText(pid)} (pid ${pid}); wait for it to finish, or check that process`);
+  }
+}
+
+/** What the lock holder is, from its command line: the confirm watchdog and boot restore are named, any other egress command by its name. */
+export function holderText(pid: number, cmdline: (pid: number) => string[] | undefined = readCmdline): string {
+  const argv = cmdline(pid);
+  const hidden: Record<string, string> = {
+    '_auto-rollback': 'the confirm watchdog, rolling back (egress confirm was not run in time)',
+    '_restore-boot': 'the boot-time restore',
+  };
+  for (const a of argv ?? []) {
+    if (hidden[a]) return hidden[a];
+    if (/^[a-z]+$/.test(a) && COMMANDS.has(a)) return `egress ${a}`;
+  }
+  return 'an egress command';
+}
+
+const COMMANDS = new Set(['apply', 'confirm', 'rollback', 'remove', 'refresh', 'persist']);
+
+function readCmdline(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return undefined;
   }
 }
 

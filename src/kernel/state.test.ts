@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { appendHistory, readHistory, type HistoryEntry } from './history.js';
-import { acquireLock, LockBusyError, processStartTime } from './lock.js';
+import { acquireLock, holderText, LockBusyError, processStartTime } from './lock.js';
 import { noneSnapshot, readState, requireStateDir, StateError, stateFilePath, writeState } from './state.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'egress-state-'));
@@ -43,9 +43,18 @@ describe('lock', () => {
     const l = acquireLock(d);
     // Our own pid holds it: a second acquire must refuse, naming us.
     expect(() => acquireLock(d)).toThrow(LockBusyError);
-    expect(() => acquireLock(d)).toThrow(`another egress apply is running (pid ${process.pid})`);
+    expect(() => acquireLock(d)).toThrow(`another egress command holds the lock: an egress command (pid ${process.pid})`);
     l.release();
     acquireLock(d).release();
+  });
+
+  test('the busy message names the holder: the watchdog, boot restore, or the command', () => {
+    const argv = (a: string[]) => () => a;
+    expect(holderText(1, argv(['node', '/usr/bin/egress', '_auto-rollback', '--token', 'x']))).toMatch(/confirm watchdog/);
+    expect(holderText(1, argv(['node', '/usr/bin/egress', '_restore-boot']))).toBe('the boot-time restore');
+    expect(holderText(1, argv(['node', '/usr/bin/egress', 'apply', 'policy.yaml']))).toBe('egress apply');
+    expect(holderText(1, argv(['node', 'x.js']))).toBe('an egress command');
+    expect(holderText(1, () => undefined)).toBe('an egress command');
   });
 
   test('a dead holder (SIGKILLed) is stale and taken over', () => {
