@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { appendHistory, readHistory, type HistoryEntry } from './history.js';
-import { acquireLock, holderText, LockBusyError, processStartTime } from './lock.js';
+import { acquireLock, holderText, LockBusyError, processStartTime, waitUnlocked } from './lock.js';
 import { noneSnapshot, readState, requireStateDir, StateError, stateFilePath, writeState } from './state.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'egress-state-'));
@@ -55,6 +55,17 @@ describe('lock', () => {
     expect(holderText(1, argv(['node', '/usr/bin/egress', 'apply', 'policy.yaml']))).toBe('egress apply');
     expect(holderText(1, argv(['node', 'x.js']))).toBe('an egress command');
     expect(holderText(1, () => undefined)).toBe('an egress command');
+  });
+
+  test('waitUnlocked waits while the lock is held and returns once it is released', async () => {
+    const d = dir();
+    const l = acquireLock(d);
+    let slept = 0;
+    await waitUnlocked(d, async () => {
+      if (++slept === 3) l.release();
+    });
+    expect(slept).toBe(3);
+    acquireLock(d).release(); // and it did not keep the lock
   });
 
   test('a dead holder (SIGKILLed) is stale and taken over', () => {

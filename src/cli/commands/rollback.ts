@@ -4,7 +4,7 @@
  * waits for the deadline, then rolls back if that apply is still pending.
  */
 import { rollback } from '../../kernel/lifecycle.js';
-import { LockBusyError } from '../../kernel/lock.js';
+import { LockBusyError, waitUnlocked } from '../../kernel/lock.js';
 import { readState, type Snapshot } from '../../kernel/state.js';
 import type { Io } from '../io.js';
 import { writeJson } from '../shared.js';
@@ -36,6 +36,8 @@ export async function autoRollbackCommand(io: Io, flags: { token?: string }, sea
   const ctx = lifecycleCtx(io, seams);
   const stamp = () => new Date().toISOString();
   io.stderr(`${stamp()} watchdog ${process.pid}: armed for ${token}\n`);
+  // apply starts this watchdog under its lock and records pending.json after: look only once it is done.
+  await waitUnlocked(ctx.stateDir);
   for (;;) {
     let p;
     try {
