@@ -4,12 +4,12 @@
  * Every command that compiles (compile, apply, plan, refresh, lab) and the
  * benchmarks go through these functions.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BACKENDS, type CompileTarget } from './backends/registry.js';
 import type { Artifact, EmitOptions } from './backends/types.js';
 import { error, hasErrors, warning, type Diagnostic, type Result } from './diag/diagnostic.js';
 import { dnsUpstream, RESOLV_CONF, type UpstreamChoice } from './resolve/dns.js';
+import { MAX_POLICY_BYTES, readBounded } from './diag/read-file.js';
 import { errnoText } from './diag/errno.js';
 import { SourceFile, SourceMap } from './diag/source.js';
 import { lowerPolicy } from './ir/lower.js';
@@ -102,7 +102,7 @@ export interface OpenedPolicy {
 /** Read a policy file. An unreadable file is one `io-error` diagnostic, worded by `errnoText`. */
 export async function openPolicy(path: string, shownAs = path): Promise<Result<OpenedPolicy>> {
   try {
-    const bytes = await readFile(path);
+    const bytes = readBounded(path, MAX_POLICY_BYTES);
     return { value: { shownAs, path, text: bytes.toString('utf8'), bytes, baseDir: dirname(path) }, diagnostics: [] };
   } catch (e) {
     return { diagnostics: [error('io-error', `cannot read ${shownAs}: ${errnoText(e)}`, { file: shownAs, start: 0, end: 0 })] };

@@ -1,7 +1,6 @@
 /** Shared fixtures: a fixed resolver and account table, so outputs never depend on this machine. */
-import { readFile } from 'node:fs/promises';
 import { loadPolicyText, type Loaded } from '../src/index.js';
-import { staticResolver, type Resolver } from '../src/resolve/resolver.js';
+import { readSetFile, staticResolver, type Resolver } from '../src/resolve/resolver.js';
 
 export const ACCOUNTS = {
   users: new Map([
@@ -36,7 +35,7 @@ export const NOW = new Date('2026-06-01T12:00:00Z');
 /** Fixed hosts and accounts; set files from `files` when given, else from disk. */
 export function fixedResolver(hosts: Record<string, { ipv4?: string[]; ipv6?: string[] }> = {}, files?: Record<string, string>): Resolver {
   const r = staticResolver(hosts, files ?? {}, ACCOUNTS);
-  return files ? r : { ...r, readFile: (p) => readFile(p, 'utf8') };
+  return files ? r : { ...r, readFile: readSetFile };
 }
 
 export function loadText(text: string, opts: { hosts?: Record<string, { ipv4?: string[]; ipv6?: string[] }>; files?: Record<string, string>; name?: string } = {}): Promise<Loaded> {

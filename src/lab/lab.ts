@@ -6,13 +6,12 @@
  * compile, load into a fresh host namespace, probe as each user, and hold
  * every outcome against explain. Never touches the root namespace's firewall.
  */
-import { readFile } from 'node:fs/promises';
 import type { Backend } from '../backends/types.js';
 import { hasErrors, type Diagnostic } from '../diag/diagnostic.js';
 import { compilePolicy, loadPolicyText, type Loaded, type LoadOptions } from '../index.js';
 import type { Ir } from '../ir/types.js';
 import { formatAddress, intervalsContain, type Family } from '../policy/address.js';
-import { systemResolver, type Accounts, type HostAddresses, type Resolver } from '../resolve/resolver.js';
+import { readSetFile, systemResolver, type Accounts, type HostAddresses, type Resolver } from '../resolve/resolver.js';
 import type { LinuxTarget } from '../backends/types.js';
 import { loadFresh } from '../kernel/backend.js';
 import type { Execer } from '../kernel/exec.js';
@@ -125,7 +124,7 @@ export async function loadForLab(name: string, text: string, opts: Pick<LabOptio
       }
       return { ipv4: [...pin.ipv4], ipv6: [...pin.ipv6] };
     },
-    readFile: (p) => readFile(p, 'utf8'),
+    readFile: readSetFile,
     accounts: async () => accounts,
   };
   const loaded = await loadPolicyText(name, text, { ...base, resolver });

@@ -4,6 +4,7 @@
  */
 import { lookup, Resolver as DnsResolver } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
+import { MAX_SET_FILE_BYTES, readBounded } from '../diag/read-file.js';
 import { RESOLVED_CONF, RESOLV_CONF } from './dns.js';
 
 export interface HostAddresses {
@@ -64,7 +65,7 @@ export function systemResolver(opts: { passwd?: string; group?: string } = {}): 
       }
       return ttls.length ? Math.min(...ttls) : undefined;
     },
-    readFile: (p) => readFile(p, 'utf8'),
+    readFile: readSetFile,
     async resolvConf() {
       const read = (p: string) => readFile(p, 'utf8').catch(() => undefined);
       const [system, resolved] = await Promise.all([read(RESOLV_CONF), read(RESOLVED_CONF)]);
@@ -75,6 +76,11 @@ export function systemResolver(opts: { passwd?: string; group?: string } = {}): 
       return acct;
     },
   };
+}
+
+/** A set file from disk: a regular file only, at most MAX_SET_FILE_BYTES (a device or FIFO is refused, not read forever). */
+export async function readSetFile(path: string): Promise<string> {
+  return readBounded(path, MAX_SET_FILE_BYTES).toString('utf8');
 }
 
 async function loadAccounts(passwd: string, group: string): Promise<Accounts> {

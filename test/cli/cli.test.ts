@@ -52,6 +52,35 @@ describe('exit codes', () => {
   });
 });
 
+describe('files that are not what a policy or set file should be (D6)', () => {
+  test('a policy of /dev/zero is refused at once, not read until memory runs out', async () => {
+    const r = await run(['check', '/dev/zero'], { cwd: ROOT });
+    expect(r.code).toBe(1);
+    expect(r.stderr.split('\n')[0]).toBe('/dev/zero: error: cannot read /dev/zero: is a character device, not a regular file');
+  });
+
+  test('a FIFO as policy is refused without waiting for a writer', async () => {
+    const d = tmp();
+    execFileSync('mkfifo', [join(d, 'p.yaml')]);
+    const r = await run(['check', 'p.yaml'], { cwd: d });
+    expect(r.code).toBe(1);
+    expect(r.stderr.split('\n')[0]).toBe('p.yaml: error: cannot read p.yaml: is a FIFO (named pipe), not a regular file');
+  });
+
+  test('set files that are devices or FIFOs are located errors at their file: line', async () => {
+    const d = tmp();
+    execFileSync('mkfifo', [join(d, 'fifo.txt')]);
+    writeFileSync(
+      join(d, 'p.yaml'),
+      'version: 1\nsets:\n  a: { file: /dev/zero }\n  b: { file: fifo.txt }\nallow:\n  - name: x\n    to: [$a, $b]\n    ports: [tcp/443]\n    reason: test\n',
+    );
+    const r = await run(['check', 'p.yaml'], { cwd: d });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^p\.yaml:3:\d+: error: cannot read set file "\/dev\/zero": is a character device, not a regular file$/m);
+    expect(r.stderr).toMatch(/^p\.yaml:4:\d+: error: cannot read set file "fifo\.txt": is a FIFO \(named pipe\), not a regular file$/m);
+  });
+});
+
 describe('init', () => {
   test('writes a starter policy that checks clean and refuses to overwrite', async () => {
     const dir = tmp();
