@@ -84,6 +84,8 @@ export interface Diagnostic {
   span?: Span;
   notes?: Note[];
   hint?: string;
+  /** false: print no excerpt of the source line (text that is not the policy's own, e.g. a foreign line in a set file). */
+  excerpt?: false;
 }
 
 /** Stages accumulate diagnostics instead of throwing; `value` is absent when errors made it meaningless. */

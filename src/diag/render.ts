@@ -31,7 +31,11 @@ function excerpt(sources: SourceMap, span: Span, mark: string): string[] {
   if (!f) return [];
   const a = f.position(span.start);
   const b = f.position(span.end);
-  let text = f.lineText(a.line).replace(/\t/g, ' ');
+  // Control characters (terminal escapes among them) are shown as '?', one column each, so carets stay aligned.
+  let text = f
+    .lineText(a.line)
+    .replace(/\t/g, ' ')
+    .replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f]/g, '?');
   let col = a.col - 1;
   // A span over several lines (a whole mapping) is marked on its first line only, up to any comment.
   const firstLine = text.slice(col).replace(/\s+#.*$/, '').trimEnd();
@@ -65,7 +69,7 @@ export function renderDiagnostic(sources: SourceMap, d: Diagnostic): string {
   const lines: string[] = [];
   if (d.span) lines.push(...includeChain(sources, d.span));
   lines.push(`${where(sources, d.span)}: ${d.severity}: ${d.message}`);
-  if (d.span) lines.push(...excerpt(sources, d.span, '^'));
+  if (d.span && d.excerpt !== false) lines.push(...excerpt(sources, d.span, '^'));
   for (const n of d.notes ?? []) {
     lines.push(`${n.span ? where(sources, n.span) + ': ' : '  '}note: ${n.message}`);
     if (n.span) lines.push(...excerpt(sources, n.span, '~'));

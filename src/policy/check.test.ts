@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { locate } from '../diag/render.js';
+import { printIr } from '../ir/print.js';
 import { loadText } from '../../test/helpers.js';
 
 async function diags(text: string, files?: Record<string, string>) {
@@ -171,5 +172,29 @@ describe('warnings (exit 0)', () => {
     const { STARTER_POLICY } = await import('./starter.js');
     const l = await loadText(STARTER_POLICY, { hosts: { 'deb.debian.org': { ipv4: ['203.0.113.1'] }, 'security.debian.org': { ipv4: ['203.0.113.2'] } } });
     expect(l.diagnostics).toEqual([]);
+  });
+});
+
+describe('YAML anchors and aliases', () => {
+  test('an alias is the anchored value: a deny rule with `to: *list` denies that list (it used to match nothing)', async () => {
+    const l = await loadText(
+      ok('deny:\n  - name: d\n    to: &bad [192.0.2.66]\n    reason: r\n  - name: e\n    to: *bad\n    ports: &p [tcp/25]\n    reason: &why "no mail"\nallow:\n  - name: a\n    to: [192.0.2.0/24]\n    ports: *p\n    reason: *why\n'),
+    );
+    expect(l.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    const ir = printIr(l.ir!);
+    expect(ir).toMatch(/^rule deny e ipv4 dst \{192\.0\.2\.66\[0\]\} l4 tcp \{25\}$/m);
+    expect(ir).toMatch(/^rule allow a ipv4 dst \{192\.0\.2\.0\/24\[0\]\} l4 tcp \{25\}$/m);
+  });
+
+  test('one anchor used 150 times is fine (yaml counted alias uses and gave an internal error past 100)', async () => {
+    const rules = Array.from({ length: 150 }, (_, i) => `  - name: r${i}\n    to: [192.0.2.${i + 1}]\n    ports: [tcp/443]\n    reason: ${i ? '*why' : '&why "mirrors"'}\n`).join('');
+    const l = await loadText(ok(`allow:\n${rules}`));
+    expect(l.diagnostics).toEqual([]);
+  });
+
+  test('a "billion laughs" expansion is a located error, not memory or an internal error', async () => {
+    let text = 'version: 1\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
+    for (let i = 1; i < 10; i++) text += `a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
+    expect(await diags(text)).toEqual([{ code: 'yaml-syntax', severity: 'error', at: 'policy.yaml:8:30', hint: expect.stringMatching(/alias/) }]);
   });
 });

@@ -7,7 +7,7 @@
  * YAML nodes: a value of the wrong type is skipped (its error is already
  * reported), so one run reports every problem in the file.
  */
-import { isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { z } from 'zod';
 import { error, q, type Diagnostic, type Result } from '../diag/diagnostic.js';
 import type { SourceFile, Span } from '../diag/source.js';
@@ -20,7 +20,7 @@ type Path = (string | number)[];
 export function parsePolicy(src: SourceFile): Result<PolicyAst> {
   const diagnostics: Diagnostic[] = [];
   const whole = src.span(0, Math.min(src.text.length, 1));
-  if (/[\x00\uFFFD]/.test(src.text) || controlRatio(src.text) > 0.05) {
+  if (looksBinary(src.text)) {
     diagnostics.push(error('binary-file', 'this is not a text file (binary data found)', whole));
     return { diagnostics };
   }
@@ -39,13 +39,64 @@ export function parsePolicy(src: SourceFile): Result<PolicyAst> {
     diagnostics.push(error('bad-type', 'the policy must be a mapping of keys ("version", "allow", …)', r ? src.span(r[0], r[1]) : whole));
     return { diagnostics };
   }
-  const data = doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown>;
+  // yaml's own guard counts alias uses (101 uses of one `&reason` fail, with an internal error);
+  // what must be bounded is what the aliases expand to (a "billion laughs" file).
+  const size = expandedSize(doc, MAX_EXPANDED_NODES);
+  if (size.over) {
+    const r = size.at?.range;
+    diagnostics.push(error('yaml-syntax', `aliases expand this document to more than ${MAX_EXPANDED_NODES.toLocaleString('en-US')} values`, r ? src.span(r[0], Math.max(r[1], r[0] + 1)) : whole, { hint: 'an alias (*name) copies what its anchor (&name) holds; nested aliases multiply' }));
+    return { diagnostics };
+  }
+  // The AST is built from the nodes: put each alias's anchored node in its place (shared, not copied),
+  // so `to: *mirrors` is the anchor's list, not an empty one (a deny rule would otherwise match nothing).
+  visit(doc, { Alias: (_, a) => a.resolve(doc) ?? visit.REMOVE });
+  const data = doc.toJS({ maxAliasCount: -1 }) as Record<string, unknown>;
   const res = PolicySchema.safeParse(data);
   if (!res.success) {
     for (const issue of res.error.issues) diagnostics.push(...mapIssue(src, doc, data, issue, []));
   }
   const b = new AstBuilder(src);
   return { value: b.policy(doc.contents), diagnostics };
+}
+
+/** Far more values than any policy has: 1M rules would still fit; a billion-laughs expansion does not. */
+const MAX_EXPANDED_NODES = 5_000_000;
+
+/**
+ * How many values `doc` holds once every alias is replaced by what its anchor
+ * holds, counted without expanding (each node's size is computed once), and
+ * the alias where the count passed `limit`.
+ */
+function expandedSize(doc: Document, limit: number): { over: boolean; at?: Node } {
+  const memo = new Map<unknown, number>();
+  let at: Node | undefined;
+  const size = (n: unknown): number => {
+    if (n === null || n === undefined) return 1;
+    const known = memo.get(n);
+    if (known !== undefined) return known;
+    memo.set(n, 1); // a cycle (an anchor used inside itself) is yaml's error; count it once
+    let total = 1;
+    if (isAlias(n)) {
+      total = size(n.resolve(doc));
+      if (total > limit) at ??= n;
+    } else if (isMap(n) || isSeq(n)) {
+      for (const item of n.items as unknown[]) {
+        total += isPair(item) ? size(item.key) + size(item.value) : size(item);
+        if (total > limit) {
+          at ??= isAlias(item) ? item : undefined;
+          break;
+        }
+      }
+    }
+    memo.set(n, total);
+    return total;
+  };
+  return size(doc.contents) > limit ? { over: true, ...(at ? { at } : {}) } : { over: false };
+}
+
+/** NUL, invalid UTF-8 (decoded as U+FFFD) or many control characters: not a text file. Set files are judged the same way. */
+export function looksBinary(text: string): boolean {
+  return /[\x00\uFFFD]/.test(text) || controlRatio(text) > 0.05;
 }
 
 function controlRatio(text: string): number {

@@ -10,7 +10,8 @@
 import { errnoText } from '../diag/errno.js';
 import { dirname, isAbsolute, join } from 'node:path';
 import { error, q, warning, type Diagnostic, type Result } from '../diag/diagnostic.js';
-import { SourceFile, type SourceMap } from '../diag/source.js';
+import { SourceFile, type SourceMap, type Span } from '../diag/source.js';
+import { looksBinary } from '../policy/parse.js';
 import { parseAddress, parseDest, FAMILIES, type Family } from '../policy/address.js';
 import type { DestRef, OwnerRef, Policy, Rule, Selectors } from '../policy/types.js';
 import type { Accounts, Resolver } from './resolver.js';
@@ -46,7 +47,7 @@ export async function resolvePolicy(p: Policy, r: Resolver, opts: ResolveOptions
           return;
         }
         const src = opts.sources.add(new SourceFile(isAbsolute(f.path) ? f.path : relName(p.file, f.path), text, f.span));
-        fileItems.set(s.name, parseSetFile(src, diagnostics));
+        fileItems.set(s.name, parseSetFile(src, f.span, diagnostics));
       }),
   );
   const sets = new Map(p.sets.map((s) => [s.name, s.file ? fileItems.get(s.name) ?? [] : s.items ?? []]));
@@ -218,9 +219,21 @@ async function resolveHosts(
   return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-function parseSetFile(src: SourceFile, diagnostics: Diagnostic[]): DestRef[] {
+/** At most this many bad lines of one set file are reported one by one; the rest are counted in one more error. */
+const MAX_SET_FILE_ERRORS = 5;
+/** A line that could be a mistyped address, CIDR or range (hex digits, dots, colons, "/" and "-"), or a name: quoted in full. Anything else is not echoed (D7). */
+const QUOTABLE = /^(?:[0-9A-Fa-f.:/-]{1,100}|[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,99})$/;
+
+function parseSetFile(src: SourceFile, at: Span, diagnostics: Diagnostic[]): DestRef[] {
   const out: DestRef[] = [];
+  if (looksBinary(src.text)) {
+    // Never show a byte of it: it may be any file root can read (an ELF binary, /proc/self/environ).
+    diagnostics.push(error('binary-file', `set file ${q(src.name)} is not a text file (binary data found)`, at, { hint: 'one address, CIDR or range "a-b" per line; "#" starts a comment' }));
+    return out;
+  }
   let offset = 0;
+  let bad = 0;
+  let firstHidden: Span | undefined;
   for (const line of src.text.split('\n')) {
     const content = line.replace(/#.*$/, '');
     const lead = content.length - content.trimStart().length;
@@ -231,15 +244,19 @@ function parseSetFile(src: SourceFile, diagnostics: Diagnostic[]): DestRef[] {
       if (d.kind === 'addr') {
         if (d.hostBitsFix) diagnostics.push(warning('host-bits-set', `host bits set in ${q(text)}`, span, { hint: `did you mean ${d.hostBitsFix}?` }));
         out.push({ kind: 'addr', family: d.family, lo: d.lo, hi: d.hi, text, span });
-      } else
-        diagnostics.push(
-          error('bad-address', d.kind === 'error' ? d.message : `a set file holds addresses, CIDRs and ranges only, not ${q(text)}`, span, {
-            hint: 'one address, CIDR or range "a-b" per line; "#" starts a comment',
-          }),
-        );
+      } else if (++bad <= MAX_SET_FILE_ERRORS) {
+        const quotable = QUOTABLE.test(text);
+        const message = !quotable
+          ? 'not an address, CIDR or range (the line is not shown: it does not look like one, and a set file may be any file)'
+          : d.kind === 'error'
+            ? d.message
+            : `a set file holds addresses, CIDRs and ranges only, not ${q(text)}`;
+        diagnostics.push(error('bad-address', message, span, { hint: 'one address, CIDR or range "a-b" per line; "#" starts a comment', ...(quotable ? {} : { excerpt: false }) }));
+      } else firstHidden ??= span;
     }
     offset += line.length + 1;
   }
+  if (firstHidden) diagnostics.push(error('bad-address', `${bad - MAX_SET_FILE_ERRORS} more lines of this set file are not addresses, CIDRs or ranges`, firstHidden, { excerpt: false }));
   return out;
 }
 

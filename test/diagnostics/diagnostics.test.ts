@@ -19,6 +19,8 @@ const EXIT: Record<string, 0 | 1> = {
   'host-bits': 0,
   'long-line': 1,
   'many-errors': 1,
+  'set-file-foreign': 1,
+  'terminal-escape': 1,
   'unknown-key': 1,
   'yaml-syntax': 1,
 };
