@@ -1,10 +1,10 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { appendHistory, readHistory, type HistoryEntry } from './history.js';
 import { acquireLock, holderText, LockBusyError, processStartTime, waitUnlocked } from './lock.js';
-import { noneSnapshot, readState, requireStateDir, StateError, stateFilePath, writeState } from './state.js';
+import { ensureStateDir, noneSnapshot, readState, requireStateDir, StateError, stateDirProblem, stateFilePath, writeState } from './state.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'egress-state-'));
 const who = { user: 'root', uid: 0 };
@@ -34,6 +34,28 @@ describe('state files', () => {
 
   test('a missing state directory is a clear error', () => {
     expect(() => requireStateDir(join(dir(), 'nope'))).toThrow(/no egress state directory/);
+  });
+});
+
+describe('the state directory must be root\'s alone (D3)', () => {
+  test.each([
+    ['world-writable', 0o777, undefined, /can be written by every user \(mode 0777\)/],
+    ['group-writable', 0o770, undefined, /can be written by its group \(mode 0770\)/],
+    ['owned by another user', 0o700, 65534, /is owned by uid 65534, not by root/],
+  ])('%s is refused before anything is read or written', (_n, mode, owner, why) => {
+    const d = dir();
+    chmodSync(d, mode);
+    if (owner !== undefined) chownSync(d, owner, owner);
+    expect(() => requireStateDir(d)).toThrow(why);
+    expect(() => ensureStateDir(d)).toThrow(StateError);
+  });
+
+  test('root\'s own 0700 and 0755 directories are used', () => {
+    const d = dir();
+    requireStateDir(d);
+    chmodSync(d, 0o755);
+    requireStateDir(d);
+    expect(stateDirProblem({ uid: 1000, mode: 0o40700 }, 1000)).toBeUndefined(); // a user's own directory, for a user's own runs
   });
 });
 

@@ -111,6 +111,20 @@ export function stateFilePath(dir: string, f: StateFile): string {
 /** Make sure the directory exists (mode 0700: it holds the policy text). */
 export function ensureStateDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  requireStateDir(dir);
+}
+
+/**
+ * What root reads from the state directory goes to nft, iptables-restore and
+ * kill(2), and what it writes follows whatever is there: a directory another
+ * user owns or may write is refused, never used (a planted history.jsonl link
+ * made root append to a 0600 file; a forged previous.json made rollback flush
+ * foreign tables — the checksums are plain hashes anyone can recompute).
+ */
+export function stateDirProblem(st: { uid: number; mode: number }, euid: number | undefined = process.geteuid?.()): string | undefined {
+  if (st.uid !== 0 && st.uid !== euid) return `is owned by uid ${st.uid}, not by root`;
+  if (st.mode & 0o022) return `can be written by ${st.mode & 0o002 ? 'every user' : 'its group'} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
+  return undefined;
 }
 
 /** Throw a StateError unless `dir` is an existing directory. */
@@ -124,6 +138,8 @@ export function requireStateDir(dir: string): void {
     throw new StateError(`cannot read the state directory ${dir}: ${(e as Error).message}`);
   }
   if (!st.isDirectory()) throw new StateError(`the state path ${dir} is not a directory`);
+  const problem = stateDirProblem(st);
+  if (problem) throw new StateError(`refusing the state directory ${dir}: it ${problem}; what egress keeps there is loaded into the kernel as root (fix: chown root:root ${dir}; chmod 0700 ${dir})`);
 }
 
 export function writeState<K extends StateFile>(dir: string, f: K, body: Bodies[K]): void {
