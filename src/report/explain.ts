@@ -11,6 +11,7 @@ import type { RuleRef } from '../policy/types.js';
 import type { ResolvedPolicy } from '../resolve/types.js';
 import type { NameOutcome } from '../sim/dns.js';
 import type { Decision, Flow } from '../sim/flow.js';
+import { matchesSelectors } from '../sim/reference.js';
 import { table } from './table.js';
 
 /** What `explain` says about one flow; also its `--json` form. */
@@ -28,6 +29,8 @@ export interface Answer {
    * (and the verdict is for such an address), or only forwards it.
    */
   dns?: { name: string; answer: NameOutcome['answer']; rules: RuleJson[] };
+  /** Deny rules that matched the flow but did not apply because one of their `except` entries matches it too: the rule, and where that except is. */
+  spared?: { rule: RuleJson; except: { file: string; line: number; col: number } }[];
 }
 
 export type RuleJson = Answer['rules'][number];
@@ -56,6 +59,14 @@ export function answer(sources: SourceMap, p: ResolvedPolicy, f: Flow, d: Decisi
   if (f.group?.id !== undefined) flow.gid = f.group.id;
   if (f.via !== undefined) flow.via = f.via;
   if (f.established) flow.established = true;
+  const spared: NonNullable<Answer['spared']> = [];
+  if (d.step !== 'builtin')
+    for (const r of p.deny) {
+      if (!matchesSelectors(r, f)) continue;
+      const e = r.except.find((x) => matchesSelectors(x, f));
+      const at = e && locate(sources, e.span);
+      if (e) spared.push({ rule: ref(r.ref), except: { file: e.span.file, line: at?.line ?? 0, col: at?.col ?? 0 } });
+    }
   return {
     verdict: d.verdict,
     audit: d.audit,
@@ -64,6 +75,7 @@ export function answer(sources: SourceMap, p: ResolvedPolicy, f: Flow, d: Decisi
     rules: d.rules.map(ref),
     flow,
     ...(line !== undefined ? { line } : {}),
+    ...(spared.length ? { spared } : {}),
   };
 }
 
@@ -85,12 +97,17 @@ function because(a: Answer): string {
     case 'builtin':
       return DNS_BUILTIN[a.builtin!] ?? `builtin "${a.builtin}"`;
     case 'default':
-      return 'no rule matched: the default';
+      return a.spared?.length ? `no rule matched (${sparedText(a)}): the default` : 'no rule matched: the default';
     case 'deny':
       return `deny rule${a.rules.length > 1 ? 's' : ''} ${a.rules.map((r) => `"${r.name}"`).join(', ')}`;
     case 'allow':
       return `allow rule${a.rules.length > 1 ? 's' : ''} ${a.rules.map((r) => `"${r.name}"`).join(', ')}`;
   }
+}
+
+function sparedText(a: Answer): string {
+  const names = a.spared!.map((s) => `"${s.rule.name}"`).join(', ');
+  return `deny rule${a.spared!.length > 1 ? 's' : ''} ${names} excepted it`;
 }
 
 function dnsText(a: Answer): string | undefined {
@@ -111,6 +128,7 @@ function dnsText(a: Answer): string | undefined {
 export function describeAnswer(a: Answer): string {
   const lines = [`${flowText(a)} [${a.flow.family}]`, `  verdict: ${a.verdict}${a.audit ? ' (audit mode: logged, not blocked)' : ''} by ${because(a)}`];
   for (const r of a.rules) lines.push(`    ${r.action} ${r.name}  ${r.file}:${r.line}:${r.col}${r.reason ? `  (${r.reason})` : ''}`);
+  for (const s of a.spared ?? []) lines.push(`    spared from deny ${s.rule.name}  ${s.rule.file}:${s.rule.line}:${s.rule.col} by its except at ${s.except.file}:${s.except.line}:${s.except.col}`);
   const dns = dnsText(a);
   if (dns) lines.push(`  ${dns}`);
   return lines.join('\n') + '\n';

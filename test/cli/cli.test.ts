@@ -126,6 +126,18 @@ describe('explain', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ verdict: 'accept', decidedBy: 'default', rules: [] });
   });
 
+  test('a flow an except spared names the deny rule and the except that spared it', async () => {
+    const r = await run(['explain', 'examples/postfix-only-smtp.yaml', '--to', '2001:db8:4001:c02::1a', '--port', 'tcp/25', '--user', 'postfix'], { cwd: ROOT });
+    expect(r.stdout.split('\n').slice(1, 3)).toEqual([
+      '  verdict: accept by no rule matched (deny rule "smtp" excepted it): the default',
+      '    spared from deny smtp  examples/postfix-only-smtp.yaml:15:11 by its except at examples/postfix-only-smtp.yaml:18:13',
+    ]);
+    const j = await run(['explain', 'examples/postfix-only-smtp.yaml', '--to', '2001:db8:4001:c02::1a', '--port', 'tcp/25', '--user', 'postfix', '--json'], { cwd: ROOT });
+    expect(JSON.parse(j.stdout).spared).toEqual([{ rule: expect.objectContaining({ name: 'smtp', line: 15 }), except: { file: 'examples/postfix-only-smtp.yaml', line: 18, col: 13 } }]);
+    const www = await run(['explain', 'examples/postfix-only-smtp.yaml', '--to', '2001:db8:4001:c02::1a', '--port', 'tcp/25', '--user', 'www-data', '--json'], { cwd: ROOT });
+    expect(JSON.parse(www.stdout).spared).toBeUndefined();
+  });
+
   test('audit mode reports what enforce would do', async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'p.yaml'), 'version: 1\nmode: audit\nallow:\n  - name: a\n    reason: r\n    to: [192.0.2.1]\n');
