@@ -31,11 +31,11 @@ function excerpt(sources: SourceMap, span: Span, mark: string): string[] {
   if (!f) return [];
   const a = f.position(span.start);
   const b = f.position(span.end);
-  // Control characters (terminal escapes among them) are shown as '?', one column each, so carets stay aligned.
+  // Control characters (terminal escapes among them) and bidi overrides are shown as '?', one column each, so carets stay aligned.
   let text = f
     .lineText(a.line)
     .replace(/\t/g, ' ')
-    .replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f]/g, '?');
+    .replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '?');
   let col = a.col - 1;
   // A span over several lines (a whole mapping) is marked on its first line only, up to any comment.
   const firstLine = text.slice(col).replace(/\s+#.*$/, '').trimEnd();
