@@ -420,6 +420,18 @@ describe('confirmation', () => {
     expect(history(w).at(-1)).toEqual(['auto-rollback', 'ok']);
   });
 
+  test('a corrupt pending.json is an unconfirmed apply: the watchdog (and any command) rolls it back instead of giving up (D10)', async () => {
+    const w = await pendingWorld();
+    writeFileSync(join(w.stateDir, 'pending.json'), 'garbage\n');
+    const r = await rollback(w.ctx, { token: w.token });
+    expect(r.skipped).toMatch(/rolled back/);
+    expect(w.k.dump()).toBe(w.OLD);
+    expect(w.notes).toEqual([expect.stringMatching(/pending\.json is corrupted; the unconfirmed apply it recorded is rolled back, to be safe$/)]);
+    expect(readHistory(w.stateDir).entries.at(-1)).toMatchObject({ action: 'auto-rollback', outcome: 'ok', message: 'pending.json was corrupted: the unconfirmed apply was rolled back' });
+    expect(existsSync(join(w.stateDir, 'pending.json'))).toBe(false);
+    await expect(confirm(w.ctx)).rejects.toThrow(/^nothing to confirm/);
+  });
+
   test('an apply that replaces a pending one keeps rollback aimed at the last confirmed ruleset', async () => {
     const w = await pendingWorld();
     await apply(w.ctx, await desired('nft', P2, MOVED));

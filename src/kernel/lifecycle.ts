@@ -39,9 +39,12 @@ import {
   removeState,
   requireStateDir,
   sha256 as sha,
+  StateError,
+  stateFilePath,
   writeState,
   type Applying,
   type CounterRef,
+  type Pending,
   type Snapshot,
 } from './state.js';
 import { KernelError, type Where } from './where.js';
@@ -200,8 +203,27 @@ function writeIntent(ctx: Ctx, rec: IntentRecord): void {
   writeState(ctx.stateDir, 'applying', rec);
 }
 
+/**
+ * pending.json, or 'corrupt' when it cannot be read back. Only an unconfirmed
+ * apply leaves one (confirm deletes it), so a corrupt one is an unconfirmed
+ * apply whose deadline and watchdog are unknown: settle rolls it back.
+ */
+function readPending(ctx: Ctx): Pending | 'corrupt' | undefined {
+  try {
+    return readState(ctx.stateDir, 'pending');
+  } catch (e) {
+    if (e instanceof StateError) return 'corrupt';
+    throw e;
+  }
+}
+
 async function dropPending(ctx: Ctx, token?: string): Promise<void> {
-  const p = readState(ctx.stateDir, 'pending');
+  const p = readPending(ctx);
+  if (p === 'corrupt') {
+    // Its watchdog cannot be named; one that wakes finds nothing pending and leaves.
+    removeState(ctx.stateDir, 'pending');
+    return;
+  }
   if (!p || (token !== undefined && p.token !== token)) return;
   await disarmWatchdog(ctx.w.execer, p.watchdog);
   removeState(ctx.stateDir, 'pending');
@@ -237,7 +259,12 @@ export async function settle(ctx: Ctx): Promise<void> {
       history(ctx, rec.action, rec.next, 'failed', `${who} was interrupted; the ruleset from before it is live`);
     }
   }
-  const p = readState(ctx.stateDir, 'pending');
+  const p = readPending(ctx);
+  if (p === 'corrupt') {
+    ctx.note(`egress: ${stateFilePath(ctx.stateDir, 'pending')} is corrupted; the unconfirmed apply it recorded is rolled back, to be safe`);
+    await rollbackLocked(ctx, 'auto-rollback', 'pending.json was corrupted: the unconfirmed apply was rolled back');
+    return;
+  }
   if (p && Date.parse(p.deadline) <= ctx.now().getTime() && !(await watchdogAlive(ctx.w.execer, p.watchdog)) && process.env.EGRESS_WATCHDOG_CHILD !== '1') {
     ctx.note(`egress: the apply of ${p.appliedAt} was not confirmed by ${p.deadline} and its watchdog is gone: rolling back now`);
     await rollbackLocked(ctx, 'auto-rollback', 'the confirmation deadline passed while its watchdog was gone');
