@@ -37,6 +37,34 @@ describe('state files', () => {
   });
 });
 
+describe('bodies are checked, not only checksums (D12)', () => {
+  const snap = noneSnapshot('nft', who, '2026-01-01T00:00:00.000Z');
+  const intent = { action: 'apply', next: snap, prior: null, nextFingerprint: 'a', priorFingerprint: 'b', checkBackend: 'nft', pid: 4242, startedAt: '2026-01-01T00:00:00.000Z' };
+  const pending = { token: 'abc123', deadline: '2026-01-01T00:02:00.000Z', appliedAt: 'x', appliedBy: who, watchdog: { kind: 'systemd', unit: 'egress-confirm-abc123' } };
+
+  test('a well-formed intent record and pending confirmation read back', () => {
+    const d = dir();
+    writeState(d, 'applying', intent as never);
+    expect(readState(d, 'applying')).toEqual(intent);
+    writeState(d, 'pending', pending as never);
+    expect(readState(d, 'pending')).toEqual(pending);
+  });
+
+  test.each([
+    ['applying', { foo: 1 }],
+    ['applying', { ...intent, checkBackend: undefined }],
+    ['applying', { ...intent, pid: 'x' }],
+    ['applying', { ...intent, next: { ...snap, ruleset: 'flush ruleset' } }],
+    ['pending', { ...pending, watchdog: { kind: 'systemd', unit: 'sshd.service' } }],
+    ['pending', { ...pending, watchdog: { kind: 'process', pid: 1 } }],
+    ['pending', { ...pending, deadline: 'soon' }],
+  ] as const)('a %s body with a valid checksum but bogus fields is corrupted: %j', (f, body) => {
+    const d = dir();
+    writeState(d, f, body as never);
+    expect(() => readState(d, f)).toThrow(/is corrupted \(not an? (intent record|pending confirmation)\)/);
+  });
+});
+
 describe('the state directory must be root\'s alone (D3)', () => {
   test.each([
     ['world-writable', 0o777, undefined, /can be written by every user \(mode 0777\)/],

@@ -181,7 +181,39 @@ export function readState<K extends StateFile>(dir: string, f: K): Bodies[K] | u
   const body = doc.body as Bodies[K];
   if ((f === 'live' || f === 'previous' || f === 'confirmed') && !validSnapshot(body as Snapshot)) throw bad('not a snapshot');
   if ((f === 'live' || f === 'previous' || f === 'confirmed') && sha256((body as Snapshot).ruleset) !== (body as Snapshot).rulesetHash) throw bad('ruleset hash mismatch');
+  if (f === 'applying' && !validApplying(body as Applying & Record<string, unknown>)) throw bad('not an intent record');
+  if (f === 'pending' && !validPending(body as Pending)) throw bad('not a pending confirmation');
   return body;
+}
+
+function validHashedSnapshot(s: unknown): boolean {
+  return !!s && typeof s === 'object' && validSnapshot(s as Snapshot) && sha256((s as Snapshot).ruleset) === (s as Snapshot).rulesetHash;
+}
+
+/** The intent record as the life cycle writes it (its own fields too: action, checkBackend, priorFingerprint): a bogus one is never acted on. */
+function validApplying(a: Applying & Record<string, unknown>): boolean {
+  return (
+    validHashedSnapshot(a.next) &&
+    (a.prior === null || validHashedSnapshot(a.prior)) &&
+    typeof a.nextFingerprint === 'string' &&
+    typeof a.priorFingerprint === 'string' &&
+    Number.isInteger(a.pid) &&
+    a.pid > 0 &&
+    typeof a.startedAt === 'string' &&
+    typeof a.action === 'string' &&
+    (a.checkBackend === 'nft' || a.checkBackend === 'iptables')
+  );
+}
+
+function validPending(p: Pending): boolean {
+  const w = p.watchdog as Partial<{ kind: string; pid: number; unit: string; start: string }> | undefined;
+  return (
+    typeof p.token === 'string' &&
+    /^[0-9a-f]+$/.test(p.token) &&
+    !Number.isNaN(Date.parse(p.deadline)) &&
+    !!w &&
+    ((w.kind === 'process' && Number.isInteger(w.pid) && w.pid! > 1 && (w.start === undefined || typeof w.start === 'string')) || (w.kind === 'systemd' && typeof w.unit === 'string' && /^egress-confirm-[0-9a-f]+$/.test(w.unit)))
+  );
 }
 
 function validSnapshot(s: Snapshot): boolean {
