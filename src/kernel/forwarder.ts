@@ -36,7 +36,7 @@ import { chooseUpstream, RESOLV_CONF, RESOLVED_CONF } from '../resolve/dns.js';
 import { writeFileAtomic } from './atomic.js';
 import { systemdUsable, type SelfCommand } from './confirm.js';
 import { processStartTime, waitFor } from './lock.js';
-import { DNS_UNIT_NAME, renderDnsUnit } from './units.js';
+import { DNS_UNIT_NAME, renderDnsUnit, systemdDirOf } from './units.js';
 import type { Where } from './where.js';
 
 export const DNS_GROUP = 'egress-dns';
@@ -119,7 +119,7 @@ export function forwarderRunOf(env: Record<string, string | undefined>, w: Pick<
     kind: chooseForwarder(env, w),
     self,
     runtimeDir: env.EGRESS_SYSTEMD_RUNTIME_DIR || DEFAULT_RUNTIME_UNIT_DIR,
-    persistDir: env.EGRESS_SYSTEMD_DIR || '/etc/systemd/system',
+    persistDir: systemdDirOf(env),
   };
 }
 
@@ -251,8 +251,8 @@ export async function startForwarder(w: Where, stateDir: string, run: ForwarderR
       await stopForwarder(w, stateDir, run);
       throw new ForwarderError(`the DNS forwarder did not start: systemctl restart ${DNS_UNIT_NAME}: ${(r.stderr || r.stdout).trim() || `exit ${r.code}`}`);
     }
-    // systemd restarts a forwarder that dies at once; only the ready line says one is up.
-    ready = await waitFor(isReady, READY_TIMEOUT_MS);
+    // systemd restarts a forwarder that dies, so there is no exit to wait for: the ready line says one is up, the CLI's error line that one died.
+    ready = await waitFor(() => isReady() || /^egress: error: /m.test(printed()), READY_TIMEOUT_MS);
   } else {
     const [cmd, ...args] = forwarderCommand(run.self, stateDir);
     const { pid } = w.execer.detach(cmd!, args, {

@@ -315,7 +315,7 @@ describe('dns.proxy under systemd: the forwarder is egress-dns.service', () => {
    * StandardOutput) and write its pid record, naming the unit (so nothing
    * ever signals that pid, this test's own).
    */
-  function systemdWorld(opts: { startFails?: boolean } = {}) {
+  function systemdWorld(opts: { startFails?: boolean; forwarderDies?: boolean } = {}) {
     const w = world();
     const base = join(w.stateDir, '..');
     const runDir = join(base, 'run');
@@ -329,6 +329,11 @@ describe('dns.proxy under systemd: the forwarder is egress-dns.service', () => {
       if (argv[2] !== DNS_UNIT_NAME) return {};
       if (argv[1] === 'restart') {
         if (opts.startFails) return { code: 1, stderr: `Job for ${DNS_UNIT_NAME} failed because the control process exited with error code.` };
+        if (opts.forwarderDies) {
+          // The unit started; the forwarder died (systemd will start it again, and again).
+          writeFileSync(join(w.stateDir, 'dns-forwarder.out'), 'egress: error: DNS forwarder: listen EADDRINUSE: address already in use 127.0.0.153:153\n');
+          return {};
+        }
         unit.active = true;
         unit.starts++;
         writeFileSync(join(w.stateDir, 'dns-forwarder.out'), 'ready {"udp":["127.0.0.153:153"],"tcp":[]}\n');
@@ -396,6 +401,15 @@ describe('dns.proxy under systemd: the forwarder is egress-dns.service', () => {
     );
     expect(w.k.dump()).toBe(before);
     expect(readState(w.stateDir, 'live')?.dns).toBeUndefined();
+    expect(w.unitCalls()).toEqual(['daemon-reload', `restart ${DNS_UNIT_NAME}`, `stop ${DNS_UNIT_NAME}`, `stop ${DNS_UNIT_NAME}`]);
+  });
+
+  test('a forwarder that dies under the unit fails the apply at once with what it printed, and the unit is stopped', async () => {
+    const w = systemdWorld({ forwarderDies: true });
+    await apply(w.ctx, await desired('nft', P1));
+    await expect(apply(w.ctx, await desired('nft', DNS))).rejects.toThrow(
+      /^the DNS forwarder did not start: egress: error: DNS forwarder: listen EADDRINUSE: address already in use 127\.0\.0\.153:153; the ruleset from before this apply is restored$/,
+    );
     expect(w.unitCalls()).toEqual(['daemon-reload', `restart ${DNS_UNIT_NAME}`, `stop ${DNS_UNIT_NAME}`, `stop ${DNS_UNIT_NAME}`]);
   });
 

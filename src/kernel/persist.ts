@@ -29,14 +29,13 @@ import { ensureDnsGroup, forwarderUnit, removeForwarderSpec, startForwarder, wri
 import { appendHistory } from './history.js';
 import { acquireLock } from './lock.js';
 import { readState, removeState, writeState, StateError, type Snapshot } from './state.js';
-import { DNS_UNIT_NAME, systemdWord, unitStateDir } from './units.js';
+import { DEFAULT_SYSTEMD_DIR, DNS_UNIT_NAME, systemdDirOf, systemdWord, unitStateDir } from './units.js';
 import { mustRun, type Where } from './where.js';
 
-export { systemdWord };
+export { DEFAULT_SYSTEMD_DIR, systemdDirOf, systemdWord };
 
 export const UNIT_NAME = 'egress-restore.service';
 export const WANTED_BY = 'sysinit.target';
-export const DEFAULT_SYSTEMD_DIR = '/etc/systemd/system';
 
 export const UNIT_TEMPLATE = `# Installed by "egress persist"; removed by "egress persist --off".
 # Restores the last confirmed egress policy at boot, before the network comes
@@ -63,10 +62,6 @@ WantedBy=${WANTED_BY}
 
 export function renderUnit(exec: string[], stateDir: string): string {
   return UNIT_TEMPLATE.replace(/@STATE_DIR@/g, unitStateDir(stateDir)).replace('@EXEC@', exec.map(systemdWord).join(' '));
-}
-
-export function systemdDirOf(env: Record<string, string | undefined>): string {
-  return env.EGRESS_SYSTEMD_DIR || DEFAULT_SYSTEMD_DIR;
 }
 
 /** The units persist installs, each with its text. */

@@ -19,6 +19,13 @@ export function unitStateDir(stateDir: string): string {
   return stateDir;
 }
 
+export const DEFAULT_SYSTEMD_DIR = '/etc/systemd/system';
+
+/** Where `persist` installs units: /etc/systemd/system, or `EGRESS_SYSTEMD_DIR`. */
+export function systemdDirOf(env: Record<string, string | undefined>): string {
+  return env.EGRESS_SYSTEMD_DIR || DEFAULT_SYSTEMD_DIR;
+}
+
 export const DNS_UNIT_NAME = 'egress-dns.service';
 
 /**
