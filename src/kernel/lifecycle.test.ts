@@ -357,7 +357,9 @@ describe('dns.proxy under systemd: the forwarder is egress-dns.service', () => {
     const text = readFileSync(join(w.runDir, DNS_UNIT_NAME), 'utf8');
     expect(text).toBe(forwarderUnit(SELF, w.stateDir));
     expect(text).toContain(`\nExecStart=${forwarderCommand(SELF, w.stateDir).join(' ')}\n`);
-    expect(forwarderCommand(SELF, w.stateDir)).toEqual([...SELF, '_dns-forwarder', join(w.stateDir, 'dns-forwarder.json')]);
+    // node first (its flags may follow), egress, then the forwarder's spec: the same argv the detached path runs.
+    const cmd = forwarderCommand(SELF, w.stateDir);
+    expect([cmd[0], ...cmd.slice(-3)]).toEqual([...SELF, '_dns-forwarder', join(w.stateDir, 'dns-forwarder.json')]);
     expect(w.unit).toEqual({ active: true, starts: 1 });
     expect(forwarderSpec(w.stateDir)).toBe(JSON.stringify(readState(w.stateDir, 'live')?.dns));
 

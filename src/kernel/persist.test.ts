@@ -68,8 +68,10 @@ describe('egress-dns.service', () => {
 
   test('runs the forwarder as root with group egress-dns, restarted when it dies, after the boot restore', () => {
     const u = forwarderUnit(EXEC, '/var/lib/egress');
-    expect(u).toContain(`\nExecStart=${[...EXEC, '_dns-forwarder', '/var/lib/egress/dns-forwarder.json'].join(' ')}\n`);
-    expect(forwarderCommand(EXEC, '/var/lib/egress')).toEqual([...EXEC, '_dns-forwarder', '/var/lib/egress/dns-forwarder.json']);
+    const cmd = forwarderCommand(EXEC, '/var/lib/egress');
+    expect(u).toContain(`\nExecStart=${cmd.join(' ')}\n`);
+    // node first (its flags may follow), egress, then the forwarder's spec.
+    expect([cmd[0], ...cmd.slice(-3)]).toEqual([...EXEC, '_dns-forwarder', '/var/lib/egress/dns-forwarder.json']);
     expect(u).toMatch(/^Group=egress-dns$/m);
     expect(u).not.toMatch(/^User=/m);
     expect(u).toMatch(/^Restart=always$/m);
