@@ -96,9 +96,14 @@ kernelDescribe('dns.proxy at boot (kernel)', () => {
     expect(processStartTime(pid)).toBeUndefined();
     expect((await lc.sh(['nft', 'delete', 'table', 'inet', 'egress'])).code).toBe(0);
   }
-  /** Ask the namespace's resolv.conf server (192.0.2.1:53, which the ruleset redirects to the forwarder) for `name`: "answered" or the error code. */
-  const lookup = async (lc: Lc, name: string) =>
-    (await lc.sh([process.execPath, '-e', `new (require('node:dns').promises.Resolver)({ timeout: 1000, tries: 1 }).resolve4(${JSON.stringify(name)}).then(() => console.log('answered'), (e) => console.log(e.code))`])).stdout.trim();
+  /**
+   * Ask the namespace's resolv.conf server (192.0.2.1:53, which the ruleset
+   * redirects to the forwarder) for `name`: "answered" or the error code.
+   * `timeoutMs` only bounds the wait for an answer that must not come; one
+   * that must come gets 10 s (a loaded machine).
+   */
+  const lookup = async (lc: Lc, name: string, timeoutMs = 10_000) =>
+    (await lc.sh([process.execPath, '-e', `new (require('node:dns').promises.Resolver)({ timeout: ${timeoutMs}, tries: 1 }).resolve4(${JSON.stringify(name)}).then(() => console.log('answered'), (e) => console.log(e.code))`])).stdout.trim();
   /** What `status --json` says of the forwarder. */
   const dnsStatus = async (lc: Lc) => (JSON.parse((await ok(lc, ['status', '--json'])).stdout) as { dns?: { running: boolean; pid?: number; learned: { elements: number }[] } }).dns;
 
@@ -138,7 +143,7 @@ kernelDescribe('dns.proxy at boot (kernel)', () => {
       expect(r.stderr).toMatch(/restored .*dns\.yaml.*, but the DNS forwarder did not start: .*EADDRINUSE.*name service fails until the next egress command starts it/);
       expect(await nftOwned(lc)).toBe(confirmed); // the redirect is in place: fail closed
       expect((await dnsStatus(lc))?.running).toBe(false);
-      expect(await lookup(lc, 'refused.test')).toBe('ETIMEOUT'); // redirected to the port the forwarder did not get: no answer
+      expect(await lookup(lc, 'refused.test', 1000)).toBe('ETIMEOUT'); // redirected to the port the forwarder did not get: no answer
     } finally {
       await holder?.stop();
     }
