@@ -6,7 +6,7 @@
  * SPEC.json is `{ "config": ForwarderConfig, "logFile"?: path, "control"?:
  * boolean, "refresh"?: "readd" | "delete-readd", "upstreamTimeoutMs"?: n,
  * "netns"?: name (nft runs there; tests and bench), "publishAfterAnswer"?:
- * boolean (test only) }`.
+ * boolean (test only), "countersFile"?: path, "pidFile"?: path }`.
  *
  * stdout: `ready {"udp":[…],"tcp":[…]}` once listening with the writer up.
  * Log records go to `logFile` (appended) or else stderr, one JSON object per
@@ -20,6 +20,7 @@ import readline from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { writeFileAtomic } from '../kernel/atomic.js';
 import { realExecer } from '../kernel/exec.js';
+import { processStartTime } from '../kernel/lock.js';
 import { closeOnSignals, runForwarder } from './run.js';
 import type { ForwarderConfig } from './types.js';
 
@@ -33,6 +34,8 @@ interface Spec {
   publishAfterAnswer?: boolean;
   /** Where its counters are written (atomically, every COUNTERS_EVERY_MS), for `egress status`. */
   countersFile?: string;
+  /** Where it writes its pid and start time once ready (and the unit that runs it, from EGRESS_DNS_UNIT), so a forwarder systemd restarted is found too. */
+  pidFile?: string;
 }
 
 const COUNTERS_EVERY_MS = 2000;
@@ -63,6 +66,11 @@ export async function forwarderProcess(path: string): Promise<void> {
     }, COUNTERS_EVERY_MS).unref();
   }
   await fwd.ready;
+  if (spec.pidFile) {
+    const start = processStartTime(process.pid);
+    const unit = process.env.EGRESS_DNS_UNIT;
+    writeFileAtomic(spec.pidFile, JSON.stringify({ pid: process.pid, ...(start ? { start } : {}), ...(unit ? { unit } : {}) }) + '\n', 0o600);
+  }
   process.stdout.write(`ready ${JSON.stringify(fwd.addresses())}\n`);
   if (!spec.control) return;
   const rl = readline.createInterface({ input: process.stdin });

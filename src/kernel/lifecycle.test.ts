@@ -6,7 +6,7 @@
  * through a fake Execer), no sleeps (a fake clock). The same life cycle
  * against the real kernel, with a real kill -9: test/kernel/lifecycle.kernel.test.ts.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -17,11 +17,13 @@ import { liveFingerprint } from '../plan/diff.js';
 import type { LinuxTarget } from '../backends/types.js';
 import { staticResolver } from '../resolve/resolver.js';
 import { fakeExecer } from './exec.js';
+import { forwarderCommand, forwarderSpec, forwarderUnit } from './forwarder.js';
 import { FakeKernel, type CrashStep } from './fake-kernel.testkit.js';
 import { readHistory } from './history.js';
 import { apply, confirm, LifecycleError, planAgainstLive, refresh, remove, rollback, settle, type Ctx, type Desired } from './lifecycle.js';
-import { acquireLock, LOCK_FILE } from './lock.js';
+import { acquireLock, LOCK_FILE, processStartTime } from './lock.js';
 import { readState, sha256, type StateFile } from './state.js';
+import { DNS_UNIT_NAME } from './units.js';
 
 const P1 = `version: 1
 default: reject
@@ -89,7 +91,7 @@ function world(): World {
   const k = new FakeKernel();
   const notes: string[] = [];
   const stateDir = join(dir, 'state');
-  const ctx: Ctx = { w: { execer: x }, stateDir, env: { EGRESS_WATCHDOG: 'systemd' }, now: () => new Date(now), who: { user: 'alice', uid: 1000 }, note: (l) => notes.push(l), self: SELF, kernel: k };
+  const ctx: Ctx = { w: { execer: x }, stateDir, env: { EGRESS_WATCHDOG: 'systemd', EGRESS_FORWARDER: 'process' }, now: () => new Date(now), who: { user: 'alice', uid: 1000 }, note: (l) => notes.push(l), self: SELF, kernel: k };
   return { k, ctx, stateDir, notes, watchdog, x, advance: (s) => (now += s * 1000) };
 }
 
@@ -301,6 +303,124 @@ describe('dns.proxy', () => {
     expect(detached).toEqual([{ argv: [...SELF, '_dns-forwarder', join(w.stateDir, 'dns-forwarder.json')], opts: { gid: 990 } }]);
     const spec = JSON.parse(readFileSync(join(w.stateDir, 'dns-forwarder.json'), 'utf8')) as { config: { upstream: unknown; listen: unknown } };
     expect(spec.config).toMatchObject({ upstream: [{ address: '192.0.2.53', port: 53 }], listen: [{ address: '127.0.0.153', port: 153 }, { address: '::1', port: 153 }] });
+  });
+});
+
+describe('dns.proxy under systemd: the forwarder is egress-dns.service', () => {
+  const DNS = P1.replace('default: reject', 'default: reject\ndns: { proxy: true, upstream: [192.0.2.53] }');
+
+  /**
+   * systemctl through the fake Execer. Starting the unit does what the
+   * forwarder does once it is up: print its ready line (the unit's
+   * StandardOutput) and write its pid record, naming the unit (so nothing
+   * ever signals that pid, this test's own).
+   */
+  function systemdWorld(opts: { startFails?: boolean; forwarderDies?: boolean } = {}) {
+    const w = world();
+    const base = join(w.stateDir, '..');
+    const runDir = join(base, 'run');
+    const etcDir = join(base, 'etc');
+    w.ctx.env = { ...w.ctx.env, EGRESS_FORWARDER: 'systemd', EGRESS_SYSTEMD_RUNTIME_DIR: runDir, EGRESS_SYSTEMD_DIR: etcDir };
+    const unit = { active: false, starts: 0 };
+    const x = fakeExecer(({ argv }) => {
+      if (argv[0] === 'getent') return { stdout: 'egress-dns:x:990:\n' };
+      if (argv[0] !== 'systemctl') return {};
+      if (argv[1] === 'is-active') return { code: w.watchdog.alive ? 0 : 3 };
+      if (argv[2] !== DNS_UNIT_NAME) return {};
+      if (argv[1] === 'restart') {
+        if (opts.startFails) return { code: 1, stderr: `Job for ${DNS_UNIT_NAME} failed because the control process exited with error code.` };
+        if (opts.forwarderDies) {
+          // The unit started; the forwarder died (systemd will start it again, and again).
+          writeFileSync(join(w.stateDir, 'dns-forwarder.out'), 'egress: error: DNS forwarder: listen EADDRINUSE: address already in use 127.0.0.153:153\n');
+          return {};
+        }
+        unit.active = true;
+        unit.starts++;
+        writeFileSync(join(w.stateDir, 'dns-forwarder.out'), 'ready {"udp":["127.0.0.153:153"],"tcp":[]}\n');
+        writeFileSync(join(w.stateDir, 'dns-forwarder.pid'), JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), unit: DNS_UNIT_NAME }));
+      }
+      if (argv[1] === 'stop') unit.active = false;
+      return {};
+    });
+    w.ctx.w = { execer: x };
+    const unitCalls = () => x.calls.filter((c) => c.argv[0] === 'systemctl' && (c.argv[1] === 'daemon-reload' || c.argv[2] === DNS_UNIT_NAME)).map((c) => c.argv.slice(1).join(' '));
+    return { ...w, x, unit, runDir, etcDir, unitCalls };
+  }
+
+  test('apply starts the unit; the same policy again keeps it; a policy without dns stops it; rollback and remove follow', async () => {
+    const w = systemdWorld();
+    await apply(w.ctx, await desired('nft', P1));
+    expect(w.unitCalls()).toEqual([]); // no unit of ours yet: nothing to stop
+    await apply(w.ctx, await desired('nft', DNS));
+    expect(w.unitCalls()).toEqual(['daemon-reload', `restart ${DNS_UNIT_NAME}`]);
+    expect(w.x.calls.filter((c) => c.argv.includes('_dns-forwarder'))).toEqual([]); // not detached
+    const text = readFileSync(join(w.runDir, DNS_UNIT_NAME), 'utf8');
+    expect(text).toBe(forwarderUnit(SELF, w.stateDir));
+    expect(text).toContain(`\nExecStart=${forwarderCommand(SELF, w.stateDir).join(' ')}\n`);
+    // node first (its flags may follow), egress, then the forwarder's spec: the same argv the detached path runs.
+    const cmd = forwarderCommand(SELF, w.stateDir);
+    expect([cmd[0], ...cmd.slice(-3)]).toEqual([...SELF, '_dns-forwarder', join(w.stateDir, 'dns-forwarder.json')]);
+    expect(w.unit).toEqual({ active: true, starts: 1 });
+    expect(forwarderSpec(w.stateDir)).toBe(JSON.stringify(readState(w.stateDir, 'live')?.dns));
+
+    await apply(w.ctx, await desired('nft', DNS));
+    expect(w.unit).toEqual({ active: true, starts: 1 });
+    await apply(w.ctx, await desired('nft', P1));
+    expect(w.unit).toEqual({ active: false, starts: 1 });
+    expect(w.unitCalls().slice(2)).toEqual([`stop ${DNS_UNIT_NAME}`]);
+    await rollback(w.ctx); // back to the dns policy
+    expect(w.unit).toEqual({ active: true, starts: 2 });
+    expect(w.unitCalls().slice(3)).toEqual([`stop ${DNS_UNIT_NAME}`, `restart ${DNS_UNIT_NAME}`]); // the unit file is unchanged: no reload
+    await remove(w.ctx);
+    expect(w.unit.active).toBe(false);
+  });
+
+  test('the watchdog rolling back an unconfirmed apply stops the unit, or restarts it with the dns policy it restores', async () => {
+    const w = systemdWorld();
+    await apply(w.ctx, await desired('nft', P1));
+    await apply(w.ctx, await desired('nft', DNS), { confirmSeconds: 60 });
+    expect(w.unit).toEqual({ active: true, starts: 1 });
+    w.advance(61);
+    expect((await rollback(w.ctx, { token: readState(w.stateDir, 'pending')!.token })).restored?.dns).toBeUndefined();
+    expect(w.unit).toEqual({ active: false, starts: 1 });
+    expect(history(w).slice(-1)).toEqual([['auto-rollback', 'ok']]);
+
+    await apply(w.ctx, await desired('nft', DNS));
+    await apply(w.ctx, await desired('nft', P2), { confirmSeconds: 60 });
+    expect(w.unit).toEqual({ active: false, starts: 2 });
+    w.advance(61);
+    await rollback(w.ctx, { token: readState(w.stateDir, 'pending')!.token });
+    expect(readState(w.stateDir, 'live')?.dns).toBeDefined();
+    expect(w.unit).toEqual({ active: true, starts: 3 });
+  });
+
+  test('a unit that does not start undoes the apply, and is stopped rather than left restarting', async () => {
+    const w = systemdWorld({ startFails: true });
+    await apply(w.ctx, await desired('nft', P1));
+    const before = w.k.dump();
+    await expect(apply(w.ctx, await desired('nft', DNS))).rejects.toThrow(
+      new RegExp(`^the DNS forwarder did not start: systemctl restart ${DNS_UNIT_NAME}: Job for .* failed .*; the ruleset from before this apply is restored$`),
+    );
+    expect(w.k.dump()).toBe(before);
+    expect(readState(w.stateDir, 'live')?.dns).toBeUndefined();
+    expect(w.unitCalls()).toEqual(['daemon-reload', `restart ${DNS_UNIT_NAME}`, `stop ${DNS_UNIT_NAME}`, `stop ${DNS_UNIT_NAME}`]);
+  });
+
+  test('a forwarder that dies under the unit fails the apply at once with what it printed, and the unit is stopped', async () => {
+    const w = systemdWorld({ forwarderDies: true });
+    await apply(w.ctx, await desired('nft', P1));
+    await expect(apply(w.ctx, await desired('nft', DNS))).rejects.toThrow(
+      /^the DNS forwarder did not start: egress: error: DNS forwarder: listen EADDRINUSE: address already in use 127\.0\.0\.153:153; the ruleset from before this apply is restored$/,
+    );
+    expect(w.unitCalls()).toEqual(['daemon-reload', `restart ${DNS_UNIT_NAME}`, `stop ${DNS_UNIT_NAME}`, `stop ${DNS_UNIT_NAME}`]);
+  });
+
+  test('a persisted copy of the unit is kept equal to what runs, so boot starts the same forwarder', async () => {
+    const w = systemdWorld();
+    mkdirSync(w.etcDir, { recursive: true });
+    writeFileSync(join(w.etcDir, DNS_UNIT_NAME), 'an older egress wrote this\n');
+    await apply(w.ctx, await desired('nft', DNS));
+    expect(readFileSync(join(w.etcDir, DNS_UNIT_NAME), 'utf8')).toBe(forwarderUnit(SELF, w.stateDir));
   });
 });
 

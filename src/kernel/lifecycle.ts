@@ -29,7 +29,7 @@ import { otherBackend, realKernel, type LinuxKernel, type Live } from './backend
 import { armWatchdog, chooseWatchdog, disarmWatchdog, watchdogAlive, type SelfCommand } from './confirm.js';
 import type { HistoryAction, HistoryOutcome } from './history.js';
 import { appendHistory } from './history.js';
-import { ensureDnsGroup, forwarderRunning, forwarderSpec, forwarderUpstream, HOLD_MS, startForwarder, stopForwarder } from './forwarder.js';
+import { ensureDnsGroup, forwarderRunning, forwarderRunOf, forwarderSpec, forwarderUpstream, HOLD_MS, startForwarder, stopForwarder } from './forwarder.js';
 import { acquireLock } from './lock.js';
 import { nftRefreshScript, type LoadFailure } from './nft.js';
 import {
@@ -156,7 +156,8 @@ async function withLock<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
 /**
  * The DNS forwarder as what is live needs it: running with the live
  * snapshot's configuration (restarted only when that changed or it died),
- * or stopped when the live ruleset has no `dns.proxy`.
+ * or stopped when the live ruleset has no `dns.proxy`. Under systemd it is
+ * the unit egress-dns.service, else a detached process (kernel/forwarder.ts).
  */
 async function syncForwarder(ctx: Ctx): Promise<void> {
   let live: Snapshot | undefined;
@@ -166,12 +167,13 @@ async function syncForwarder(ctx: Ctx): Promise<void> {
     return; // an unreadable state leaves the forwarder as it is; the command reports the state
   }
   const want = live?.kind === 'ruleset' ? live.dns : undefined;
+  const run = forwarderRunOf(ctx.env, ctx.w, ctx.self);
   if (!want) {
-    await stopForwarder(ctx.stateDir);
+    await stopForwarder(ctx.w, ctx.stateDir, run);
     return;
   }
   if (forwarderRunning(ctx.stateDir) && forwarderSpec(ctx.stateDir) === JSON.stringify(want)) return;
-  await startForwarder(ctx.w, ctx.stateDir, ctx.self, want, await ensureDnsGroup(ctx.w));
+  await startForwarder(ctx.w, ctx.stateDir, run, want, await ensureDnsGroup(ctx.w));
 }
 
 /** Write the state files an intent record promises, then drop the record. */

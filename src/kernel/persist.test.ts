@@ -1,11 +1,13 @@
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readlinkSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { fakeExecer } from './exec.js';
 import { kernelTest } from '../../test/netns.js';
+import { forwarderCommand, forwarderUnit } from './forwarder.js';
 import { persistOff, persistOn, renderUnit, UNIT_NAME, UNIT_TEMPLATE } from './persist.js';
+import { DNS_UNIT_NAME, DNS_UNIT_TEMPLATE } from './units.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const EXEC = [process.execPath, join(ROOT, 'bin', 'egress.js')];
@@ -31,23 +33,62 @@ describe('egress-restore.service', () => {
   });
 
   // Needs systemd-analyze (scripts/setup.sh installs it): fails without it, skipped only by the kernel tests' opt-out.
-  kernelTest('systemd-analyze verify accepts the rendered unit', () => {
+  kernelTest('systemd-analyze verify accepts both rendered units', () => {
     const d = mkdtempSync(join(tmpdir(), 'egress-unit-'));
     const x = fakeExecer();
     return persistOn({ execer: x }, d, EXEC, '/var/lib/egress').then(() => {
-      // Throws (non-zero exit) on any problem it reports.
-      execFileSync('systemd-analyze', ['verify', join(d, UNIT_NAME)], { cwd: d, stdio: 'pipe', timeout: 60_000 });
+      // Throws (non-zero exit) on any problem it reports; it also fails on warnings about unknown or misspelt settings, which it prints to stderr.
+      for (const u of [UNIT_NAME, DNS_UNIT_NAME]) {
+        const r = spawnSync('systemd-analyze', ['verify', join(d, u)], { cwd: d, encoding: 'utf8', timeout: 60_000 });
+        expect(r.status, `${u}: ${r.stderr}`).toBe(0);
+        expect(r.stderr.split('\n').filter((l) => l.includes(u)), u).toEqual([]);
+      }
     });
   });
 
-  test('persist writes and links; --off removes both', async () => {
+  test('persist writes and links both units; --off removes them', async () => {
     const d = mkdtempSync(join(tmpdir(), 'egress-unit-'));
     const x = fakeExecer();
-    const [unit, link] = await persistOn({ execer: x }, d, EXEC, '/srv/egress-state');
+    const [unit, link, dnsUnit, dnsLink] = await persistOn({ execer: x }, d, EXEC, '/srv/egress-state');
     expect(readlinkSync(link!)).toBe(unit);
     expect(readFileSync(unit!, 'utf8')).toContain('Environment=EGRESS_STATE_DIR=/srv/egress-state');
+    expect(readlinkSync(dnsLink!)).toBe(dnsUnit);
+    expect(dnsLink).toBe(join(d, 'sysinit.target.wants', DNS_UNIT_NAME));
+    expect(readFileSync(dnsUnit!, 'utf8')).toBe(forwarderUnit(EXEC, '/srv/egress-state'));
     await persistOn({ execer: x }, d, EXEC, '/srv/egress-state'); // idempotent
-    expect(await persistOff({ execer: x }, d)).toHaveLength(2);
-    expect(existsSync(unit!) || existsSync(link!)).toBe(false);
+    expect(await persistOff({ execer: x }, d)).toHaveLength(4);
+    for (const p of [unit, link, dnsUnit, dnsLink]) expect(existsSync(p!)).toBe(false);
+  });
+});
+
+describe('egress-dns.service', () => {
+  test('systemd/ ships exactly the template', () => {
+    expect(readFileSync(join(ROOT, 'systemd', DNS_UNIT_NAME), 'utf8')).toBe(DNS_UNIT_TEMPLATE);
+  });
+
+  test('runs the forwarder as root with group egress-dns, restarted when it dies, after the boot restore', () => {
+    const u = forwarderUnit(EXEC, '/var/lib/egress');
+    const cmd = forwarderCommand(EXEC, '/var/lib/egress');
+    expect(u).toContain(`\nExecStart=${cmd.join(' ')}\n`);
+    // node first (its flags may follow), egress, then the forwarder's spec.
+    expect([cmd[0], ...cmd.slice(-3)]).toEqual([...EXEC, '_dns-forwarder', '/var/lib/egress/dns-forwarder.json']);
+    expect(u).toMatch(/^Group=egress-dns$/m);
+    expect(u).not.toMatch(/^User=/m);
+    expect(u).toMatch(/^Restart=always$/m);
+    expect(u).toMatch(/^RestartSec=1s$/m);
+    expect(u).toMatch(/^After=.*\begress-restore\.service\b/m);
+    expect(u).toMatch(/^WantedBy=sysinit\.target$/m);
+    // Skipped at boot when the restored ruleset has no dns.proxy (the restore removes the spec).
+    expect(u).toMatch(/^ConditionPathExists=\/var\/lib\/egress\/dns-forwarder\.json$/m);
+    // The ready line goes where the life cycle waits for it.
+    expect(u).toMatch(/^StandardOutput=append:\/var\/lib\/egress\/dns-forwarder\.out$/m);
+    expect(u).toMatch(/^CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE$/m);
+    expect(u).toMatch(/^ReadWritePaths=\/var\/lib\/egress$/m);
+    expect(u).not.toMatch(/^MemoryDenyWriteExecute=/m);
+    expect(u).not.toMatch(/@[A-Z_]+@/);
+  });
+
+  test('a state directory that cannot be named in a unit is refused', () => {
+    expect(() => forwarderUnit(EXEC, '/srv/my state')).toThrow(/cannot be named in a systemd unit/);
   });
 });

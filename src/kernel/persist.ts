@@ -10,6 +10,14 @@
  * At boot nothing is resolved (the network is not up): the sets keep the
  * addresses the confirmed ruleset was saved with; `egress refresh` updates
  * them later.
+ *
+ * `dns.proxy`: persist also installs and enables `egress-dns.service`
+ * (kernel/units.ts), ordered after this unit. The restore writes the
+ * forwarder's configuration from the confirmed snapshot (or removes it, and
+ * the unit's condition skips it); the DNS redirect is in the restored ruleset,
+ * so name service fails closed until the forwarder is up. Without systemd,
+ * `_restore-boot` starts the forwarder itself, as a detached process.
+ * Learned addresses do not survive a reboot: the kernel held them.
  */
 import { mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,14 +25,17 @@ import { NFT_TABLE } from '../backends/nft/emit.js';
 import { ICMPV6_ND_TYPES } from '../policy/protocols.js';
 import { backendInstalled, load, readLive, removeOwned } from './backend.js';
 import { disarmWatchdog } from './confirm.js';
+import { ensureDnsGroup, forwarderUnit, removeForwarderSpec, startForwarder, writeForwarderSpec, type ForwarderRun } from './forwarder.js';
 import { appendHistory } from './history.js';
 import { acquireLock } from './lock.js';
 import { readState, removeState, writeState, StateError, type Snapshot } from './state.js';
+import { DEFAULT_SYSTEMD_DIR, DNS_UNIT_NAME, systemdDirOf, systemdWord, unitStateDir } from './units.js';
 import { mustRun, type Where } from './where.js';
+
+export { DEFAULT_SYSTEMD_DIR, systemdDirOf, systemdWord };
 
 export const UNIT_NAME = 'egress-restore.service';
 export const WANTED_BY = 'sysinit.target';
-export const DEFAULT_SYSTEMD_DIR = '/etc/systemd/system';
 
 export const UNIT_TEMPLATE = `# Installed by "egress persist"; removed by "egress persist --off".
 # Restores the last confirmed egress policy at boot, before the network comes
@@ -49,45 +60,51 @@ ExecStart=@EXEC@ _restore-boot
 WantedBy=${WANTED_BY}
 `;
 
-/** One word of an ExecStart= line: quoted when it has spaces, with systemd's `%` and `$` escaped. */
-export function systemdWord(s: string): string {
-  if (/["'\\\n]/.test(s)) throw new Error(`cannot put ${JSON.stringify(s)} in a systemd unit`);
-  const e = s.replace(/%/g, '%%').replace(/\$/g, '$$$$');
-  return /\s/.test(e) ? `"${e}"` : e;
-}
-
 export function renderUnit(exec: string[], stateDir: string): string {
-  if (/[\s"'\\%$]/.test(stateDir)) throw new Error(`the state directory ${JSON.stringify(stateDir)} cannot be named in a systemd unit`);
-  return UNIT_TEMPLATE.replace(/@STATE_DIR@/g, stateDir).replace('@EXEC@', exec.map(systemdWord).join(' '));
+  return UNIT_TEMPLATE.replace(/@STATE_DIR@/g, unitStateDir(stateDir)).replace('@EXEC@', exec.map(systemdWord).join(' '));
 }
 
-export function systemdDirOf(env: Record<string, string | undefined>): string {
-  return env.EGRESS_SYSTEMD_DIR || DEFAULT_SYSTEMD_DIR;
+/** The units persist installs, each with its text. */
+function persistedUnits(self: string[], stateDir: string): [string, string][] {
+  return [
+    [UNIT_NAME, renderUnit(self, stateDir)],
+    [DNS_UNIT_NAME, forwarderUnit(self, stateDir)],
+  ];
 }
 
-/** Write and enable the unit (the `[Install]` symlink, as `systemctl enable` makes it); reload systemd when it runs. */
-export async function persistOn(w: Where, unitDir: string, exec: string[], stateDir: string): Promise<string[]> {
-  const unit = join(unitDir, UNIT_NAME);
-  writeFileSync(unit, renderUnit(exec, stateDir), { mode: 0o644 });
+/**
+ * Write and enable the units (the `[Install]` symlinks, as `systemctl enable`
+ * makes them): the boot restore, and the DNS forwarder, which boot skips
+ * unless the restored ruleset has dns.proxy. Reload systemd when it runs.
+ * Returns each unit followed by its link.
+ */
+export async function persistOn(w: Where, unitDir: string, self: string[], stateDir: string): Promise<string[]> {
   const wants = join(unitDir, `${WANTED_BY}.wants`);
   mkdirSync(wants, { recursive: true });
-  const link = join(wants, UNIT_NAME);
-  let ok = false;
-  try {
-    ok = readlinkSync(link) === unit;
-  } catch {
-    /* absent */
-  }
-  if (!ok) {
-    rmSync(link, { force: true });
-    symlinkSync(unit, link);
+  const written: string[] = [];
+  for (const [name, text] of persistedUnits(self, stateDir)) {
+    const unit = join(unitDir, name);
+    writeFileSync(unit, text, { mode: 0o644 });
+    const link = join(wants, name);
+    let ok = false;
+    try {
+      ok = readlinkSync(link) === unit;
+    } catch {
+      /* absent */
+    }
+    if (!ok) {
+      rmSync(link, { force: true });
+      symlinkSync(unit, link);
+    }
+    written.push(unit, link);
   }
   await daemonReload(w);
-  return [unit, link];
+  return written;
 }
 
+/** Remove what persistOn installed (a running forwarder keeps running until the life cycle stops it). */
 export async function persistOff(w: Where, unitDir: string): Promise<string[]> {
-  const paths = [join(unitDir, `${WANTED_BY}.wants`, UNIT_NAME), join(unitDir, UNIT_NAME)];
+  const paths = [UNIT_NAME, DNS_UNIT_NAME].flatMap((name) => [join(unitDir, `${WANTED_BY}.wants`, name), join(unitDir, name)]);
   const removed = paths.filter((p) => existsSync(p) || isLink(p));
   for (const p of paths) rmSync(p, { force: true });
   await daemonReload(w);
@@ -150,6 +167,8 @@ export function lockdownIptables(): string {
 export interface BootResult {
   outcome: 'restored' | 'nothing' | 'lockdown';
   message: string;
+  /** dns.proxy without systemd: the forwarder `_restore-boot` started could not start (the host stays fail-closed for DNS). */
+  dnsFailed?: string;
 }
 
 /**
@@ -158,7 +177,7 @@ export interface BootResult {
  * recorded as rolled back; an interrupted command's intent record is dropped
  * (the confirmed ruleset is what boot wants either way).
  */
-export async function restoreAtBoot(w: Where, stateDir: string, now: Date, who: { user: string; uid: number }): Promise<BootResult> {
+export async function restoreAtBoot(w: Where, stateDir: string, now: Date, who: { user: string; uid: number }, fwd?: ForwarderRun): Promise<BootResult> {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const lock = acquireLock(stateDir);
   try {
@@ -181,13 +200,25 @@ export async function restoreAtBoot(w: Where, stateDir: string, now: Date, who: 
     } catch {
       /* a corrupted pending/applying file does not stop the restore */
     }
+    // What egress-dns.service runs, if anything: the confirmed forwarder, and none unless its ruleset is loaded.
+    removeForwarderSpec(stateDir);
     if (confirmed?.kind === 'none') return { outcome: 'nothing', message: 'egress was removed: nothing to restore' };
     if (confirmed) {
       const cur = await readLive(w, confirmed.backend);
       const f = await load(w, confirmed.backend, { text: confirmed.ruleset, lineMap: new Map() }, cur);
       if (!f) {
         writeState(stateDir, 'live', confirmed);
-        return { outcome: 'restored', message: `restored ${confirmed.policyFile} (${confirmed.backend}, ${confirmed.mode}) as confirmed at ${confirmed.appliedAt}` };
+        const message = `restored ${confirmed.policyFile} (${confirmed.backend}, ${confirmed.mode}) as confirmed at ${confirmed.appliedAt}`;
+        if (!confirmed.dns) return { outcome: 'restored', message };
+        writeForwarderSpec(stateDir, confirmed.dns);
+        if (fwd?.kind !== 'process') return { outcome: 'restored', message: `${message}; ${DNS_UNIT_NAME} starts its DNS forwarder` };
+        try {
+          await startForwarder(w, stateDir, fwd, confirmed.dns, await ensureDnsGroup(w));
+          return { outcome: 'restored', message: `${message}, and started its DNS forwarder` };
+        } catch (e) {
+          const dnsFailed = (e as Error).message;
+          return { outcome: 'restored', message: `${message}, but ${dnsFailed}: name service fails until the next egress command starts it`, dnsFailed };
+        }
       }
       why = f.message;
     }

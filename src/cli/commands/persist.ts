@@ -1,9 +1,11 @@
 /**
  * `egress persist [--off]`: install (or remove) egress-restore.service, which
- * restores the last confirmed policy at boot before the network comes up.
- * `egress _restore-boot` (hidden) is what the unit runs.
+ * restores the last confirmed policy at boot before the network comes up,
+ * and egress-dns.service, which then starts its DNS forwarder (dns.proxy).
+ * `egress _restore-boot` (hidden) is what the restore unit runs.
  */
 import { selfCommand } from '../../kernel/confirm.js';
+import { forwarderRunOf } from '../../kernel/forwarder.js';
 import { persistOff, persistOn, restoreAtBoot, systemdDirOf } from '../../kernel/persist.js';
 import { readState } from '../../kernel/state.js';
 import { CommandError, type Io } from '../io.js';
@@ -23,11 +25,14 @@ export async function persistCommand(io: Io, flags: { off?: boolean; json?: bool
     }
     const confirmed = readState(ctx.stateDir, 'confirmed');
     if (!confirmed || confirmed.kind !== 'ruleset') throw new CommandError('nothing confirmed to restore at boot: apply (and, with --confirm, confirm) a policy first');
-    if (confirmed.dns)
-      throw new CommandError('the confirmed policy has dns.proxy, and boot cannot start its DNS forwarder yet: restored without it, the host could not resolve names until the next apply; nothing was written');
     const written = await persistOn(ctx.w, dir, seams.self ?? selfCommand(), ctx.stateDir);
-    if (flags.json) writeJson(io, { ok: true, persist: true, files: written, policyFile: confirmed.policyFile });
-    else io.stdout(`persistence on: ${written[0]} (enabled via ${written[1]}) restores ${confirmed.policyFile} at boot, before the network; if it cannot, egress traffic is locked down\n`);
+    if (flags.json) writeJson(io, { ok: true, persist: true, files: written, policyFile: confirmed.policyFile, dns: !!confirmed.dns });
+    else {
+      io.stdout(`persistence on: ${written[0]} (enabled via ${written[1]}) restores ${confirmed.policyFile} at boot, before the network; if it cannot, egress traffic is locked down\n`);
+      io.stdout(
+        `${written[2]} (enabled via ${written[3]}) then starts the DNS forwarder when the restored policy has dns.proxy${confirmed.dns ? ' (this one has: until it is up, name service fails; what it learned before the reboot is gone)' : ''}\n`,
+      );
+    }
     return 0;
   } catch (e) {
     if (e instanceof CommandError) throw e;
@@ -37,7 +42,8 @@ export async function persistCommand(io: Io, flags: { off?: boolean; json?: bool
 
 export async function restoreBootCommand(io: Io, seams: KernelSeams = {}): Promise<number> {
   const ctx = lifecycleCtx(io, seams);
-  const r = await restoreAtBoot(ctx.w, ctx.stateDir, ctx.now(), ctx.who);
-  (r.outcome === 'lockdown' ? io.stderr : io.stdout)(`egress: ${r.message}\n`);
-  return r.outcome === 'lockdown' ? 1 : 0;
+  const r = await restoreAtBoot(ctx.w, ctx.stateDir, ctx.now(), ctx.who, forwarderRunOf(ctx.env, ctx.w, ctx.self));
+  const failed = r.outcome === 'lockdown' || r.dnsFailed !== undefined;
+  (failed ? io.stderr : io.stdout)(`egress: ${r.message}\n`);
+  return failed ? 1 : 0;
 }

@@ -27,7 +27,7 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
       else out.push('pending:  none (confirmed)');
       if (s.dns)
         out.push(
-          `dns:      forwarder ${s.dns.running ? `running (pid ${s.dns.pid})` : 'NOT RUNNING: lookups fail until the next apply'}, ${s.dns.names} name${s.dns.names === 1 ? '' : 's'}, upstream ${s.dns.upstream.join(', ')}; learned ${s.dns.learned.map((l) => `${l.set} ${l.elements}`).join(', ') || 'nothing'}`,
+          `dns:      forwarder ${s.dns.running ? `running (pid ${s.dns.pid})` : 'NOT RUNNING: lookups fail until it is restarted (by systemd, else by the next egress command)'}, ${s.dns.names} name${s.dns.names === 1 ? '' : 's'}, upstream ${s.dns.upstream.join(', ')}; learned ${s.dns.learned.map((l) => `${l.set} ${l.elements}`).join(', ') || 'nothing'}`,
         );
       if (s.dns?.counters) {
         const c = s.dns.counters;

@@ -1,0 +1,78 @@
+/** persist through its seams: a confirmed dns.proxy policy is persisted with its forwarder's unit (it used to be refused); --off removes both. */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, test } from 'vitest';
+import { fakeExecer } from '../../kernel/exec.js';
+import { forwarderUnit } from '../../kernel/forwarder.js';
+import { sha256, writeState, type Snapshot } from '../../kernel/state.js';
+import { DNS_UNIT_NAME } from '../../kernel/units.js';
+import type { Io } from '../io.js';
+import { fixedResolver, NOW } from '../../../test/helpers.js';
+import { persistCommand } from './persist.js';
+
+const SELF = ['/usr/bin/node', '/usr/lib/egress/bin/egress.js'];
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function io(cwd: string): Io & { out: string; err: string } {
+  const o = { out: '', err: '' };
+  return Object.assign(o, {
+    stdout: (s: string) => void (o.out += s),
+    stderr: (s: string) => void (o.err += s),
+    env: { EGRESS_STATE_DIR: join(cwd, 'state'), EGRESS_SYSTEMD_DIR: join(cwd, 'units') },
+    cwd,
+    resolver: fixedResolver(),
+    now: NOW,
+  });
+}
+
+function confirmedWithDns(stateDir: string): void {
+  const ruleset = 'table inet egress {}\n';
+  const s: Snapshot = {
+    kind: 'ruleset',
+    backend: 'nft',
+    ruleset,
+    rulesetHash: sha256(ruleset),
+    fingerprint: '',
+    policyFile: '/etc/egress/policy.yaml',
+    policyHash: sha256('policy'),
+    policyText: 'policy',
+    mode: 'enforce',
+    default: 'reject',
+    hosts: [],
+    counters: [],
+    dns: { upstream: [{ address: '192.0.2.53', port: 53 }] } as unknown as NonNullable<Snapshot['dns']>,
+    appliedAt: NOW.toISOString(),
+    appliedBy: { user: 'root', uid: 0 },
+  };
+  mkdirSync(stateDir, { mode: 0o700 });
+  writeState(stateDir, 'confirmed', s);
+}
+
+test('a confirmed dns.proxy policy is persisted with egress-dns.service; --off removes both units', async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'egress-persist-'));
+  dirs.push(cwd);
+  const i = io(cwd);
+  confirmedWithDns(join(cwd, 'state'));
+  const seams = { execer: fakeExecer(), self: SELF, uid: 0 };
+  expect(await persistCommand(i, { json: true }, seams)).toBe(0);
+  const r = JSON.parse(i.out) as { ok: boolean; dns: boolean; files: string[] };
+  expect(r).toMatchObject({ ok: true, dns: true });
+  const units = join(cwd, 'units');
+  expect(r.files).toEqual([
+    join(units, 'egress-restore.service'),
+    join(units, 'sysinit.target.wants', 'egress-restore.service'),
+    join(units, DNS_UNIT_NAME),
+    join(units, 'sysinit.target.wants', DNS_UNIT_NAME),
+  ]);
+  expect(readFileSync(join(units, DNS_UNIT_NAME), 'utf8')).toBe(forwarderUnit(SELF, join(cwd, 'state')));
+  expect(readlinkSync(join(units, 'sysinit.target.wants', DNS_UNIT_NAME))).toBe(join(units, DNS_UNIT_NAME));
+
+  i.out = '';
+  expect(await persistCommand(i, { off: true }, seams)).toBe(0);
+  expect(i.out).toMatch(/^persistence off: removed /);
+  for (const f of r.files) expect(existsSync(f)).toBe(false);
+});
