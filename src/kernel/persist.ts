@@ -27,8 +27,8 @@ import { backendInstalled, load, readLive, removeOwned } from './backend.js';
 import { disarmWatchdog } from './confirm.js';
 import { ensureDnsGroup, forwarderUnit, removeForwarderSpec, startForwarder, writeForwarderSpec, type ForwarderRun } from './forwarder.js';
 import { appendHistory } from './history.js';
-import { acquireLock } from './lock.js';
-import { readState, removeState, writeState, StateError, type Snapshot } from './state.js';
+import { acquireLock, type Lock } from './lock.js';
+import { ensureStateDir, readState, removeState, writeState, StateError, type Snapshot } from './state.js';
 import { DEFAULT_SYSTEMD_DIR, DNS_UNIT_NAME, systemdDirOf, systemdWord, unitStateDir } from './units.js';
 import { mustRun, type Where } from './where.js';
 
@@ -178,56 +178,67 @@ export interface BootResult {
  * (the confirmed ruleset is what boot wants either way).
  */
 export async function restoreAtBoot(w: Where, stateDir: string, now: Date, who: { user: string; uid: number }, fwd?: ForwarderRun): Promise<BootResult> {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const lock = acquireLock(stateDir);
+  // Any failure on the way — a lock held (by a pid that came back to life at boot), an unsafe
+  // state directory, a kernel listing that fails — ends in the lockdown, never in an open host.
+  let lock: Lock | undefined;
   try {
-    let confirmed: Snapshot | undefined;
-    let why = '';
-    try {
-      confirmed = readState(stateDir, 'confirmed');
-      if (!confirmed) why = `no confirmed ruleset in ${stateDir}`;
-    } catch (e) {
-      why = e instanceof StateError ? e.message : String(e);
-    }
-    try {
-      const p = readState(stateDir, 'pending');
-      if (p) {
-        await disarmWatchdog(w.execer, p.watchdog);
-        removeState(stateDir, 'pending');
-        if (confirmed) record(stateDir, now, who, confirmed, 'auto-rollback', 'ok', 'rebooted before the apply was confirmed: the last confirmed ruleset was restored');
-      }
-      removeState(stateDir, 'applying');
-    } catch {
-      /* a corrupted pending/applying file does not stop the restore */
-    }
-    // What egress-dns.service runs, if anything: the confirmed forwarder, and none unless its ruleset is loaded.
-    removeForwarderSpec(stateDir);
-    if (confirmed?.kind === 'none') return { outcome: 'nothing', message: 'egress was removed: nothing to restore' };
-    if (confirmed) {
-      const cur = await readLive(w, confirmed.backend);
-      const f = await load(w, confirmed.backend, { text: confirmed.ruleset, lineMap: new Map() }, cur);
-      if (!f) {
-        writeState(stateDir, 'live', confirmed);
-        const message = `restored ${confirmed.policyFile} (${confirmed.backend}, ${confirmed.mode}) as confirmed at ${confirmed.appliedAt}`;
-        if (!confirmed.dns) return { outcome: 'restored', message };
-        writeForwarderSpec(stateDir, confirmed.dns);
-        if (fwd?.kind !== 'process') return { outcome: 'restored', message: `${message}; ${DNS_UNIT_NAME} starts its DNS forwarder` };
-        try {
-          await startForwarder(w, stateDir, fwd, confirmed.dns, await ensureDnsGroup(w));
-          return { outcome: 'restored', message: `${message}, and started its DNS forwarder` };
-        } catch (e) {
-          const dnsFailed = (e as Error).message;
-          return { outcome: 'restored', message: `${message}, but ${dnsFailed}: name service fails until the next egress command starts it`, dnsFailed };
-        }
-      }
-      why = f.message;
-    }
+    ensureStateDir(stateDir);
+    lock = acquireLock(stateDir);
+    return await restoreLocked(w, stateDir, now, who, fwd);
+  } catch (e) {
+    const why = (e as Error).message;
     await lockdown(w);
-    if (confirmed) record(stateDir, now, who, confirmed, 'apply', 'failed', `boot restore failed, locked down: ${why}`);
     return { outcome: 'lockdown', message: `cannot restore the confirmed policy (${why}); egress traffic is locked down to loopback and established connections` };
   } finally {
-    lock.release();
+    lock?.release();
   }
+}
+
+async function restoreLocked(w: Where, stateDir: string, now: Date, who: { user: string; uid: number }, fwd?: ForwarderRun): Promise<BootResult> {
+  let confirmed: Snapshot | undefined;
+  let why = '';
+  try {
+    confirmed = readState(stateDir, 'confirmed');
+    if (!confirmed) why = `no confirmed ruleset in ${stateDir}`;
+  } catch (e) {
+    why = e instanceof StateError ? e.message : String(e);
+  }
+  try {
+    const p = readState(stateDir, 'pending');
+    if (p) {
+      await disarmWatchdog(w.execer, p.watchdog);
+      removeState(stateDir, 'pending');
+      if (confirmed) record(stateDir, now, who, confirmed, 'auto-rollback', 'ok', 'rebooted before the apply was confirmed: the last confirmed ruleset was restored');
+    }
+    removeState(stateDir, 'applying');
+  } catch {
+    /* a corrupted pending/applying file does not stop the restore */
+  }
+  // What egress-dns.service runs, if anything: the confirmed forwarder, and none unless its ruleset is loaded.
+  removeForwarderSpec(stateDir);
+  if (confirmed?.kind === 'none') return { outcome: 'nothing', message: 'egress was removed: nothing to restore' };
+  if (confirmed) {
+    const cur = await readLive(w, confirmed.backend);
+    const f = await load(w, confirmed.backend, { text: confirmed.ruleset, lineMap: new Map() }, cur);
+    if (!f) {
+      writeState(stateDir, 'live', confirmed);
+      const message = `restored ${confirmed.policyFile} (${confirmed.backend}, ${confirmed.mode}) as confirmed at ${confirmed.appliedAt}`;
+      if (!confirmed.dns) return { outcome: 'restored', message };
+      writeForwarderSpec(stateDir, confirmed.dns);
+      if (fwd?.kind !== 'process') return { outcome: 'restored', message: `${message}; ${DNS_UNIT_NAME} starts its DNS forwarder` };
+      try {
+        await startForwarder(w, stateDir, fwd, confirmed.dns, await ensureDnsGroup(w));
+        return { outcome: 'restored', message: `${message}, and started its DNS forwarder` };
+      } catch (e) {
+        const dnsFailed = (e as Error).message;
+        return { outcome: 'restored', message: `${message}, but ${dnsFailed}: name service fails until the next egress command starts it`, dnsFailed };
+      }
+    }
+    why = f.message;
+  }
+  await lockdown(w);
+  if (confirmed) record(stateDir, now, who, confirmed, 'apply', 'failed', `boot restore failed, locked down: ${why}`);
+  return { outcome: 'lockdown', message: `cannot restore the confirmed policy (${why}); egress traffic is locked down to loopback and established connections` };
 }
 
 async function lockdown(w: Where): Promise<void> {

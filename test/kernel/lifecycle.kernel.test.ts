@@ -5,6 +5,7 @@
  * missing state, refresh with a failing resolver, and kill -9 at random
  * points of apply.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
@@ -307,6 +308,22 @@ kernelDescribe('life cycle (kernel)', () => {
     expect(lockdown).toMatch(/egress: lockdown/);
     expect(lockdown).toMatch(/ct state established,related accept/);
     expect(lockdown).toMatch(/reject with icmpx admin-prohibited/);
+  }, 60_000);
+
+  test('boot with the lock held by a live process (a bare pid, as a hand-made lock has) locks down instead of booting open (D11)', async () => {
+    const lc = await env();
+    await ok(lc, ['apply', lc.p1]);
+    const holder = spawn('sleep', ['600'], { stdio: 'ignore' });
+    try {
+      writeFileSync(join(lc.stateDir, 'lock'), `${holder.pid}\n`);
+      expect((await lc.sh(['nft', 'delete', 'table', 'inet', 'egress'])).code).toBe(0);
+      const r = await lc.egress(['_restore-boot']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/holds the lock.*locked down/);
+      expect(await nftOwned(lc)).toMatch(/egress: lockdown/);
+    } finally {
+      holder.kill('SIGKILL');
+    }
   }, 60_000);
 
   test.each(['nft', 'iptables'] as const)('%s: kill -9 of apply at random points leaves exactly the old or the new ruleset, and state that agrees', async (b) => {
