@@ -14,6 +14,8 @@
  */
 import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { errnoText } from '../diag/errno.js';
+import { StateError } from './state.js';
 import { join } from 'node:path';
 
 export const LOCK_FILE = 'lock';
@@ -107,7 +109,8 @@ function parseOwner(text: string): Owner | undefined {
 function ownerAlive(o: Owner): boolean {
   const start = processStartTime(o.pid);
   if (start === undefined) return false;
-  return o.start === undefined || o.start === start;
+  // egress always records the start time; a bare pid (a hand-made lock) counts only while that pid runs egress.
+  return o.start === undefined ? (readCmdline(o.pid) ?? []).some((a) => /egress/.test(a)) : o.start === start;
 }
 
 /**
@@ -118,12 +121,21 @@ export function acquireLock(stateDir: string): Lock {
   const path = join(stateDir, LOCK_FILE);
   const me = `${process.pid} ${processStartTime(process.pid) ?? '0'}\n`;
   const mine = `${path}.new-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const fd = openSync(mine, 'wx', 0o644);
   try {
-    writeSync(fd, me);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(mine, 'wx', 0o644);
+    try {
+      writeSync(fd, me);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    try {
+      unlinkSync(mine);
+    } catch {
+      /* never created */
+    }
+    throw new StateError(`cannot take the lock in ${stateDir}: ${errnoText(e)}`);
   }
   try {
     for (let attempt = 0; attempt < 5; attempt++) {

@@ -1,9 +1,10 @@
+import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { appendHistory, readHistory, type HistoryEntry } from './history.js';
-import { acquireLock, holderText, LockBusyError, processStartTime, waitUnlocked } from './lock.js';
+import { acquireLock, holderText, LockBusyError, processStartTime, waitFor, waitUnlocked } from './lock.js';
 import { ensureStateDir, noneSnapshot, readState, requireStateDir, StateError, stateDirProblem, stateFilePath, writeState } from './state.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'egress-state-'));
@@ -116,6 +117,31 @@ describe('lock', () => {
     });
     expect(slept).toBe(3);
     acquireLock(d).release(); // and it did not keep the lock
+  });
+
+  test('a bare pid (a hand-made lock) blocks only while that pid runs egress: any other live process is stale (D13)', async () => {
+    const d = dir();
+    const other = spawn('sleep', ['600'], { stdio: 'ignore' });
+    try {
+      await waitFor(() => processStartTime(other.pid!) !== undefined, 5000);
+      writeFileSync(join(d, 'lock'), `${other.pid}\n`);
+      acquireLock(d).release();
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+
+  test('a lock that cannot be written is a StateError saying why, not an internal error (D13)', () => {
+    const d = dir();
+    writeFileSync(join(d, 'file'), '');
+    expect(() => acquireLock(join(d, 'file'))).toThrow(StateError);
+    expect(() => acquireLock(join(d, 'file'))).toThrow(/^cannot take the lock in .*: a part of the path is not a directory$/);
+  });
+
+  test('a state path that is a file is said to be one (it was "internal error: EEXIST")', () => {
+    const d = dir();
+    writeFileSync(join(d, 'state'), '');
+    expect(() => ensureStateDir(join(d, 'state'))).toThrow(/^the state path .* is not a directory$/);
   });
 
   test('a dead holder (SIGKILLed) is stale and taken over', () => {

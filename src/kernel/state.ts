@@ -10,6 +10,7 @@
  * on it rather than roll back to something it cannot vouch for.
  */
 import { createHash } from 'node:crypto';
+import { errnoText } from '../diag/errno.js';
 import { mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LinuxTarget } from '../backends/types.js';
@@ -110,7 +111,12 @@ export function stateFilePath(dir: string, f: StateFile): string {
 
 /** Make sure the directory exists (mode 0700: it holds the policy text). */
 export function ensureStateDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new StateError(`the state path ${dir} is not a directory`);
+    throw new StateError(`cannot create the state directory ${dir}: ${errnoText(e)}`);
+  }
   requireStateDir(dir);
 }
 

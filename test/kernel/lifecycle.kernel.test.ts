@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
 import { realExecer } from '../../src/kernel/exec.js';
 import { readHistory } from '../../src/kernel/history.js';
+import { processStartTime } from '../../src/kernel/lock.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
 import { addForeign, buildCli, foreign, iptFamily, iptOwned, groupAlive, lcEnv, nftOwned, pendingOf, running, sleep, until, type Lc } from './lifecycle-env.js';
 
@@ -310,12 +311,13 @@ kernelDescribe('life cycle (kernel)', () => {
     expect(lockdown).toMatch(/reject with icmpx admin-prohibited/);
   }, 60_000);
 
-  test('boot with the lock held by a live process (a bare pid, as a hand-made lock has) locks down instead of booting open (D11)', async () => {
+  test('boot with the lock held by a live process (say a recycled pid whose start time matches) locks down instead of booting open (D11)', async () => {
     const lc = await env();
     await ok(lc, ['apply', lc.p1]);
     const holder = spawn('sleep', ['600'], { stdio: 'ignore' });
     try {
-      writeFileSync(join(lc.stateDir, 'lock'), `${holder.pid}\n`);
+      await until(() => processStartTime(holder.pid!) !== undefined, 'sleep did not start');
+      writeFileSync(join(lc.stateDir, 'lock'), `${holder.pid} ${processStartTime(holder.pid!)}\n`);
       expect((await lc.sh(['nft', 'delete', 'table', 'inet', 'egress'])).code).toBe(0);
       const r = await lc.egress(['_restore-boot']);
       expect(r.code).toBe(1);
