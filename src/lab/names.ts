@@ -105,7 +105,7 @@ export function planNames(ir: Ir, accounts: Accounts, taken: readonly string[] =
     probes.push({ probe, rule, why });
   };
   const patterns = ir.rules.flatMap((r) => r.sets?.flatMap((s) => (s.kind === 'dns' ? (s.patterns ?? []) : [])) ?? []).concat(dns.refused.map((x) => x.pattern));
-  const unlisted = freeName('unlisted.egress-lab.example', patterns);
+  const unlisted = freeName(patterns);
 
   let firstL4: L4Point | undefined;
   for (const r of ir.rules) {
@@ -127,7 +127,8 @@ export function planNames(ir: Ir, accounts: Accounts, taken: readonly string[] =
     for (const l of aroundL4(r)) nameProbe(rule, 'around', base.name, fam, l, base.owner);
     if (r.users || r.groups) nameProbe(rule, 'around', base.name, fam, base.l4, otherOwner(r, accounts));
     for (const p of used.filter(isWildcard)) nameProbe(rule, 'around', p.slice(2), fam, base.l4, base.owner);
-    nameProbe(rule, 'around', unlisted, fam, base.l4, base.owner);
+    if (unlisted !== undefined) nameProbe(rule, 'around', unlisted, fam, base.l4, base.owner);
+    else skipOnce(notProbed, { rule, what: 'an unlisted name', why: 'the policy\'s names cover every name the lab would try' });
     // An address of the same range no answer ever holds: the set admits what was answered, nothing near it.
     const never = alloc(fam);
     if (!seen.has(`never ${never}`)) {
@@ -166,11 +167,14 @@ function depths(domain: string): string[] {
   return [`one.${domain}`, `two.one.${domain}`, `three.two.one.${domain}`];
 }
 
-function freeName(want: string, patterns: readonly string[]): string {
-  for (let i = 0; ; i++) {
-    const n = i ? `${want.split('.')[0]}${i}.${want.split('.').slice(1).join('.')}` : want;
-    if (!patterns.some((p) => nameMatches(p, n))) return n;
-  }
+/** A name no pattern covers (for the unlisted probes); undefined when the patterns cover every candidate. */
+function freeName(patterns: readonly string[]): string | undefined {
+  for (const tld of ['example', 'test', 'invalid'])
+    for (let i = 0; i < 8; i++) {
+      const n = `unlisted.egress-lab${i ? `-${i}` : ''}.${tld}`;
+      if (!patterns.some((p) => nameMatches(p, n))) return n;
+    }
+  return undefined;
 }
 
 function skipOnce(out: NotProbed[], n: NotProbed): void {
