@@ -1,28 +1,13 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ACCOUNTS, loadText } from '../../test/helpers.js';
 import { parseAddress } from '../policy/address.js';
 import { GUARD_RULE, planNames, poolKey, POOL_SIZE } from './names.js';
 import { inDocumentation } from './world.js';
 
-const POLICY = `version: 1
-default: reject
-dns:
-  proxy: true
-allow:
-  - name: cdn
-    reason: r
-    to: ["*.cdn.example.com", api.example.net, 198.51.100.1]
-    ports: [tcp/443]
-  - name: mail
-    reason: r
-    user: postfix
-    to: [mail.example.org]
-    ports: [tcp/25]
-deny:
-  - name: ads
-    reason: r
-    to: [ads.example.org, "*.tracker.example.org"]
-`;
+/** examples/cdn-by-name.yaml, and a literal next to the names (the pools keep away from it). */
+const POLICY = readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'cdn-by-name.yaml'), 'utf8').replace('api.example.net]', 'api.example.net, 198.51.100.1]');
 
 async function plan(yaml = POLICY, taken: string[] = []) {
   const l = await loadText(yaml);
@@ -59,10 +44,10 @@ describe('planNames', () => {
     ]);
     // A user rule: as its user, and someone else around it.
     expect(p.lines.filter((l) => l.startsWith('mail ') && l.includes(' 6 ') && l.includes('mail.example.org'))).toEqual([
-      'mail allow tcp/25 mail.example.org 6 107',
-      'mail around tcp/24 mail.example.org 6 107',
-      'mail around tcp/26 mail.example.org 6 107',
-      'mail around tcp/25 mail.example.org 6 0',
+      'mail allow tcp/587 mail.example.org 6 33',
+      'mail around tcp/586 mail.example.org 6 33',
+      'mail around tcp/588 mail.example.org 6 33',
+      'mail around tcp/587 mail.example.org 6 0',
     ]);
     // Deny names, a wildcard's by a name under it, both families; DoT to the upstream as nobody.
     expect(p.lines.filter((l) => l.startsWith('ads '))).toEqual([

@@ -6,7 +6,9 @@
  * and IPv6. The lab must agree with explain on every probe — and must report
  * disagreements when publishing is broken: a ruleset whose rules no longer
  * match their DNS sets, and a forwarder that answers without publishing.
+ * The policy is examples/cdn-by-name.yaml.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { BACKENDS } from '../../src/backends/registry.js';
@@ -24,35 +26,17 @@ const REGISTER = join(ROOT, 'test', 'kernel', 'fixtures', 'register-ts.mjs');
 const FORWARDER = [process.execPath, '--import', REGISTER, join(ROOT, 'src', 'dns', 'main.ts')];
 const UNPUBLISHED = [process.execPath, '--import', REGISTER, join(ROOT, 'test', 'kernel', 'fixtures', 'lab-forwarder-unpublished.ts')];
 
-const POLICY = `version: 1
-default: reject
-dns:
-  proxy: true
-allow:
-  - name: cdn
-    reason: the rotating CDN, and one exact name
-    to: ["*.cdn.example.com", api.example.net]
-    ports: [tcp/443]
-  - name: mail
-    reason: only www-data may reach the mail API, by name
-    user: www-data
-    to: [mail.example.org]
-    ports: [tcp/587]
-deny:
-  - name: ads
-    reason: refused at DNS
-    to: [ads.example.org, "*.tracker.example.org"]
-`;
+const POLICY = readFileSync(join(ROOT, 'examples', 'cdn-by-name.yaml'), 'utf8');
 
 type Json = ReturnType<typeof labJson>;
 type JsonProbe = Json['probes'][number];
 
 async function lab(extra: Partial<LabOptions> = {}) {
-  const { loaded, accounts, identities, hosts } = await loadForLab('dns.yaml', POLICY, { now: NOW, accounts: ACCOUNTS });
+  const { loaded, accounts, identities, hosts } = await loadForLab('examples/cdn-by-name.yaml', POLICY, { now: NOW, accounts: ACCOUNTS });
   expect(loaded.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   const r = await runLab(loaded, accounts, identities, { execer: realExecer(), targets: ['nft'], forwarderCommand: FORWARDER, hosts, ...extra });
   const report = { ...r, hosts, identities };
-  return { ok: labOk(r), json: labJson('dns.yaml', report, loaded.sources), text: renderLabText('dns.yaml', report, loaded.sources) };
+  return { ok: labOk(r), json: labJson('examples/cdn-by-name.yaml', report, loaded.sources), text: renderLabText('examples/cdn-by-name.yaml', report, loaded.sources) };
 }
 
 const fam = (p: JsonProbe) => (p.flow.dst.includes(':') ? 6 : 4);
