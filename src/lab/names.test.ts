@@ -97,3 +97,13 @@ describe('planNames', () => {
     expect(p.notProbed).toEqual([{ rule: GUARD_RULE, what: 'upstream 9.9.9.9', why: expect.stringMatching(/not a documentation address/) }]);
   });
 });
+
+test('when the documentation addresses run out, the rules left are listed as not probed, not a crash', async () => {
+  const rules = Array.from({ length: 60 }, (_, i) => `  - name: r${i}\n    reason: r\n    to: ["*.a${i}.example.com", b${i}.example.com]\n    ports: [tcp/443]\n`).join('');
+  const p = await plan(`version: 1\ndns:\n  proxy: true\nallow:\n${rules}`);
+  expect(p.probes.length).toBeGreaterThan(0);
+  const skipped = p.notProbed.filter((n) => /no documentation IPv4 address left/.test(n.why));
+  expect(skipped.length).toBeGreaterThan(0);
+  // A rule is planned whole or not at all.
+  for (const n of skipped) expect(p.probes.some((x) => x.rule === n.rule && x.probe.dst.includes(':') === false && x.why === 'allow')).toBe(false);
+});

@@ -96,6 +96,8 @@ export function planNames(ir: Ir, accounts: Accounts, taken: readonly string[] =
     }
     return p;
   };
+  // What any other name gets: the probes' own udp/53 queries, and names nobody planned.
+  zone.other = { a: [alloc('ipv4'), alloc('ipv4')], aaaa: [alloc('ipv6'), alloc('ipv6')] };
   const seen = new Set<string>();
   const nameProbe = (rule: string, why: PlannedProbe['why'], name: string, fam: Family, l4: L4Point, o: Owner) => {
     const probe: Probe = { proto: l4.proto, dst: pool(name, fam)[0]!, name, ...(l4.port !== undefined ? { port: l4.port } : {}), uid: o.uid, gid: o.gid };
@@ -120,27 +122,40 @@ export function planNames(ir: Ir, accounts: Accounts, taken: readonly string[] =
     if (!l4s.length) continue;
     const owners = ownersOf(r, accounts);
     const names = used.flatMap((p) => (isWildcard(p) ? depths(p.slice(2)) : [p]));
-    for (const n of names) for (const l of l4s) for (const o of owners) nameProbe(rule, 'allow', n, fam, l, o);
+    const before = probes.length;
+    try {
+      for (const n of names) for (const l of l4s) for (const o of owners) nameProbe(rule, 'allow', n, fam, l, o);
 
-    const base = { name: names[0]!, l4: l4s[0]!, owner: owners[0]! };
-    firstL4 ??= base.l4;
-    for (const l of aroundL4(r)) nameProbe(rule, 'around', base.name, fam, l, base.owner);
-    if (r.users || r.groups) nameProbe(rule, 'around', base.name, fam, base.l4, otherOwner(r, accounts));
-    for (const p of used.filter(isWildcard)) nameProbe(rule, 'around', p.slice(2), fam, base.l4, base.owner);
-    if (unlisted !== undefined) nameProbe(rule, 'around', unlisted, fam, base.l4, base.owner);
-    else skipOnce(notProbed, { rule, what: 'an unlisted name', why: 'the policy\'s names cover every name the lab would try' });
-    // An address of the same range no answer ever holds: the set admits what was answered, nothing near it.
-    const never = alloc(fam);
-    if (!seen.has(`never ${never}`)) {
-      seen.add(`never ${never}`);
-      probes.push({ probe: { proto: base.l4.proto, dst: never, ...(base.l4.port !== undefined ? { port: base.l4.port } : {}), uid: base.owner.uid, gid: base.owner.gid }, rule, why: 'around' });
+      const base = { name: names[0]!, l4: l4s[0]!, owner: owners[0]! };
+      firstL4 ??= base.l4;
+      for (const l of aroundL4(r)) nameProbe(rule, 'around', base.name, fam, l, base.owner);
+      if (r.users || r.groups) nameProbe(rule, 'around', base.name, fam, base.l4, otherOwner(r, accounts));
+      for (const p of used.filter(isWildcard)) nameProbe(rule, 'around', p.slice(2), fam, base.l4, base.owner);
+      if (unlisted !== undefined) nameProbe(rule, 'around', unlisted, fam, base.l4, base.owner);
+      else skipOnce(notProbed, { rule, what: 'an unlisted name', why: "the policy's names cover every name the lab would try" });
+      // An address of the same range no answer ever holds: the set admits what was answered, nothing near it.
+      const never = alloc(fam);
+      if (!seen.has(`never ${never}`)) {
+        seen.add(`never ${never}`);
+        probes.push({ probe: { proto: base.l4.proto, dst: never, ...(base.l4.port !== undefined ? { port: base.l4.port } : {}), uid: base.owner.uid, gid: base.owner.gid }, rule, why: 'around' });
+      }
+    } catch (e) {
+      if (!(e instanceof PoolsExhausted)) throw e;
+      probes.length = before;
+      skipOnce(notProbed, { rule, what: used.join(', '), why: e.message });
     }
   }
 
   const l4 = firstL4 ?? { proto: 'tcp' as const, port: 443 };
   for (const x of dns.refused) {
     const name = isWildcard(x.pattern) ? `refused.${x.pattern.slice(2)}` : x.pattern;
-    for (const fam of ['ipv4', 'ipv6'] as const) nameProbe(x.origin.name, 'deny', name, fam, l4, NOBODY);
+    for (const fam of ['ipv4', 'ipv6'] as const)
+      try {
+        nameProbe(x.origin.name, 'deny', name, fam, l4, NOBODY);
+      } catch (e) {
+        if (!(e instanceof PoolsExhausted)) throw e;
+        skipOnce(notProbed, { rule: x.origin.name, what: x.pattern, why: e.message });
+      }
   }
 
   // DNS over TLS straight to the upstream, from a program: the guard rejects it (port 53 would be redirected).
@@ -150,8 +165,6 @@ export function planNames(ir: Ir, accounts: Accounts, taken: readonly string[] =
       probes.push({ probe, rule: GUARD_RULE, why: 'guard' });
     }
 
-  // What any other name gets: the probes' own udp/53 queries, and names nobody planned.
-  zone.other = { a: [alloc('ipv4'), alloc('ipv4')], aaaa: [alloc('ipv6'), alloc('ipv6')] };
   return { probes, notProbed, zone, pools, upstream };
 }
 
@@ -181,6 +194,12 @@ function skipOnce(out: NotProbed[], n: NotProbed): void {
   if (!out.some((m) => m.rule === n.rule && m.what === n.what && m.why === n.why)) out.push(n);
 }
 
+class PoolsExhausted extends Error {
+  constructor(fam: Family) {
+    super(`no documentation ${fam === 'ipv4' ? 'IPv4' : 'IPv6'} address left for its answers (the names before it took them)`);
+  }
+}
+
 /**
  * Addresses for the pools, one after another: IPv4 from the documentation
  * prefixes (198.51.100.0/24 first), IPv6 from 2001:db8:d45::/48. Never an
@@ -199,13 +218,13 @@ function allocator(ir: Ir, taken: readonly string[]): (fam: Family) => string {
     for (;;) {
       if (fam === 'ipv4') {
         const d = order[c.i];
-        if (!d) throw new Error('no free documentation address left for the DNS pools (ipv4)');
+        if (!d) throw new PoolsExhausted(fam);
         if (c.v >= d.hi) {
           c.i++;
           c.v = (order[c.i]?.lo ?? 0n) + 1n;
           continue;
         }
-      } else if (c.v > V6_POOL_BASE + 0xffffffffn) throw new Error('no free documentation address left for the DNS pools (ipv6)');
+      } else if (c.v > V6_POOL_BASE + 0xffffffffn) throw new PoolsExhausted(fam);
       const v = c.v++;
       if (busy.has(`${fam} ${v}`) || named(fam, v)) continue;
       busy.add(`${fam} ${v}`);
