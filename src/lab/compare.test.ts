@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { ACCOUNTS, NOW } from '../../test/helpers.js';
 import { loadPolicyText } from '../index.js';
 import { fakeExecer } from '../kernel/exec.js';
-import { compareProbes } from './compare.js';
+import { compareOne, compareProbes, oracleFor } from './compare.js';
 import type { Probe } from './probe.js';
 
 const POLICY = 'version: 1\ndefault: drop\nallow:\n  - name: web\n    reason: r\n    to: [192.0.2.0/24]\n    ports: [tcp/443]\n';
@@ -44,5 +44,35 @@ describe('compareProbes', () => {
     const cs = await compareProbes(x, 'ns', l.ir!, probes, ACCOUNTS);
     expect(cs.every((c) => c.agree)).toBe(true);
     expect(x.calls).toHaveLength(1);
+  });
+});
+
+describe('oracleFor: name probes, as explain --to NAME judges them', () => {
+  const DNS = 'version: 1\ndefault: reject\ndns:\n  proxy: true\nallow:\n  - name: cdn\n    reason: r\n    to: ["*.cdn.example.com"]\n    ports: [tcp/443]\ndeny:\n  - name: ads\n    reason: r\n    to: [ads.example.org]\n';
+  const result = (name: string, dst: string, answered: string[], outcome: 'accepted' | 'rejected' | 'refused' = 'accepted') => ({
+    probe: { proto: 'tcp' as const, dst, port: 443, uid: 0, gid: 0, name },
+    outcome,
+    detail: '',
+    answered,
+  });
+
+  test('a name an allow rule covers: accepted, with the answered addresses published into its set', async () => {
+    const l = await loadPolicyText('p.yaml', DNS, { now: NOW });
+    const o = oracleFor(l.ir!, ACCOUNTS);
+    const c = compareOne(o, result('a.cdn.example.com', '198.51.100.7', ['198.51.100.7', '198.51.100.8']));
+    expect([c.expected, c.decision.step, c.decision.rules.map((r) => r.name), c.agree]).toEqual(['accept', 'allow', ['cdn'], true]);
+    // The same address as a plain flow, or on another port: nothing was published for it there.
+    expect(compareOne(o, { ...result('a.cdn.example.com', '198.51.100.7', []), probe: { proto: 'tcp', dst: '198.51.100.7', port: 443, uid: 0, gid: 0 } }).expected).toBe('reject');
+    expect(compareOne(o, { ...result('a.cdn.example.com', '198.51.100.7', ['198.51.100.7']), probe: { proto: 'tcp', dst: '198.51.100.7', port: 444, uid: 0, gid: 0, name: 'a.cdn.example.com' } }).expected).toBe('reject');
+  });
+
+  test('the bare domain and unlisted names are forwarded: the plain verdict; a deny name must be refused', async () => {
+    const l = await loadPolicyText('p.yaml', DNS, { now: NOW });
+    const o = oracleFor(l.ir!, ACCOUNTS);
+    expect(compareOne(o, result('cdn.example.com', '198.51.100.9', ['198.51.100.9'], 'rejected')).agree).toBe(true);
+    const refused = compareOne(o, result('ads.example.org', '198.51.100.10', [], 'refused'));
+    expect([refused.expected, refused.kernel, refused.decision.step, refused.agree]).toEqual(['refused', 'refused', 'deny', true]);
+    // Answered (not refused) and let through: a disagreement, whatever the connect did.
+    expect(compareOne(o, result('ads.example.org', '198.51.100.10', ['198.51.100.10'], 'rejected')).agree).toBe(false);
   });
 });

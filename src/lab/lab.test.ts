@@ -29,3 +29,18 @@ describe('loadForLab', () => {
     ]));
   });
 });
+
+describe('loadForLab under dns.proxy', () => {
+  test('the forwarder group is mapped to a spare gid when the machine lacks it, and used in the IR', async () => {
+    const yaml = 'version: 1\ndns:\n  proxy: true\nallow:\n  - name: m\n    reason: r\n    to: ["*.example.com"]\n    ports: [tcp/443]\n';
+    const without = { ...ACCOUNTS, groups: new Map([...ACCOUNTS.groups].filter(([n]) => n !== 'egress-dns')) };
+    const { identities, loaded, accounts } = await loadForLab('p.yaml', yaml, { now: NOW, accounts: without });
+    expect(identities).toEqual([{ kind: 'group', name: 'egress-dns', id: SPARE_ID_BASE, spare: true }]);
+    expect(accounts.groups.get('egress-dns')).toBe(SPARE_ID_BASE);
+    expect(loaded.ir!.dns!.forwarder).toEqual({ name: 'egress-dns', id: SPARE_ID_BASE });
+    expect(loaded.diagnostics.filter((d) => /egress-dns/.test(d.message))).toEqual([]);
+    // The machine's own group when it has one.
+    const mine = await loadForLab('p.yaml', yaml, { now: NOW, accounts: ACCOUNTS });
+    expect(mine.identities).toEqual([{ kind: 'group', name: 'egress-dns', id: ACCOUNTS.groups.get('egress-dns'), spare: false }]);
+  });
+});

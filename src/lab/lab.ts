@@ -5,22 +5,37 @@
  * build a world that answers on every probed port, and for each backend:
  * compile, load into a fresh host namespace, probe as each user, and hold
  * every outcome against explain. Never touches the root namespace's firewall.
+ *
+ * Under `dns.proxy` the world also serves DNS (world-dns.ts, the zone
+ * names.ts plans) and each host namespace runs the real forwarder (the
+ * process form, src/dns/main.ts, root with the forwarder's group, its nft
+ * writer in that namespace) with the configuration apply would give it, its
+ * upstream the world's server; name rules are then probed by resolving and
+ * connecting, as a program would.
  */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Backend } from '../backends/types.js';
 import { hasErrors, type Diagnostic } from '../diag/diagnostic.js';
 import { compilePolicy, loadPolicyText, type Loaded, type LoadOptions } from '../index.js';
 import type { Ir } from '../ir/types.js';
-import { formatAddress, intervalsContain, type Family } from '../policy/address.js';
+import { formatAddress, intervalsContain, parseAddress, type Family } from '../policy/address.js';
 import { readSetFile, systemResolver, type Accounts, type HostAddresses, type Resolver } from '../resolve/resolver.js';
 import type { LinuxTarget } from '../backends/types.js';
 import { loadFresh } from '../kernel/backend.js';
-import type { Execer } from '../kernel/exec.js';
+import { writeFileAtomic } from '../kernel/atomic.js';
+import type { Execer, Started } from '../kernel/exec.js';
+import { forwarderUpstream } from '../kernel/forwarder.js';
+import { nftForwarderConfig } from '../backends/nft/emit.js';
+import { DNS_FORWARDER_GROUP, RESOLV_CONF } from '../resolve/dns.js';
 import { kernelDiagnostics } from '../kernel/nft.js';
-import { probeAndCompare, type Comparison } from './compare.js';
+import { oracleFor, probeAndCompare, type Comparison } from './compare.js';
+import { LAB_UPSTREAM, planNames, poolKey, PROBE_QUERY_NAME } from './names.js';
 import { planProbes, type NotProbed, type PlannedProbe } from './probes.js';
 import { DEFAULT_PROBE_TIMEOUT_MS } from './probe.js';
-import { indexedEvaluator } from '../sim/indexed.js';
-import { documentationIntervals, World, type NamePin } from './world.js';
+import { documentationIntervals, inDocumentation, withTimeout, World, type NamePin } from './world.js';
 
 /** A user or group the policy names, and the id the lab probes it as. */
 export interface LabIdentity {
@@ -62,6 +77,33 @@ export interface LabOptions extends Pick<LoadOptions, 'now' | 'baseDir'> {
   accounts?: Accounts;
   /** The hostname pins from loadForLab: written to each host namespace's hosts file, and resolved there before a probe to a pinned address. */
   hosts?: HostPin[];
+  /**
+   * Under `dns.proxy`: how to run the DNS forwarder's process form
+   * (src/dns/main.ts); the spec file is appended. Default: the compiled
+   * dns/main.js (next to this module, else in dist/).
+   */
+  forwarderCommand?: string[];
+}
+
+/**
+ * How long the lab's forwarder may hold an answer for the kernel's commit,
+ * and wait for the world's server: far above what apply gives it
+ * (HOLD_MS), so a loaded machine shows up as slowness, never as SERVFAIL
+ * and a disagreement.
+ */
+export const LAB_HOLD_MS = 20_000;
+const LAB_UPSTREAM_TIMEOUT_MS = 10_000;
+const FORWARDER_READY_MS = 60_000;
+
+export class LabError extends Error {}
+
+/** The compiled forwarder process (dist/dns/main.js), found from this module: next to it when this is dist/, else in the package's dist/. */
+export function defaultForwarderCommand(): string[] {
+  for (const rel of ['../dns/main.js', '../../dist/dns/main.js']) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(p)) return [process.execPath, p];
+  }
+  throw new LabError('cannot find the DNS forwarder program (dist/dns/main.js); build it first: npm run build');
 }
 
 /** First uid/gid tried for names missing on this machine; used ones are skipped. */
@@ -109,6 +151,16 @@ export async function loadForLab(name: string, text: string, opts: Pick<LabOptio
       const gid = spareId();
       groups.set(n, gid);
       identities.push({ kind: 'group', name: n, id: gid, spare: true });
+    }
+  }
+  // The forwarder's group: a spare gid when this machine lacks it, so the rehearsal never adds one here.
+  if (first.ir.dns) {
+    const gid = groups.get(DNS_FORWARDER_GROUP);
+    if (gid !== undefined) identities.push({ kind: 'group', name: DNS_FORWARDER_GROUP, id: gid, spare: false });
+    else {
+      const spare = spareId();
+      groups.set(DNS_FORWARDER_GROUP, spare);
+      identities.push({ kind: 'group', name: DNS_FORWARDER_GROUP, id: spare, spare: true });
     }
   }
   const accounts: Accounts = { users, groups, primaryGroup };
@@ -172,44 +224,56 @@ function pinPool(ir: Ir): { next(f: Family): string } {
 export async function runLab(loaded: Loaded, accounts: Accounts, identities: LabIdentity[], opts: LabOptions): Promise<Omit<LabReport, 'hosts' | 'identities'>> {
   const ir = loaded.ir!;
   const say = opts.progress ?? (() => {});
-  const named = identities.map((i) => (i.kind === 'user' ? { uid: i.id, gid: accounts.primaryGroup.get(i.id) ?? i.id } : { uid: 0, gid: i.id }));
+  // The forwarder's own identity is the guard's business (names.ts probes it), not a policy owner's.
+  const owners = identities.filter((i) => !(i.kind === 'group' && i.name === DNS_FORWARDER_GROUP));
+  const named = owners.map((i) => (i.kind === 'user' ? { uid: i.id, gid: accounts.primaryGroup.get(i.id) ?? i.id } : { uid: 0, gid: i.id }));
   const plan = planProbes(ir, accounts, named);
   const pinned = new Map((opts.hosts ?? []).flatMap((h) => [...h.ipv4, ...h.ipv6].map((a) => [a, h.name] as const)));
   for (const p of plan.probes) {
     const host = pinned.get(p.probe.dst);
     if (host !== undefined) p.probe = { ...p.probe, host };
   }
-  const report: Omit<LabReport, 'hosts' | 'identities'> = { planned: plan.probes, notProbed: plan.notProbed, targets: [], accounts };
-  const tcp = plan.probes.filter((p) => p.probe.proto === 'tcp').map((p) => p.probe.port!);
-  const udp = plan.probes.filter((p) => p.probe.proto === 'udp').map((p) => p.probe.port!);
+  const names = ir.dns ? planNames(ir, accounts, [...plan.probes.map((p) => p.probe.dst), ...pinned.keys()]) : undefined;
+  const planned = [...plan.probes, ...(names?.probes ?? [])];
+  const report: Omit<LabReport, 'hosts' | 'identities'> = { planned, notProbed: [...plan.notProbed, ...(names?.notProbed ?? [])], targets: [], accounts };
+  // Under dns.proxy every program's port 53 goes to the forwarder, and the world's DNS server has port 53.
+  const ports = (proto: 'tcp' | 'udp') => planned.filter((p) => p.probe.proto === proto).map((p) => p.probe.port!).filter((port) => !names || port !== 53);
   say(`creating the world namespace (answers on ${[...documentationIntervals('ipv4'), ...documentationIntervals('ipv6')].length} documentation prefixes)`);
   const world = await World.create(opts.execer);
   try {
-    await world.listen({ tcp, udp });
-    const evaluate = indexedEvaluator(ir);
+    await world.listen({ tcp: ports('tcp'), udp: ports('udp') });
+    if (names) {
+      say(`the world serves DNS on ${names.upstream.map((u) => u.address).join(', ')} for ${Object.keys(names.zone.names).length} names`);
+      await world.serveDns(names.zone);
+    }
+    const oracle = oracleFor(ir, accounts);
     report.targets = await Promise.all(
       opts.targets.map(async (target): Promise<LabTargetResult> => {
         const override = opts.backends?.[target];
         const art = override ? override.emit(ir) : compilePolicy(ir, target);
         if (hasErrors(art.diagnostics) || !art.value) return { target, error: `backend "${target}" cannot express this policy`, diagnostics: art.diagnostics, comparisons: [] };
-        const host = await world.addHost(opts.hosts ?? []);
+        const host = await world.addHost(opts.hosts ?? [], names ? resolvers(names.upstream) : []);
+        let forwarder: { stop(): Promise<void> } | undefined;
         try {
           say(`${target}: loading the ruleset into ${host.ns}`);
           const failure = await loadFresh({ execer: opts.execer, netns: host.ns }, target, art.value);
           if (failure) return { target, error: failure.message, diagnostics: kernelDiagnostics(failure), comparisons: [] };
-          const owners = new Set(plan.probes.map((p) => `${p.probe.uid}:${p.probe.gid}`));
-          say(`${target}: probing ${plan.probes.length} flows as ${owners.size} uid/gid pair${owners.size === 1 ? '' : 's'}`);
-          const comparisons = await probeAndCompare(
-            opts.execer,
-            host.ns,
-            evaluate,
-            plan.probes.map((p) => p.probe),
-            accounts,
-            { timeoutMs: opts.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS },
-          );
+          if (names) {
+            say(`${target}: starting the DNS forwarder in ${host.ns}`);
+            const started = await startLabForwarder(opts, host.ns, ir, accounts);
+            if ('error' in started) return { target, error: started.error, comparisons: [] };
+            forwarder = started;
+          }
+          const owners = new Set(planned.map((p) => `${p.probe.uid}:${p.probe.gid}`));
+          say(`${target}: probing ${planned.length} flows as ${owners.size} uid/gid pair${owners.size === 1 ? '' : 's'}`);
+          const comparisons = await probeAndCompare(opts.execer, host.ns, oracle, planned.map((p) => p.probe), {
+            timeoutMs: opts.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
+            ...(names ? { pool: (p) => names.pools.get(poolKey(p.name!, p.dst.includes(':') ? 'ipv6' : 'ipv4')), dnsQueryName: PROBE_QUERY_NAME } : {}),
+          });
           say(`${target}: done, ${comparisons.filter((c) => !c.agree).length} disagreement(s) with explain`);
           return { target, comparisons };
         } finally {
+          await forwarder?.stop();
           await host.close();
         }
       }),
@@ -218,4 +282,60 @@ export async function runLab(loaded: Loaded, accounts: Accounts, identities: Lab
     await world.close();
   }
   return report;
+}
+
+/**
+ * Start the forwarder in host namespace `ns` as apply would (kernel/forwarder.ts):
+ * the config nftForwarderConfig gives for this IR, upstream chosen as apply
+ * chooses it (dns.upstream, else the namespace's resolv.conf, which names the
+ * world's server), root with the forwarder's group. Resolves once it says
+ * `ready` (listening, nft writer up); an error when it does not.
+ */
+async function startLabForwarder(opts: LabOptions, ns: string, ir: Ir, accounts: Accounts): Promise<{ stop(): Promise<void> } | { error: string }> {
+  const gid = accounts.groups.get(DNS_FORWARDER_GROUP);
+  if (gid === undefined) return { error: `no gid for the group ${DNS_FORWARDER_GROUP} the forwarder runs as` };
+  const resolvConf = `/etc/netns/${ns}/resolv.conf`;
+  const upstream = forwarderUpstream(ir.dns!, (path) => (path === RESOLV_CONF ? readText(resolvConf) : ''));
+  // A dns.upstream outside the documentation prefixes is never asked: the world's server stands in (names.ts notes it).
+  const usable = upstream.filter((u) => docAddress(u.address));
+  const config = nftForwarderConfig(ir, usable.length ? usable : LAB_UPSTREAM.map((u) => ({ ...u })), LAB_HOLD_MS)!;
+  const dir = mkdtempSync(join(tmpdir(), 'egress-lab-dns-'));
+  const spec = join(dir, 'forwarder.json');
+  writeFileAtomic(spec, JSON.stringify({ config, control: true, upstreamTimeoutMs: LAB_UPSTREAM_TIMEOUT_MS }) + '\n', 0o600);
+  const cmd = opts.forwarderCommand ?? defaultForwarderCommand();
+  let s: Started | undefined;
+  const stop = async () => {
+    await s?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    s = opts.execer.start(cmd[0]!, [...cmd.slice(1), spec], { netns: ns, gid });
+    const line = await withTimeout(s.nextLine(), FORWARDER_READY_MS, 'the DNS forwarder did not say ready').catch((e: Error) => e.message);
+    if (line?.startsWith('ready ')) return { stop };
+    const r = await s.stop();
+    await stop();
+    return { error: `the DNS forwarder did not start: ${line}; ${r.stderr.trim().split('\n').slice(-3).join('; ')}` };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** What a host's resolv.conf names under dns.proxy: the world's servers on port 53 (any address would do: port 53 is redirected to the forwarder). */
+function resolvers(upstream: readonly { address: string; port: number }[]): string[] {
+  const on53 = upstream.filter((u) => u.port === 53).map((u) => u.address);
+  return on53.length ? on53 : LAB_UPSTREAM.map((u) => u.address);
+}
+
+function docAddress(a: string): boolean {
+  const p = parseAddress(a);
+  return !!p && inDocumentation(p.family, p.value);
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
 }

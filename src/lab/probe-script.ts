@@ -7,7 +7,16 @@
  * listener. Input on stdin: `{"timeoutMs": N, "probes": [{"id", "proto":
  * "tcp"|"udp"|"icmp", "dst", "port"?, "host"?}]}`. With `host`, the name is
  * looked up first (getaddrinfo, so the namespace's own hosts file) and the
- * probe is an error unless `dst` is among its addresses.
+ * probe is an error unless `dst` is among its addresses. With `name` (and
+ * `pool`), the name is asked for through the namespace's resolver (c-ares
+ * reading its resolv.conf: the query goes to port 53 of the server named
+ * there, as any program's would), A or AAAA by the family of `dst`; REFUSED
+ * → refused, another failure → error, an address outside `pool` → error;
+ * else every address answered is connected to at once and the probe's
+ * outcome is the first one that was not accepted (or accepted), with its
+ * address as `dst` and all of them as `answered`. With `dnsQueryName`, a udp
+ * probe to port 53 sends a DNS query for that name (any DNS reply counts as
+ * through): under `dns.proxy` it reaches the forwarder, not the world.
  *
  * How the kernel's answer shows up in userspace (measured, see docs/lab.md):
  *  - tcp: connect() succeeds → accepted; ECONNREFUSED (the firewall's RST) or
@@ -30,7 +39,7 @@ export const PROBE_SOURCE = String.raw`
 import net from 'node:net';
 import dgram from 'node:dgram';
 import { spawn } from 'node:child_process';
-import { lookup } from 'node:dns/promises';
+import { lookup, Resolver } from 'node:dns/promises';
 
 const REJECT_ERRNO = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'EACCES', 'ENETUNREACH', 'EHOSTDOWN', 'ECONNRESET']);
 
@@ -59,6 +68,13 @@ function tcp(p, timeoutMs) {
   });
 }
 
+// A DNS query (A, RD) for name: what a udp/53 probe sends when the forwarder, not the world, receives it.
+function dnsQuery(name) {
+  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')]));
+  const head = Buffer.from([Math.floor(Math.random() * 256), Math.floor(Math.random() * 256), 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+  return Buffer.concat([head, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+}
+
 function udp(p, timeoutMs) {
   return new Promise((resolve) => {
     const s = dgram.createSocket(p.dst.includes(':') ? 'udp6' : 'udp4');
@@ -71,7 +87,7 @@ function udp(p, timeoutMs) {
       if (err) return finish('error', err.code || err.message);
       // Silence counts from the send callback, when the datagram has left: the
       // send itself runs ticks later, after whatever else this process was doing.
-      s.send(JSON.stringify({ dst: p.dst, id: p.id }), (e) => {
+      s.send(p.port === 53 && req.dnsQueryName ? dnsQuery(req.dnsQueryName) : JSON.stringify({ dst: p.dst, id: p.id }), (e) => {
         if (done) return;
         if (!e) return (t = after(timeoutMs, () => finish('dropped', 'sent, no reply')));
         // Refused in OUTPUT: a reject's ICMP error follows within a few ms, a drop's never does.
@@ -100,6 +116,29 @@ function icmp(p, timeoutMs) {
   });
 }
 
+// Generous: the forwarder may hold an answer until the kernel has its addresses, and a loaded machine is slow.
+const resolver = new Resolver({ timeout: 10000, tries: 3 });
+
+async function named(p, timeoutMs) {
+  const six = p.dst.includes(':');
+  let got;
+  try {
+    got = six ? await resolver.resolve6(p.name) : await resolver.resolve4(p.name);
+  } catch (e) {
+    return { id: p.id, outcome: e.code === 'EREFUSED' ? 'refused' : 'error', detail: e.code || e.message };
+  }
+  if (!got.length) return { id: p.id, outcome: 'error', detail: 'no addresses in the answer' };
+  // IPv6 text in one form (RFC 5952, as the URL parser writes it), whoever formatted it.
+  const canon = (a) => (a.includes(':') ? new URL('http://[' + a + ']/').hostname.slice(1, -1) : a);
+  const pool = new Set(p.pool.map(canon));
+  got = got.map(canon);
+  const stray = got.filter((a) => !pool.has(a));
+  if (stray.length) return { id: p.id, outcome: 'error', detail: 'answered ' + stray.join(', ') + ', not from the pool of the name (not connected to)', answered: got };
+  const rs = await Promise.all(got.map((dst) => (p.proto === 'tcp' ? tcp : p.proto === 'udp' ? udp : icmp)({ ...p, dst }, timeoutMs).then((r) => ({ ...r, dst }))));
+  const r = rs.find((x) => x.outcome !== 'accepted') ?? rs[0];
+  return { id: p.id, outcome: r.outcome, detail: r.detail, dst: r.dst, answered: got };
+}
+
 const chunks = [];
 for await (const c of process.stdin) chunks.push(c);
 const req = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -118,7 +157,7 @@ async function worker() {
         continue;
       }
     }
-    results[i] = await (p.proto === 'tcp' ? tcp(p, req.timeoutMs) : p.proto === 'udp' ? udp(p, req.timeoutMs) : icmp(p, req.timeoutMs));
+    results[i] = await (p.name ? named(p, req.timeoutMs) : p.proto === 'tcp' ? tcp(p, req.timeoutMs) : p.proto === 'udp' ? udp(p, req.timeoutMs) : icmp(p, req.timeoutMs));
   }
 }
 await Promise.all(Array.from({ length: Math.min(limit, req.probes.length) }, worker));

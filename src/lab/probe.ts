@@ -24,25 +24,48 @@ export interface Probe {
    * among the answers: the rehearsal goes through the same name service.
    */
   host?: string;
+  /**
+   * A name that follows DNS (`dns.proxy`, names.ts): the prober asks for it
+   * (A for an IPv4 `dst`, AAAA for IPv6) through the namespace's resolver,
+   * and connects at once to every address answered. `dst` is then only where
+   * the answer is expected from (the name's pool); the result says which
+   * address the outcome is for.
+   */
+  name?: string;
   /** tcp/udp only. */
   port?: number;
   uid: number;
   gid: number;
 }
 
-export type Outcome = 'accepted' | 'rejected' | 'dropped' | 'error';
+/** refused: a name probe's lookup was answered REFUSED (the forwarder does that for a deny rule's names). */
+export type Outcome = 'accepted' | 'rejected' | 'dropped' | 'error' | 'refused';
 
 export interface ProbeResult {
   probe: Probe;
   outcome: Outcome;
   /** What userspace saw: `connected`, `reply`, an errno, `timeout`, ping's error line. */
   detail: string;
+  /** A name probe: every address the answer held (the outcome is the worst of the connects to them). */
+  answered?: string[];
 }
 
 export interface ProbeOptions {
   /** How long silence takes to count as a drop (default 400 ms). */
   timeoutMs?: number;
   concurrency?: number;
+  /**
+   * Name probes: the addresses an answer for the probe may hold (its name's
+   * pool). An answer with any other address is an error and is not
+   * connected to: the lab never sends traffic outside its own addresses.
+   */
+  pool?: (p: Probe) => readonly string[] | undefined;
+  /**
+   * Under `dns.proxy`: udp probes to port 53 send a DNS query (for this name)
+   * instead of the world listener's datagram, since the ruleset hands them to
+   * the forwarder, which answers DNS only.
+   */
+  dnsQueryName?: string;
 }
 
 export const DEFAULT_PROBE_TIMEOUT_MS = 400;
@@ -66,6 +89,14 @@ export async function runProbes(x: Execer, ns: string, probes: readonly Probe[],
     const a = parseAddress(p.dst);
     if (!a || !inDocumentation(a.family, a.value)) throw new ProbeError(`refusing to probe ${p.dst}: outside the documentation prefixes`);
     if (p.proto !== 'icmp' && (p.port === undefined || p.port < 1 || p.port > 65535)) throw new ProbeError(`probe to ${p.dst} needs a port in 1-65535`);
+    if (p.name !== undefined) {
+      const pool = opts.pool?.(p) ?? [];
+      if (!pool.length) throw new ProbeError(`name probe for ${p.name} has no pool of addresses`);
+      for (const q of pool) {
+        const b = parseAddress(q);
+        if (!b || b.family !== a.family || !inDocumentation(b.family, b.value)) throw new ProbeError(`refusing to probe ${q} for ${p.name}: outside the documentation prefixes`);
+      }
+    }
   }
   const groups = new Map<string, number[]>();
   probes.forEach((p, i) => {
@@ -80,7 +111,11 @@ export async function runProbes(x: Execer, ns: string, probes: readonly Probe[],
       const input = JSON.stringify({
         timeoutMs,
         concurrency: opts.concurrency ?? 128,
-        probes: idx.map((i) => ({ id: i, proto: probes[i]!.proto, dst: probes[i]!.dst, port: probes[i]!.port, host: probes[i]!.host })),
+        ...(opts.dnsQueryName !== undefined ? { dnsQueryName: opts.dnsQueryName } : {}),
+        probes: idx.map((i) => {
+          const p = probes[i]!;
+          return { id: i, proto: p.proto, dst: p.dst, port: p.port, host: p.host, ...(p.name !== undefined ? { name: p.name, pool: opts.pool?.(p) } : {}) };
+        }),
       });
       const asRoot = first.uid === 0 && first.gid === 0;
       const argv = [process.execPath, '--input-type=module', '-e', PROBE_SOURCE];
@@ -91,19 +126,22 @@ export async function runProbes(x: Execer, ns: string, probes: readonly Probe[],
         ...(asRoot ? {} : { uid: first.uid, gid: first.gid }),
       });
       if (r.code !== 0) throw new ProbeError(`prober as uid ${first.uid} gid ${first.gid} failed: ${describeFailure(['node', '<probe>'], r)}`);
-      let out: { id: number; outcome: Outcome; detail: string }[];
+      let out: { id: number; outcome: Outcome; detail: string; dst?: string; answered?: string[] }[];
       try {
         out = JSON.parse(r.stdout) as typeof out;
       } catch {
         throw new ProbeError(`prober as uid ${first.uid} printed no result: ${r.stdout.slice(0, 200)} ${r.stderr.slice(0, 200)}`);
       }
-      for (const o of out) results[o.id] = { probe: probes[o.id]!, outcome: o.outcome, detail: o.detail };
+      for (const o of out) {
+        const p = probes[o.id]!;
+        results[o.id] = { probe: o.dst !== undefined && p.name !== undefined ? { ...p, dst: o.dst } : p, outcome: o.outcome, detail: o.detail, ...(o.answered ? { answered: o.answered } : {}) };
+      }
     }),
   );
   return results;
 }
 
-export type KernelVerdict = Verdict | 'error';
+export type KernelVerdict = Verdict | 'error' | 'refused';
 
 export function kernelVerdict(o: Outcome): KernelVerdict {
   switch (o) {
@@ -115,6 +153,8 @@ export function kernelVerdict(o: Outcome): KernelVerdict {
       return 'drop';
     case 'error':
       return 'error';
+    case 'refused':
+      return 'refused';
   }
 }
 
@@ -158,7 +198,7 @@ export function probeFlow(p: Probe, accounts?: Accounts): Flow {
 export function probeText(p: Probe, names?: { user?: string; group?: string }): string {
   const what = p.proto === 'icmp' ? 'icmp echo-request' : `${p.proto}/${p.port}`;
   const who = names?.user ? `${names.user} (uid ${p.uid})` : `uid ${p.uid}`;
-  return `${what} to ${p.dst} as ${who}${p.gid !== p.uid || names?.group ? ` gid ${p.gid}` : ''}`;
+  return `${what} to ${p.name !== undefined ? `${p.name} (${p.dst})` : p.dst} as ${who}${p.gid !== p.uid || names?.group ? ` gid ${p.gid}` : ''}`;
 }
 
 /** Canonical text for an address value (for probes built from IR intervals). */

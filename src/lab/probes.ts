@@ -16,7 +16,8 @@ import type { Accounts } from '../resolve/resolver.js';
 import type { Probe, ProbeProto } from './probe.js';
 import { documentationIntervals } from './world.js';
 
-export type ProbeWhy = 'allow' | 'deny' | 'except' | 'around';
+/** guard: DNS that bypasses the forwarder under `dns.proxy` (names.ts). */
+export type ProbeWhy = 'allow' | 'deny' | 'except' | 'around' | 'guard';
 
 export interface PlannedProbe {
   probe: Probe;
@@ -45,7 +46,7 @@ export interface Owner {
   uid: number;
   gid: number;
 }
-interface L4Point {
+export interface L4Point {
   proto: ProbeProto;
   port?: number;
 }
@@ -78,8 +79,6 @@ export function planProbes(ir: Ir, accounts: Accounts, named: readonly Owner[] =
     const name = r.origin.name;
     const fam = r.family;
     const dsts = pickDestinations(r, r, (what) => skip(name, what, 'outside documentation ranges'), spare[fam]);
-    const dns = r.sets?.find((s) => s.kind === 'dns');
-    if (dns) skip(name, (dns.patterns ?? []).join(', '), 'names that follow DNS admit only what the DNS forwarder answered, and the lab does not run it');
     if (!dsts.points.length) continue;
     const l4s = pickL4(r, fam, (what, why) => skip(name, what, why));
     if (!l4s.length) continue;
@@ -137,7 +136,7 @@ function sourceText(r: IrRule, x: IrInterval): string {
 
 const WHOLE_PROTO_PORT: Record<'tcp' | 'udp', number> = { tcp: 443, udp: 53 };
 
-function pickL4(m: IrMatch, fam: Family, skip: (what: string, why: string) => void): L4Point[] {
+export function pickL4(m: IrMatch, fam: Family, skip: (what: string, why: string) => void): L4Point[] {
   if (!m.l4) return [{ proto: 'tcp', port: 443 }, { proto: 'udp', port: 53 }, { proto: 'icmp' }];
   const out: L4Point[] = [];
   for (const p of m.l4.ports) {
@@ -163,7 +162,7 @@ function pickL4(m: IrMatch, fam: Family, skip: (what: string, why: string) => vo
   return out;
 }
 
-function aroundL4(r: IrRule): L4Point[] {
+export function aroundL4(r: IrRule): L4Point[] {
   const out: L4Point[] = [];
   for (const p of r.l4?.ports ?? []) {
     if (p.proto === 'sctp') continue;
@@ -178,7 +177,7 @@ function ownerId(o: IrOwner, table: Map<string, number>): number | undefined {
 }
 
 /** The identities a rule's own probes run as: its users (with their primary group), its groups (as root), else root. */
-function pickOwners(m: IrMatch, accounts: Accounts): Owner[] {
+export function pickOwners(m: IrMatch, accounts: Accounts): Owner[] {
   const out: Owner[] = [];
   for (const u of m.users ?? []) {
     const uid = ownerId(u, accounts.users);
@@ -195,7 +194,7 @@ function pickOwners(m: IrMatch, accounts: Accounts): Owner[] {
 }
 
 /** Someone the rule does not name: root, or else nobody. */
-function otherOwner(r: IrRule, accounts: Accounts): Owner {
+export function otherOwner(r: IrRule, accounts: Accounts): Owner {
   const named = new Set((r.users ?? []).map((u) => ownerId(u, accounts.users)));
   const namedGroups = new Set((r.groups ?? []).map((g) => ownerId(g, accounts.groups)));
   if (!named.has(0) && !namedGroups.has(0)) return { uid: 0, gid: 0 };

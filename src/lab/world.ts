@@ -18,10 +18,11 @@
  * addresses are usable at once.
  */
 import type { Family } from '../policy/address.js';
-import { parseDest } from '../policy/address.js';
+import { parseAddress, parseDest } from '../policy/address.js';
 import type { Execer, Started } from '../kernel/exec.js';
 import { createNetns, ifName, ipBatch, NetnsError, netnsName, sweepStale, sysctl, uniqueTag, cleanup, writeNetnsEtc } from '../kernel/netns.js';
 import { WORLD_LISTENER_SOURCE } from './world-listener.js';
+import { WORLD_DNS_SOURCE, type WorldZone } from './world-dns.js';
 
 /** The documentation prefixes (RFC 5737, RFC 3849): the only destinations the lab ever probes. */
 export const DOC_PREFIXES: Record<Family, readonly string[]> = {
@@ -66,6 +67,7 @@ export class World {
   private nextIndex = 0;
   private readonly listening = { tcp: new Set<number>(), udp: new Set<number>() };
   private closed = false;
+  private dns: Started | undefined;
 
   private constructor(
     readonly x: Execer,
@@ -121,12 +123,33 @@ export class World {
   }
 
   /**
+   * Run the world's DNS server (world-dns.ts) with this zone: the upstream of
+   * the forwarder a host runs under `dns.proxy`. Once per world; it stops
+   * with the world.
+   */
+  async serveDns(zone: WorldZone): Promise<void> {
+    if (this.closed) throw new Error('world is closed');
+    if (this.dns) throw new Error('the world already serves DNS');
+    const s = this.x.start(process.execPath, ['--input-type=module', '-e', WORLD_DNS_SOURCE], { netns: this.ns });
+    this.dns = s;
+    s.write(JSON.stringify(zone) + '\n');
+    const first = await withTimeout(s.nextLine(), 20_000, 'world DNS server did not start').catch(async (e: Error) => {
+      const r = await s.stop();
+      throw new NetnsError(`${e.message}: ${r.stderr.slice(0, 500)}`);
+    });
+    if (first !== 'ready') throw new NetnsError(`world DNS server said ${JSON.stringify(first)}`);
+  }
+
+  /**
    * A fresh host namespace linked to this world (fresh: no ruleset, no
    * conntrack entries). `names` are pinned in the namespace's own hosts file
-   * (/etc/netns/NS/hosts, which `ip netns exec` puts over /etc/hosts), and
-   * its name service is files only: nothing in it ever asks a real DNS.
+   * (/etc/netns/NS/hosts, which `ip netns exec` puts over /etc/hosts). Its
+   * name service is files only, so nothing in it ever asks a real DNS —
+   * unless `nameservers` are given (the world's DNS server, under
+   * `dns.proxy`): then its resolv.conf names them and hosts are looked up in
+   * the files, then DNS.
    */
-  async addHost(names: readonly NamePin[] = []): Promise<Host> {
+  async addHost(names: readonly NamePin[] = [], nameservers: readonly string[] = []): Promise<Host> {
     if (this.closed) throw new Error('world is closed');
     if (this.hosts.size >= MAX_HOSTS) throw new Error(`at most ${MAX_HOSTS} hosts per world`);
     // Round robin rather than lowest free: an index just given back is the last to be reused.
@@ -145,7 +168,7 @@ export class World {
     let removeNs: (() => Promise<void>) | undefined;
     try {
       removeNs = await createNetns(this.x, ns);
-      writeNetnsEtc(ns, hostsFiles(names));
+      writeNetnsEtc(ns, hostsFiles(names, nameservers));
       await sysctl(this.x, ns, {
         'net.ipv6.conf.all.accept_dad': 0,
         'net.ipv6.conf.default.accept_dad': 0,
@@ -196,6 +219,7 @@ export class World {
     if (this.closed) return;
     this.closed = true;
     cleanup.remove(this.cleanupId);
+    await this.dns?.stop();
     await this.listener.stop();
     await this.removeNs();
   }
@@ -208,21 +232,25 @@ export interface NamePin {
   ipv6: string[];
 }
 
-/** The /etc files of a host namespace: its pins, and a name service that reads only them. */
-export function hostsFiles(names: readonly NamePin[]): Record<string, string> {
+/** The /etc files of a host namespace: its pins, and a name service that reads only them (and the world's DNS, when `nameservers` are given). */
+export function hostsFiles(names: readonly NamePin[], nameservers: readonly string[] = []): Record<string, string> {
   const lines = ['# egress lab: names pinned for the rehearsal', '127.0.0.1 localhost', '::1 localhost ip6-localhost'];
   for (const n of names) {
     if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9.])?$/.test(n.name)) throw new Error(`cannot pin ${JSON.stringify(n.name)}: not a hostname`);
     for (const a of [...n.ipv4, ...n.ipv6]) lines.push(`${a} ${n.name}`);
   }
+  for (const s of nameservers) if (!parseAddress(s) || !inDocumentation(parseAddress(s)!.family, parseAddress(s)!.value)) throw new Error(`cannot name ${JSON.stringify(s)} as a nameserver: not a documentation address`);
   return {
     hosts: lines.join('\n') + '\n',
-    'nsswitch.conf': 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n',
-    'resolv.conf': '# egress lab: no DNS inside the rehearsal\n',
+    'nsswitch.conf': `passwd: files\ngroup: files\nshadow: files\nhosts: files${nameservers.length ? ' dns' : ''}\n`,
+    'resolv.conf': nameservers.length
+      ? `# egress lab: the world's DNS server (the forwarder's upstream; a program's queries to it are redirected to the forwarder)\n${nameservers.map((s) => `nameserver ${s}`).join('\n')}\noptions timeout:10 attempts:3\n`
+      : '# egress lab: no DNS inside the rehearsal\n',
   };
 }
 
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+/** `p`, or a NetnsError saying `what` when it takes longer than `ms`. */
+export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new NetnsError(`${what} within ${ms} ms`)), ms)))]);

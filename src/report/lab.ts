@@ -18,12 +18,14 @@ export function flowText(p: Probe, accounts: Accounts): string {
   const group = nameOf(accounts.groups, p.gid);
   const primary = p.uid === 0 ? p.gid === 0 : accounts.primaryGroup.get(p.uid) === p.gid;
   const who = user ?? `uid ${p.uid}`;
-  return `${what} to ${p.host ? `${p.host} (${p.dst})` : p.dst} as ${who}${primary ? '' : ` (group ${group ?? p.gid})`}`;
+  const to = p.name !== undefined ? `${p.name} (${p.dst.includes(':') ? 'AAAA' : 'A'} ${p.dst})` : p.host ? `${p.host} (${p.dst})` : p.dst;
+  return `${what} to ${to} as ${who}${primary ? '' : ` (group ${group ?? p.gid})`}`;
 }
 
 function explainText(c: Comparison): string {
   const d = c.decision;
   const by = d.step === 'allow' || d.step === 'deny' ? `${d.step} ${d.rules.map((r) => r.name).join(',')}` : d.step === 'builtin' ? `builtin ${d.builtin}` : 'default';
+  if (c.expected === 'refused') return `refused at DNS by ${by}`;
   return `${d.verdict}${d.audit ? ' (audit)' : ''} by ${by}`;
 }
 
@@ -38,6 +40,8 @@ export interface TargetSummary {
   blocked: number;
   rejected: number;
   dropped: number;
+  /** Name probes answered REFUSED (a deny rule's names under dns.proxy). */
+  refused: number;
   errors: number;
   disagreements: number;
 }
@@ -46,9 +50,10 @@ export function summarize(cs: Comparison[]): TargetSummary {
   return {
     probes: cs.length,
     through: cs.filter((c) => c.kernel === 'accept').length,
-    blocked: cs.filter((c) => c.kernel === 'reject' || c.kernel === 'drop').length,
+    blocked: cs.filter((c) => c.kernel === 'reject' || c.kernel === 'drop' || c.kernel === 'refused').length,
     rejected: cs.filter((c) => c.kernel === 'reject').length,
     dropped: cs.filter((c) => c.kernel === 'drop').length,
+    refused: cs.filter((c) => c.kernel === 'refused').length,
     errors: cs.filter((c) => c.kernel === 'error').length,
     disagreements: cs.filter((c) => !c.agree).length,
   };
@@ -67,7 +72,8 @@ export function renderLabText(file: string, r: LabReport, sources: SourceMap): s
     const cs = r.targets.map((t) => t.comparisons[i]);
     const bad = cs.some((c) => c && !c.agree);
     const first = cs.find((c) => c);
-    return [p.rule, p.why, flowText(p.probe, r.accounts), first ? explainText(first) : '-', ...cs.map(kernelText), bad ? 'DISAGREES' : ''];
+    // A name probe's flow is the address the answer held (the first target's).
+    return [p.rule, p.why, flowText(first?.result.probe ?? p.probe, r.accounts), first ? explainText(first) : '-', ...cs.map(kernelText), bad ? 'DISAGREES' : ''];
   });
   out.push(`egress lab: ${file}, rehearsed in network namespaces with ${targets.join(' and ')}`);
   out.push('');
@@ -80,7 +86,7 @@ export function renderLabText(file: string, r: LabReport, sources: SourceMap): s
     }
     const s = summarize(t.comparisons);
     out.push(
-      `${t.target}: ${s.probes} probes: ${s.through} got through, ${s.blocked} blocked (${s.rejected} rejected, ${s.dropped} dropped)` +
+      `${t.target}: ${s.probes} probes: ${s.through} got through, ${s.blocked} blocked (${s.rejected} rejected, ${s.dropped} dropped${s.refused ? `, ${s.refused} refused at DNS` : ''})` +
         (s.errors ? `, ${s.errors} probe errors` : '') +
         (s.disagreements ? `; ${s.disagreements} DISAGREE with explain` : '; the kernel agrees with explain on every probe'),
     );
@@ -114,7 +120,8 @@ export function labJson(file: string, r: LabReport, sources: SourceMap) {
       return {
         rule: p.rule,
         why: p.why,
-        flow: { ...p.probe, ...(user !== undefined ? { user } : {}), ...(group !== undefined ? { group } : {}) },
+        // A name probe's destination is the address the answer held (the first target's), as in the table.
+        flow: { ...p.probe, ...(first && p.probe.name !== undefined ? { dst: first.result.probe.dst } : {}), ...(user !== undefined ? { user } : {}), ...(group !== undefined ? { group } : {}) },
         ...(first
           ? {
               explain: { verdict: first.decision.verdict, audit: first.decision.audit, decidedBy: first.decision.step, rules: first.decision.rules.map((x) => x.name) },
@@ -124,7 +131,8 @@ export function labJson(file: string, r: LabReport, sources: SourceMap) {
         kernel: Object.fromEntries(
           r.targets.filter((t) => t.comparisons[i]).map((t) => {
             const c = t.comparisons[i]!;
-            return [t.target, { verdict: c.kernel, outcome: c.result.outcome, detail: c.result.detail, agree: c.agree }];
+            const named = c.result.probe.name !== undefined ? { dst: c.result.probe.dst, answered: c.result.answered ?? [] } : {};
+            return [t.target, { verdict: c.kernel, outcome: c.result.outcome, detail: c.result.detail, ...named, agree: c.agree }];
           }),
         ),
       };
