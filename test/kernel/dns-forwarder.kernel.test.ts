@@ -33,87 +33,19 @@ import { nftForwarderConfig } from '../../src/backends/nft/emit.js';
 import type { NftForwarderConfig } from '../../src/backends/nft/dns.js';
 import { ensureDnsGroup, forwarderUpstream, HOLD_MS } from '../../src/kernel/forwarder.js';
 import { mustRun } from '../../src/kernel/where.js';
+import { AUTHORITY, dnsPolicy, PROBE, REGISTER, UPSTREAMS, type Tally } from './dns-proof.js';
 import { kernelDescribe, loadInto, mustLoad, useKernel } from './harness.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const REGISTER = join(ROOT, 'test', 'kernel', 'fixtures', 'register-ts.mjs');
-const AUTHORITY = join(ROOT, 'test', 'kernel', 'fixtures', 'dns-authority.ts');
-const PROBE = join(ROOT, 'test', 'kernel', 'fixtures', 'dns-probe.ts');
-const MAIN = join(ROOT, 'src', 'dns', 'main.ts');
+const SOCKET = join(import.meta.dirname, 'fixtures', 'dns-socket.ts');
+const MAIN = join(import.meta.dirname, '..', '..', 'src', 'dns', 'main.ts');
 const USERS = [4_100_101, 4_100_102, 4_100_103];
 /** The one uid rule "svc" allows. */
 const SVC_UID = USERS[2]!;
 const CYCLES_PER_USER = 700;
-const UPSTREAMS = ['192.0.2.53', '2001:db8::53'];
-
-/**
- * Exact names, a wildcard matched at depths 1–3 (never its bare domain), a
- * CNAME (alias → edge.provider.test), a name answered only over TCP, a
- * 64-address name, one user's wildcard, deny names (exact and wildcard), and
- * an unrelated fixed-address rule on another port. Short lifetimes, so an
- * address answered earlier has mostly expired when the pool hands it out
- * again: each cycle's connects depend on that cycle's publish, which is what
- * the negative control needs to see.
- */
-const POLICY = `version: 1
-default: reject
-dns:
-  proxy: true
-  upstream: [${UPSTREAMS.map((u) => JSON.stringify(u)).join(', ')}]
-  grace: 0s
-  min_lifetime: 1s
-allow:
-  - name: cdn
-    reason: rotating CDN names
-    to: ["*.cdn.allowed.test", rot.allowed.test, alias.allowed.test, tcp-only.allowed.test, big.allowed.test]
-    ports: [tcp/443]
-  - name: svc
-    reason: one user's service
-    user: ${SVC_UID}
-    to: ["*.svc.allowed.test"]
-    ports: [tcp/443]
-  - name: ssh
-    reason: unrelated fixed address
-    to: [203.0.113.99]
-    ports: [tcp/22]
-deny:
-  - name: ads
-    reason: refused at DNS
-    to: [denied.test, "*.ads.allowed.test"]
-`;
+const POLICY = dnsPolicy(SVC_UID, { ssh: true });
 
 // Inside the pools' ranges, but never handed out by the authority (see dns-authority.ts).
 const NEVER = [...Array.from({ length: 10 }, (_, i) => `198.51.100.${200 + i}`), ...Array.from({ length: 10 }, (_, i) => `2001:db8:1::${(0x8000 + i).toString(16)}`)];
-
-interface Tally {
-  uid: number;
-  cycles: number;
-  byFamily: { A: number; AAAA: number };
-  byServer: Record<string, number>;
-  byDepth: Record<string, number>;
-  connects: number;
-  ok: number;
-  falseDenials: number;
-  falseDenialSamples: string[];
-  unlistedAdmitted: number;
-  unlistedRejected: number;
-  unlistedSamples: string[];
-  svcOk: number;
-  wrongUserAdmitted: number;
-  wrongUserRejected: number;
-  otherPortAdmitted: number;
-  otherPortRejected: number;
-  refused: number;
-  deniedNotRefused: number;
-  servfail: number;
-  tcpFallbacks: number;
-  bigAnswers: number;
-  cnameAnswers: number;
-  otherErrors: Record<string, number>;
-  answered: string[];
-  never: { rejected: number; admitted: string[] };
-  bypass: Record<string, string>;
-}
 
 /** The policy compiled as apply compiles it: the nft ruleset and the forwarder's configuration. */
 async function compiled(x: Execer): Promise<{ text: string; config: NftForwarderConfig }> {
@@ -146,6 +78,19 @@ async function startAuthority(x: Execer, worldNs: string): Promise<Started> {
   return s;
 }
 
+/** The forwarder as a process in `ns`, as root with group egress-dns (as apply starts it), once it says it is ready. */
+async function startForwarder(x: Execer, ns: string, dir: string, spec: Record<string, unknown>): Promise<Started> {
+  const file = join(dir, 'spec.json');
+  writeFileSync(file, JSON.stringify(spec));
+  const fwd = x.start(process.execPath, ['--import', REGISTER, MAIN, file], { netns: ns, uid: 0, gid: await ensureDnsGroup({ execer: x }) });
+  const ready = await line(fwd, 'forwarder').catch(async (e: Error) => {
+    const r = await fwd.stop();
+    throw new Error(`${e.message}; stderr: ${r.stderr.slice(0, 800)}`);
+  });
+  expect(ready).toMatch(/^ready /);
+  return fwd;
+}
+
 interface Run {
   tallies: Tally[];
   counters: Counters;
@@ -164,21 +109,13 @@ interface RunOptions {
 /** One client namespace with the compiled ruleset, a forwarder process, and one probe per user; everything removed at the end. */
 async function run(env: ReturnType<typeof useKernel>, opts: RunOptions): Promise<Run> {
   const { text, config } = await compiled(env.x);
-  const gid = await ensureDnsGroup({ execer: env.x });
   const host = await env.world.addHost();
   const dir = mkdtempSync(join(tmpdir(), 'egress-dnsfwd-'));
   let fwd: Started | undefined;
   try {
     await loadInto(env.x, host.ns, 'nft', text);
-    const spec = join(dir, 'spec.json');
     const logFile = join(dir, 'dns.log');
-    writeFileSync(spec, JSON.stringify({ config, logFile, control: true, ...(opts.publishAfterAnswer ? { publishAfterAnswer: true } : {}) }));
-    fwd = env.x.start(process.execPath, ['--import', REGISTER, MAIN, spec], { netns: host.ns, uid: 0, gid });
-    const ready = await line(fwd, 'forwarder').catch(async (e: Error) => {
-      const r = await fwd!.stop();
-      throw new Error(`${e.message}; stderr: ${r.stderr.slice(0, 800)}`);
-    });
-    expect(ready).toMatch(/^ready /);
+    fwd = await startForwarder(env.x, host.ns, dir, { config, logFile, control: true, ...(opts.publishAfterAnswer ? { publishAfterAnswer: true } : {}) });
     let done = false;
     const args = { cycles: opts.cyclesPerUser, workers: 8, never: NEVER, servers: UPSTREAMS, svcUid: SVC_UID, bypass: true };
     const started = Date.now();
@@ -325,6 +262,51 @@ kernelDescribe('DNS forwarder in the kernel, on the ruleset egress compiles', ()
       await authority.stop();
     }
   }, 180_000);
+
+  test('a DNS socket opened before the ruleset loaded: its next query is redirected at once; without the conntrack zone it is rejected', async () => {
+    const authority = await startAuthority(env.x, env.world.ns);
+    const { text, config } = await compiled(env.x);
+    const withoutZone = text.replace(/\tchain dns_zone \{\n[\s\S]*?\n\t\}\n\n/, '');
+    expect(withoutZone).not.toBe(text);
+    const seen: Record<string, string[]> = {};
+    try {
+      for (const [what, ruleset] of [
+        ['with the zone', text],
+        ['without the zone', withoutZone],
+      ] as const) {
+        const host = await env.world.addHost();
+        const dir = mkdtempSync(join(tmpdir(), 'egress-dnsct-'));
+        let fwd: Started | undefined;
+        let sock: Started | undefined;
+        try {
+          // Connections are tracked before egress loads (any ct rule does that; a distribution firewall, egress without dns.proxy).
+          await mustRun({ execer: env.x, netns: host.ns }, ['nft', '-f', '-'], 'table inet before {\n\tchain out {\n\t\ttype filter hook output priority 10; policy accept;\n\t\tct state established accept\n\t}\n}\n');
+          sock = env.x.start(process.execPath, ['--import', REGISTER, SOCKET, UPSTREAMS[0]!], { netns: host.ns, uid: USERS[0], gid: USERS[0] });
+          expect(await line(sock, 'dns socket')).toMatch(/^ready \d+$/);
+          const ask = async (name: string) => {
+            sock!.write(`${name}\n`);
+            return (await line(sock!, 'dns socket')).replace(`${name} `, '');
+          };
+          expect(await ask('denied.test')).toBe('NOERROR'); // the authority itself: nothing in the way yet
+          await loadInto(env.x, host.ns, 'nft', ruleset);
+          fwd = await startForwarder(env.x, host.ns, dir, { config, logFile: join(dir, 'dns.log') });
+          seen[what] = [await ask('denied.test'), await ask('denied.test'), await ask('rot.allowed.test')];
+        } finally {
+          await sock?.stop();
+          await fwd?.stop();
+          await host.close();
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
+    } finally {
+      await authority.stop();
+    }
+    process.stderr.write(`dns socket from before the ruleset: ${JSON.stringify(seen)}\n`);
+    // Same socket, same source port: the forwarder answers (REFUSED for the deny name) ...
+    expect(seen['with the zone']).toEqual(['REFUSED', 'REFUSED', 'NOERROR']);
+    // ... where, without the zone, the old conntrack entry keeps the query from the redirect and the guard rejects it.
+    for (const r of seen['without the zone']!) expect(r).toMatch(/^(EHOSTUNREACH|ECONNREFUSED|EACCES|EPERM|timeout)$/);
+  }, 120_000);
 
   test('negative control: publishing after the answer shows false denials in the same run', async () => {
     await env.world.listen({ tcp: [443, 80, 853], udp: [853] });
