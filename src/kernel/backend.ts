@@ -15,7 +15,7 @@ import type { LiveRuleset } from '../backends/live.js';
 import type { LinuxTarget } from '../backends/types.js';
 import type { Family } from '../policy/address.js';
 import { canonicalIptables, checkIptables, loadIptables, readIptables, removeIptables } from './iptables.js';
-import { canonicalNft, checkNft, loadNft, loadNftScript, readNft, removeNft, withLearned, type LoadFailure } from './nft.js';
+import { canonicalNft, loadNftScript, overLive, readNft, removeNft, type LoadFailure } from './nft.js';
 import { onPath } from './netns.js';
 import type { Where } from './where.js';
 
@@ -38,11 +38,11 @@ export async function readLive(w: Where, b: LinuxTarget): Promise<Live> {
 }
 
 export async function checkLoad(w: Where, b: LinuxTarget, art: Artifact, cur: Live): Promise<LoadFailure | undefined> {
-  return b === 'nft' ? checkNft(w, withLearned(art, cur.live)) : checkIptables(w, art, cur.save ?? { ipv4: '', ipv6: '' });
+  return b === 'nft' ? overLive(w, art, cur.live, true) : checkIptables(w, art, cur.save ?? { ipv4: '', ipv6: '' });
 }
 
 export async function load(w: Where, b: LinuxTarget, art: Artifact, cur: Live): Promise<LoadFailure | undefined> {
-  return b === 'nft' ? loadNft(w, withLearned(art, cur.live)) : loadIptables(w, art, cur.save ?? { ipv4: '', ipv6: '' });
+  return b === 'nft' ? overLive(w, art, cur.live, false) : loadIptables(w, art, cur.save ?? { ipv4: '', ipv6: '' });
 }
 
 export async function removeOwned(w: Where, b: LinuxTarget, cur: Live): Promise<void> {

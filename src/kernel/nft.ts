@@ -63,6 +63,51 @@ export function withLearned(art: Artifact, live: LiveRuleset): Artifact {
   return lines.length ? { text: art.text + lines.join('\n') + '\n', lineMap: art.lineMap } : art;
 }
 
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The artifact as a load that keeps the live `flags timeout` sets it
+ * declares too in the kernel, elements and all, rather than carrying their
+ * elements over (`withLearned`): the emitted head (`table inet egress {}` +
+ * `delete table inet egress`) becomes `flush table inet egress` and the
+ * deletion of every live chain, counter and set but those, on the same two
+ * lines (so the artifact's line numbers still hold). One transaction as
+ * before. Carrying over cannot be made safe: what the DNS forwarder
+ * publishes between apply's read of the live table and its load would be
+ * lost (the DNS re-apply kernel test saw connects to just-answered addresses
+ * rejected), and re-adding the read elements would shorten any the forwarder
+ * refreshed meanwhile. Undefined when there is nothing to keep, or when the
+ * table's comment (mode, default) must change: the kernel does not update
+ * the comment of an existing table.
+ */
+export function keepingLearned(art: Artifact, live: LiveRuleset): Artifact | undefined {
+  const head = `table ${NFT_TABLE} {}\ndelete table ${NFT_TABLE}\n`;
+  const declared = timeoutSets(art.text);
+  const keep = new Set([...live.sets].filter(([name, set]) => declared.has(name) && set.learned !== undefined).map(([name]) => name));
+  const comment = /^\tcomment "egress: mode (\S+), default (\S+)"$/m.exec(art.text);
+  const names = [...live.chains.keys(), ...live.sets.keys(), ...live.counters.keys()];
+  if (!live.present || !keep.size || !art.text.includes(head) || !comment || comment[1] !== live.mode || comment[2] !== live.default || !names.every((n) => IDENT.test(n))) return undefined;
+  const drop = [
+    ...[...live.chains.keys()].map((c) => `delete chain ${NFT_TABLE} ${c}`),
+    ...[...live.sets.keys()].filter((n) => !keep.has(n)).map((n) => `delete set ${NFT_TABLE} ${n}`),
+    ...[...live.counters.keys()].map((c) => `delete counter ${NFT_TABLE} ${c}`),
+  ];
+  return { text: art.text.replace(head, `flush table ${NFT_TABLE}\n${drop.join('; ')}\n`), lineMap: art.lineMap };
+}
+
+/**
+ * Check (`nft -c`) or load `art` over the live table: keeping the live
+ * learned sets when `keepingLearned` applies, else (or when the kernel
+ * refuses that script, say a set's declaration changed) replacing the table
+ * with the learned elements carried over.
+ */
+export async function overLive(w: Where, art: Artifact, live: LiveRuleset, check: boolean): Promise<LoadFailure | undefined> {
+  const go = check ? checkNft : loadNft;
+  const kept = keepingLearned(art, live);
+  if (kept && !(await go(w, kept))) return undefined;
+  return go(w, withLearned(art, live));
+}
+
 /** The `flags timeout` sets an emitted script declares, with their family. */
 function timeoutSets(text: string): Map<string, Family> {
   const out = new Map<string, Family>();

@@ -1,9 +1,11 @@
 /**
  * What the DNS forwarder learned outlives a reload: apply and rollback
- * replace `table inet egress`, and the loader carries each learned element
- * of a `flags timeout` set the new ruleset declares too, with the seconds it
- * had left, in the same transaction. A set the new ruleset no longer has
- * takes its elements with it.
+ * replace `table inet egress` but keep, in the same transaction, each live
+ * `flags timeout` set the new ruleset declares too, elements and all — also
+ * what the forwarder published after apply read the table. Where that cannot
+ * be done (the table's mode/default comment changes), the loader carries each
+ * learned element with the seconds it had left. A set the new ruleset no
+ * longer has takes its elements with it.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { compilePolicy } from '../../src/index.js';
@@ -55,6 +57,24 @@ kernelDescribe('learned DNS elements across a reload', () => {
     expect(after.find((a) => a.element === '198.51.100.7')!.expiresSec).toBeGreaterThan(500); // not reset to the set's default, not shortened to nothing
     expect((await learned('allow_cdn_v6_dns')).map((l) => l.element)).toEqual(['2001:db8:1::7']);
     expect(await learned('allow_api_v4_dns')).toEqual([]);
+
+    // Published after the loader read the live table (the forwarder does not stop while apply runs): kept, and a
+    // refresh meanwhile is not undone by the older lifetime that was read.
+    const read = await readLive(w, 'nft');
+    await mustRun(w, ['nft', '-f', '-'], 'add element inet egress allow_cdn_v4_dns { 198.51.100.9 timeout 600s }\ndelete element inet egress allow_cdn_v4_dns { 198.51.100.7 }\nadd element inet egress allow_cdn_v4_dns { 198.51.100.7 timeout 900s }\n');
+    expect(await load(w, 'nft', art, read)).toBeUndefined();
+    const kept = await learned('allow_cdn_v4_dns');
+    expect(kept.map((l) => l.element).filter((e) => e !== '198.51.100.8').sort()).toEqual(['198.51.100.7', '198.51.100.9']); // .8 lives 2 s
+    expect(kept.find((a) => a.element === '198.51.100.7')!.expiresSec).toBeGreaterThan(800);
+
+    // Audit mode: the table's comment changes, which needs a new table; the elements are carried over.
+    const audit = await artifact(`mode: audit\n${POLICY}`);
+    expect(await load(w, 'nft', audit, await readLive(w, 'nft'))).toBeUndefined();
+    const inAudit = await readLive(w, 'nft');
+    expect(inAudit.live.mode).toBe('audit');
+    expect((inAudit.live.sets.get('allow_cdn_v4_dns')?.learned ?? []).map((l) => l.element).filter((e) => e !== '198.51.100.8').sort()).toEqual(['198.51.100.7', '198.51.100.9']);
+    expect(await load(w, 'nft', art, inAudit)).toBeUndefined();
+    expect((await readLive(w, 'nft')).live.mode).toBe('enforce');
 
     // A policy without the cdn rule: its sets and what they learned are gone.
     expect(await load(w, 'nft', await artifact(POLICY.replace(/ {2}- \{ name: cdn.*\n/, '')), await readLive(w, 'nft'))).toBeUndefined();

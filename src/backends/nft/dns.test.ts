@@ -93,10 +93,30 @@ describe('emit', () => {
     );
   });
 
+  test("programs' queries and the forwarder's answers get a conntrack zone of their own, before conntrack sees them", async () => {
+    const t = emitNft(await ir(MIRRORS)).value!.text;
+    expect(t).toContain(
+      [
+        '\tchain dns_zone {',
+        '\t\ttype filter hook output priority raw; policy accept;',
+        '\t\tip daddr 127.0.0.153 meta l4proto { tcp, udp } th dport 153 ct zone set 153 comment "egress dns: a query to the forwarder"',
+        '\t\tip saddr 127.0.0.153 meta l4proto { tcp, udp } th sport 153 ct zone set 153 comment "egress dns: the forwarder\'s answer"',
+        '\t\tip saddr 127.0.0.153 icmp type destination-unreachable ct zone set 153 comment "egress dns: no forwarder listening: the error reaches the program"',
+        '\t\tip6 daddr ::1 meta l4proto { tcp, udp } th dport 153 ct zone set 153 comment "egress dns: a query to the forwarder"',
+        '\t\tip6 saddr ::1 meta l4proto { tcp, udp } th sport 153 ct zone set 153 comment "egress dns: the forwarder\'s answer"',
+        '\t\tip6 saddr ::1 icmpv6 type destination-unreachable ct zone set 153 comment "egress dns: no forwarder listening: the error reaches the program"',
+        '\t\tmeta skuid 0 meta skgid 990 return comment "egress dns: the forwarder\'s own queries"',
+        '\t\tmeta l4proto { tcp, udp } th dport 53 fib daddr type != local ct zone set 153 comment "egress dns: a query to redirect, in a zone apart from the forwarder\'s upstream flows"',
+        '\t}',
+      ].join('\n'),
+    );
+    expect(t).not.toMatch(/ct zone set (?!153 )/);
+  });
+
   test('audit mode logs bypassing DNS with tag b and lets it through', async () => {
     const t = emitNft(await ir(`mode: audit\n${MIRRORS}`)).value!.text;
     check(t);
-    expect(lines(t, /fib daddr type != local/).map((l) => l.trim().replace(/ comment .*$/, ''))).toEqual([
+    expect(lines(t, /th dport \{ 53, 853 \} fib daddr type != local/).map((l) => l.trim().replace(/ comment .*$/, ''))).toEqual([
       'meta l4proto { tcp, udp } th dport { 53, 853 } fib daddr type != local counter name "dns_bypass" limit rate 10/second log prefix "EGRESS b:- " flags skuid',
       'meta l4proto { tcp, udp } th dport { 53, 853 } fib daddr type != local accept',
     ]);
