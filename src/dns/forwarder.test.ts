@@ -147,6 +147,24 @@ describe('what is and is not published', () => {
     expect(writer.calls).toEqual([]);
   });
 
+  test('a forwarded A/AAAA answer is logged as dns-answer, with the chain’s addresses; other types are not', async () => {
+    const script: Script = (q) => {
+      const qq = q.questions![0]!;
+      if (qq.name === 'www.unlisted.test' && qq.type === 'A') return respond(q, [cname('www.unlisted.test', 'edge.unlisted.test'), a('edge.unlisted.test', '198.51.100.9', 30), a('edge.unlisted.test', '198.51.100.8', 20)]);
+      return simple(q);
+    };
+    const { port, records, writer } = await setup({ script });
+    await askUdp(port, query('www.unlisted.test'));
+    await askUdp(port, query('other.unlisted.test', 'AAAA'));
+    await askUdp(port, query('www.unlisted.test', 'TXT'));
+    await expect.poll(() => records.length).toBe(2);
+    expect(records).toEqual([
+      { time: expect.any(String), event: 'dns-answer', name: 'www.unlisted.test', qtype: 'A', addresses: ['198.51.100.9', '198.51.100.8'], ttl: 20, proto: 'udp' },
+      { time: expect.any(String), event: 'dns-answer', name: 'other.unlisted.test', qtype: 'AAAA', addresses: ['2001:db8::19'], ttl: 5, proto: 'udp' },
+    ]);
+    expect(writer.calls).toEqual([]);
+  });
+
   test('CNAME chain: the targets inherit the query name’s rule; records off the chain are not published', async () => {
     const script: Script = (q) =>
       respond(q, [
