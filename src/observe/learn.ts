@@ -381,9 +381,11 @@ export function ruleComment(r: LearnedRule, describeUser: (uid: number) => strin
     lines.push(`per destination: ${shown.join(', ')}${r.perDestination.length > 6 ? `, and ${r.perDestination.length - 6} more` : ''}`);
   }
   for (const c of r.collapsed) lines.push(`${c.prefix} stands for ${c.seen.length} addresses seen: ${c.seen.slice(0, 6).join(', ')}${c.seen.length > 6 ? ', …' : ''}`);
-  for (const n of r.names.slice(0, 6))
+  // Names a wildcard stands for are listed on its line instead.
+  const named = r.names.filter((n) => !r.wildcards.some((w) => w.seen.includes(n.name)));
+  for (const n of named.slice(0, 6))
     lines.push(`${n.name}: the DNS forwarder had just answered it with ${n.addresses.slice(0, 4).join(', ')}${n.addresses.length > 4 ? ', …' : ''}${n.sameUser ? ' (to the same user)' : ''}`);
-  if (r.names.length > 6) lines.push(`and ${r.names.length - 6} more names from the DNS forwarder's answers`);
+  if (named.length > 6) lines.push(`and ${named.length - 6} more names from the DNS forwarder's answers`);
   for (const w of r.wildcards) lines.push(`${w.pattern} stands for ${w.seen.length} names seen: ${w.seen.slice(0, 6).join(', ')}${w.seen.length > 6 ? ', …' : ''}`);
   for (const u of r.unnamed.slice(0, 6)) lines.push(`${u.address} was answered for ${u.name}, kept as the address: ${u.why}`);
   const uids = new Map<number, number>();
