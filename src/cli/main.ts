@@ -257,6 +257,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       .argument('[log...]', 'log files (plain or .gz; "-" = standard input; default /var/log/kern.log or /var/log/messages)'),
   )
     .option('--check', 'exit 1 when the policy would deny anything in the logs')
+    .option('--dns-log <file>', 'the DNS forwarder\'s log: with dns.proxy, a connection to an address it had just answered for a name is decided by the rules naming it (repeatable; default: the state directory\'s)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--top <n>', 'rows per table (default 10)')
     .option('--prometheus', 'Prometheus text format')
     .option('--output <file>', 'write the report to FILE atomically instead of standard output')

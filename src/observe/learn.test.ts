@@ -168,21 +168,7 @@ describe('learn', () => {
   });
 });
 
-const PROXY = `version: 1
-mode: audit
-default: reject
-dns: { proxy: true, upstream: [192.0.2.53] }
-log: { prefix: "EGRESS " }
-allow:
-  - name: mirror
-    reason: package updates
-    to: [deb.debian.org]
-    ports: [tcp/443]
-deny:
-  - name: no-evil
-    reason: never
-    to: ["*.evil.example.net"]
-`;
+const PROXY = readFileSync(join(GOLDEN, 'proxy-policy.yaml'), 'utf8');
 
 /** A forwarded answer (dns-answer record) at `at`. */
 function answer(name: string, addresses: string[], at: string, uid?: number, ttl = 30): NameRecord {
@@ -203,7 +189,7 @@ const ANSWERS = [
   // answered long before the connection (TTL 30 + grace 60): no name
   answer('late.example.org', ['192.0.2.99'], '2026-11-23T09:00:00Z', 0),
   // a name the policy refuses now (answered before the deny rule was added)
-  answer('x.evil.example.net', ['192.0.2.66'], '2026-11-23T09:00:00Z', 0),
+  answer('x.evil.test', ['192.0.2.66'], '2026-11-23T09:00:00Z', 0),
 ];
 
 const DNS_SEEN = [
@@ -225,7 +211,7 @@ describe('learn with the DNS forwarder’s answers', () => {
     expect(byPort['tcp/8443']).toMatchObject({ to: ['api.partner.example.com'], users: ['appuser'], connections: 2, names: [{ name: 'api.partner.example.com', addresses: ['203.0.113.5', '203.0.113.6'] }] });
     expect(byPort['tcp/9443']).toMatchObject({ to: ['*.cdn.example.net'], wildcards: [{ pattern: '*.cdn.example.net', seen: ['a.cdn.example.net', 'b.cdn.example.net', 'c.d.cdn.example.net'] }] });
     expect(byPort['tcp/22']).toMatchObject({ to: ['192.0.2.99'], names: [], unnamed: [] });
-    expect(byPort['tcp/80']).toMatchObject({ to: ['192.0.2.66'], unnamed: [{ address: '192.0.2.66', name: 'x.evil.example.net', why: 'a deny rule names it (the forwarder refuses it)' }] });
+    expect(byPort['tcp/80']).toMatchObject({ to: ['192.0.2.66'], unnamed: [{ address: '192.0.2.66', name: 'x.evil.test', why: 'a deny rule names it (the forwarder refuses it)' }] });
   });
 
   test('the merged policy passes check, and admits each flow once the forwarder answered its name; a wrong name does not', async () => {
@@ -234,7 +220,7 @@ describe('learn with the DNS forwarder’s answers', () => {
     expect(items).toContain('to: ["*.cdn.example.net"]');
     expect(items).toContain('# www.example.org: the DNS forwarder had just answered it with 198.51.100.7 (to the same user)');
     expect(items).toContain('# *.cdn.example.net stands for 3 names seen: a.cdn.example.net, b.cdn.example.net, c.d.cdn.example.net');
-    expect(items).toContain('# 192.0.2.66 was answered for x.evil.example.net, kept as the address: a deny rule names it');
+    expect(items).toContain('# 192.0.2.66 was answered for x.evil.test, kept as the address: a deny rule names it');
     const merged = mergeLearned(PROXY, items);
     const l2 = await loadText(merged);
     expect(l2.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);

@@ -116,7 +116,8 @@ export class FlowCollector {
     accounts?: Accounts,
     private readonly names?: NameIndex,
   ) {
-    this.replayer = new Replayer(ir, accounts);
+    // Answer-aware: a flow to an address the forwarder had answered for a name an allow rule already names is already allowed.
+    this.replayer = new Replayer(ir, accounts, names);
   }
 
   add(e: LogEvent, isNew: boolean): void {
