@@ -153,14 +153,14 @@ describe('what is and is not published', () => {
       if (qq.name === 'www.unlisted.test' && qq.type === 'A') return respond(q, [cname('www.unlisted.test', 'edge.unlisted.test'), a('edge.unlisted.test', '198.51.100.9', 30), a('edge.unlisted.test', '198.51.100.8', 20)]);
       return simple(q, proto);
     };
-    const { port, records, writer } = await setup({ script });
+    const { port, records, writer } = await setup({ script, seams: { uidOf: async () => 4242 } });
     await askUdp(port, query('www.unlisted.test'));
     await askUdp(port, query('other.unlisted.test', 'AAAA'));
     await askUdp(port, query('www.unlisted.test', 'TXT'));
     await expect.poll(() => records.length).toBe(2);
     expect(records).toEqual([
-      { time: expect.any(String), event: 'dns-answer', name: 'www.unlisted.test', qtype: 'A', addresses: ['198.51.100.9', '198.51.100.8'], ttl: 20, proto: 'udp' },
-      { time: expect.any(String), event: 'dns-answer', name: 'other.unlisted.test', qtype: 'AAAA', addresses: ['2001:db8::19'], ttl: 5, proto: 'udp' },
+      { time: expect.any(String), event: 'dns-answer', name: 'www.unlisted.test', qtype: 'A', addresses: ['198.51.100.9', '198.51.100.8'], ttl: 20, proto: 'udp', uid: 4242 },
+      { time: expect.any(String), event: 'dns-answer', name: 'other.unlisted.test', qtype: 'AAAA', addresses: ['2001:db8::19'], ttl: 5, proto: 'udp', uid: 4242 },
     ]);
     expect(writer.calls).toEqual([]);
   });

@@ -73,6 +73,13 @@ export interface Reply {
 const HOLD_TIMEOUT = Symbol('hold timeout');
 /** Longest an answer waits for the asker's uid lookup (for the log only). */
 const UID_WAIT_MS = 2;
+/**
+ * Forwarded answers whose asker is looked up, at most, per second. Their uid
+ * is only for the log, and the /proc/net read is the dearest step under load
+ * (bench/dns.mjs: looking up every one doubled the forwarded answers' p50),
+ * so beyond this the `dns-answer` records go without it.
+ */
+const ANSWER_UIDS_PER_SEC = 20;
 
 async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
   let t: NodeJS.Timeout | undefined;
@@ -89,6 +96,8 @@ export class Forwarder {
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly uidOf: ((c: Client) => Promise<number | undefined>) | null;
   private closed = false;
+  /** The second (performance.now() / 1000) and the forwarded-answer uid lookups left in it. */
+  private answerUids = { second: -1, left: 0 };
 
   constructor(
     private readonly config: ForwarderConfig,
@@ -173,7 +182,7 @@ export class Forwarder {
     // A forwarded A/AAAA answer gets a `dns-answer` record (for stats and learn), written after it is sent.
     const logAnswer = !named && !!this.seams.log && (q.qtype === TYPE.A || q.qtype === TYPE.AAAA);
     // Look for the asker now, while its socket surely exists; awaited only for the log line.
-    const uid = (named || logAnswer) && this.uidOf ? this.uidOf(client).catch(() => undefined) : undefined;
+    const uid = this.uidOf && (named || (logAnswer && this.answerUidAllowed())) ? this.uidOf(client).catch(() => undefined) : undefined;
 
     let resp: Buffer;
     try {
@@ -317,6 +326,12 @@ export class Forwarder {
       proto: client.proto,
       ...(u !== undefined ? { uid: u } : {}),
     });
+  }
+
+  private answerUidAllowed(): boolean {
+    const second = Math.floor(performance.now() / 1000);
+    if (second !== this.answerUids.second) this.answerUids = { second, left: ANSWER_UIDS_PER_SEC };
+    return this.answerUids.left-- > 0;
   }
 
   /** The `dns-answer` record of a forwarded answer; parsed only now, after it was sent, so logging costs the client nothing. */

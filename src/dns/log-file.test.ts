@@ -21,7 +21,7 @@ describe('RotatingLog', () => {
     const log = new RotatingLog(path, 100);
     const lines = Array.from({ length: 30 }, (_, i) => `{"n":${String(i).padStart(2, '0')}}`); // 9 bytes with the newline: 11 a file
     for (const l of lines) log.write(l);
-    await log.close();
+    log.close();
     expect(statSync(path).size).toBeLessThanOrEqual(100);
     expect(statSync(`${path}.1`).size).toBeLessThanOrEqual(100);
     const kept = (readFileSync(`${path}.1`, 'utf8') + readFileSync(path, 'utf8')).trimEnd().split('\n');
@@ -34,16 +34,27 @@ describe('RotatingLog', () => {
     writeFileSync(path, 'x'.repeat(95) + '\n');
     const log = new RotatingLog(path, 100);
     log.write('{"a":1}');
-    await log.close();
+    log.close();
     expect(readFileSync(`${path}.1`, 'utf8')).toBe('x'.repeat(95) + '\n');
     expect(readFileSync(path, 'utf8')).toBe('{"a":1}\n');
+  });
+
+  test('lines are written in batches: after the flush interval, or at close', async () => {
+    const path = join(tmp(), 'dns-forwarder.log');
+    const log = new RotatingLog(path, 1000);
+    log.write('{"a":1}');
+    expect(readFileSync(path, 'utf8')).toBe('');
+    await expect.poll(() => readFileSync(path, 'utf8')).toBe('{"a":1}\n');
+    log.write('{"a":2}');
+    log.close();
+    expect(readFileSync(path, 'utf8')).toBe('{"a":1}\n{"a":2}\n');
   });
 
   test('under the cap nothing is renamed', async () => {
     const path = join(tmp(), 'dns-forwarder.log');
     const log = new RotatingLog(path, 1000);
     log.write('{"a":1}');
-    await log.close();
+    log.close();
     expect(existsSync(`${path}.1`)).toBe(false);
   });
 });
