@@ -13,7 +13,7 @@ import readline from 'node:readline';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { errnoText } from '../diag/errno.js';
-import { formatAddress, parseAddress } from '../policy/address.js';
+import ipaddr from 'ipaddr.js';
 import { MAX_PROBLEMS, type ReadProblem } from './event.js';
 import { ReadError } from './read.js';
 
@@ -61,6 +61,25 @@ export function emptyDnsCounts(): DnsReadCounts {
   return { lines: 0, records: 0, other: 0, malformed: 0, beforeSince: 0, files: [], problems: [] };
 }
 
+/** Dotted quad without leading zeros: already canonical. */
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+/** Canonical forms of the IPv6 addresses seen (the same ones come back again and again); cleared when it grows past 100,000. */
+const canonical6 = new Map<string, string | null>();
+
+/** An address as the forwarder logged it → canonical text, or undefined when it is not one. */
+function canonicalAddress(a: unknown): string | undefined {
+  if (typeof a !== 'string') return undefined;
+  if (IPV4.test(a)) return a;
+  let c = canonical6.get(a);
+  if (c === undefined) {
+    // As policy/address.ts formatAddress writes it (RFC 5952), without its detour through IPv4 and bigint.
+    c = a.includes(':') && !a.includes('%') && ipaddr.IPv6.isValid(a) ? ipaddr.IPv6.parse(a).toString() : null;
+    if (canonical6.size >= 100_000) canonical6.clear();
+    canonical6.set(a, c);
+  }
+  return c ?? undefined;
+}
+
 const KINDS: Record<string, NameRecordKind> = { 'dns-answer': 'answer', 'dns-publish': 'publish', 'dns-refused': 'refused' };
 
 /** The forwarder log at `path` as the files to read, oldest first: `path.1` (rotated), then `path`, those that exist. */
@@ -88,9 +107,9 @@ export function parseDnsLine(line: string): NameRecord | 'other' | { malformed: 
   if (r.addresses !== undefined) {
     if (!Array.isArray(r.addresses)) return { malformed: 'bad "addresses"' };
     for (const a of r.addresses) {
-      const p = typeof a === 'string' ? parseAddress(a) : undefined;
-      if (!p) return { malformed: `bad address ${JSON.stringify(a)}` };
-      addresses.push(formatAddress(p.family, p.value));
+      const c = canonicalAddress(a);
+      if (c === undefined) return { malformed: `bad address ${JSON.stringify(a)}` };
+      addresses.push(c);
     }
   }
   const rules = Array.isArray(r.rules) ? r.rules.filter((x): x is string => typeof x === 'string') : [];
