@@ -12,7 +12,7 @@ import { realExecer, type Execer } from '../kernel/exec.js';
 import { FORWARDER_LOG } from '../kernel/forwarder.js';
 import { readState, stateDirOf } from '../kernel/state.js';
 import type { StatsContext } from '../observe/aggregate.js';
-import { dnsLogFiles, readDnsLog, type DnsReadCounts, type NameRecord } from '../logs/dns-log.js';
+import { readableDnsLogFiles, readDnsLog, type DnsReadCounts, type NameRecord } from '../logs/dns-log.js';
 import { ReadError, type LogSource, type ReadOptions } from '../logs/read.js';
 import { accountNames, hostsByAddress } from '../observe/replay.js';
 import { parseSince } from '../logs/since.js';
@@ -70,11 +70,12 @@ export function sourcesOf(io: Io, logs: readonly string[], flags: SourceFlags, s
 /**
  * The DNS forwarder's log files to read: `--dns-log` files as given, else
  * the state directory's `dns-forwarder.log.1` and `dns-forwarder.log` that
- * exist (none: no names to report).
+ * exist and this process may read (none: no names to report; the directory
+ * is root's).
  */
 export function dnsLogSources(io: Io, flags: SourceFlags): { path: string; name: string }[] {
   if (flags.dnsLog?.length) return flags.dnsLog.map((f) => ({ path: resolvePath(io.cwd, f), name: f }));
-  return dnsLogFiles(join(stateDirOf(io.env), FORWARDER_LOG)).map((p) => ({ path: p, name: p }));
+  return readableDnsLogFiles(join(stateDirOf(io.env), FORWARDER_LOG)).map((p) => ({ path: p, name: p }));
 }
 
 /** Read the DNS forwarder's log (see dnsLogSources); undefined when there is none. Unreadable files are exit-1 errors. */

@@ -7,7 +7,7 @@
  * line that is not such a record is counted as malformed, never fatal. Plain
  * or gzip (by magic bytes), as the kernel log reader does.
  */
-import { createReadStream, existsSync } from 'node:fs';
+import { accessSync, constants, createReadStream, existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import readline from 'node:readline';
 import type { Readable } from 'node:stream';
@@ -85,6 +85,18 @@ const KINDS: Record<string, NameRecordKind> = { 'dns-answer': 'answer', 'dns-pub
 /** The forwarder log at `path` as the files to read, oldest first: `path.1` (rotated), then `path`, those that exist. */
 export function dnsLogFiles(path: string): string[] {
   return [`${path}.1`, path].filter((p) => existsSync(p));
+}
+
+/** `dnsLogFiles`, only those this process may read (the state directory is root's: for others there is nothing to read, not an error). */
+export function readableDnsLogFiles(path: string): string[] {
+  return dnsLogFiles(path).filter((p) => {
+    try {
+      accessSync(p, constants.R_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** One line → a record, 'other' (a forwarder record of another kind), or why it is malformed. */
