@@ -103,7 +103,9 @@ kernelDescribe('names from the DNS forwarder: audit → stats → learn → enfo
         return JSON.parse(s.out);
       };
       let stats = await statsJson();
-      for (let i = 0; i < 50 && (stats.connections < unnamed || (stats.names?.answers ?? 0) < (CDN.length + 1) * 2); i++) {
+      // Every record: forwarded and published answers, and the two refusals (A and AAAA of unlisted.test).
+      const complete = (j: typeof stats) => j.connections >= unnamed && (j.names?.answers ?? 0) >= (CDN.length + 2) * 2 && (j.names?.refusals ?? 0) >= 2;
+      for (let i = 0; i < 100 && !complete(stats); i++) {
         await new Promise((r) => setTimeout(r, 100));
         stats = await statsJson();
       }
