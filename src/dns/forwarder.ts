@@ -334,7 +334,7 @@ export class Forwarder {
     return this.answerUids.left-- > 0;
   }
 
-  /** The `dns-answer` record of a forwarded answer; parsed only now, after it was sent, so logging costs the client nothing. */
+  /** The `dns-answer` record of a forwarded answer; parsed only now, after it was sent, so the client does not wait for it. */
   private async logAnswer(q: Query, name: string, resp: Buffer, client: Client, uid: Promise<number | undefined> | undefined): Promise<void> {
     let found: FoundAddress[] = [];
     try {
