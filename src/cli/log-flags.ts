@@ -6,11 +6,13 @@
  */
 import { existsSync } from 'node:fs';
 import { uptime } from 'node:os';
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import type { Loaded } from '../index.js';
 import { realExecer, type Execer } from '../kernel/exec.js';
+import { FORWARDER_LOG } from '../kernel/forwarder.js';
 import { readState, stateDirOf } from '../kernel/state.js';
 import type { StatsContext } from '../observe/aggregate.js';
+import { readableDnsLogFiles, readDnsLog, type DnsReadCounts, type NameRecord } from '../logs/dns-log.js';
 import { ReadError, type LogSource, type ReadOptions } from '../logs/read.js';
 import { accountNames, hostsByAddress } from '../observe/replay.js';
 import { parseSince } from '../logs/since.js';
@@ -19,6 +21,8 @@ import { systemResolver, type Accounts } from '../resolve/resolver.js';
 import { CommandError, UsageError, type Io } from './io.js';
 
 export interface SourceFlags {
+  /** The DNS forwarder's log files (stats, learn); default: the state directory's, when there is one. */
+  dnsLog?: string[];
   journal?: boolean;
   kmsg?: boolean;
   since?: string;
@@ -61,6 +65,24 @@ export function sourcesOf(io: Io, logs: readonly string[], flags: SourceFlags, s
     out.push({ kind: 'file', path: found, name: found });
   }
   return out;
+}
+
+/**
+ * The DNS forwarder's log files to read: `--dns-log` files as given, else
+ * the state directory's `dns-forwarder.log.1` and `dns-forwarder.log` that
+ * exist and this process may read (none: no names to report; the directory
+ * is root's).
+ */
+export function dnsLogSources(io: Io, flags: SourceFlags): { path: string; name: string }[] {
+  if (flags.dnsLog?.length) return flags.dnsLog.map((f) => ({ path: resolvePath(io.cwd, f), name: f }));
+  return readableDnsLogFiles(join(stateDirOf(io.env), FORWARDER_LOG)).map((p) => ({ path: p, name: p }));
+}
+
+/** Read the DNS forwarder's log (see dnsLogSources); undefined when there is none. Unreadable files are exit-1 errors. */
+export async function readDnsNames(io: Io, flags: SourceFlags, since: number | undefined, sink: (r: NameRecord) => void): Promise<DnsReadCounts | undefined> {
+  const files = dnsLogSources(io, flags);
+  if (!files.length) return undefined;
+  return runReader(readDnsLog(files, since !== undefined ? { since } : {}, sink));
 }
 
 export function readOptionsOf(io: Io, flags: SourceFlags, seams: ObserveSeams, prefixes: string[] | undefined): ReadOptions {

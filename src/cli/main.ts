@@ -219,6 +219,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       .argument('[log...]', 'log files (plain or .gz; "-" = standard input; default /var/log/kern.log or /var/log/messages)'),
   )
     .option('--policy <policy>', 'name hosts and rules from this policy (and count only its log prefix)')
+    .option('--dns-log <file>', 'the DNS forwarder\'s log, for the "names" section (repeatable; default: dns-forwarder.log and .1 in the state directory, when there)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--follow', 'keep reading as the logs grow (survives rotation), reprinting every --interval seconds')
     .option('--interval <seconds>', 'with --follow: how often to report (default 10)')
     .option('--top <n>', 'rows per table (default 10)')
@@ -239,6 +240,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       .argument('[log...]', 'log files (plain or .gz; "-" = standard input)'),
   )
     .option('--policy <policy>', 'the policy to learn for (required)')
+    .option('--dns-log <file>', 'the DNS forwarder\'s log: with dns.proxy, addresses it had just answered for a name are learned as the name (repeatable; default: the state directory\'s)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--write', 'merge the learned rules into the policy file, keeping its comments and layout')
     .addOption(jsonOpt())
     .addOption(silenceOpt())
@@ -255,6 +257,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       .argument('[log...]', 'log files (plain or .gz; "-" = standard input; default /var/log/kern.log or /var/log/messages)'),
   )
     .option('--check', 'exit 1 when the policy would deny anything in the logs')
+    .option('--dns-log <file>', 'the DNS forwarder\'s log: with dns.proxy, a connection to an address it had just answered for a name is decided by the rules naming it (repeatable; default: the state directory\'s)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--top <n>', 'rows per table (default 10)')
     .option('--prometheus', 'Prometheus text format')
     .option('--output <file>', 'write the report to FILE atomically instead of standard output')

@@ -134,7 +134,7 @@ describe('what is and is not published', () => {
     expect(up.asked).toEqual([]);
     expect(writer.calls).toEqual([]);
     expect(fwd.counters()).toMatchObject({ refused: 2, answered: 0 });
-    expect(records.map((r) => [r.event, r.name, r.rules])).toEqual([
+    expect(records.map((r) => [r.event, r.name, 'rules' in r ? r.rules : undefined])).toEqual([
       ['dns-refused', 'x.evil.example.com', ['no-evil']],
       ['dns-refused', 'blocked.test', ['blocked']],
     ]);
@@ -144,6 +144,24 @@ describe('what is and is not published', () => {
     const { writer, port } = await setup();
     const r = await askUdp(port, query('www.unlisted.test'));
     expect(addressesOf(r)).toEqual(['192.0.2.17']);
+    expect(writer.calls).toEqual([]);
+  });
+
+  test('a forwarded A/AAAA answer is logged as dns-answer, with the chain’s addresses; other types are not', async () => {
+    const script: Script = (q, proto) => {
+      const qq = q.questions![0]!;
+      if (qq.name === 'www.unlisted.test' && qq.type === 'A') return respond(q, [cname('www.unlisted.test', 'edge.unlisted.test'), a('edge.unlisted.test', '198.51.100.9', 30), a('edge.unlisted.test', '198.51.100.8', 20)]);
+      return simple(q, proto);
+    };
+    const { port, records, writer } = await setup({ script, seams: { uidOf: async () => 4242 } });
+    await askUdp(port, query('www.unlisted.test'));
+    await askUdp(port, query('other.unlisted.test', 'AAAA'));
+    await askUdp(port, query('www.unlisted.test', 'TXT'));
+    await expect.poll(() => records.length).toBe(2);
+    expect(records).toEqual([
+      { time: expect.any(String), event: 'dns-answer', name: 'www.unlisted.test', qtype: 'A', addresses: ['198.51.100.9', '198.51.100.8'], ttl: 20, proto: 'udp', uid: 4242 },
+      { time: expect.any(String), event: 'dns-answer', name: 'other.unlisted.test', qtype: 'AAAA', addresses: ['2001:db8::19'], ttl: 5, proto: 'udp', uid: 4242 },
+    ]);
     expect(writer.calls).toEqual([]);
   });
 

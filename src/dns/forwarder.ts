@@ -16,6 +16,9 @@
  *    allow rule's sets for max(minLifetime, TTL + grace) seconds. Only when
  *    the writer confirms the commit is the answer sent; no confirmation within
  *    holdMs → SERVFAIL, never a late answer.
+ * 7. Logs (the `log` seam): `dns-publish` per published answer, `dns-refused`
+ *    per refused query, `dns-answer` per forwarded A/AAAA answer (step 5,
+ *    after it was sent).
  *
  * Nothing here decides about I/O beyond the sockets it serves: logs go to
  * the `log` seam, the kernel is behind `ElementWriter`.
@@ -39,7 +42,7 @@ export interface Client {
 
 export interface ForwarderSeams {
   writer: ElementWriter;
-  /** One record per published answer and per refused query. */
+  /** One record per published answer, per refused query and per forwarded A/AAAA answer. */
   log?: (r: ForwarderRecord) => void;
   /** Who owns the client's socket; default: /proc/net (uid.ts). `null`: do not look. */
   uidOf?: ((c: Client) => Promise<number | undefined>) | null;
@@ -70,6 +73,13 @@ export interface Reply {
 const HOLD_TIMEOUT = Symbol('hold timeout');
 /** Longest an answer waits for the asker's uid lookup (for the log only). */
 const UID_WAIT_MS = 2;
+/**
+ * Forwarded answers whose asker is looked up, at most, per second. Their uid
+ * is only for the log, and the /proc/net read is the dearest step under load
+ * (bench/dns.mjs: looking up every one doubled the forwarded answers' p50),
+ * so beyond this the `dns-answer` records go without it.
+ */
+const ANSWER_UIDS_PER_SEC = 20;
 
 async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
   let t: NodeJS.Timeout | undefined;
@@ -86,6 +96,8 @@ export class Forwarder {
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly uidOf: ((c: Client) => Promise<number | undefined>) | null;
   private closed = false;
+  /** The second (performance.now() / 1000) and the forwarded-answer uid lookups left in it. */
+  private answerUids = { second: -1, left: 0 };
 
   constructor(
     private readonly config: ForwarderConfig,
@@ -167,8 +179,10 @@ export class Forwarder {
       this.c.answered++;
       return { response: emptyAnswer(q, RCODE.NOERROR) };
     }
+    // A forwarded A/AAAA answer gets a `dns-answer` record (for stats and learn), written after it is sent.
+    const logAnswer = !named && !!this.seams.log && (q.qtype === TYPE.A || q.qtype === TYPE.AAAA);
     // Look for the asker now, while its socket surely exists; awaited only for the log line.
-    const uid = named && this.uidOf ? this.uidOf(client).catch(() => undefined) : undefined;
+    const uid = this.uidOf && (named || (logAnswer && this.answerUidAllowed())) ? this.uidOf(client).catch(() => undefined) : undefined;
 
     let resp: Buffer;
     try {
@@ -180,7 +194,11 @@ export class Forwarder {
     } catch {
       return this.servfail(q);
     }
-    if (!named) return this.fit(q, client, resp);
+    if (!named) {
+      const reply = this.fit(q, client, resp);
+      if (logAnswer && reply.response === resp) reply.after = () => this.logAnswer(q, name, resp, client, uid);
+      return reply;
+    }
 
     let m;
     try {
@@ -305,6 +323,34 @@ export class Forwarder {
       addresses: unique(found.map((f) => f.address)),
       ttl: Math.min(...ttls),
       lifetime: Math.max(...elements.map((e) => e.timeoutSec)),
+      proto: client.proto,
+      ...(u !== undefined ? { uid: u } : {}),
+    });
+  }
+
+  private answerUidAllowed(): boolean {
+    const second = Math.floor(performance.now() / 1000);
+    if (second !== this.answerUids.second) this.answerUids = { second, left: ANSWER_UIDS_PER_SEC };
+    return this.answerUids.left-- > 0;
+  }
+
+  /** The `dns-answer` record of a forwarded answer; parsed only now, after it was sent, so the client does not wait for it. */
+  private async logAnswer(q: Query, name: string, resp: Buffer, client: Client, uid: Promise<number | undefined> | undefined): Promise<void> {
+    let found: FoundAddress[] = [];
+    try {
+      const m = parseResponse(resp);
+      if (m.rcode === RCODE.NOERROR) found = chainAddresses(resp, m, q.labels);
+    } catch {
+      // an answer we cannot read is logged without addresses
+    }
+    const u = await uid;
+    this.seams.log?.({
+      time: this.time(),
+      event: 'dns-answer',
+      name,
+      qtype: qtypeText(q.qtype),
+      addresses: unique(found.map((f) => f.address)),
+      ...(found.length ? { ttl: Math.min(...found.map((f) => f.ttl)) } : {}),
       proto: client.proto,
       ...(u !== undefined ? { uid: u } : {}),
     });

@@ -3,24 +3,25 @@
  * life cycle starts, kernel/forwarder.ts), or `node dist/dns/main.js
  * SPEC.json` directly (tests and the benchmark).
  *
- * SPEC.json is `{ "config": ForwarderConfig, "logFile"?: path, "control"?:
+ * SPEC.json is `{ "config": ForwarderConfig, "logFile"?: path, "logMaxBytes"?: n, "control"?:
  * boolean, "refresh"?: "readd" | "delete-readd", "upstreamTimeoutMs"?: n,
  * "netns"?: name (nft runs there; tests and bench), "publishAfterAnswer"?:
  * boolean (test only), "countersFile"?: path, "pidFile"?: path }`.
  *
  * stdout: `ready {"udp":[…],"tcp":[…]}` once listening with the writer up.
- * Log records go to `logFile` (appended) or else stderr, one JSON object per
- * line. SIGTERM/SIGINT close it cleanly. With `control: true` (tests) it
+ * Log records go to `logFile` (appended; renamed to `logFile.1` at
+ * `logMaxBytes`, log-file.ts) or else stderr, one JSON object per line. SIGTERM/SIGINT close it cleanly. With `control: true` (tests) it
  * also reads commands from stdin, `counters` (answers `counters {…}`) and
  * `memory` (`memory {…}`, process.memoryUsage()), and
  * exits when stdin closes, so it never outlives whoever started it.
  */
-import { createWriteStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import readline from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { writeFileAtomic } from '../kernel/atomic.js';
 import { realExecer } from '../kernel/exec.js';
 import { processStartTime } from '../kernel/lock.js';
+import { LOG_MAX_BYTES, RotatingLog } from './log-file.js';
 import { closeOnSignals, runForwarder } from './run.js';
 import type { ForwarderConfig } from './types.js';
 
@@ -32,6 +33,8 @@ interface Spec {
   upstreamTimeoutMs?: number;
   netns?: string;
   publishAfterAnswer?: boolean;
+  /** `logFile` is renamed to `logFile.1` when it reaches this size (default 16 MiB). */
+  logMaxBytes?: number;
   /** Where its counters are written (atomically, every COUNTERS_EVERY_MS), for `egress status`. */
   countersFile?: string;
   /** Where it writes its pid and start time once ready (and the unit that runs it, from EGRESS_DNS_UNIT), so a forwarder systemd restarted is found too. */
@@ -43,10 +46,10 @@ const COUNTERS_EVERY_MS = 2000;
 /** Run the forwarder SPEC.json describes until SIGTERM (or, with `control`, until standard input closes). */
 export async function forwarderProcess(path: string): Promise<void> {
   const spec = JSON.parse(readFileSync(path, 'utf8')) as Spec;
-  const out = spec.logFile ? createWriteStream(spec.logFile, { flags: 'a' }) : process.stderr;
+  const file = spec.logFile ? new RotatingLog(spec.logFile, spec.logMaxBytes ?? LOG_MAX_BYTES) : undefined;
   const fwd = await runForwarder(spec.config, {
     execer: realExecer(),
-    log: (line) => void out.write(line + '\n'),
+    log: file ? (line) => file.write(line) : (line) => void process.stderr.write(line + '\n'),
     ...(spec.refresh ? { refresh: spec.refresh } : {}),
     ...(spec.netns ? { netns: spec.netns } : {}),
     ...(spec.upstreamTimeoutMs ? { upstreamTimeoutMs: spec.upstreamTimeoutMs } : {}),

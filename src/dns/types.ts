@@ -131,4 +131,22 @@ export interface RefusedRecord {
   proto: 'udp' | 'tcp';
 }
 
-export type ForwarderRecord = PublishRecord | RefusedRecord;
+/**
+ * One record per A/AAAA answer for a name no rule names (forwarded as it
+ * came, nothing published): what `stats` counts per name and `learn` turns a
+ * denied address back into a name with. Written after the answer is sent.
+ * `addresses` are those of the name and its CNAME chain (may be empty:
+ * NXDOMAIN, NODATA); `ttl` is their smallest TTL (absent when none).
+ */
+export interface AnswerRecord {
+  time: string;
+  event: 'dns-answer';
+  name: string;
+  qtype: string;
+  addresses: string[];
+  ttl?: number;
+  proto: 'udp' | 'tcp';
+  uid?: number;
+}
+
+export type ForwarderRecord = PublishRecord | RefusedRecord | AnswerRecord;

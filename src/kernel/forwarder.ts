@@ -22,7 +22,9 @@
  *   recycled pid is never signalled; `unit` when systemd runs it;
  * - `dns-forwarder.out`: what it prints (`ready …` once it listens with its
  *   nft writer up; its errors);
- * - `dns-forwarder.log`: its records, one JSON object a line.
+ * - `dns-forwarder.log`: its records, one JSON object a line, renamed to
+ *   `dns-forwarder.log.1` at 16 MiB (src/dns/log-file.ts); `stats`, `learn`
+ *   and `replay` read both (src/logs/dns-log.ts).
  *
  * Fail closed: while it is down, the ruleset still redirects every query to
  * where it listened, so lookups fail and nothing new is admitted; what it

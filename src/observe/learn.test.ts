@@ -7,7 +7,9 @@ import { indexedEvaluator } from '../sim/indexed.js';
 import { Deduper } from './dedupe.js';
 import { FlowCollector, learnedYaml, learnRules, verifyLearned, type Learned } from './learn.js';
 import { mergeLearned } from './learn-merge.js';
+import { NameIndex } from './names.js';
 import { accountNames, FlowMaker } from './replay.js';
+import type { NameRecord } from '../logs/dns-log.js';
 import { ACCOUNTS, fixedResolver, loadText, NOW } from '../../test/helpers.js';
 import { iso, TCP4 } from '../../test/observe/lines.js';
 
@@ -35,9 +37,14 @@ function syn(dst: string, port: number, uid: number | undefined, spt: number, at
   return iso(`EGRESS p:- ${f}`, at);
 }
 
-async function learnFrom(policyText: string, lines: string[]): Promise<{ l: Loaded; learned: Learned }> {
+async function learnFrom(policyText: string, lines: string[], answers?: NameRecord[]): Promise<{ l: Loaded; learned: Learned }> {
   const l = await loadText(policyText, { hosts: HOSTS });
-  const c = new FlowCollector(l.ir!, ACCOUNTS);
+  let index: NameIndex | undefined;
+  if (answers) {
+    index = new NameIndex(l.ir!.dns ?? { graceSec: 60, minLifetimeSec: 10 });
+    for (const a of answers) index.add(a);
+  }
+  const c = new FlowCollector(l.ir!, ACCOUNTS, index);
   const p = new KernelLineParser({ now: NOW.getTime() });
   const d = new Deduper();
   for (const line of lines) {
@@ -158,5 +165,77 @@ describe('learn', () => {
     expect(merged).toContain('# v');
     expect(merged).toContain('name: b');
     expect(merged).toContain('name: a');
+  });
+});
+
+const PROXY = readFileSync(join(GOLDEN, 'proxy-policy.yaml'), 'utf8');
+
+/** A forwarded answer (dns-answer record) at `at`. */
+function answer(name: string, addresses: string[], at: string, uid?: number, ttl = 30): NameRecord {
+  return { time: Date.parse(at), kind: 'answer', name, qtype: 'A', addresses, ttl, rules: [], proto: 'udp', ...(uid !== undefined ? { uid } : {}) };
+}
+
+const ANSWERS = [
+  answer('www.example.org', ['198.51.100.7'], '2026-11-23T09:00:00Z', 33),
+  // the same address, later, for another name to another user: the answer to the flow's own user wins
+  answer('other.example.org', ['198.51.100.7'], '2026-11-23T09:00:03Z', 1001),
+  // a partner API whose address rotated between the two connections
+  answer('api.partner.example.com', ['203.0.113.5'], '2026-11-23T09:10:00Z', 1001),
+  answer('api.partner.example.com', ['203.0.113.6'], '2026-11-23T09:59:59Z', 1001),
+  // three names of one CDN
+  answer('a.cdn.example.net', ['198.51.100.21'], '2026-11-23T09:20:00Z', 33),
+  answer('b.cdn.example.net', ['198.51.100.22'], '2026-11-23T09:20:00Z', 33),
+  answer('c.d.cdn.example.net', ['198.51.100.23'], '2026-11-23T09:20:00Z', 33),
+  // answered long before the connection (TTL 30 + grace 60): no name
+  answer('late.example.org', ['192.0.2.99'], '2026-11-23T09:00:00Z', 0),
+  // a name the policy refuses now (answered before the deny rule was added)
+  answer('x.evil.test', ['192.0.2.66'], '2026-11-23T09:00:00Z', 0),
+];
+
+const DNS_SEEN = [
+  syn('198.51.100.7', 443, 33, 5000, '2026-11-23T09:00:05Z'),
+  syn('203.0.113.5', 8443, 1001, 5001, '2026-11-23T09:10:01Z'),
+  syn('203.0.113.6', 8443, 1001, 5002, '2026-11-23T10:00:00Z'),
+  syn('198.51.100.21', 9443, 33, 5003, '2026-11-23T09:20:01Z'),
+  syn('198.51.100.22', 9443, 33, 5004, '2026-11-23T09:20:01Z'),
+  syn('198.51.100.23', 9443, 33, 5005, '2026-11-23T09:20:02Z'),
+  syn('192.0.2.99', 22, 0, 5006, '2026-11-23T11:00:00Z'),
+  syn('192.0.2.66', 80, 0, 5007, '2026-11-23T09:00:01Z'),
+];
+
+describe('learn with the DNS forwarder’s answers', () => {
+  test('addresses become the names they were answered for; crowded siblings a wildcard; the rest stay addresses, with why', async () => {
+    const { learned } = await learnFrom(PROXY, DNS_SEEN, ANSWERS);
+    const byPort = Object.fromEntries(learned.rules.map((r) => [r.ports.join(), r]));
+    expect(byPort['tcp/443']).toMatchObject({ to: ['www.example.org'], users: ['www-data'], names: [{ name: 'www.example.org', addresses: ['198.51.100.7'], sameUser: true }] });
+    expect(byPort['tcp/8443']).toMatchObject({ to: ['api.partner.example.com'], users: ['appuser'], connections: 2, names: [{ name: 'api.partner.example.com', addresses: ['203.0.113.5', '203.0.113.6'] }] });
+    expect(byPort['tcp/9443']).toMatchObject({ to: ['*.cdn.example.net'], wildcards: [{ pattern: '*.cdn.example.net', seen: ['a.cdn.example.net', 'b.cdn.example.net', 'c.d.cdn.example.net'] }] });
+    expect(byPort['tcp/22']).toMatchObject({ to: ['192.0.2.99'], names: [], unnamed: [] });
+    expect(byPort['tcp/80']).toMatchObject({ to: ['192.0.2.66'], unnamed: [{ address: '192.0.2.66', name: 'x.evil.test', why: 'a deny rule names it (the forwarder refuses it)' }] });
+  });
+
+  test('the merged policy passes check, and admits each flow once the forwarder answered its name; a wrong name does not', async () => {
+    const { learned } = await learnFrom(PROXY, DNS_SEEN, ANSWERS);
+    const items = learnedYaml(learned.rules, describeUser);
+    expect(items).toContain('to: ["*.cdn.example.net"]');
+    expect(items).toContain('# www.example.org: the DNS forwarder had just answered it with 198.51.100.7 (to the same user)');
+    expect(items).toContain('# *.cdn.example.net stands for 3 names seen: a.cdn.example.net, b.cdn.example.net, c.d.cdn.example.net');
+    expect(items).toContain('# 192.0.2.66 was answered for x.evil.test, kept as the address: a deny rule names it');
+    const merged = mergeLearned(PROXY, items);
+    const l2 = await loadText(merged);
+    expect(l2.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    const opts = { resolver: fixedResolver(HOSTS), now: NOW, baseDir: '.' };
+    const flows = learned.rules.flatMap((r) => r.flows);
+    expect(await verifyLearned(learned, ACCOUNTS, 'policy.yaml', merged, opts)).toEqual({ flows: flows.length, stillDenied: [] });
+    // The oracle is not vacuous: a rule for another name admits nothing of its flows.
+    const wrong = mergeLearned(PROXY, items.replace('to: [www.example.org]', 'to: [www.example.com]'));
+    expect((await verifyLearned(learned, ACCOUNTS, 'policy.yaml', wrong, opts)).stillDenied.map((f) => f.dst)).toEqual(['198.51.100.7']);
+  });
+
+  test('without dns.proxy the addresses stay, and the comment says which name and why not', async () => {
+    const { learned } = await learnFrom(PROXY.replace('dns: { proxy: true, upstream: [192.0.2.53] }\n', '').replace(/deny:[^]*$/, ''), DNS_SEEN, ANSWERS);
+    expect(learned.rules.flatMap((r) => r.to).sort()).toEqual(['192.0.2.66', '192.0.2.99', '198.51.100.21', '198.51.100.22', '198.51.100.23', '198.51.100.7', '203.0.113.5', '203.0.113.6']);
+    const items = learnedYaml(learned.rules, describeUser);
+    expect(items).toContain('# 198.51.100.7 was answered for www.example.org, kept as the address: the policy does not set dns.proxy: true');
   });
 });

@@ -8,29 +8,39 @@
  *    stays denied whatever is allowed (SPEC §2), and one already accepted
  *    needs nothing.
  * 2. Destinations are named as the policy names them: an address that one of
- *    the policy's hostnames resolved to is written as that hostname.
+ *    the policy's hostnames resolved to is written as that hostname. With
+ *    `dns.proxy: true` and the forwarder's log, an address that had just been
+ *    given out in an answer for name N (within that answer's lifetime; to the
+ *    same user when there is such an answer) is written as N — addresses
+ *    rotate, the name stays (observe/names.ts `NameIndex`).
  * 3. Grouping, each step merging what the previous one left:
  *    (destination, user) → its ports; (user, ports) → its destinations,
  *    where `collapseAt` or more addresses of one /24 (IPv4) or /64 (IPv6)
- *    become that prefix; (destinations, ports) → its users. A flow logged
+ *    become that prefix, and `WILDCARD_AT` or more names under one domain
+ *    become its wildcard `*.domain` (at least two labels after `*.`; never a
+ *    `co.uk`-like domain); (destinations, ports) → its users. A flow logged
  *    without a uid gives a rule without `user:`.
  * 4. Each rule carries its counts and first/last seen as YAML comments, and a
  *    `reason` that says it was learned, so lint stays quiet and a reviewer
  *    knows where it came from.
  * 5. Before anything is shown as ready or written, the policy with the
  *    learned rules merged in is loaded and must accept every flow they were
- *    learned from (`verifyLearned`).
+ *    learned from (`verifyLearned`); a flow written as a name is decided as
+ *    it would be once the forwarder answered that name with its address.
  */
 import { Document, Scalar, type YAMLMap, type YAMLSeq } from 'yaml';
 import { hasErrors } from '../diag/diagnostic.js';
 import { loadPolicyText, type Loaded, type LoadOptions } from '../index.js';
 import type { Ir } from '../ir/types.js';
 import { formatAddress, parseAddress, type Family } from '../policy/address.js';
+import { parseName } from '../policy/dns-name.js';
 import { icmpTypeName } from '../policy/protocols.js';
 import type { Accounts } from '../resolve/resolver.js';
 import type { Decision } from '../sim/flow.js';
+import { nameOutcome, withAnswer } from '../sim/dns.js';
 import { indexedEvaluator } from '../sim/indexed.js';
 import type { LogEvent } from '../logs/event.js';
+import { siblingWildcards, WILDCARD_AT, type NameIndex } from './names.js';
 import { accountNames, flowKey, FlowMaker, hostsByAddress, Replayer } from './replay.js';
 
 export const COLLAPSE_AT = 4;
@@ -49,6 +59,10 @@ export interface SeenFlow {
   first?: number;
   last?: number;
   decision: Decision;
+  /** Names the forwarder had just answered with `dst` when connections were made: name → connections (and whether the answer went to this flow's uid). */
+  answered?: Map<string, { connections: number; sameUser: boolean }>;
+  /** The name learn wrote for `dst` (set by learnRules); verification decides the flow as if the forwarder had answered it with `dst`. */
+  name?: string;
 }
 
 export interface LearnedRule {
@@ -66,6 +80,12 @@ export interface LearnedRule {
   perDestination: { to: string; connections: number }[];
   /** Prefixes that replaced several addresses, with the addresses seen. */
   collapsed: { prefix: string; seen: string[] }[];
+  /** Destinations written as the name their addresses were answered for (forwarder log), with the addresses seen. */
+  names: { name: string; addresses: string[]; sameUser: boolean }[];
+  /** Wildcards that replaced several such names, with the names. */
+  wildcards: { pattern: string; seen: string[] }[];
+  /** Addresses answered for a name that learn could not write as the name, and why. */
+  unnamed: { address: string; name: string; why: string }[];
   flows: SeenFlow[];
 }
 
@@ -90,8 +110,14 @@ export class FlowCollector {
   private readonly flows = new Map<string, SeenFlow>();
   private readonly replayer: Replayer;
 
-  constructor(ir: Ir, accounts?: Accounts) {
-    this.replayer = new Replayer(ir, accounts);
+  /** `names`: the forwarder log's answers, to tell which name each denied address had been answered for. */
+  constructor(
+    ir: Ir,
+    accounts?: Accounts,
+    private readonly names?: NameIndex,
+  ) {
+    // Answer-aware: a flow to an address the forwarder had answered for a name an allow rule already names is already allowed.
+    this.replayer = new Replayer(ir, accounts, names);
   }
 
   add(e: LogEvent, isNew: boolean): void {
@@ -109,6 +135,14 @@ export class FlowCollector {
       this.flows.set(k, f);
     }
     if (isNew) f.connections++;
+    if (isNew && this.names && e.time !== undefined) {
+      const a = this.names.lookup(e.dst, e.time, e.uid);
+      if (a) {
+        f.answered ??= new Map();
+        const had = f.answered.get(a.name);
+        f.answered.set(a.name, { connections: (had?.connections ?? 0) + 1, sameUser: (had?.sameUser ?? false) || a.sameUser });
+      }
+    }
     if (e.time !== undefined) {
       if (f.first === undefined || e.time < f.first) f.first = e.time;
       if (f.last === undefined || e.time > f.last) f.last = e.time;
@@ -190,6 +224,25 @@ export interface LearnOptions {
   /** Names already taken in the policy. */
   taken: Iterable<string>;
   collapseAt?: number;
+  /** Names under one domain that become its wildcard (default WILDCARD_AT). */
+  wildcardAt?: number;
+}
+
+/** The name a flow's connections were most often answered for: same user first, then most connections, then alphabetical. */
+function topName(f: SeenFlow): string | undefined {
+  let best: [string, { connections: number; sameUser: boolean }] | undefined;
+  for (const x of f.answered ?? []) {
+    if (!best || Number(x[1].sameUser) - Number(best[1].sameUser) > 0 || (x[1].sameUser === best[1].sameUser && (x[1].connections > best[1].connections || (x[1].connections === best[1].connections && x[0] < best[0])))) best = x;
+  }
+  return best?.[0];
+}
+
+/** Why `name` cannot stand for an address in a learned rule of this policy (undefined: it can). */
+function nameProblem(ir: Ir, name: string): string | undefined {
+  if (!ir.dns) return 'the policy does not set dns.proxy: true, so a name would be resolved once, not follow the answers';
+  if (parseName(name).kind !== 'host') return 'not a name a policy can hold';
+  if (nameOutcome(ir, name)?.answer === 'refused') return 'a deny rule names it (the forwarder refuses it)';
+  return undefined;
 }
 
 export function learnRules(flows: readonly SeenFlow[], opts: LearnOptions): Learned {
@@ -213,7 +266,9 @@ export function learnRules(flows: readonly SeenFlow[], opts: LearnOptions): Lear
       out.notLearned.push({ flow: f, why: f.proto === 'icmp' ? 'icmp-type' : 'protocol' });
       continue;
     }
-    const dest = hosts.get(f.dst) ?? f.dst;
+    const asked = hosts.has(f.dst) ? undefined : topName(f);
+    if (asked !== undefined && !nameProblem(opts.ir, asked)) f.name = asked;
+    const dest = hosts.get(f.dst) ?? f.name ?? f.dst;
     const user = f.uid === undefined ? ANY : userNames.get(f.uid) ?? f.uid;
     const k = `${dest}\t${port}\t${user}`;
     const a = atoms.get(k);
@@ -240,7 +295,17 @@ export function learnRules(flows: readonly SeenFlow[], opts: LearnOptions): Lear
         collapsed.push({ prefix, seen: grp.map((x) => x.dest).sort() });
       } else for (const x of grp) dests.set(x.dest, x.flows);
     }
-    return { user: g[0]!.user, ports: g[0]!.ports, dests, collapsed };
+    // Names from the forwarder's answers, crowded under one domain → its wildcard (only they: the policy's own hostnames stay as written).
+    const wildcards: { pattern: string; seen: string[] }[] = [];
+    if (opts.ir.dns) {
+      const asked = [...dests].filter(([d, fs]) => fs.every((f) => f.name === d)).map(([d]) => d);
+      for (const [pattern, seen] of siblingWildcards(asked, opts.wildcardAt ?? WILDCARD_AT)) {
+        dests.set(pattern, seen.flatMap((n) => dests.get(n)!));
+        for (const n of seen) dests.delete(n);
+        wildcards.push({ pattern, seen });
+      }
+    }
+    return { user: g[0]!.user, ports: g[0]!.ports, dests, collapsed, wildcards };
   });
   // (destinations, ports) → users
   const rules = groupBy(byUserPorts, (x) => `${[...x.dests.keys()].sort().join(',')}\t${x.ports.join(',')}`).map((g) => {
@@ -257,6 +322,8 @@ export function learnRules(flows: readonly SeenFlow[], opts: LearnOptions): Lear
       icmp: ports.filter((p) => p.startsWith('icmp:')).map((p) => p.slice(5)),
       users: anyUser ? [] : [...new Set(users as (string | number)[])].sort((a, b) => String(a).localeCompare(String(b))),
       collapsed: g.flatMap((x) => x.collapsed),
+      wildcards: g.flatMap((x) => x.wildcards),
+      ...namesOf(opts.ir, flowsOf),
       flows: flowsOf,
       ...sum(flowsOf),
     };
@@ -269,6 +336,28 @@ export function learnRules(flows: readonly SeenFlow[], opts: LearnOptions): Lear
     out.rules.push({ name, reason: `learned from logs (${r.connections} connection${r.connections === 1 ? '' : 's'} denied); review before enforcing`, ...r });
   }
   return out;
+}
+
+/** What a rule's flows say about names: those written for addresses, and answers that could not be. */
+function namesOf(ir: Ir, flows: readonly SeenFlow[]): Pick<LearnedRule, 'names' | 'unnamed'> {
+  const names = new Map<string, { addresses: Set<string>; sameUser: boolean }>();
+  const unnamed = new Map<string, { address: string; name: string; why: string }>();
+  for (const f of flows) {
+    if (f.name !== undefined) {
+      const n = names.get(f.name) ?? { addresses: new Set<string>(), sameUser: false };
+      n.addresses.add(f.dst);
+      n.sameUser ||= f.answered?.get(f.name)?.sameUser ?? false;
+      names.set(f.name, n);
+      continue;
+    }
+    const asked = topName(f);
+    const why = asked === undefined ? undefined : nameProblem(ir, asked);
+    if (asked !== undefined && why) unnamed.set(f.dst, { address: f.dst, name: asked, why });
+  }
+  return {
+    names: [...names].map(([name, n]) => ({ name, addresses: [...n.addresses].sort(), sameUser: n.sameUser })).sort((a, b) => (a.name < b.name ? -1 : 1)),
+    unnamed: [...unnamed.values()].sort((a, b) => (a.address < b.address ? -1 : 1)),
+  };
 }
 
 /** `learned-<destination or port>[-<user>]`, within 32 characters, unique. */
@@ -293,6 +382,13 @@ export function ruleComment(r: LearnedRule, describeUser: (uid: number) => strin
     lines.push(`per destination: ${shown.join(', ')}${r.perDestination.length > 6 ? `, and ${r.perDestination.length - 6} more` : ''}`);
   }
   for (const c of r.collapsed) lines.push(`${c.prefix} stands for ${c.seen.length} addresses seen: ${c.seen.slice(0, 6).join(', ')}${c.seen.length > 6 ? ', …' : ''}`);
+  // Names a wildcard stands for are listed on its line instead.
+  const named = r.names.filter((n) => !r.wildcards.some((w) => w.seen.includes(n.name)));
+  for (const n of named.slice(0, 6))
+    lines.push(`${n.name}: the DNS forwarder had just answered it with ${n.addresses.slice(0, 4).join(', ')}${n.addresses.length > 4 ? ', …' : ''}${n.sameUser ? ' (to the same user)' : ''}`);
+  if (named.length > 6) lines.push(`and ${named.length - 6} more names from the DNS forwarder's answers`);
+  for (const w of r.wildcards) lines.push(`${w.pattern} stands for ${w.seen.length} names seen: ${w.seen.slice(0, 6).join(', ')}${w.seen.length > 6 ? ', …' : ''}`);
+  for (const u of r.unnamed.slice(0, 6)) lines.push(`${u.address} was answered for ${u.name}, kept as the address: ${u.why}`);
   const uids = new Map<number, number>();
   for (const f of r.flows) if (f.uid !== undefined) uids.set(f.uid, (uids.get(f.uid) ?? 0) + f.connections);
   if (r.users.length === 0 && uids.size) lines.push(`users seen: ${[...uids].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([u, n]) => `${describeUser(u)} ${n}`).join(', ')}`);
@@ -323,7 +419,7 @@ export function learnedYaml(rules: readonly LearnedRule[], describeUser: (uid: n
       const v = m.get(k, true) as YAMLSeq | Scalar | undefined;
       if (v && 'items' in v) {
         v.flow = true;
-        for (const s of v.items as Scalar[]) if (typeof s.value === 'string' && s.value.includes(':')) s.type = Scalar.QUOTE_DOUBLE;
+        for (const s of v.items as Scalar[]) if (typeof s.value === 'string' && (s.value.includes(':') || s.value.startsWith('*'))) s.type = Scalar.QUOTE_DOUBLE;
       }
     }
   });
@@ -350,11 +446,21 @@ export async function verifyLearned(learned: Learned, accounts: Accounts, name: 
   if (!flows.length) return { flows: 0, stillDenied: [] };
   const l = await loadPolicyText(name, merged, opts);
   if (hasErrors(l.diagnostics) || !l.ir) return { flows: flows.length, stillDenied: [], broken: l };
-  const evaluate = indexedEvaluator(l.ir);
+  const ir = l.ir;
   const maker = new FlowMaker(accountNames(accounts));
-  const stillDenied = flows.filter((f) => {
-    const flow = maker.flow({ source: 'netfilter', prefix: '', verdict: 'denied', family: f.family, src: '', dst: f.dst, proto: f.proto, protoNum: f.protoNum, ...(f.port !== undefined ? { dpt: f.port } : {}), ...(f.icmpType !== undefined ? { icmpType: f.icmpType } : {}), ...(f.uid !== undefined ? { uid: f.uid } : {}), ...(f.gid !== undefined ? { gid: f.gid } : {}) });
-    return !flow || evaluate(flow).verdict !== 'accept';
-  });
+  const stillDenied: SeenFlow[] = [];
+  // Flows written as a name: decided once the forwarder answered the name with their addresses (and not at all if it refuses the name).
+  for (const fs of groupBy(flows, (f) => f.name ?? '')) {
+    const asked = fs[0]!.name;
+    if (asked !== undefined && nameOutcome(ir, asked)?.answer !== 'published') {
+      stillDenied.push(...fs);
+      continue;
+    }
+    const evaluate = indexedEvaluator(asked === undefined ? ir : withAnswer(ir, asked, fs.map((f) => parseAddress(f.dst)!)));
+    for (const f of fs) {
+      const flow = maker.flow({ source: 'netfilter', prefix: '', verdict: 'denied', family: f.family, src: '', dst: f.dst, proto: f.proto, protoNum: f.protoNum, ...(f.port !== undefined ? { dpt: f.port } : {}), ...(f.icmpType !== undefined ? { icmpType: f.icmpType } : {}), ...(f.uid !== undefined ? { uid: f.uid } : {}), ...(f.gid !== undefined ? { gid: f.gid } : {}) });
+      if (!flow || evaluate(flow).verdict !== 'accept') stillDenied.push(f);
+    }
+  }
   return { flows: flows.length, stillDenied };
 }

@@ -13,7 +13,9 @@ import type { Ir } from '../ir/types.js';
 import { formatAddress, parseAddress } from '../policy/address.js';
 import type { Accounts } from '../resolve/resolver.js';
 import type { Decision, Flow, Owner } from '../sim/flow.js';
+import { nameOutcome, withAnswer } from '../sim/dns.js';
 import { buildIndex } from '../sim/indexed.js';
+import type { NameIndex } from './names.js';
 import { StatsBuilder, type Attribution, type Stats, type StatsContext } from './aggregate.js';
 import type { LogEvent, ReadCounts } from '../logs/event.js';
 
@@ -88,9 +90,19 @@ export class Replayer {
   private admitted = 0;
   private unreadable = 0;
 
+  /** Evaluators of the IR as it is once the forwarder answered a name with an address (`names`), by name and address. */
+  private readonly answered = new Map<string, (f: Flow) => Decision>();
+
+  /**
+   * `names`: the DNS forwarder's answers. With them, a connection the
+   * policy's addresses alone leave to the default is decided as it is once
+   * the forwarder answered the name it had just given the address out for
+   * (with `dns.proxy`, an allow rule naming it holds the address then).
+   */
   constructor(
     readonly ir: Ir,
     accounts?: Accounts,
+    private readonly names?: NameIndex,
   ) {
     this.evaluate = buildIndex(ir).evaluate;
     this.flows = new FlowMaker(accountNames(accounts));
@@ -105,7 +117,22 @@ export class Replayer {
       if (this.cache.size > 200_000) this.cache.clear();
       this.cache.set(k, d);
     }
+    if (d && d.step === 'default' && this.names && e.time !== undefined) return this.decideAnswered(e, d);
     return d ?? undefined;
+  }
+
+  private decideAnswered(e: LogEvent, d: Decision): Decision {
+    const a = this.names!.lookup(e.dst, e.time!, e.uid);
+    if (!a || nameOutcome(this.ir, a.name)?.answer !== 'published') return d;
+    const key = `${a.name} ${e.dst}`;
+    let evaluate = this.answered.get(key);
+    if (!evaluate) {
+      evaluate = buildIndex(withAnswer(this.ir, a.name, [parseAddress(e.dst)!])).evaluate;
+      if (this.answered.size > 10_000) this.answered.clear();
+      this.answered.set(key, evaluate);
+    }
+    const f = this.flows.flow(e);
+    return f ? evaluate(f) : d;
   }
 
   add(e: LogEvent, isNew: boolean): void {

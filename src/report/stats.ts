@@ -7,6 +7,8 @@ import { assertNever } from '../diag/diagnostic.js';
 import type { RuleCounter, Status } from '../kernel/status.js';
 import { timeline, type DestinationStat, type Stats } from '../observe/aggregate.js';
 import type { ChangeStat, History } from '../observe/changes.js';
+import type { NameStat, NameStats } from '../observe/names.js';
+import type { DnsReadCounts } from '../logs/dns-log.js';
 import type { ReadCounts } from '../logs/event.js';
 import { formatDuration, formatIso, formatLocal } from '../logs/since.js';
 
@@ -102,6 +104,43 @@ export interface RenderOptions {
   counters?: KernelCounters;
   /** What the numbers are: "denied" for stats, "the candidate would deny" for replay. */
   title?: string;
+  /** The DNS forwarder's names (stats, when its log was read). */
+  names?: NameStats;
+}
+
+function dnsCountsLine(c: DnsReadCounts): string {
+  const parts = [`${num(c.lines)} lines of ${c.files.join(', ')}`, `${num(c.records)} answers and refusals`];
+  if (c.beforeSince) parts.push(`${num(c.beforeSince)} before --since`);
+  if (c.malformed) parts.push(`${num(c.malformed)} malformed (skipped)`);
+  return parts.join(', ');
+}
+
+function askers(n: NameStat): string {
+  const shown = n.users.slice(0, 2).map((u) => u.user ?? String(u.uid));
+  if (n.users.length > 2) shown.push(`+${n.users.length - 2}`);
+  if (n.unknownUser && !n.users.length) shown.push('?');
+  return shown.join(', ');
+}
+
+/** The "names" section: the names the DNS forwarder answered most, and those it refused. */
+export function nameLines(n: NameStats, top: number): string[] {
+  const out = ['', `names asked through the DNS forwarder (top ${Math.min(top, n.top.length)} of ${num(n.names)}; ${num(n.answers)} answers)`, `  ${dnsCountsLine(n.counts)}`];
+  for (const p of n.counts.problems.slice(0, 3)) out.push(`  malformed: ${p.where}:${p.line}: ${p.reason}`);
+  const rows = n.top.slice(0, top);
+  const max = rows[0]?.answers ?? 0;
+  if (rows.length)
+    out.push(
+      table(
+        ['answers', '', 'name', 'addresses', 'users', 'published by'],
+        rows.map((x) => [num(x.answers), bar(x.answers, max, 12), x.name, num(x.addresses), askers(x), x.published ? x.rules.join(', ') : '(forwarded)']),
+        [0, 3],
+      ).trimEnd(),
+    );
+  if (n.refused.length) {
+    out.push('', `names refused (top ${Math.min(top, n.refused.length)} of ${num(n.refusedNames)}; ${num(n.refusals)} queries)`);
+    out.push(table(['queries', 'name', 'users', 'rule'], n.refused.slice(0, top).map((x) => [num(x.refused), x.name, askers(x), x.rules.join(', ')]), [0]).trimEnd());
+  }
+  return out;
 }
 
 export function renderStats(s: Stats, o: RenderOptions = {}): string {
@@ -114,7 +153,7 @@ export function renderStats(s: Stats, o: RenderOptions = {}): string {
   out.push(`  ${num(s.packets)} log lines; retransmissions within 60 s counted once`);
   out.push(`  ${countsLine(s.counts)}`);
   for (const p of s.counts.problems.slice(0, 3)) out.push(`  malformed: ${p.where}:${p.line}: ${p.reason}`);
-  if (!s.connections) return out.join('\n') + '\n';
+  if (!s.connections) return [...out, ...(o.names ? nameLines(o.names, top) : [])].join('\n') + '\n';
 
   const tl = timeline(s.minutes);
   if (tl && tl.counts.length > 1) {
@@ -188,6 +227,7 @@ export function renderStats(s: Stats, o: RenderOptions = {}): string {
         ).trimEnd(),
       );
   }
+  if (o.names) out.push(...nameLines(o.names, top));
   if (o.counters) out.push('', 'kernel counters (exact, since the ruleset was loaded)', ...counterLines(o.counters).map((l) => `  ${l}`));
   return out.join('\n') + '\n';
 }
@@ -197,7 +237,7 @@ function rate(perHour: number): string {
 }
 
 /** The JSON form: times as ISO 8601 UTC, the top N of each table (counts are exact, lists capped); `kernelCounters` when given. */
-export function statsJson(s: Stats, o: { top?: number; changes?: ChangeStat[]; counters?: KernelCounters } = {}) {
+export function statsJson(s: Stats, o: { top?: number; changes?: ChangeStat[]; counters?: KernelCounters; names?: NameStats } = {}) {
   const top = o.top ?? 20;
   const t = (ms: number | undefined) => (ms === undefined ? undefined : formatIso(ms));
   const tl = timeline(s.minutes);
@@ -229,5 +269,20 @@ export function statsJson(s: Stats, o: { top?: number; changes?: ChangeStat[]; c
       note: c.note,
     })),
     ...(o.counters ? { kernelCounters: countersJson(o.counters) } : {}),
+    ...(o.names ? { names: namesJson(o.names, top) } : {}),
+  };
+}
+
+/** The "names" section as JSON: the tally of the forwarder log, the top names answered and refused (times ISO 8601 UTC). */
+export function namesJson(n: NameStats, top: number) {
+  const one = (x: NameStat) => ({ ...x, first: x.first === undefined ? undefined : formatIso(x.first), last: x.last === undefined ? undefined : formatIso(x.last) });
+  return {
+    lines: n.counts,
+    names: n.names,
+    answers: n.answers,
+    top: n.top.slice(0, top).map(one),
+    refusedNames: n.refusedNames,
+    refusals: n.refusals,
+    refused: n.refused.slice(0, top).map(one),
   };
 }

@@ -9,14 +9,14 @@
  *
  * netfilter only logs from a namespace other than the initial one with
  * `net.netfilter.nf_log_all_netns = 1`: a sysctl of the root namespace, but
- * not a firewall change; it is set for this file and restored afterwards.
- * The lines land in the host's ring buffer, so each test uses a log prefix
+ * not a firewall change; it is set for this file and restored afterwards
+ * (log-all-netns.ts). The lines land in the host's ring buffer, so each test uses a log prefix
  * of its own and reads only that (other tests may log at the same time).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import type { Io } from '../../src/cli/io.js';
 import { loadPolicyText } from '../../src/index.js';
@@ -24,9 +24,8 @@ import { uniqueTag } from '../../src/kernel/netns.js';
 import { LINUX_TARGETS } from '../../src/backends/types.js';
 import { probeText, type Probe } from '../../src/lab/probe.js';
 import { ACCOUNTS, fixedResolver, NOW } from '../helpers.js';
+import { useLogAllNetns } from './log-all-netns.js';
 import { kernelDescribe, probePolicy, useKernel } from './harness.js';
-
-const SYSCTL = 'net.netfilter.nf_log_all_netns';
 
 function policy(prefix: string): string {
   return `# round trip: audit first
@@ -77,21 +76,7 @@ function io(cwd: string): Io & { out: string; err: string } {
 
 kernelDescribe('observe round trip: audit → kernel log → stats → learn → enforce', () => {
   const env = useKernel();
-  let before: string | undefined;
-
-  beforeAll(async () => {
-    const r = await env.x.run('sysctl', ['-n', SYSCTL]);
-    if (r.code !== 0) throw new Error(`cannot read ${SYSCTL}: ${r.stderr.trim()} (the kernel round trip needs netfilter logging)`);
-    before = r.stdout.trim();
-    if (before !== '1') {
-      const w = await env.x.run('sysctl', ['-q', '-w', `${SYSCTL}=1`]);
-      if (w.code !== 0) throw new Error(`cannot set ${SYSCTL}=1: ${w.stderr.trim()}`);
-    }
-  });
-
-  afterAll(async () => {
-    if (before !== undefined && before !== '1') await env.x.run('sysctl', ['-q', '-w', `${SYSCTL}=${before}`]);
-  });
+  useLogAllNetns(env);
 
   test.each(LINUX_TARGETS)('%s', async (target) => {
     const dir = mkdtempSync(join(tmpdir(), 'egress-roundtrip-'));

@@ -1,5 +1,5 @@
 /** stats, learn, replay, stale through the CLI (in-process main, fixed resolver and accounts). */
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -227,4 +227,102 @@ describe('egress stale and stats --sample', () => {
 test('help lists the observe commands', async () => {
   const r = await run(['--help'], { cwd: ROOT });
   for (const c of ['stats', 'learn', 'replay', 'stale']) expect(r.stdout).toMatch(new RegExp(`\\n  ${c} `));
+});
+
+describe('names from the DNS forwarder’s log (dns.proxy)', () => {
+  const PROXY = readFileSync(join(ROOT, 'test', 'observe', 'golden', 'learn', 'proxy-policy.yaml'), 'utf8');
+  const rec = (o: Record<string, unknown>) => JSON.stringify({ proto: 'udp', qtype: 'A', ...o });
+  const syn = (dst: string, port: number, uid: number, spt: number, at: string) =>
+    iso(`EGRESS p:- ${TCP4.replace('DST=198.51.100.7', `DST=${dst}`).replace('DPT=25', `DPT=${port}`).replace('SPT=57408', `SPT=${spt}`).replace('UID=33 GID=33', `UID=${uid} GID=${uid}`)}`, at);
+
+  function proxySetup() {
+    const dir = mkdtempSync(join(tmpdir(), 'egress-observe-dns-'));
+    const state = join(dir, 'state');
+    mkdirSync(state);
+    writeFileSync(join(dir, 'policy.yaml'), PROXY);
+    // The rotated file holds the older records; the forwarder's own writer events are skipped.
+    writeFileSync(
+      join(state, 'dns-forwarder.log.1'),
+      [
+        '{"time":"2026-11-23T08:59:00Z","event":"writer-up","pid":7,"generation":1}',
+        rec({ time: '2026-11-23T09:00:00Z', event: 'dns-publish', name: 'deb.debian.org', rules: ['mirror'], sets: ['mirror_4'], addresses: ['192.0.2.14'], ttl: 5, lifetime: 65, uid: 0 }),
+        rec({ time: '2026-11-23T09:00:01Z', event: 'dns-answer', name: 'a.cdn.example.net', addresses: ['198.51.100.21'], ttl: 30, uid: 33 }),
+      ].join('\n') + '\n',
+    );
+    writeFileSync(
+      join(state, 'dns-forwarder.log'),
+      [
+        rec({ time: '2026-11-23T09:00:02Z', event: 'dns-answer', name: 'b.cdn.example.net', addresses: ['198.51.100.22'], ttl: 30, uid: 33 }),
+        rec({ time: '2026-11-23T09:00:02Z', event: 'dns-answer', name: 'x.y.cdn.example.net', addresses: ['198.51.100.23'], ttl: 30, uid: 33 }),
+        rec({ time: '2026-11-23T09:00:03Z', event: 'dns-publish', name: 'deb.debian.org', rules: ['mirror'], sets: ['mirror_4'], addresses: ['192.0.2.15'], ttl: 5, lifetime: 65, uid: 33 }),
+        rec({ time: '2026-11-23T09:00:04Z', event: 'dns-answer', name: 'api.partner.example.com', addresses: ['203.0.113.5'], ttl: 30, uid: 1001 }),
+        rec({ time: '2026-11-23T09:00:05Z', event: 'dns-refused', name: 'www.evil.test', rules: ['no-evil'], uid: 1001 }),
+        '{"event":"dns-answer","name":"cut',
+      ].join('\n') + '\n',
+    );
+    writeFileSync(
+      join(dir, 'kern.log'),
+      [
+        syn('198.51.100.21', 443, 33, 3001, '2026-11-23T09:00:05Z'),
+        syn('198.51.100.22', 443, 33, 3002, '2026-11-23T09:00:05Z'),
+        syn('198.51.100.23', 443, 33, 3003, '2026-11-23T09:00:05Z'),
+        syn('203.0.113.5', 8443, 1001, 3004, '2026-11-23T09:00:06Z'),
+        syn('192.0.2.77', 9100, 0, 3005, '2026-11-23T09:00:06Z'),
+      ].join('\n') + '\n',
+    );
+    return { dir, env: { EGRESS_STATE_DIR: state } };
+  }
+
+  test('stats: the names section from the state directory’s log (.1 and current), --json too, --dns-log instead', async () => {
+    const { dir, env } = proxySetup();
+    const r = await run(['stats', 'kern.log'], { cwd: dir, env });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(r.stdout).toMatch(/names asked through the DNS forwarder \(top 5 of 5; 6 answers\)\n {2}9 lines of .*dns-forwarder\.log\.1, .*dns-forwarder\.log, 7 answers and refusals, 1 malformed \(skipped\)\n/);
+    expect(r.stdout).toMatch(/\n +2 +█+ +deb\.debian\.org +2 +root, www-data +mirror\n/);
+    expect(r.stdout).toMatch(/\n +1 +█+ +a\.cdn\.example\.net +1 +www-data +\(forwarded\)\n/);
+    expect(r.stdout).toMatch(/names refused \(top 1 of 1; 1 queries\)\n.*\n +1 +www\.evil\.test +appuser +no-evil\n/);
+    const j = JSON.parse((await run(['stats', 'kern.log', '--json'], { cwd: dir, env })).stdout);
+    expect(j.names).toMatchObject({ names: 5, answers: 6, refusedNames: 1, refusals: 1, lines: { records: 7, other: 1, malformed: 1 } });
+    expect(j.names.top[0]).toMatchObject({ name: 'deb.debian.org', answers: 2, published: 2, rules: ['mirror'], addresses: 2, users: [{ uid: 0, user: 'root', answers: 1 }, { uid: 33, user: 'www-data', answers: 1 }], first: '2026-11-23T09:00:00Z' });
+    writeFileSync(join(dir, 'other.log'), rec({ time: '2026-11-23T09:00:00Z', event: 'dns-answer', name: 'only.example.org', addresses: [] }) + '\n');
+    const other = JSON.parse((await run(['stats', 'kern.log', '--json', '--dns-log', 'other.log'], { cwd: dir, env })).stdout);
+    expect(other.names.top.map((n: { name: string }) => n.name)).toEqual(['only.example.org']);
+    const none = JSON.parse((await run(['stats', 'kern.log', '--json'], { cwd: dir, env: { EGRESS_STATE_DIR: join(dir, 'nowhere') } })).stdout);
+    expect(none.names).toBeUndefined();
+    const missing = await run(['stats', 'kern.log', '--dns-log', 'nope.log'], { cwd: dir, env });
+    expect({ code: missing.code, stderr: missing.stderr }).toEqual({ code: 1, stderr: 'egress: error: cannot read nope.log: no such file\n' });
+  });
+
+  test('learn --write proposes the names (and a wildcard), the file passes check, replay admits them, learn again finds nothing new', async () => {
+    const { dir, env } = proxySetup();
+    const w = await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--write'], { cwd: dir, env });
+    expect(w.code).toBe(0);
+    expect(w.stderr).toMatch(/\negress: added 3 allow rules to policy\.yaml; review them/);
+    const y = parse(readFileSync(join(dir, 'policy.yaml'), 'utf8'));
+    expect(y.allow.slice(1).map((x: { to: string[]; ports: string[]; user?: string }) => [x.to, x.ports, x.user])).toEqual([
+      [['*.cdn.example.net'], ['tcp/443'], 'www-data'],
+      [['192.0.2.77'], ['tcp/9100'], 'root'],
+      [['api.partner.example.com'], ['tcp/8443'], 'appuser'],
+    ]);
+    expect(w.stdout).toContain('# *.cdn.example.net stands for 3 names seen: a.cdn.example.net, b.cdn.example.net, x.y.cdn.example.net');
+    const check = await run(['check', 'policy.yaml'], { cwd: dir, env });
+    expect(check.code).toBe(0);
+    const replay = await run(['replay', 'policy.yaml', 'kern.log', '--check'], { cwd: dir, env });
+    expect(replay.code).toBe(0);
+    const again = await run(['learn', 'kern.log', '--policy', 'policy.yaml'], { cwd: dir, env });
+    expect(again.stdout).toMatch(/# nothing to learn/);
+    expect(again.stdout).toMatch(/# 5 connections are already allowed/);
+    // Without the forwarder's log the same connections are addresses the policy does not admit.
+    const blind = await run(['replay', 'policy.yaml', 'kern.log', '--check', '--dns-log', '/dev/null'], { cwd: dir, env });
+    expect(blind.code).toBe(1);
+  });
+
+  test('learn --json carries the names and the forwarder log tally', async () => {
+    const { dir, env } = proxySetup();
+    const j = JSON.parse((await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout);
+    expect(j.ok).toBe(true);
+    expect(j.dnsLog).toMatchObject({ records: 7, malformed: 1 });
+    const partner = j.rules.find((r: { to: string[] }) => r.to[0] === 'api.partner.example.com');
+    expect(partner.names).toEqual([{ name: 'api.partner.example.com', addresses: ['203.0.113.5'], sameUser: true }]);
+  });
 });

@@ -1,6 +1,8 @@
 /**
- * `egress learn [LOG…] --policy POLICY [--write]`: allow rules that would
- * admit what the logs show denied, as YAML to review; `--write` merges them
+ * `egress learn [LOG…] --policy POLICY [--dns-log FILE] [--write]`: allow
+ * rules that would admit what the logs show denied, as YAML to review (with
+ * `dns.proxy: true`, addresses the DNS forwarder had just answered for a name
+ * are written as that name); `--write` merges them
  * into the policy file (comments and layout kept). Before anything is
  * printed as ready or written, the merged policy is loaded and every learned
  * flow is checked to be accepted by it.
@@ -11,13 +13,14 @@ import { renderText } from '../../diag/render.js';
 import { writeFileAtomic } from '../../kernel/atomic.js';
 import { Deduper } from '../../observe/dedupe.js';
 import { learnedYaml, learnRules, FlowCollector, verifyLearned } from '../../observe/learn.js';
+import { NameIndex } from '../../observe/names.js';
 import { mergeLearned, MergeError } from '../../observe/learn-merge.js';
 import { LogReader } from '../../logs/read.js';
 import { accountNames } from '../../observe/replay.js';
 import { learnJson, learnText } from '../../report/learn.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
-import { contextOf, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
+import { contextOf, readDnsNames, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
 
 export interface LearnFlags extends SourceFlags, PolicyFlags {
   policy?: string;
@@ -38,7 +41,10 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
   const sources = sourcesOf(io, logs, flags, seams);
   const opts = readOptionsOf(io, flags, seams, flags.prefix);
   const { accounts } = await contextOf(io, loaded);
-  const collector = new FlowCollector(ir, accounts);
+  // The forwarder's answers first, so each denied connection can be matched with the answer that gave out its address.
+  const answers = new NameIndex(ir.dns ?? { graceSec: 60, minLifetimeSec: 10 });
+  const dnsCounts = await readDnsNames(io, flags, undefined, (r) => answers.add(r));
+  const collector = new FlowCollector(ir, accounts, dnsCounts ? answers : undefined);
   const dedupe = new Deduper();
   const reader = new LogReader(sources, opts, (e) => collector.add(e, dedupe.isNew(e)));
   await runReader(reader.run());
@@ -69,7 +75,7 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
     return 1;
   }
 
-  if (flags.json) writeJson(io, learnJson(flags.policy, learned, counts, check, items, !!flags.write && learned.rules.length > 0 && !check.stillDenied.length));
+  if (flags.json) writeJson(io, { ...learnJson(flags.policy, learned, counts, check, items, !!flags.write && learned.rules.length > 0 && !check.stillDenied.length), ...(dnsCounts ? { dnsLog: dnsCounts } : {}) });
 
   if (check.stillDenied.length) {
     io.stderr(`egress: error: the learned rules would not admit ${check.stillDenied.length} of the flows they were learned from (hostnames resolving differently?); nothing written\n`);

@@ -8,11 +8,12 @@ import { resolve as resolvePath } from 'node:path';
 import { writeFileAtomic } from '../../kernel/atomic.js';
 import { Deduper } from '../../observe/dedupe.js';
 import { LogReader } from '../../logs/read.js';
+import { NameIndex } from '../../observe/names.js';
 import { Replayer } from '../../observe/replay.js';
 import { toPrometheus } from '../../report/prometheus.js';
 import { replayJson, replayText } from '../../report/replay.js';
 import { UsageError, type Io } from '../io.js';
-import { contextOf, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
+import { contextOf, readDnsNames, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
 
 export interface ReplayFlags extends SourceFlags, PolicyFlags {
@@ -36,7 +37,11 @@ export async function replayCommand(io: Io, file: string, logs: string[], flags:
   // Every LOG line with an egress tag (whatever prefix the old policy had), or the --prefix lines.
   const opts = readOptionsOf(io, flags, seams, flags.prefix);
   const { ctx, accounts } = await contextOf(io, loaded);
-  const replayer = new Replayer(loaded.ir!, accounts);
+  // With dns.proxy, a connection to an address the forwarder had just answered for a name is decided as the candidate's name rules would (docs/observe.md).
+  const ir = loaded.ir!;
+  const answers = new NameIndex(ir.dns ?? { graceSec: 60, minLifetimeSec: 10 });
+  const dnsCounts = ir.dns ? await readDnsNames(io, flags, undefined, (r) => answers.add(r)) : undefined;
+  const replayer = new Replayer(ir, accounts, dnsCounts ? answers : undefined);
   const dedupe = new Deduper();
   const reader = new LogReader(sources, opts, (e) => replayer.add(e, dedupe.isNew(e)));
   await runReader(reader.run());

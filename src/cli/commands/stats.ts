@@ -1,7 +1,8 @@
 /**
  * `egress stats [LOG…] [--journal|--kmsg] [--since T] [--policy P] [--prefix P]
- * [--json|--prometheus] [--output FILE] [--follow] [--sample]`: denied
- * connections from kernel logs.
+ * [--dns-log FILE] [--json|--prometheus] [--output FILE] [--follow] [--sample]`:
+ * denied connections from kernel logs, and the names the DNS forwarder
+ * answered and refused (its log, read once at the start).
  */
 import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
@@ -14,6 +15,7 @@ import { StatsBuilder } from '../../observe/aggregate.js';
 import { analyzeChanges, coverage, readHistory, type History } from '../../observe/changes.js';
 import { appendSample, sampleOf } from '../../observe/counters.js';
 import { Deduper } from '../../observe/dedupe.js';
+import { NameStatsBuilder, type NameStats } from '../../observe/names.js';
 import type { LogEvent } from '../../logs/event.js';
 import { parallelPlan, statsParallel } from '../../observe/parallel.js';
 import { LogReader } from '../../logs/read.js';
@@ -21,7 +23,7 @@ import { formatLocal } from '../../logs/since.js';
 import { toPrometheus } from '../../report/prometheus.js';
 import { historyNote, renderStats, statsJson, type KernelCounters } from '../../report/stats.js';
 import { CommandError, UsageError, type Io } from '../io.js';
-import { contextOf, readOptionsOf, runReader, sourcesOf, stopSignal, type ObserveSeams, type SourceFlags } from '../log-flags.js';
+import { contextOf, readDnsNames, readOptionsOf, runReader, sourcesOf, stopSignal, type ObserveSeams, type SourceFlags } from '../log-flags.js';
 import { failed, load, writeJson, type PolicyFlags } from '../shared.js';
 
 export interface StatsFlags extends SourceFlags, PolicyFlags {
@@ -78,6 +80,9 @@ export async function statsCommand(io: Io, logs: string[], flags: StatsFlags, se
     history = undefined;
   }
   const counters = await liveCounters(io, seams);
+  const nameBuilder = new NameStatsBuilder();
+  const dnsCounts = await readDnsNames(io, flags, opts.since, (r) => nameBuilder.add(r));
+  const names: NameStats | undefined = dnsCounts && nameBuilder.finish(dnsCounts, Math.max(top, 20), ctx.users);
 
   let builder = new StatsBuilder();
   const dedupe = new Deduper();
@@ -91,8 +96,8 @@ export async function statsCommand(io: Io, logs: string[], flags: StatsFlags, se
     const text = flags.prometheus
       ? toPrometheus(s, { topDestinations: top, ...(changes ? { changes } : {}) })
       : flags.json
-        ? JSON.stringify(statsJson(s, { top, ...(changes ? { changes } : {}), counters }), null, flags.follow ? 0 : 2) + '\n'
-        : renderStats(s, { top, ...(changes ? { changes } : {}), historyNote: historyNote(history), counters });
+        ? JSON.stringify(statsJson(s, { top, ...(changes ? { changes } : {}), counters, ...(names ? { names } : {}) }), null, flags.follow ? 0 : 2) + '\n'
+        : renderStats(s, { top, ...(changes ? { changes } : {}), historyNote: historyNote(history), counters, ...(names ? { names } : {}) });
     if (flags.output) writeFileAtomic(resolvePath(io.cwd, flags.output), text, 0o644);
     else if (flags.follow && !final && io.isTty && !flags.json && !flags.prometheus) io.stdout(`\x1b[H\x1b[2J${text}`);
     else io.stdout(flags.follow && !flags.json && !flags.prometheus ? `${formatLocal(Date.now())}\n${text}\n` : text);
