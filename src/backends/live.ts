@@ -47,9 +47,11 @@ export interface LiveRuleset {
   backend: LinuxTarget;
   /** Whether anything egress owns is live at all. */
   present: boolean;
-  /** nft: from the table comment `egress: mode M, default D`, when present. */
+  /** nft: from the output chain's comment `egress: mode M, default D` (the table's, for a table an older egress loaded), when present. */
   mode?: string;
   default?: string;
+  /** nft: the table's comment, when it has one. */
+  comment?: string;
   chains: Map<string, LiveRule[]>;
   /** nft named sets. */
   sets: Map<string, LiveSet>;

@@ -398,7 +398,7 @@ function nftLine(state: NftState, stack: NftFrame[], line: string, n: number): v
       return;
     case 'chain':
       if (line === '}') stack.pop();
-      else if (/^type /.test(line)) top.chain.head.push(line);
+      else if (/^type /.test(line) || /^comment "[^"]*"$/.test(line)) top.chain.head.push(line);
       else top.chain.rules.push(line);
       return;
   }
@@ -417,7 +417,9 @@ function nftLive(state: NftState): LiveRuleset {
   const t = state.get(EGRESS_TABLE);
   if (!t) return live;
   live.present = true;
-  const m = /^egress: mode (\w+), default (\w+)$/.exec(t.comment ?? '');
+  const inChain = [...t.chains.values()].flatMap((c) => c.head).find((h) => /^comment "egress: mode /.test(h));
+  const m = /^comment "egress: mode (\w+), default (\w+)"$/.exec(inChain ?? '') ?? /^egress: mode (\w+), default (\w+)$/.exec(t.comment ?? '');
+  if (t.comment !== undefined) live.comment = t.comment;
   if (m) {
     live.mode = m[1]!;
     live.default = m[2]!;

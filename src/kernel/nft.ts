@@ -77,16 +77,19 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * lost (the DNS re-apply kernel test saw connects to just-answered addresses
  * rejected), and re-adding the read elements would shorten any the forwarder
  * refreshed meanwhile. Undefined when there is nothing to keep, or when the
- * table's comment (mode, default) must change: the kernel does not update
- * the comment of an existing table.
+ * table's comment must change (only from a table an older egress loaded,
+ * with mode and default in it): the kernel does not update the comment of an
+ * existing table.
  */
 export function keepingLearned(art: Artifact, live: LiveRuleset): Artifact | undefined {
   const head = `table ${NFT_TABLE} {}\ndelete table ${NFT_TABLE}\n`;
   const declared = timeoutSets(art.text);
   const keep = new Set([...live.sets].filter(([name, set]) => declared.has(name) && set.learned !== undefined).map(([name]) => name));
-  const comment = /^\tcomment "egress: mode (\S+), default (\S+)"$/m.exec(art.text);
+  // The table's comment is the same for every policy (mode and default are in the output chain, re-created here);
+  // a table an older egress loaded, with mode and default in its comment, is replaced once.
+  const comment = /^\tcomment "([^"]*)"$/m.exec(art.text);
   const names = [...live.chains.keys(), ...live.sets.keys(), ...live.counters.keys()];
-  if (!live.present || !keep.size || !art.text.includes(head) || !comment || comment[1] !== live.mode || comment[2] !== live.default || !names.every((n) => IDENT.test(n))) return undefined;
+  if (!live.present || !keep.size || !art.text.includes(head) || !comment || comment[1] !== live.comment || !names.every((n) => IDENT.test(n))) return undefined;
   const drop = [
     ...[...live.chains.keys()].map((c) => `delete chain ${NFT_TABLE} ${c}`),
     ...[...live.sets.keys()].filter((n) => !keep.has(n)).map((n) => `delete set ${NFT_TABLE} ${n}`),

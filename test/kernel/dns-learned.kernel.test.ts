@@ -2,9 +2,11 @@
  * What the DNS forwarder learned outlives a reload: apply and rollback
  * replace `table inet egress` but keep, in the same transaction, each live
  * `flags timeout` set the new ruleset declares too, elements and all — also
- * what the forwarder published after apply read the table. Where that cannot
- * be done (the table's mode/default comment changes), the loader carries each
- * learned element with the seconds it had left. A set the new ruleset no
+ * what the forwarder published after apply read the table, also across a
+ * change of mode or default (kept in the output chain's comment, re-created
+ * with the chain). Where that cannot be done (a table an older egress loaded,
+ * or a set declared differently), the loader carries each learned element
+ * with the seconds it had left. A set the new ruleset no
  * longer has takes its elements with it.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -67,12 +69,15 @@ kernelDescribe('learned DNS elements across a reload', () => {
     expect(kept.map((l) => l.element).filter((e) => e !== '198.51.100.8').sort()).toEqual(['198.51.100.7', '198.51.100.9']); // .8 lives 2 s
     expect(kept.find((a) => a.element === '198.51.100.7')!.expiresSec).toBeGreaterThan(800);
 
-    // Audit mode: the table's comment changes, which needs a new table; the elements are carried over.
+    // Audit mode and back: mode and default are in the output chain, so the table and its learned sets stay too —
+    // an element published after the read survives the mode change (it was lost when they were in the table's comment).
     const audit = await artifact(`mode: audit\n${POLICY}`);
-    expect(await load(w, 'nft', audit, await readLive(w, 'nft'))).toBeUndefined();
+    const beforeAudit = await readLive(w, 'nft');
+    await mustRun(w, ['nft', '-f', '-'], 'add element inet egress allow_cdn_v4_dns { 198.51.100.10 timeout 600s }\n');
+    expect(await load(w, 'nft', audit, beforeAudit)).toBeUndefined();
     const inAudit = await readLive(w, 'nft');
     expect(inAudit.live.mode).toBe('audit');
-    expect((inAudit.live.sets.get('allow_cdn_v4_dns')?.learned ?? []).map((l) => l.element).filter((e) => e !== '198.51.100.8').sort()).toEqual(['198.51.100.7', '198.51.100.9']);
+    expect((inAudit.live.sets.get('allow_cdn_v4_dns')?.learned ?? []).map((l) => l.element).filter((e) => e !== '198.51.100.8').sort()).toEqual(['198.51.100.10', '198.51.100.7', '198.51.100.9']);
     expect(await load(w, 'nft', art, inAudit)).toBeUndefined();
     expect((await readLive(w, 'nft')).live.mode).toBe('enforce');
 

@@ -39,6 +39,9 @@ import type { RuleRef } from '../../policy/types.js';
 import { nftComment, nftIdent, nftQuote } from './quote.js';
 import { dnsCounters, emitDnsGuard, emitDnsRedirect, forwarderConfig, NFT_DNS_SET_SIZE, nftForwarderNames, type NftDnsName, type NftForwarderConfig } from './dns.js';
 
+/** The table's own comment: the same for every policy (mode and default are in the output chain's). */
+export const NFT_TABLE_COMMENT = 'egress: managed by egress (see docs/backends-linux.md)';
+
 export const NFT_TABLE = 'inet egress';
 
 interface FamilySyntax {
@@ -119,13 +122,17 @@ export function emitNft(ir: Ir): Result<Artifact> {
   w.line(`table ${NFT_TABLE} {}`);
   w.line(`delete table ${NFT_TABLE}`);
   w.line(`table ${NFT_TABLE} {`);
-  w.line(`\t${nftComment(`egress: mode ${ir.mode}, default ${ir.default}`)}`);
+  w.line(`\t${nftComment(NFT_TABLE_COMMENT)}`);
   emitCounters(w, ir);
   for (const s of sets) emitSet(w, s);
   if (ir.dns) emitDnsRedirect(w, ir.dns);
 
   w.line('');
   w.line(`\tchain ${nftNames.chain} {`);
+  // Mode and default live in the chain, not the table: a reload that keeps the table (and the
+  // forwarder's learned sets, kernel/nft.ts keepingLearned) re-creates the chain, while the
+  // kernel never updates the comment of an existing table.
+  w.line(`\t\t${nftComment(`egress: mode ${ir.mode}, default ${ir.default}`)}`);
   w.line('\t\ttype filter hook output priority filter; policy accept;');
   if (ir.dns) emitDnsGuard(w, ir, ir.dns, (v) => logStatement(ir, v, undefined), verdictStatements(ir, 'reject'));
   emitBuiltins(w, ir);

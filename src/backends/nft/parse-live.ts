@@ -30,7 +30,10 @@ export function readNftLive(json: string | undefined, text?: string): LiveRulese
   if (!Array.isArray(doc.nftables)) throw new LiveParseError('nft JSON listing has no "nftables" array');
   const byHandle = text ? textByHandle(text) : new Map<number, string>();
   if (text) {
-    const m = /^\tcomment "egress: mode (\w+), default (\w+)"$/m.exec(text);
+    // The output chain's comment; the table's, as egress wrote it before (a table loaded by an older egress).
+    const m = /^\t\tcomment "egress: mode (\w+), default (\w+)"$/m.exec(text) ?? /^\tcomment "egress: mode (\w+), default (\w+)"$/m.exec(text);
+    const t = /^\tcomment "([^"]*)"$/m.exec(text);
+    if (t) live.comment = t[1]!;
     if (m) {
       live.mode = m[1]!;
       live.default = m[2]!;
