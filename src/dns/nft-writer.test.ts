@@ -166,6 +166,27 @@ describe('NftWriter protocol', () => {
     ]);
   });
 
+  test('remainingMs: what this writer confirmed, from the moment the command was built; 0 for what it did not confirm', async () => {
+    const { w, x, advance } = make();
+    await w.up();
+    const nft = x.children[0]!;
+    nft.auto = false;
+    const first = w.publish([el('192.0.2.1', 's4', 70)]);
+    // Sent, not yet confirmed: not known.
+    expect(w.remainingMs('s4', '192.0.2.1')).toBe(0);
+    advance(500);
+    nft.release();
+    await first;
+    // Counted from when the command was built (500 ms ago), not from the confirmation.
+    expect(w.remainingMs('s4', '192.0.2.1')).toBe(69_500);
+    expect(w.remainingMs('s6', '192.0.2.1')).toBe(0);
+    nft.auto = true;
+    await expect(w.publish([el('192.0.2.2', 'bad')])).rejects.toThrow(/refused/);
+    expect(w.remainingMs('bad', '192.0.2.2')).toBe(0);
+    advance(70_000);
+    expect(w.remainingMs('s4', '192.0.2.1')).toBe(0);
+  });
+
   test('child dies: pending publishes fail, new ones fail fast, then a restarted child takes them', async () => {
     const { w, x } = make();
     await w.up();

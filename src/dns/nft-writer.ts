@@ -162,6 +162,18 @@ export class NftWriter implements ElementWriter {
     return new Promise((resolve) => this.upWaiters.push(resolve));
   }
 
+  /**
+   * How long `set address` surely stays in the kernel, in ms from now: the
+   * expiry this writer recorded when it confirmed the element (computed
+   * from the moment the command was built, before the kernel's timer
+   * started, so never later than the kernel's), or 0 when it did not
+   * confirm it. See the forwarder's fast path for what may rely on it.
+   */
+  remainingMs(set: string, address: string): number {
+    const exp = this.known.get(`${set} ${address}`);
+    return exp === undefined ? 0 : Math.max(0, exp - this.o.now());
+  }
+
   /** Whether publishes are being taken now. */
   get isUp(): boolean {
     return !!this.child?.ready && !this.closed;
