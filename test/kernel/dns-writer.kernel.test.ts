@@ -2,7 +2,7 @@
  * The DNS forwarder's nft writer against the real nft and kernel, in a
  * namespace each test creates and deletes: a confirmed publish is in the set
  * (read back with `nft list set`), re-adds refresh the timeout on both
- * paths, refusals fail only their own publish, and a killed nft child fails
+ * paths, the expiry the writer remembers is never later than the kernel's, refusals fail only their own publish, and a killed nft child fails
  * what was pending and is replaced.
  */
 import { expect, test } from 'vitest';
@@ -84,6 +84,25 @@ kernelDescribe('DNS nft writer', () => {
         expect((await elements(ns, 's4')).get('192.0.2.1')!.expires).toBeGreaterThan(190);
       });
     });
+
+  test('remainingMs never promises more than the kernel has (what the forwarder answers without holding relies on)', async () => {
+    await withWriter({}, async (w, ns) => {
+      const v6 = Array.from({ length: 100 }, (_, i) => el(`2001:db8:2::${(i + 1).toString(16)}`, 30 + i));
+      await w.publish(v6);
+      // refreshed: longer for some, "shorter" (never shortens) for others
+      await w.publish(v6.slice(0, 50).map((e, i) => ({ ...e, timeoutSec: i % 2 ? 300 : 5 })));
+      const promised = new Map(v6.map((e) => [e.address, w.remainingMs('s6', e.address)]));
+      const t0 = performance.now();
+      const kernel = await elements(ns, 's6');
+      const readMs = performance.now() - t0;
+      for (const [address, ms] of promised) {
+        expect(ms).toBeGreaterThan(0);
+        // The kernel's remaining time when remainingMs was asked ≥ its `expires` at the listing (taken within readMs after); a jiffy of rounding allowed.
+        expect(kernel.get(address)!.expires * 1000 + readMs + 10, address).toBeGreaterThanOrEqual(ms);
+      }
+      expect(w.remainingMs('s6', '2001:db8:2::ffff')).toBe(0);
+    });
+  });
 
   test('a publish nft refuses fails alone; the writer keeps serving', async () => {
     await withWriter({}, async (w, ns) => {
