@@ -146,6 +146,21 @@ describe('fast path: no hold when every address is surely live', () => {
     await expect.poll(() => records.length).toBe(1);
   });
 
+  test('an element with all but a second of its full lifetime left is not written again; the others of the answer are', async () => {
+    const two: Script = (q) => respond(q, [a(q.questions![0]!.name, '192.0.2.7', 5), a(q.questions![0]!.name, '192.0.2.8', 5)]);
+    const { writer, port, fwd, records } = await setup({ script: two });
+    // lifetime max(10, 5 + 60) = 65 s
+    writer.sure.set('mirror_4 192.0.2.7', 64_000).set('mirror_4 192.0.2.8', 63_999);
+    expect(addressesOf(await askUdp(port, query('deb.debian.org')))).toEqual(['192.0.2.7', '192.0.2.8']);
+    await expect.poll(() => records.length).toBe(1);
+    expect(writer.calls).toEqual([[{ set: 'mirror_4', family: 'ipv4', address: '192.0.2.8', timeoutSec: 65 }]]);
+    writer.sure.set('mirror_4 192.0.2.8', 64_000);
+    await askUdp(port, query('deb.debian.org'));
+    await expect.poll(() => records.length).toBe(2);
+    expect(writer.calls.length).toBe(1);
+    expect(fwd.counters()).toMatchObject({ fastAnswers: 2, published: 1, refreshFailures: 0 });
+  });
+
   test('a near-expiry element (1 ms short of TTL + 10 s) is held for its commit', async () => {
     const { writer, port, fwd } = await setup(neverCommits);
     writer.hang = true;
