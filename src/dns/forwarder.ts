@@ -20,7 +20,7 @@
  *    and each has at least `surelySec(ttl)` = max(minLifetimeSec, TTL +
  *    FAST_MARGIN_SEC) seconds left (TTL: the largest TTL the answer gives
  *    that address), the answer leaves at once; the refresh to the full
- *    lifetime is queued before it leaves and committed in the background
+ *    lifetime is written once it is sent and committed in the background
  *    (`fastAnswers`; a refresh that fails counts in `refreshFailures`),
  *    except for elements that already have all but a second of that
  *    lifetime left (a busy pool is answered many times a second; writing
@@ -253,19 +253,21 @@ export class Forwarder {
     }
     const record = () => this.logPublish(q, name, j.allow.map((a) => a.rule), elements, kept, client, uid);
     if (!this.seams.publishAfterAnswer && this.surelyLive(elements, needSec)) {
-      // Queued before the answer leaves; its outcome only counts. An element that already has all but
-      // REFRESH_SLACK_MS of its full lifetime left is not written again (a busy pool is answered many times a second).
+      // Written once the answer is sent (building the nft command is not the answer's business); its outcome only counts.
+      // An element that already has all but REFRESH_SLACK_MS of its full lifetime left is not written again (a busy
+      // pool is answered many times a second).
       const stale = elements.filter((e) => this.seams.writer.remainingMs!(e.set, e.address) < e.timeoutSec * 1000 - REFRESH_SLACK_MS);
-      const refresh = (stale.length ? this.seams.writer.publish(stale) : Promise.resolve()).then(
-        () => {
-          this.c.published += stale.length;
-          return record();
-        },
-        () => void this.c.refreshFailures++,
-      );
+      const refresh = () =>
+        (stale.length ? this.seams.writer.publish(stale) : Promise.resolve()).then(
+          () => {
+            this.c.published += stale.length;
+            return record();
+          },
+          () => void this.c.refreshFailures++,
+        );
       this.c.fastAnswers++;
       this.c.answered++;
-      return { response: resp, after: () => refresh };
+      return { response: resp, after: refresh };
     }
     if (this.seams.publishAfterAnswer) {
       this.c.answered++;
