@@ -108,6 +108,12 @@ export class FakeWriter implements ElementWriter {
   hang = false;
   /** When set, every publish waits for it before committing. */
   gate: Promise<void> | undefined;
+  /** What `remainingMs` answers, by "set address" (absent: 0, not confirmed). */
+  readonly sure = new Map<string, number>();
+
+  remainingMs(set: string, address: string): number {
+    return this.sure.get(`${set} ${address}`) ?? 0;
+  }
 
   has(set: string, address: string): boolean {
     return this.kernel.has(`${set} ${address}`);

@@ -126,6 +126,92 @@ describe('publish, then answer', () => {
   });
 });
 
+describe('fast path: no hold when every address is surely live', () => {
+  /** The commit never comes: an answer that is held becomes SERVFAIL after holdMs, one that is not comes with its addresses. */
+  const neverCommits = { config: { holdMs: 50 } };
+
+  test('every address confirmed with ≥ max(min_lifetime, TTL + 10 s) left → answered before the refresh commits; the refresh writes the full lifetime', async () => {
+    const { writer, port, fwd, records } = await setup();
+    // simple answers deb.debian.org with 192.0.2.14, TTL 5: needs 15 s left.
+    writer.sure.set('mirror_4 192.0.2.14', 15_000);
+    let open!: () => void;
+    writer.gate = new Promise((r) => (open = r));
+    // Received while the commit is still shut behind the gate.
+    const r = await askUdp(port, query('deb.debian.org'));
+    expect([addressesOf(r), writer.has('mirror_4', '192.0.2.14')]).toEqual([['192.0.2.14'], false]);
+    open();
+    await expect.poll(() => fwd.counters().published).toBe(1);
+    expect(writer.calls).toEqual([[{ set: 'mirror_4', family: 'ipv4', address: '192.0.2.14', timeoutSec: 65 }]]);
+    expect(fwd.counters()).toMatchObject({ answered: 1, fastAnswers: 1, refreshFailures: 0, servfail: 0 });
+    await expect.poll(() => records.length).toBe(1);
+  });
+
+  test('an element with all but a second of its full lifetime left is not written again; the others of the answer are', async () => {
+    const two: Script = (q) => respond(q, [a(q.questions![0]!.name, '192.0.2.7', 5), a(q.questions![0]!.name, '192.0.2.8', 5)]);
+    const { writer, port, fwd, records } = await setup({ script: two });
+    // lifetime max(10, 5 + 60) = 65 s
+    writer.sure.set('mirror_4 192.0.2.7', 64_000).set('mirror_4 192.0.2.8', 63_999);
+    expect(addressesOf(await askUdp(port, query('deb.debian.org')))).toEqual(['192.0.2.7', '192.0.2.8']);
+    await expect.poll(() => records.length).toBe(1);
+    expect(writer.calls).toEqual([[{ set: 'mirror_4', family: 'ipv4', address: '192.0.2.8', timeoutSec: 65 }]]);
+    writer.sure.set('mirror_4 192.0.2.8', 64_000);
+    await askUdp(port, query('deb.debian.org'));
+    await expect.poll(() => records.length).toBe(2);
+    expect(writer.calls.length).toBe(1);
+    expect(fwd.counters()).toMatchObject({ fastAnswers: 2, published: 1, refreshFailures: 0 });
+  });
+
+  test('a near-expiry element (1 ms short of TTL + 10 s) is held for its commit', async () => {
+    const { writer, port, fwd } = await setup(neverCommits);
+    writer.hang = true;
+    writer.sure.set('mirror_4 192.0.2.14', 14_999);
+    expect(rcodeOf(await askUdp(port, query('deb.debian.org')))).toBe('SERVFAIL');
+    expect(fwd.counters()).toMatchObject({ holdTimeouts: 1, fastAnswers: 0 });
+  });
+
+  test('min_lifetime above TTL + 10 s raises the bar', async () => {
+    const { writer, port, fwd } = await setup({ config: { holdMs: 50, minLifetimeSec: 120 } });
+    writer.hang = true;
+    writer.sure.set('mirror_4 192.0.2.14', 119_000);
+    expect(rcodeOf(await askUdp(port, query('deb.debian.org')))).toBe('SERVFAIL');
+    writer.sure.set('mirror_4 192.0.2.14', 120_000);
+    expect(rcodeOf(await askUdp(port, query('deb.debian.org')))).toBe('NOERROR');
+    expect(fwd.counters()).toMatchObject({ holdTimeouts: 1, fastAnswers: 1 });
+  });
+
+  test('one address of the answer, or one of its sets, not surely live → the whole answer is held', async () => {
+    const two: Script = (q) => respond(q, [a(q.questions![0]!.name, '192.0.2.7', 5), a(q.questions![0]!.name, '192.0.2.8', 5)]);
+    const { writer, port, fwd } = await setup({ ...neverCommits, script: two });
+    writer.hang = true;
+    writer.sure.set('mirror_4 192.0.2.7', 600_000);
+    expect(rcodeOf(await askUdp(port, query('deb.debian.org')))).toBe('SERVFAIL');
+    // x.cdn.example.com goes into cdn_4 and wide_4: sure in one set only is not enough
+    writer.sure.set('cdn_4 192.0.2.7', 600_000).set('cdn_4 192.0.2.8', 600_000).set('wide_4 192.0.2.7', 600_000);
+    expect(rcodeOf(await askUdp(port, query('x.cdn.example.com')))).toBe('SERVFAIL');
+    writer.sure.set('wide_4 192.0.2.8', 600_000);
+    expect(addressesOf(await askUdp(port, query('x.cdn.example.com')))).toEqual(['192.0.2.7', '192.0.2.8']);
+    expect(fwd.counters()).toMatchObject({ holdTimeouts: 2, fastAnswers: 1 });
+  });
+
+  test('a failed background refresh is counted; the answer had gone, no SERVFAIL', async () => {
+    const { writer, port, fwd, records } = await setup();
+    writer.sure.set('mirror_4 192.0.2.14', 60_000);
+    writer.fail = true;
+    expect(addressesOf(await askUdp(port, query('deb.debian.org')))).toEqual(['192.0.2.14']);
+    await expect.poll(() => fwd.counters().refreshFailures).toBe(1);
+    expect(fwd.counters()).toMatchObject({ fastAnswers: 1, publishFailures: 0, servfail: 0, published: 0 });
+    expect(records).toEqual([]);
+  });
+
+  test('never with publishAfterAnswer (the negative control stays what it is)', async () => {
+    const { writer, port, fwd } = await setup({ seams: { publishAfterAnswer: true } });
+    writer.sure.set('mirror_4 192.0.2.14', 600_000);
+    await askUdp(port, query('deb.debian.org'));
+    await expect.poll(() => fwd.counters().published).toBe(1);
+    expect(fwd.counters().fastAnswers).toBe(0);
+  });
+});
+
 describe('what is and is not published', () => {
   test('deny → REFUSED; upstream never asked, nothing published', async () => {
     const { up, writer, port, fwd, records } = await setup();

@@ -16,7 +16,51 @@
  *    allow rule's sets for max(minLifetime, TTL + grace) seconds. Only when
  *    the writer confirms the commit is the answer sent; no confirmation within
  *    holdMs → SERVFAIL, never a late answer.
- * 7. Logs (the `log` seam): `dns-publish` per published answer, `dns-refused`
+ * 7. Fast path: when the writer itself confirmed EVERY element of the answer
+ *    and each has at least `surelySec(ttl)` = max(minLifetimeSec, TTL +
+ *    FAST_MARGIN_SEC) seconds left (TTL: the largest TTL the answer gives
+ *    that address), the answer leaves at once; the refresh to the full
+ *    lifetime is written once it is sent and committed in the background
+ *    (`fastAnswers`; a refresh that fails counts in `refreshFailures`),
+ *    except for elements that already have all but a second of that
+ *    lifetime left (a busy pool is answered many times a second; writing
+ *    each answer again kept nft busy for a gain of milliseconds).
+ *
+ * Why the fast path admits nothing late and shortens nothing:
+ * - Holding buys one thing: the elements are in the kernel before the
+ *   program can use the answer. An element the writer confirmed with an
+ *   expiry E is in the kernel until E at least: E was computed from the
+ *   moment the command was built, before the kernel's timer started, and
+ *   both clocks are CLOCK_MONOTONIC (the kernel's jiffies advance from it),
+ *   apart from tick rounding (ms). A plain re-add or add;delete;add of a
+ *   live element is one transaction, atomic for the packet path, so a
+ *   refresh in flight never makes it absent. So at release the elements are
+ *   there, as they would be after a held commit.
+ * - How long they stay: the program may use the address for the TTL the
+ *   answer gives it; min_lifetime covers TTL-0 answers and programs that
+ *   keep an address that briefly. Each element has at least max(min_lifetime,
+ *   TTL + 10 s) left at release, without the refresh. The refresh (normally
+ *   committed within milliseconds) then extends it to max(min_lifetime, TTL +
+ *   grace) from its commit, like a held answer's. Only when the refresh
+ *   fails (writer dying at that moment) does the element keep just what it
+ *   had: still ≥ the TTL + 10 s the program was told it could use, where a
+ *   held answer would have been SERVFAIL. The margin is fixed, not `grace`:
+ *   with grace < 10 s the fast path is taken only while a longer lifetime
+ *   from an earlier answer is still running.
+ * - A refresh never shortens (the writer asks for at least what is left).
+ * - What the writer "confirmed" is only as true as "nothing but this writer
+ *   removes elements from these sets". The life cycle's reload (apply,
+ *   rollback) replaces the table in one transaction and carries the live
+ *   elements with the time they had left (truncated to the second, less
+ *   than the margin), so they stay. An element this writer confirmed after
+ *   apply read the table and before it loaded the new one is lost by that
+ *   load (a race of the reload that also strikes held answers given in that
+ *   window); the first fast answer naming it afterwards re-creates it with
+ *   its background add, milliseconds after the answer left.
+ * - Anything the writer did not confirm, or that runs out sooner (an
+ *   address never published, published by another process or an earlier
+ *   forwarder and carried by apply, close to expiry), is held as in step 6.
+ * 8. Logs (the `log` seam): `dns-publish` per published answer, `dns-refused`
  *    per refused query, `dns-answer` per forwarded A/AAAA answer (step 5,
  *    after it was sent).
  *
@@ -71,6 +115,10 @@ export interface Reply {
 }
 
 const HOLD_TIMEOUT = Symbol('hold timeout');
+/** Seconds beyond the TTL an element must surely live for its answer to leave without holding (see the header). */
+export const FAST_MARGIN_SEC = 10;
+/** Without holding, an element with at least its full lifetime minus this left is not refreshed again. */
+export const REFRESH_SLACK_MS = 1000;
 /** Longest an answer waits for the asker's uid lookup (for the log only). */
 const UID_WAIT_MS = 2;
 /**
@@ -216,12 +264,29 @@ export class Forwarder {
     }
     if (client.proto === 'udp' && resp.length > q.udpSize) return this.fit(q, client, resp);
 
-    const elements = this.elements(j.allow, kept);
+    const { elements, needSec } = this.elements(j.allow, kept);
     if (!elements.length) {
       this.c.answered++;
       return { response: resp };
     }
     const record = () => this.logPublish(q, name, j.allow.map((a) => a.rule), elements, kept, client, uid);
+    if (!this.seams.publishAfterAnswer && this.surelyLive(elements, needSec)) {
+      // Written once the answer is sent (building the nft command is not the answer's business); its outcome only counts.
+      // An element that already has all but REFRESH_SLACK_MS of its full lifetime left is not written again (a busy
+      // pool is answered many times a second).
+      const stale = elements.filter((e) => this.seams.writer.remainingMs!(e.set, e.address) < e.timeoutSec * 1000 - REFRESH_SLACK_MS);
+      const refresh = () =>
+        (stale.length ? this.seams.writer.publish(stale) : Promise.resolve()).then(
+          () => {
+            this.c.published += stale.length;
+            return record();
+          },
+          () => void this.c.refreshFailures++,
+        );
+      this.c.fastAnswers++;
+      this.c.answered++;
+      return { response: resp, after: refresh };
+    }
     if (this.seams.publishAfterAnswer) {
       this.c.answered++;
       return {
@@ -295,18 +360,33 @@ export class Forwarder {
     return Math.max(this.config.minLifetimeSec, ttl + this.config.graceSec);
   }
 
-  private elements(rules: ForwarderConfig['names'], found: FoundAddress[]): Element[] {
-    const out = new Map<string, Element>();
+  /** The elements to publish, and for each the seconds it must surely have left for the fast path: max(minLifetimeSec, TTL + FAST_MARGIN_SEC), TTL the largest the answer gives the address. */
+  private elements(rules: ForwarderConfig['names'], found: FoundAddress[]): { elements: Element[]; needSec: number[] } {
+    const out = new Map<string, { e: Element; need: number }>();
     for (const r of rules)
       for (const f of found) {
         const set = r.sets[f.family];
         if (!set) continue;
         const key = `${set} ${f.address}`;
         const timeoutSec = this.lifetime(f.ttl);
+        const need = Math.max(this.config.minLifetimeSec, f.ttl + FAST_MARGIN_SEC);
         const had = out.get(key);
-        if (!had || had.timeoutSec < timeoutSec) out.set(key, { set, family: f.family, address: f.address, timeoutSec });
+        if (!had) out.set(key, { e: { set, family: f.family, address: f.address, timeoutSec }, need });
+        else {
+          if (had.e.timeoutSec < timeoutSec) had.e = { ...had.e, timeoutSec };
+          had.need = Math.max(had.need, need);
+        }
       }
-    return [...out.values()];
+    const all = [...out.values()];
+    return { elements: all.map((x) => x.e), needSec: all.map((x) => x.need) };
+  }
+
+  /** Whether the writer confirmed every element with at least its `needSec` left (see the header, step 7). */
+  private surelyLive(elements: Element[], needSec: number[]): boolean {
+    const w = this.seams.writer;
+    if (!w.remainingMs) return false;
+    for (let i = 0; i < elements.length; i++) if (w.remainingMs(elements[i]!.set, elements[i]!.address) < needSec[i]! * 1000) return false;
+    return true;
   }
 
   private async logPublish(q: Query, name: string, rules: string[], elements: Element[], found: FoundAddress[], client: Client, uid: Promise<number | undefined> | undefined): Promise<void> {

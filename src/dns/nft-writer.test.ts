@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Execer, RunResult, Started, StartOptions } from '../kernel/exec.js';
-import { elementProblem, NftWriter, WriterError, type WriterEvent } from './nft-writer.js';
+import { elementProblem, NftWriter, packAddress, WriterError, type WriterEvent } from './nft-writer.js';
 import type { Element } from './types.js';
 
 /** A fake nft: holds each line until `release()` (or at once with auto), fails commands naming a set "bad". */
@@ -164,6 +164,32 @@ describe('NftWriter protocol', () => {
       'add element inet egress s4 { 192.0.2.1 timeout 70s, 192.0.2.3 timeout 70s }; delete element inet egress s4 { 192.0.2.3 }; add element inet egress s4 { 192.0.2.3 timeout 70s }',
       'add element inet egress s4 { 192.0.2.2 timeout 70s }; delete element inet egress s4 { 192.0.2.2 }; add element inet egress s4 { 192.0.2.2 timeout 70s }',
     ]);
+  });
+
+  test('remainingMs: what this writer confirmed, from the moment the command was built; 0 for what it did not confirm', async () => {
+    const { w, x, advance } = make();
+    await w.up();
+    const nft = x.children[0]!;
+    nft.auto = false;
+    const first = w.publish([el('192.0.2.1', 's4', 70)]);
+    // Sent, not yet confirmed: not known.
+    expect(w.remainingMs('s4', '192.0.2.1')).toBe(0);
+    advance(500);
+    nft.release();
+    await first;
+    // Counted from when the command was built (500 ms ago), not from the confirmation.
+    expect(w.remainingMs('s4', '192.0.2.1')).toBe(69_500);
+    expect(w.remainingMs('s6', '192.0.2.1')).toBe(0);
+    nft.auto = true;
+    await expect(w.publish([el('192.0.2.2', 'bad')])).rejects.toThrow(/refused/);
+    expect(w.remainingMs('bad', '192.0.2.2')).toBe(0);
+    advance(70_000);
+    expect(w.remainingMs('s4', '192.0.2.1')).toBe(0);
+    // One element whatever the text form of its address.
+    await w.publish([el('2001:db8::a', 's6', 90)]);
+    expect(w.remainingMs('s6', '2001:DB8:0:0::A')).toBe(90_000);
+    expect(w.remainingMs('s6', 'not an address')).toBe(0);
+    expect(packAddress('192.0.2.1')).toBe('\xc0\x00\x02\x01');
   });
 
   test('child dies: pending publishes fail, new ones fail fast, then a restarted child takes them', async () => {

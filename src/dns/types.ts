@@ -52,6 +52,13 @@ export interface Element {
 export interface ElementWriter {
   publish(elements: readonly Element[]): Promise<void>;
   close(): Promise<void>;
+  /**
+   * How many milliseconds from now `address` surely stays in `set`, as far
+   * as this writer itself confirmed it (0 when it does not know). Lets the
+   * forwarder release an answer without holding it (forwarder.ts, "fast
+   * path"). A writer without it never gives that.
+   */
+  remainingMs?(set: string, address: string): number;
 }
 
 export interface Counters {
@@ -81,6 +88,10 @@ export interface Counters {
   capped: number;
   /** HTTPS/SVCB queries for named names answered with NODATA. */
   strippedHttps: number;
+  /** Named answers released at once because every address was surely live long enough (the refresh followed in the background). */
+  fastAnswers: number;
+  /** Background refreshes after such an answer that the writer refused or could not do (the answer had gone; its addresses stay for what they had left). */
+  refreshFailures: number;
 }
 
 export function zeroCounters(): Counters {
@@ -98,6 +109,8 @@ export function zeroCounters(): Counters {
     truncated: 0,
     capped: 0,
     strippedHttps: 0,
+    fastAnswers: 0,
+    refreshFailures: 0,
   };
 }
 

@@ -31,12 +31,25 @@ export function procHex(address: string, little = LITTLE): string {
 
 /** The uid in a /proc/net table whose local address is `address`:`port`, if any. */
 export function uidFromTable(table: string, address: string, port: number, little = LITTLE): number | undefined {
-  const want = `${procHex(address, little)}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return tableIndex(table).get(`${procHex(address, little)}:${port.toString(16).toUpperCase().padStart(4, '0')}`);
+}
+
+/**
+ * A table's local address → uid (the first line for each), parsed once per
+ * table text: the queries of a busy moment share one read of the table, and
+ * splitting it again per query was most of a named answer's CPU.
+ */
+const parsed: { text: string; index: Map<string, number> }[] = [];
+function tableIndex(table: string): Map<string, number> {
+  for (const p of parsed) if (p.text === table) return p.index;
+  const index = new Map<string, number>();
   for (const line of table.split('\n')) {
     const f = line.trim().split(/\s+/);
-    if (f[1] === want && f[7] !== undefined && /^\d+$/.test(f[7])) return Number(f[7]);
+    if (f[1] !== undefined && f[7] !== undefined && /^\d+$/.test(f[7]) && !index.has(f[1])) index.set(f[1], Number(f[7]));
   }
-  return undefined;
+  parsed.unshift({ text: table, index });
+  if (parsed.length > 4) parsed.pop();
+  return index;
 }
 
 /**

@@ -49,6 +49,18 @@ export const FORWARDER_LOG = 'dns-forwarder.log';
 export const FORWARDER_COUNTERS = 'dns-forwarder.counters.json';
 /** How long the forwarder may hold an answer for the kernel's commit before it answers SERVFAIL: well inside a stub resolver's 5 s timeout, and far above a commit's milliseconds on a loaded host. */
 export const HOLD_MS = 2000;
+/**
+ * How node runs the forwarder, a long-lived process with a small heap (RSS
+ * measured at 10,000 names and ~52,000 live elements, bench/dns.mjs;
+ * docs/dns-forwarder.md): node's defaults 102 MiB; a 1 MiB young generation
+ * 87 MiB; with V8's size-over-speed mode and one malloc arena instead of one
+ * per thread (glibc) 71–73 MiB. Adding `--jitless --no-expose-wasm` gives
+ * 60–63 MiB at about twice the CPU per query: not the default. About 40 MiB
+ * of any node process's RSS are its binary's pages, shared with other node
+ * processes.
+ */
+export const FORWARDER_NODE_FLAGS = ['--max-semi-space-size=1', '--optimize-for-size'];
+export const FORWARDER_ENV = { MALLOC_ARENA_MAX: '1' };
 const READY_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
 
@@ -131,7 +143,8 @@ export function forwarderRunOf(env: Record<string, string | undefined>, w: Pick<
  * Flags for the forwarder's node process go here, so both paths get them.
  */
 export function forwarderCommand(self: SelfCommand, stateDir: string): string[] {
-  return [...self, '_dns-forwarder', join(stateDir, FORWARDER_SPEC)];
+  // self[0] is node (confirm.ts selfCommand): its own flags come first.
+  return [self[0]!, ...FORWARDER_NODE_FLAGS, ...self.slice(1), '_dns-forwarder', join(stateDir, FORWARDER_SPEC)];
 }
 
 /** The unit for this state directory, as the life cycle and `persist` write it. */
@@ -259,6 +272,7 @@ export async function startForwarder(w: Where, stateDir: string, run: ForwarderR
     const [cmd, ...args] = forwarderCommand(run.self, stateDir);
     const { pid } = w.execer.detach(cmd!, args, {
       logPath: out,
+      env: FORWARDER_ENV,
       gid,
       cwd: '/',
       ...(w.netns !== undefined ? { netns: w.netns } : {}),

@@ -17,7 +17,7 @@ import { liveFingerprint } from '../plan/diff.js';
 import type { LinuxTarget } from '../backends/types.js';
 import { staticResolver } from '../resolve/resolver.js';
 import { fakeExecer } from './exec.js';
-import { forwarderCommand, forwarderSpec, forwarderUnit } from './forwarder.js';
+import { FORWARDER_ENV, FORWARDER_NODE_FLAGS, forwarderCommand, forwarderSpec, forwarderUnit } from './forwarder.js';
 import { FakeKernel, type CrashStep } from './fake-kernel.testkit.js';
 import { readHistory } from './history.js';
 import { apply, confirm, LifecycleError, planAgainstLive, refresh, remove, rollback, settle, type Ctx, type Desired } from './lifecycle.js';
@@ -300,7 +300,7 @@ describe('dns.proxy', () => {
       ['rollback', 'ok'],
     ]);
     const detached = (w.ctx.w.execer as ReturnType<typeof fakeExecer>).calls.filter((c) => c.argv.includes('_dns-forwarder'));
-    expect(detached).toEqual([{ argv: [...SELF, '_dns-forwarder', join(w.stateDir, 'dns-forwarder.json')], opts: { gid: 990 } }]);
+    expect(detached).toEqual([{ argv: [SELF[0], ...FORWARDER_NODE_FLAGS, ...SELF.slice(1), '_dns-forwarder', join(w.stateDir, 'dns-forwarder.json')], opts: { gid: 990, env: FORWARDER_ENV } }]);
     const spec = JSON.parse(readFileSync(join(w.stateDir, 'dns-forwarder.json'), 'utf8')) as { config: { upstream: unknown; listen: unknown } };
     expect(spec.config).toMatchObject({ upstream: [{ address: '192.0.2.53', port: 53 }], listen: [{ address: '127.0.0.153', port: 153 }, { address: '::1', port: 153 }] });
   });

@@ -39,7 +39,7 @@ export interface Status {
     names: number;
     learned: { set: string; elements: number }[];
     /** What the running forwarder counted (it writes them every 2 s), and `bypass`: DNS/DoT packets the ruleset rejected (nft counter `dns_bypass`). */
-    counters?: { queries: number; answered: number; refused: number; servfail: number; holdTimeouts: number; malformed: number; published: number; bypass: number; at?: string };
+    counters?: { queries: number; answered: number; refused: number; servfail: number; holdTimeouts: number; malformed: number; published: number; fastAnswers: number; refreshFailures: number; bypass: number; at?: string };
   };
   last?: HistoryEntry;
 }
@@ -84,6 +84,8 @@ export async function readStatus(w: Where, stateDir: string, now: Date): Promise
       holdTimeouts: n('holdTimeouts'),
       malformed: n('malformed'),
       published: n('published'),
+      fastAnswers: n('fastAnswers'),
+      refreshFailures: n('refreshFailures'),
       bypass: cur.counters.get('dns_bypass')?.packets ?? 0,
       ...(typeof c?.time === 'string' ? { at: c.time } : {}),
     };

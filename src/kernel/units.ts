@@ -58,7 +58,7 @@ StartLimitBurst=10
 Type=exec
 # Root with primary group egress-dns: the one group whose DNS the ruleset does not redirect.
 Group=egress-dns
-Environment=EGRESS_STATE_DIR=@STATE_DIR@ EGRESS_DNS_UNIT=egress-dns.service
+Environment=EGRESS_STATE_DIR=@STATE_DIR@ EGRESS_DNS_UNIT=egress-dns.service MALLOC_ARENA_MAX=1
 ExecStart=@EXEC@
 Restart=always
 RestartSec=1s

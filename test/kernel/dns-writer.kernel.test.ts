@@ -2,7 +2,8 @@
  * The DNS forwarder's nft writer against the real nft and kernel, in a
  * namespace each test creates and deletes: a confirmed publish is in the set
  * (read back with `nft list set`), re-adds refresh the timeout on both
- * paths, refusals fail only their own publish, and a killed nft child fails
+ * paths, the expiry the writer remembers is never later than the kernel's,
+ * the forwarder answers without holding only what the kernel already has, refusals fail only their own publish, and a killed nft child fails
  * what was pending and is replaced.
  */
 import { expect, test } from 'vitest';
@@ -12,6 +13,8 @@ import { NftWriter, type WriterEvent } from '../../src/dns/nft-writer.js';
 import type { Element } from '../../src/dns/types.js';
 import { mustRun } from '../../src/kernel/where.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
+import { Forwarder } from '../../src/dns/forwarder.js';
+import { aaaa, addressesOf, askUdp, FakeUpstream, query, rcodeOf, respond } from '../../src/dns/dns.testkit.js';
 
 const x = realExecer();
 
@@ -84,6 +87,60 @@ kernelDescribe('DNS nft writer', () => {
         expect((await elements(ns, 's4')).get('192.0.2.1')!.expires).toBeGreaterThan(190);
       });
     });
+
+  test('remainingMs never promises more than the kernel has (what the forwarder answers without holding relies on)', async () => {
+    await withWriter({}, async (w, ns) => {
+      const v6 = Array.from({ length: 100 }, (_, i) => el(`2001:db8:2::${(i + 1).toString(16)}`, 30 + i));
+      await w.publish(v6);
+      // refreshed: longer for some, "shorter" (never shortens) for others
+      await w.publish(v6.slice(0, 50).map((e, i) => ({ ...e, timeoutSec: i % 2 ? 300 : 5 })));
+      const promised = new Map(v6.map((e) => [e.address, w.remainingMs('s6', e.address)]));
+      const t0 = performance.now();
+      const kernel = await elements(ns, 's6');
+      const readMs = performance.now() - t0;
+      for (const [address, ms] of promised) {
+        expect(ms).toBeGreaterThan(0);
+        // The kernel's remaining time when remainingMs was asked ≥ its `expires` at the listing (taken within readMs after); a jiffy of rounding allowed.
+        expect(kernel.get(address)!.expires * 1000 + readMs + 10, address).toBeGreaterThanOrEqual(ms);
+      }
+      expect(w.remainingMs('s6', '2001:db8:2::ffff')).toBe(0);
+    });
+  });
+
+  test('with the nft child frozen, an address the kernel has for TTL + 10 s is answered without holding; a new one is held (SERVFAIL)', async () => {
+    await withWriter({}, async (w, ns, events) => {
+      const up = await FakeUpstream.start((q) => {
+        const name = q.questions![0]!.name;
+        return respond(q, [aaaa(name, name.startsWith('old.') ? '2001:db8:3::1' : '2001:db8:3::2', 20)]);
+      });
+      const fwd = new Forwarder(
+        { listen: [{ address: '127.0.0.1', port: 0 }], upstream: [{ address: '127.0.0.1', port: up.port }], graceSec: 60, minLifetimeSec: 10, holdMs: 300, names: [{ pattern: '*.pool.test', action: 'allow', rule: 'pool', sets: { ipv6: 's6' } }], table: 'inet egress' },
+        { writer: w, uidOf: null },
+      );
+      try {
+        await fwd.listen();
+        const port = fwd.addresses().udp[0]!.port;
+        // First answer: held for its commit (lifetime 80 s).
+        expect(rcodeOf(await askUdp(port, query('old.pool.test', 'AAAA')))).toBe('NOERROR');
+        const pid = (events.filter((e) => e.event === 'writer-up').pop() as Extract<WriterEvent, { event: 'writer-up' }>).pid!;
+        process.kill(pid, 'SIGSTOP');
+        try {
+          // Nothing can be committed now: what is answered must already be in the kernel.
+          expect(addressesOf(await askUdp(port, query('old.pool.test', 'AAAA')))).toEqual(['2001:db8:3::1']);
+          const kernel = await elements(ns, 's6');
+          expect(kernel.get('2001:db8:3::1')!.expires).toBeGreaterThanOrEqual(20 + 10);
+          expect(rcodeOf(await askUdp(port, query('new.pool.test', 'AAAA')))).toBe('SERVFAIL');
+          expect(kernel.has('2001:db8:3::2')).toBe(false);
+          expect(fwd.counters()).toMatchObject({ fastAnswers: 1, holdTimeouts: 1 });
+        } finally {
+          process.kill(pid, 'SIGCONT');
+        }
+      } finally {
+        await fwd.close();
+        await up.close();
+      }
+    });
+  });
 
   test('a publish nft refuses fails alone; the writer keeps serving', async () => {
     await withWriter({}, async (w, ns) => {

@@ -31,7 +31,7 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
         );
       if (s.dns?.counters) {
         const c = s.dns.counters;
-        out.push(`dns:      ${c.queries} queries, ${c.answered} answered, ${c.refused} refused, ${c.servfail} SERVFAIL (${c.holdTimeouts} hold timeouts), ${c.malformed} malformed, ${c.published} addresses published; ${c.bypass} packets bypassing the forwarder rejected`);
+        out.push(`dns:      ${c.queries} queries, ${c.answered} answered, ${c.refused} refused, ${c.servfail} SERVFAIL (${c.holdTimeouts} hold timeouts), ${c.malformed} malformed, ${c.published} addresses published; ${c.bypass} packets bypassing the forwarder rejected; ${c.fastAnswers} answered without holding (${c.refreshFailures} background refreshes failed)`);
       }
       if (s.drift) out.push('warning:  the live ruleset differs from what egress applied (changed outside egress?): see "egress plan"');
     }
