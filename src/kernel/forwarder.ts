@@ -47,6 +47,8 @@ export const FORWARDER_PID = 'dns-forwarder.pid';
 export const FORWARDER_OUT = 'dns-forwarder.out';
 export const FORWARDER_LOG = 'dns-forwarder.log';
 export const FORWARDER_COUNTERS = 'dns-forwarder.counters.json';
+/** The handle of `table inet egress` when the forwarder started (see tableHandle). */
+export const FORWARDER_TABLE = 'dns-forwarder.table';
 /** How long the forwarder may hold an answer for the kernel's commit before it answers SERVFAIL: well inside a stub resolver's 5 s timeout, and far above a commit's milliseconds on a loaded host. */
 export const HOLD_MS = 2000;
 /**
@@ -245,6 +247,38 @@ export async function stopForwarder(w: Pick<Where, 'execer'>, stateDir: string, 
 }
 
 /**
+ * The kernel's handle of `table inet egress`, undefined when there is none.
+ * A reload keeps the table (and the forwarder's sets) and so its handle; only
+ * one that had to replace the table (kernel/nft.ts withLearned: a set
+ * declared differently, a table an older egress loaded) gives a new one. The
+ * forwarder answers without holding for addresses it confirmed itself
+ * (src/dns/forwarder.ts step 7): after a replacement, what it published
+ * between apply's read and its load is gone, so it is restarted with nothing
+ * taken for granted.
+ */
+export async function tableHandle(w: Where): Promise<number | undefined> {
+  const r = await w.execer.run('nft', ['-j', 'list', 'tables'], { timeoutMs: 30_000, ...(w.netns !== undefined ? { netns: w.netns } : {}) });
+  if (r.code !== 0) return undefined;
+  try {
+    const doc = JSON.parse(r.stdout) as { nftables?: { table?: { family?: string; name?: string; handle?: number } }[] };
+    return doc.nftables?.find((o) => o.table?.family === 'inet' && o.table.name === 'egress')?.table?.handle;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the table is still the one the running forwarder started with (see tableHandle). */
+export async function sameTable(w: Where, stateDir: string): Promise<boolean> {
+  let recorded: string;
+  try {
+    recorded = readFileSync(join(stateDir, FORWARDER_TABLE), 'utf8').trim();
+  } catch {
+    return false;
+  }
+  return recorded === String((await tableHandle(w)) ?? '');
+}
+
+/**
  * (Re)start the forwarder with `config` in `w`'s network namespace and wait
  * until it says it is ready (listening, nft writer up). A forwarder that
  * dies or does not get ready in time is an error with what it printed, and
@@ -283,7 +317,10 @@ export async function startForwarder(w: Where, stateDir: string, run: ForwarderR
     writeFileAtomic(join(stateDir, FORWARDER_PID), JSON.stringify({ pid, ...(start ? { start } : {}) }) + '\n', 0o600);
     ready = await waitFor(() => isReady() || processStartTime(pid) === undefined, READY_TIMEOUT_MS);
   }
-  if (ready && isReady()) return;
+  if (ready && isReady()) {
+    writeFileAtomic(join(stateDir, FORWARDER_TABLE), `${(await tableHandle(w)) ?? ''}\n`, 0o600);
+    return;
+  }
   await stopForwarder(w, stateDir, run);
   throw new ForwarderError(`the DNS forwarder did not start${ready ? '' : ` within ${READY_TIMEOUT_MS / 1000} s`}: ${printed().trim().split('\n').slice(-3).join('; ') || 'it printed nothing'}`);
 }

@@ -315,7 +315,7 @@ describe('dns.proxy under systemd: the forwarder is egress-dns.service', () => {
    * StandardOutput) and write its pid record, naming the unit (so nothing
    * ever signals that pid, this test's own).
    */
-  function systemdWorld(opts: { startFails?: boolean; forwarderDies?: boolean } = {}) {
+  function systemdWorld(opts: { startFails?: boolean; forwarderDies?: boolean; table?: { handle: number } } = {}) {
     const w = world();
     const base = join(w.stateDir, '..');
     const runDir = join(base, 'run');
@@ -324,6 +324,8 @@ describe('dns.proxy under systemd: the forwarder is egress-dns.service', () => {
     const unit = { active: false, starts: 0 };
     const x = fakeExecer(({ argv }) => {
       if (argv[0] === 'getent') return { stdout: 'egress-dns:x:990:\n' };
+      if (argv[0] === 'nft' && argv.join(' ') === 'nft -j list tables' && opts.table)
+        return { stdout: JSON.stringify({ nftables: [{ metainfo: {} }, { table: { family: 'inet', name: 'egress', handle: opts.table.handle } }] }) };
       if (argv[0] !== 'systemctl') return {};
       if (argv[1] === 'is-active') return { code: w.watchdog.alive ? 0 : 3 };
       if (argv[2] !== DNS_UNIT_NAME) return {};
@@ -373,6 +375,20 @@ describe('dns.proxy under systemd: the forwarder is egress-dns.service', () => {
     expect(w.unitCalls().slice(3)).toEqual([`stop ${DNS_UNIT_NAME}`, `restart ${DNS_UNIT_NAME}`]); // the unit file is unchanged: no reload
     await remove(w.ctx);
     expect(w.unit.active).toBe(false);
+  });
+
+  test('a reload that had to replace the table (a new handle) restarts the forwarder: what it took as surely live may be gone', async () => {
+    const table = { handle: 7 };
+    const w = systemdWorld({ table });
+    await apply(w.ctx, await desired('nft', DNS));
+    expect(w.unit).toEqual({ active: true, starts: 1 });
+    await apply(w.ctx, await desired('nft', DNS));
+    expect(w.unit).toEqual({ active: true, starts: 1 }); // the table kept (flush table): the same forwarder
+    table.handle = 8;
+    await apply(w.ctx, await desired('nft', DNS));
+    expect(w.unit).toEqual({ active: true, starts: 2 });
+    await apply(w.ctx, await desired('nft', DNS));
+    expect(w.unit).toEqual({ active: true, starts: 2 });
   });
 
   test('the watchdog rolling back an unconfirmed apply stops the unit, or restarts it with the dns policy it restores', async () => {

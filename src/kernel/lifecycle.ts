@@ -29,7 +29,7 @@ import { otherBackend, realKernel, type LinuxKernel, type Live } from './backend
 import { armWatchdog, chooseWatchdog, disarmWatchdog, watchdogAlive, type SelfCommand } from './confirm.js';
 import type { HistoryAction, HistoryOutcome } from './history.js';
 import { appendHistory } from './history.js';
-import { ensureDnsGroup, forwarderRunning, forwarderRunOf, forwarderSpec, forwarderUpstream, HOLD_MS, startForwarder, stopForwarder } from './forwarder.js';
+import { sameTable, ensureDnsGroup, forwarderRunning, forwarderRunOf, forwarderSpec, forwarderUpstream, HOLD_MS, startForwarder, stopForwarder } from './forwarder.js';
 import { acquireLock } from './lock.js';
 import { nftRefreshScript, type LoadFailure } from './nft.js';
 import {
@@ -172,7 +172,7 @@ async function syncForwarder(ctx: Ctx): Promise<void> {
     await stopForwarder(ctx.w, ctx.stateDir, run);
     return;
   }
-  if (forwarderRunning(ctx.stateDir) && forwarderSpec(ctx.stateDir) === JSON.stringify(want)) return;
+  if (forwarderRunning(ctx.stateDir) && forwarderSpec(ctx.stateDir) === JSON.stringify(want) && (await sameTable(ctx.w, ctx.stateDir))) return;
   await startForwarder(ctx.w, ctx.stateDir, run, want, await ensureDnsGroup(ctx.w));
 }
 
