@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { writeFileAtomic } from './atomic.js';
+import { writeAll, writeFileAtomic } from './atomic.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'egress-atomic-'));
 
@@ -36,5 +36,26 @@ describe('writeFileAtomic', () => {
     const d = dir();
     expect(() => writeFileAtomic(join(d, 'nope', 'out.txt'), 'x', 0o644)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
     expect(readdirSync(d)).toEqual([]);
+  });
+});
+
+describe('writeAll (D2: a short write was taken for a whole one)', () => {
+  test('keeps writing after short writes until every byte is out', () => {
+    const got: Buffer[] = [];
+    writeAll(7, Buffer.from('0123456789'), (_fd, b, off, len) => {
+      const n = Math.min(3, len);
+      got.push(Buffer.from(b.subarray(off, off + n)));
+      return n;
+    });
+    expect(Buffer.concat(got).toString()).toBe('0123456789');
+  });
+
+  test('a short write followed by a full disk is an error, not a cut file', () => {
+    let calls = 0;
+    const full = (_fd: number, _b: Buffer, _off: number, len: number) => {
+      if (++calls > 1) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      return Math.floor(len / 2);
+    };
+    expect(() => writeAll(7, Buffer.from('x'.repeat(100)), full)).toThrow(/ENOSPC/);
   });
 });

@@ -20,7 +20,7 @@ export function writeFileAtomic(path: string, data: string, mode: number): void 
   const fd = openSync(tmp, 'w', mode);
   try {
     try {
-      writeSync(fd, data);
+      writeAll(fd, Buffer.from(data, 'utf8'));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -35,6 +35,20 @@ export function writeFileAtomic(path: string, data: string, mode: number): void 
     throw e;
   }
   syncDir(dirname(path));
+}
+
+/**
+ * Write every byte or throw: write(2) may write less than asked (a nearly
+ * full filesystem wrote 65,536 of 157,736 bytes of live.json, and the cut file
+ * was renamed over the good one); the next write then fails with ENOSPC.
+ */
+export function writeAll(fd: number, buf: Buffer, write: (fd: number, b: Buffer, off: number, len: number) => number = writeSync): void {
+  let off = 0;
+  while (off < buf.length) {
+    const n = write(fd, buf, off, buf.length - off);
+    if (n <= 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    off += n;
+  }
 }
 
 /** fsync a directory, so a rename or unlink in it is durable. */

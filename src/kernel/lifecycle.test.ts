@@ -280,6 +280,25 @@ test.each(['nft', 'iptables'] as const)('%s: a foreign nft table and foreign ipt
   expect(w.k.dump()).toBe(FOREIGN);
 });
 
+describe('state that cannot be written after the kernel changed (D2)', () => {
+  test('apply says the kernel changed and its state was not recorded; the kept intent record lets the next command record it', async () => {
+    const w = world();
+    await apply(w.ctx, await desired('nft', P1));
+    const OLD = w.k.dump();
+    // previous.json as a directory: writing it fails after the kernel took the new ruleset (as ENOSPC would).
+    rmSync(join(w.stateDir, 'previous.json'), { force: true });
+    mkdirSync(join(w.stateDir, 'previous.json'));
+    await expect(apply(w.ctx, await desired('nft', P2))).rejects.toThrow(/^the apply changed the kernel, but its state could not be written to .*: .*\. Its intent record is kept: once the state directory can be written \(free some space\), the next egress command records what is live$/);
+    expect(w.k.dump()).not.toBe(OLD);
+    expect(readState(w.stateDir, 'applying')).toBeDefined();
+    rmSync(join(w.stateDir, 'previous.json'), { recursive: true });
+    await apply(w.ctx, await desired('nft', P2)); // settles first: records the change the cut apply made
+    expect(w.notes.join('\n')).toMatch(/had already changed the kernel; its state is now recorded/);
+    expect(readState(w.stateDir, 'live')!.policyText).toBe(P2);
+    expect(readState(w.stateDir, 'applying')).toBeUndefined();
+  });
+});
+
 describe('dns.proxy', () => {
   const DNS = P1.replace('default: reject', 'default: reject\ndns: { proxy: true, upstream: [192.0.2.53] }');
 

@@ -18,6 +18,7 @@
  * commits) → load the prior ruleset again.
  */
 import { randomBytes } from 'node:crypto';
+import { errnoText } from '../diag/errno.js';
 import { iptablesChainNames } from '../backends/iptables/emit.js';
 import { nftForwarderConfig, nftNames } from '../backends/nft/emit.js';
 import type { Artifact } from '../backends/types.js';
@@ -178,11 +179,18 @@ async function syncForwarder(ctx: Ctx): Promise<void> {
 
 /** Write the state files an intent record promises, then drop the record. */
 function finish(ctx: Ctx, rec: Applying & Extra): void {
-  if (rec.previousAfter === null) removeState(ctx.stateDir, 'previous');
-  else if (rec.previousAfter) writeState(ctx.stateDir, 'previous', rec.previousAfter);
-  writeState(ctx.stateDir, 'live', rec.next);
-  if (rec.confirmedAfter) writeState(ctx.stateDir, 'confirmed', rec.confirmedAfter);
-  removeState(ctx.stateDir, 'applying');
+  try {
+    if (rec.previousAfter === null) removeState(ctx.stateDir, 'previous');
+    else if (rec.previousAfter) writeState(ctx.stateDir, 'previous', rec.previousAfter);
+    writeState(ctx.stateDir, 'live', rec.next);
+    if (rec.confirmedAfter) writeState(ctx.stateDir, 'confirmed', rec.confirmedAfter);
+    removeState(ctx.stateDir, 'applying');
+  } catch (e) {
+    // The kernel has changed; the intent record (whole: written before the change) still says to what.
+    throw new LifecycleError(
+      `the ${rec.action} changed the kernel, but its state could not be written to ${ctx.stateDir}: ${errnoText(e)}. Its intent record is kept: once the state directory can be written (free some space), the next egress command records what is live`,
+    );
+  }
 }
 
 /** Fields of the intent record beyond the state.ts core. */
