@@ -68,7 +68,10 @@ describe('emit', () => {
   test('the guard comes first in the output chain, before the builtins', async () => {
     const t = emitNft(await ir(MIRRORS)).value!.text;
     const chain = t.slice(t.indexOf('\tchain output {'));
-    const body = chain.split('\n').slice(2, 11).map((l) => l.trim().replace(/ comment .*$/, ''));
+    // After the chain's own lines: its comment (mode, default) and its type.
+    const lines = chain.split('\n');
+    const first = lines.findIndex((l) => l.trim().startsWith('type filter hook output')) + 1;
+    const body = lines.slice(first, first + 9).map((l) => l.trim().replace(/ comment .*$/, ''));
     expect(body).toEqual([
       'ip daddr 127.0.0.153 meta l4proto { tcp, udp } th dport 153 accept',
       'ip saddr 127.0.0.153 meta l4proto { tcp, udp } th sport 153 accept',
