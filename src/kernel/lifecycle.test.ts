@@ -587,6 +587,32 @@ describe('confirmation', () => {
     await expect(confirm(w.ctx)).rejects.toThrow(/^nothing to confirm/);
   });
 
+  test('an apply that replaces a pending one, cut off before the kernel changed, leaves that one pending with its deadline (D1)', async () => {
+    const w = await pendingWorld();
+    const P3 = P2 + `  - name: irc\n    reason: no irc\n    ports: [tcp/6667]\n`;
+    await dies(w, 'load:before', async () => apply(w.ctx, await desired('nft', P3), { confirmSeconds: 120 }));
+    await settleNow(w);
+    expect(w.k.dump()).toBe(w.NEW);
+    expect(state(w, 'pending')!.token).toBe(w.token); // A's confirmation, not dropped
+    w.advance(61);
+    expect((await rollback(w.ctx, { token: w.token })).restored!.policyText).toBe(P1); // A's watchdog still rolls it back
+    expect(w.k.dump()).toBe(w.OLD);
+  });
+
+  test('an apply that replaces a pending one, cut off after the kernel changed, is recorded with its own confirmation (D1)', async () => {
+    const w = await pendingWorld();
+    const P3 = P2 + `  - name: irc\n    reason: no irc\n    ports: [tcp/6667]\n`;
+    await dies(w, 'load:after', async () => apply(w.ctx, await desired('nft', P3), { confirmSeconds: 120 }));
+    await settleNow(w);
+    const p = state(w, 'pending')!;
+    expect(p.token).not.toBe(w.token);
+    expect(p.deadline).toBe('2026-06-01T12:02:00.000Z');
+    expect(w.x.calls.map((c) => c.argv.join(' ')).at(-1)).toBe(`systemctl stop egress-confirm-${w.token}.timer egress-confirm-${w.token}.service`); // A's watchdog stopped
+    w.advance(121);
+    expect((await rollback(w.ctx, { token: p.token })).restored!.policyText).toBe(P1); // B was never confirmed
+    expect(w.k.dump()).toBe(w.OLD);
+  });
+
   test('an apply that replaces a pending one keeps rollback aimed at the last confirmed ruleset', async () => {
     const w = await pendingWorld();
     await apply(w.ctx, await desired('nft', P2, MOVED));

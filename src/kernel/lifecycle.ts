@@ -31,7 +31,7 @@ import { armWatchdog, chooseWatchdog, disarmWatchdog, watchdogAlive, type SelfCo
 import type { HistoryAction, HistoryOutcome } from './history.js';
 import { appendHistory } from './history.js';
 import { sameTable, ensureDnsGroup, forwarderRunning, forwarderRunOf, forwarderSpec, forwarderUpstream, HOLD_MS, startForwarder, stopForwarder } from './forwarder.js';
-import { acquireLock } from './lock.js';
+import { acquireLock, LockBusyError } from './lock.js';
 import { nftRefreshScript, type LoadFailure } from './nft.js';
 import {
   ensureStateDir,
@@ -184,6 +184,8 @@ function finish(ctx: Ctx, rec: Applying & Extra): void {
     else if (rec.previousAfter) writeState(ctx.stateDir, 'previous', rec.previousAfter);
     writeState(ctx.stateDir, 'live', rec.next);
     if (rec.confirmedAfter) writeState(ctx.stateDir, 'confirmed', rec.confirmedAfter);
+    if (rec.pendingAfter) writeState(ctx.stateDir, 'pending', rec.pendingAfter);
+    else if (rec.replacedPending) removeState(ctx.stateDir, 'pending');
     removeState(ctx.stateDir, 'applying');
   } catch (e) {
     // The kernel has changed; the intent record (whole: written before the change) still says to what.
@@ -191,6 +193,12 @@ function finish(ctx: Ctx, rec: Applying & Extra): void {
       `the ${rec.action} changed the kernel, but its state could not be written to ${ctx.stateDir}: ${errnoText(e)}. Its intent record is kept: once the state directory can be written (free some space), the next egress command records what is live`,
     );
   }
+}
+
+/** After finish: stop the watchdog of the confirmation this change replaced (it would find nothing of its own and leave, but need not wait). */
+async function stopReplaced(ctx: Ctx, rec: IntentRecord): Promise<void> {
+  const old = rec.replacedPending;
+  if (old && old.token !== rec.pendingAfter?.token) await disarmWatchdog(ctx.w.execer, old.watchdog);
 }
 
 /** Fields of the intent record beyond the state.ts core. */
@@ -205,6 +213,16 @@ interface Extra {
   confirmedAfter?: Snapshot;
   /** The pending confirmation this change created, if any. */
   token?: string;
+  /**
+   * pending.json once the change is live: this change's confirmation (its
+   * watchdog armed before the kernel is touched). Written by finish, never
+   * before the load: until then the confirmation this change replaces (if
+   * any) stays in pending.json with its watchdog, so a change cut off
+   * half-way leaves that one running to its deadline.
+   */
+  pendingAfter?: Pending;
+  /** The confirmation awaiting when this change started, which it replaces once live (its watchdog is then stopped). */
+  replacedPending?: Pending;
 }
 
 type IntentRecord = Applying & Extra;
@@ -252,6 +270,7 @@ export async function settle(ctx: Ctx): Promise<void> {
     const who = `an interrupted ${rec.action} (pid ${rec.pid}, started ${rec.startedAt})`;
     if (fp === rec.nextFingerprint) {
       finish(ctx, rec);
+      await stopReplaced(ctx, rec);
       history(ctx, rec.action, rec.next, rec.token ? 'pending' : 'ok', `${who} had changed the kernel; recorded it`);
       ctx.note(`egress: ${who} had already changed the kernel; its state is now recorded`);
     } else {
@@ -264,6 +283,8 @@ export async function settle(ctx: Ctx): Promise<void> {
         } else await k.removeOwned(rec.checkBackend, cur);
         ctx.note(`egress: ${who} was cut off half-way; the ruleset from before it is restored`);
       } else ctx.note(`egress: ${who} had not changed the kernel; nothing to undo`);
+      // Its own watchdog (armed before the kernel) goes; a confirmation it would have replaced stays, with its watchdog.
+      if (rec.pendingAfter) await disarmWatchdog(ctx.w.execer, rec.pendingAfter.watchdog);
       if (rec.token) await dropPending(ctx, rec.token);
       removeState(ctx.stateDir, 'applying');
       history(ctx, rec.action, rec.next, 'failed', `${who} was interrupted; the ruleset from before it is live`);
@@ -278,6 +299,25 @@ export async function settle(ctx: Ctx): Promise<void> {
   if (p && Date.parse(p.deadline) <= ctx.now().getTime() && !(await watchdogAlive(ctx.w.execer, p.watchdog)) && process.env.EGRESS_WATCHDOG_CHILD !== '1') {
     ctx.note(`egress: the apply of ${p.appliedAt} was not confirmed by ${p.deadline} and its watchdog is gone: rolling back now`);
     await rollbackLocked(ctx, 'auto-rollback', 'the confirmation deadline passed while its watchdog was gone');
+  }
+}
+
+/**
+ * Settle under the lock, waiting for it: the confirm watchdog's first step.
+ * apply starts the watchdog under its lock and records its confirmation when
+ * the change is live; an apply cut off after the kernel changed leaves that
+ * to the next settle, and the watchdog must not read pending.json before it.
+ */
+export async function settleWaiting(ctx: Ctx, sleep: () => Promise<void> = () => new Promise((r) => setTimeout(r, 50))): Promise<void> {
+  requireStateDir(ctx.stateDir);
+  for (;;) {
+    try {
+      await withLock(ctx, () => settle(ctx));
+      return;
+    } catch (e) {
+      if (!(e instanceof LockBusyError)) throw e;
+    }
+    await sleep();
   }
 }
 
@@ -366,18 +406,17 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
       // While an earlier apply awaits confirmation, rollback keeps aiming at the last confirmed state.
       ...(pending ? {} : { previousAfter: prior ?? noneSnapshot(d.backend, ctx.who, ctx.now().toISOString()) }),
       ...(token ? { token } : { confirmedAfter: next }),
+      ...(pending ? { replacedPending: pending } : {}),
     };
     writeIntent(ctx, rec);
-    if (pending) {
-      await dropPending(ctx);
-      ctx.note('egress: this apply replaces the one awaiting confirmation; rollback still restores the last confirmed ruleset');
-    }
+    if (pending) ctx.note('egress: this apply replaces the one awaiting confirmation; rollback still restores the last confirmed ruleset');
     let pendingOut: ApplyResult['pending'];
     if (token) {
       const seconds = opts.confirmSeconds!;
       const deadline = new Date(ctx.now().getTime() + seconds * 1000).toISOString();
       const watchdog = await armWatchdog(ctx.w.execer, chooseWatchdog(ctx.env), ctx.self, ctx.stateDir, token, seconds);
-      writeState(ctx.stateDir, 'pending', { token, deadline, appliedAt: rec.startedAt, appliedBy: ctx.who, watchdog });
+      rec.pendingAfter = { token, deadline, appliedAt: rec.startedAt, appliedBy: ctx.who, watchdog };
+      writeIntent(ctx, rec);
       pendingOut = { deadline, watchdog: watchdog.kind === 'process' ? `process ${watchdog.pid}` : `systemd unit ${watchdog.unit}.timer` };
     }
 
@@ -389,7 +428,7 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
         if (prior?.kind === 'ruleset' && prior.backend === d.backend) await k.load(d.backend, artifactOf(prior), now);
         else await k.removeOwned(d.backend, now);
       }
-      if (token) await dropPending(ctx, token);
+      if (rec.pendingAfter) await disarmWatchdog(ctx.w.execer, rec.pendingAfter.watchdog);
       removeState(ctx.stateDir, 'applying');
       history(ctx, 'apply', next, 'failed', failure.message);
       throw new LifecycleError(failure.message, failure);
@@ -398,6 +437,7 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
     const after = await k.readLive(d.backend);
     if (liveFingerprint(after.live) !== nextFingerprint) warnings.push('the kernel lists the loaded ruleset differently from the scratch namespace; check "egress plan"');
     finish(ctx, rec);
+    await stopReplaced(ctx, rec);
     history(ctx, 'apply', next, token ? 'pending' : 'ok', token ? `awaiting confirmation until ${pendingOut!.deadline}` : undefined);
     if (next.dns) {
       // The ruleset sends every DNS query to the forwarder: without it, this host resolves nothing. Undo rather than leave that.

@@ -76,25 +76,6 @@ export async function waitFor(done: () => boolean, ms: number): Promise<boolean>
   return true;
 }
 
-/**
- * Wait until no live process holds the lock of `stateDir` (taking and at once
- * releasing it). The confirm watchdog does this before its first look at
- * `pending.json`: apply starts it while holding the lock and writes
- * `pending.json` afterwards, so a watchdog that looked first would find
- * nothing pending and leave.
- */
-export async function waitUnlocked(stateDir: string, sleep: () => Promise<void> = () => new Promise((r) => setTimeout(r, 50))): Promise<void> {
-  for (;;) {
-    try {
-      acquireLock(stateDir).release();
-      return;
-    } catch (e) {
-      if (!(e instanceof LockBusyError)) throw e;
-    }
-    await sleep();
-  }
-}
-
 interface Owner {
   pid: number;
   start?: string;

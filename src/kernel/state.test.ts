@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { appendHistory, readHistory, type HistoryEntry } from './history.js';
-import { acquireLock, holderText, LockBusyError, processStartTime, waitFor, waitUnlocked } from './lock.js';
+import { acquireLock, holderText, LockBusyError, processStartTime, waitFor } from './lock.js';
 import { ensureStateDir, noneSnapshot, readState, requireStateDir, StateError, stateDirProblem, stateFilePath, writeState } from './state.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'egress-state-'));
@@ -106,17 +106,6 @@ describe('lock', () => {
     expect(holderText(1, argv(['node', '/usr/bin/egress', 'apply', 'policy.yaml']))).toBe('egress apply');
     expect(holderText(1, argv(['node', 'x.js']))).toBe('an egress command');
     expect(holderText(1, () => undefined)).toBe('an egress command');
-  });
-
-  test('waitUnlocked waits while the lock is held and returns once it is released', async () => {
-    const d = dir();
-    const l = acquireLock(d);
-    let slept = 0;
-    await waitUnlocked(d, async () => {
-      if (++slept === 3) l.release();
-    });
-    expect(slept).toBe(3);
-    acquireLock(d).release(); // and it did not keep the lock
   });
 
   test('a bare pid (a hand-made lock) blocks only while that pid runs egress: any other live process is stale (D13)', async () => {

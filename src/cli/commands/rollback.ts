@@ -3,8 +3,8 @@
  * `egress _auto-rollback --token T` (hidden): the confirmation watchdog —
  * waits for the deadline, then rolls back if that apply is still pending.
  */
-import { rollback } from '../../kernel/lifecycle.js';
-import { LockBusyError, waitUnlocked } from '../../kernel/lock.js';
+import { rollback, settleWaiting } from '../../kernel/lifecycle.js';
+import { LockBusyError } from '../../kernel/lock.js';
 import { readState, type Snapshot } from '../../kernel/state.js';
 import type { Io } from '../io.js';
 import { writeJson } from '../shared.js';
@@ -36,8 +36,13 @@ export async function autoRollbackCommand(io: Io, flags: { token?: string }, sea
   const ctx = lifecycleCtx(io, seams);
   const stamp = () => new Date().toISOString();
   io.stderr(`${stamp()} watchdog ${process.pid}: armed for ${token}\n`);
-  // apply starts this watchdog under its lock and records pending.json after: look only once it is done.
-  await waitUnlocked(ctx.stateDir);
+  // apply starts this watchdog under its lock and records pending.json after: look only once it is done,
+  // and once what an apply cut off half-way left is settled (that may record this watchdog's own confirmation).
+  try {
+    await settleWaiting(ctx);
+  } catch (e) {
+    io.stderr(`${stamp()} watchdog: ${(e as Error).message}\n`);
+  }
   for (;;) {
     let p;
     try {
