@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -57,5 +57,16 @@ describe('writeAll (D2: a short write was taken for a whole one)', () => {
       return Math.floor(len / 2);
     };
     expect(() => writeAll(7, Buffer.from('x'.repeat(100)), full)).toThrow(/ENOSPC/);
+  });
+});
+
+describe('links planted where root writes (D4)', () => {
+  test('a link at the target is replaced, never written through: the file it points at is untouched', () => {
+    const d = dir();
+    writeFileSync(join(d, 'victim'), 'SECRET\n', { mode: 0o600 });
+    symlinkSync(join(d, 'victim'), join(d, 'egress.prom'));
+    writeFileAtomic(join(d, 'egress.prom'), 'a 1\n', 0o644);
+    expect(readFileSync(join(d, 'victim'), 'utf8')).toBe('SECRET\n');
+    expect(lstatSync(join(d, 'egress.prom')).isFile()).toBe(true);
   });
 });

@@ -16,8 +16,10 @@ import { dirname } from 'node:path';
  * kept. On failure the temporary file is removed and `path` is untouched.
  */
 export function writeFileAtomic(path: string, data: string, mode: number): void {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const fd = openSync(tmp, 'w', mode);
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(8).toString('hex')}`;
+  // O_EXCL (with O_CREAT it also refuses a symlink): a name another user planted in a writable directory
+  // makes this fail, never write through their link (D4).
+  const fd = openSync(tmp, 'wx', mode);
   try {
     try {
       writeAll(fd, Buffer.from(data, 'utf8'));

@@ -1,5 +1,5 @@
 /** stats, learn, replay, stale through the CLI (in-process main, fixed resolver and accounts). */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -161,6 +161,20 @@ describe('egress learn', () => {
     const again = await run(['learn', 'kern.log', '--policy', 'policy.yaml'], { cwd: dir, env });
     expect(again.stdout).toMatch(/# nothing to learn/);
     expect(again.stdout).toMatch(/# 300 connections are already allowed/);
+  });
+
+  test('--write through a linked policy rewrites the target of the link, keeping its mode (it replaced the link, mode 0644) — D4', async () => {
+    const { dir, env } = setup();
+    mkdirSync(join(dir, 'real'));
+    renameSync(join(dir, 'policy.yaml'), join(dir, 'real', 'policy.yaml'));
+    chmodSync(join(dir, 'real', 'policy.yaml'), 0o600);
+    symlinkSync(join('real', 'policy.yaml'), join(dir, 'policy.yaml'));
+    const w = await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--write'], { cwd: dir, env });
+    expect(w.code).toBe(0);
+    expect(lstatSync(join(dir, 'policy.yaml')).isSymbolicLink()).toBe(true);
+    expect(statSync(join(dir, 'real', 'policy.yaml')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(dir, 'real', 'policy.yaml'), 'utf8')).toMatch(/learned-2001-db8-99-appuser/);
+    expect(readdirSync(join(dir, 'real'))).toEqual(['policy.yaml']);
   });
 
   test('--json', async () => {

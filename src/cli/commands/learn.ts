@@ -7,8 +7,10 @@
  * printed as ready or written, the merged policy is loaded and every learned
  * flow is checked to be accepted by it.
  */
-import { readFile } from 'node:fs/promises';
+import { chmodSync, chownSync, realpathSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
+import { errnoText } from '../../diag/errno.js';
+import { MAX_POLICY_BYTES, readBounded } from '../../diag/read-file.js';
 import { renderText } from '../../diag/render.js';
 import { writeFileAtomic } from '../../kernel/atomic.js';
 import { Deduper } from '../../observe/dedupe.js';
@@ -55,9 +57,12 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
   const describeUser = (uid: number) => names.users.get(uid) ?? `uid ${uid}`;
   const items = learnedYaml(learned.rules, describeUser);
 
-  const policyText = await readFile(policyPath, 'utf8').catch((e: Error) => {
-    throw new CommandError(`cannot read ${flags.policy}: ${e.message}`);
-  });
+  let policyText: string;
+  try {
+    policyText = readBounded(policyPath, MAX_POLICY_BYTES).toString('utf8');
+  } catch (e) {
+    throw new CommandError(`cannot read ${flags.policy}: ${errnoText(e)}`);
+  }
   let merged: string;
   try {
     merged = mergeLearned(policyText, items);
@@ -82,9 +87,22 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
     return 1;
   }
   if (flags.write && learned.rules.length) {
-    writeFileAtomic(policyPath, merged, 0o644);
+    writeInPlace(policyPath, merged);
     if (!flags.json) io.stderr(`egress: added ${learned.rules.length} allow rule${learned.rules.length === 1 ? '' : 's'} to ${flags.policy}; review them, then "egress replay" and apply\n`);
   }
   if (!flags.json) io.stdout(learnText(learned, items, counts, describeUser, !!flags.write));
   return 0;
+}
+
+/**
+ * Replace the policy file's content where it really is (a policy that is a
+ * link stays one: its target is rewritten), keeping its mode and owner: the
+ * new file must not be more readable than the old, nor become root's (D4).
+ */
+function writeInPlace(path: string, text: string): void {
+  const target = realpathSync(path);
+  const st = statSync(target);
+  writeFileAtomic(target, text, st.mode & 0o7777);
+  chmodSync(target, st.mode & 0o7777);
+  if (process.geteuid?.() === 0) chownSync(target, st.uid, st.gid);
 }
