@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -92,6 +92,18 @@ describe('init', () => {
     expect(again.stderr).toMatch(/already exists/);
     expect((await run(['init', '--force'], { cwd: dir })).code).toBe(0);
     expect(readFileSync(join(dir, 'egress.yaml'), 'utf8')).toMatch(/^# egress policy/);
+  });
+
+  test('a link planted at the name is never followed, with or without --force (D17)', async () => {
+    const dir = tmp();
+    symlinkSync(join(dir, 'created-by-root'), join(dir, 'egress.yaml')); // dangling
+    const r = await run(['init'], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/egress\.yaml already exists/);
+    const f = await run(['init', '--force'], { cwd: dir });
+    expect(f.code).toBe(1);
+    expect(f.stderr).toMatch(/is not a regular file/);
+    expect(existsSync(join(dir, 'created-by-root'))).toBe(false);
   });
 
   test('"-" prints it', async () => {
