@@ -198,3 +198,22 @@ describe('YAML anchors and aliases', () => {
     expect(await diags(text)).toEqual([{ code: 'yaml-syntax', severity: 'error', at: 'policy.yaml:8:30', hint: expect.stringMatching(/alias/) }]);
   });
 });
+
+describe('text no backend carries the same way (D19)', () => {
+  test.each([
+    ['a NUL in a reason', 'reason: "a\\0b"', /contains a NUL character/],
+    ['an unpaired surrogate in a reason', 'reason: "a\\uD800b"', /contains an unpaired UTF-16 surrogate/],
+    ['a NUL in the owner', 'reason: ok\n    owner: "x\\0"', /the owner of rule "a" contains a NUL character/],
+  ])('%s is a located error at check time', async (_n, line, why) => {
+    const l = await loadText(ok(`allow:\n  - name: a\n    to: [192.0.2.1]\n    ${line}\n`));
+    const e = l.diagnostics.find((d) => d.severity === 'error');
+    expect(e?.code).toBe('bad-value');
+    expect(e?.message).toMatch(why);
+    expect(e?.span).toBeDefined();
+  });
+
+  test('a paired surrogate (an emoji) is fine', async () => {
+    const l = await loadText(ok('allow:\n  - name: a\n    to: [192.0.2.1]\n    reason: "mail 📧"\n'));
+    expect(l.diagnostics).toEqual([]);
+  });
+});

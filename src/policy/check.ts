@@ -396,6 +396,12 @@ class Checker {
       });
     const rule: Rule = { ...sel, ref: { name, action: r.action, span: r.name?.span ?? r.span }, except };
     if (r.exceptKeySpan) rule.exceptSpan = r.exceptKeySpan;
+    // Text every backend must carry the same way: NUL and unpaired UTF-16 surrogates are refused here,
+    // not turned into a space by one backend and refused by another (D19).
+    for (const [key, v] of [['reason', r.reason], ['owner', r.owner], ['ticket', r.ticket]] as const) {
+      const why = v && uncarriable(v.value);
+      if (why) this.err('bad-value', `the ${key} of rule ${q(name)} contains ${why}`, v.span, { hint: 'no firewall backend can carry it as written' });
+    }
     if (r.reason) rule.reason = r.reason.value;
     if (r.owner) rule.owner = r.owner.value;
     if (r.ticket) rule.ticket = r.ticket.value;
@@ -431,4 +437,10 @@ export function parseDate(s: string): Date | undefined {
   if (!m) return undefined;
   const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
   return d.getUTCFullYear() === Number(m[1]) && d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3]) ? d : undefined;
+}
+
+/** What in `s` no backend carries faithfully: a NUL, or an unpaired UTF-16 surrogate (undefined when none). */
+export function uncarriable(s: string): string | undefined {
+  if (s.includes('\0')) return 'a NUL character';
+  return /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s) ? 'an unpaired UTF-16 surrogate' : undefined;
 }
