@@ -66,6 +66,7 @@ export const WARNING_CODES = [
   'dns-rule-overridden',
   'dns-settings-unused',
   'no-dns-upstream',
+  'special-address',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -303,6 +303,18 @@ describe('what is and is not published', () => {
     expect(writer.calls[0]!.filter((e) => e.set.startsWith('big_')).map((e) => e.address)).toEqual(got);
     expect(fwd.counters().capped).toBe(8);
   });
+
+  test('loopback, link-local (the metadata service), multicast and mapped addresses leave a named answer and are never published (D16)', async () => {
+    const script: Script = (q) => {
+      const n = q.questions![0]!.name;
+      return respond(q, [a(n, '169.254.169.254'), a(n, '127.0.0.1'), a(n, '198.51.100.7'), a(n, '224.0.0.1'), aaaa(n, '::1'), aaaa(n, '::ffff:198.51.100.9'), aaaa(n, '2001:db8::7')]);
+    };
+    const { writer, tcpPort, fwd } = await setup({ script });
+    const [r] = await askTcp(tcpPort, [query('big.example.com', 'ANY')]);
+    expect(addressesOf(r!)).toEqual(['198.51.100.7', '2001:db8::7']);
+    expect([...new Set(writer.calls.flat().map((e) => e.address))].sort()).toEqual(['198.51.100.7', '2001:db8::7']);
+    expect(fwd.counters()).toMatchObject({ special: 5, capped: 0 });
+  });
 });
 
 describe('transport', () => {

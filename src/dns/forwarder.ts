@@ -69,6 +69,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { specialPurpose } from '../policy/address.js';
 import { NameTable } from './match.js';
 import { UidLookup } from './uid.js';
 import { ask } from './upstream.js';
@@ -257,9 +258,13 @@ export class Forwarder {
       return this.servfail(q);
     }
     const found = m.rcode === RCODE.NOERROR ? chainAddresses(resp, m, q.labels) : [];
-    const { kept, dropped } = this.cap(found);
+    // Loopback, link-local (the metadata service), multicast…: taken out of the answer, never published (D16).
+    const special = new Set(found.filter((f) => specialPurpose(f.address)).map((f) => f.rr));
+    const { kept, dropped } = this.cap(found.filter((f) => !special.has(f.rr)));
+    for (const rr of special) dropped.add(rr);
     if (dropped.size) {
-      this.c.capped += dropped.size;
+      this.c.capped += dropped.size - special.size;
+      this.c.special += special.size;
       resp = rebuildAnswer(resp, m, (rr: Rr) => !dropped.has(rr));
     }
     if (client.proto === 'udp' && resp.length > q.udpSize) return this.fit(q, client, resp);

@@ -88,6 +88,8 @@ export interface Counters {
   capped: number;
   /** HTTPS/SVCB queries for named names answered with NODATA. */
   strippedHttps: number;
+  /** Loopback, link-local, multicast… addresses taken out of named answers (never published). */
+  special: number;
   /** Named answers released at once because every address was surely live long enough (the refresh followed in the background). */
   fastAnswers: number;
   /** Background refreshes after such an answer that the writer refused or could not do (the answer had gone; its addresses stay for what they had left). */
@@ -109,6 +111,7 @@ export function zeroCounters(): Counters {
     truncated: 0,
     capped: 0,
     strippedHttps: 0,
+    special: 0,
     fastAnswers: 0,
     refreshFailures: 0,
   };

@@ -163,3 +163,30 @@ export function formatInterval(family: Family, x: Interval): string {
   if (cidrs.length === 1) return cidrs[0]!;
   return `${formatAddress(family, x.lo)}-${formatAddress(family, x.hi)}`;
 }
+
+/** Ranges no name should ever send a program to: an answer naming one is dropped, not admitted (D16). */
+const SPECIAL: { family: Family; cidr: string; what: string }[] = [
+  { family: 'ipv4', cidr: '0.0.0.0/8', what: 'this-network (0.0.0.0/8)' },
+  { family: 'ipv4', cidr: '127.0.0.0/8', what: 'loopback' },
+  { family: 'ipv4', cidr: '169.254.0.0/16', what: 'link-local, where the cloud metadata service 169.254.169.254 lives' },
+  { family: 'ipv4', cidr: '224.0.0.0/4', what: 'multicast' },
+  { family: 'ipv4', cidr: '240.0.0.0/4', what: 'reserved or broadcast' },
+  { family: 'ipv6', cidr: '::/128', what: 'unspecified' },
+  { family: 'ipv6', cidr: '::1/128', what: 'loopback' },
+  { family: 'ipv6', cidr: '::ffff:0:0/96', what: 'IPv4-mapped, never on the wire as such' },
+  { family: 'ipv6', cidr: 'fe80::/10', what: 'link-local' },
+  { family: 'ipv6', cidr: 'ff00::/8', what: 'multicast' },
+];
+let specialRanges: { family: Family; lo: bigint; hi: bigint; what: string }[] | undefined;
+
+/** What special-purpose range `address` is in (loopback, link-local, …), or undefined for an ordinary address. */
+export function specialPurpose(address: string): string | undefined {
+  const a = parseAddress(address);
+  if (!a) return undefined;
+  specialRanges ??= SPECIAL.map((s) => {
+    const d = parseDest(s.cidr);
+    if (d.kind !== 'addr') throw new Error(`bad built-in range ${s.cidr}`);
+    return { family: s.family, lo: d.lo, hi: d.hi, what: s.what };
+  });
+  return specialRanges.find((r) => r.family === a.family && r.lo <= a.value && a.value <= r.hi)?.what;
+}

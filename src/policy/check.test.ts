@@ -217,3 +217,23 @@ describe('text no backend carries the same way (D19)', () => {
     expect(l.diagnostics).toEqual([]);
   });
 });
+
+describe('special-purpose answers for names (D16)', () => {
+  test('loopback, link-local and mapped addresses a name resolves to are dropped with a warning; the others are kept', async () => {
+    const l = await loadText(ok('allow:\n  - name: a\n    to: [meta.example]\n    ports: [tcp/80]\n    reason: r\n'), {
+      hosts: { 'meta.example': { ipv4: ['169.254.169.254', '192.0.2.5', '127.0.0.1'], ipv6: ['::ffff:198.51.100.9', '2001:db8::5'] } },
+    });
+    expect(l.diagnostics.map((d) => [d.code, d.message])).toEqual([
+      ['special-address', '"meta.example" resolved to 127.0.0.1, a special-purpose address (loopback); it is not admitted'],
+      ['special-address', '"meta.example" resolved to 169.254.169.254, a special-purpose address (link-local, where the cloud metadata service 169.254.169.254 lives); it is not admitted'],
+      ['special-address', '"meta.example" resolved to ::ffff:198.51.100.9, a special-purpose address (IPv4-mapped, never on the wire as such); it is not admitted'],
+    ]);
+    expect(printIr(l.ir!)).not.toMatch(/169\.254|127\.0\.0\.1|::ffff/);
+    expect(printIr(l.ir!)).toMatch(/192\.0\.2\.5/);
+  });
+
+  test('written in the policy itself, such an address is taken as meant', async () => {
+    const l = await loadText(ok('deny:\n  - name: meta\n    to: [169.254.169.254]\n    reason: r\n'));
+    expect(l.diagnostics).toEqual([]);
+  });
+});

@@ -12,7 +12,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { error, q, warning, type Diagnostic, type Result } from '../diag/diagnostic.js';
 import { SourceFile, type SourceMap, type Span } from '../diag/source.js';
 import { looksBinary } from '../policy/parse.js';
-import { parseAddress, parseDest, FAMILIES, type Family } from '../policy/address.js';
+import { parseAddress, parseDest, specialPurpose, FAMILIES, type Family } from '../policy/address.js';
 import type { DestRef, OwnerRef, Policy, Rule, Selectors } from '../policy/types.js';
 import type { Accounts, Resolver } from './resolver.js';
 import type { HostEntry, ResolvedDest, ResolvedPolicy, ResolvedRule, ResolvedSelectors } from './types.js';
@@ -191,7 +191,20 @@ async function resolveHosts(
       }
       try {
         const a = await r.lookupHost(name);
-        const norm = (xs: string[]) => [...new Set(xs.filter((x) => parseAddress(x)))].sort();
+        // Loopback, link-local (the metadata service), multicast…: a hostile or rebinding answer must not open them (D16).
+        const norm = (xs: string[]) =>
+          [...new Set(xs.filter((x) => parseAddress(x)))]
+            .sort()
+            .filter((x) => {
+              const what = specialPurpose(x);
+              if (what)
+                diagnostics.push(
+                  warning('special-address', `${q(name)} resolved to ${x}, a special-purpose address (${what}); it is not admitted`, firstUse(name), {
+                    hint: 'if you mean that address, write it in the policy itself',
+                  }),
+                );
+              return !what;
+            });
         out.set(name, { name, ipv4: norm(a.ipv4), ipv6: norm(a.ipv6), status: 'ok' });
       } catch (e) {
         const old = prev.get(name);
