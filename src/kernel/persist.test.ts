@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { fakeExecer } from './exec.js';
 import { kernelTest } from '../../test/netns.js';
 import { forwarderCommand, forwarderUnit } from './forwarder.js';
-import { persistOff, persistOn, renderUnit, UNIT_NAME, UNIT_TEMPLATE } from './persist.js';
+import { persistOff, persistOn, renderUnit, UNIT_NAME, UNIT_TEMPLATE, persistEnabled } from './persist.js';
 import { DNS_UNIT_NAME, DNS_UNIT_TEMPLATE } from './units.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -49,7 +49,9 @@ describe('egress-restore.service', () => {
   test('persist writes and links both units; --off removes them', async () => {
     const d = mkdtempSync(join(tmpdir(), 'egress-unit-'));
     const x = fakeExecer();
+    expect(persistEnabled(d)).toBe(false); // what confirm asks before it says "restored at boot"
     const [unit, link, dnsUnit, dnsLink] = await persistOn({ execer: x }, d, EXEC, '/srv/egress-state');
+    expect(persistEnabled(d)).toBe(true);
     expect(readlinkSync(link!)).toBe(unit);
     expect(readFileSync(unit!, 'utf8')).toContain('Environment=EGRESS_STATE_DIR=/srv/egress-state');
     expect(readlinkSync(dnsLink!)).toBe(dnsUnit);
@@ -58,6 +60,7 @@ describe('egress-restore.service', () => {
     await persistOn({ execer: x }, d, EXEC, '/srv/egress-state'); // idempotent
     expect(await persistOff({ execer: x }, d)).toHaveLength(4);
     for (const p of [unit, link, dnsUnit, dnsLink]) expect(existsSync(p!)).toBe(false);
+    expect(persistEnabled(d)).toBe(false);
   });
 });
 

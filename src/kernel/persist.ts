@@ -111,6 +111,11 @@ export async function persistOff(w: Where, unitDir: string): Promise<string[]> {
   return removed;
 }
 
+/** Whether `persist` is on: the restore unit is installed and enabled in `unitDir` (what `persistOn` makes). */
+export function persistEnabled(unitDir: string): boolean {
+  return existsSync(join(unitDir, UNIT_NAME)) && isLink(join(unitDir, `${WANTED_BY}.wants`, UNIT_NAME));
+}
+
 function isLink(p: string): boolean {
   try {
     readlinkSync(p);
