@@ -27,6 +27,8 @@ export class HeaderParser {
   /** Where the message starts; -2: after the syslog tag that follows `tagFrom` (afterSyslogTag finds it, when needed). */
   start = 0;
   tagFrom = 0;
+  /** Where the syslog header's host name starts (the tag or APP-NAME follows it); -1: the line has no syslog header. */
+  hostAt = -1;
   private lastKey = '';
   private lastKeyTime: number | undefined = undefined;
   private isoKey = '';
@@ -48,6 +50,7 @@ export class HeaderParser {
   parse(line: string, a: number, b: number): void {
     this.time = undefined;
     this.start = a;
+    this.hostAt = -1;
     const c0 = line.charCodeAt(a);
     if (c0 === C.LBracket) {
       this.start = this.dmesgStamp(line, a, b);
@@ -65,6 +68,7 @@ export class HeaderParser {
         const tsEnd = find(line, ' ', ts, b);
         if (tsEnd < 0) return;
         this.time = isoTime(line, ts, tsEnd);
+        this.hostAt = tsEnd + 1;
         let q = tsEnd;
         for (let f = 0; f < 4 && q >= 0; f++) q = find(line, ' ', q + 1, b); // HOST APP PROCID MSGID
         if (q < 0) return;
@@ -86,6 +90,7 @@ export class HeaderParser {
         this.time = this.isoCached(line, p, tsEnd);
         this.start = -2;
         this.tagFrom = tsEnd + 1;
+        this.hostAt = tsEnd + 1;
         return;
       }
       // /dev/kmsg: "PRI,SEQ,USEC,FLAGS[,…];MESSAGE" (USEC: microseconds since boot).
@@ -108,7 +113,25 @@ export class HeaderParser {
       this.time = this.rfc3164(line, p);
       this.start = -2;
       this.tagFrom = p + 16;
+      this.hostAt = p + 16;
     }
+  }
+
+  /**
+   * Whether the line parse() last saw came from the kernel: a syslog line
+   * only when its tag (APP-NAME) is `kernel` — any local user can send
+   * `logger` lines that look like netfilter's, and `learn` would turn them
+   * into allow rules (D5); lines without a syslog header (dmesg, /dev/kmsg)
+   * are the kernel's own.
+   */
+  fromKernel(line: string, b: number): boolean {
+    if (this.hostAt < 0) return true;
+    const sp = find(line, ' ', this.hostAt, b);
+    if (sp < 0) return false;
+    const t = sp + 1;
+    if (!has(line, t, 'kernel')) return false;
+    const c = line.charCodeAt(t + 6);
+    return c === C.Colon || c === C.Space || c === C.LBracket;
   }
 
   /** After "host tag: ", skipping a "[12345.678] " kernel stamp. */

@@ -188,11 +188,16 @@ export class KernelLineParser {
   }
 
   private parseJournal(line: string, where: string, lineNo: number): LogEvent | undefined {
-    let j: { MESSAGE?: unknown; __REALTIME_TIMESTAMP?: unknown };
+    let j: { MESSAGE?: unknown; __REALTIME_TIMESTAMP?: unknown; _TRANSPORT?: unknown };
     try {
       j = JSON.parse(line) as typeof j;
     } catch {
       return this.malformed(where, lineNo, 'not a complete JSON object (truncated journal record?)');
+    }
+    // Only the kernel's records (a `logger` line in the journal is _TRANSPORT=syslog or stdout): D5.
+    if (j._TRANSPORT !== undefined && j._TRANSPORT !== 'kernel') {
+      this.counts.other++;
+      return undefined;
     }
     let msg = j.MESSAGE;
     // journald stores a message that is not valid UTF-8 as an array of bytes.
@@ -360,6 +365,11 @@ export class KernelLineParser {
     let t: number | undefined;
     if (time === -1) {
       this.header.parse(line, a, b);
+      if (!this.header.fromKernel(line, b)) {
+        this.counts.netfilter--;
+        this.counts.other++;
+        return undefined;
+      }
       t = this.header.time;
       msgStart = this.header.start; // -2: a syslog header, found only if needed (below)
     } else t = Number.isNaN(time) ? undefined : time;

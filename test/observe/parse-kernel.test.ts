@@ -118,6 +118,26 @@ describe('selection: egress tags, --prefix, other rules', () => {
   });
 });
 
+describe('only the kernel speaks for netfilter (D5)', () => {
+  test.each([
+    ['another program\'s syslog tag', `Nov 23 09:14:42 host nobody[1234]: EGRESS D:smtp ${TCP4}`],
+    ['a message with text before it', `Nov 23 09:14:43 host myapp: hello EGRESS P:- ${TCP4}`],
+    ['a tag that only starts with kernel', `Nov 23 09:14:43 host kernelish: EGRESS D:smtp ${TCP4}`],
+    ['ISO syslog from logger', `2026-11-23T09:14:42.123456+01:00 host logger: EGRESS D:smtp ${TCP4}`],
+    ['RFC 5424 with another APP-NAME', `<13>1 2026-11-23T09:14:42.5Z web1 nobody - - - EGRESS D:smtp ${TCP4}`],
+    ['a journal record sent through syslog', JSON.stringify({ _TRANSPORT: 'syslog', SYSLOG_IDENTIFIER: 'nobody', MESSAGE: `EGRESS P:- ${TCP4}`, __REALTIME_TIMESTAMP: '1795000000123000' })],
+  ])('%s is counted as other, never an event', (_n, line) => {
+    const p = parser();
+    expect(p.parseLine(line, 'test', 1)).toBeUndefined();
+    expect(p.counts).toMatchObject({ other: 1, events: 0 });
+  });
+
+  test('the same lines from the kernel are events', () => {
+    for (const line of [`Nov 23 09:14:42 host kernel: EGRESS D:smtp ${TCP4}`, `2026-11-23T09:14:42.123456+01:00 host kernel: [ 12.5] EGRESS D:smtp ${TCP4}`, JSON.stringify({ _TRANSPORT: 'kernel', MESSAGE: `EGRESS D:smtp ${TCP4}`, __REALTIME_TIMESTAMP: '1795000000123000' })])
+      expect(one(line)).toMatchObject({ tag: 'D', rule: 'smtp' });
+  });
+});
+
 describe('malformed and truncated lines are skipped and counted, never fatal', () => {
   test.each([
     ['cut inside DPT', syslog(`EGRESS D:smtp ${TCP4.slice(0, TCP4.indexOf('DPT=') + 5)}`), /DPT/],
