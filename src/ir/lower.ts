@@ -77,13 +77,19 @@ function lowerRule(r: ResolvedRule, fam: Family): { rule: IrRule; exceptFrom: Re
   return { rule: out, exceptFrom };
 }
 
-/** undefined = matches nothing in this family. `dynamic`: the forwarder may add destinations, so none now is not nothing. */
+/**
+ * undefined = matches nothing in this family. `dynamic`: the forwarder may
+ * add destinations, so none now is not nothing. Hostnames are dynamic too:
+ * a name without an address in this family now may gain one, and `refresh`
+ * fills the family's hostname set in place (it needs the set, and the rule
+ * that uses it, to exist already — an empty set matches nothing).
+ */
 function lowerMatch(s: ResolvedSelectors, fam: Family, sources: IrSource[], dynamic: boolean): IrMatch | undefined {
   if (!s.families.includes(fam)) return undefined;
   const m: IrMatch = {};
   if (s.to) {
     const dst = lowerDest(s.to.filter((d) => d.family === fam), sources);
-    if (dst.length === 0 && !dynamic) return undefined;
+    if (dst.length === 0 && !dynamic && !s.hosts?.length) return undefined;
     m.dst = dst;
     const hosts = [...new Set(s.to.filter((d) => d.family === fam && d.host).map((d) => d.host!))].sort();
     if (hosts.length) m.hosts = hosts;

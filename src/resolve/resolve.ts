@@ -105,8 +105,9 @@ export async function resolvePolicy(p: Policy, r: Resolver, opts: ResolveOptions
       if (names.size) out.hosts = [...names].sort();
       if (patterns.size) out.dnsNames = [...patterns].sort();
     }
-    // An allow rule's followed names can be answered in either family, so they give it both.
-    out.families = follow === 'allow' && out.dnsNames && !s.family ? [...FAMILIES] : familiesOf(s.family, out.to);
+    // An allow rule's followed names can be answered in either family, so they give it both; so do hostnames, which
+    // may gain an address of the family they lack now (refresh then fills that family's set in place).
+    out.families = !s.family && ((follow === 'allow' && out.dnsNames) || out.hosts?.length) ? [...FAMILIES] : familiesOf(s.family, out.to);
     return out;
   };
   const resolveRule = (rule: Rule): ResolvedRule => {
