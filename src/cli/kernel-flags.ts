@@ -29,6 +29,8 @@ export interface KernelSeams {
   netns?: string;
   self?: SelfCommand;
   uid?: number;
+  /** Whether PID 1 is systemd (default: /run/systemd/system exists); persist says what it did and did not. */
+  systemdBooted?: () => boolean;
 }
 
 export function lifecycleCtx(io: Io, seams: KernelSeams = {}): Ctx {

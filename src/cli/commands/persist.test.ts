@@ -76,3 +76,20 @@ test('a confirmed dns.proxy policy is persisted with egress-dns.service; --off r
   expect(i.out).toMatch(/^persistence off: removed /);
   for (const f of r.files) expect(existsSync(f)).toBe(false);
 });
+
+test('on a host not booted by systemd, persist says the rules will not come back and what to run instead (it said "persistence on")', async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'egress-persist-'));
+  dirs.push(cwd);
+  confirmedWithDns(join(cwd, 'state'));
+  const text = io(cwd);
+  expect(await persistCommand(text, {}, { execer: fakeExecer(), self: SELF, uid: 0, systemdBooted: () => false })).toBe(0);
+  expect(text.out).not.toMatch(/persistence on/);
+  expect(text.out).toMatch(/not booted by systemd .* the rules will NOT come back after a reboot/);
+  expect(text.out).toMatch(/Run "egress _restore-boot" early at boot/);
+  const json = io(cwd);
+  expect(await persistCommand(json, { json: true }, { execer: fakeExecer(), self: SELF, uid: 0, systemdBooted: () => false })).toBe(0);
+  expect(JSON.parse(json.out)).toMatchObject({ ok: true, persist: false, bootedBySystemd: false });
+  const on = io(cwd);
+  expect(await persistCommand(on, {}, { execer: fakeExecer(), self: SELF, uid: 0, systemdBooted: () => true })).toBe(0);
+  expect(on.out).toMatch(/^persistence on: /);
+});

@@ -4,6 +4,7 @@
  * and egress-dns.service, which then starts its DNS forwarder (dns.proxy).
  * `egress _restore-boot` (hidden) is what the restore unit runs.
  */
+import { existsSync } from 'node:fs';
 import { selfCommand } from '../../kernel/confirm.js';
 import { forwarderRunOf } from '../../kernel/forwarder.js';
 import { persistOff, persistOn, restoreAtBoot, systemdDirOf } from '../../kernel/persist.js';
@@ -26,8 +27,18 @@ export async function persistCommand(io: Io, flags: { off?: boolean; json?: bool
     const confirmed = readState(ctx.stateDir, 'confirmed');
     if (!confirmed || confirmed.kind !== 'ruleset') throw new CommandError('nothing confirmed to restore at boot: apply (and, with --confirm, confirm) a policy first');
     const written = await persistOn(ctx.w, dir, seams.self ?? selfCommand(), ctx.stateDir);
-    if (flags.json) writeJson(io, { ok: true, persist: true, files: written, policyFile: confirmed.policyFile, dns: !!confirmed.dns });
-    else {
+    // The units only do something where systemd runs them: say so where it does not (it said "persistence on" regardless).
+    const systemd = (seams.systemdBooted ?? (() => existsSync('/run/systemd/system')))();
+    if (flags.json) writeJson(io, { ok: true, persist: systemd, files: written, policyFile: confirmed.policyFile, dns: !!confirmed.dns, ...(systemd ? {} : { bootedBySystemd: false }) });
+    else if (!systemd) {
+      io.stdout(`units written: ${written.join(', ')}
+`);
+      io.stdout(
+        `but this host was not booted by systemd (no /run/systemd/system), so nothing will run them: the rules will NOT come back after a reboot.
+Run "egress _restore-boot" early at boot, before the network comes up (an init script, or an ifupdown "pre-up" line of the first interface); it restores ${confirmed.policyFile}${confirmed.dns ? ' and starts its DNS forwarder' : ''}, or locks egress down when it cannot
+`,
+      );
+    } else {
       io.stdout(`persistence on: ${written[0]} (enabled via ${written[1]}) restores ${confirmed.policyFile} at boot, before the network; if it cannot, egress traffic is locked down\n`);
       io.stdout(
         `${written[2]} (enabled via ${written[3]}) then starts the DNS forwarder when the restored policy has dns.proxy${confirmed.dns ? ' (this one has: until it is up, name service fails; what it learned before the reboot is gone)' : ''}\n`,
