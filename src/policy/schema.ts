@@ -86,7 +86,7 @@ export const LogSchema = z.strictObject({
 
 export const BuiltinsSchema = z.strictObject({
   loopback: z.boolean().describe('Accept everything out of lo. Omitted = true.'),
-  established: z.boolean().describe('Accept ct state established,related. Omitted = true.'),
+  established: z.boolean().describe('Accept ct state established,related, and TCP connections older than connection tracking (picked up mid-stream: ACK without SYN), so the first apply keeps open sessions. Omitted = true.'),
   icmpv6_nd: z.boolean().describe('Accept IPv6 neighbour/router discovery and MLD (IPv6 dies without it). Omitted = true.'),
 }).partial();
 

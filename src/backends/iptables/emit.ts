@@ -157,7 +157,11 @@ function emitBuiltins(w: ArtifactWriter, ir: Ir, f: Family): void {
   const b = ir.builtins;
   const c = (n: string) => iptComment(`${BUILTIN_COMMENT} ${n}`);
   if (b.loopback) w.line(rule(EGRESS_CHAIN, '-o lo', c('loopback'), '-j RETURN'));
-  if (b.established) w.line(rule(EGRESS_CHAIN, '-m conntrack --ctstate RELATED,ESTABLISHED', c('established'), '-j RETURN'));
+  if (b.established) {
+    w.line(rule(EGRESS_CHAIN, '-m conntrack --ctstate RELATED,ESTABLISHED', c('established'), '-j RETURN'));
+    // A TCP connection older than connection tracking here, picked up mid-stream (see the nft backend).
+    w.line(rule(EGRESS_CHAIN, '-p tcp -m conntrack --ctstate NEW -m tcp --tcp-flags SYN,ACK ACK', c('established'), '-j RETURN'));
+  }
   if (b.icmpv6_nd && f === 'ipv6') for (const t of ICMPV6_ND_TYPES) w.line(rule(EGRESS_CHAIN, `${SYNTAX.ipv6.icmpProto} ${SYNTAX.ipv6.icmpType(t)}`, c('icmpv6_nd'), '-j RETURN'));
 }
 

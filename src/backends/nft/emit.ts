@@ -179,7 +179,13 @@ function emitBuiltins(w: ArtifactWriter, ir: Ir): void {
   const b = ir.builtins;
   const count = (n: 'loopback' | 'established' | 'icmpv6_nd') => `counter name ${nftQuote(nftNames.builtinCounter(n))} accept ${nftComment(`egress builtin: ${n}`)}`;
   if (b.loopback) w.line(`\t\toif "lo" ${count('loopback')}`);
-  if (b.established) w.line(`\t\tct state established,related ${count('established')}`);
+  if (b.established) {
+    w.line(`\t\tct state established,related ${count('established')}`);
+    // A TCP connection older than connection tracking here (the first apply on a host, or after a flush) is picked
+    // up mid-stream: its next packet is "new" but carries ACK and not SYN, which only an existing connection sends.
+    // Without this the first apply reset an open SSH session as soon as the host spoke.
+    w.line(`\t\tct state new tcp flags & (syn | ack) == ack ${count('established')}`);
+  }
   if (b.icmpv6_nd) w.line(`\t\tmeta nfproto ipv6 icmpv6 type { ${ICMPV6_ND_TYPES.join(', ')} } ${count('icmpv6_nd')}`);
 }
 
