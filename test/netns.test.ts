@@ -24,7 +24,7 @@ test('every test file that uses network namespaces is in the kernel project', ()
     readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : []));
   const globRe = (g: string) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\//g, '(.*/)?').replace(/\*/g, '[^/]*')}$`);
   const kernel = KERNEL_TEST_FILES.map(globRe);
-  const usesNetns = (f: string) => /\binNetns\(|\buseKernel\(|\buseRootGuard\(|\bWorld\.create\(|\blcEnv\(|spawnSync\('unshare'/.test(readFileSync(join(root, f), 'utf8'));
+  const usesNetns = (f: string) => /\binNetns\(|\buseKernel\(|\buseRootGuard\(|\busePair\(|\bWorld\.create\(|\blcEnv\(|spawnSync\('unshare'/.test(readFileSync(join(root, f), 'utf8'));
   const all = [...files('src'), ...files('test')];
   const netnsFiles = all.filter(usesNetns);
   expect(netnsFiles.length).toBeGreaterThanOrEqual(9);

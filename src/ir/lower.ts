@@ -74,6 +74,10 @@ function lowerRule(r: ResolvedRule, fam: Family): { rule: IrRule; exceptFrom: Re
   const keySpans: IrRule['keySpans'] = { ...r.keySpans, ...(r.exceptSpan ? { except: r.exceptSpan } : {}) };
   const out: IrRule = { origin: r.ref, keySpans, family: fam, ...m, except, sources };
   if (r.reason !== undefined) out.reason = r.reason;
+  if (r.expires !== undefined) {
+    const [y, mo, d] = r.expires.split('-').map(Number);
+    out.untilSec = Date.UTC(y!, mo! - 1, d! + 1) / 1000;
+  }
   return { rule: out, exceptFrom };
 }
 

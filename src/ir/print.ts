@@ -32,7 +32,7 @@ function onOff(b: boolean): string {
 }
 
 function printRule(r: IrRule): string[] {
-  const head = `rule ${r.origin.action} ${r.origin.name} ${r.family}${printMatch(r, r)}`;
+  const head = `rule ${r.origin.action} ${r.origin.name} ${r.family}${printMatch(r, r)}${r.untilSec !== undefined ? ` until ${new Date(r.untilSec * 1000).toISOString()}` : ''}`;
   const lines = [head];
   for (const e of r.except) lines.push(`  except${printMatch(e, r)}`);
   for (const [i, s] of r.sources.entries())

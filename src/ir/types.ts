@@ -91,6 +91,13 @@ export interface IrRule extends IrMatch {
   except: IrMatch[];
   sources: IrSource[];
   reason?: string;
+  /**
+   * `expires`: the rule stops matching at this instant (seconds since the
+   * epoch, exclusive: the end of its expiry day, UTC), in the kernel itself,
+   * without anyone running apply. Evaluators ignore it: a policy is loaded
+   * at a time, and an expired rule is left out then.
+   */
+  untilSec?: number;
 }
 
 /** A name a deny rule gives under `dns.proxy`: the forwarder answers it REFUSED (no address is denied). */

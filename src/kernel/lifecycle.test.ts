@@ -491,6 +491,18 @@ describe('refresh', () => {
     expect(await refresh(w.ctx, await desired('nft', P1, V4ONLY))).toMatchObject({ changed: true, reloaded: false });
   });
 
+  test('refresh after a rule expired says so and what to run (it said "changed more than set elements")', async () => {
+    const w = world();
+    const text = P1 + `  - name: temp\n    reason: until the migration\n    to: [192.0.2.99]\n    expires: 2026-06-02\n`;
+    await apply(w.ctx, await desired('nft', text));
+    w.advance(2 * 86_400);
+    const later = await loadPolicyText('/etc/egress/policy.yaml', text, { resolver: staticResolver(MIRROR), now: new Date(T0.getTime() + 2 * 86_400_000) });
+    const d = { ir: later.ir!, artifact: BACKENDS.nft.emit(later.ir!).value!, policyFile: '/etc/egress/policy.yaml', policyText: text, policyHash: sha256(text) };
+    await expect(refresh(w.ctx, d)).rejects.toThrow(
+      /^rule temp expired on 2026-06-02: the kernel stopped admitting it at the end of that day; run "egress apply \/etc\/egress\/policy\.yaml" to take it out of the ruleset/,
+    );
+  });
+
   test('a ruleset changed by hand is not refreshed over', async () => {
     const w = world();
     await apply(w.ctx, await desired('nft', P1));

@@ -32,6 +32,7 @@ import type { HistoryAction, HistoryOutcome } from './history.js';
 import { appendHistory } from './history.js';
 import { sameTable, ensureDnsGroup, forwarderRunning, forwarderRunOf, forwarderSpec, forwarderUpstream, HOLD_MS, startForwarder, stopForwarder } from './forwarder.js';
 import { acquireLock, LockBusyError } from './lock.js';
+import { expiriesOf } from './status.js';
 import { nftRefreshScript, type LoadFailure } from './nft.js';
 import {
   ensureStateDir,
@@ -590,7 +591,15 @@ export async function refresh(ctx: Ctx, d: Omit<Desired, 'backend'>): Promise<Re
     let script: string | undefined;
     if (backend === 'nft') {
       script = nftRefreshScript(d.ir, liveState.ruleset);
-      if (script === undefined) throw new LifecycleError('re-resolving changed more than set elements (a rule gained or lost an address family); run "egress apply" to load it');
+      if (script === undefined) {
+        // The likeliest cause since rules carry their end: one expired, so this load of the policy leaves it out.
+        const expired = expiriesOf(liveState.policyFile, liveState.policyText, ctx.now()).filter((e) => e.past);
+        if (expired.length)
+          throw new LifecycleError(
+            `${expired.map((e) => `rule ${e.rule} expired on ${e.expires}`).join(', ')}: the kernel stopped admitting ${expired.length === 1 ? 'it' : 'them'} at the end of that day; run "egress apply ${liveState.policyFile}" to take ${expired.length === 1 ? 'it' : 'them'} out of the ruleset (refresh only updates addresses)`,
+          );
+        throw new LifecycleError('re-resolving changed more than set elements (a rule gained or lost an address family); run "egress apply" to load it');
+      }
     }
     const want = await k.canonical(backend, d.artifact);
     const plan = diff(cur.live, want);

@@ -7,6 +7,9 @@ import { forwarderCounters, forwarderRunning } from './forwarder.js';
 import { readHistory, type HistoryEntry } from './history.js';
 import { readState, requireStateDir, type Pending, type Snapshot } from './state.js';
 import type { Where } from './where.js';
+import { SourceFile } from '../diag/source.js';
+import { parseDate } from '../policy/check.js';
+import { parsePolicy } from '../policy/parse.js';
 
 export interface RuleCounter {
   rule: string;
@@ -42,6 +45,26 @@ export interface Status {
     counters?: { queries: number; answered: number; refused: number; servfail: number; holdTimeouts: number; malformed: number; published: number; fastAnswers: number; refreshFailures: number; bypass: number; at?: string };
   };
   last?: HistoryEntry;
+  /**
+   * Rules of the live policy with `expires`: when each stops admitting (the
+   * end of its day, UTC; the kernel does it: nft `meta time`, iptables
+   * `-m time`), and whether that has passed (the rule stays in the ruleset,
+   * admitting nothing, until the next apply leaves it out).
+   */
+  expires?: { rule: string; expires: string; ends: string; past: boolean; daysLeft: number }[];
+}
+
+/** The `expires` of the rules of a policy text, from its syntax alone (nothing resolved). */
+export function expiriesOf(policyFile: string, policyText: string, now: Date): NonNullable<Status['expires']> {
+  const ast = parsePolicy(new SourceFile(policyFile, policyText)).value;
+  const out: NonNullable<Status['expires']> = [];
+  for (const r of [...(ast?.deny ?? []), ...(ast?.allow ?? [])]) {
+    const d = r.expires && parseDate(r.expires.value);
+    if (!d || !r.name) continue;
+    const ends = d.getTime() + 86_400_000;
+    out.push({ rule: r.name.value, expires: r.expires!.value, ends: new Date(ends).toISOString(), past: ends <= now.getTime(), daysLeft: Math.ceil((ends - now.getTime()) / 86_400_000) });
+  }
+  return out.sort((a, b) => (a.ends < b.ends ? -1 : a.ends > b.ends ? 1 : 0));
 }
 
 export async function readStatus(w: Where, stateDir: string, now: Date): Promise<Status> {
@@ -62,6 +85,8 @@ export async function readStatus(w: Where, stateDir: string, now: Date): Promise
     appliedBy: live.appliedBy,
   });
   if (pending) st.pending = await pendingInfo(w, pending, now);
+  const expires = expiriesOf(live.policyFile, live.policyText, now);
+  if (expires.length) st.expires = expires;
   const cur = (await readLive(w, live.backend)).live;
   st.drift = !!live.fingerprint && liveFingerprint(cur) !== live.fingerprint;
   st.counters = countersOf(live, cur);

@@ -65,7 +65,7 @@ export const RuleSchema = z.strictObject({
   ticket: z.union([str, z.number()]).describe('Change ticket that introduced the rule. Omitted = none recorded.'),
   expires: str
     .meta({ pattern: DATE_PATTERN })
-    .describe('YYYY-MM-DD after which the rule is left out of the compiled output (with a warning). Omitted = never expires.'),
+    .describe('YYYY-MM-DD: the rule admits through that day (UTC) and no longer: the kernel stops matching it at the end of the day (nft meta time, iptables -m time) without an apply; later compiles leave it out (with a warning); the Windows backends cannot end a rule and refuse it. Omitted = never expires.'),
   ...selectorShape,
   except: z
     .union([ExceptSchema, z.array(ExceptSchema)])

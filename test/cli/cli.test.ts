@@ -81,6 +81,29 @@ describe('files that are not what a policy or set file should be (D6)', () => {
   });
 });
 
+describe('expires is compiled into the rule (issue 12)', () => {
+  const POLICY = 'version: 1\nallow:\n  - { name: temp, reason: r, to: [192.0.2.9], ports: [tcp/443], expires: 2099-12-31 }\n';
+  test.each([
+    ['nft', 'meta time < 4102444800 ip daddr @allow_temp_v4_dst tcp dport 443'],
+    ['iptables', '-A EGRESS -m time --datestop 2099-12-31T23:59:59 -d 192.0.2.9/32 -p tcp'],
+    ['ir', 'until 2100-01-01T00:00:00.000Z'],
+  ])('%s carries the end of the expiry day', async (target, want) => {
+    const d = tmp();
+    writeFileSync(join(d, 'p.yaml'), POLICY);
+    const r = await run(['compile', 'p.yaml', '--target', target], { cwd: d });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(want);
+  });
+
+  test.each(['windows', 'wince'])('%s cannot end a rule on a date, and says so instead of keeping it open', async (target) => {
+    const d = tmp();
+    writeFileSync(join(d, 'p.yaml'), POLICY);
+    const r = await run(['compile', 'p.yaml', '--target', target, ...(target === 'wince' ? ['--host', '192.0.2.101,2001:db8::101'] : [])], { cwd: d });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`rule "temp": "expires" cannot be expressed by backend "${target}"`));
+  });
+});
+
 describe('init', () => {
   test('writes a starter policy that checks clean and refuses to overwrite', async () => {
     const dir = tmp();

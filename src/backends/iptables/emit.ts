@@ -136,8 +136,8 @@ function emitSection(w: ArtifactWriter, ir: Ir, f: Family, chains: Map<string, s
   for (const r of denies) w.line(`-F ${chainOf(r)}`, r.origin);
 
   emitBuiltins(w, ir, f);
-  for (const r of denies) for (const m of matchArgs(f, r)) w.line(rule(EGRESS_CHAIN, m, iptComment(ruleText(r)), `-j ${chainOf(r)}`), r.origin);
-  for (const r of allows) for (const m of matchArgs(f, r)) w.line(rule(EGRESS_CHAIN, m, iptComment(ruleText(r)), '-j RETURN'), r.origin);
+  for (const r of denies) for (const m of matchArgs(f, r)) w.line(rule(EGRESS_CHAIN, withUntil(r, m), iptComment(ruleText(r)), `-j ${chainOf(r)}`), r.origin);
+  for (const r of allows) for (const m of matchArgs(f, r)) w.line(rule(EGRESS_CHAIN, withUntil(r, m), iptComment(ruleText(r)), '-j RETURN'), r.origin);
   emitDefault(w, ir, f);
 
   for (const r of denies) {
@@ -151,6 +151,13 @@ function emitSection(w: ArtifactWriter, ir: Ir, f: Family, chains: Map<string, s
   }
   w.line(OUTPUT_JUMP);
   w.line('COMMIT');
+}
+
+/** `expires`: xt_time stops matching after --datestop (UTC, inclusive to the second): the last second of the expiry day. */
+function withUntil(r: IrRule, m: string): string {
+  if (r.untilSec === undefined) return m;
+  const stop = new Date((r.untilSec - 1) * 1000).toISOString().slice(0, 19);
+  return `-m time --datestop ${stop}${m ? ` ${m}` : ''}`;
 }
 
 function emitBuiltins(w: ArtifactWriter, ir: Ir, f: Family): void {

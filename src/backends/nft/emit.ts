@@ -138,7 +138,9 @@ export function emitNft(ir: Ir): Result<Artifact> {
   emitBuiltins(w, ir);
   for (const r of ir.rules) {
     const verdict = r.origin.action === 'deny' ? `jump ${nftNames.denyChain(r)}` : `counter name ${nftQuote(nftNames.counter(r))} accept`;
-    for (const m of matchRules(r.family, r, matchSets.get(r), true)) w.line(`\t\t${m} ${verdict} ${ruleComment(r)}`, r.origin);
+    // `expires`: the kernel stops matching the rule at the end of its day (meta time, seconds since the epoch).
+    const until = r.untilSec !== undefined ? `meta time < ${r.untilSec} ` : '';
+    for (const m of matchRules(r.family, r, matchSets.get(r), true)) w.line(`\t\t${until}${m} ${verdict} ${ruleComment(r)}`, r.origin);
   }
   emitDefault(w, ir);
   w.line('\t}');

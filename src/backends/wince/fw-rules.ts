@@ -91,6 +91,8 @@ function checkRule(r: IrRule, target: Target): Diagnostic[] {
   if (r.groups) out.push(unsupported(r, 'group', target, cap.group as string));
   if (r.via) out.push(unsupported(r, 'via', target, cap.via as string));
   if (r.hosts) out.push(unsupported(r, 'to', target, `hostnames (${r.hosts.join(', ')}): ${cap.hostnames as string}`));
+  if (r.untilSec !== undefined)
+    out.push(error('unsupported-selector', `rule "${r.origin.name}": "expires" cannot be expressed by backend "${target}"`, r.origin.span, { hint: 'FW_RULE entries have no end date: the rule would keep admitting after it; leave "expires" out, or remove the rule on its date' }));
   if (r.reason?.includes('\0'))
     out.push(error('unsupported-selector', `rule "${r.origin.name}": its reason cannot be carried by backend "${target}"`, r.origin.span, { hint: 'it contains a NUL character, which would end the FW_RULE description early' }));
   if (sctpPorts(r)) out.push(unsupported(r, 'ports', target, 'FW_RULE port ranges (FWM_PORT) apply to TCP and UDP only; sctp can be matched only as a whole protocol'));

@@ -147,6 +147,8 @@ function checkRule(r: IrRule): Diagnostic[] {
             : undefined;
     if (why) out.push(unsupported(r, 'except', TARGET, why));
   }
+  if (r.untilSec !== undefined)
+    out.push(error('unsupported-selector', `rule "${r.origin.name}": "expires" cannot be expressed by backend "${TARGET}"`, r.origin.span, { hint: 'Windows Firewall rules have no end date: the rule would keep admitting after it; leave "expires" out, or remove the rule on its date' }));
   for (const s of [r.reason ?? '', ...(r.users ?? []).map((u) => u.name ?? ''), ...(r.hosts ?? [])])
     if (psString(s) === undefined)
       out.push(error('unsupported-selector', `rule "${r.origin.name}": a value cannot be carried by backend "${TARGET}"`, r.origin.span, { hint: 'it contains a NUL character or an unpaired UTF-16 surrogate' }));

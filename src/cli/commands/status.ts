@@ -33,6 +33,12 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
         const c = s.dns.counters;
         out.push(`dns:      ${c.queries} queries, ${c.answered} answered, ${c.refused} refused, ${c.servfail} SERVFAIL (${c.holdTimeouts} hold timeouts), ${c.malformed} malformed, ${c.published} addresses published; ${c.bypass} packets bypassing the forwarder rejected; ${c.fastAnswers} answered without holding (${c.refreshFailures} background refreshes failed)`);
       }
+      for (const e of s.expires ?? [])
+        out.push(
+          e.past
+            ? `expired:  rule ${e.rule} (expires ${e.expires}) stopped admitting at ${e.ends}; it stays in the ruleset, matching nothing, until the next apply leaves it out`
+            : `expires:  rule ${e.rule} stops admitting at ${e.ends} (${e.daysLeft} day${e.daysLeft === 1 ? '' : 's'} left)`,
+        );
       if (s.drift) out.push('warning:  the live ruleset differs from what egress applied (changed outside egress?): see "egress plan"');
     }
     if (s.interrupted) out.push('warning:  an interrupted egress command left an intent record; the next apply/rollback/remove settles it');
