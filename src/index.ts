@@ -27,6 +27,8 @@ import type { HostEntry, ResolvedPolicy } from './resolve/types.js';
 
 export interface LoadOptions {
   resolver?: Resolver;
+  /** `check --strict`: a rule without a reason is an error (as with the policy's `require_reason: true`). */
+  strict?: boolean;
   /** Today, for `expires` (default: now). */
   now?: Date;
   previousHosts?: HostEntry[];
@@ -74,7 +76,7 @@ export async function loadPolicyText(name: string, text: string, opts: LoadOptio
   if (hasErrors(diagnostics) || !resolved.value) return out;
   out.resolved = resolved.value;
   out.ir = lowerPolicy(resolved.value);
-  diagnostics.push(...lintPolicy(checked.value, out.ir));
+  diagnostics.push(...lintPolicy(checked.value, out.ir, opts.strict));
   if (out.ir.dns && !opts.offline) {
     out.dnsUpstream = await dnsUpstream(checked.value.dns, resolver);
     if (out.dnsUpstream.from === 'none')

@@ -57,6 +57,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(jsonOpt())
     .addOption(silenceOpt())
     .addOption(offlineOpt())
+    .option('--strict', 'a rule without a reason is an error, not a warning (as with the policy key require_reason: true)')
     .action(async (file, o) => {
       code = await checkCommand(io, file, o);
     });

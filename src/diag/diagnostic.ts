@@ -43,6 +43,7 @@ export const ERROR_CODES = [
   'bad-upstream',
   'bad-duration',
   'duration-out-of-range',
+  'reason-required',
 ] as const;
 
 export const WARNING_CODES = [

@@ -3,7 +3,7 @@
  * meant. Runs on the IR, so coverage questions are answered on merged
  * intervals per family, exactly as the backends will see them.
  */
-import { q, warning, type Diagnostic } from '../diag/diagnostic.js';
+import { q, warning, type Diagnostic, error } from '../diag/diagnostic.js';
 import type { Ir, IrL4, IrMatch, IrOwner, IrRule } from '../ir/types.js';
 import { buildIndex } from '../sim/indexed.js';
 import { intervalsCover } from '../policy/address.js';
@@ -11,11 +11,17 @@ import type { Policy } from '../policy/types.js';
 
 export const LOG_PREFIX_FITS = 20;
 
-export function lintPolicy(p: Policy, ir: Ir): Diagnostic[] {
+/** `strict` (`check --strict`), like the policy's `require_reason: true`: a rule without a reason is an error. */
+export function lintPolicy(p: Policy, ir: Ir, strict = false): Diagnostic[] {
   const out: Diagnostic[] = [];
+  const hint = 'add "reason:" saying why this rule exists, so it can be reviewed later';
   for (const r of [...p.deny, ...p.allow])
     if (r.reason === undefined || r.reason.trim() === '')
-      out.push(warning('missing-reason', `rule ${q(r.ref.name)} has no reason`, r.ref.span, { hint: 'add "reason:" saying why this rule exists, so it can be reviewed later' }));
+      out.push(
+        p.requireReason || strict
+          ? error('reason-required', `rule ${q(r.ref.name)} has no reason, and ${p.requireReason ? 'this policy requires one (require_reason: true)' : '--strict requires one'}`, r.ref.span, { hint })
+          : warning('missing-reason', `rule ${q(r.ref.name)} has no reason`, r.ref.span, { hint }),
+      );
 
   const allows = ir.rules.filter((r) => r.origin.action === 'allow');
   const twinsOf = new Map<string, IrRule[]>();

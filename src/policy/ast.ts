@@ -65,6 +65,7 @@ export interface PolicyAst {
   log: { prefix?: Str; rate?: Str; uid?: Bool };
   builtins: { loopback?: Bool; established?: Bool; icmpv6_nd?: Bool };
   dns?: DnsAst;
+  requireReason?: Bool;
   sets: SetAst[];
   allow: RuleAst[];
   deny: RuleAst[];

@@ -237,3 +237,15 @@ describe('special-purpose answers for names (D16)', () => {
     expect(l.diagnostics).toEqual([]);
   });
 });
+
+describe('reasons can be required (require_reason, check --strict)', () => {
+  test('require_reason: true makes a missing reason a located error', async () => {
+    expect(await diags(ok('require_reason: true\nallow:\n  - name: a\n    to: [192.0.2.1]\n  - name: b\n    to: [192.0.2.2]\n    reason: r\n'))).toEqual([
+      { code: 'reason-required', severity: 'error', at: 'policy.yaml:4:11', hint: expect.stringMatching(/add "reason:"/) },
+    ]);
+  });
+
+  test('without it, a missing reason stays a warning', async () => {
+    expect((await diags(ok('allow:\n  - name: a\n    to: [192.0.2.1]\n'))).map((d) => [d.code, d.severity])).toEqual([['missing-reason', 'warning']]);
+  });
+});

@@ -91,6 +91,7 @@ class Checker {
     return {
       file: ast.file,
       mode: (ast.mode?.value ?? 'enforce') as Policy['mode'],
+      requireReason: ast.requireReason?.value ?? false,
       default: def,
       denyVerdict: def === 'drop' ? 'drop' : 'reject',
       log: {

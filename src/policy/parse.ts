@@ -393,6 +393,8 @@ class AstBuilder {
     }
     const dns = this.dns(m);
     if (dns) ast.dns = dns;
+    const rr = this.bool(this.val(m, 'require_reason'));
+    if (rr) ast.requireReason = rr;
     const b = this.val(m, 'builtins');
     if (isMap(b))
       for (const k of ['loopback', 'established', 'icmpv6_nd'] as const) {

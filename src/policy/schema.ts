@@ -118,13 +118,14 @@ export const PolicySchema = z
     log: LogSchema.describe('Logging of denied packets. Omitted = all defaults.'),
     builtins: BuiltinsSchema.describe('Built-in accepts evaluated before any rule. Omitted = all true.'),
     dns: DnsSchema.describe('Names that follow DNS (SPEC §5): the DNS forwarder and how long answered addresses live. Omitted = proxy off.'),
+    require_reason: z.boolean().describe('true: a rule without a reason is an error (the policy does not load), not a warning; for teams that review every rule. `check --strict` does the same for one run. Omitted = false.'),
     sets: z
       .record(z.string(), z.union([z.array(z.union([str, z.number()])), SetFileSchema]))
       .describe('Named destination sets, referenced as "$name" in "to": a list of addresses/CIDRs/ranges/hostnames/"$set"s, or { file: PATH }. Omitted = none.'),
     allow: z.array(RuleSchema).describe('Rules that accept matching traffic (unless a deny matches). Omitted = none.'),
     deny: z.array(RuleSchema).describe('Rules that deny matching traffic, evaluated before every allow. Omitted = none.'),
   })
-  .partial({ mode: true, default: true, log: true, builtins: true, dns: true, sets: true, allow: true, deny: true })
+  .partial({ mode: true, default: true, log: true, builtins: true, dns: true, require_reason: true, sets: true, allow: true, deny: true })
   .describe('egress policy: what this host may connect out to.');
 
 /** Allowed keys per context, for "did you mean" hints on unknown keys. */

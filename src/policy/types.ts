@@ -120,6 +120,8 @@ export interface Policy {
   log: { prefix: string; rate?: LogRate; uid: boolean };
   builtins: { loopback: boolean; established: boolean; icmpv6_nd: boolean };
   dns: PolicyDns;
+  /** `require_reason: true`: a rule without a reason is an error. */
+  requireReason: boolean;
   sets: SetDef[];
   allow: Rule[];
   deny: Rule[];

@@ -104,6 +104,17 @@ describe('expires is compiled into the rule (issue 12)', () => {
   });
 });
 
+describe('check --strict', () => {
+  test('a missing reason fails the check (exit 1) only with --strict', async () => {
+    const d = tmp();
+    writeFileSync(join(d, 'p.yaml'), 'version: 1\nallow:\n  - name: a\n    to: [192.0.2.1]\n');
+    expect((await run(['check', 'p.yaml'], { cwd: d })).code).toBe(0);
+    const r = await run(['check', '--strict', 'p.yaml'], { cwd: d });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^p\.yaml:3:11: error: rule "a" has no reason, and --strict requires one$/m);
+  });
+});
+
 describe('init', () => {
   test('writes a starter policy that checks clean and refuses to overwrite', async () => {
     const dir = tmp();

@@ -3,8 +3,8 @@ import type { UpstreamChoice } from '../../resolve/dns.js';
 import type { Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
 
-export async function checkCommand(io: Io, file: string, flags: PolicyFlags): Promise<number> {
-  const l = await load(io, file, flags);
+export async function checkCommand(io: Io, file: string, flags: PolicyFlags & { strict?: boolean }): Promise<number> {
+  const l = await load(io, file, flags, flags.strict ? { strict: true } : {});
   const errors = l.diagnostics.filter((d) => d.severity === 'error').length;
   const warnings = l.diagnostics.length - errors;
   const ok = !failed(l);
