@@ -249,3 +249,16 @@ describe('reasons can be required (require_reason, check --strict)', () => {
     expect((await diags(ok('allow:\n  - name: a\n    to: [192.0.2.1]\n'))).map((d) => [d.code, d.severity])).toEqual([['missing-reason', 'warning']]);
   });
 });
+
+describe('files in another encoding are said to be (D13)', () => {
+  test('a Latin-1 byte in a comment: located where it is, not "binary data" at 1:1', async () => {
+    const text = Buffer.from('version: 1\n# caf\xe9\nallow: []\n', 'latin1').toString('utf8');
+    expect(await diags(text)).toEqual([{ code: 'binary-file', severity: 'error', at: 'policy.yaml:2:6', hint: expect.stringMatching(/-f LATIN1 -t UTF-8/) }]);
+  });
+
+  test('UTF-16: said so, with the conversion to run', async () => {
+    const text = Buffer.from('\ufeffversion: 1\nallow: []\n', 'utf16le').toString('utf8');
+    const [d] = await diags(text);
+    expect(d).toEqual({ code: 'binary-file', severity: 'error', at: 'policy.yaml:1:1', hint: expect.stringMatching(/-f UTF-16 -t UTF-8/) });
+  });
+});

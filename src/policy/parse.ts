@@ -20,8 +20,15 @@ type Path = (string | number)[];
 export function parsePolicy(src: SourceFile): Result<PolicyAst> {
   const diagnostics: Diagnostic[] = [];
   const whole = src.span(0, Math.min(src.text.length, 1));
+  const encoding = encodingProblem(src.text);
+  if (encoding) {
+    const at = encoding.at === undefined ? whole : src.span(encoding.at, encoding.at + 1);
+    // Never an excerpt: the line is not text this tool can show faithfully (it was NULs and raw bytes on the terminal).
+    diagnostics.push(error('binary-file', encoding.message, at, { hint: `save the policy as UTF-8 (iconv -f ${encoding.from} -t UTF-8, or your editor's "save with encoding")`, excerpt: false }));
+    return { diagnostics };
+  }
   if (looksBinary(src.text)) {
-    diagnostics.push(error('binary-file', 'this is not a text file (binary data found)', whole));
+    diagnostics.push(error('binary-file', 'this is not a text file (binary data found)', whole, { excerpt: false }));
     return { diagnostics };
   }
   if (src.text.trim() === '' || src.text.split('\n').every((l) => /^\s*(#.*)?$/.test(l))) {
@@ -92,6 +99,21 @@ function expandedSize(doc: Document, limit: number): { over: boolean; at?: Node 
     return total;
   };
   return size(doc.contents) > limit ? { over: true, ...(at ? { at } : {}) } : { over: false };
+}
+
+/**
+ * A text file in another encoding than UTF-8, said as such (it was "binary
+ * data found" at 1:1): UTF-16 (a NUL beside most letters), or bytes that are
+ * not UTF-8 in otherwise readable text (a Latin-1 "é" in a comment), with
+ * where the first one is.
+ */
+function encodingProblem(text: string): { message: string; from: string; at?: number } | undefined {
+  const sample = text.slice(0, 4096);
+  const nuls = sample.split('\0').length - 1;
+  if (sample.length >= 8 && nuls * 3 >= sample.length) return { message: 'this file is UTF-16 (a NUL beside every letter), not UTF-8', from: 'UTF-16' };
+  const bad = text.indexOf('\uFFFD');
+  if (bad >= 0 && nuls === 0 && controlRatio(text) <= 0.05) return { message: 'this is not valid UTF-8 here (a byte of another encoding, such as Latin-1?)', from: 'LATIN1', at: bad };
+  return undefined;
 }
 
 /** NUL, invalid UTF-8 (decoded as U+FFFD) or many control characters: not a text file. Set files are judged the same way. */
