@@ -262,3 +262,11 @@ describe('files in another encoding are said to be (D13)', () => {
     expect(d).toEqual({ code: 'binary-file', severity: 'error', at: 'policy.yaml:1:1', hint: expect.stringMatching(/-f UTF-16 -t UTF-8/) });
   });
 });
+
+describe('an IPv4-mapped literal (D16)', () => {
+  test('warns that it matches nothing and does not cover the IPv4 address', async () => {
+    expect(await diags(ok('deny:\n  - name: d\n    to: ["::ffff:198.51.100.9"]\n    reason: r\n'))).toEqual([
+      { code: 'special-address', severity: 'warning', at: 'policy.yaml:4:10', hint: 'write the IPv4 address (or range) itself' },
+    ]);
+  });
+});

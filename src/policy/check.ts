@@ -198,6 +198,13 @@ class Checker {
       case 'addr':
         if (d.hostBitsFix)
           this.diagnostics.push(warning('host-bits-set', `host bits set in ${q(s.value)}`, s.span, { hint: `did you mean ${d.hostBitsFix}?` }));
+        // ::ffff:a.b.c.d never appears on the wire as such: a reader of a deny rule would take it to cover a.b.c.d.
+        if (d.family === 'ipv6' && d.hi >= MAPPED_LO && d.lo <= MAPPED_HI)
+          this.diagnostics.push(
+            warning('special-address', `${q(s.value)} is IPv4-mapped IPv6: no packet carries such an address, so it matches nothing (and does not cover the IPv4 address)`, s.span, {
+              hint: 'write the IPv4 address (or range) itself',
+            }),
+          );
         if (family && d.family !== family) {
           this.err('family-conflict', `${q(s.value)} is an ${d.family} destination but the rule's family is ${family}`, s.span);
           return undefined;
@@ -431,6 +438,9 @@ class Checker {
     return rule;
   }
 }
+
+const MAPPED_LO = 0xffff00000000n;
+const MAPPED_HI = 0xffffffffffffn;
 
 /** A real calendar date "YYYY-MM-DD" (UTC), or undefined; the rule lives through that whole day. */
 export function parseDate(s: string): Date | undefined {
