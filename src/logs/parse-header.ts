@@ -8,6 +8,7 @@ import { find, has, isDigit, isoTime, num, numLong } from './scan.js';
 
 const MONTHS: Record<string, number> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11 };
 const DAY_MS = 86_400_000;
+const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 const enum C {
   Space = 32,
@@ -27,6 +28,8 @@ export class HeaderParser {
   /** Where the message starts; -2: after the syslog tag that follows `tagFrom` (afterSyslogTag finds it, when needed). */
   start = 0;
   tagFrom = 0;
+  /** The line had a time stamp, but not a possible one (Feb 30, 25:61:99): the line is malformed, not given the last time seen. */
+  badTime = false;
   /** Where the syslog header's host name starts (the tag or APP-NAME follows it); -1: the line has no syslog header. */
   hostAt = -1;
   private lastKey = '';
@@ -49,6 +52,7 @@ export class HeaderParser {
   /** Sets `time` (undefined when unknown) and `start` (where the kernel message starts) for the line s[a, b). */
   parse(line: string, a: number, b: number): void {
     this.time = undefined;
+    this.badTime = false;
     this.start = a;
     this.hostAt = -1;
     const c0 = line.charCodeAt(a);
@@ -68,6 +72,7 @@ export class HeaderParser {
         const tsEnd = find(line, ' ', ts, b);
         if (tsEnd < 0) return;
         this.time = isoTime(line, ts, tsEnd);
+        this.badTime = this.time === undefined;
         this.hostAt = tsEnd + 1;
         let q = tsEnd;
         for (let f = 0; f < 4 && q >= 0; f++) q = find(line, ' ', q + 1, b); // HOST APP PROCID MSGID
@@ -88,6 +93,7 @@ export class HeaderParser {
         const tsEnd = find(line, ' ', p, b);
         if (tsEnd < 0) return;
         this.time = this.isoCached(line, p, tsEnd);
+        this.badTime = this.time === undefined;
         this.start = -2;
         this.tagFrom = tsEnd + 1;
         this.hostAt = tsEnd + 1;
@@ -103,6 +109,8 @@ export class HeaderParser {
           if (c3 < 0 || c3 > semi) c3 = semi;
           const us = numLong(line, c2 + 1, c3);
           if (us >= 0 && this.bootTimeMs !== undefined) this.time = this.bootTimeMs + us / 1000;
+          // Digits, but too many for any uptime (numLong takes 15: 31 years).
+          else if (us < 0 && c3 - c2 - 1 > 15 && /^\d+$/.test(line.slice(c2 + 1, c3))) this.badTime = true;
         }
         this.start = semi + 1;
       }
@@ -111,6 +119,7 @@ export class HeaderParser {
     // RFC 3164: "Nov 23 09:14:42 host kernel: …" (local time, no year).
     if (c >= 65 && c <= 90 && line.charCodeAt(p + 3) === C.Space && line.charCodeAt(p + 9) === C.Colon && line.charCodeAt(p + 12) === C.Colon) {
       this.time = this.rfc3164(line, p);
+      this.badTime = this.time === undefined;
       this.start = -2;
       this.tagFrom = p + 16;
       this.hostAt = p + 16;
@@ -162,6 +171,8 @@ export class HeaderParser {
       const secs = num(line, a, dot < 0 || dot > close ? close : dot);
       const frac = dot < 0 || dot > close ? 0 : num(line, dot + 1, close);
       if (secs >= 0 && frac >= 0 && this.bootTimeMs !== undefined) this.time = this.bootTimeMs + secs * 1000 + (frac / 10 ** (close - dot - 1)) * 1000;
+      // More seconds since boot than num reads (10 digits: 317 years).
+      else if (secs < 0 && /^\d{11,}$/.test(line.slice(a, dot < 0 || dot > close ? close : dot))) this.badTime = true;
       return start;
     }
     // dmesg -T: "Mon Nov 23 09:14:42 2026" (local time, ctime format).
@@ -221,7 +232,8 @@ export class HeaderParser {
     const mi = num(key, 10, 12);
     const s = num(key, 13, 15);
     let t: number | undefined;
-    if (m !== undefined && d >= 1 && h >= 0 && mi >= 0 && s >= 0) {
+    // A day the month has (Feb 29 always: the year is a guess), and a time of day that exists.
+    if (m !== undefined && d >= 1 && d <= (m === 1 ? 29 : DAYS_IN_MONTH[m]!) && h >= 0 && h < 24 && mi >= 0 && mi < 60 && s >= 0 && s < 61) {
       t = this.localTime(this.year, m, d, h, mi, s);
       // No year in the line: a date more than a day ahead of now is from last year.
       if (t > this.now + DAY_MS) t = this.localTime(this.year - 1, m, d, h, mi, s);

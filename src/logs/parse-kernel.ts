@@ -109,6 +109,10 @@ function protoOf(name: string): [EventProto, number] | undefined {
  * Parses lines one at a time and counts what it saw. Stateful only for
  * speed (caches) and for the tally; one per input source.
  */
+/** Log times outside [2000, now + a year] are not times of this host's lines. */
+const MIN_TIME_MS = Date.UTC(2000, 0, 1);
+const MAX_AHEAD_MS = 366 * 86_400_000;
+
 export class KernelLineParser {
   readonly counts: ReadCounts = emptyCounts();
   private readonly prefixes: { raw: string; trimmed: string; shown: string }[];
@@ -125,12 +129,14 @@ export class KernelLineParser {
   private lineIds = 0;
   private nextOut = -1;
   private nextUid = -1;
+  private readonly nowMs: number;
   /** Time of the most recent line that had one (for lines that have none). */
   lastTime: number | undefined = undefined;
 
   constructor(opts: ParseOptions) {
     this.prefixes = (opts.prefixes ?? []).map((p) => ({ raw: toLatin1(p), trimmed: toLatin1(p.trimEnd()), shown: p }));
     this.header = new HeaderParser(opts.now, opts.bootTimeMs);
+    this.nowMs = opts.now;
     this.since = opts.since;
   }
 
@@ -204,6 +210,7 @@ export class KernelLineParser {
     if (Array.isArray(msg)) msg = Buffer.from(msg as number[]).toString('latin1');
     if (typeof msg !== 'string') return undefined;
     const us = typeof j.__REALTIME_TIMESTAMP === 'string' ? Number(j.__REALTIME_TIMESTAMP) : Number.NaN;
+    if (typeof j.__REALTIME_TIMESTAMP === 'string' && !Number.isFinite(us)) return this.malformed(where, lineNo, 'impossible time stamp');
     this.counts.lines--; // parseMessage counts it again
     return this.parseMessage(msg, Number.isFinite(us) ? us / 1000 : undefined, where, lineNo);
   }
@@ -370,9 +377,12 @@ export class KernelLineParser {
         this.counts.other++;
         return undefined;
       }
+      if (this.header.badTime) return this.malformed(where, lineNo, 'impossible time stamp');
       t = this.header.time;
       msgStart = this.header.start; // -2: a syslog header, found only if needed (below)
     } else t = Number.isNaN(time) ? undefined : time;
+    // Seconds since boot of 1e20, a journal stamp of 1e400: no time a log line can have.
+    if (t !== undefined && !(t > MIN_TIME_MS && t < this.nowMs + MAX_AHEAD_MS)) return this.malformed(where, lineNo, 'impossible time stamp');
     if (t !== undefined) this.lastTime = t;
     else t = this.lastTime;
     if (this.since !== undefined && t !== undefined && t < this.since) {

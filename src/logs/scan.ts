@@ -72,6 +72,8 @@ export function isoTime(s: string, a: number, b: number): number | undefined {
   const mi = num(s, a + 14, a + 16);
   const sec = num(s, a + 17, a + 19);
   if (h < 0 || mi < 0 || sec < 0 || s.charCodeAt(a + 13) !== C.Colon || s.charCodeAt(a + 16) !== C.Colon) return undefined;
+  // A date and time that exist (2026-02-30 and 25:61:99 do not; Date would quietly roll them over).
+  if (h > 23 || mi > 59 || sec > 60 || d > new Date(Date.UTC(y, mo, 0)).getUTCDate()) return undefined;
   let p = a + 19;
   let ms = 0;
   if (s.charCodeAt(p) === C.Dot || s.charCodeAt(p) === C.Comma) {

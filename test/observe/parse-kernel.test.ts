@@ -138,6 +138,26 @@ describe('only the kernel speaks for netfilter (D5)', () => {
   });
 });
 
+describe('impossible time stamps are malformed lines, not events (D18)', () => {
+  test.each([
+    ['Feb 30 25:61:59 (RFC 3164)', syslog(`EGRESS D:smtp ${TCP4}`, 'Feb 30 25:61:59')],
+    ['2026-02-30 (ISO)', iso(`EGRESS D:smtp ${TCP4}`, '2026-02-30T09:14:42Z')],
+    ['9999-99-99T99:99:99Z', iso(`EGRESS D:smtp ${TCP4}`, '9999-99-99T99:99:99Z')],
+    ['seconds since boot of 1e20 (dmesg)', dmesg(`EGRESS D:smtp ${TCP4}`, '99999999999999999999.1')],
+    ['microseconds since boot of 1e23 (kmsg)', `4,345,100000000000000000000000,-;EGRESS D:smtp ${TCP4}`],
+    ['a journal stamp of 1e400', journal(`EGRESS D:smtp ${TCP4}`, '1e400' as unknown as number)],
+  ])('%s', (_n, line) => {
+    const p = parser();
+    expect(p.parseLine(line, 'test', 7)).toBeUndefined();
+    expect(p.counts).toMatchObject({ events: 0, malformed: 1 });
+    expect(p.counts.problems).toEqual([{ where: 'test', line: 7, reason: 'impossible time stamp' }]);
+  });
+
+  test('Feb 29 and a leap second are possible', () => {
+    expect(one(syslog(`EGRESS D:smtp ${TCP4}`, 'Feb 29 23:59:60'))).toMatchObject({ rule: 'smtp' });
+  });
+});
+
 describe('malformed and truncated lines are skipped and counted, never fatal', () => {
   test.each([
     ['cut inside DPT', syslog(`EGRESS D:smtp ${TCP4.slice(0, TCP4.indexOf('DPT=') + 5)}`), /DPT/],
