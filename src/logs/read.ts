@@ -158,6 +158,9 @@ export class LogReader {
 
   /** Where a source's lines go, by its first bytes: the pfirewall.log reader (its header) or the kernel line parser. */
   private lineHandler(p: KernelLineParser, head: string, name: string): OnLine {
+    // UTF-16 (what some Windows exports write): every line would be "other", 0 events, and nothing said (D18).
+    if (/^(\xff\xfe|\xfe\xff)/.test(head) || (head.length >= 8 && (head.match(/\0/g)?.length ?? 0) * 3 >= head.length))
+      throw new ReadError(`cannot read ${name}: it is UTF-16; convert it first (iconv -f UTF-16 -t UTF-8 ${name} > ${name}.utf8)`);
     if (!looksLikePfirewall(head)) return (t, a, b, c, n) => this.emit(p.parseRange(t, a, b, c, name, n));
     const pf = new PfirewallLines(p.counts, this.opts.since);
     return (t, a, b, _c, n) => this.emit(pf.line(t.slice(a, b), name, n));

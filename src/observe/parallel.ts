@@ -245,7 +245,8 @@ export async function parallelPlan(sources: readonly LogSource[], forced?: numbe
     }
     if (!st.isFile()) return undefined;
     const head = await textHead(f.path);
-    if (head === undefined || looksLikePfirewall(head)) return undefined;
+    // pfirewall.log and UTF-16 files take the sequential reader (which refuses UTF-16, saying so).
+    if (head === undefined || looksLikePfirewall(head) || head.includes('\0')) return undefined;
     bytes += st.size;
     withTime.push({ path: f.path, name: f.name, mtime: st.mtimeMs });
   }

@@ -83,6 +83,14 @@ describe('files', () => {
     expect(r.counts).toMatchObject({ lines: 1, malformed: 1, problems: [{ where: join(d, 'bin'), line: 1, reason: 'line longer than 65536 bytes (not a log file?)' }] });
   });
 
+  test('a UTF-16 log is refused, saying so (it read as 0 events and 0 malformed lines, silently) — D18', async () => {
+    const d = tmp();
+    const text = '\ufeff#Version: 1.5\r\n#Fields: date time action protocol src-ip dst-ip src-port dst-port path\r\n2026-11-23 09:14:42 DROP TCP 192.0.2.1 198.51.100.7 50000 25 SEND\r\n';
+    writeFileSync(join(d, 'pfirewall.log'), Buffer.from(text, 'utf16le'));
+    await expect(read([file(join(d, 'pfirewall.log'))])).rejects.toThrow(ReadError);
+    await expect(read([file(join(d, 'pfirewall.log'))])).rejects.toThrow(/is UTF-16; convert it first \(iconv -f UTF-16 -t UTF-8/);
+  });
+
   test('a Windows Firewall log is recognised by its header and read through pfirewall.ts', async () => {
     const d = tmp();
     writeFileSync(
