@@ -5,7 +5,8 @@ import { readLive } from './backend.js';
 import { watchdogAlive } from './confirm.js';
 import { forwarderCounters, forwarderRunning } from './forwarder.js';
 import { readHistory, type HistoryEntry } from './history.js';
-import { readState, requireStateDir, type Pending, type Snapshot } from './state.js';
+import { readState, requireStateDir, type Applying, type Pending, type Snapshot } from './state.js';
+import type { LinuxTarget } from '../backends/types.js';
 import type { Where } from './where.js';
 import { SourceFile } from '../diag/source.js';
 import { parseDate } from '../policy/check.js';
@@ -33,6 +34,14 @@ export interface Status {
   /** The live ruleset is not what egress recorded (changed by hand, or an interrupted command not yet settled). */
   drift: boolean;
   interrupted: boolean;
+  /**
+   * The interrupted command, when an intent record is left: what it was, and
+   * which side of its change the kernel is on now (`new`: it had loaded its
+   * ruleset, the next locked command records it; `old`: it had not, the next
+   * command drops the record; `neither`: something else changed the ruleset
+   * meanwhile, the next command restores the ruleset from before it).
+   */
+  interruptedBy?: { action: string; pid: number; startedAt: string; kernel: 'new' | 'old' | 'neither' };
   counters: RuleCounter[];
   /** `dns.proxy`: whether the DNS forwarder runs, and what each dynamic set has learned. */
   dns?: {
@@ -71,9 +80,19 @@ export async function readStatus(w: Where, stateDir: string, now: Date): Promise
   requireStateDir(stateDir);
   const live = readState(stateDir, 'live');
   const pending = readState(stateDir, 'pending');
-  const interrupted = readState(stateDir, 'applying') !== undefined;
+  const intent = readState(stateDir, 'applying') as (Applying & { action?: string; checkBackend?: LinuxTarget; priorFingerprint?: string }) | undefined;
+  const interrupted = intent !== undefined;
   const hist = readHistory(stateDir).entries;
   const st: Status = { stateDir, applied: live?.kind === 'ruleset', drift: false, interrupted, counters: [], ...(hist.length ? { last: hist[hist.length - 1]! } : {}) };
+  if (intent?.checkBackend) {
+    const fp = liveFingerprint((await readLive(w, intent.checkBackend)).live);
+    st.interruptedBy = {
+      action: intent.action ?? 'change',
+      pid: intent.pid,
+      startedAt: intent.startedAt,
+      kernel: fp === intent.nextFingerprint ? 'new' : fp === intent.priorFingerprint ? 'old' : 'neither',
+    };
+  }
   if (!live || live.kind !== 'ruleset') return st;
   Object.assign(st, {
     backend: live.backend,

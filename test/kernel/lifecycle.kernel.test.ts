@@ -6,12 +6,13 @@
  * points of apply.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
 import { realExecer } from '../../src/kernel/exec.js';
 import { readHistory } from '../../src/kernel/history.js';
 import { processStartTime } from '../../src/kernel/lock.js';
+import { readState, writeState } from '../../src/kernel/state.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
 import { addForeign, buildCli, foreign, iptFamily, iptOwned, groupAlive, lcEnv, nftOwned, pendingOf, running, sleep, until, type Lc } from './lifecycle-env.js';
 
@@ -311,6 +312,21 @@ kernelDescribe('life cycle (kernel)', () => {
     expect(lockdown).toMatch(/reject with icmpx admin-prohibited/);
   }, 60_000);
 
+  test('status after a cut-off apply says what it left and what the next command does, not "changed outside egress?"', async () => {
+    const lc = await env();
+    await ok(lc, ['apply', lc.p1]);
+    const live = readState(lc.stateDir, 'live')!;
+    // The intent record of an apply that died right after its load: its "next" is what is live now.
+    const intent = { action: 'apply', next: live, prior: null, nextFingerprint: live.fingerprint, priorFingerprint: 'none', checkBackend: 'nft', pid: 999999, startedAt: '2026-06-01T12:00:00.000Z' };
+    writeState(lc.stateDir, 'applying', intent as never);
+    const st = await lc.egress(['status']);
+    expect(st.stdout).toMatch(/^warning: +egress apply \(pid 999999, started 2026-06-01T12:00:00\.000Z\) was cut off: it had already loaded its ruleset, which is live; the next egress command .* records it$/m);
+    writeState(lc.stateDir, 'applying', { ...intent, nextFingerprint: 'other', priorFingerprint: live.fingerprint } as never);
+    expect((await lc.egress(['status'])).stdout).toMatch(/was cut off: it had not changed the kernel/);
+    await ok(lc, ['apply', lc.p1]); // settles
+    expect(existsSync(join(lc.stateDir, 'applying.json'))).toBe(false);
+  }, 60_000);
+
   test('boot with the lock held by a live process (say a recycled pid whose start time matches) locks down instead of booting open (D11)', async () => {
     const lc = await env();
     await ok(lc, ['apply', lc.p1]);
@@ -362,6 +378,15 @@ kernelDescribe('life cycle (kernel)', () => {
         expected = after === NEW ? NEW : OLD; // half-way is undone by the next run
       }
       seen.add(after === OLD ? 'old' : after === NEW ? 'new' : 'mixed');
+      // status says what the cut-off apply left, not "changed outside egress?" (it said that for a change of egress's own).
+      if (existsSync(join(lc.stateDir, 'applying.json'))) {
+        const st = await lc.egress(['status']);
+        expect(st.stdout).toMatch(/^warning: +egress apply \(pid \d+, started [^)]+\) was cut off: /m);
+        expect(st.stdout).not.toMatch(/changed outside egress/);
+        const j = JSON.parse((await lc.egress(['status', '--json'])).stdout) as { interruptedBy?: { kernel: string } };
+        expect(j.interruptedBy?.kernel).toBe(after === NEW ? 'new' : after === OLD ? 'old' : 'neither');
+        seen.add('intent left');
+      }
       // The next run settles; remove + rollback must bring back exactly what the state says was live.
       await ok(lc, ['remove']);
       await ok(lc, ['rollback']);

@@ -39,9 +39,19 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
             ? `expired:  rule ${e.rule} (expires ${e.expires}) stopped admitting at ${e.ends}; it stays in the ruleset, matching nothing, until the next apply leaves it out`
             : `expires:  rule ${e.rule} stops admitting at ${e.ends} (${e.daysLeft} day${e.daysLeft === 1 ? '' : 's'} left)`,
         );
-      if (s.drift) out.push('warning:  the live ruleset differs from what egress applied (changed outside egress?): see "egress plan"');
+      // An interrupted command explains a difference better than "changed outside egress?" (said below instead).
+      if (s.drift && !s.interruptedBy) out.push('warning:  the live ruleset differs from what egress applied (changed outside egress?): see "egress plan"');
     }
-    if (s.interrupted) out.push('warning:  an interrupted egress command left an intent record; the next apply/rollback/remove settles it');
+    if (s.interruptedBy) {
+      const i = s.interruptedBy;
+      const what =
+        i.kernel === 'new'
+          ? `it had already loaded its ruleset, which is live; the next egress command (apply, rollback, remove, confirm, refresh) records it`
+          : i.kernel === 'old'
+            ? `it had not changed the kernel; the ruleset from before it is live, and the next egress command drops its record`
+            : `the live ruleset is neither the one from before it nor the one it was loading (changed meanwhile); the next egress command restores the one from before it`;
+      out.push(`warning:  egress ${i.action} (pid ${i.pid}, started ${i.startedAt}) was cut off: ${what}`);
+    } else if (s.interrupted) out.push('warning:  an interrupted egress command left an intent record; the next apply/rollback/remove settles it');
     if (s.counters.length) {
       out.push('');
       out.push(
