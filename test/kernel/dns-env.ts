@@ -1,18 +1,16 @@
 /**
  * Shared set-up of kernel tests that run `dns.proxy` through the compiled
- * CLI (dns-observe.kernel.test.ts; dns-lifecycle.kernel.test.ts does the same
- * by hand): the CLI built once per file, tcp/443 answered in the world, the
- * fake authority (fixtures/dns-authority.ts) on 192.0.2.53 / 2001:db8::53,
+ * CLI (dns-lifecycle, dns-observe, dns-reapply): the CLI built once per
+ * file, tcp/443 (or other ports) answered in the world, the fake authority (fixtures/dns-authority.ts) on 192.0.2.53 / 2001:db8::53,
  * and for a host namespace, `egress` and the resolve-and-connect probe.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { Started } from '../../src/kernel/exec.js';
 import type { KernelEnv } from './harness.js';
+import { startAuthority } from './dns-proof.js';
 import { buildCli, ROOT } from './lifecycle-env.js';
 
-const REGISTER = join(ROOT, 'test', 'kernel', 'fixtures', 'register-ts.mjs');
-const AUTHORITY = join(ROOT, 'test', 'kernel', 'fixtures', 'dns-authority.ts');
 const PROBE = join(ROOT, 'test', 'kernel', 'fixtures', 'dns-resolve-connect.mjs');
 
 export interface ProbeResult {
@@ -23,15 +21,14 @@ export interface ProbeResult {
   never: Record<string, string>;
 }
 
-/** Build the CLI and start the authority for the file (beforeAll), stop it after; returns the CLI's entry, known once beforeAll ran. */
-export function useDnsWorld(env: KernelEnv, name: string): { cli: () => string } {
+/** Build the CLI, make the world answer on `tcp` and start the authority for the file (beforeAll), stop it after; returns the CLI's entry, known once beforeAll ran. */
+export function useDnsWorld(env: KernelEnv, name: string, tcp: number[] = [443]): { cli: () => string } {
   let cli = '';
   let authority: Started | undefined;
   beforeAll(async () => {
     cli = buildCli(name);
-    await env.world.listen({ tcp: [443] });
-    authority = env.x.start(process.execPath, ['--import', REGISTER, AUTHORITY], { netns: env.world.ns });
-    expect(await authority.nextLine()).toBe('ready');
+    await env.world.listen({ tcp });
+    authority = await startAuthority(env.x, env.world.ns);
   }, 180_000);
   afterAll(async () => {
     await authority?.stop();

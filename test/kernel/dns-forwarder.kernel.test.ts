@@ -33,7 +33,7 @@ import { nftForwarderConfig } from '../../src/backends/nft/emit.js';
 import type { NftForwarderConfig } from '../../src/backends/nft/dns.js';
 import { ensureDnsGroup, forwarderUpstream, HOLD_MS } from '../../src/kernel/forwarder.js';
 import { mustRun } from '../../src/kernel/where.js';
-import { AUTHORITY, dnsPolicy, PROBE, REGISTER, UPSTREAMS, type Tally } from './dns-proof.js';
+import { dnsPolicy, PROBE, REGISTER, startAuthority, UPSTREAMS, type Tally } from './dns-proof.js';
 import { kernelDescribe, loadInto, mustLoad, useKernel } from './harness.js';
 
 const SOCKET = join(import.meta.dirname, 'fixtures', 'dns-socket.ts');
@@ -64,18 +64,6 @@ async function line(s: Started, what: string, ms = 30_000): Promise<string> {
   } finally {
     clearTimeout(t);
   }
-}
-
-async function startAuthority(x: Execer, worldNs: string): Promise<Started> {
-  const s = x.start(process.execPath, ['--import', REGISTER, AUTHORITY], { netns: worldNs });
-  try {
-    const first = await line(s, 'fake authority');
-    if (first !== 'ready') throw new Error(`fake authority said ${JSON.stringify(first)}`);
-  } catch (e) {
-    const r = await s.stop();
-    throw new Error(`${(e as Error).message}; stderr: ${r.stderr.slice(0, 500)}`);
-  }
-  return s;
 }
 
 /** The forwarder as a process in `ns`, as root with group egress-dns (as apply starts it), once it says it is ready. */

@@ -16,23 +16,14 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, test } from 'vitest';
-import type { Started } from '../../src/kernel/exec.js';
+import { expect, test } from 'vitest';
 import { processStartTime } from '../../src/kernel/lock.js';
 import { kernelDescribe, useKernel } from './harness.js';
-import { buildCli, ROOT } from './lifecycle-env.js';
+import { dnsHostCommands, useDnsWorld } from './dns-env.js';
+import { until } from './lifecycle-env.js';
 
-const REGISTER = join(ROOT, 'test', 'kernel', 'fixtures', 'register-ts.mjs');
-const AUTHORITY = join(ROOT, 'test', 'kernel', 'fixtures', 'dns-authority.ts');
-const PROBE = join(ROOT, 'test', 'kernel', 'fixtures', 'dns-resolve-connect.mjs');
 const UID = 4_100_201;
 const NEVER = ['198.51.100.250', '2001:db8:1::8001'];
-
-/** Poll a condition (a killed process disappearing), 20 ms apart, for at most 10 s. */
-async function until(done: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 20));
-  expect(done()).toBe(true);
-}
 
 const POLICY = `version: 1
 default: reject
@@ -53,28 +44,15 @@ deny:
 
 kernelDescribe('dns.proxy through apply and remove', () => {
   const env = useKernel();
-  let cli = '';
-  let authority: Started | undefined;
-  beforeAll(async () => {
-    cli = buildCli('dns');
-    await env.world.listen({ tcp: [443] });
-    authority = env.x.start(process.execPath, ['--import', REGISTER, AUTHORITY], { netns: env.world.ns });
-    expect(await authority.nextLine()).toBe('ready');
-  }, 180_000);
-  afterAll(async () => {
-    await authority?.stop();
-  });
+  const world = useDnsWorld(env, 'dns');
 
   test('apply starts the forwarder and every program is answered through it; re-apply keeps it; remove stops it', async () => {
     const host = await env.world.addHost();
     const dir = mkdtempSync(join(tmpdir(), 'egress-dnslc-'));
     const stateDir = join(dir, 'state');
-    const egress = (args: string[]) => env.x.run(process.execPath, [cli, ...args], { netns: host.ns, env: { EGRESS_STATE_DIR: stateDir, EGRESS_WATCHDOG: 'process' }, timeoutMs: 120_000 });
-    const probe = async (names: string[]) => {
-      const r = await env.x.run(process.execPath, [PROBE, '192.0.2.53', JSON.stringify(names), JSON.stringify(NEVER)], { netns: host.ns, uid: UID, gid: UID, timeoutMs: 60_000 });
-      expect(r.code, r.stderr).toBe(0);
-      return JSON.parse(r.stdout) as { answered: string[]; ok: number; failed: string[]; errors: Record<string, string>; never: Record<string, string> };
-    };
+    const cmds = dnsHostCommands(env, world.cli(), host.ns, stateDir, UID);
+    const egress = cmds.egress;
+    const probe = (names: string[]) => cmds.probe(names, NEVER);
     const pid = () => (JSON.parse(readFileSync(join(stateDir, 'dns-forwarder.pid'), 'utf8')) as { pid: number }).pid;
     try {
       writeFileSync(join(dir, 'policy.yaml'), POLICY);
@@ -125,7 +103,7 @@ kernelDescribe('dns.proxy through apply and remove', () => {
 
       // Forwarder killed: fail closed. Lookups fail, no new address is admitted; what it learned stays in the kernel.
       process.kill(first, 'SIGKILL');
-      await until(() => processStartTime(first) === undefined);
+      await until(() => processStartTime(first) === undefined, `the killed forwarder ${first} is still there`);
       const learned = (await egress(['status'])).stdout;
       expect(learned).toMatch(/^dns: +forwarder NOT RUNNING/m);
       const down = await probe(['rot.allowed.test', 'x.cdn.allowed.test']);

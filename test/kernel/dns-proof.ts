@@ -3,6 +3,7 @@
  * they compile, the fixtures they run and the tallies the probe prints.
  */
 import { join } from 'node:path';
+import type { Execer, Started } from '../../src/kernel/exec.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 export const REGISTER = join(ROOT, 'test', 'kernel', 'fixtures', 'register-ts.mjs');
@@ -75,4 +76,20 @@ export interface Tally {
   answered: string[];
   never: { rejected: number; admitted: string[] };
   bypass: Record<string, string>;
+}
+
+/** Start the fake authority in the world namespace and wait for its `ready` (30 s at most); its stderr is in the error when it does not come. */
+export async function startAuthority(x: Execer, worldNs: string): Promise<Started> {
+  const s = x.start(process.execPath, ['--import', REGISTER, AUTHORITY], { netns: worldNs });
+  let t: NodeJS.Timeout | undefined;
+  try {
+    const first = await Promise.race([s.nextLine(), new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error('fake authority: no line within 30000 ms')), 30_000)))]);
+    if (first !== 'ready') throw new Error(`fake authority said ${JSON.stringify(first)}`);
+  } catch (e) {
+    const r = await s.stop();
+    throw new Error(`${(e as Error).message}; stderr: ${r.stderr.slice(0, 500)}`);
+  } finally {
+    clearTimeout(t);
+  }
+  return s;
 }

@@ -24,11 +24,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import type { Started } from '../../src/kernel/exec.js';
-import { AUTHORITY, dnsPolicy, PROBE, REGISTER, UPSTREAMS, type Tally } from './dns-proof.js';
+import { dnsHostCommands, useDnsWorld } from './dns-env.js';
+import { dnsPolicy, PROBE, REGISTER, UPSTREAMS, type Tally } from './dns-proof.js';
 import { kernelDescribe, useKernel } from './harness.js';
-import { buildCli, until } from './lifecycle-env.js';
+import { until } from './lifecycle-env.js';
 
 const USERS = [4_100_301, 4_100_302, 4_100_303];
 const SVC_UID = USERS[2]!;
@@ -49,17 +50,7 @@ async function count(p: Started): Promise<number> {
 
 kernelDescribe('dns.proxy while apply and rollback replace the ruleset', () => {
   const env = useKernel();
-  let cli = '';
-  let authority: Started | undefined;
-  beforeAll(async () => {
-    cli = buildCli('dnsre');
-    await env.world.listen({ tcp: [443, 80] });
-    authority = env.x.start(process.execPath, ['--import', REGISTER, AUTHORITY], { netns: env.world.ns });
-    expect(await authority.nextLine()).toBe('ready');
-  }, 180_000);
-  afterAll(async () => {
-    await authority?.stop();
-  });
+  const world = useDnsWorld(env, 'dnsre', [443, 80]);
 
   interface Session {
     egress(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
@@ -79,7 +70,7 @@ kernelDescribe('dns.proxy while apply and rollback replace the ruleset', () => {
     const host = await env.world.addHost();
     const dir = mkdtempSync(join(tmpdir(), 'egress-dnsre-'));
     const stateDir = join(dir, 'state');
-    const egress = (args: string[]) => env.x.run(process.execPath, [cli, ...args], { netns: host.ns, env: { EGRESS_STATE_DIR: stateDir, EGRESS_WATCHDOG: 'process' }, timeoutMs: 120_000 });
+    const { egress } = dnsHostCommands(env, world.cli(), host.ns, stateDir, USERS[0]!);
     const probes: Started[] = [];
     const counts = async () => Promise.all(probes.map(count));
     try {
