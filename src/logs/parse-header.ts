@@ -4,7 +4,7 @@
  * and -T) and /dev/kmsg lines. Times are cached per second (and the local
  * zone's offset per hour): consecutive lines share them.
  */
-import { find, has, isDigit, isoTime, num, numLong } from './scan.js';
+import { find, has, isDigit, isoTime, num } from './scan.js';
 
 const MONTHS: Record<string, number> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11 };
 const DAY_MS = 86_400_000;
@@ -107,9 +107,9 @@ export class HeaderParser {
         if (c2 > 0 && c2 < semi) {
           let c3 = find(line, ',', c2 + 1, b);
           if (c3 < 0 || c3 > semi) c3 = semi;
-          const us = numLong(line, c2 + 1, c3);
+          const us = num(line, c2 + 1, c3, 15);
           if (us >= 0 && this.bootTimeMs !== undefined) this.time = this.bootTimeMs + us / 1000;
-          // Digits, but too many for any uptime (numLong takes 15: 31 years).
+          // Digits, but too many for any uptime (15 digits of microseconds: 31 years).
           else if (us < 0 && c3 - c2 - 1 > 15 && /^\d+$/.test(line.slice(c2 + 1, c3))) this.badTime = true;
         }
         this.start = semi + 1;

@@ -37,21 +37,9 @@ export function find(s: string, lit: string, from: number, b: number): number {
   return r < 0 || r + lit.length > b ? -1 : r;
 }
 
-/** Digits of s[a, b) as a number; -1 when empty or not all digits (or absurdly long). */
-export function num(s: string, a: number, b: number): number {
-  if (b <= a || b - a > 10) return -1;
-  let v = 0;
-  for (let i = a; i < b; i++) {
-    const c = s.charCodeAt(i);
-    if (c < C.Zero || c > C.Nine) return -1;
-    v = v * 10 + (c - C.Zero);
-  }
-  return v;
-}
-
-/** Like num, for up to 15 digits (microseconds since boot). */
-export function numLong(s: string, a: number, b: number): number {
-  if (b <= a || b - a > 15) return -1;
+/** Digits of s[a, b) as a number; -1 when empty or not all digits (or longer than `most`: 10 by default, 15 for microseconds since boot). */
+export function num(s: string, a: number, b: number, most = 10): number {
+  if (b <= a || b - a > most) return -1;
   let v = 0;
   for (let i = a; i < b; i++) {
     const c = s.charCodeAt(i);
