@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { formatAddress, intervalsContain, intervalsCover, intervalToCidrs, mergeIntervals, parseAddress, parseDest, type Interval } from './address.js';
+import { formatAddress, intervalsContain, intervalsCover, intervalToCidrs, mergeIntervals, parseAddress, parseDest, specialPurpose, type Interval } from './address.js';
 
 describe('parseDest', () => {
   test.each([
@@ -70,5 +70,29 @@ describe('intervals', () => {
         expect(parseAddress(formatAddress('ipv6', v))).toEqual({ family: 'ipv6', value: v });
       }),
     );
+  });
+});
+
+describe('specialPurpose (its quick rule-out agrees with the ranges)', () => {
+  test.each([
+    ['0.0.0.0', true],
+    ['127.0.0.1', true],
+    ['169.254.169.254', true],
+    ['169.1.1.1', false],
+    ['223.255.255.255', false],
+    ['224.0.0.1', true],
+    ['255.255.255.255', true],
+    ['198.51.100.1', false],
+    ['::', true],
+    ['::1', true],
+    ['0:0:0:0:0:0:0:1', true],
+    ['::ffff:198.51.100.9', true],
+    ['fe80::1', true],
+    ['FEBF::1', true],
+    ['fec0::1', false],
+    ['ff02::1', true],
+    ['2001:db8::1', false],
+  ])('%s → special: %s', (a, special) => {
+    expect(specialPurpose(a) !== undefined).toBe(special);
   });
 });

@@ -181,6 +181,17 @@ let specialRanges: { family: Family; lo: bigint; hi: bigint; what: string }[] | 
 
 /** What special-purpose range `address` is in (loopback, link-local, …), or undefined for an ordinary address. */
 export function specialPurpose(address: string): string | undefined {
+  // The forwarder asks this for every address of every named answer: rule out the ordinary ones from the first
+  // octet or hextet alone (parsing costs ~8 µs an address); every special range starts with 0, 127, 169, 224–255,
+  // or a hextet of 0, fe80–febf or ff00–ffff.
+  const colon = address.indexOf(':');
+  if (colon < 0) {
+    const first = Number(address.slice(0, address.indexOf('.')));
+    if (first > 0 && first !== 127 && first !== 169 && first < 224) return undefined;
+  } else {
+    const h = colon === 0 ? 0 : parseInt(address.slice(0, colon), 16);
+    if (h > 0 && (h < 0xfe80 || (h >= 0xfec0 && h < 0xff00))) return undefined;
+  }
   const a = parseAddress(address);
   if (!a) return undefined;
   specialRanges ??= SPECIAL.map((s) => {
