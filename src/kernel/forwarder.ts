@@ -39,7 +39,7 @@ import { writeFileAtomic } from './atomic.js';
 import { systemdUsable, type SelfCommand } from './confirm.js';
 import { processStartTime, waitFor } from './lock.js';
 import { DNS_UNIT_NAME, renderDnsUnit, systemdDirOf } from './units.js';
-import type { Where } from './where.js';
+import { runIn, type Where } from './where.js';
 
 export const DNS_GROUP = 'egress-dns';
 export const FORWARDER_SPEC = 'dns-forwarder.json';
@@ -257,7 +257,7 @@ export async function stopForwarder(w: Pick<Where, 'execer'>, stateDir: string, 
  * taken for granted.
  */
 export async function tableHandle(w: Where): Promise<number | undefined> {
-  const r = await w.execer.run('nft', ['-j', 'list', 'tables'], { timeoutMs: 30_000, ...(w.netns !== undefined ? { netns: w.netns } : {}) });
+  const r = await runIn(w, ['nft', '-j', 'list', 'tables']);
   if (r.code !== 0) return undefined;
   try {
     const doc = JSON.parse(r.stdout) as { nftables?: { table?: { family?: string; name?: string; handle?: number } }[] };
