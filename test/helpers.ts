@@ -1,4 +1,6 @@
 /** Shared fixtures: a fixed resolver and account table, so outputs never depend on this machine. */
+import { join } from 'node:path';
+import type { Io } from '../src/cli/io.js';
 import { loadPolicyText, type Loaded } from '../src/index.js';
 import { readSetFile, staticResolver, type Resolver } from '../src/resolve/resolver.js';
 
@@ -40,4 +42,17 @@ export function fixedResolver(hosts: Record<string, { ipv4?: string[]; ipv6?: st
 
 export function loadText(text: string, opts: { hosts?: Record<string, { ipv4?: string[]; ipv6?: string[] }>; files?: Record<string, string>; name?: string } = {}): Promise<Loaded> {
   return loadPolicyText(opts.name ?? 'policy.yaml', text, { resolver: fixedResolver(opts.hosts, opts.files), now: NOW, baseDir: '.' });
+}
+
+/** An Io that keeps what a command prints (`out`, `err`), its state directory `cwd/state` (plus `env`), the fixed resolver and NOW. */
+export function captureIo(cwd: string, env: Record<string, string> = {}): Io & { out: string; err: string } {
+  const o = { out: '', err: '' };
+  return Object.assign(o, {
+    stdout: (s: string) => void (o.out += s),
+    stderr: (s: string) => void (o.err += s),
+    env: { EGRESS_STATE_DIR: join(cwd, 'state'), ...env },
+    cwd,
+    resolver: fixedResolver(),
+    now: NOW,
+  });
 }

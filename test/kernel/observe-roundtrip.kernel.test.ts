@@ -18,12 +18,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import type { Io } from '../../src/cli/io.js';
 import { loadPolicyText } from '../../src/index.js';
 import { uniqueTag } from '../../src/kernel/netns.js';
 import { LINUX_TARGETS } from '../../src/backends/types.js';
 import { probeText, type Probe } from '../../src/lab/probe.js';
-import { ACCOUNTS, fixedResolver, NOW } from '../helpers.js';
+import { ACCOUNTS, captureIo, fixedResolver, NOW } from '../helpers.js';
 import { useLogAllNetns } from './log-all-netns.js';
 import { kernelDescribe, probePolicy, useKernel } from './harness.js';
 
@@ -62,17 +61,7 @@ const PROBES: Probe[] = [
   { proto: 'udp', dst: '192.0.2.53', port: 53, ...who('root') },
 ];
 
-function io(cwd: string): Io & { out: string; err: string } {
-  const o = { out: '', err: '' };
-  return Object.assign(o, {
-    stdout: (s: string) => void (o.out += s),
-    stderr: (s: string) => void (o.err += s),
-    env: { EGRESS_STATE_DIR: join(cwd, 'state') },
-    cwd,
-    resolver: fixedResolver(),
-    now: NOW,
-  });
-}
+const io = (cwd: string) => captureIo(cwd);
 
 kernelDescribe('observe round trip: audit → kernel log → stats → learn → enforce', () => {
   const env = useKernel();

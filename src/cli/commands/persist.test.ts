@@ -7,8 +7,7 @@ import { fakeExecer } from '../../kernel/exec.js';
 import { forwarderUnit } from '../../kernel/forwarder.js';
 import { sha256, writeState, type Snapshot } from '../../kernel/state.js';
 import { DNS_UNIT_NAME } from '../../kernel/units.js';
-import type { Io } from '../io.js';
-import { fixedResolver, NOW } from '../../../test/helpers.js';
+import { captureIo, NOW } from '../../../test/helpers.js';
 import { persistCommand } from './persist.js';
 
 const SELF = ['/usr/bin/node', '/usr/lib/egress/bin/egress.js'];
@@ -17,17 +16,7 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function io(cwd: string): Io & { out: string; err: string } {
-  const o = { out: '', err: '' };
-  return Object.assign(o, {
-    stdout: (s: string) => void (o.out += s),
-    stderr: (s: string) => void (o.err += s),
-    env: { EGRESS_STATE_DIR: join(cwd, 'state'), EGRESS_SYSTEMD_DIR: join(cwd, 'units') },
-    cwd,
-    resolver: fixedResolver(),
-    now: NOW,
-  });
-}
+const io = (cwd: string) => captureIo(cwd, { EGRESS_SYSTEMD_DIR: join(cwd, 'units') });
 
 function confirmedWithDns(stateDir: string): void {
   const ruleset = 'table inet egress {}\n';

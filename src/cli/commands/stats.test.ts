@@ -4,22 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import type { Status } from '../../kernel/status.js';
-import type { Io } from '../io.js';
 import { statsCommand } from './stats.js';
-import { fixedResolver, NOW } from '../../../test/helpers.js';
+import { captureIo, NOW } from '../../../test/helpers.js';
 import { iso, TCP4, UDP4 } from '../../../test/observe/lines.js';
 
-function io(cwd: string): Io & { out: string; err: string } {
-  const o = { out: '', err: '' };
-  return Object.assign(o, {
-    stdout: (s: string) => void (o.out += s),
-    stderr: (s: string) => void (o.err += s),
-    env: { EGRESS_STATE_DIR: join(cwd, 'state') },
-    cwd,
-    resolver: fixedResolver(),
-    now: NOW,
-  });
-}
+const io = (cwd: string) => captureIo(cwd);
 
 const STATUS: Status = {
   stateDir: '/x',
