@@ -1,6 +1,8 @@
 /** Shared fixtures: a fixed resolver and account table, so outputs never depend on this machine. */
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import type { Io } from '../src/cli/io.js';
+import type { Ir } from '../src/ir/types.js';
 import { loadPolicyText, type Loaded } from '../src/index.js';
 import { readSetFile, staticResolver, type Resolver } from '../src/resolve/resolver.js';
 
@@ -55,4 +57,11 @@ export function captureIo(cwd: string, env: Record<string, string> = {}): Io & {
     resolver: fixedResolver(),
     now: NOW,
   });
+}
+
+/** The IR of a policy body (`version: 1` is put in front) through the real pipeline; the calling test fails on any error. */
+export async function irOf(body: string, opts: { hosts?: Record<string, { ipv4?: string[]; ipv6?: string[] }>; files?: Record<string, string> } = {}): Promise<Ir> {
+  const l = await loadText(`version: 1\n${body}`, opts);
+  expect(l.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+  return l.ir!;
 }

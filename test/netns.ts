@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test, TestRunner } from 'vitest';
+import { describe, expect, test, TestRunner } from 'vitest';
 
 /** Whether the kernel tests are skipped: the explicit opt-out, outside CI. */
 export function kernelSkipped(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -74,4 +74,12 @@ export function inNetns(script: string, files: Record<string, string> = {}, time
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** `nft -c` accepts this script in a throwaway namespace (the calling test fails with nft's words if not). */
+export function expectNftAccepts(text: string): void {
+  needKernel('nft -c on the emitted script');
+  const r = inNetns('nft -c -f ruleset.nft', { 'ruleset.nft': text });
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
 }

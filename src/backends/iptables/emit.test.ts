@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { loadText } from '../../../test/helpers.js';
+import { irOf } from '../../../test/helpers.js';
 import type { Ir } from '../../ir/types.js';
 import { inNetns, kernelTest, needKernel } from '../../../test/netns.js';
 import { emitIptables, iptablesChainNames, iptablesSectionStart, OUTPUT_JUMP, splitIptables } from './emit.js';
@@ -18,11 +18,7 @@ import { readIptablesLive } from './parse-live.js';
 import { iptablesReapply, iptablesRemove } from './reapply.js';
 
 
-async function ir(policy: string): Promise<Ir> {
-  const l = await loadText(`version: 1\n${policy}`, { hosts: { 'mirror.example.org': { ipv4: ['203.0.113.80'], ipv6: ['2001:db8:80::1'] } } });
-  expect(l.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
-  return l.ir!;
-}
+const ir = (policy: string): Promise<Ir> => irOf(policy, { hosts: { 'mirror.example.org': { ipv4: ['203.0.113.80'], ipv6: ['2001:db8:80::1'] } } });
 
 /** Both sections pass --test and load for real (--noflush) in a fresh namespace. */
 function check(text: string): void {

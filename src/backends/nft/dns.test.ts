@@ -10,27 +10,17 @@
 import { describe, expect, expectTypeOf, test } from 'vitest';
 import type { DnsName, ForwarderConfig } from '../../dns/types.js';
 import type { NftDnsName, NftForwarderConfig } from './dns.js';
-import { loadText } from '../../../test/helpers.js';
+import { irOf } from '../../../test/helpers.js';
 import type { Ir } from '../../ir/types.js';
 import { emitNft, emitNftRefresh, nftDnsNames, nftDnsSets, nftForwarderConfig, nftStructure } from './emit.js';
-import { inNetns, kernelTest, needKernel } from '../../../test/netns.js';
+import { expectNftAccepts, inNetns, kernelTest } from '../../../test/netns.js';
 import { readNftLive } from './parse-live.js';
 import { diff, liveFingerprint } from '../../plan/diff.js';
 
 const HOSTS = { 'deb.debian.org': { ipv4: ['198.51.100.7'] } };
 
-async function ir(policy: string, hosts: Record<string, { ipv4?: string[]; ipv6?: string[] }> = HOSTS): Promise<Ir> {
-  const l = await loadText(`version: 1\n${policy}`, { hosts });
-  expect(l.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
-  return l.ir!;
-}
-
-function check(text: string): void {
-  needKernel('nft -c on the emitted script');
-  const r = inNetns('nft -c -f ruleset.nft', { 'ruleset.nft': text });
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
-}
+const ir = (policy: string, hosts: Record<string, { ipv4?: string[]; ipv6?: string[] }> = HOSTS): Promise<Ir> => irOf(policy, { hosts });
+const check = expectNftAccepts;
 
 const MIRRORS = `
 dns:

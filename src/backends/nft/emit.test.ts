@@ -8,25 +8,15 @@
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { loadText } from '../../../test/helpers.js';
+import { irOf } from '../../../test/helpers.js';
 import type { Ir } from '../../ir/types.js';
 import { parseDest } from '../../policy/address.js';
 import { emitNft, emitNftRefresh, nftHostSets } from './emit.js';
-import { inNetns, kernelTest, needKernel } from '../../../test/netns.js';
+import { expectNftAccepts, inNetns, kernelTest } from '../../../test/netns.js';
 
-async function ir(policy: string, hosts: Record<string, { ipv4?: string[]; ipv6?: string[] }> = {}, files?: Record<string, string>): Promise<Ir> {
-  const l = await loadText(`version: 1\n${policy}`, files ? { hosts, files } : { hosts });
-  const errors = l.diagnostics.filter((d) => d.severity === 'error');
-  expect(errors).toEqual([]);
-  return l.ir!;
-}
-
-function check(text: string): void {
-  needKernel('nft -c on the emitted script');
-  const r = inNetns('nft -c -f ruleset.nft', { 'ruleset.nft': text });
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
-}
+const ir = (policy: string, hosts: Record<string, { ipv4?: string[]; ipv6?: string[] }> = {}, files?: Record<string, string>): Promise<Ir> =>
+  irOf(policy, files ? { hosts, files } : { hosts });
+const check = expectNftAccepts;
 
 /** Emit, prove nft accepts it, and return the text. */
 async function nft(policy: string, hosts: Record<string, { ipv4?: string[]; ipv6?: string[] }> = {}): Promise<string> {
