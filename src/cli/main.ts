@@ -86,6 +86,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--group <group>', "socket group (name or gid; default the user's primary group)")
     .option('--via <iface>', 'output interface')
     .option('--established', 'the packet belongs to an existing connection')
+    .option('--from <source|addr>', 'a forwarded flow (containers, VMs): from this forward source, or this source address')
+    .option('--in <iface>', 'with --from: the interface the forwarded packet arrives on')
     .option('--flows <file>', 'explain every flow in FILE (CSV with header, or JSON lines; "-" = stdin)')
     .addOption(jsonOpt())
     .addOption(silenceOpt())

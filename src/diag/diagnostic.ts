@@ -44,6 +44,10 @@ export const ERROR_CODES = [
   'bad-duration',
   'duration-out-of-range',
   'reason-required',
+  'bad-source-name',
+  'bad-source-network',
+  'empty-source',
+  'unknown-source',
 ] as const;
 
 export const WARNING_CODES = [
@@ -68,6 +72,9 @@ export const WARNING_CODES = [
   'dns-settings-unused',
   'no-dns-upstream',
   'special-address',
+  'source-one-family',
+  'no-sources',
+  'forwarding-off',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -5,23 +5,29 @@
  */
 import { FAMILIES, mergeIntervals, type Family } from '../policy/address.js';
 import { icmpTypeNumber } from '../policy/protocols.js';
-import type { OwnerRef, PortRange } from '../policy/types.js';
+import { HOST_SOURCE, type ForwardSource, type OwnerRef, type PortRange } from '../policy/types.js';
 import type { ResolvedDest, ResolvedPolicy, ResolvedRule, ResolvedSelectors } from '../resolve/types.js';
 import { DNS_FORWARDER_GROUP, DNS_LISTEN } from '../resolve/dns.js';
-import type { Ir, IrDns, IrInterval, IrL4, IrMatch, IrOwner, IrPorts, IrRule, IrSet, IrSource } from './types.js';
+import type { Ir, IrDns, IrFwdSource, IrInterval, IrL4, IrMatch, IrOwner, IrPorts, IrRule, IrSet, IrSource } from './types.js';
 
 export function lowerPolicy(p: ResolvedPolicy): Ir {
   const rules: IrRule[] = [];
+  const forwardRules: IrRule[] = [];
+  const sources = p.forward ? p.forward.sources.map(lowerSource) : [];
   const byName = (a: ResolvedRule, b: ResolvedRule) => (a.ref.name < b.ref.name ? -1 : a.ref.name > b.ref.name ? 1 : 0);
   for (const r of [...[...p.deny].sort(byName), ...[...p.allow].sort(byName)]) {
     const twins = FAMILIES.map((fam) => lowerRule(r, fam)).filter((x): x is NonNullable<typeof x> => x !== undefined);
     // A rule's hostname set is the same in both families (see IrSet). A rule that follows DNS exists in both
     // families whatever its names resolve to now, so its hostname sets name every exact name, resolved or not.
     const ruleHosts = follows(r) ? r.hosts ?? [] : [...new Set(twins.flatMap((t) => t.rule.hosts ?? []))].sort();
+    const from = new Set(r.from.map((f) => f.name));
     for (const { rule, exceptFrom } of twins) {
       lowerSets(rule, rule, r.to, ruleHosts, follows(r) ? r.dnsNames : undefined);
       rule.except.forEach((e, i) => lowerSets(rule, e, exceptFrom[i]!.to, e.hosts ?? [], undefined));
-      rules.push(rule);
+      if (from.has(HOST_SOURCE)) rules.push(rule);
+      // The forward twin: the same match (and the same sets) for the rule's sources that have traffic in this family.
+      const fwd = sources.filter((s) => from.has(s.name) && s.families.includes(rule.family)).map((s) => s.name);
+      if (fwd.length) forwardRules.push({ ...rule, from: fwd });
     }
   }
   const ir: Ir = {
@@ -34,7 +40,26 @@ export function lowerPolicy(p: ResolvedPolicy): Ir {
     hosts: p.hosts,
   };
   if (p.dns.proxy) ir.dns = lowerDns(p);
+  if (p.forward)
+    ir.forward = {
+      sources,
+      default: p.forward.default,
+      denyVerdict: p.forward.denyVerdict,
+      unlisted: p.forward.unlisted,
+      rules: forwardRules,
+      span: p.forward.spans.key,
+    };
   return ir;
+}
+
+function lowerSource(s: ForwardSource): IrFwdSource {
+  const out: IrFwdSource = { name: s.name, interfaces: [...new Set(s.interfaces.map((i) => i.name))].sort(), families: [...FAMILIES], span: s.span };
+  if (s.networks) {
+    const networks = { ipv4: mergeIntervals(s.networks.filter((n) => n.family === 'ipv4')), ipv6: mergeIntervals(s.networks.filter((n) => n.family === 'ipv6')) };
+    out.networks = networks;
+    out.families = FAMILIES.filter((f) => networks[f].length > 0);
+  }
+  return out;
 }
 
 /** Whether a rule's names fill a dynamic set: allow rules under `dns.proxy` (deny rules' names are refused instead). */

@@ -2,7 +2,7 @@
 import { formatInterval } from '../policy/address.js';
 import { icmpTypeName } from '../policy/protocols.js';
 import { formatDuration, formatEndpoint } from '../policy/dns-name.js';
-import type { Ir, IrDns, IrMatch, IrOwner, IrRule } from './types.js';
+import type { Ir, IrDns, IrForward, IrMatch, IrOwner, IrRule } from './types.js';
 
 export function printIr(ir: Ir): string {
   const out: string[] = [];
@@ -15,7 +15,18 @@ export function printIr(ir: Ir): string {
   if (ir.dns) out.push(...printDns(ir.dns));
   for (const h of ir.hosts) out.push(`host ${h.name} ${h.status} ipv4 {${h.ipv4.join(', ')}} ipv6 {${h.ipv6.join(', ')}}`);
   for (const r of ir.rules) out.push(...printRule(r));
+  if (ir.forward) out.push(...printForward(ir.forward));
   return out.join('\n') + '\n';
+}
+
+function printForward(f: IrForward): string[] {
+  const out = [`forward default ${f.default} deny-verdict ${f.denyVerdict} unlisted ${f.unlisted}`];
+  for (const s of f.sources) {
+    const nets = s.networks ? ` networks {${(['ipv4', 'ipv6'] as const).flatMap((fam) => s.networks![fam].map((x) => formatInterval(fam, x))).join(', ')}}` : ' networks any';
+    out.push(`source ${s.name} interfaces {${s.interfaces.join(', ') || 'any'}}${nets} families {${s.families.join(', ')}}`);
+  }
+  for (const r of f.rules) out.push(...printRule(r).map((l, i) => (i === 0 ? `forward ${l} from {${(r.from ?? []).join(', ')}}` : l)));
+  return out;
 }
 
 function printDns(d: IrDns): string[] {

@@ -98,6 +98,34 @@ export interface IrRule extends IrMatch {
    * at a time, and an expired rule is left out then.
    */
   untilSec?: number;
+  /**
+   * Forward twins only (in `Ir.forward.rules`): the sources whose forwarded
+   * traffic this twin governs, sorted; each exists in the twin's family.
+   */
+  from?: string[];
+}
+
+/** A forward source as the backends need it (`forward.sources`). */
+export interface IrFwdSource {
+  name: string;
+  /** Input interface globs (trailing "*" = prefix), sorted; [] = any interface. */
+  interfaces: string[];
+  /** Source networks per family, merged; absent = any address of either family. */
+  networks?: Record<Family, Interval[]>;
+  /** The families the source has traffic in: those of its networks, or both. */
+  families: Family[];
+  span: Span;
+}
+
+/** `forward:` (SPEC §6): the forward hook's own rules, judged per source like the host's (deny, allow, default). */
+export interface IrForward {
+  sources: IrFwdSource[];
+  default: Policy['default'];
+  denyVerdict: Policy['denyVerdict'];
+  unlisted: 'warn' | 'deny' | 'accept';
+  /** Deny rules first, then allow; each by name, ipv4 before ipv6 (as `Ir.rules`). */
+  rules: IrRule[];
+  span: Span;
 }
 
 /** A name a deny rule gives under `dns.proxy`: the forwarder answers it REFUSED (no address is denied). */
@@ -133,4 +161,6 @@ export interface Ir {
   hosts: HostEntry[];
   /** Present exactly when `dns.proxy` is on. */
   dns?: IrDns;
+  /** Present exactly when the policy has `forward:`. */
+  forward?: IrForward;
 }

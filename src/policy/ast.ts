@@ -36,6 +36,8 @@ export interface RuleAst extends SelectorsAst {
   owner?: Str;
   ticket?: Str;
   expires?: Str;
+  from?: Str[];
+  fromKeySpan?: Span;
   except?: SelectorsAst[];
   exceptKeySpan?: Span;
 }
@@ -56,6 +58,23 @@ export interface DnsAst {
   minLifetime?: Str;
 }
 
+export interface ForwardSourceAst {
+  name: Str;
+  span: Span;
+  interfaces?: Str[];
+  networks?: Str[];
+  interfacesKeySpan?: Span;
+  networksKeySpan?: Span;
+}
+
+export interface ForwardAst {
+  keySpan: Span;
+  sources: ForwardSourceAst[];
+  sourcesKeySpan?: Span;
+  default?: Str;
+  unlisted?: Str;
+}
+
 export interface PolicyAst {
   file: string;
   span: Span;
@@ -65,6 +84,7 @@ export interface PolicyAst {
   log: { prefix?: Str; rate?: Str; uid?: Bool };
   builtins: { loopback?: Bool; established?: Bool; icmpv6_nd?: Bool };
   dns?: DnsAst;
+  forward?: ForwardAst;
   requireReason?: Bool;
   sets: SetAst[];
   allow: RuleAst[];

@@ -6,7 +6,7 @@
 import { error, q, warning, type Diagnostic, type Result } from '../diag/diagnostic.js';
 import type { Span } from '../diag/source.js';
 import { parseDest, type Family } from './address.js';
-import type { DnsAst, PolicyAst, RuleAst, SelectorsAst, SetAst, Str } from './ast.js';
+import type { DnsAst, ForwardAst, PolicyAst, RuleAst, SelectorsAst, SetAst, Str } from './ast.js';
 import { formatDuration, parseDuration, parseUpstream } from './dns-name.js';
 import { ICMP_ALIASES, ICMP_TYPES, L4_PROTOS, type L4Proto } from './protocols.js';
 import { didYouMean } from './suggest.js';
@@ -22,6 +22,11 @@ import {
   type IfaceRef,
   type LogRate,
   type DnsUpstream,
+  type ForwardSource,
+  type FromRef,
+  type PolicyForward,
+  type Unlisted,
+  HOST_SOURCE,
   type OwnerRef,
   type Policy,
   type PolicyDns,
@@ -58,6 +63,9 @@ class Checker {
   private checkedSets = new Map<string, SetDef>();
   /** `dns.proxy`, known before any destination is checked: wildcards need it. */
   private proxy: { on: boolean; span?: Span } = { on: false };
+  /** `forward.sources` by name, known before any rule's `from` is checked. */
+  private sources = new Map<string, ForwardSource>();
+  private forwardKey: Span | undefined;
 
   constructor(private readonly opts: CheckOptions) {}
 
@@ -73,6 +81,7 @@ class Checker {
         this.err('bad-set-name', `bad set name ${q(s.name.value)}`, s.name.span, { hint: 'set names are 1-32 characters of a-z, 0-9, "_" and "-"' });
       this.setNames.set(s.name.value, s);
     }
+    const forward = ast.forward ? this.forward(ast.forward, def) : undefined;
     const sets = ast.sets.map((s) => this.set(s));
     for (const s of sets) this.checkedSets.set(s.name, s);
     this.checkSetCycles(sets);
@@ -105,6 +114,7 @@ class Checker {
         icmpv6_nd: ast.builtins.icmpv6_nd?.value ?? true,
       },
       dns,
+      ...(forward ? { forward } : {}),
       sets,
       allow,
       deny,
@@ -336,6 +346,108 @@ class Checker {
     return undefined;
   }
 
+  /** `forward:` (SPEC §6): sources checked and named, defaults filled. */
+  private forward(a: ForwardAst, policyDefault: Verdict): PolicyForward {
+    this.forwardKey = a.keySpan;
+    const def = a.default && ['reject', 'drop', 'accept'].includes(a.default.value) ? (a.default.value as Verdict) : policyDefault;
+    const unlisted = a.unlisted && ['warn', 'deny', 'accept'].includes(a.unlisted.value) ? (a.unlisted.value as Unlisted) : 'warn';
+    const sources: ForwardSource[] = [];
+    for (const s of a.sources) {
+      const name = s.name.value;
+      if (!RULE_NAME.test(name)) {
+        this.err('bad-source-name', `bad forward source name ${q(name)}`, s.name.span, { hint: 'source names are 1-32 characters of a-z, 0-9, "_" and "-"' });
+        continue;
+      }
+      if (name === HOST_SOURCE) {
+        this.err('bad-source-name', `"host" is not a forward source: it is what "from" calls this host's own traffic`, s.name.span, { hint: 'give the source another name, such as "docker" or "vms"' });
+        continue;
+      }
+      const src: ForwardSource = { name, span: s.name.span, interfaces: [] };
+      for (const i of s.interfaces ?? []) {
+        const f = this.iface(i);
+        if (f) src.interfaces.push(f);
+      }
+      if (s.networks) {
+        src.networks = [];
+        for (const n of s.networks) {
+          const d = parseDest(n.value);
+          if (d.kind !== 'addr') {
+            this.err('bad-source-network', `${q(n.value)} is not an address, CIDR or range`, n.span, {
+              hint: d.kind === 'error' ? d.hint ?? d.message : 'a source network is written as addresses: "172.17.0.0/16", "fd00::/64", "10.0.0.5"; no names or sets',
+            });
+            continue;
+          }
+          if (d.hostBitsFix) this.diagnostics.push(warning('host-bits-set', `host bits set in ${q(n.value)}`, n.span, { hint: `did you mean ${d.hostBitsFix}?` }));
+          src.networks.push({ kind: 'addr', family: d.family, lo: d.lo, hi: d.hi, text: n.value, span: n.span });
+        }
+      }
+      for (const [k, list, ks] of [['interfaces', s.interfaces, s.interfacesKeySpan], ['networks', s.networks, s.networksKeySpan]] as const)
+        if (list && list.length === 0 && ks)
+          this.err('empty-source', `forward source ${q(name)}: ${q(k)} is an empty list, so the source matches nothing`, ks, { hint: `omit "${k}" to match any` });
+      if (!s.interfaces && !s.networks) {
+        this.err('empty-source', `forward source ${q(name)} names neither interfaces nor networks`, s.name.span, {
+          hint: 'say where its traffic comes from: interfaces: ["docker0", "br-*"] and/or networks: [172.17.0.0/16]',
+        });
+        continue;
+      }
+      const fams = new Set(src.networks?.map((n) => n.family));
+      if (src.interfaces.length > 0 && src.networks?.length && fams.size === 1) {
+        const only = [...fams][0]!;
+        const other = only === 'ipv4' ? 'IPv6' : 'IPv4';
+        this.diagnostics.push(
+          warning('source-one-family', `forward source ${q(name)} lists only ${only === 'ipv4' ? 'IPv4' : 'IPv6'} networks: its ${other} traffic belongs to no source (unlisted: ${unlisted})`, s.networksKeySpan ?? s.name.span, {
+            hint: `add its ${other} networks too, so both families are governed alike`,
+          }),
+        );
+      }
+      this.sources.set(name, src);
+      sources.push(src);
+    }
+    if (a.sources.length === 0)
+      this.diagnostics.push(
+        warning('no-sources', '"forward" names no sources: every forwarded flow is unlisted', a.sourcesKeySpan ?? a.keySpan, {
+          hint: 'add sources: { docker: { interfaces: ["docker0", "br-*"] } }',
+        }),
+      );
+    return {
+      sources,
+      default: def,
+      denyVerdict: def === 'drop' ? 'drop' : 'reject',
+      unlisted,
+      spans: { key: a.keySpan, ...(a.default ? { default: a.default.span } : {}), ...(a.unlisted ? { unlisted: a.unlisted.span } : {}) },
+    };
+  }
+
+  /** A rule's `from`: "host" and known sources, sorted and unique; owners cannot match forwarded packets. */
+  private from(r: RuleAst, rule: string, selectors: Selectors[]): FromRef[] {
+    if (!r.from) return [{ name: HOST_SOURCE, span: r.name?.span ?? r.span }];
+    if (r.from.length === 0 && r.fromKeySpan)
+      this.diagnostics.push(warning('empty-rule', 'selector "from" is an empty list, so the rule governs no traffic', r.fromKeySpan, { hint: 'omit "from" to govern this host\'s own traffic' }));
+    const out = new Map<string, FromRef>();
+    for (const f of r.from) {
+      const name = f.value.trim();
+      if (name !== HOST_SOURCE && !this.sources.has(name)) {
+        const known = [HOST_SOURCE, ...this.sources.keys()];
+        const hint = didYouMean(name, known) ?? (this.forwardKey ? `known: ${known.map((k) => q(k)).join(', ')}` : 'define it under "forward: { sources: … }"');
+        this.err('unknown-source', `rule ${q(rule)}: unknown source ${q(name)} in "from"`, f.span, { hint });
+        continue;
+      }
+      if (!out.has(name)) out.set(name, { name, span: f.span });
+    }
+    const list = [...out.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const forwarded = list.find((f) => f.name !== HOST_SOURCE);
+    if (forwarded)
+      for (const sel of selectors)
+        for (const k of ['user', 'group'] as const) {
+          if (!(k === 'user' ? sel.users : sel.groups)) continue;
+          this.err('unsupported-selector', `rule ${q(rule)}: ${q(k)} cannot match forwarded packets (from ${q(forwarded.name)}): they have no socket owner`, sel.keySpans[k] ?? r.span, {
+            hint: `split the rule: one with "from: [host]" and the ${k}, one for the forward sources with their "networks"`,
+            notes: [{ message: `${q(forwarded.name)} is named here`, span: forwarded.span }],
+          });
+        }
+    return list;
+  }
+
   private dns(a: DnsAst | undefined): PolicyDns {
     const out: PolicyDns = { proxy: a?.proxy?.value ?? false, graceSec: DEFAULT_DNS_GRACE_SEC, minLifetimeSec: DEFAULT_DNS_MIN_LIFETIME_SEC, spans: {} };
     this.proxy = { on: out.proxy, ...(a?.proxy ? { span: a.proxy.span } : {}) };
@@ -402,7 +514,9 @@ class Checker {
       this.err('except-on-allow', `rule ${q(name)}: "except" is only allowed on deny rules`, r.exceptKeySpan ?? r.span, {
         hint: 'narrow the allow rule itself, or add a deny rule with this except',
       });
-    const rule: Rule = { ...sel, ref: { name, action: r.action, span: r.name?.span ?? r.span }, except };
+    const from = this.from(r, name, [sel, ...except]);
+    const rule: Rule = { ...sel, ref: { name, action: r.action, span: r.name?.span ?? r.span }, from, except };
+    if (r.fromKeySpan) rule.fromSpan = r.fromKeySpan;
     if (r.exceptKeySpan) rule.exceptSpan = r.exceptKeySpan;
     // Text every backend must carry the same way: NUL and unpaired UTF-16 surrogates are refused here,
     // not turned into a space by one backend and refused by another (D19).

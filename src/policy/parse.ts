@@ -11,7 +11,7 @@ import { isAlias, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Doc
 import type { z } from 'zod';
 import { error, q, type Diagnostic, type Result } from '../diag/diagnostic.js';
 import type { SourceFile, Span } from '../diag/source.js';
-import type { Bool, DnsAst, PolicyAst, RuleAst, SelectorsAst, SetAst, Str } from './ast.js';
+import type { Bool, DnsAst, ForwardAst, ForwardSourceAst, PolicyAst, RuleAst, SelectorsAst, SetAst, Str } from './ast.js';
 import { KEYS, PolicySchema } from './schema.js';
 import { didYouMean } from './suggest.js';
 
@@ -180,6 +180,8 @@ function context(data: unknown, path: Path): { where: string; keys: string[] } {
   if (top === 'log') return { where: '"log"', keys: KEYS.log };
   if (top === 'builtins') return { where: '"builtins"', keys: KEYS.builtins };
   if (top === 'dns') return { where: '"dns"', keys: KEYS.dns };
+  if (top === 'forward' && idx === 'sources' && typeof sub === 'string') return { where: `forward source ${q(sub)}`, keys: KEYS.forwardSource };
+  if (top === 'forward') return { where: '"forward"', keys: KEYS.forward };
   return { where: 'the policy', keys: KEYS.policy };
 }
 
@@ -198,6 +200,11 @@ const EXPECTED: Record<string, string> = {
   builtins: 'a mapping ("loopback", "established", "icmpv6_nd")',
   dns: 'a mapping ("proxy", "upstream", "grace", "min_lifetime")',
   upstream: 'an address or a list of addresses',
+  from: '"host" or a forward source name, or a list of them',
+  forward: 'a mapping ("sources", "default", "unlisted")',
+  sources: 'a mapping of source names to { interfaces, networks }',
+  interfaces: 'an interface name or a list of them',
+  networks: 'an address, CIDR or range, or a list of them',
   grace: 'a duration such as "60s"',
   min_lifetime: 'a duration such as "10s"',
 };
@@ -339,6 +346,10 @@ class AstBuilder {
     }
     const t = this.str(this.val(n, 'ticket'), true);
     if (t) r.ticket = t;
+    const from = this.list(this.val(n, 'from'));
+    if (from) r.from = from;
+    const fromKey = this.keySpan(n, 'from');
+    if (fromKey) r.fromKeySpan = fromKey;
     const ex = this.val(n, 'except');
     if (ex !== undefined) {
       const items = isSeq(ex) ? ex.items : [ex];
@@ -388,6 +399,39 @@ class AstBuilder {
     return d;
   }
 
+  private forward(m: YAMLMap): ForwardAst | undefined {
+    const n = this.val(m, 'forward');
+    const keySpan = this.keySpan(m, 'forward');
+    if (!isMap(n) || !keySpan) return undefined;
+    const f: ForwardAst = { keySpan, sources: [] };
+    const srcs = this.val(n, 'sources');
+    const sk = this.keySpan(n, 'sources');
+    if (sk) f.sourcesKeySpan = sk;
+    if (isMap(srcs))
+      for (const p of srcs.items) {
+        if (!isScalar(p.key)) continue;
+        const name: Str = { value: String(p.key.value), span: this.span(p.key as Node) };
+        const v = p.value as Node | null;
+        const s: ForwardSourceAst = { name, span: isMap(v) ? this.span(v) : name.span };
+        if (isMap(v)) {
+          const ifs = this.list(this.val(v, 'interfaces'));
+          if (ifs) s.interfaces = ifs;
+          const nets = this.list(this.val(v, 'networks'), true);
+          if (nets) s.networks = nets;
+          const ik = this.keySpan(v, 'interfaces');
+          if (ik) s.interfacesKeySpan = ik;
+          const nk = this.keySpan(v, 'networks');
+          if (nk) s.networksKeySpan = nk;
+        }
+        f.sources.push(s);
+      }
+    const d = this.str(this.val(n, 'default'));
+    if (d) f.default = d;
+    const u = this.str(this.val(n, 'unlisted'));
+    if (u) f.unlisted = u;
+    return f;
+  }
+
   policy(m: YAMLMap): PolicyAst {
     const ast: PolicyAst = {
       file: this.src.name,
@@ -415,6 +459,8 @@ class AstBuilder {
     }
     const dns = this.dns(m);
     if (dns) ast.dns = dns;
+    const fwd = this.forward(m);
+    if (fwd) ast.forward = fwd;
     const rr = this.bool(this.val(m, 'require_reason'));
     if (rr) ast.requireReason = rr;
     const b = this.val(m, 'builtins');

@@ -66,11 +66,15 @@ export const RuleSchema = z.strictObject({
   expires: str
     .meta({ pattern: DATE_PATTERN })
     .describe('YYYY-MM-DD: the rule admits through that day (UTC) and no longer: the kernel stops matching it at the end of the day (nft meta time, iptables -m time) without an apply; later compiles leave it out (with a warning); the Windows backends cannot end a rule and refuse it. Omitted = never expires.'),
+  from: strOrList(
+    str,
+    'What traffic the rule governs: "host" (connections this host makes) and/or names of forward.sources (traffic the host routes for containers and VMs). Omitted = ["host"].',
+  ),
   ...selectorShape,
   except: z
     .union([ExceptSchema, z.array(ExceptSchema)])
     .describe('Deny rules only: selectors (or a list of alternatives) that exempt a flow from this deny. Omitted = no exemption.'),
-}).partial({ reason: true, owner: true, ticket: true, expires: true, to: true, ports: true, icmp: true, user: true, group: true, via: true, family: true, except: true });
+}).partial({ reason: true, owner: true, ticket: true, expires: true, from: true, to: true, ports: true, icmp: true, user: true, group: true, via: true, family: true, except: true });
 
 export const SetFileSchema = z.strictObject({
   file: str.describe('Path (relative to the policy file) of a file with one address/CIDR/range per line; "#" starts a comment.'),
@@ -110,6 +114,28 @@ export const DnsSchema = z.strictObject({
     .describe('The shortest time an answered address stays in a rule\'s set, for answers with a TTL of 0 or 1. 1s to 1h. Omitted = 10s.'),
 }).partial();
 
+export const ForwardSourceSchema = z
+  .strictObject({
+    interfaces: strOrList(str, 'Input interfaces the traffic arrives on; a trailing "*" matches a prefix ("br-*"). Omitted = any interface.'),
+    networks: strOrList(
+      z.union([str, z.number()]),
+      'Source addresses, CIDRs or ranges "a-b" the traffic comes from (no names). Omitted = any address of either family.',
+    ),
+  })
+  .partial()
+  .describe('A named group of forwarded traffic: a packet belongs to it when it arrives on one of its interfaces and, where networks are given, comes from one of them. At least one of the two.');
+
+export const ForwardSchema = z
+  .strictObject({
+    sources: z.record(z.string(), ForwardSourceSchema).describe('Named groups of forwarded traffic (containers, VMs), referenced by rules\' "from". Required.'),
+    default: z.enum(['reject', 'drop', 'accept']).describe("Verdict for forwarded new flows from a source that no rule admits. Omitted = the policy's default."),
+    unlisted: z
+      .enum(['warn', 'deny', 'accept'])
+      .describe('New forwarded flows from no source (a bridge nobody listed): warn = let through, counted and logged; deny = denied; accept = let through, counted, not logged. Omitted = warn.'),
+  })
+  .partial({ default: true, unlisted: true })
+  .describe('Forwarded traffic (SPEC §6): what containers and VMs behind this host may connect out to.');
+
 export const PolicySchema = z
   .strictObject({
     version: z.literal(1).describe('Policy format version. Required: 1.'),
@@ -118,6 +144,7 @@ export const PolicySchema = z
     log: LogSchema.describe('Logging of denied packets. Omitted = all defaults.'),
     builtins: BuiltinsSchema.describe('Built-in accepts evaluated before any rule. Omitted = all true.'),
     dns: DnsSchema.describe('Names that follow DNS (SPEC §5): the DNS forwarder and how long answered addresses live. Omitted = proxy off.'),
+    forward: ForwardSchema.describe('Forwarded traffic of containers and VMs (SPEC §6). Omitted = only locally generated traffic is governed.'),
     require_reason: z.boolean().describe('true: a rule without a reason is an error (the policy does not load), not a warning; for teams that review every rule. `check --strict` does the same for one run. Omitted = false.'),
     sets: z
       .record(z.string(), z.union([z.array(z.union([str, z.number()])), SetFileSchema]))
@@ -125,7 +152,7 @@ export const PolicySchema = z
     allow: z.array(RuleSchema).describe('Rules that accept matching traffic (unless a deny matches). Omitted = none.'),
     deny: z.array(RuleSchema).describe('Rules that deny matching traffic, evaluated before every allow. Omitted = none.'),
   })
-  .partial({ mode: true, default: true, log: true, builtins: true, dns: true, require_reason: true, sets: true, allow: true, deny: true })
+  .partial({ mode: true, default: true, log: true, builtins: true, dns: true, forward: true, require_reason: true, sets: true, allow: true, deny: true })
   .describe('egress policy: what this host may connect out to.');
 
 /** Allowed keys per context, for "did you mean" hints on unknown keys. */
@@ -136,6 +163,8 @@ export const KEYS = {
   log: Object.keys(LogSchema.shape),
   builtins: Object.keys(BuiltinsSchema.shape),
   dns: Object.keys(DnsSchema.shape),
+  forward: Object.keys(ForwardSchema.shape),
+  forwardSource: Object.keys(ForwardSourceSchema.shape),
   setFile: Object.keys(SetFileSchema.shape),
 };
 

@@ -21,6 +21,8 @@ export type DestRef =
   /** "*.cdn.example.com" (normalized): addresses only the DNS forwarder learns (`dns.proxy`). */
   | { kind: 'wildcard'; pattern: string; text: string; span: Span };
 
+export type AddrRef = Extract<DestRef, { kind: 'addr' }>;
+
 export interface PortRange {
   proto: L4Proto;
   lo: number;
@@ -60,8 +62,23 @@ export interface Selectors {
   keySpans: Partial<Record<SelectorName, Span>>;
 }
 
+/** What `from` calls locally generated traffic. */
+export const HOST_SOURCE = 'host';
+
+/** One entry of a rule's `from`: "host" (locally generated traffic) or a `forward.sources` name. */
+export interface FromRef {
+  name: string;
+  span: Span;
+}
+
 export interface Rule extends Selectors {
   ref: RuleRef;
+  /**
+   * What traffic the rule governs: "host" and/or forward sources, sorted and
+   * unique. Omitted in the file = ["host"] (`fromSpan` absent).
+   */
+  from: FromRef[];
+  fromSpan?: Span;
   reason?: string;
   owner?: string;
   ticket?: string;
@@ -111,6 +128,30 @@ export const DEFAULT_DNS_MIN_LIFETIME_SEC = 10;
 export const DNS_GRACE_BOUNDS = { min: 0, max: 3600 } as const;
 export const DNS_MIN_LIFETIME_BOUNDS = { min: 1, max: 3600 } as const;
 
+/** A named group of forwarded traffic (`forward.sources`): arrives on one of `interfaces` and, where `networks` are given, comes from one of them. */
+export interface ForwardSource {
+  name: string;
+  span: Span;
+  /** Globs: a trailing "*" matches a prefix (as `via`). [] = any input interface. */
+  interfaces: IfaceRef[];
+  /** Addresses, CIDRs, ranges (kind 'addr' only). Absent = any source address, both families. */
+  networks?: AddrRef[];
+}
+
+export type Unlisted = 'warn' | 'deny' | 'accept';
+
+/** `forward:` with defaults filled in (SPEC §6). */
+export interface PolicyForward {
+  sources: ForwardSource[];
+  /** Verdict for governed forwarded flows no rule admits (omitted = the policy's default). */
+  default: Verdict;
+  /** What a deny does for forwarded traffic: `default` if reject or drop, else reject. */
+  denyVerdict: 'reject' | 'drop';
+  /** New forwarded flows from no source. */
+  unlisted: Unlisted;
+  spans: { key: Span; default?: Span; unlisted?: Span };
+}
+
 export interface Policy {
   file: string;
   mode: 'enforce' | 'audit';
@@ -120,6 +161,8 @@ export interface Policy {
   log: { prefix: string; rate?: LogRate; uid: boolean };
   builtins: { loopback: boolean; established: boolean; icmpv6_nd: boolean };
   dns: PolicyDns;
+  /** `forward:` (SPEC §6); absent = forwarded traffic is not governed. */
+  forward?: PolicyForward;
   /** `require_reason: true`: a rule without a reason is an error. */
   requireReason: boolean;
   sets: SetDef[];

@@ -7,8 +7,8 @@ import { locate } from '../diag/render.js';
 import type { SourceMap } from '../diag/source.js';
 import { formatAddress } from '../policy/address.js';
 import { icmpTypeName } from '../policy/protocols.js';
-import type { RuleRef } from '../policy/types.js';
-import type { ResolvedPolicy } from '../resolve/types.js';
+import { HOST_SOURCE, type RuleRef } from '../policy/types.js';
+import type { ResolvedPolicy, ResolvedRule } from '../resolve/types.js';
 import type { NameOutcome } from '../sim/dns.js';
 import type { Decision, Flow } from '../sim/flow.js';
 import { matchesSelectors } from '../sim/reference.js';
@@ -21,7 +21,23 @@ export interface Answer {
   decidedBy: Decision['step'];
   builtin?: string;
   rules: { name: string; action: string; file: string; line: number; col: number; reason?: string }[];
-  flow: { family: string; to: string; proto: string; port?: number; icmp?: string; user?: string; uid?: number; group?: string; gid?: number; via?: string; established?: boolean };
+  flow: {
+    family: string;
+    to: string;
+    proto: string;
+    port?: number;
+    icmp?: string;
+    user?: string;
+    uid?: number;
+    group?: string;
+    gid?: number;
+    via?: string;
+    established?: boolean;
+    /** A forwarded flow (SPEC §6): the source named, or its input interface and source address. */
+    from?: { source?: string; in?: string; src?: string };
+  };
+  /** Forwarded flows: the forward sources the flow belongs to ([] = unlisted). */
+  sources?: string[];
   line?: number;
   /**
    * `--to NAME` under `dns.proxy`: the forwarder answers it REFUSED (deny rules),
@@ -59,10 +75,16 @@ export function answer(sources: SourceMap, p: ResolvedPolicy, f: Flow, d: Decisi
   if (f.group?.id !== undefined) flow.gid = f.group.id;
   if (f.via !== undefined) flow.via = f.via;
   if (f.established) flow.established = true;
+  if (f.forwarded) {
+    const fw = f.forwarded;
+    flow.from = { ...(fw.source !== undefined ? { source: fw.source } : {}), ...(fw.in !== undefined ? { in: fw.in } : {}), ...(fw.src !== undefined ? { src: formatAddress(f.family, fw.src) } : {}) };
+  }
+  // The deny rules that govern this flow: the host's, or those of the sources a forwarded flow belongs to.
+  const governs = (r: ResolvedRule) => (f.forwarded ? r.from.some((x) => d.sources?.includes(x.name)) : r.from.some((x) => x.name === HOST_SOURCE));
   const spared: NonNullable<Answer['spared']> = [];
-  if (d.step !== 'builtin')
+  if (d.step !== 'builtin' && d.step !== 'unlisted')
     for (const r of p.deny) {
-      if (!matchesSelectors(r, f)) continue;
+      if (!governs(r) || !matchesSelectors(r, f)) continue;
       const e = r.except.find((x) => matchesSelectors(x, f));
       const at = e && locate(sources, e.span);
       if (e) spared.push({ rule: ref(r.ref), except: { file: e.span.file, line: at?.line ?? 0, col: at?.col ?? 0 } });
@@ -74,6 +96,7 @@ export function answer(sources: SourceMap, p: ResolvedPolicy, f: Flow, d: Decisi
     ...(d.builtin ? { builtin: d.builtin } : {}),
     rules: d.rules.map(ref),
     flow,
+    ...(d.sources ? { sources: d.sources } : {}),
     ...(line !== undefined ? { line } : {}),
     ...(spared.length ? { spared } : {}),
   };
@@ -82,14 +105,21 @@ export function answer(sources: SourceMap, p: ResolvedPolicy, f: Flow, d: Decisi
 function flowText(a: Answer): string {
   const f = a.flow;
   const what = f.proto === 'icmp' ? `icmp ${f.icmp ?? ''}`.trim() : f.proto === 'other' ? 'any other protocol' : f.port !== undefined ? `${f.proto}/${f.port}` : `${f.proto} (any port)`;
+  const est = f.established ? ' (established)' : '';
+  if (f.from) {
+    const where = [f.from.in !== undefined ? `in ${f.from.in}` : '', f.from.src ?? ''].filter((x) => x !== '').join(', ');
+    const src = f.from.source !== undefined ? `from ${f.from.source}${where ? ` (${where})` : ''}` : `forwarded${where ? ` (${where})` : ''}`;
+    return `${f.to} ${what} ${src}${f.via ? ` out ${f.via}` : ''}${est}`;
+  }
   const who = f.user !== undefined ? `${f.user}${f.uid !== undefined ? ` (uid ${f.uid})` : ''}` : f.uid !== undefined ? `uid ${f.uid}` : 'unknown user';
-  return `${f.to} ${what} as ${who}${f.via ? ` via ${f.via}` : ''}${f.established ? ' (established)' : ''}`;
+  return `${f.to} ${what} as ${who}${f.via ? ` via ${f.via}` : ''}${est}`;
 }
 
 const DNS_BUILTIN: Record<string, string> = {
   dns_forwarder: "the DNS guard: the forwarder's own DNS",
   dns_redirect: 'the DNS guard: redirected to the forwarder, which answers it',
   dns_bypass: 'the DNS guard: only the forwarder may send DNS over TLS (853)',
+  into_source: 'into a forward source: traffic to a container or VM is not egress (other firewalls judge it)',
 };
 
 function because(a: Answer): string {
@@ -102,6 +132,8 @@ function because(a: Answer): string {
       return `deny rule${a.rules.length > 1 ? 's' : ''} ${a.rules.map((r) => `"${r.name}"`).join(', ')}`;
     case 'allow':
       return `allow rule${a.rules.length > 1 ? 's' : ''} ${a.rules.map((r) => `"${r.name}"`).join(', ')}`;
+    case 'unlisted':
+      return 'no forward source ("unlisted")';
   }
 }
 
@@ -126,7 +158,9 @@ function dnsText(a: Answer): string | undefined {
 
 /** One answer for people: the flow, the verdict and why, each deciding rule with its place in the policy; for a name under dns.proxy, what the forwarder does with it. */
 export function describeAnswer(a: Answer): string {
-  const lines = [`${flowText(a)} [${a.flow.family}]`, `  verdict: ${a.verdict}${a.audit ? ' (audit mode: logged, not blocked)' : ''} by ${because(a)}`];
+  const lines = [`${flowText(a)} [${a.flow.family}]`];
+  if (a.sources?.length) lines.push(`  forward source${a.sources.length > 1 ? 's' : ''}: ${a.sources.join(', ')}`);
+  lines.push(`  verdict: ${a.verdict}${a.audit ? ' (audit mode: logged, not blocked)' : ''} by ${because(a)}`);
   for (const r of a.rules) lines.push(`    ${r.action} ${r.name}  ${r.file}:${r.line}:${r.col}${r.reason ? `  (${r.reason})` : ''}`);
   for (const s of a.spared ?? []) lines.push(`    spared from deny ${s.rule.name}  ${s.rule.file}:${s.rule.line}:${s.rule.col} by its except at ${s.except.file}:${s.except.line}:${s.except.col}`);
   const dns = dnsText(a);

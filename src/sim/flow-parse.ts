@@ -15,9 +15,13 @@ export interface FlowSpec {
   group?: string;
   via?: string;
   established?: boolean;
+  /** A forwarded flow (SPEC §6): a forward source's name, or the source address. */
+  from?: string;
+  /** With `from`: the interface the forwarded packet arrives on. */
+  in?: string;
 }
 
-export const FLOW_FIELDS = ['to', 'port', 'icmp', 'user', 'group', 'via', 'established'] as const;
+export const FLOW_FIELDS = ['to', 'port', 'icmp', 'user', 'group', 'via', 'established', 'from', 'in'] as const;
 
 /** The owner a flow gets when none is named: root, as from an operator's shell. */
 export const DEFAULT_USER = 'root';
@@ -63,6 +67,19 @@ export function parseFlow(s: FlowSpec, accounts: Accounts): Flow {
       f.icmpType = t;
     }
   }
+  if (s.in !== undefined && s.from === undefined) throw new FlowError('--in needs --from: it is the interface a forwarded packet arrives on');
+  if (s.from !== undefined) {
+    if (s.user !== undefined || s.group !== undefined) throw new FlowError('a forwarded flow (--from) has no socket owner: leave out --user and --group');
+    const from = s.from.trim();
+    const src = parseAddress(from);
+    if (src && src.family !== a.family) throw new FlowError(`--from ${from} is ${src.family} but --to ${s.to.trim()} is ${a.family}`);
+    if (!src && !/^[a-z0-9_-]{1,32}$/.test(from)) throw new FlowError(`bad --from ${JSON.stringify(s.from)}: expected a forward source name or an address`);
+    if (s.in !== undefined && !/^[A-Za-z0-9_.:@-]{1,15}$/.test(s.in)) throw new FlowError(`bad interface ${JSON.stringify(s.in)}`);
+    f.forwarded = { ...(src ? { src: src.value } : { source: from }), ...(s.in !== undefined ? { in: s.in } : {}) };
+    if (s.via) f.via = s.via;
+    if (s.established) f.established = true;
+    return f;
+  }
   f.user = owner(s.user ?? DEFAULT_USER, accounts.users, 'user');
   if (s.user === undefined && f.user.id === undefined) f.user.id = 0;
   if (s.group) f.group = owner(s.group, accounts.groups, 'group');
@@ -97,7 +114,7 @@ export function parseFlowsFile(text: string): { line: number; spec?: FlowSpec; e
         const o = JSON.parse(line) as Record<string, unknown>;
         if (typeof o.to !== 'string') throw new Error('"to" must be a string');
         const spec: FlowSpec = { to: o.to };
-        for (const k of ['port', 'icmp', 'user', 'group', 'via'] as const) if (o[k] !== undefined) spec[k] = String(o[k]);
+        for (const k of ['port', 'icmp', 'user', 'group', 'via', 'from', 'in'] as const) if (o[k] !== undefined) spec[k] = String(o[k]);
         if (o.established === true) spec.established = true;
         out.push({ line: i + 1, spec });
       } catch (e) {

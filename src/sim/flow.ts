@@ -22,6 +22,12 @@ export interface Flow {
   via?: string;
   /** Part of an existing connection (ct state established/related). */
   established?: boolean;
+  /**
+   * A forwarded packet (SPEC §6), not a locally generated one: the source it
+   * is from (named), or its input interface and source address. `via` is
+   * then its output interface; `user`/`group` are never set.
+   */
+  forwarded?: { source?: string; in?: string; src?: bigint };
 }
 
 /**
@@ -30,17 +36,19 @@ export interface Flow {
  * (redirected to the forwarder: accept), DNS over TLS (853) from anything else
  * (reject).
  */
-export type Builtin = 'loopback' | 'established' | 'icmpv6_nd' | 'dns_forwarder' | 'dns_redirect' | 'dns_bypass';
+export type Builtin = 'loopback' | 'established' | 'icmpv6_nd' | 'dns_forwarder' | 'dns_redirect' | 'dns_bypass' | 'into_source';
 
 export interface Decision {
   verdict: Verdict;
   /** Audit mode: the verdict is what enforce would give; nothing is blocked. */
   audit: boolean;
-  /** 'builtin' | 'deny' | 'allow' | 'default': which step of SPEC §2 decided. */
-  step: 'builtin' | 'deny' | 'allow' | 'default';
+  /** 'builtin' | 'deny' | 'allow' | 'default': which step of SPEC §2 decided; 'unlisted': a forwarded flow from no source (SPEC §6). */
+  step: 'builtin' | 'deny' | 'allow' | 'default' | 'unlisted';
   builtin?: Builtin;
   /** Every rule that decided it: all matching denies, or all matching allows; none for builtin/default. */
   rules: RuleRef[];
+  /** Forwarded flows: the sources it belongs to. */
+  sources?: string[];
 }
 
 export function ownerMatches(want: Owner, have: Owner | undefined): boolean {

@@ -15,6 +15,7 @@ import type { RuleRef } from '../policy/types.js';
 import { builtinDecision, builtinFor, decideMatched } from './decide.js';
 import type { Decision, Flow } from './flow.js';
 import { irMatches } from './ir-match.js';
+import { irForwardDecision } from './forward.js';
 import { ifaceMatches, ownerMatches, type Owner } from './flow.js';
 import type { IrMatch } from '../ir/types.js';
 
@@ -61,6 +62,7 @@ export function buildIndex(ir: Ir): IrIndex {
   };
   const dstless = Object.fromEntries(FAMILIES.map((fam) => [fam, idx[fam].rules.filter((r) => !r.dst)])) as Record<Family, IrRule[]>;
   const evaluate = (f: Flow): Decision => {
+    if (f.forwarded) return irForwardDecision(ir, f, irMatches);
     const b = builtinFor(ir, f);
     if (b) return builtinDecision(ir, b);
     const x = idx[f.family];

@@ -4,6 +4,7 @@ import type { Ir, IrRule } from '../ir/types.js';
 import { decide } from './decide.js';
 import type { Decision, Flow } from './flow.js';
 import { irMatches } from './ir-match.js';
+import { irForwardDecision } from './forward.js';
 
 export function linearEvaluator(ir: Ir): (f: Flow) => Decision {
   const split = (fam: Family, action: 'allow' | 'deny') => ir.rules.filter((r) => r.family === fam && r.origin.action === action);
@@ -12,6 +13,7 @@ export function linearEvaluator(ir: Ir): (f: Flow) => Decision {
     { deny: IrRule[]; allow: IrRule[] }
   >;
   return (f) => {
+    if (f.forwarded) return irForwardDecision(ir, f, irMatches);
     const l = lists[f.family];
     return decide(
       ir,

@@ -4,7 +4,9 @@
  * the IR evaluators and the kernel are compared against.
  */
 import { icmpTypeNumber } from '../policy/protocols.js';
-import type { ResolvedPolicy, ResolvedSelectors } from '../resolve/types.js';
+import type { ResolvedPolicy, ResolvedRule, ResolvedSelectors } from '../resolve/types.js';
+import { HOST_SOURCE } from '../policy/types.js';
+import { decideForward, policySources, UNGOVERNED } from './forward.js';
 import { decide } from './decide.js';
 import { ifaceMatches, ownerMatches, type Decision, type Flow } from './flow.js';
 
@@ -26,11 +28,24 @@ export function matchesSelectors(s: ResolvedSelectors, f: Flow): boolean {
 }
 
 export function explainReference(p: ResolvedPolicy, f: Flow): Decision {
+  if (f.forwarded) {
+    const fwd = p.forward;
+    if (!fwd) return decideForward(p, UNGOVERNED, f, () => [], () => []);
+    const governs = (r: ResolvedRule, sources: string[]) => r.from.some((x) => sources.includes(x.name));
+    return decideForward(
+      p,
+      { ...fwd, sources: policySources(fwd) },
+      f,
+      (s) => p.deny.filter((r) => governs(r, s) && matchesSelectors(r, f) && !r.except.some((e) => matchesSelectors(e, f))).map((r) => r.ref).sort(byName),
+      (s) => p.allow.filter((r) => governs(r, s) && matchesSelectors(r, f)).map((r) => r.ref).sort(byName),
+    );
+  }
+  const host = (r: ResolvedRule) => r.from.some((x) => x.name === HOST_SOURCE);
   return decide(
     p,
     f,
-    () => p.deny.filter((r) => matchesSelectors(r, f) && !r.except.some((e) => matchesSelectors(e, f))).map((r) => r.ref).sort(byName),
-    () => p.allow.filter((r) => matchesSelectors(r, f)).map((r) => r.ref).sort(byName),
+    () => p.deny.filter((r) => host(r) && matchesSelectors(r, f) && !r.except.some((e) => matchesSelectors(e, f))).map((r) => r.ref).sort(byName),
+    () => p.allow.filter((r) => host(r) && matchesSelectors(r, f)).map((r) => r.ref).sort(byName),
   );
 }
 

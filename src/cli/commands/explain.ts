@@ -54,7 +54,12 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
   }
 
   const spec: FlowSpec = { to: flags.to! };
-  for (const k of ['port', 'icmp', 'user', 'group', 'via'] as const) if (flags[k] !== undefined) spec[k] = flags[k];
+  for (const k of ['port', 'icmp', 'user', 'group', 'via', 'from', 'in'] as const) if (flags[k] !== undefined) spec[k] = flags[k];
+  const named = spec.from !== undefined && !parseAddress(spec.from.trim()) ? spec.from.trim() : undefined;
+  if (named !== undefined && !ir.forward?.sources.some((s) => s.name === named)) {
+    const known = ir.forward?.sources.map((s) => s.name) ?? [];
+    throw new UsageError(`--from ${named}: the policy has no forward source of that name${known.length ? ` (it has ${known.join(', ')})` : ' (it has no "forward:" section)'}`);
+  }
   if (flags.established) spec.established = true;
   let flows: Explained[];
   try {
