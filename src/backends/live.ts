@@ -50,6 +50,8 @@ export interface LiveRuleset {
   /** nft: from the output chain's comment `egress: mode M, default D` (the table's, for a table an older egress loaded), when present. */
   mode?: string;
   default?: string;
+  /** nft: the forward chain's settings, from its comment `egress: forward, default D, unlisted U`. */
+  forward?: { default: string; unlisted: string };
   /** nft: the table's comment, when it has one. */
   comment?: string;
   chains: Map<string, LiveRule[]>;
@@ -59,6 +61,10 @@ export interface LiveRuleset {
   counters: Map<string, LiveCounter>;
   /** iptables: `-A OUTPUT -j EGRESS` rules per family (1 each when healthy). */
   jumps?: { ipv4: number; ipv6: number };
+  /** iptables: `-j EGRESS-FWD` jumps per family, with their chain (FORWARD or DOCKER-USER) and 1-based position in it. */
+  forwardJumps?: { ipv4: { chain: string; position: number }[]; ipv6: { chain: string; position: number }[] };
+  /** iptables: whether Docker's chain DOCKER-USER exists, per family (where the forward jump belongs then). */
+  dockerUser?: { ipv4: boolean; ipv6: boolean };
 }
 
 /** The empty ruleset: nothing of egress is live. */

@@ -10,12 +10,17 @@
  *   P  denied by the default policy   p  audit mode: the default would deny it
  *   B  DNS (53) or DoT (853) that bypassed the DNS forwarder (`dns.proxy`)
  *                                     b  audit mode: the same, let through
+ *   U  a forwarded flow from no source, denied (`forward.unlisted: deny`)
+ *                                     u  the same, let through (`warn`, or audit mode)
+ * Forwarded packets use D/P/d/p as the host's do; their log lines carry the
+ * input interface and source address (IN=, SRC=), which is how a reader tells
+ * them from locally generated ones.
  * and <rule> is the rule name, or "-" for the default and for B/b. iptables caps the whole
  * prefix at 29 characters (nft at 127): a name that does not fit is cut and
  * ended with "~" plus 3 hex digits of its hash, which `matchTag` maps back
  * against the policy's rule names.
  */
-export type TagVerdict = 'D' | 'P' | 'd' | 'p' | 'B' | 'b';
+export type TagVerdict = 'D' | 'P' | 'd' | 'p' | 'B' | 'b' | 'U' | 'u';
 
 export const IPTABLES_PREFIX_MAX = 29;
 export const NFT_PREFIX_MAX = 127;

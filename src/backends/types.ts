@@ -106,3 +106,21 @@ export class ArtifactWriter {
     return { text: this.lines.join('\n') + '\n', lineMap: this.lineMap };
   }
 }
+
+/**
+ * The errors of a backend that has no forward hook (SPEC §6): one for the
+ * `forward:` setting and one per rule whose `from` names a forward source —
+ * never a policy that silently governs only the host's own traffic.
+ */
+export function unsupportedForward(ir: Ir, backend: Target, why: string): Diagnostic[] {
+  if (!ir.forward) return [];
+  const hint = `${why}; use --target nft or iptables, or compile a copy of the policy without "forward" and without forward sources in "from"`;
+  const out: Diagnostic[] = [error('unsupported-selector', `"forward" (forwarded traffic of containers and VMs) cannot be expressed by backend "${backend}"`, ir.forward.span, { hint })];
+  const seen = new Set<string>();
+  for (const r of ir.forward.rules) {
+    if (seen.has(r.origin.name)) continue;
+    seen.add(r.origin.name);
+    out.push(error('unsupported-selector', `rule "${r.origin.name}": selector "from" (${(r.from ?? []).map((x) => `"${x}"`).join(', ')}) cannot be expressed by backend "${backend}"`, r.keySpans.from ?? r.origin.span, { hint }));
+  }
+  return out;
+}

@@ -96,7 +96,7 @@ function lowerRule(r: ResolvedRule, fam: Family): { rule: IrRule; exceptFrom: Re
       exceptFrom.push(e);
     }
   }
-  const keySpans: IrRule['keySpans'] = { ...r.keySpans, ...(r.exceptSpan ? { except: r.exceptSpan } : {}) };
+  const keySpans: IrRule['keySpans'] = { ...r.keySpans, ...(r.exceptSpan ? { except: r.exceptSpan } : {}), ...(r.fromSpan ? { from: r.fromSpan } : {}) };
   const out: IrRule = { origin: r.ref, keySpans, family: fam, ...m, except, sources };
   if (r.reason !== undefined) out.reason = r.reason;
   if (r.expires !== undefined) {

@@ -86,7 +86,7 @@ export interface IrMatch {
 export interface IrRule extends IrMatch {
   origin: RuleRef;
   /** Where each selector key of the rule was written, so a backend can say which one it cannot express. */
-  keySpans: Partial<Record<SelectorName | 'except', Span>>;
+  keySpans: Partial<Record<SelectorName | 'except' | 'from', Span>>;
   family: Family;
   except: IrMatch[];
   sources: IrSource[];

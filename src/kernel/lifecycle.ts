@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { errnoText } from '../diag/errno.js';
-import { iptablesChainNames } from '../backends/iptables/emit.js';
+import { FORWARD_CHAIN, iptablesChainNames } from '../backends/iptables/emit.js';
 import { nftForwarderConfig, nftNames } from '../backends/nft/emit.js';
 import type { Artifact } from '../backends/types.js';
 import type { Ir } from '../ir/types.js';
@@ -90,12 +90,24 @@ export class LifecycleError extends Error {
 /** The counters `status` reads, per policy rule and family. */
 export function counterRefs(backend: LinuxTarget, ir: Ir): CounterRef[] {
   const chains = backend === 'iptables' ? iptablesChainNames(ir) : undefined;
-  return ir.rules.map((r) => ({
+  const host = ir.rules.map((r) => ({
     name: chains ? `${r.family}:${chains.get(r.origin.name) ?? 'EGRESS'}` : nftNames.counter(r),
     rule: r.origin.name,
     action: r.origin.action,
     family: r.family,
   }));
+  const fwd = ir.forward?.rules ?? [];
+  const fchains = backend === 'iptables' ? iptablesChainNames(ir, FORWARD_CHAIN, fwd) : undefined;
+  return [
+    ...host,
+    ...fwd.map((r) => ({
+      name: fchains ? `${r.family}:${fchains.get(r.origin.name) ?? FORWARD_CHAIN}` : nftNames.counter(r),
+      rule: r.origin.name,
+      action: r.origin.action,
+      family: r.family,
+      scope: 'forward' as const,
+    })),
+  ];
 }
 
 export function snapshotOf(ctx: Ctx, d: Desired, fingerprint: string): Snapshot {

@@ -40,6 +40,8 @@ export interface CounterRef {
   rule: string;
   action: 'allow' | 'deny';
   family: 'ipv4' | 'ipv6';
+  /** A forward twin's counter (SPEC §6); absent = the host's. */
+  scope?: 'forward';
 }
 
 /** A ruleset egress loaded (or the fact that nothing of egress was live). */

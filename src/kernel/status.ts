@@ -1,6 +1,7 @@
 /** What is live, as `egress status` reports it. Read-only: no lock, nothing written. */
 import { liveFingerprint } from '../plan/diff.js';
 import type { LiveRuleset } from '../backends/live.js';
+import { BUILTIN_COMMENT, DEFAULT_COMMENT, FORWARD_CHAIN, FORWARD_DEFAULT_CHAIN } from '../backends/iptables/emit.js';
 import { readLive } from './backend.js';
 import { watchdogAlive } from './confirm.js';
 import { forwarderCounters, forwarderRunning } from './forwarder.js';
@@ -14,8 +15,11 @@ import { parsePolicy } from '../policy/parse.js';
 
 export interface RuleCounter {
   rule: string;
-  action: 'allow' | 'deny' | 'builtin' | 'default';
+  /** `unlisted`: new forwarded flows from no source (SPEC §6). */
+  action: 'allow' | 'deny' | 'builtin' | 'default' | 'unlisted';
   family?: 'ipv4' | 'ipv6';
+  /** Forwarded traffic's counter (SPEC §6); absent = the host's. */
+  scope?: 'forward';
   packets: number;
   bytes: number;
 }
@@ -156,11 +160,22 @@ export function countersOf(s: Snapshot, cur: LiveRuleset): RuleCounter[] {
     }
     for (const ref of s.counters) {
       const c = cur.counters.get(ref.name);
-      out.push({ rule: ref.rule, action: ref.action, family: ref.family, packets: c?.packets ?? 0, bytes: c?.bytes ?? 0 });
+      out.push({ rule: ref.rule, action: ref.action, family: ref.family, ...(ref.scope ? { scope: ref.scope } : {}), packets: c?.packets ?? 0, bytes: c?.bytes ?? 0 });
     }
     for (const [f, tag] of [['ipv4', 'v4'], ['ipv6', 'v6']] as const) {
       const c = cur.counters.get(`default_${tag}`);
       if (c) out.push({ rule: s.default, action: 'default', family: f, ...c });
+    }
+    const fwd = cur.forward;
+    for (const b of ['established', 'into_source'] as const) {
+      const c = cur.counters.get(`builtin_fwd_${b}`);
+      if (c) out.push({ rule: b, action: 'builtin', scope: 'forward', ...c });
+    }
+    for (const [f, tag] of [['ipv4', 'v4'], ['ipv6', 'v6']] as const) {
+      const d = cur.counters.get(`fwd_default_${tag}`);
+      if (d) out.push({ rule: fwd?.default ?? 'default', action: 'default', family: f, scope: 'forward', ...d });
+      const u = cur.counters.get(`fwd_unlisted_${tag}`);
+      if (u) out.push({ rule: fwd?.unlisted ?? 'unlisted', action: 'unlisted', family: f, scope: 'forward', ...u });
     }
     return out;
   }
@@ -176,20 +191,35 @@ export function countersOf(s: Snapshot, cur: LiveRuleset): RuleCounter[] {
     const chain = cur.chains.get(ref.name);
     let packets = 0;
     let bytes = 0;
-    if (chain && !ref.name.endsWith(':EGRESS')) {
+    const base = ref.scope === 'forward' ? `:${FORWARD_CHAIN}` : ':EGRESS';
+    if (chain && !ref.name.endsWith(base)) {
       const first = chain.find((r) => !/ -j RETURN$/.test(r.text));
       packets = first?.packets ?? 0;
       bytes = first?.bytes ?? 0;
     } else {
-      const mine = egress(ref.family).filter((r) => r.comment === ref.rule || (r.comment?.startsWith(`${ref.rule}: `) && !/: except \d+$/.test(r.comment)));
+      const rules = ref.scope === 'forward' ? cur.chains.get(`${ref.family}:${FORWARD_CHAIN}`) ?? [] : egress(ref.family);
+      const mine = rules.filter((r) => r.comment === ref.rule || (r.comment?.startsWith(`${ref.rule}: `) && !/: except \d+$/.test(r.comment)));
       packets = sum(mine, 'packets');
       bytes = sum(mine, 'bytes');
     }
-    out.push({ rule: ref.rule, action: ref.action, family: ref.family, packets, bytes });
+    out.push({ rule: ref.rule, action: ref.action, family: ref.family, ...(ref.scope ? { scope: ref.scope } : {}), packets, bytes });
   }
   for (const f of ['ipv4', 'ipv6'] as const) {
     const d = egress(f).find((r) => r.comment !== undefined && /(^|\s)default: /.test(r.comment));
     if (d) out.push({ rule: s.default, action: 'default', family: f, packets: d.packets ?? 0, bytes: d.bytes ?? 0 });
+  }
+  for (const f of ['ipv4', 'ipv6'] as const) {
+    const chain = cur.chains.get(`${f}:${FORWARD_CHAIN}`);
+    if (!chain) continue;
+    for (const b of ['established', 'into source'] as const) {
+      const rules = chain.filter((r) => r.comment === `${BUILTIN_COMMENT} forward ${b}`);
+      if (rules.length) out.push({ rule: b.replace(' ', '_'), action: 'builtin', family: f, scope: 'forward', packets: sum(rules, 'packets'), bytes: sum(rules, 'bytes') });
+    }
+    const d = cur.chains.get(`${f}:${FORWARD_DEFAULT_CHAIN}`)?.[0];
+    const dm = chain.find((r) => r.comment?.startsWith(`${DEFAULT_COMMENT} forward `));
+    if (dm) out.push({ rule: dm.comment!.slice(`${DEFAULT_COMMENT} forward `.length), action: 'default', family: f, scope: 'forward', packets: d?.packets ?? sum(chain.filter((r) => r.comment === dm.comment), 'packets'), bytes: d?.bytes ?? sum(chain.filter((r) => r.comment === dm.comment), 'bytes') });
+    const u = chain.find((r) => r.comment?.startsWith('egress forward unlisted: '));
+    if (u) out.push({ rule: u.comment!.slice('egress forward unlisted: '.length), action: 'unlisted', family: f, scope: 'forward', packets: u.packets ?? 0, bytes: u.bytes ?? 0 });
   }
   return out;
 }

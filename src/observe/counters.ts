@@ -24,8 +24,10 @@ export const COUNTERS_FILE = 'counters.jsonl';
 
 export interface SampledCounter {
   rule: string;
-  action: 'allow' | 'deny' | 'builtin' | 'default';
+  action: 'allow' | 'deny' | 'builtin' | 'default' | 'unlisted';
   family?: 'ipv4' | 'ipv6';
+  /** Forwarded traffic's (SPEC §6); a rule's hits are its host and forward counters together. */
+  scope?: 'forward';
   packets: number;
   bytes: number;
 }
@@ -43,7 +45,7 @@ export function sampleOf(st: Status, time: Date): CounterSample {
     time: time.toISOString(),
     ...(st.policyHash ? { policyHash: st.policyHash } : {}),
     ...(st.backend ? { backend: st.backend } : {}),
-    counters: st.counters.map((c) => ({ rule: c.rule, action: c.action, ...(c.family ? { family: c.family } : {}), packets: c.packets, bytes: c.bytes })),
+    counters: st.counters.map((c) => ({ rule: c.rule, action: c.action, ...(c.family ? { family: c.family } : {}), ...(c.scope ? { scope: c.scope } : {}), packets: c.packets, bytes: c.bytes })),
   };
 }
 

@@ -35,7 +35,7 @@
  * reloads the chains (atomically per family) instead of updating sets.
  */
 import { error, type Diagnostic, type Result } from '../../diag/diagnostic.js';
-import type { Ir, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
+import type { Ir, IrForward, IrFwdSource, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
 import { intervalToCidrs, formatAddress, type Family } from '../../policy/address.js';
 import { ICMPV6_ND_TYPES } from '../../policy/protocols.js';
 import type { LogRate } from '../../policy/types.js';
@@ -46,6 +46,12 @@ import { IPT_CHAIN_MAX, iptChain, iptComment, iptQuote, iptWord } from './quote.
 export const EGRESS_CHAIN = 'EGRESS';
 /** The one rule egress adds outside its chains. apply leaves it out when it is already live (see reapply.ts). */
 export const OUTPUT_JUMP = '-I OUTPUT 1 -j EGRESS';
+/** The forward scope's chain (SPEC §6), jumped to first from DOCKER-USER where Docker made it, else first from FORWARD. */
+export const FORWARD_CHAIN = 'EGRESS-FWD';
+/** Forward deny rules' chains are `EGRESS-FWD-<rule>`; the default's is this (upper case: no rule name can meet it). */
+export const FORWARD_DEFAULT_CHAIN = 'EGRESS-FWD-DEFAULT';
+/** The jump as emitted; apply moves it into DOCKER-USER where that chain exists (reapply.ts). */
+export const FORWARD_JUMP = '-I FORWARD 1 -j EGRESS-FWD';
 export const SECTION_MARKER: Record<Family, string> = { ipv4: '# egress: ipv4', ipv6: '# egress: ipv6' };
 /**
  * Comments of the builtin and default rules. They cannot be read as
@@ -90,16 +96,16 @@ export const iptablesBackend: Backend = {
  * ended with `~` and 3 hex digits of its hash (as log tags are cut), with a
  * digit added in the unlikely case two cut names meet.
  */
-export function iptablesChainNames(ir: Ir): Map<string, string> {
-  const names = [...new Set(ir.rules.filter((r) => r.origin.action === 'deny').map((r) => r.origin.name))].sort();
+export function iptablesChainNames(ir: Ir, base = EGRESS_CHAIN, rules: IrRule[] = ir.rules): Map<string, string> {
+  const names = [...new Set(rules.filter((r) => r.origin.action === 'deny').map((r) => r.origin.name))].sort();
   const out = new Map<string, string>();
   const used = new Set<string>();
   for (const n of names) {
-    let c = `${EGRESS_CHAIN}-${n}`;
+    let c = `${base}-${n}`;
     if (c.length > IPT_CHAIN_MAX) {
       const tail = `~${shortHash(n)}`;
-      c = `${EGRESS_CHAIN}-${n.slice(0, IPT_CHAIN_MAX - EGRESS_CHAIN.length - 1 - tail.length)}${tail}`;
-      for (let k = 2; used.has(c); k++) c = `${EGRESS_CHAIN}-${n.slice(0, IPT_CHAIN_MAX - EGRESS_CHAIN.length - 1 - tail.length - String(k).length)}${k}${tail}`;
+      c = `${base}-${n.slice(0, IPT_CHAIN_MAX - base.length - 1 - tail.length)}${tail}`;
+      for (let k = 2; used.has(c); k++) c = `${base}-${n.slice(0, IPT_CHAIN_MAX - base.length - 1 - tail.length - String(k).length)}${k}${tail}`;
     }
     used.add(iptChain(c));
     out.set(n, c);
@@ -140,17 +146,77 @@ function emitSection(w: ArtifactWriter, ir: Ir, f: Family, chains: Map<string, s
   for (const r of allows) for (const m of matchArgs(f, r)) w.line(rule(EGRESS_CHAIN, withUntil(r, m), iptComment(ruleText(r)), '-j RETURN'), r.origin);
   emitDefault(w, ir, f);
 
-  for (const r of denies) {
-    const c = chainOf(r);
-    r.except.forEach((e, i) => {
-      for (const m of matchArgs(f, e)) w.line(rule(c, m, iptComment(`${r.origin.name}: except ${i + 1}`), '-j RETURN'), r.origin);
-    });
-    w.line(rule(c, '', iptComment(ruleText(r)), ''), r.origin);
-    w.line(rule(c, logArgs(ir, ir.mode === 'audit' ? 'd' : 'D', r.origin.name), '', ''), r.origin);
-    for (const v of verdictArgs(ir, f, ir.denyVerdict, 'ACCEPT')) w.line(rule(c, v, '', ''), r.origin);
-  }
+  for (const r of denies) emitDenyChain(w, ir, f, r, chainOf(r), ir.denyVerdict);
   w.line(OUTPUT_JUMP);
+  if (ir.forward) emitForward(w, ir, ir.forward, f);
   w.line('COMMIT');
+}
+
+function emitDenyChain(w: ArtifactWriter, ir: Ir, f: Family, r: IrRule, c: string, denyVerdict: 'reject' | 'drop'): void {
+  r.except.forEach((e, i) => {
+    for (const m of matchArgs(f, e)) w.line(rule(c, m, iptComment(`${r.origin.name}: except ${i + 1}`), '-j RETURN'), r.origin);
+  });
+  w.line(rule(c, '', iptComment(ruleText(r)), ''), r.origin);
+  w.line(rule(c, logArgs(ir, ir.mode === 'audit' ? 'd' : 'D', r.origin.name, r.from === undefined), '', ''), r.origin);
+  for (const v of verdictArgs(ir, f, denyVerdict, 'ACCEPT')) w.line(rule(c, v, '', ''), r.origin);
+}
+
+/** The match arguments that say "from this source" in one family (one per interface × network); [] = no traffic in it. */
+function sourceArgs(src: IrFwdSource, f: Family): string[] {
+  if (!src.families.includes(f)) return [];
+  const ifs = src.interfaces.length ? src.interfaces.map((i) => `-i ${iptWord(i.endsWith('*') ? i.slice(0, -1) + '+' : i)}`) : [''];
+  const nets = src.networks ? src.networks[f].flatMap((x) => intervalToCidrs(f, x).map((c) => `-s ${c}`)) : [''];
+  return nets.flatMap((n) => ifs.map((i) => [n, i].filter((x) => x !== '').join(' ')));
+}
+
+/**
+ * The forward scope in one family: chain EGRESS-FWD (established; into a
+ * source; per source, deny dispatch, allows, the default; then unlisted),
+ * a chain per forward deny rule, EGRESS-FWD-DEFAULT, and the jump.
+ * What is admitted RETURNs, so Docker's own rules after the jump still apply.
+ */
+function emitForward(w: ArtifactWriter, ir: Ir, fwd: IrForward, f: Family): void {
+  const rules = fwd.rules.filter((r) => r.family === f);
+  const chains = iptablesChainNames(ir, FORWARD_CHAIN, fwd.rules);
+  const chainOf = (r: IrRule) => chains.get(r.origin.name)!;
+  const denies = rules.filter((r) => r.origin.action === 'deny');
+  const allows = rules.filter((r) => r.origin.action === 'allow');
+  const withDefault = fwd.default !== 'accept';
+  w.line(`:${FORWARD_CHAIN} - [0:0]`);
+  for (const r of denies) w.line(`:${chainOf(r)} - [0:0]`, r.origin);
+  if (withDefault) w.line(`:${FORWARD_DEFAULT_CHAIN} - [0:0]`);
+  w.line(`-F ${FORWARD_CHAIN}`);
+  for (const r of denies) w.line(`-F ${chainOf(r)}`, r.origin);
+  if (withDefault) w.line(`-F ${FORWARD_DEFAULT_CHAIN}`);
+  const c = (n: string) => iptComment(`${BUILTIN_COMMENT} forward ${n}`);
+  if (ir.builtins.established) {
+    w.line(rule(FORWARD_CHAIN, '-m conntrack --ctstate RELATED,ESTABLISHED', c('established'), '-j RETURN'));
+    w.line(rule(FORWARD_CHAIN, '-p tcp -m conntrack --ctstate NEW -m tcp --tcp-flags SYN,ACK ACK', c('established'), '-j RETURN'));
+  }
+  for (const i of [...new Set(fwd.sources.flatMap((s) => s.interfaces))].sort()) w.line(rule(FORWARD_CHAIN, `-o ${iptWord(i.endsWith('*') ? i.slice(0, -1) + '+' : i)}`, c('into source'), '-j RETURN'));
+  for (const src of fwd.sources)
+    if (src.networks && src.families.includes(f)) for (const x of src.networks[f]) for (const cidr of intervalToCidrs(f, x)) w.line(rule(FORWARD_CHAIN, `-d ${cidr}`, c('into source'), '-j RETURN'));
+  const bySource = new Map(fwd.sources.map((s) => [s.name, s]));
+  const from = (r: IrRule) => (r.from ?? []).flatMap((n) => sourceArgs(bySource.get(n)!, f));
+  for (const r of denies) for (const s of from(r)) for (const m of matchArgs(f, r)) w.line(rule(FORWARD_CHAIN, withUntil(r, joinArgs(s, m)), iptComment(ruleText(r)), `-j ${chainOf(r)}`), r.origin);
+  for (const r of allows) for (const s of from(r)) for (const m of matchArgs(f, r)) w.line(rule(FORWARD_CHAIN, withUntil(r, joinArgs(s, m)), iptComment(ruleText(r)), '-j RETURN'), r.origin);
+  const dc = iptComment(`${DEFAULT_COMMENT} forward ${fwd.default}`);
+  for (const src of fwd.sources) for (const s of sourceArgs(src, f)) w.line(rule(FORWARD_CHAIN, s, dc, withDefault ? `-j ${FORWARD_DEFAULT_CHAIN}` : '-j RETURN'));
+  const uc = iptComment(`egress forward unlisted: ${fwd.unlisted}`);
+  w.line(rule(FORWARD_CHAIN, '-m conntrack --ctstate NEW', uc, ''));
+  if (fwd.unlisted !== 'accept') w.line(rule(FORWARD_CHAIN, `-m conntrack --ctstate NEW ${logArgs(ir, fwd.unlisted === 'deny' && ir.mode !== 'audit' ? 'U' : 'u', undefined, false)}`, '', ''));
+  if (fwd.unlisted === 'deny') for (const v of verdictArgs(ir, f, fwd.denyVerdict, 'RETURN')) w.line(rule(FORWARD_CHAIN, `-m conntrack --ctstate NEW ${v}`, '', ''));
+  if (withDefault) {
+    w.line(rule(FORWARD_DEFAULT_CHAIN, '', dc, ''));
+    w.line(rule(FORWARD_DEFAULT_CHAIN, logArgs(ir, ir.mode === 'audit' ? 'p' : 'P', undefined, false), '', ''));
+    for (const v of verdictArgs(ir, f, fwd.default as 'reject' | 'drop', 'ACCEPT')) w.line(rule(FORWARD_DEFAULT_CHAIN, v, '', ''));
+  }
+  for (const r of denies) emitDenyChain(w, ir, f, r, chainOf(r), fwd.denyVerdict);
+  w.line(FORWARD_JUMP);
+}
+
+function joinArgs(...xs: string[]): string {
+  return xs.filter((x) => x !== '').join(' ');
 }
 
 /** `expires`: xt_time stops matching after --datestop (UTC, inclusive to the second): the last second of the expiry day. */
@@ -192,9 +258,9 @@ function ruleText(r: IrRule): string {
 }
 
 /** Rate-limited LOG with the rule's tag (`-m limit` sits in this rule only, so counts elsewhere stay exact). */
-function logArgs(ir: Ir, v: TagVerdict, name: string | undefined): string {
+function logArgs(ir: Ir, v: TagVerdict, name: string | undefined, owned = true): string {
   const limit = ir.log.rate ? `-m limit --limit ${ir.log.rate.count}/${LIMIT_UNIT[ir.log.rate.unit]} ` : '';
-  return `${limit}-j LOG --log-prefix ${iptQuote(logPrefix(ir.log.prefix, v, name, IPTABLES_PREFIX_MAX))}${ir.log.uid ? ' --log-uid' : ''}`;
+  return `${limit}-j LOG --log-prefix ${iptQuote(logPrefix(ir.log.prefix, v, name, IPTABLES_PREFIX_MAX))}${ir.log.uid && owned ? ' --log-uid' : ''}`;
 }
 
 /**

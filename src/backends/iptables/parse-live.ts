@@ -16,22 +16,41 @@ export interface IptablesLive {
   jumps: number;
   /** Live chains named `EGRESS` or `EGRESS-…`. */
   chains: string[];
+  /** `-j EGRESS-FWD` jumps: chain and 1-based position (absent = none). */
+  forwardJumps?: { chain: string; position: number }[];
+  /** Whether DOCKER-USER exists. */
+  dockerUser?: boolean;
 }
 
 const OWNED = /^EGRESS(?:-.*)?$/;
 const JUMP = /^-A OUTPUT -j EGRESS$/;
+const FORWARD_JUMP_RE = /^-A (FORWARD|DOCKER-USER) -j EGRESS-FWD$/;
 
 /** Both families' save outputs; undefined = that family's tool printed nothing (no filter table). */
 export function readIptablesSaves(save: Record<Family, string | undefined>): LiveRuleset {
   const live = emptyLive('iptables');
   live.jumps = { ipv4: 0, ipv6: 0 };
+  live.forwardJumps = { ipv4: [], ipv6: [] };
+  live.dockerUser = { ipv4: false, ipv6: false };
   for (const f of ['ipv4', 'ipv6'] as const) {
     let inFilter = false;
+    const position = new Map<string, number>();
     for (const raw of (save[f] ?? '').split('\n')) {
       const line = raw.trimEnd();
       if (line.startsWith('*')) inFilter = line === '*filter';
       if (!inFilter) continue;
       const decl = /^:(\S+) /.exec(line);
+      if (decl?.[1] === 'DOCKER-USER') live.dockerUser[f] = true;
+      const appended = /^(?:\[\d+:\d+\] )?(-A (\S+)(?: .*)?)$/.exec(line);
+      if (appended) {
+        const n = (position.get(appended[2]!) ?? 0) + 1;
+        position.set(appended[2]!, n);
+        if (FORWARD_JUMP_RE.test(appended[1]!)) {
+          live.forwardJumps[f].push({ chain: appended[2]!, position: n });
+          live.present = true;
+          continue;
+        }
+      }
       if (decl && OWNED.test(decl[1]!)) {
         live.present = true;
         if (!live.chains.has(`${f}:${decl[1]}`)) live.chains.set(`${f}:${decl[1]}`, []);
@@ -68,7 +87,8 @@ function unquote(s: string): string {
 /** One family's owned chains and jumps, from a parsed ruleset. */
 export function ownedIn(live: LiveRuleset, f: Family): IptablesLive {
   const chains = [...live.chains.keys()].filter((k) => k.startsWith(`${f}:`)).map((k) => k.slice(f.length + 1));
-  return { jumps: live.jumps?.[f] ?? 0, chains };
+  const forwardJumps = live.forwardJumps?.[f] ?? [];
+  return { jumps: live.jumps?.[f] ?? 0, chains, ...(forwardJumps.length ? { forwardJumps } : {}), ...(live.dockerUser?.[f] ? { dockerUser: true } : {}) };
 }
 
 /** The owned state of one family's `iptables-save -t filter` (or `ip6tables-save`) output. */

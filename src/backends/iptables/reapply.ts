@@ -11,7 +11,7 @@
  * chains of a previous policy that this one no longer has. Pure functions:
  * kernel/ runs the commands.
  */
-import { EGRESS_CHAIN, OUTPUT_JUMP } from './emit.js';
+import { EGRESS_CHAIN, FORWARD_CHAIN, FORWARD_JUMP, OUTPUT_JUMP } from './emit.js';
 import type { IptablesLive } from './parse-live.js';
 
 function declared(section: string): Set<string> {
@@ -32,11 +32,29 @@ export function iptablesReapply(section: string, live: IptablesLive): string {
   const want = declared(section);
   const extra: string[] = [];
   for (let i = 1; i < live.jumps; i++) extra.push(`-D OUTPUT -j ${EGRESS_CHAIN}`);
+  // The forward jump belongs first in DOCKER-USER where Docker made that chain (Docker keeps it first in FORWARD),
+  // else first in FORWARD. One jump in the right place stays; any other is taken out, and the right one put in.
+  const jumpChain = live.dockerUser ? 'DOCKER-USER' : 'FORWARD';
+  const jumps = live.forwardJumps ?? [];
+  const wantsForward = section.split('\n').includes(FORWARD_JUMP);
+  const placed = jumps.length === 1 && jumps[0]!.chain === jumpChain && jumps[0]!.position === 1;
+  const forwardJump = wantsForward && !placed ? `-I ${jumpChain} 1 -j ${FORWARD_CHAIN}` : undefined;
+  const dropJumps = wantsForward && placed ? [] : jumps.map((j) => `-D ${j.chain} -j ${FORWARD_CHAIN}`);
   // EGRESS was flushed earlier in this same transaction, so nothing refers to a stale chain any more.
-  for (const c of live.chains) if (!want.has(c)) extra.push(`-F ${c}`, `-X ${c}`);
+  // Jumps to a chain that goes must go first.
+  const stale = live.chains.filter((c) => !want.has(c));
+  extra.push(...(stale.includes(FORWARD_CHAIN) ? dropJumps : []));
+  for (const c of stale) extra.push(`-F ${c}`);
+  for (const c of stale) extra.push(`-X ${c}`);
   const out: string[] = [];
   for (const line of section.replace(/\n$/, '').split('\n')) {
     if (line === OUTPUT_JUMP && live.jumps > 0) continue;
+    if (line === FORWARD_JUMP) {
+      // Deleting a misplaced jump before inserting keeps exactly one.
+      out.push(...dropJumps);
+      if (forwardJump) out.push(forwardJump);
+      continue;
+    }
     if (line === 'COMMIT') out.push(...extra);
     out.push(line);
   }
@@ -47,6 +65,7 @@ export function iptablesReapply(section: string, live: IptablesLive): string {
 export function iptablesRemove(live: IptablesLive): string {
   const lines = ['*filter'];
   for (let i = 0; i < live.jumps; i++) lines.push(`-D OUTPUT -j ${EGRESS_CHAIN}`);
+  for (const j of live.forwardJumps ?? []) lines.push(`-D ${j.chain} -j ${FORWARD_CHAIN}`);
   for (const c of live.chains) lines.push(`-F ${c}`);
   for (const c of live.chains) lines.push(`-X ${c}`);
   lines.push('COMMIT');

@@ -179,7 +179,8 @@ export function dnsCounters(): string[] {
 export function nftForwarderNames(ir: Ir, setName: (r: Ir['rules'][number]) => string): NftDnsName[] {
   const out: NftDnsName[] = [];
   const byRule = new Map<string, NftDnsName[]>();
-  for (const r of ir.rules) {
+  // A forward twin fills the same sets as its host twin: the rule's, by name.
+  for (const r of [...ir.rules, ...(ir.forward?.rules ?? [])]) {
     const s = r.sets?.find((x) => x.kind === 'dns');
     if (!s || r.origin.action !== 'allow') continue;
     let names = byRule.get(r.origin.name);

@@ -34,7 +34,7 @@ import { logPrefix, NFT_PREFIX_MAX, type TagVerdict } from '../log-tag.js';
 import { formatAddress, formatInterval, type Family } from '../../policy/address.js';
 import { ICMPV6_ND_TYPES } from '../../policy/protocols.js';
 import type { Result } from '../../diag/diagnostic.js';
-import type { Ir, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
+import type { Ir, IrForward, IrFwdSource, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
 import type { RuleRef } from '../../policy/types.js';
 import { nftComment, nftIdent, nftQuote } from './quote.js';
 import { dnsCounters, emitDnsGuard, emitDnsRedirect, forwarderConfig, NFT_DNS_SET_SIZE, nftForwarderNames, type NftDnsName, type NftForwarderConfig } from './dns.js';
@@ -47,14 +47,15 @@ export const NFT_TABLE = 'inet egress';
 interface FamilySyntax {
   tag: 'v4' | 'v6';
   daddr: string;
+  saddr: string;
   addrType: string;
   icmpType: string;
   icmpProto: string;
 }
 
 const SYNTAX: Record<Family, FamilySyntax> = {
-  ipv4: { tag: 'v4', daddr: 'ip daddr', addrType: 'ipv4_addr', icmpType: 'icmp type', icmpProto: 'icmp' },
-  ipv6: { tag: 'v6', daddr: 'ip6 daddr', addrType: 'ipv6_addr', icmpType: 'icmpv6 type', icmpProto: 'ipv6-icmp' },
+  ipv4: { tag: 'v4', daddr: 'ip daddr', saddr: 'ip saddr', addrType: 'ipv4_addr', icmpType: 'icmp type', icmpProto: 'icmp' },
+  ipv6: { tag: 'v6', daddr: 'ip6 daddr', saddr: 'ip6 saddr', addrType: 'ipv6_addr', icmpType: 'icmpv6 type', icmpProto: 'ipv6-icmp' },
 };
 
 /**
@@ -64,10 +65,19 @@ const SYNTAX: Record<Family, FamilySyntax> = {
  */
 export const nftNames = {
   chain: 'output',
-  /** Counter of a policy rule in one family: what `egress status` reads. */
-  counter: (r: IrRule): string => nftIdent(`${r.origin.action}_${r.origin.name}_${SYNTAX[r.family].tag}`),
+  /** The base chain of forwarded traffic (`forward:`). */
+  forwardChain: 'forward',
+  /** Counter of a policy rule in one family: what `egress status` reads (`fwd_…` for a forward twin). */
+  counter: (r: IrRule): string => nftIdent(`${scope(r)}${r.origin.action}_${r.origin.name}_${SYNTAX[r.family].tag}`),
   /** The chain a deny rule's matches jump to. */
-  denyChain: (r: IrRule): string => nftIdent(`deny_${r.origin.name}_${SYNTAX[r.family].tag}`),
+  denyChain: (r: IrRule): string => nftIdent(`${scope(r)}deny_${r.origin.name}_${SYNTAX[r.family].tag}`),
+  /** Interval set of a forward source's networks in one family. */
+  sourceSet: (source: string, f: Family): string => nftIdent(`src_${source}_${SYNTAX[f].tag}`),
+  /** Forwarded flows no rule of their sources admits, per family. */
+  forwardDefaultCounter: (f: Family): string => `fwd_default_${SYNTAX[f].tag}`,
+  /** New forwarded flows from no source (`forward.unlisted`), per family. */
+  unlistedCounter: (f: Family): string => `fwd_unlisted_${SYNTAX[f].tag}`,
+  forwardBuiltinCounter: (b: 'established' | 'into_source'): string => `builtin_fwd_${b}`,
   /** Interval set of the literal (address, CIDR, range) destinations. */
   dstSet: (r: IrRule, except?: number): string => nftIdent(`${setBase(r, except)}_dst`),
   /** Plain set of the addresses of the rule's hostnames; refreshed in place. */
@@ -77,6 +87,11 @@ export const nftNames = {
   defaultCounter: (f: Family): string => `default_${SYNTAX[f].tag}`,
   builtinCounter: (b: 'loopback' | 'established' | 'icmpv6_nd'): string => `builtin_${b}`,
 };
+
+/** Forward twins' counters and chains are their own; their sets are the host twin's (same rule, same family, same text). */
+function scope(r: IrRule): string {
+  return r.from ? 'fwd_' : '';
+}
 
 function setBase(r: IrRule, except?: number): string {
   return `${r.origin.action}_${r.origin.name}_${SYNTAX[r.family].tag}${except === undefined ? '' : `_x${except}`}`;
@@ -113,10 +128,13 @@ export function emitNft(ir: Ir): Result<Artifact> {
   const w = new ArtifactWriter();
   const sets: NftSet[] = [];
   const matchSets = new Map<IrMatch, MatchSets | undefined>();
-  for (const r of ir.rules) {
+  for (const r of [...ir.rules, ...(ir.forward?.rules ?? [])]) {
     matchSets.set(r, collectSets(r, r, undefined, sets));
     r.except.forEach((e, i) => matchSets.set(e, collectSets(r, e, i + 1, sets)));
   }
+  // A rule from [host, docker] has a host and a forward twin with the same sets: declare each once.
+  const declared = new Set<string>();
+  const unique = sets.filter((x) => (declared.has(x.name) ? false : (declared.add(x.name), true)));
 
   w.line('# egress: nft ruleset; load with `nft -f FILE` (replaces table inet egress, touches nothing else)');
   w.line(`table ${NFT_TABLE} {}`);
@@ -124,7 +142,8 @@ export function emitNft(ir: Ir): Result<Artifact> {
   w.line(`table ${NFT_TABLE} {`);
   w.line(`\t${nftComment(NFT_TABLE_COMMENT)}`);
   emitCounters(w, ir);
-  for (const s of sets) emitSet(w, s);
+  for (const s of unique) emitSet(w, s);
+  if (ir.forward) emitSourceSets(w, ir.forward);
   if (ir.dns) emitDnsRedirect(w, ir.dns);
 
   w.line('');
@@ -146,6 +165,7 @@ export function emitNft(ir: Ir): Result<Artifact> {
   w.line('\t}');
 
   for (const r of ir.rules) if (r.origin.action === 'deny') emitDenyChain(w, ir, r, matchSets);
+  if (ir.forward) emitForward(w, ir, ir.forward, matchSets);
   w.line('}');
   return { value: w.artifact(), diagnostics: [] };
 }
@@ -156,6 +176,12 @@ function emitCounters(w: ArtifactWriter, ir: Ir): void {
   for (const r of ir.rules) counters.push([nftNames.counter(r), r.origin]);
   for (const f of ['ipv4', 'ipv6'] as const) counters.push([nftNames.defaultCounter(f), undefined]);
   if (ir.dns) for (const n of dnsCounters()) counters.push([n, undefined]);
+  if (ir.forward) {
+    if (ir.builtins.established) counters.push([nftNames.forwardBuiltinCounter('established'), undefined]);
+    counters.push([nftNames.forwardBuiltinCounter('into_source'), undefined]);
+    for (const r of ir.forward.rules) counters.push([nftNames.counter(r), r.origin]);
+    for (const f of ['ipv4', 'ipv6'] as const) counters.push([nftNames.forwardDefaultCounter(f), undefined], [nftNames.unlistedCounter(f), undefined]);
+  }
   for (const [name, origin] of counters) w.line(`\tcounter ${nftIdent(name)} {}`, origin);
 }
 
@@ -202,7 +228,7 @@ function emitDefault(w: ArtifactWriter, ir: Ir): void {
   for (const v of verdictStatements(ir, ir.default)) w.line(`\t\t${v} ${c}`);
 }
 
-function emitDenyChain(w: ArtifactWriter, ir: Ir, r: IrRule, matchSets: Map<IrMatch, MatchSets | undefined>): void {
+function emitDenyChain(w: ArtifactWriter, ir: Ir, r: IrRule, matchSets: Map<IrMatch, MatchSets | undefined>, denyVerdict: 'reject' | 'drop' = ir.denyVerdict): void {
   const c = ruleComment(r);
   w.line('', r.origin);
   w.line(`\tchain ${nftNames.denyChain(r)} {`, r.origin);
@@ -210,16 +236,17 @@ function emitDenyChain(w: ArtifactWriter, ir: Ir, r: IrRule, matchSets: Map<IrMa
     const ec = nftComment(`${r.origin.name}: except ${i + 1}`);
     for (const m of matchRules(r.family, e, matchSets.get(e), false)) w.line(`\t\t${joinParts(m, 'return', ec)}`, r.origin);
   });
-  const log = logStatement(ir, ir.mode === 'audit' ? 'd' : 'D', r.origin.name);
+  const log = logStatement(ir, ir.mode === 'audit' ? 'd' : 'D', r.origin.name, r.from === undefined);
   w.line(`\t\tcounter name ${nftQuote(nftNames.counter(r))} ${log} ${c}`, r.origin);
-  for (const v of verdictStatements(ir, ir.denyVerdict)) w.line(`\t\t${v} ${c}`, r.origin);
+  for (const v of verdictStatements(ir, denyVerdict)) w.line(`\t\t${v} ${c}`, r.origin);
   w.line('\t}', r.origin);
 }
 
 /** The log statement, rate-limited when the policy says so; placed after the counter so counts stay exact. */
-function logStatement(ir: Ir, v: TagVerdict, rule: string | undefined): string {
+function logStatement(ir: Ir, v: TagVerdict, rule: string | undefined, owned = true): string {
   const limit = ir.log.rate ? `limit rate ${ir.log.rate.count}/${ir.log.rate.unit} ` : '';
-  const flags = ir.log.uid ? ' flags skuid' : '';
+  // A forwarded packet has no socket, so no owner to log.
+  const flags = ir.log.uid && owned ? ' flags skuid' : '';
   return `${limit}log prefix ${nftQuote(logPrefix(ir.log.prefix, v, rule, NFT_PREFIX_MAX))}${flags}`;
 }
 
@@ -229,6 +256,90 @@ function verdictStatements(ir: Ir, v: 'reject' | 'drop'): string[] {
   if (v === 'drop') return ['drop'];
   return ['meta l4proto tcp reject with tcp reset', 'reject with icmpx admin-prohibited'];
 }
+
+function emitSourceSets(w: ArtifactWriter, fwd: IrForward): void {
+  for (const src of fwd.sources) {
+    if (!src.networks) continue;
+    for (const f of src.families) {
+      const name = nftNames.sourceSet(src.name, f);
+      const elements = src.networks[f].map((x) => formatInterval(f, x));
+      w.line('');
+      w.line(`\tset ${name} {`);
+      w.line(`\t\ttype ${SYNTAX[f].addrType}`);
+      w.line('\t\tflags interval');
+      w.line(`\t\telements = { ${elements.join(', ')} }`);
+      w.line('\t}');
+    }
+  }
+}
+
+/** How a forward source is matched in one family: `iifname { … } ip saddr @src_…`; undefined = it has no traffic in this family. */
+function sourceMatch(src: IrFwdSource, f: Family): string | undefined {
+  if (!src.families.includes(f)) return undefined;
+  const parts = [src.interfaces.length ? `iifname ${setOf(src.interfaces.map(nftQuote))}` : '', src.networks ? `${SYNTAX[f].saddr} @${nftNames.sourceSet(src.name, f)}` : `meta nfproto ${f}`];
+  return parts.filter((x) => x !== '').join(' ');
+}
+
+/**
+ * The forward hook (SPEC §6), at priority filter - 5 so every new flow is
+ * counted before another table's drop hides it. Only drops, rejects and
+ * counts decide anything: an accept here ends only this chain, so Docker's,
+ * podman's or firewalld's verdicts still apply after it, whatever their
+ * priority. Order: established; into a source (not egress); per source,
+ * deny rules, allow rules, the default; then flows from no source (unlisted).
+ */
+function emitForward(w: ArtifactWriter, ir: Ir, fwd: IrForward, matchSets: Map<IrMatch, MatchSets | undefined>): void {
+  w.line('');
+  w.line(`\tchain ${nftNames.forwardChain} {`);
+  w.line(`\t\t${nftComment(`egress: forward, default ${fwd.default}, unlisted ${fwd.unlisted}`)}`);
+  w.line('\t\ttype filter hook forward priority filter - 5; policy accept;');
+  const count = (n: 'established' | 'into_source') => `counter name ${nftQuote(nftNames.forwardBuiltinCounter(n))} accept ${nftComment(`egress builtin: forward ${n.replace('_', ' ')}`)}`;
+  if (ir.builtins.established) {
+    w.line(`\t\tct state established,related ${count('established')}`);
+    w.line(`\t\tct state new tcp flags & (syn | ack) == ack ${count('established')}`);
+  }
+  const ifaces = [...new Set(fwd.sources.flatMap((s) => s.interfaces))].sort();
+  if (ifaces.length) w.line(`\t\toifname ${setOf(ifaces.map(nftQuote))} ${count('into_source')}`);
+  for (const src of fwd.sources)
+    if (src.networks) for (const f of src.families) w.line(`\t\t${SYNTAX[f].daddr} @${nftNames.sourceSet(src.name, f)} ${count('into_source')}`);
+  const bySource = new Map(fwd.sources.map((s) => [s.name, s]));
+  for (const r of fwd.rules) {
+    const verdict = r.origin.action === 'deny' ? `jump ${nftNames.denyChain(r)}` : `counter name ${nftQuote(nftNames.counter(r))} accept`;
+    const until = r.untilSec !== undefined ? `meta time < ${r.untilSec} ` : '';
+    for (const name of r.from ?? []) {
+      const from = sourceMatch(bySource.get(name)!, r.family);
+      if (from === undefined) continue;
+      for (const m of matchRules(r.family, r, matchSets.get(r), false)) w.line(`\t\t${until}${joinParts(from, m)} ${verdict} ${ruleComment(r)}`, r.origin);
+    }
+  }
+  const dc = nftComment(`egress forward default: ${fwd.default}`);
+  for (const src of fwd.sources)
+    for (const f of src.families) {
+      const from = sourceMatch(src, f)!;
+      const verdict = fwd.default === 'accept' ? ' accept' : ` jump ${FWD_DEFAULT_CHAIN[f]}`;
+      w.line(`\t\t${from} counter name ${nftQuote(nftNames.forwardDefaultCounter(f))}${verdict} ${dc}`);
+    }
+  const uc = nftComment(`egress forward unlisted: ${fwd.unlisted}`);
+  for (const f of ['ipv4', 'ipv6'] as const) {
+    const counter = `meta nfproto ${f} ct state new counter name ${nftQuote(nftNames.unlistedCounter(f))}`;
+    if (fwd.unlisted === 'accept') w.line(`\t\t${counter} ${uc}`);
+    else w.line(`\t\t${counter} ${logStatement(ir, fwd.unlisted === 'deny' && ir.mode !== 'audit' ? 'U' : 'u', undefined, false)} ${uc}`);
+  }
+  if (fwd.unlisted === 'deny') for (const v of verdictStatements(ir, fwd.denyVerdict)) w.line(`\t\tct state new ${v} ${uc}`);
+  w.line('\t}');
+  if (fwd.default !== 'accept')
+    for (const f of ['ipv4', 'ipv6'] as const) {
+      // One chain per family for the default: log once, then the verdict (a counter in each source's line keeps counts exact).
+      w.line('');
+      w.line(`\tchain ${FWD_DEFAULT_CHAIN[f]} {`);
+      w.line(`\t\t${logStatement(ir, ir.mode === 'audit' ? 'p' : 'P', undefined, false)} ${dc}`);
+      for (const v of verdictStatements(ir, fwd.default)) w.line(`\t\t${v} ${dc}`);
+      w.line('\t}');
+    }
+  for (const r of fwd.rules) if (r.origin.action === 'deny') emitDenyChain(w, ir, r, matchSets, fwd.denyVerdict);
+}
+
+const FWD_DEFAULT_CHAIN: Record<Family, string> = { ipv4: 'fwd_default_v4', ipv6: 'fwd_default_v6' };
 
 function joinParts(...parts: string[]): string {
   return parts.filter((p) => p !== '').join(' ');

@@ -32,6 +32,8 @@ export function readNftLive(json: string | undefined, text?: string): LiveRulese
   if (text) {
     // The output chain's comment; the table's, as egress wrote it before (a table loaded by an older egress).
     const m = /^\t\tcomment "egress: mode (\w+), default (\w+)"$/m.exec(text) ?? /^\tcomment "egress: mode (\w+), default (\w+)"$/m.exec(text);
+    const fw = /^\t\tcomment "egress: forward, default (\w+), unlisted (\w+)"$/m.exec(text);
+    if (fw) live.forward = { default: fw[1]!, unlisted: fw[2]! };
     const t = /^\tcomment "([^"]*)"$/m.exec(text);
     if (t) live.comment = t[1]!;
     if (m) {

@@ -17,7 +17,7 @@ import { error, hasErrors, warning, type Diagnostic, type Result } from '../../d
 import { FAMILIES, formatAddress, parseAddress, type Family, type Interval } from '../../policy/address.js';
 import { PROTO_NUMBER } from '../../policy/protocols.js';
 import type { Ir, IrMatch, IrRule } from '../../ir/types.js';
-import { unsupported, unsupportedDns, type Capabilities, type EmitOptions, type Target } from '../types.js';
+import { unsupported, unsupportedDns, unsupportedForward, type Capabilities, type EmitOptions, type Target } from '../types.js';
 import { regionFromIr, regionIsEverything, subtractRegions, type Inexpressible, type Region } from '../windows/region.js';
 import { bitsOf, type FwAddress, type FwRule } from './fw-rule.js';
 
@@ -80,6 +80,7 @@ function checkPolicy(ir: Ir, target: Target): Diagnostic[] {
   for (const [b, why] of builtins)
     if (!ir.builtins[b]) out.push(error('unsupported-selector', `builtin "${b}: false" cannot be expressed by backend "${target}"`, undefined, { hint: why }));
   out.push(...unsupportedDns(ir, target, WINCE_CAPABILITIES.dns));
+  out.push(...unsupportedForward(ir, target, 'the CE gateway\'s FW_RULE entries are written for one private host (--host), not for named groups of forwarded traffic'));
   return out;
 }
 

@@ -43,7 +43,7 @@ import { formatInterval, type Family, type Interval } from '../../policy/address
 import { ICMPV6_ND_TYPES } from '../../policy/protocols.js';
 import type { Ir, IrMatch, IrRule } from '../../ir/types.js';
 import type { RuleRef } from '../../policy/types.js';
-import { ArtifactWriter, unsupported, unsupportedDns, type Backend, type Capabilities, type Target } from '../types.js';
+import { ArtifactWriter, unsupported, unsupportedDns, unsupportedForward, type Backend, type Capabilities, type Target } from '../types.js';
 import { psString } from './quote.js';
 import { regionFromIr, subtractRegions, type Region, type UserRegion } from './region.js';
 import { FOREIGN_ALLOW_CHECK, GROUP, PRELUDE } from './script.js';
@@ -84,7 +84,7 @@ export const windowsBackend: Backend = {
   name: TARGET,
   capabilities: WINDOWS_CAPABILITIES,
   emit(ir: Ir) {
-    const dns = unsupportedDns(ir, TARGET, WINDOWS_CAPABILITIES.dns);
+    const dns = [...unsupportedDns(ir, TARGET, WINDOWS_CAPABILITIES.dns), ...unsupportedForward(ir, TARGET, 'Windows Firewall rules here govern this host\'s own connections; its forwarded traffic (Hyper-V, WSL, containers) is not filtered by them')];
     const plan = emitWinRules(ir);
     if (!plan.value || dns.length) return { diagnostics: [...dns, ...plan.diagnostics] };
     return { value: writeScript(ir, plan.value.blocks, plan.value.allows), diagnostics: [] };

@@ -53,11 +53,12 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
       out.push(`warning:  egress ${i.action} (pid ${i.pid}, started ${i.startedAt}) was cut off: ${what}`);
     } else if (s.interrupted) out.push('warning:  an interrupted egress command left an intent record; the next apply/rollback/remove settles it');
     if (s.counters.length) {
+      const forwarded = s.counters.some((c) => c.scope === 'forward');
       out.push('');
       out.push(
         table(
-          ['rule', 'action', 'family', 'packets', 'bytes'],
-          s.counters.map((c) => [c.rule, c.action, c.family ?? '', String(c.packets), String(c.bytes)]),
+          forwarded ? ['rule', 'action', 'scope', 'family', 'packets', 'bytes'] : ['rule', 'action', 'family', 'packets', 'bytes'],
+          s.counters.map((c) => [c.rule, c.action, ...(forwarded ? [c.scope ?? 'host'] : []), c.family ?? '', String(c.packets), String(c.bytes)]),
         ).trimEnd(),
       );
     }
