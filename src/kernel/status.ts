@@ -3,6 +3,7 @@ import { liveFingerprint } from '../plan/diff.js';
 import type { LiveRuleset } from '../backends/live.js';
 import { BUILTIN_COMMENT, DEFAULT_COMMENT, FORWARD_CHAIN, FORWARD_DEFAULT_CHAIN } from '../backends/iptables/emit.js';
 import { readLive } from './backend.js';
+import { forwardView, scopeOfText, type ForwardView } from './forward-view.js';
 import { watchdogAlive } from './confirm.js';
 import { forwarderCounters, forwarderRunning } from './forwarder.js';
 import { readHistory, type HistoryEntry } from './history.js';
@@ -65,6 +66,8 @@ export interface Status {
    * admitting nothing, until the next apply leaves it out).
    */
   expires?: { rule: string; expires: string; ends: string; past: boolean; daysLeft: number }[];
+  /** Forwarded traffic (SPEC §6): side doors, and on iptables the EGRESS-FWD jump's drift. */
+  forward?: ForwardView;
 }
 
 /** The `expires` of the rules of a policy text, from its syntax alone (nothing resolved). */
@@ -113,6 +116,8 @@ export async function readStatus(w: Where, stateDir: string, now: Date): Promise
   const cur = (await readLive(w, live.backend)).live;
   st.drift = !!live.fingerprint && liveFingerprint(cur) !== live.fingerprint;
   st.counters = countersOf(live, cur);
+  st.forward = await forwardView(w, scopeOfText(live.policyFile, live.policyText), live.backend);
+  if (st.forward.drift.some((d) => d.severity === 'warning')) st.drift = true;
   if (live.dns) {
     const fwd = forwarderRunning(stateDir);
     st.dns = {

@@ -24,6 +24,9 @@ export function lintPolicy(p: Policy, ir: Ir, strict = false): Diagnostic[] {
       );
 
   const allows = ir.rules.filter((r) => r.origin.action === 'allow');
+  // One rule covers another only if it also governs all the other's traffic: its `from` holds every source the other's does.
+  const fromOf = new Map([...p.deny, ...p.allow].map((r) => [`${r.ref.action} ${r.ref.name}`, new Set(r.from.map((f) => f.name))]));
+  const governsAll = (outer: string, inner: string) => [...(fromOf.get(inner) ?? [])].every((x) => fromOf.get(outer)?.has(x));
   const twinsOf = new Map<string, IrRule[]>();
   for (const r of ir.rules) {
     const k = `${r.origin.action} ${r.origin.name}`;
@@ -36,7 +39,7 @@ export function lintPolicy(p: Policy, ir: Ir, strict = false): Diagnostic[] {
     const first = twins[0]!;
     // A rule that follows DNS can gain any address, so only rules without destinations can cover it.
     const near = first.dst?.length && !hasDnsSet(first) ? index.rulesAt(first.family, first.dst[0]!.lo) : ir.rules.filter((r) => r.family === first.family && !r.dst);
-    const candidates = [...new Set(near.map((r) => `${r.origin.action} ${r.origin.name}`))].filter((k) => k !== key).sort();
+    const candidates = [...new Set(near.map((r) => `${r.origin.action} ${r.origin.name}`))].filter((k) => k !== key && governsAll(k, key)).sort();
     const dead = candidates
       .filter((k) => k.startsWith('deny '))
       .map((k) => twinsOf.get(k)!)
@@ -53,7 +56,7 @@ export function lintPolicy(p: Policy, ir: Ir, strict = false): Diagnostic[] {
     const by = candidates
       .filter((k) => k.startsWith('allow '))
       .map((k) => twinsOf.get(k)!)
-      .find((o) => coversRule(twins, o) && !(o[0]!.origin.name > name && coversRule(o, twins)));
+      .find((o) => coversRule(twins, o) && !(o[0]!.origin.name > name && coversRule(o, twins) && governsAll(key, `allow ${o[0]!.origin.name}`)));
     if (by)
       out.push(
         warning('redundant-rule', `allow rule ${q(name)} is redundant: allow rule ${q(by[0]!.origin.name)} already admits everything it does`, first.origin.span, {

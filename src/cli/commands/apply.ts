@@ -4,6 +4,7 @@
 import { error } from '../../diag/diagnostic.js';
 import { locate, renderText, toJson } from '../../diag/render.js';
 import { apply } from '../../kernel/lifecycle.js';
+import { forwardView, scopeOf } from '../../kernel/forward-view.js';
 import { lintLockout } from '../../lint/lockout.js';
 import { planSize } from '../../plan/diff.js';
 import { planJson, renderPlanText } from '../../report/plan.js';
@@ -50,8 +51,10 @@ export async function applyCommand(io: Io, file: string, flags: ApplyFlags, seam
   try {
     const r = await apply(ctx, desired, { ...(confirmSeconds !== undefined ? { confirmSeconds } : {}), ...(flags.force ? { force: true } : {}) });
     for (const w of r.warnings) io.stderr(`egress: warning: ${w}\n`);
+    const forward = await forwardView(ctx.w, scopeOf(loaded.policy?.forward), backend);
+    if (!json) for (const l of forward.lines) io.stderr(`egress: ${l}\n`);
     if (json) {
-      writeJson(io, { ok: true, file, backend, mode: desired.ir.mode, policyHash: desired.policyHash, plan: planJson(r.plan), pending: r.pending ?? null, warnings: r.warnings, diagnostics: toJson(loaded.sources, diagnostics) });
+      writeJson(io, { ok: true, file, backend, mode: desired.ir.mode, policyHash: desired.policyHash, plan: planJson(r.plan), pending: r.pending ?? null, warnings: r.warnings, forward, diagnostics: toJson(loaded.sources, diagnostics) });
       return 0;
     }
     const n = planSize(r.plan);

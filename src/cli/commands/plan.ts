@@ -1,6 +1,7 @@
 /** `egress plan POLICY [--backend nft|iptables] [--json]`: exit 0 = nothing would change, 3 = changes pending, 1 = invalid/failed. */
 import { toJson } from '../../diag/render.js';
 import { planAgainstLive } from '../../kernel/lifecycle.js';
+import { forwardView, scopeOf } from '../../kernel/forward-view.js';
 import { planIsEmpty } from '../../plan/diff.js';
 import { planJson, renderPlanText } from '../../report/plan.js';
 import type { Io } from '../io.js';
@@ -27,8 +28,12 @@ export async function planCommand(io: Io, file: string, flags: PlanFlags, seams:
   try {
     const plan = await planAgainstLive(ctx, desired);
     const empty = planIsEmpty(plan);
-    if (flags.json) writeJson(io, { ok: true, file, ...planJson(plan), diagnostics: toJson(loaded.sources, diagnostics) });
-    else io.stdout(renderPlanText(plan));
+    const forward = await forwardView(ctx.w, scopeOf(loaded.policy?.forward), backend);
+    if (flags.json) writeJson(io, { ok: true, file, ...planJson(plan), forward, diagnostics: toJson(loaded.sources, diagnostics) });
+    else {
+      io.stdout(renderPlanText(plan));
+      for (const l of forward.lines) io.stderr(`egress: ${l}\n`);
+    }
     return empty ? 0 : EXIT_PENDING;
   } catch (e) {
     return lifecycleFailure(io, e, loaded, !!flags.json, { file });

@@ -52,6 +52,7 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
             : `the live ruleset is neither the one from before it nor the one it was loading (changed meanwhile); the next egress command restores the one from before it`;
       out.push(`warning:  egress ${i.action} (pid ${i.pid}, started ${i.startedAt}) was cut off: ${what}`);
     } else if (s.interrupted) out.push('warning:  an interrupted egress command left an intent record; the next apply/rollback/remove settles it');
+    for (const l of s.forward?.lines ?? []) out.push(l.replace(/^(warning|info): /, (_, k: string) => `${k}:`.padEnd(10)));
     if (s.counters.length) {
       const forwarded = s.counters.some((c) => c.scope === 'forward');
       out.push('');
