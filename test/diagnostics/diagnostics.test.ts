@@ -16,6 +16,7 @@ const EXIT: Record<string, 0 | 1> = {
   'dns-names': 1,
   'dns-settings': 1,
   'duplicate-name': 1,
+  forward: 1,
   'host-bits': 0,
   'long-line': 1,
   'many-errors': 1,
