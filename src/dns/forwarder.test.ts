@@ -446,3 +446,23 @@ describe('transport', () => {
     expect(writer.has('mirror_6', '2001:db8::14')).toBe(true);
   });
 });
+
+describe("forward sources' interfaces (config.interfaces)", () => {
+  const nic = (address: string): import('node:os').NetworkInterfaceInfo =>
+    ({ address, netmask: '255.0.0.0', family: address.includes(':') ? 'IPv6' : 'IPv4', mac: '00:00:00:00:00:00', internal: false, cidr: null, ...(address.includes(':') ? { scopeid: 0 } : {}) }) as import('node:os').NetworkInterfaceInfo;
+
+  test('listens on every address of the matching interfaces, answers there, follows them as they come and go, skips link-local', async () => {
+    let nics: NodeJS.Dict<import('node:os').NetworkInterfaceInfo[]> = { 'br-a': [nic('127.0.0.2'), nic('fe80::1')], eth0: [nic('127.0.0.3')] };
+    const { fwd } = await setup({ config: { interfaces: { globs: ['br-*', 'docker0'], port: 0 } }, seams: { networkInterfaces: () => nics, rescanMs: 3_600_000 } });
+    const [first] = fwd.interfaceEndpoints();
+    expect(fwd.interfaceEndpoints().map((e) => e.address)).toEqual(['127.0.0.2']);
+    expect(addressesOf(await askUdp(first!.port, query('deb.debian.org'), '127.0.0.2'))).toEqual(['192.0.2.14']);
+    nics = { docker0: [nic('127.0.0.4')], eth0: [nic('127.0.0.3')] };
+    await fwd.rescan();
+    const [second] = fwd.interfaceEndpoints();
+    expect(second!.address).toBe('127.0.0.4');
+    expect(addressesOf(await askUdp(second!.port, query('deb.debian.org'), '127.0.0.4'))).toEqual(['192.0.2.14']);
+    // The socket on the address that went is closed: nothing answers there any more.
+    await expect(askUdp(first!.port, query('deb.debian.org'), '127.0.0.2', 200)).rejects.toThrow(/no UDP answer/);
+  });
+});

@@ -69,6 +69,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import os from 'node:os';
 import { specialPurpose } from '../policy/address.js';
 import { NameTable } from './match.js';
 import { UidLookup } from './uid.js';
@@ -107,6 +108,10 @@ export interface ForwarderSeams {
   publishAfterAnswer?: boolean;
   /** Wall clock for log records. */
   now?: () => Date;
+  /** The host's interfaces and their addresses (default `os.networkInterfaces`), for `config.interfaces`. */
+  networkInterfaces?: () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
+  /** How often the interfaces of `config.interfaces` are looked at again. Default 2000 ms. */
+  rescanMs?: number;
 }
 
 /** What to send back, and what to do once it is sent. */
@@ -145,6 +150,10 @@ export class Forwarder {
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly uidOf: ((c: Client) => Promise<number | undefined>) | null;
   private closed = false;
+  /** Sockets on forward sources' interface addresses (`config.interfaces`), by address. */
+  private readonly onInterfaces = new Map<string, { udp: dgram.Socket; tcp: net.Server }>();
+  private rescanTimer: NodeJS.Timeout | undefined;
+  private rescanning: Promise<void> | undefined;
   /** The second (performance.now() / 1000) and the forwarded-answer uid lookups left in it. */
   private answerUids = { second: -1, left: 0 };
 
@@ -174,6 +183,61 @@ export class Forwarder {
       await this.close();
       throw e;
     }
+    if (this.config.interfaces) {
+      await this.rescan();
+      this.rescanTimer = setInterval(() => void this.rescan(), this.seams.rescanMs ?? 2000);
+      this.rescanTimer.unref();
+    }
+  }
+
+  /**
+   * Listen on every address of the forward sources' interfaces, and no
+   * longer on those gone: Docker makes a bridge for each network when the
+   * network is made. An address that cannot be bound yet (IPv6 still
+   * tentative) is tried again at the next look. Link-local IPv6 addresses are
+   * left out: the kernel's redirect never picks them.
+   */
+  rescan(): Promise<void> {
+    this.rescanning ??= this.rescanOnce().finally(() => (this.rescanning = undefined));
+    return this.rescanning;
+  }
+
+  private async rescanOnce(): Promise<void> {
+    const spec = this.config.interfaces;
+    if (!spec || this.closed) return;
+    const want = new Set<string>();
+    for (const [name, addrs] of Object.entries((this.seams.networkInterfaces ?? os.networkInterfaces)())) {
+      if (!spec.globs.some((g) => (g.endsWith('*') ? name.startsWith(g.slice(0, -1)) : name === g))) continue;
+      for (const a of addrs ?? []) if (!a.internal && !(a.family === 'IPv6' && /^fe[89ab]/i.test(a.address))) want.add(a.address);
+    }
+    for (const [address, socks] of this.onInterfaces)
+      if (!want.has(address)) {
+        socks.udp.close();
+        socks.tcp.close();
+        this.onInterfaces.delete(address);
+      }
+    for (const address of want) {
+      if (this.onInterfaces.has(address) || this.closed) continue;
+      const ep = { address, port: spec.port };
+      let udp: dgram.Socket | undefined;
+      try {
+        udp = await this.bindUdp(ep);
+        const tcp = await this.bindTcp(ep);
+        if (this.closed) {
+          udp.close();
+          tcp.close();
+          return;
+        }
+        this.onInterfaces.set(address, { udp, tcp });
+      } catch {
+        udp?.close();
+      }
+    }
+  }
+
+  /** The forward sources' interface addresses it listens on now, with the UDP port (port 0 in the config = any free one). */
+  interfaceEndpoints(): Endpoint[] {
+    return [...this.onInterfaces].map(([address, s]) => ({ address, port: s.udp.address().port })).sort((a, b) => (a.address < b.address ? -1 : 1));
   }
 
   /** Where it actually listens (port 0 in the config = any free port). */
@@ -194,13 +258,18 @@ export class Forwarder {
   async close(graceMs = 3000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
+    await this.rescanning;
     for (const s of this.tcp) s.close();
+    for (const x of this.onInterfaces.values()) x.tcp.close();
     if (this.inflight.size) {
       let t: NodeJS.Timeout | undefined;
       await Promise.race([Promise.allSettled([...this.inflight]), new Promise((r) => (t = setTimeout(r, graceMs)))]);
       clearTimeout(t);
     }
     for (const s of this.udp) s.close();
+    for (const x of this.onInterfaces.values()) x.udp.close();
+    this.onInterfaces.clear();
     for (const c of this.conns) c.destroy();
   }
 

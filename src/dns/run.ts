@@ -35,6 +35,11 @@ export class ForwarderConfigError extends Error {}
 export function configProblems(config: ForwarderConfig): string[] {
   const problems: string[] = [];
   if (!config.listen.length) problems.push('no listen address');
+  if (config.interfaces) {
+    const { globs, port } = config.interfaces;
+    if (!Array.isArray(globs) || !globs.every((g) => typeof g === 'string' && /^[A-Za-z0-9_.:@-]{1,15}\*?$/.test(g))) problems.push('interfaces.globs must be interface names (a trailing "*" matches a prefix)');
+    if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`interfaces.port ${port} is not a port`);
+  }
   if (!config.upstream.length) problems.push('no upstream server (dns.upstream, resolv.conf and systemd-resolved name none)');
   for (const n of [config.holdMs, config.graceSec, config.minLifetimeSec]) if (!Number.isFinite(n) || n < 0) problems.push(`${n} is not a duration`);
   try {

@@ -12,6 +12,13 @@ export interface Endpoint {
 export interface ForwarderConfig {
   /** Where the kernel redirects local DNS, e.g. 127.0.0.153:53 and [::1]:53. UDP and TCP on each. */
   listen: Endpoint[];
+  /**
+   * Forward sources' DNS (SPEC §6): the kernel redirects it to the address
+   * of the interface it came in on, at `port`; the forwarder listens there
+   * too, on every address of the interfaces matching `globs` (a trailing
+   * "*" matches a prefix), and follows them as they come and go.
+   */
+  interfaces?: { globs: string[]; port: number };
   /** Tried in order; from `dns.upstream`, else the system's servers (kernel/forwarder.ts `forwarderUpstream`). Never a loopback stub. */
   upstream: Endpoint[];
   /** Element lifetime = max(minLifetimeSec, TTL + graceSec). */

@@ -28,7 +28,7 @@ export function nameOutcome(ir: Ir, name: string): NameOutcome | undefined {
   const uniq = (refs: RuleRef[]) => [...new Map(refs.map((r) => [r.name, r])).values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const refused = uniq(ir.dns.refused.filter((x) => nameMatches(x.pattern, name)).map((x) => x.origin));
   if (refused.length) return { answer: 'refused', rules: refused, families: [] };
-  const twins = ir.rules.filter((r) => r.origin.action === 'allow' && covers(r, name));
+  const twins = [...ir.rules, ...(ir.forward?.rules ?? [])].filter((r) => r.origin.action === 'allow' && covers(r, name));
   if (!twins.length) return { answer: 'forwarded', rules: [], families: [] };
   return { answer: 'published', rules: uniq(twins.map((r) => r.origin)), families: FAMILIES.filter((f) => twins.some((r) => r.family === f)) };
 }
@@ -43,7 +43,8 @@ function covers(r: IrRule, name: string): boolean {
  * in its destinations. Pure: the input is not changed.
  */
 export function withAnswer(ir: Ir, name: string, addresses: { family: Family; value: bigint }[]): Ir {
-  const rules = ir.rules.map((r) => {
+  // The forwarder fills a rule's sets, which its host and forward twins share.
+  const answered = (r: IrRule): IrRule => {
     if (r.origin.action !== 'allow' || !covers(r, name)) return r;
     const mine = addresses.filter((a) => a.family === r.family);
     if (!mine.length) return r;
@@ -51,8 +52,8 @@ export function withAnswer(ir: Ir, name: string, addresses: { family: Family; va
     const dst = mergeInto(r.dst ?? [], mine.map((a) => ({ lo: a.value, hi: a.value, src: [src] })));
     const sets = r.sets!.map((s) => (s.kind === 'dns' ? { ...s, elements: mine.map((a) => ({ lo: a.value, hi: a.value })) } : s));
     return { ...r, dst, sets, sources: [...r.sources, { text: name, span: r.origin.span, host: name }] };
-  });
-  return { ...ir, rules };
+  };
+  return { ...ir, rules: ir.rules.map(answered), ...(ir.forward ? { forward: { ...ir.forward, rules: ir.forward.rules.map(answered) } } : {}) };
 }
 
 /** `withAnswer` over policy semantics, for the reference evaluator (the property tests compare the two). */

@@ -48,7 +48,8 @@ export function intoSource(sources: readonly SourceShape[], f: Flow): boolean {
   return sources.some((s) => (f.via !== undefined && s.interfaces.some((g) => ifaceMatches(g, f.via))) || (s.networks !== undefined && intervalsContain(s.networks[f.family] as Interval[], f.dst)));
 }
 
-type Settings = Pick<Policy, 'mode' | 'builtins'>;
+/** `dnsProxy`: under `dns.proxy`, DNS from sources with interfaces is redirected to the forwarder (SPEC §5). */
+type Settings = Pick<Policy, 'mode' | 'builtins'> & { dnsProxy?: boolean };
 
 /**
  * The decision for a forwarded flow; `denies`/`allows` list the matching
@@ -63,6 +64,14 @@ export function decideForward(
 ): Decision {
   const audit = p.mode === 'audit';
   if (p.builtins.established && f.established) return { verdict: 'accept', audit, step: 'builtin', builtin: 'established', rules: [], sources: [] };
+  if (p.dnsProxy && (f.proto === 'udp' || f.proto === 'tcp') && (f.port === 53 || f.port === 853)) {
+    // Prerouting: DNS from a source with interfaces goes to the forwarder; DNS over TLS (853) that would bypass it is rejected.
+    const redirected = sourcesOf(fwd.sources, f).filter((n) => fwd.sources.find((s) => s.name === n)!.interfaces.length > 0);
+    if (redirected.length)
+      return f.port === 53
+        ? { verdict: 'accept', audit, step: 'builtin', builtin: 'dns_redirect', rules: [], sources: redirected }
+        : { verdict: 'reject', audit, step: 'builtin', builtin: 'dns_bypass', rules: [], sources: redirected };
+  }
   if (intoSource(fwd.sources, f)) return { verdict: 'accept', audit, step: 'builtin', builtin: 'into_source', rules: [], sources: [] };
   const sources = sourcesOf(fwd.sources, f);
   if (sources.length === 0) {
@@ -77,8 +86,9 @@ export function decideForward(
 const UNGOVERNED = { sources: [], default: 'accept', denyVerdict: 'reject', unlisted: 'accept' } as const;
 
 /** The IR evaluators' forward step: a scan of the forward rules (there are few; no index needed). */
-export function irForwardDecision(p: Settings & { forward?: IrForward }, f: Flow, matches: (m: IrMatch, f: Flow) => boolean): Decision {
-  const fwd = p.forward;
+export function irForwardDecision(ir: Pick<Policy, 'mode' | 'builtins'> & { forward?: IrForward; dns?: unknown }, f: Flow, matches: (m: IrMatch, f: Flow) => boolean): Decision {
+  const fwd = ir.forward;
+  const p: Settings = { mode: ir.mode, builtins: ir.builtins, dnsProxy: ir.dns !== undefined };
   if (!fwd) return decideForward(p, UNGOVERNED, f, () => [], () => []);
   const governing = (r: IrRule, sources: string[]) => r.family === f.family && (r.from ?? []).some((s) => sources.includes(s)) && matches(r, f);
   return decideForward(

@@ -33,7 +33,7 @@ export function explainReference(p: ResolvedPolicy, f: Flow): Decision {
     if (!fwd) return decideForward(p, UNGOVERNED, f, () => [], () => []);
     const governs = (r: ResolvedRule, sources: string[]) => r.from.some((x) => sources.includes(x.name));
     return decideForward(
-      p,
+      { mode: p.mode, builtins: p.builtins, dnsProxy: p.dns.proxy },
       { ...fwd, sources: policySources(fwd) },
       f,
       (s) => p.deny.filter((r) => governs(r, s) && matchesSelectors(r, f) && !r.except.some((e) => matchesSelectors(e, f))).map((r) => r.ref).sort(byName),

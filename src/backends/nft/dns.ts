@@ -52,6 +52,8 @@ export interface NftDnsName {
 
 export interface NftForwarderConfig {
   listen: { address: string; port: number }[];
+  /** Forward sources' interfaces, whose addresses the forwarder listens on too (their DNS is redirected there). */
+  interfaces?: { globs: string[]; port: number };
   upstream: { address: string; port: number }[];
   graceSec: number;
   minLifetimeSec: number;
@@ -73,6 +75,10 @@ export const nftDnsNames = {
   redirectCounter: 'dns_redirect',
   /** Packets of the forwarder's own queries upstream. */
   forwarderCounter: 'dns_forwarder',
+  /** Forward sources' DNS (SPEC §6): the nat chain that redirects it to the forwarder, its counter, and the input guard. */
+  forwardRedirectChain: 'dns_forward',
+  forwardRedirectCounter: 'dns_redirect_forward',
+  forwardInputChain: 'dns_input',
 };
 
 function owner(o: IrOwner): string {
@@ -86,7 +92,7 @@ export function forwarderMatch(d: IrDns): string {
   return `meta skuid 0 meta skgid ${owner(d.forwarder)}`;
 }
 
-const L4 = 'meta l4proto { tcp, udp }';
+export const L4 = 'meta l4proto { tcp, udp }';
 
 function listenFor(d: IrDns, family: 'ipv4' | 'ipv6'): { address: string; port: number } | undefined {
   return d.listen.find((l) => l.address.includes(':') === (family === 'ipv6'));
@@ -166,6 +172,11 @@ export function emitDnsGuard(w: ArtifactWriter, ir: Ir, d: IrDns, log: (v: TagVe
   for (const v of verdicts) w.line(`\t\t${bypass} ${v} ${bc}`);
 }
 
+/** Where forward sources' DNS is redirected to (on the address of the interface it came in on): the forwarder's port. */
+export function forwardDnsPort(d: IrDns): number {
+  return d.listen[0]!.port;
+}
+
 export function dnsCounters(): string[] {
   return [nftDnsNames.redirectCounter, nftDnsNames.forwarderCounter, nftDnsNames.bypassCounter];
 }
@@ -204,8 +215,10 @@ export function forwarderConfig(
   table: string,
 ): NftForwarderConfig | undefined {
   if (!ir.dns) return undefined;
+  const globs = [...new Set(ir.forward?.sources.flatMap((s) => s.interfaces) ?? [])].sort();
   return {
     listen: ir.dns.listen.map((l) => ({ ...l })),
+    ...(globs.length ? { interfaces: { globs, port: forwardDnsPort(ir.dns) } } : {}),
     upstream: upstream.map((u) => ({ address: u.address, port: u.port })),
     graceSec: ir.dns.graceSec,
     minLifetimeSec: ir.dns.minLifetimeSec,

@@ -34,10 +34,10 @@ import { logPrefix, NFT_PREFIX_MAX, type TagVerdict } from '../log-tag.js';
 import { formatAddress, formatInterval, type Family } from '../../policy/address.js';
 import { ICMPV6_ND_TYPES } from '../../policy/protocols.js';
 import type { Result } from '../../diag/diagnostic.js';
-import type { Ir, IrForward, IrFwdSource, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
+import type { Ir, IrDns, IrForward, IrFwdSource, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
 import type { RuleRef } from '../../policy/types.js';
 import { nftComment, nftIdent, nftQuote } from './quote.js';
-import { dnsCounters, emitDnsGuard, emitDnsRedirect, forwarderConfig, NFT_DNS_SET_SIZE, nftForwarderNames, type NftDnsName, type NftForwarderConfig } from './dns.js';
+import { DNS_PORTS, dnsCounters, emitDnsGuard, emitDnsRedirect, forwardDnsPort, forwarderConfig, L4 as DNS_L4, NFT_DNS_SET_SIZE, nftDnsNames as dnsNames, nftForwarderNames, type NftDnsName, type NftForwarderConfig } from './dns.js';
 
 /** The table's own comment: the same for every policy (mode and default are in the output chain's). */
 export const NFT_TABLE_COMMENT = 'egress: managed by egress (see docs/backends-linux.md)';
@@ -145,6 +145,7 @@ export function emitNft(ir: Ir): Result<Artifact> {
   for (const s of unique) emitSet(w, s);
   if (ir.forward) emitSourceSets(w, ir.forward);
   if (ir.dns) emitDnsRedirect(w, ir.dns);
+  if (ir.dns && ir.forward) emitForwardDns(w, ir.dns, ir.forward);
 
   w.line('');
   w.line(`\tchain ${nftNames.chain} {`);
@@ -176,6 +177,7 @@ function emitCounters(w: ArtifactWriter, ir: Ir): void {
   for (const r of ir.rules) counters.push([nftNames.counter(r), r.origin]);
   for (const f of ['ipv4', 'ipv6'] as const) counters.push([nftNames.defaultCounter(f), undefined]);
   if (ir.dns) for (const n of dnsCounters()) counters.push([n, undefined]);
+  if (ir.dns && ir.forward) counters.push([dnsNames.forwardRedirectCounter, undefined]);
   if (ir.forward) {
     if (ir.builtins.established) counters.push([nftNames.forwardBuiltinCounter('established'), undefined]);
     counters.push([nftNames.forwardBuiltinCounter('into_source'), undefined]);
@@ -302,6 +304,16 @@ function emitForward(w: ArtifactWriter, ir: Ir, fwd: IrForward, matchSets: Map<I
   if (ifaces.length) w.line(`\t\toifname ${setOf(ifaces.map(nftQuote))} ${count('into_source')}`);
   for (const src of fwd.sources)
     if (src.networks) for (const f of src.families) w.line(`\t\t${SYNTAX[f].daddr} @${nftNames.sourceSet(src.name, f)} ${count('into_source')}`);
+  if (ir.dns) {
+    // Their DNS (53) went to the forwarder in prerouting; what reaches here on 53 or 853 bypasses it (DNS over TLS).
+    const bc = nftComment('egress dns: DNS that bypasses the forwarder');
+    for (const src of fwd.sources.filter((s) => s.interfaces.length))
+      for (const f of src.families) {
+        const m = `${sourceMatch(src, f)!} ${DNS_L4} th dport { ${DNS_PORTS.join(', ')} }`;
+        w.line(`\t\t${m} counter name ${nftQuote(dnsNames.bypassCounter)} ${logStatement(ir, ir.mode === 'audit' ? 'b' : 'B', undefined, false)} ${bc}`);
+        for (const v of verdictStatements(ir, 'reject')) w.line(`\t\t${m} ${v} ${bc}`);
+      }
+  }
   const bySource = new Map(fwd.sources.map((s) => [s.name, s]));
   for (const r of fwd.rules) {
     const verdict = r.origin.action === 'deny' ? `jump ${nftNames.denyChain(r)}` : `counter name ${nftQuote(nftNames.counter(r))} accept`;
@@ -337,6 +349,33 @@ function emitForward(w: ArtifactWriter, ir: Ir, fwd: IrForward, matchSets: Map<I
       w.line('\t}');
     }
   for (const r of fwd.rules) if (r.origin.action === 'deny') emitDenyChain(w, ir, r, matchSets, fwd.denyVerdict);
+}
+
+/**
+ * Under `dns.proxy`, DNS from forward sources with interfaces goes to the
+ * forwarder too (SPEC §5): prerouting redirects it to the forwarder's port
+ * on the address of the interface it came in on (the forwarder listens on
+ * those, `ForwarderConfig.interfaces`), and an input guard lets only
+ * redirected queries reach that port from outside this host. DNS to a
+ * server on this host (libvirt's dnsmasq) is left alone: that server asks
+ * upstream through the output hook, whose redirect covers it.
+ */
+function emitForwardDns(w: ArtifactWriter, d: IrDns, fwd: IrForward): void {
+  const c = (t: string) => nftComment(`egress dns: ${t}`);
+  const port = forwardDnsPort(d);
+  w.line('');
+  w.line(`\tchain ${dnsNames.forwardRedirectChain} {`);
+  w.line('\t\ttype nat hook prerouting priority -100; policy accept;');
+  for (const src of fwd.sources.filter((s) => s.interfaces.length))
+    for (const f of src.families)
+      w.line(`\t\t${sourceMatch(src, f)!} ${DNS_L4} th dport 53 fib daddr type != local counter name ${nftQuote(dnsNames.forwardRedirectCounter)} redirect to :${port} ${c(`${src.name}'s DNS to the forwarder`)}`);
+  w.line('\t}');
+  w.line('');
+  w.line(`\tchain ${dnsNames.forwardInputChain} {`);
+  w.line('\t\ttype filter hook input priority filter; policy accept;');
+  w.line(`\t\tiif != "lo" ${DNS_L4} th dport ${port} ct status dnat accept ${c('a forward source\'s query, redirected')}`);
+  w.line(`\t\tiif != "lo" ${DNS_L4} th dport ${port} drop ${c('nothing else reaches the forwarder from outside')}`);
+  w.line('\t}');
 }
 
 const FWD_DEFAULT_CHAIN: Record<Family, string> = { ipv4: 'fwd_default_v4', ipv6: 'fwd_default_v6' };
