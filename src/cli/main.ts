@@ -45,6 +45,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .description('write a commented starter policy (default file: egress.yaml; "-" prints it)')
     .argument('[file]')
     .option('--force', 'overwrite an existing file')
+    .option('--detect', 'add a "forward:" section for the container and VM networks (Docker, podman, libvirt, LXD) found on this host')
     .addOption(jsonOpt())
     .action(async (file, o) => {
       code = await initCommand(io, file, o);

@@ -72,7 +72,6 @@ export const WARNING_CODES = [
   'dns-settings-unused',
   'no-dns-upstream',
   'special-address',
-  'source-one-family',
   'no-sources',
   'forwarding-off',
 ] as const;

@@ -57,7 +57,10 @@ function lowerSource(s: ForwardSource): IrFwdSource {
   if (s.networks) {
     const networks = { ipv4: mergeIntervals(s.networks.filter((n) => n.family === 'ipv4')), ipv6: mergeIntervals(s.networks.filter((n) => n.family === 'ipv6')) };
     out.networks = networks;
-    out.families = FAMILIES.filter((f) => networks[f].length > 0);
+    // Networks narrow the families they name; with interfaces, a family they leave out is matched by interface alone
+    // (a Docker bridge's IPv6 is governed even when only its IPv4 network is written). Without interfaces, the
+    // source is its addresses.
+    if (!out.interfaces.length) out.families = FAMILIES.filter((f) => networks[f].length > 0);
   }
   return out;
 }

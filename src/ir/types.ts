@@ -110,9 +110,9 @@ export interface IrFwdSource {
   name: string;
   /** Input interface globs (trailing "*" = prefix), sorted; [] = any interface. */
   interfaces: string[];
-  /** Source networks per family, merged; absent = any address of either family. */
+  /** Source networks per family, merged; absent, or [] in a family of a source with interfaces = any address of that family. */
   networks?: Record<Family, Interval[]>;
-  /** The families the source has traffic in: those of its networks, or both. */
+  /** The families the source has traffic in: both with interfaces, else those of its networks. */
   families: Family[];
   span: Span;
 }

@@ -390,16 +390,6 @@ class Checker {
         });
         continue;
       }
-      const fams = new Set(src.networks?.map((n) => n.family));
-      if (src.interfaces.length > 0 && src.networks?.length && fams.size === 1) {
-        const only = [...fams][0]!;
-        const other = only === 'ipv4' ? 'IPv6' : 'IPv4';
-        this.diagnostics.push(
-          warning('source-one-family', `forward source ${q(name)} lists only ${only === 'ipv4' ? 'IPv4' : 'IPv6'} networks: its ${other} traffic belongs to no source (unlisted: ${unlisted})`, s.networksKeySpan ?? s.name.span, {
-            hint: `add its ${other} networks too, so both families are governed alike`,
-          }),
-        );
-      }
       this.sources.set(name, src);
       sources.push(src);
     }

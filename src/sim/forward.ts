@@ -37,7 +37,7 @@ export function sourcesOf(sources: readonly SourceShape[], f: Flow): string[] {
     if (fw.source !== undefined && fw.source !== s.name) continue;
     if (!s.families.includes(f.family)) continue;
     if (fw.in !== undefined && s.interfaces.length && !s.interfaces.some((g) => ifaceMatches(g, fw.in))) continue;
-    if (fw.src !== undefined && s.networks && !intervalsContain(s.networks[f.family] as Interval[], fw.src)) continue;
+    if (fw.src !== undefined && s.networks?.[f.family].length && !intervalsContain(s.networks[f.family] as Interval[], fw.src)) continue;
     out.push(s.name);
   }
   return out;
@@ -107,7 +107,8 @@ export function policySources(fwd: PolicyForward): SourceShape[] {
     if (s.networks) {
       const networks = { ipv4: mergeIntervals(s.networks.filter((n) => n.family === 'ipv4')), ipv6: mergeIntervals(s.networks.filter((n) => n.family === 'ipv6')) };
       shape.networks = networks;
-      shape.families = (['ipv4', 'ipv6'] as const).filter((fam) => networks[fam].length > 0);
+      // Networks narrow the families they name; with interfaces, another family is matched by interface alone.
+      if (!shape.interfaces.length) shape.families = (['ipv4', 'ipv6'] as const).filter((fam) => networks[fam].length > 0);
     }
     return shape;
   });

@@ -16,7 +16,7 @@ import { flowArb, policyArb, policyYaml, type GenFlow, type GenPolicy, type GenS
 const SOURCES = `forward:
   sources:
     docker: { interfaces: ["docker0", "br-*"], networks: [198.51.100.0/25, "2001:db8:c1::/64"] }
-    vms: { interfaces: [virbr0] }
+    vms: { interfaces: [virbr0], networks: [192.0.2.64/26] }
     gitbox: { networks: [198.51.100.5] }
   default: DEFAULT
   unlisted: UNLISTED
@@ -81,7 +81,7 @@ const fwdFlowArb: fc.Arbitrary<FwdFlow> = fc.record(
     to: flowArb.map((f) => f.to),
     port: flowArb.map((f) => f.port),
     user: fc.constant('root'),
-    src4: fc.constantFrom('198.51.100.5', '198.51.100.9', '198.51.100.200', '192.0.2.77'),
+    src4: fc.constantFrom('198.51.100.5', '198.51.100.9', '198.51.100.200', '192.0.2.77', '192.0.2.10'),
     src6: fc.constantFrom('2001:db8:c1::5', '2001:db8:c9::1'),
     in: fc.constantFrom('docker0', 'br-x', 'virbr0', 'eth9'),
     via: fc.constantFrom('up0', 'docker0', 'br-y'),

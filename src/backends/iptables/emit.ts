@@ -165,7 +165,7 @@ function emitDenyChain(w: ArtifactWriter, ir: Ir, f: Family, r: IrRule, c: strin
 function sourceArgs(src: IrFwdSource, f: Family): string[] {
   if (!src.families.includes(f)) return [];
   const ifs = src.interfaces.length ? src.interfaces.map((i) => `-i ${iptWord(i.endsWith('*') ? i.slice(0, -1) + '+' : i)}`) : [''];
-  const nets = src.networks ? src.networks[f].flatMap((x) => intervalToCidrs(f, x).map((c) => `-s ${c}`)) : [''];
+  const nets = src.networks?.[f].length ? src.networks[f].flatMap((x) => intervalToCidrs(f, x).map((c) => `-s ${c}`)) : [''];
   return nets.flatMap((n) => ifs.map((i) => [n, i].filter((x) => x !== '').join(' ')));
 }
 

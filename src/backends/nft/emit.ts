@@ -262,7 +262,7 @@ function verdictStatements(ir: Ir, v: 'reject' | 'drop'): string[] {
 function emitSourceSets(w: ArtifactWriter, fwd: IrForward): void {
   for (const src of fwd.sources) {
     if (!src.networks) continue;
-    for (const f of src.families) {
+    for (const f of src.families.filter((x) => src.networks![x].length)) {
       const name = nftNames.sourceSet(src.name, f);
       const elements = src.networks[f].map((x) => formatInterval(f, x));
       w.line('');
@@ -278,7 +278,7 @@ function emitSourceSets(w: ArtifactWriter, fwd: IrForward): void {
 /** How a forward source is matched in one family: `iifname { … } ip saddr @src_…`; undefined = it has no traffic in this family. */
 function sourceMatch(src: IrFwdSource, f: Family): string | undefined {
   if (!src.families.includes(f)) return undefined;
-  const parts = [src.interfaces.length ? `iifname ${setOf(src.interfaces.map(nftQuote))}` : '', src.networks ? `${SYNTAX[f].saddr} @${nftNames.sourceSet(src.name, f)}` : `meta nfproto ${f}`];
+  const parts = [src.interfaces.length ? `iifname ${setOf(src.interfaces.map(nftQuote))}` : '', src.networks?.[f].length ? `${SYNTAX[f].saddr} @${nftNames.sourceSet(src.name, f)}` : `meta nfproto ${f}`];
   return parts.filter((x) => x !== '').join(' ');
 }
 
@@ -303,7 +303,7 @@ function emitForward(w: ArtifactWriter, ir: Ir, fwd: IrForward, matchSets: Map<I
   const ifaces = [...new Set(fwd.sources.flatMap((s) => s.interfaces))].sort();
   if (ifaces.length) w.line(`\t\toifname ${setOf(ifaces.map(nftQuote))} ${count('into_source')}`);
   for (const src of fwd.sources)
-    if (src.networks) for (const f of src.families) w.line(`\t\t${SYNTAX[f].daddr} @${nftNames.sourceSet(src.name, f)} ${count('into_source')}`);
+    if (src.networks) for (const f of src.families.filter((x) => src.networks![x].length)) w.line(`\t\t${SYNTAX[f].daddr} @${nftNames.sourceSet(src.name, f)} ${count('into_source')}`);
   if (ir.dns) {
     // Their DNS (53) went to the forwarder in prerouting; what reaches here on 53 or 853 bypasses it (DNS over TLS).
     const bc = nftComment('egress dns: DNS that bypasses the forwarder');

@@ -2,13 +2,49 @@ import { lstatSync, writeFileSync, type Stats } from 'node:fs';
 import { errnoText } from '../../diag/errno.js';
 import { writeFileAtomic } from '../../kernel/atomic.js';
 import { resolve } from 'node:path';
-import { STARTER_POLICY } from '../../policy/starter.js';
+import { STARTER_POLICY as STARTER } from '../../policy/starter.js';
+import { inspectForwarding, suggestSources, type SourceSuggestion } from '../../kernel/forward-host.js';
+import { realExecer } from '../../kernel/exec.js';
+import type { KernelSeams } from '../kernel-flags.js';
 import { CommandError, type Io } from '../io.js';
 import { writeJson } from '../shared.js';
 
+/**
+ * The starter policy with a `forward:` section for the container and VM
+ * networks found on this host (`init --detect`), or unchanged when none were.
+ * The sources govern nothing until a rule's `from` names them, and until
+ * then their traffic is judged by `forward.default`: the section says so.
+ */
+export function withDetectedSources(starter: string, found: readonly SourceSuggestion[]): string {
+  if (!found.length) return starter;
+  const list = (xs: readonly string[]) => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
+  const lines = [
+    '# Forwarded traffic (containers, VMs): `egress init --detect` found these networks on this host.',
+    '# Their connections out are judged like this host\'s: a rule governs them when its "from" names',
+    '# them (from: [host, docker]); what no rule admits gets forward.default. Check the networks.',
+    'forward:',
+    '  sources:',
+    ...found.map((s) => `    ${s.name}: { interfaces: ${list(s.interfaces)}${s.networks.length ? `, networks: ${list(s.networks)}` : ''} }`),
+    '  unlisted: warn          # forwarded flows from no source: counted and logged, let through',
+    '',
+  ];
+  const at = starter.search(/^allow:/m);
+  return at < 0 ? `${starter}\n${lines.join('\n')}` : `${starter.slice(0, at)}${lines.join('\n')}\n${starter.slice(at)}`;
+}
+
 /** Write the starter policy to FILE (never over an existing file unless --force), or print it with "-". */
-export async function initCommand(io: Io, file: string | undefined, flags: { force?: boolean; json?: boolean }): Promise<number> {
+export async function initCommand(io: Io, file: string | undefined, flags: { force?: boolean; json?: boolean; detect?: boolean }, seams: KernelSeams = {}): Promise<number> {
   const target = file ?? 'egress.yaml';
+  let found: SourceSuggestion[] = [];
+  if (flags.detect) {
+    try {
+      found = suggestSources(await inspectForwarding(seams.execer ?? realExecer(), seams.netns));
+    } catch (e) {
+      throw new CommandError(`--detect: cannot read this host's interfaces: ${(e as Error).message.split('\n')[0]}`);
+    }
+    io.stderr(found.length ? `detected: ${found.map((s) => `${s.name} (${[...s.interfaces, ...s.networks].join(', ')})`).join('; ')}\n` : 'detected: no container or VM networks on this host; no "forward:" section\n');
+  }
+  const STARTER_POLICY = withDetectedSources(STARTER, found);
   if (target === '-') {
     io.stdout(STARTER_POLICY);
     return 0;
@@ -25,7 +61,7 @@ export async function initCommand(io: Io, file: string | undefined, flags: { for
   } catch (e) {
     throw new CommandError(`cannot write ${target}: ${errnoText(e)}`);
   }
-  if (flags.json) writeJson(io, { file: target, written: true });
+  if (flags.json) writeJson(io, { file: target, written: true, ...(flags.detect ? { detected: found } : {}) });
   else io.stdout(`wrote ${target}: edit the resolver and mirror entries, then run "egress check ${target}" and "egress lab ${target}"\n`);
   return 0;
 }
