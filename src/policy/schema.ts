@@ -118,8 +118,8 @@ export const ForwardSourceSchema = z
   .strictObject({
     interfaces: strOrList(str, 'Input interfaces the traffic arrives on; a trailing "*" matches a prefix ("br-*"). Omitted = any interface.'),
     networks: strOrList(
-      z.union([str, z.number()]),
-      'Source addresses, CIDRs or ranges "a-b" the traffic comes from (no names). Omitted = any address of either family.',
+      str,
+      'Source addresses, CIDRs or ranges "a-b" the traffic comes from (no names). A family none is written for is matched by interface alone (with interfaces). Omitted = any source address.',
     ),
   })
   .partial()
