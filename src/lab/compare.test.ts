@@ -76,3 +76,29 @@ describe('oracleFor: name probes, as explain --to NAME judges them', () => {
     expect(compareOne(o, result('ads.example.org', '198.51.100.10', ['198.51.100.10'], 'rejected')).agree).toBe(false);
   });
 });
+
+describe('oracleFor: forwarded probes, as explain --from SRC --in IF --via UPLINK judges them', () => {
+  const FWD =
+    'version: 1\ndefault: reject\nforward:\n  sources:\n    docker: { interfaces: ["br-*"], networks: [198.51.100.0/26] }\n  unlisted: deny\nallow:\n  - name: reg\n    reason: r\n    from: [docker]\n    to: [192.0.2.10]\n    ports: [tcp/443]\n';
+  const result = (from: Probe['from'], dst = '192.0.2.10') => ({ probe: { proto: 'tcp' as const, dst, port: 443, uid: 0, gid: 0, from }, outcome: 'accepted' as const, detail: 'connected' });
+
+  test('the sources are worked out from the address and interface, never from the label', async () => {
+    const l = await loadPolicyText('p.yaml', FWD, { now: NOW });
+    const o = oracleFor(l.ir!, ACCOUNTS, { via: 'eg0h0' });
+    const d = (from: Probe['from'], dst?: string) => {
+      const { decision } = o(result(from, dst));
+      return [decision.step, decision.verdict, decision.sources];
+    };
+    expect(d({ source: 'docker', src: '198.51.100.1', in: 'br-lab0' })).toEqual(['allow', 'accept', ['docker']]);
+    expect(d({ source: 'docker', src: '198.51.100.1', in: 'br-lab0' }, '192.0.2.11')).toEqual(['default', 'reject', ['docker']]);
+    // The label says docker, the interface does not: unlisted, as the kernel would see it.
+    expect(d({ source: 'docker', src: '198.51.100.1', in: 'eth9' })).toEqual(['unlisted', 'reject', []]);
+    expect(d({ src: '198.51.100.100', in: 'br-lab0' })).toEqual(['unlisted', 'reject', []]);
+  });
+
+  test('leaving through a source interface is into the source, not egress', async () => {
+    const l = await loadPolicyText('p.yaml', FWD, { now: NOW });
+    const { decision } = oracleFor(l.ir!, ACCOUNTS, { via: 'br-out' })(result({ src: '198.51.100.1', in: 'br-lab0' }, '192.0.2.11'));
+    expect([decision.step, decision.builtin]).toEqual(['builtin', 'into_source']);
+  });
+});

@@ -24,17 +24,23 @@ export interface Comparison {
 /** explain's decision for a probe's result, and what the lab therefore expects. */
 export type Oracle = (r: ProbeResult) => { decision: Decision; expected: Expected };
 
+export interface OracleOptions {
+  /** Forwarded probes: the interface they leave the host through (explain's --via). */
+  via?: string;
+}
+
 /**
- * explain as the lab asks it. A plain probe is the flow to its address.
+ * explain as the lab asks it. A forwarded probe is `explain --from SRC --in
+ * IN --via VIA`. A plain probe is the flow to its address.
  * A name probe is what `explain --to NAME` says (sim/dns.ts): a deny rule's
  * name is refused at DNS; a name an allow rule covers is judged with the
  * answered addresses published into those rules' sets; any other name is
  * the flow to the address answered.
  */
-export function oracleFor(ir: Ir, accounts?: Accounts): Oracle {
+export function oracleFor(ir: Ir, accounts?: Accounts, opts: OracleOptions = {}): Oracle {
   const plain = indexedEvaluator(ir);
   return (r) => {
-    const flow = probeFlow(r.probe, accounts);
+    const flow = probeFlow(r.probe, accounts, opts.via);
     const name = r.probe.name;
     const o = name !== undefined ? nameOutcome(ir, name) : undefined;
     if (!o || o.answer === 'forwarded') return expecting(plain(flow));

@@ -12,6 +12,12 @@
  * writer in that namespace) with the configuration apply would give it, its
  * upstream the world's server; name rules are then probed by resolving and
  * connecting, as a program would.
+ *
+ * Under `forward:` each host namespace also gets "container" namespaces
+ * behind it (forward.ts plans them, world.ts builds them): one per forward
+ * source and one on an interface no source covers. Their probes cross the
+ * host's forward hook and are held against `explain --from ADDRESS --in
+ * INTERFACE`.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,10 +38,11 @@ import { nftForwarderConfig } from '../backends/nft/emit.js';
 import { DNS_FORWARDER_GROUP, RESOLV_CONF } from '../resolve/dns.js';
 import { kernelDiagnostics } from '../kernel/nft.js';
 import { oracleFor, probeAndCompare, type Comparison } from './compare.js';
-import { LAB_UPSTREAM, planNames, poolKey, PROBE_QUERY_NAME } from './names.js';
+import { LAB_UPSTREAM, planNames, poolKey, PROBE_QUERY_NAME, type NamePlan } from './names.js';
 import { planProbes, type NotProbed, type PlannedProbe } from './probes.js';
+import { planForward, placeContainers, type LabContainer } from './forward.js';
 import { DEFAULT_PROBE_TIMEOUT_MS } from './probe.js';
-import { documentationIntervals, inDocumentation, withTimeout, World, type NamePin } from './world.js';
+import { documentationIntervals, inDocumentation, withTimeout, World, type Container, type Host, type NamePin } from './world.js';
 
 /** A user or group the policy names, and the id the lab probes it as. */
 export interface LabIdentity {
@@ -58,12 +65,15 @@ export interface LabTargetResult {
 }
 
 export interface LabReport {
+  /** The host's probes, then the name probes, then the forwarded ones (`probe.from` set), grouped by container. */
   planned: PlannedProbe[];
   notProbed: NotProbed[];
   identities: LabIdentity[];
   hosts: HostPin[];
   targets: LabTargetResult[];
   accounts: Accounts;
+  /** Under `forward:`: the containers built behind each host namespace (the same for every target). */
+  containers: LabContainer[];
 }
 
 export interface LabOptions extends Pick<LoadOptions, 'now' | 'baseDir'> {
@@ -229,13 +239,24 @@ export async function runLab(loaded: Loaded, accounts: Accounts, identities: Lab
   const named = owners.map((i) => (i.kind === 'user' ? { uid: i.id, gid: accounts.primaryGroup.get(i.id) ?? i.id } : { uid: 0, gid: i.id }));
   const plan = planProbes(ir, accounts, named);
   const pinned = new Map((opts.hosts ?? []).flatMap((h) => [...h.ipv4, ...h.ipv6].map((a) => [a, h.name] as const)));
-  for (const p of plan.probes) {
+  const forward = ir.forward ? planForward(ir) : undefined;
+  for (const p of [...plan.probes, ...(forward?.probes.map((f) => f.planned) ?? [])]) {
     const host = pinned.get(p.probe.dst);
     if (host !== undefined) p.probe = { ...p.probe, host };
   }
-  const names = ir.dns ? planNames(ir, accounts, [...plan.probes.map((p) => p.probe.dst), ...pinned.keys()]) : undefined;
-  const planned = [...plan.probes, ...(names?.probes ?? [])];
-  const report: Omit<LabReport, 'hosts' | 'identities'> = { planned, notProbed: [...plan.notProbed, ...(names?.notProbed ?? [])], targets: [], accounts };
+  const dsts = [...plan.probes, ...(forward?.probes.map((p) => p.planned) ?? [])].map((p) => p.probe.dst);
+  const names = ir.dns ? planNames(ir, accounts, [...dsts, ...pinned.keys()]) : undefined;
+  // Containers' addresses last: away from every address anything is probed at or answered with.
+  const placed = forward ? placeContainers(forward, ir, [...dsts, ...pinned.keys(), ...(names ? nameAddresses(names) : [])]) : undefined;
+  const planned = [...plan.probes, ...(names?.probes ?? []), ...(placed?.probes ?? [])];
+  const hostCount = planned.length - (placed?.probes.length ?? 0);
+  const report: Omit<LabReport, 'hosts' | 'identities'> = {
+    planned,
+    notProbed: [...plan.notProbed, ...(names?.notProbed ?? []), ...(placed?.notProbed ?? [])],
+    targets: [],
+    accounts,
+    containers: placed?.containers ?? [],
+  };
   // Under dns.proxy every program's port 53 goes to the forwarder, and the world's DNS server has port 53.
   const ports = (proto: 'tcp' | 'udp') => planned.filter((p) => p.probe.proto === proto).map((p) => p.probe.port!).filter((port) => !names || port !== 53);
   say(`creating the world namespace (answers on ${[...documentationIntervals('ipv4'), ...documentationIntervals('ipv6')].length} documentation prefixes)`);
@@ -264,12 +285,17 @@ export async function runLab(loaded: Loaded, accounts: Accounts, identities: Lab
             if ('error' in started) return { target, error: started.error, comparisons: [] };
             forwarder = started;
           }
-          const owners = new Set(planned.map((p) => `${p.probe.uid}:${p.probe.gid}`));
-          say(`${target}: probing ${planned.length} flows as ${owners.size} uid/gid pair${owners.size === 1 ? '' : 's'}`);
-          const comparisons = await probeAndCompare(opts.execer, host.ns, oracle, planned.map((p) => p.probe), {
+          const hostPlanned = planned.slice(0, hostCount);
+          const owners = new Set(hostPlanned.map((p) => `${p.probe.uid}:${p.probe.gid}`));
+          say(`${target}: probing ${hostPlanned.length} flows as ${owners.size} uid/gid pair${owners.size === 1 ? '' : 's'}`);
+          const comparisons = await probeAndCompare(opts.execer, host.ns, oracle, hostPlanned.map((p) => p.probe), {
             timeoutMs: opts.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
             ...(names ? { pool: (p) => names.pools.get(poolKey(p.name!, p.dst.includes(':') ? 'ipv6' : 'ipv4')), dnsQueryName: PROBE_QUERY_NAME } : {}),
           });
+          if (placed?.probes.length) {
+            say(`${target}: ${placed.containers.length} container namespaces behind ${host.ns}; probing ${placed.probes.length} forwarded flows`);
+            comparisons.push(...(await probeForwarded(opts, world, host, ir, accounts, placed)));
+          }
           say(`${target}: done, ${comparisons.filter((c) => !c.agree).length} disagreement(s) with explain`);
           return { target, comparisons };
         } finally {
@@ -282,6 +308,40 @@ export async function runLab(loaded: Loaded, accounts: Accounts, identities: Lab
     await world.close();
   }
   return report;
+}
+
+/**
+ * Build the containers behind `host`, and probe from each (all at once)
+ * while the world routes their addresses back; each outcome held against
+ * explain for the flow from the container's address on its interface,
+ * leaving through the host's uplink. Comparisons in the order of
+ * `placed.probes`. The containers are removed before this returns.
+ */
+async function probeForwarded(opts: LabOptions, world: World, host: Host, ir: Ir, accounts: Accounts, placed: { containers: LabContainer[]; probes: PlannedProbe[] }): Promise<Comparison[]> {
+  const oracle = oracleFor(ir, accounts, { via: host.uplink });
+  const built: Container[] = [];
+  try {
+    for (const c of placed.containers) built.push(await world.addContainer(host, c, opts.hosts ?? []));
+    const out: Comparison[] = new Array(placed.probes.length);
+    const addresses = placed.containers.flatMap((c) => Object.values(c.addresses));
+    await world.withReturnRoutes(host, addresses, () =>
+      Promise.all(
+        placed.containers.map(async (c, i) => {
+          const idx = placed.probes.flatMap((p, k) => (p.probe.from?.in === c.hostIf ? [k] : []));
+          const cs = await probeAndCompare(opts.execer, built[i]!.ns, oracle, idx.map((k) => placed.probes[k]!.probe), { timeoutMs: opts.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS });
+          idx.forEach((k, j) => (out[k] = cs[j]!));
+        }),
+      ),
+    );
+    return out;
+  } finally {
+    for (const b of built) await b.close();
+  }
+}
+
+/** Every address the world's DNS server may answer or listens on: no container may have one. */
+function nameAddresses(names: NamePlan): string[] {
+  return [...[...names.pools.values()].flat(), ...names.zone.other.a, ...names.zone.other.aaaa, ...names.upstream.map((u) => u.address)];
 }
 
 /**

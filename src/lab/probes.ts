@@ -16,8 +16,8 @@ import type { Accounts } from '../resolve/resolver.js';
 import type { Probe, ProbeProto } from './probe.js';
 import { documentationIntervals } from './world.js';
 
-/** guard: DNS that bypasses the forwarder under `dns.proxy` (names.ts). */
-export type ProbeWhy = 'allow' | 'deny' | 'except' | 'around' | 'guard';
+/** guard: DNS that bypasses the forwarder under `dns.proxy` (names.ts). unlisted: from the lab's container on an interface no forward source covers (forward.ts). */
+export type ProbeWhy = 'allow' | 'deny' | 'except' | 'around' | 'guard' | 'unlisted';
 
 export interface PlannedProbe {
   probe: Probe;
@@ -78,25 +78,21 @@ export function planProbes(ir: Ir, accounts: Accounts, named: readonly Owner[] =
   for (const r of ir.rules) {
     const name = r.origin.name;
     const fam = r.family;
-    const dsts = pickDestinations(r, r, (what) => skip(name, what, 'outside documentation ranges'), spare[fam]);
-    if (!dsts.points.length) continue;
-    const l4s = pickL4(r, fam, (what, why) => skip(name, what, why));
-    if (!l4s.length) continue;
+    const pts = rulePoints(r, spare[fam], (what, why) => skip(name, what, why));
+    if (!pts) continue;
     const owners = pickOwners(r, accounts);
     const why: ProbeWhy = r.origin.action === 'allow' ? 'allow' : 'deny';
-    for (const d of dsts.points) for (const l of l4s) for (const o of owners) add(name, why, fam, d, l, o);
+    for (const d of pts.dsts) for (const l of pts.l4s) for (const o of owners) add(name, why, fam, d, l, o);
 
-    const base = { dst: dsts.points[0]!, l4: l4s[0]!, owner: owners[0]! };
+    const base = { ...pts.base, owner: owners[0]! };
     if (r.origin.action === 'allow') {
-      for (const d of dsts.around) add(name, 'around', fam, d, base.l4, base.owner);
-      for (const l of aroundL4(r)) add(name, 'around', fam, base.dst, l, base.owner);
+      for (const d of pts.aroundDsts) add(name, 'around', fam, d, base.l4, base.owner);
+      for (const l of pts.aroundL4s) add(name, 'around', fam, base.dst, l, base.owner);
       if (r.users || r.groups) add(name, 'around', fam, base.dst, base.l4, otherOwner(r, accounts));
     }
-    for (const e of r.except) {
-      const ed = e.dst ? pickDestinations(e, r, () => {}, spare[fam]).points[0] : base.dst;
-      const el = e.l4 ? pickL4(e, fam, () => {})[0] : base.l4;
-      const eo = e.users || e.groups ? pickOwners(e, accounts)[0] : base.owner;
-      if (ed !== undefined && el && eo) add(name, 'except', fam, ed, el, eo);
+    for (const e of pts.excepts) {
+      const eo = e.match.users || e.match.groups ? pickOwners(e.match, accounts)[0] : base.owner;
+      if (e.dst !== undefined && e.l4 && eo) add(name, 'except', fam, e.dst, e.l4, eo);
     }
     // Every named identity at the rule's first point: the rule's own users are the rule's probes, others its surroundings.
     const own = (o: Owner) => !(r.users || r.groups) || owners.some((x) => x.uid === o.uid && x.gid === o.gid);
@@ -104,6 +100,41 @@ export function planProbes(ir: Ir, accounts: Accounts, named: readonly Owner[] =
     if (r.via) skip(name, `via ${r.via.join(', ')}`, "probes leave through the lab's own veth interface, so they do not match via");
   }
   return { probes, notProbed };
+}
+
+/** Where a rule is probed, whoever sends: see rulePoints. */
+export interface RulePoints {
+  /** Its destinations (interval ends in the documentation ranges, or a spare address for "anywhere"). */
+  dsts: bigint[];
+  l4s: L4Point[];
+  /** The first destination and L4 point: where the space around the rule is tried. */
+  base: { dst: bigint; l4: L4Point };
+  /** Addresses just outside its intervals (tried at the base L4 point). */
+  aroundDsts: bigint[];
+  /** Its ports ±1 (tried at the base destination). */
+  aroundL4s: L4Point[];
+  /** Each except's first point (the except's own destination and L4, else the base's). */
+  excepts: { match: IrMatch; dst?: bigint; l4?: L4Point }[];
+}
+
+/**
+ * Where rule `r` is probed, for the host's probes (planProbes) and the
+ * containers' (forward.ts) alike; owners are the caller's business.
+ * Undefined when none of its destinations or protocols can be probed (`skip`
+ * hears why).
+ */
+export function rulePoints(r: IrRule, spare: bigint, skip: (what: string, why: string) => void): RulePoints | undefined {
+  const dsts = pickDestinations(r, r, (what) => skip(what, 'outside documentation ranges'), spare);
+  if (!dsts.points.length) return undefined;
+  const l4s = pickL4(r, r.family, skip);
+  if (!l4s.length) return undefined;
+  const base = { dst: dsts.points[0]!, l4: l4s[0]! };
+  const excepts = r.except.map((e) => {
+    const dst = e.dst ? pickDestinations(e, r, () => {}, spare).points[0] : base.dst;
+    const l4 = e.l4 ? pickL4(e, r.family, () => {})[0] : base.l4;
+    return { match: e, ...(dst !== undefined ? { dst } : {}), ...(l4 ? { l4 } : {}) };
+  });
+  return { dsts: dsts.points, l4s, base, aroundDsts: dsts.around, aroundL4s: aroundL4(r), excepts };
 }
 
 /** Destinations of rule (or except) `m`: interval ends inside the documentation ranges, and their neighbours. */
@@ -201,9 +232,10 @@ export function otherOwner(r: IrRule, accounts: Accounts): Owner {
   return NOBODY;
 }
 
-/** Per family, a documentation address no rule names: where "anywhere" rules are probed. */
+/** Per family, a documentation address no rule names (the host's nor the forward scope's): where "anywhere" rules are probed. */
 export function spareAddresses(ir: Ir): Record<Family, bigint> {
-  const taken = (fam: Family, v: bigint) => ir.rules.some((r) => r.family === fam && [r, ...r.except].some((m) => m.dst && intervalsContain(m.dst, v)));
+  const rules = [...ir.rules, ...(ir.forward?.rules ?? [])];
+  const taken = (fam: Family, v: bigint) => rules.some((r) => r.family === fam && [r, ...r.except].some((m) => m.dst && intervalsContain(m.dst, v)));
   const pick = (fam: Family): bigint => {
     for (const d of [...documentationIntervals(fam)].reverse()) {
       for (let v = d.hi - 1n, n = 0; v > d.lo && n < 4096; v--, n++) if (!taken(fam, v)) return v;

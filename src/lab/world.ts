@@ -16,6 +16,11 @@
  * discovery is needed and a policy that turns the `icmpv6_nd` builtin off
  * cannot break the link. IPv6 duplicate address detection is off, so
  * addresses are usable at once.
+ *
+ * Under `forward:` a host also gets container namespaces behind it
+ * (addContainer: a veth pair, forwarding on in the host namespace only, the
+ * container's default route via the host), and the world reaches their
+ * addresses through that host while they probe (withReturnRoutes).
  */
 import type { Family } from '../policy/address.js';
 import { parseAddress, parseDest } from '../policy/address.js';
@@ -49,6 +54,10 @@ export function documentationIntervals(family: Family): { lo: bigint; hi: bigint
 }
 
 const MAX_HOSTS = 256;
+/** A container's interface, inside its namespace. */
+const CONTAINER_IF = 'eth0';
+/** Interface names the lab may create for a container in a host namespace (what Linux allows, less ":" and "@", which ip reads as syntax). */
+export const CONTAINER_IFNAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,15}$/;
 
 export interface Ports {
   tcp: number[];
@@ -59,11 +68,41 @@ export interface Ports {
 export interface Host {
   ns: string;
   index: number;
+  /** Its interface toward the world: where every probe leaves it (explain's --via for forwarded probes). */
+  uplink: string;
   close(): Promise<void>;
 }
 
+/** A container namespace behind a host namespace (`forward:`), as addContainer builds it. */
+export interface ContainerSpec {
+  /** Its interface's name in the host namespace (1-15 characters, not "lo"). */
+  hostIf: string;
+  /** Its address per family (at least one): a /32 or /128 of its own, never one the world answers for while it exists. */
+  addresses: Partial<Record<Family, string>>;
+}
+
+/** A container namespace: where forwarded probes start. */
+export interface Container {
+  ns: string;
+  close(): Promise<void>;
+}
+
+/** Most containers behind one host. */
+export const MAX_CONTAINERS = 16;
+
+/** How the world reaches a host: its end of the host's link, and the host's addresses on it. */
+interface HostLink {
+  worldIf: string;
+  ipv4: string;
+  ipv6: string;
+  /** Containers added behind it so far (each gets the next index: names, MACs, link addresses). */
+  containers: number;
+}
+
 export class World {
-  private readonly hosts = new Set<number>();
+  private readonly hosts = new Map<number, HostLink>();
+  /** Return routes to containers exist for one host at a time (see withReturnRoutes). */
+  private routes: Promise<void> = Promise.resolve();
   private nextIndex = 0;
   private readonly listening = { tcp: new Set<number>(), udp: new Set<number>() };
   private closed = false;
@@ -156,7 +195,6 @@ export class World {
     let k = this.nextIndex;
     while (this.hosts.has(k)) k = (k + 1) % MAX_HOSTS;
     this.nextIndex = (k + 1) % MAX_HOSTS;
-    this.hosts.add(k);
     const kk = k.toString(36);
     const ns = netnsName(this.tag, `h${kk}`);
     const hostIf = ifName(this.tag, `h${kk}`);
@@ -165,6 +203,7 @@ export class World {
     const mac = (end: string) => `02:65:67:${hex}:00:${end}`;
     const v4 = (end: number) => `198.18.${k}.${end}`;
     const v6 = (end: number) => `2001:2:0:${k.toString(16)}::${end}`;
+    this.hosts.set(k, { worldIf, ipv4: v4(1), ipv6: v6(1), containers: 0 });
     let removeNs: (() => Promise<void>) | undefined;
     try {
       removeNs = await createNetns(this.x, ns);
@@ -198,21 +237,99 @@ export class World {
       await removeNs?.();
       throw e;
     }
-    const remove = removeNs;
-    let open = true;
-    return {
-      ns,
-      index: k,
-      close: async () => {
-        if (!open) return;
-        open = false;
-        // The kernel dismantles a deleted namespace later, in a work queue: delete the veth pair
-        // (both ends, at once) first, so the world holds nothing of this host once close() returns.
-        await this.x.run('ip', ['-n', ns, 'link', 'del', hostIf]);
-        await remove();
-        this.hosts.delete(k);
-      },
-    };
+    return { ns, index: k, uplink: hostIf, close: closeOnce(this.x, ns, hostIf, removeNs, () => this.hosts.delete(k)) };
+  }
+
+  /**
+   * A container namespace behind `host` (`forward:`): a veth pair whose
+   * host end is `spec.hostIf`, the container's addresses as /32 and /128 on
+   * its `eth0`, its default routes via the host (198.19.C.1 and fe80::1,
+   * static neighbours), and forwarding on in the host namespace (only
+   * there). The host routes each address to that interface. The world does
+   * not reach the container until withReturnRoutes. `names` are pinned in
+   * the container's own hosts file, as in a host's.
+   */
+  async addContainer(host: Host, spec: ContainerSpec, names: readonly NamePin[] = []): Promise<Container> {
+    const link = this.hosts.get(host.index);
+    if (this.closed || !link) throw new Error('no such host in this world');
+    if (link.containers >= MAX_CONTAINERS) throw new Error(`at most ${MAX_CONTAINERS} containers per host`);
+    if (!CONTAINER_IFNAME.test(spec.hostIf) || spec.hostIf === 'lo' || spec.hostIf === host.uplink) throw new Error(`cannot name a container's interface "${spec.hostIf}"`);
+    const addresses = Object.entries(spec.addresses).map(([fam, a]) => {
+      const p = parseAddress(a);
+      if (!p || p.family !== fam) throw new Error(`bad ${fam} address for a container: ${JSON.stringify(a)}`);
+      return { family: p.family, text: a };
+    });
+    if (!addresses.length) throw new Error('a container needs an address');
+    const c = link.containers++;
+    const ns = netnsName(this.tag, `h${host.index.toString(36)}c${c.toString(36)}`);
+    const mac = (end: string) => `02:65:67:${host.index.toString(16).padStart(2, '0')}:${(c + 1).toString(16).padStart(2, '0')}:${end}`;
+    const gw = { ipv4: `198.19.${c}.1`, ipv6: 'fe80::1' };
+    const plen = { ipv4: 32, ipv6: 128 };
+    let removeNs: (() => Promise<void>) | undefined;
+    try {
+      removeNs = await createNetns(this.x, ns);
+      writeNetnsEtc(ns, hostsFiles(names));
+      await sysctl(this.x, ns, {
+        'net.ipv6.conf.all.accept_dad': 0,
+        'net.ipv6.conf.default.accept_dad': 0,
+        'net.ipv6.conf.default.router_solicitations': 0,
+        'net.ipv6.conf.default.accept_ra': 0,
+      });
+      await sysctl(this.x, host.ns, { 'net.ipv4.ip_forward': 1, 'net.ipv6.conf.all.forwarding': 1 });
+      // Created inside the host namespace with its peer straight in the container: never in the root namespace.
+      await ipBatch(this.x, host.ns, [
+        `link add ${spec.hostIf} address ${mac('01')} type veth peer name ${CONTAINER_IF} address ${mac('02')} netns ${ns}`,
+        `addr add ${gw.ipv4}/32 dev ${spec.hostIf}`,
+        `addr add ${gw.ipv6}/64 dev ${spec.hostIf} nodad`,
+        `link set ${spec.hostIf} up`,
+        ...addresses.flatMap((a) => [`route add ${a.text}/${plen[a.family]} dev ${spec.hostIf}`, `neigh replace ${a.text} lladdr ${mac('02')} dev ${spec.hostIf} nud permanent`]),
+      ]);
+      await ipBatch(this.x, ns, [
+        ...addresses.map((a) => `addr add ${a.text}/${plen[a.family]} dev ${CONTAINER_IF}${a.family === 'ipv6' ? ' nodad' : ''}`),
+        `link set ${CONTAINER_IF} up`,
+        `neigh replace ${gw.ipv4} lladdr ${mac('01')} dev ${CONTAINER_IF} nud permanent`,
+        `neigh replace ${gw.ipv6} lladdr ${mac('01')} dev ${CONTAINER_IF} nud permanent`,
+        ...addresses.map((a) => `route add default via ${gw[a.family]} dev ${CONTAINER_IF}${a.family === 'ipv4' ? ' onlink' : ''}`),
+      ]);
+    } catch (e) {
+      await removeNs?.();
+      throw e;
+    }
+    return { ns, close: closeOnce(this.x, host.ns, spec.hostIf, removeNs) };
+  }
+
+  /**
+   * Run `fn` while the world routes replies to `addresses` (containers behind
+   * `host`) back through the host: a /32 or /128 route in the world's local
+   * table, where it wins over the local route of its documentation prefix
+   * (the world answers for every documentation address, and a container's
+   * address may be one). Containers of different hosts may share addresses,
+   * so one host at a time holds these routes: a second call waits for the
+   * first to finish. The routes are removed afterwards.
+   */
+  async withReturnRoutes<T>(host: Host, addresses: readonly string[], fn: () => Promise<T>): Promise<T> {
+    const before = this.routes;
+    let release!: () => void;
+    this.routes = new Promise((resolve) => (release = resolve));
+    try {
+      await before;
+      const link = this.hosts.get(host.index);
+      if (this.closed || !link) throw new Error('no such host in this world');
+      const routes = addresses.map((a) => {
+        const p = parseAddress(a);
+        if (!p) throw new Error(`bad container address ${JSON.stringify(a)}`);
+        return p.family === 'ipv4' ? `${a}/32 via ${link.ipv4}` : `${a}/128 via ${link.ipv6}`;
+      });
+      await ipBatch(this.x, this.ns, routes.map((r) => `route replace ${r} dev ${link.worldIf} table local`));
+      try {
+        return await fn();
+      } finally {
+        // -force: a route whose host is already gone went with its interface.
+        await this.x.run('ip', ['-n', this.ns, '-force', '-batch', '-'], { input: routes.map((r) => `route del ${r} dev ${link.worldIf} table local`).join('\n') + '\n' });
+      }
+    } finally {
+      release();
+    }
   }
 
   async close(): Promise<void> {
@@ -223,6 +340,23 @@ export class World {
     await this.listener.stop();
     await this.removeNs();
   }
+}
+
+/**
+ * close() for a namespace linked by a veth pair whose end `link` is in
+ * `linkNs`: runs once. The kernel dismantles a deleted namespace later, in a
+ * work queue: the pair is deleted first (both ends at once), so the other
+ * side holds nothing of the namespace once close() returns.
+ */
+function closeOnce(x: Execer, linkNs: string, link: string, removeNs: () => Promise<void>, after: () => void = () => {}): () => Promise<void> {
+  let open = true;
+  return async () => {
+    if (!open) return;
+    open = false;
+    await x.run('ip', ['-n', linkNs, 'link', 'del', link]);
+    await removeNs();
+    after();
+  };
 }
 
 /** A hostname and the addresses it is pinned to in a host namespace. */

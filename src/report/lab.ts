@@ -1,10 +1,10 @@
-/** What `egress lab` prints: a table of every probe per backend, a summary, and the lab's assumptions. */
+/** What `egress lab` prints: a table of every probe per backend (the forwarded ones in their own), a summary, and the lab's assumptions. */
 import type { SourceMap } from '../diag/source.js';
 import { renderText, toJson } from '../diag/render.js';
 import type { Accounts } from '../resolve/resolver.js';
 import type { Comparison } from '../lab/compare.js';
 import type { LabReport } from '../lab/lab.js';
-import type { Probe } from '../lab/probe.js';
+import type { Probe, ProbeOrigin } from '../lab/probe.js';
 import { table } from './table.js';
 
 function nameOf(table: Map<string, number>, id: number): string | undefined {
@@ -14,6 +14,8 @@ function nameOf(table: Map<string, number>, id: number): string | undefined {
 
 export function flowText(p: Probe, accounts: Accounts): string {
   const what = p.proto === 'icmp' ? 'icmp echo-request' : `${p.proto}/${p.port}`;
+  // A forwarded packet has no owner (its origin is the table's "from" column).
+  if (p.from) return `${what} to ${p.host ? `${p.host} (${p.dst})` : p.dst}`;
   const user = nameOf(accounts.users, p.uid);
   const group = nameOf(accounts.groups, p.gid);
   const primary = p.uid === 0 ? p.gid === 0 : accounts.primaryGroup.get(p.uid) === p.gid;
@@ -22,9 +24,24 @@ export function flowText(p: Probe, accounts: Accounts): string {
   return `${what} to ${to} as ${who}${primary ? '' : ` (group ${group ?? p.gid})`}`;
 }
 
+/** Where a forwarded probe came from: `docker (198.51.100.1 in br-lab0)`, `no source (192.0.2.1 in lab-unl0)`. */
+export function originText(o: ProbeOrigin): string {
+  return `${o.source ?? 'no source'} (${o.src} in ${o.in})`;
+}
+
 function explainText(c: Comparison): string {
   const d = c.decision;
-  const by = d.step === 'allow' || d.step === 'deny' ? `${d.step} ${d.rules.map((r) => r.name).join(',')}` : d.step === 'builtin' ? `builtin ${d.builtin}` : 'default';
+  const forwarded = c.result.probe.from !== undefined;
+  const by =
+    d.step === 'allow' || d.step === 'deny'
+      ? `${d.step} ${d.rules.map((r) => r.name).join(',')}`
+      : d.step === 'builtin'
+        ? `builtin ${d.builtin}`
+        : d.step === 'unlisted'
+          ? 'unlisted (from no source)'
+          : forwarded
+            ? `forward default${d.sources?.length ? ` of ${d.sources.join(',')}` : ''}`
+            : 'default';
   if (c.expected === 'refused') return `refused at DNS by ${by}`;
   return `${d.verdict}${d.audit ? ' (audit)' : ''} by ${by}`;
 }
@@ -67,33 +84,41 @@ export function labOk(r: Pick<LabReport, 'targets'>): boolean {
 export function renderLabText(file: string, r: LabReport, sources: SourceMap): string {
   const out: string[] = [];
   const targets = r.targets.map((t) => t.target);
-  const headers = ['rule', 'probe', 'flow', 'explain', ...targets, ''];
-  const rows = r.planned.map((p, i) => {
+  const row = (i: number) => {
+    const p = r.planned[i]!;
     const cs = r.targets.map((t) => t.comparisons[i]);
     const bad = cs.some((c) => c && !c.agree);
     const first = cs.find((c) => c);
     // A name probe's flow is the address the answer held (the first target's).
-    return [p.rule, p.why, flowText(first?.result.probe ?? p.probe, r.accounts), first ? explainText(first) : '-', ...cs.map(kernelText), bad ? 'DISAGREES' : ''];
-  });
+    const origin = p.probe.from ? [originText(p.probe.from)] : [];
+    return [p.rule, p.why, ...origin, flowText(first?.result.probe ?? p.probe, r.accounts), first ? explainText(first) : '-', ...cs.map(kernelText), bad ? 'DISAGREES' : ''];
+  };
+  const indices = r.planned.map((_, i) => i);
+  const local = indices.filter((i) => !r.planned[i]!.probe.from);
+  const forwarded = indices.filter((i) => r.planned[i]!.probe.from);
   out.push(`egress lab: ${file}, rehearsed in network namespaces with ${targets.join(' and ')}`);
   out.push('');
-  out.push(table(headers, rows));
+  out.push(table(['rule', 'probe', 'flow', 'explain', ...targets, ''], local.map(row)));
+  if (forwarded.length) {
+    out.push('', 'forwarded, from containers behind the host (explain --from ADDRESS --in INTERFACE):', '');
+    out.push(table(['rule', 'probe', 'from', 'flow', 'explain', ...targets, ''], forwarded.map(row)));
+  }
   for (const t of r.targets) {
     if (t.error) {
       out.push(`${t.target}: ERROR: ${t.error}`);
       if (t.diagnostics?.length) out.push(renderText(sources, t.diagnostics).trimEnd());
       continue;
     }
-    const s = summarize(t.comparisons);
-    out.push(
-      `${t.target}: ${s.probes} probes: ${s.through} got through, ${s.blocked} blocked (${s.rejected} rejected, ${s.dropped} dropped${s.refused ? `, ${s.refused} refused at DNS` : ''})` +
-        (s.errors ? `, ${s.errors} probe errors` : '') +
-        (s.disagreements ? `; ${s.disagreements} DISAGREE with explain` : '; the kernel agrees with explain on every probe'),
-    );
+    out.push(`${t.target}: ${summaryText(summarize(t.comparisons))}`);
+    if (forwarded.length) out.push(`${t.target}, forwarded: ${summaryText(summarize(forwarded.flatMap((i) => t.comparisons[i] ?? [])))}`);
   }
   if (r.notProbed.length) {
     out.push('', 'not probed:');
     for (const n of r.notProbed) out.push(`  rule "${n.rule}": ${n.what}: ${n.why}`);
+  }
+  if (r.containers.length) {
+    out.push('', 'containers behind each host namespace (forwarding on there only; the world routes their addresses back while they probe):');
+    for (const c of r.containers) out.push(`  ${c.source ?? 'no source (unlisted)'}: ${c.hostIf}, ${Object.values(c.addresses).join(', ')}`);
   }
   if (r.hosts.length) {
     out.push('', 'hostnames pinned to documentation addresses for the rehearsal (in each host namespace\'s /etc/hosts; probes resolve them there first):');
@@ -107,12 +132,26 @@ export function renderLabText(file: string, r: LabReport, sources: SourceMap): s
   return out.join('\n') + '\n';
 }
 
+function summaryText(s: TargetSummary): string {
+  return (
+    `${s.probes} probes: ${s.through} got through, ${s.blocked} blocked (${s.rejected} rejected, ${s.dropped} dropped${s.refused ? `, ${s.refused} refused at DNS` : ''})` +
+    (s.errors ? `, ${s.errors} probe errors` : '') +
+    (s.disagreements ? `; ${s.disagreements} DISAGREE with explain` : '; the kernel agrees with explain on every probe')
+  );
+}
+
 export function labJson(file: string, r: LabReport, sources: SourceMap) {
   return {
     file,
     ok: labOk(r),
     targets: r.targets.map((t) => t.target),
-    summary: Object.fromEntries(r.targets.map((t) => [t.target, t.error ? { error: t.error, ...(t.diagnostics ? { diagnostics: toJson(sources, t.diagnostics) } : {}) } : summarize(t.comparisons)])),
+    summary: Object.fromEntries(
+      r.targets.map((t) => {
+        if (t.error) return [t.target, { error: t.error, ...(t.diagnostics ? { diagnostics: toJson(sources, t.diagnostics) } : {}) }];
+        const fwd = t.comparisons.filter((c, i) => c && r.planned[i]!.probe.from);
+        return [t.target, { ...summarize(t.comparisons), ...(r.containers.length ? { forwarded: summarize(fwd) } : {}) }];
+      }),
+    ),
     probes: r.planned.map((p, i) => {
       const first = r.targets.map((t) => t.comparisons[i]).find((c) => c);
       const user = nameOf(r.accounts.users, p.probe.uid);
@@ -124,7 +163,14 @@ export function labJson(file: string, r: LabReport, sources: SourceMap) {
         flow: { ...p.probe, ...(first && p.probe.name !== undefined ? { dst: first.result.probe.dst } : {}), ...(user !== undefined ? { user } : {}), ...(group !== undefined ? { group } : {}) },
         ...(first
           ? {
-              explain: { verdict: first.decision.verdict, audit: first.decision.audit, decidedBy: first.decision.step, rules: first.decision.rules.map((x) => x.name) },
+              explain: {
+                verdict: first.decision.verdict,
+                audit: first.decision.audit,
+                decidedBy: first.decision.step,
+                rules: first.decision.rules.map((x) => x.name),
+                ...(first.decision.builtin ? { builtin: first.decision.builtin } : {}),
+                ...(first.decision.sources ? { sources: first.decision.sources } : {}),
+              },
               expected: first.expected,
             }
           : {}),
@@ -138,6 +184,7 @@ export function labJson(file: string, r: LabReport, sources: SourceMap) {
       };
     }),
     notProbed: r.notProbed,
+    containers: r.containers,
     hosts: r.hosts,
     identities: r.identities,
   };
