@@ -106,7 +106,7 @@ export function readOptionsOf(io: Io, flags: SourceFlags, seams: ObserveSeams, p
 }
 
 /**
- * Names for the report: hosts and rules from the policy (when given), else
+ * Names for the report: hosts, rules and forward sources from the policy (when given), else
  * hosts from what is live (the state directory keeps the last known good
  * addresses of the applied policy's hostnames); users from the accounts.
  */
@@ -115,7 +115,9 @@ export async function contextOf(io: Io, loaded: Loaded | undefined): Promise<{ c
   const ctx: StatsContext = { users: accountNames(accounts).users };
   if (loaded?.ir) {
     ctx.hosts = hostsByAddress(loaded.ir);
-    ctx.ruleNames = [...new Set(loaded.ir.rules.map((r) => r.origin.name))];
+    ctx.ruleNames = [...new Set([...loaded.ir.rules, ...(loaded.ir.forward?.rules ?? [])].map((r) => r.origin.name))];
+    // Forwarded denials are named by the sources they came from (SPEC §6).
+    if (loaded.ir.forward) ctx.forwardSources = loaded.ir.forward.sources;
   } else {
     let live;
     try {

@@ -9,9 +9,12 @@ import type { TagVerdict } from '../backends/log-tag.js';
 import type { Family } from '../policy/address.js';
 
 /**
- * - `denied`: blocked (egress tag D or P, a line of another LOG rule selected
- *   with --prefix, a Windows Firewall DROP);
- * - `would-deny`: audit mode (tag d or p): logged and counted, not blocked;
+ * - `denied`: blocked (egress tag D, P, B or U, a line of another LOG rule
+ *   selected with --prefix, a Windows Firewall DROP);
+ * - `would-deny`: logged and counted, not blocked: audit mode (tag d, p, b),
+ *   and a forwarded flow from no source let through (tag u: `forward.unlisted:
+ *   warn`, or audit mode with `unlisted: deny`), which `unlisted: deny` in
+ *   enforce mode would deny — the log line cannot tell which of the two;
  * - `allowed`: a Windows Firewall ALLOW line (replay can use it: it is
  *   recorded traffic; stats never counts it).
  */
@@ -50,6 +53,12 @@ export interface LogEvent {
   gid?: number;
   /** Output interface (netfilter OUT=). */
   out?: string;
+  /**
+   * Input interface (netfilter IN=), set only on a forwarded packet (SPEC §6:
+   * a container's or VM's, routed by this host): a line with both IN= and
+   * OUT= set. `src` is then the workload's address; `uid`/`gid` never are.
+   */
+  in?: string;
 }
 
 export interface ReadProblem {
@@ -68,7 +77,7 @@ export interface ReadCounts {
   events: number;
   /** netfilter LOG lines of other rules (no egress tag, prefix not asked for). */
   other: number;
-  /** Selected lines of packets that were not going out (IN= set): egress only logs output. */
+  /** Selected lines of packets that came in for this host (IN= set, OUT= empty): egress logs only what goes out or is forwarded. */
   inbound: number;
   /** Lines that looked like log records but could not be read (truncated, garbled); skipped. */
   malformed: number;

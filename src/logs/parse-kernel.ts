@@ -25,7 +25,10 @@
  *
  * Which lines are events: those whose prefix ends in an egress tag
  * (`<V>:<rule> `, backends/log-tag.ts), or, with --prefix, those whose prefix
- * is one of the given ones (tagged or not).
+ * is one of the given ones (tagged or not). Of those, a packet this host sent
+ * (`IN=` empty) or forwarded (`IN=` and `OUT=` both set: a container's or
+ * VM's, SPEC §6; the event gets `in`); one that came in for this host
+ * (`IN=` set, `OUT=` empty) is counted as inbound.
  */
 import type { TagVerdict } from '../backends/log-tag.js';
 import ipaddr from 'ipaddr.js';
@@ -122,6 +125,7 @@ export class KernelLineParser {
   private readonly dsts = new Map<string, string | null>();
   private readonly prefixText = new Map<string, string>();
   private readonly rules = new Map<string, string>();
+  private readonly ifaces = new Map<string, string>();
   private lastPrefixRaw = '\u0000';
   private lastPrefix = '';
   // Per-chunk search results (see parseRange).
@@ -230,7 +234,7 @@ export class KernelLineParser {
       while (k >= a && isRuleChar(line.charCodeAt(k))) k--;
       if (k >= a + 1 && k < i - 2 && line.charCodeAt(k) === C.Colon) {
         const v = line.charCodeAt(k - 1);
-        if (v === 68 /* D */ || v === 80 /* P */ || v === 100 /* d */ || v === 112 /* p */ || v === 66 /* B */ || v === 98 /* b */) {
+        if (v === 68 /* D */ || v === 80 /* P */ || v === 100 /* d */ || v === 112 /* p */ || v === 66 /* B */ || v === 98 /* b */ || v === 85 /* U */ || v === 117 /* u */) {
           const name = line.slice(k + 1, i - 1);
           if (validRuleTag(name)) {
             tag = String.fromCharCode(v) as TagVerdict;
@@ -262,10 +266,17 @@ export class KernelLineParser {
       return undefined;
     }
 
-    // Only packets going out: "IN=" must be empty.
-    if (line.charCodeAt(i + 3) !== C.Space) {
-      this.counts.inbound++;
-      return undefined;
+    // Going out ("IN=" empty) or forwarded ("IN=" and "OUT=" both set); not in for this host.
+    let p = i + 3;
+    let inIf: string | undefined;
+    if (line.charCodeAt(p) !== C.Space) {
+      const e = valueEnd(line, b, p);
+      if (!has(line, e, ' OUT=') || e + 5 >= b || line.charCodeAt(e + 5) === C.Space) {
+        this.counts.inbound++;
+        return undefined;
+      }
+      inIf = this.intern(this.ifaces, line.slice(p, e));
+      p = e;
     }
 
     // Fields: jump to each one with indexOf (a fast one-byte string search) rather than walk every token.
@@ -283,7 +294,6 @@ export class KernelLineParser {
     let uid = -1;
     let gid = -1;
     let bad: string | undefined;
-    let p = i + 3;
     if (has(line, p, ' OUT=')) {
       const e = valueEnd(line, b, p + 5);
       if (e > p + 5) out = line.slice(p + 5, e);
@@ -421,7 +431,7 @@ export class KernelLineParser {
       prefix,
       tag,
       rule,
-      verdict: tag === 'd' || tag === 'p' || tag === 'b' ? 'would-deny' : 'denied',
+      verdict: tag === 'd' || tag === 'p' || tag === 'b' || tag === 'u' ? 'would-deny' : 'denied',
       family,
       src,
       dst,
@@ -435,6 +445,7 @@ export class KernelLineParser {
       uid: uid >= 0 ? uid : undefined,
       gid: gid >= 0 ? gid : undefined,
       out: out || undefined,
+      in: inIf,
     };
     return ev;
   }

@@ -243,6 +243,7 @@ export class PfirewallLines {
       uid: undefined,
       gid: undefined,
       out: undefined,
+      in: undefined, // the Windows Firewall logs no forwarded traffic
     };
     this.counts.events++;
     this.counts.pfirewall++;

@@ -5,8 +5,8 @@ import { KernelLineParser } from '../logs/parse-kernel.js';
 import { countBetween, StatsBuilder, timeline } from './aggregate.js';
 import { analyzeChanges, type HistoryEntry } from './changes.js';
 import { Deduper } from './dedupe.js';
-import { NOW } from '../../test/helpers.js';
-import { ICMP4, iso, TCP4, TCP6, UDP4 } from '../../test/observe/lines.js';
+import { loadText, NOW } from '../../test/helpers.js';
+import { FWD_ICMP6, FWD_OTHER4, FWD_TCP4, FWD_UDP4, ICMP4, iso, TCP4, TCP6, UDP4 } from '../../test/observe/lines.js';
 
 const T0 = Date.UTC(2026, 10, 23, 9, 0, 0);
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();
@@ -103,6 +103,107 @@ describe('StatsBuilder', () => {
     expect(timeline(m)).toMatchObject({ bucketMinutes: 5, start: 100 * 60_000 });
     expect(timeline(m, 10)).toMatchObject({ bucketMinutes: 10, counts: [2, 0, 0, 1, 0, 0, 5] });
     expect(countBetween(m, 100 * 60_000, 131 * 60_000)).toBe(3);
+  });
+});
+
+/** Two sources that overlap: 198.51.100.3 is in both. */
+const FORWARD_POLICY = `
+version: 1
+mode: enforce
+default: reject
+forward:
+  sources:
+    docker: { interfaces: ["br-*"], networks: [198.51.100.0/28, "2001:db8:1::/64"] }
+    gitbox: { networks: [198.51.100.3] }
+  unlisted: warn
+allow:
+  - name: dns
+    reason: resolver for the host and the containers
+    from: [host, docker]
+    to: [203.0.113.53]
+    ports: [udp/53]
+deny:
+  - name: no-ping
+    reason: containers do not ping out
+    from: [docker]
+    icmp: [echo-request]
+`;
+
+describe('forwarded events (SPEC §6)', () => {
+  const log = [
+    iso(`EGRESS P:- ${FWD_TCP4}`, at(0)), // docker
+    iso(`EGRESS P:- ${FWD_TCP4}`, at(1)), // retransmission
+    iso(`EGRESS P:- ${FWD_UDP4}`, at(2)), // docker and gitbox
+    iso(`EGRESS D:no-ping ${FWD_ICMP6}`, at(3)), // docker, IPv6
+    iso(`EGRESS u:- ${FWD_OTHER4}`, at(4)), // from no source, let through
+    iso(`EGRESS U:- ${FWD_OTHER4.replace('SPT=50000', 'SPT=50001')}`, at(5)), // from no source, denied
+    iso(`EGRESS P:- ${TCP4}`, at(6)), // the host's own
+  ];
+  const build = (lines = log) => {
+    const b = new StatsBuilder();
+    const d = new Deduper();
+    for (const e of events(lines)) b.add(e, d.isNew(e));
+    return b;
+  };
+
+  test('in the totals and destinations like the host\'s; rules and users apart; u says nothing about the mode', () => {
+    const s = build().finish(emptyCounts(), { users: new Map([[33, 'www-data']]) });
+    expect(s).toMatchObject({ mode: 'enforce', connections: 6, packets: 7, denied: 5, wouldDeny: 1 });
+    expect(s.destinations.find((d) => d.dst === '203.0.113.9')).toMatchObject({ connections: 3, packets: 4, users: [{ forwarded: true, connections: 3 }], rules: ['(unlisted)', '-'] });
+    expect(s.users).toEqual([
+      { forwarded: true, connections: 5, packets: 6 },
+      { uid: 33, user: 'www-data', connections: 1, packets: 1 },
+    ]);
+    expect(s.rules).toEqual([
+      { isDefault: true, verdict: 'denied', connections: 2, packets: 3, logged: '-', scope: 'forward' },
+      { isDefault: false, unlisted: true, verdict: 'denied', connections: 1, packets: 1, logged: '-', scope: 'forward' },
+      { isDefault: true, verdict: 'denied', connections: 1, packets: 1, logged: '-' },
+      { isDefault: false, unlisted: true, verdict: 'would-deny', connections: 1, packets: 1, logged: '-', scope: 'forward' },
+      { isDefault: false, verdict: 'denied', connections: 1, packets: 1, rule: 'no-ping', logged: 'no-ping', scope: 'forward' },
+    ]);
+    // The host's series only: forwarded events have no user.
+    expect(s.ruleUsers).toEqual([{ rule: '-', user: 'www-data', verdict: 'denied', connections: 1, packets: 1 }]);
+    const host = build(log.slice(6)).finish(emptyCounts(), {});
+    expect(host.forwarded).toBeUndefined();
+    expect(host.rules[0]).not.toHaveProperty('scope');
+  });
+
+  test('by the policy\'s sources (overlapping ones together, none = unlisted), or by input interface without a policy', async () => {
+    const l = await loadText(FORWARD_POLICY);
+    const s = build().finish(emptyCounts(), { forwardSources: l.ir!.forward!.sources });
+    expect(s.forwarded).toMatchObject({ connections: 5, packets: 6, denied: 4, wouldDeny: 1, unlisted: { denied: 1, passed: 1 } });
+    expect(s.forwarded!.sources.map((x) => [x.sources, x.interfaces, x.addresses, x.connections, x.packets, x.unlisted])).toEqual([
+      [['docker'], ['br-test'], ['198.51.100.2', '2001:db8:1::2'], 2, 3, 0],
+      [[], ['tap-vm1'], ['192.0.2.77'], 2, 2, 2],
+      [['docker', 'gitbox'], ['br-test'], ['198.51.100.3'], 1, 1, 0],
+    ]);
+    expect(s.forwarded!.sources[0]).toMatchObject({ first: T0, last: T0 + 3000, rules: [{ rule: '-', verdict: 'denied', connections: 1, packets: 2 }, { rule: 'no-ping', verdict: 'denied', connections: 1, packets: 1 }] });
+    expect(s.forwarded!.sources[1]!.rules).toEqual([
+      { rule: '(unlisted)', verdict: 'denied', connections: 1, packets: 1 },
+      { rule: '(unlisted)', verdict: 'would-deny', connections: 1, packets: 1 },
+    ]);
+    const bare = build().finish(emptyCounts(), {});
+    expect(bare.forwarded!.sources.map((x) => [x.sources, x.interfaces, x.addressCount, x.connections])).toEqual([
+      [undefined, ['br-test'], 3, 3],
+      [undefined, ['tap-vm1'], 1, 2],
+    ]);
+  });
+
+  test('a worker\'s state (structured clone) merges to the same answer as one builder', async () => {
+    const l = await loadText(FORWARD_POLICY);
+    const ctx = { forwardSources: l.ir!.forward!.sources };
+    const whole = build().finish(emptyCounts(), ctx);
+    const d = new Deduper();
+    const es = events(log);
+    const a = new StatsBuilder();
+    const b = new StatsBuilder();
+    es.forEach((e, i) => (i < 3 ? a : b).add(e, d.isNew(e)));
+    const merged = new StatsBuilder();
+    merged.merge(structuredClone(a.exportState()));
+    merged.merge(structuredClone(b.exportState()));
+    const s = merged.finish(emptyCounts(), ctx);
+    expect(s.forwarded).toEqual(whole.forwarded);
+    expect(s.rules).toEqual(whole.rules);
   });
 });
 

@@ -4,11 +4,24 @@
  * packets are log lines. Names are attached at the end (`finish`): hostnames
  * from the policy's resolved hosts, user names from the accounts, full rule
  * names from the policy (a cut tag "~hhh" is mapped back with matchTag).
+ *
+ * Forwarded events (a container's or VM's, `LogEvent.in` set) count in the
+ * totals, the destinations and the rules like the host's, but apart where
+ * they differ: their rules are rows of their own (`scope: 'forward'`), they
+ * have no user (a row `forwarded: true` stands for them in the users), and
+ * `forwarded` (forward-stats.ts) breaks them down by source.
  */
 import { matchTag } from '../backends/log-tag.js';
 import type { Family } from '../policy/address.js';
 import { icmpTypeName } from '../policy/protocols.js';
 import type { EventProto, EventVerdict, LogEvent, ReadCounts } from '../logs/event.js';
+import type { SourceShape } from '../sim/forward.js';
+import { ForwardTally, type ForwardState, type ForwardStats } from './forward-stats.js';
+
+/** The uid of a forwarded event in a destination's users: it has no socket, hence no owner. */
+const FORWARDED = -2;
+/** The rule key of a forwarded flow from no source (tags U, u): not a rule name (those are [a-z0-9_-]). */
+const UNLISTED_KEY = '(unlisted)';
 
 export interface DestinationStat {
   family: Family;
@@ -26,8 +39,8 @@ export interface DestinationStat {
   packets: number;
   first?: number;
   last?: number;
-  /** Connections per uid (-1: not logged), most first. */
-  users: { uid?: number; user?: string; connections: number }[];
+  /** Connections per uid, most first; without uid: not logged, or `forwarded` (a container's or VM's: no owner). */
+  users: { uid?: number; user?: string; forwarded?: true; connections: number }[];
   /** Rules (full names where known; "-" = the default) that denied it. */
   rules: string[];
 }
@@ -35,6 +48,8 @@ export interface DestinationStat {
 export interface UserStat {
   uid?: number;
   user?: string;
+  /** The row of the forwarded connections (they have no owner). */
+  forwarded?: true;
   connections: number;
   packets: number;
 }
@@ -46,6 +61,10 @@ export interface RuleStat {
   logged?: string;
   /** The default verdict decided (tag P/p). */
   isDefault: boolean;
+  /** A forwarded flow from no source (tag U/u, or replay's step "unlisted"). */
+  unlisted?: true;
+  /** Forwarded traffic's (SPEC §6): a rule's forward denials are a row apart from its host denials. */
+  scope?: 'forward';
   /** Untagged lines (another LOG rule, the Windows Firewall): the prefix they carried. */
   prefix?: string;
   verdict: Exclude<EventVerdict, 'allowed'>;
@@ -82,6 +101,8 @@ export interface Stats {
   ruleUsers: RuleUserStat[];
   /** Connections per minute (minute = floor(ms / 60000)), for the timeline and before/after a change. */
   minutes: Map<number, number>;
+  /** Forwarded events by source; absent when there were none. */
+  forwarded?: ForwardStats;
 }
 
 export interface StatsContext {
@@ -91,6 +112,8 @@ export interface StatsContext {
   users?: ReadonlyMap<number, string>;
   /** The policy's rule names, to map cut tags back. */
   ruleNames?: readonly string[];
+  /** The policy's forward sources, to name where forwarded events came from (else: by input interface). */
+  forwardSources?: readonly SourceShape[];
 }
 
 interface Acc {
@@ -105,8 +128,12 @@ interface RuleAcc extends Acc {
   /** The rule as logged (or the deciding rules, joined by ","); undefined for the default and untagged lines. */
   rule?: string;
   isDefault: boolean;
+  unlisted: boolean;
+  /** Forwarded events' rule (its key starts with ">"). */
+  forward: boolean;
   /** Untagged lines: their prefix. */
   prefix?: string;
+  /** Host events only (forwarded events have no owner; forward-stats.ts counts them per source). */
   users: Map<number, Acc>;
 }
 
@@ -141,6 +168,7 @@ export interface BuilderState {
   auditTags: number;
   first: number;
   last: number;
+  fwd: ForwardState;
 }
 
 /** What decided an event, when replay re-decides it with another policy. */
@@ -150,6 +178,8 @@ export interface Attribution {
   rules: readonly string[];
   /** rules.join(","), when the caller has it at hand (saves a join per event). */
   key?: string;
+  /** A forwarded flow from no source (decided by `forward.unlisted`), not by a rule or the default. */
+  unlisted?: boolean;
 }
 
 /**
@@ -178,6 +208,7 @@ export class StatsBuilder {
   private auditTags = 0;
   private first = Infinity;
   private last = -Infinity;
+  private readonly fwd = new ForwardTally();
 
   /**
    * Everything accumulated, as plain data (Maps, Sets and objects survive
@@ -186,7 +217,7 @@ export class StatsBuilder {
   exportState(): BuilderState {
     this.flushMinute();
     const { dests, rules, minutes, prefixes, connections, packets, denied, wouldDeny, enforceTags, auditTags, first, last } = this;
-    return { dests, rules, minutes, prefixes, connections, packets, denied, wouldDeny, enforceTags, auditTags, first, last };
+    return { dests, rules, minutes, prefixes, connections, packets, denied, wouldDeny, enforceTags, auditTags, first, last, fwd: this.fwd.byIn };
   }
 
   /** Add another builder's state (a later or earlier part of the same logs). */
@@ -203,6 +234,7 @@ export class StatsBuilder {
     this.last = Math.max(this.last, o.last);
     for (const p of o.prefixes) this.prefixes.add(p);
     for (const [m, n] of o.minutes) this.minutes.set(m, (this.minutes.get(m) ?? 0) + n);
+    this.fwd.merge(o.fwd);
     const mine = (r: RuleAcc): RuleAcc => {
       const byRule = this.rules[r.verdict];
       let x = byRule.get(r.key);
@@ -263,8 +295,9 @@ export class StatsBuilder {
     this.connections += c;
     if (verdict === 'denied') this.denied += c;
     else this.wouldDeny += c;
-    if (!by && e.tag) {
-      if (e.tag === 'D' || e.tag === 'P' || e.tag === 'B') this.enforceTags++;
+    // u says nothing about the mode: `forward.unlisted: warn` logs it in enforce mode too.
+    if (!by && e.tag && e.tag !== 'u') {
+      if (e.tag === 'D' || e.tag === 'P' || e.tag === 'B' || e.tag === 'U') this.enforceTags++;
       else this.auditTags++;
     }
     if (e.prefix !== this.lastPrefix) {
@@ -287,14 +320,18 @@ export class StatsBuilder {
     }
     // Rule (the last one is remembered: runs of the same rule are common).
     let r: RuleAcc | undefined;
-    const ruleKey = by ? (by.rules.length ? by.key ?? by.rules.join(',') : '-') : e.tag ? e.rule ?? '-' : `\t${e.prefix}`;
+    const inIf = e.in;
+    const unlisted = by ? by.unlisted === true : e.tag === 'U' || e.tag === 'u';
+    let ruleKey = unlisted ? UNLISTED_KEY : by ? (by.rules.length ? by.key ?? by.rules.join(',') : '-') : e.tag ? e.rule ?? '-' : `\t${e.prefix}`;
+    if (inIf !== undefined) ruleKey = `>${ruleKey}`;
     if (ruleKey === this.lastRuleKey && verdict === this.lastRule?.verdict) r = this.lastRule;
     else {
       const byRule = this.rules[verdict];
       r = byRule.get(ruleKey);
       if (!r) {
-        const isDefault = ruleKey === '-';
-        r = { key: ruleKey, verdict, rule: !isDefault && (by || e.tag) ? ruleKey : undefined, isDefault, prefix: !by && !e.tag ? e.prefix : undefined, connections: 0, packets: 0, users: new Map() };
+        const base = inIf !== undefined ? ruleKey.slice(1) : ruleKey;
+        const isDefault = base === '-';
+        r = { key: ruleKey, verdict, rule: !isDefault && !unlisted && (by || e.tag) ? base : undefined, isDefault, unlisted, forward: inIf !== undefined, prefix: !by && !e.tag ? e.prefix : undefined, connections: 0, packets: 0, users: new Map() };
         byRule.set(ruleKey, r);
       }
       this.lastRule = r;
@@ -302,12 +339,15 @@ export class StatsBuilder {
     }
     r.connections += c;
     r.packets++;
-    // User, per rule (the totals per user are summed in finish()).
-    const uid = e.uid ?? -1;
-    let ru = r.users.get(uid);
-    if (!ru) r.users.set(uid, (ru = { connections: 0, packets: 0 }));
-    ru.connections += c;
-    ru.packets++;
+    // User, per rule (the totals per user are summed in finish()); a forwarded event has none, it counts per source.
+    const uid = inIf !== undefined ? FORWARDED : e.uid ?? -1;
+    if (inIf !== undefined) this.fwd.add(e, inIf, c, verdict, ruleKey, unlisted);
+    else {
+      let ru = r.users.get(uid);
+      if (!ru) r.users.set(uid, (ru = { connections: 0, packets: 0 }));
+      ru.connections += c;
+      ru.packets++;
+    }
     // Destination.
     const port = e.proto === 'icmp' ? e.icmpType : e.dpt;
     const dk = e.protoNum * 70_000 + (port ?? 69_999);
@@ -350,7 +390,7 @@ export class StatsBuilder {
   finish(counts: ReadCounts, ctx: StatsContext = {}, top = Infinity): Stats {
     const userName = (uid: number) => (uid < 0 ? undefined : ctx.users?.get(uid));
     const fullRule = (logged: string) => (ctx.ruleNames ? matchTag(logged, ctx.ruleNames) ?? logged : logged);
-    const ruleLabel = (r: RuleAcc) => (r.isDefault ? '-' : r.rule !== undefined ? fullRule(r.rule) : '');
+    const ruleLabel = (r: RuleAcc) => (r.unlisted ? UNLISTED_KEY : r.isDefault ? '-' : r.rule !== undefined ? fullRule(r.rule) : '');
     // Order every destination by cheap numeric keys; build the full rows (users, rules, names) only for the top.
     const all: DestAcc[] = [];
     for (const perDst of this.dests.values()) for (const d of perDst.values()) all.push(d);
@@ -364,6 +404,7 @@ export class StatsBuilder {
         connections: d.connections,
         packets: d.packets,
         users: d.uids.map((uid, i) => [uid, d.uidCounts[i]!] as const).sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([uid, n]) => {
+          if (uid === FORWARDED) return { forwarded: true as const, connections: n };
           const name = userName(uid);
           return { ...(uid >= 0 ? { uid } : {}), ...(name !== undefined ? { user: name } : {}), connections: n };
         }),
@@ -394,15 +435,21 @@ export class StatsBuilder {
       const name = userName(uid);
       return { ...(uid >= 0 ? { uid } : {}), ...(name !== undefined ? { user: name } : {}), connections: a.connections, packets: a.packets };
     });
-    users.sort((a, b) => b.connections - a.connections || b.packets - a.packets || (a.uid ?? -1) - (b.uid ?? -1));
+    const forwarded = this.fwd.finish((v, k) => ruleLabel(this.rules[v].get(k)!), ctx.forwardSources);
+    if (forwarded) users.push({ forwarded: true, connections: forwarded.connections, packets: forwarded.packets });
+    users.sort((a, b) => b.connections - a.connections || b.packets - a.packets || (a.uid ?? (a.forwarded ? -2 : -1)) - (b.uid ?? (b.forwarded ? -2 : -1)));
     const allRules = [...this.rules.denied.values(), ...this.rules['would-deny'].values()];
     const rules: RuleStat[] = allRules.map((r) => {
       const out: RuleStat = { isDefault: r.isDefault, verdict: r.verdict, connections: r.connections, packets: r.packets };
-      if (r.rule !== undefined) {
+      if (r.unlisted) {
+        out.unlisted = true;
+        out.logged = '-';
+      } else if (r.rule !== undefined) {
         out.rule = fullRule(r.rule);
         out.logged = r.rule;
       } else if (r.isDefault) out.logged = '-';
       else out.prefix = r.prefix!;
+      if (r.forward) out.scope = 'forward';
       return out;
     });
     rules.sort((a, b) => b.connections - a.connections || b.packets - a.packets || cmp(a.rule ?? '', b.rule ?? ''));
@@ -444,6 +491,7 @@ export class StatsBuilder {
     };
     if (this.first !== Infinity) s.first = this.first;
     if (this.last !== -Infinity) s.last = this.last;
+    if (forwarded) s.forwarded = forwarded;
     return s;
   }
 }

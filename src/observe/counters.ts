@@ -105,13 +105,16 @@ export interface RuleActivity {
 }
 
 /**
- * Per policy rule: hits within [now - days, now], summed over both families.
- * A rule is `stale` only when the samples reach back to the start of the
- * window (otherwise it is `unknown`: too little history to say).
+ * Per policy rule: hits within [now - days, now], summed over both families
+ * and both scopes (a rule `from: [host, docker]` has host counters and
+ * forward counters, `scope: 'forward'`; it is used when either moves). The
+ * forward default, unlisted and builtin counters are no rule's. A rule is
+ * `stale` only when the samples reach back to the start of the window
+ * (otherwise it is `unknown`: too little history to say).
  */
 export function ruleActivity(rules: readonly { name: string; action: 'allow' | 'deny' }[], samples: readonly CounterSample[], now: Date, days: number): RuleActivity[] {
   const from = now.getTime() - days * 86_400_000;
-  // Per rule, a series of (time, packets summed over families).
+  // Per rule, a series of (time, packets summed over families and scopes).
   const series = new Map<string, { t: number; packets: number }[]>();
   for (const s of samples) {
     const t = Date.parse(s.time);

@@ -11,7 +11,7 @@ import { NameIndex } from './names.js';
 import { accountNames, FlowMaker } from './replay.js';
 import type { NameRecord } from '../logs/dns-log.js';
 import { ACCOUNTS, fixedResolver, loadText, NOW } from '../../test/helpers.js';
-import { iso, TCP4 } from '../../test/observe/lines.js';
+import { FWD_ICMP6, FWD_OTHER4, FWD_TCP4, FWD_TCP6, FWD_UDP4, iso, TCP4 } from '../../test/observe/lines.js';
 
 const GOLDEN = join(import.meta.dirname, '..', '..', 'test', 'observe', 'golden', 'learn');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
@@ -237,5 +237,76 @@ describe('learn with the DNS forwarder’s answers', () => {
     expect(learned.rules.flatMap((r) => r.to).sort()).toEqual(['192.0.2.66', '192.0.2.99', '198.51.100.21', '198.51.100.22', '198.51.100.23', '198.51.100.7', '203.0.113.5', '203.0.113.6']);
     const items = learnedYaml(learned.rules, describeUser);
     expect(items).toContain('# 198.51.100.7 was answered for www.example.org, kept as the address: the policy does not set dns.proxy: true');
+  });
+});
+
+const FORWARD = readFileSync(join(GOLDEN, 'forward-policy.yaml'), 'utf8');
+
+/** A container's SYN forwarded from `src` on `inIf`, logged by audit mode's forward default. */
+function fwd(dst: string, port: number, src: string, spt: number, tag = 'p', inIf = 'br-test'): string {
+  return iso(`EGRESS ${tag}:- ${FWD_TCP4.replace('IN=br-test', `IN=${inIf}`).replace('SRC=198.51.100.2', `SRC=${src}`).replace('DST=203.0.113.9', `DST=${dst}`).replace('DPT=443', `DPT=${port}`).replace('SPT=43210', `SPT=${spt}`)}`);
+}
+
+const FWD_SEEN = [
+  // two containers to the registry, and one over IPv6 to its v6 address: one rule from docker, both destinations.
+  fwd('203.0.113.9', 443, '198.51.100.2', 1),
+  fwd('203.0.113.9', 443, '198.51.100.4', 2),
+  iso(`EGRESS p:- ${FWD_TCP6.replace('DST=2001:0db8:0002:0000:0000:0000:0000:0009', 'DST=2001:0db8:0002:0000:0000:0000:0000:0443')}`),
+  // the git container (in docker and gitbox) to a git server over ssh: from both.
+  fwd('192.0.2.10', 22, '198.51.100.3', 3),
+  // the host itself to the registry, as www-data: a host rule of its own.
+  syn('203.0.113.9', 443, 33, 4),
+  // already allowed by dns (from host and docker).
+  iso(`EGRESS p:- ${FWD_UDP4}`),
+  // caught by no-ping: not learnable.
+  iso(`EGRESS d:no-ping ${FWD_ICMP6}`),
+  // a VM on an interface no source lists: let through (warn), reported with the source to add.
+  iso(`EGRESS u:- ${FWD_OTHER4}`),
+  iso(`EGRESS u:- ${FWD_OTHER4.replace('SPT=50000', 'SPT=50001').replace('SRC=192.0.2.77', 'SRC=192.0.2.78')}`),
+];
+
+describe('learn from forwarded traffic (SPEC §6)', () => {
+  test('rules from: the sources the flows belong to, never a user; unlisted flows name the source to add', async () => {
+    const { learned } = await learnFrom(FORWARD, FWD_SEEN);
+    expect(learned.rules.map((r) => ({ name: r.name, from: r.from, to: r.to, ports: r.ports, users: r.users, connections: r.connections }))).toEqual([
+      { name: 'learned-tcp443-docker', from: ['docker'], to: ['203.0.113.9', '2001:db8:2::443'], ports: ['tcp/443'], users: [], connections: 3 },
+      { name: 'learned-192-0-2-10', from: ['docker', 'gitbox'], to: ['192.0.2.10'], ports: ['tcp/22'], users: [], connections: 1 },
+      { name: 'learned-203-0-113-9-www-data', from: [], to: ['203.0.113.9'], ports: ['tcp/443'], users: ['www-data'], connections: 1 },
+    ]);
+    expect(learned.notLearned.map((n) => [n.flow.dst, n.flow.forwarded, n.why, n.rules])).toEqual([['2001:db8:2::9', { in: 'br-test', src: '2001:db8:1::2' }, 'denied-by-rule', ['no-ping']]]);
+    expect(learned.alreadyAllowed).toBe(1);
+    expect(learned.unlisted).toMatchObject([{ interface: 'tap-vm1', addresses: ['192.0.2.77', '192.0.2.78'], connections: 2, unlisted: 'warn', source: { name: 'tap-vm1', interfaces: ['tap-vm1'] }, default: 'reject' }]);
+    expect(learned.unlisted[0]!.flows.map((f) => [f.dst, f.port, f.forwarded!.src, f.connections])).toEqual([
+      ['203.0.113.9', 443, '192.0.2.77', 1],
+      ['203.0.113.9', 443, '192.0.2.78', 1],
+    ]);
+  });
+
+  test('the YAML carries from: and where the flows came from; merged, it checks and admits every flow (not merged: none)', async () => {
+    const { learned } = await learnFrom(FORWARD, FWD_SEEN);
+    const items = learnedYaml(learned.rules, describeUser);
+    expect(items).toContain('  from: [docker, gitbox]\n');
+    expect(items).toContain('# forwarded from br-test, per source address: 198.51.100.2 1, 198.51.100.4 1, 2001:db8:1::2 1\n');
+    expect(items).not.toMatch(/every user/);
+    const merged = mergeLearned(FORWARD, items);
+    golden('forward-policy.learned.yaml', merged);
+    const l2 = await loadText(merged);
+    expect(l2.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    const opts = { resolver: fixedResolver(HOSTS), now: NOW, baseDir: '.' };
+    const flows = learned.rules.flatMap((r) => r.flows);
+    expect(await verifyLearned(learned, ACCOUNTS, 'policy.yaml', merged, opts)).toEqual({ flows: flows.length, stillDenied: [] });
+    expect((await verifyLearned(learned, ACCOUNTS, 'policy.yaml', FORWARD, opts)).stillDenied).toEqual(flows);
+    // The forward rule admits the containers, not the host: the host's own flow needs its own rule.
+    const hostOnly = mergeLearned(FORWARD, learnedYaml(learned.rules.filter((r) => r.from.length), describeUser));
+    const still = await verifyLearned({ ...learned, rules: learned.rules.filter((r) => !r.from.length) }, ACCOUNTS, 'policy.yaml', hostOnly, opts);
+    expect(still.stillDenied.map((f) => [f.dst, f.uid])).toEqual([['203.0.113.9', 33]]);
+  });
+
+  test('without a forward scope every forwarded flow is unlisted; the proposed source name avoids taken ones', async () => {
+    const { learned } = await learnFrom(POLICY, [fwd('203.0.113.9', 443, '198.51.100.2', 1)]);
+    expect(learned.rules).toEqual([]);
+    expect(learned.unlisted).toMatchObject([{ interface: 'br-test', unlisted: 'none', source: { name: 'br-test' }, default: 'reject' }]);
+    const taken = await learnFrom(FORWARD.replace('gitbox: { networks', 'br-x: { networks'), [fwd('203.0.113.9', 443, '192.0.2.5', 1, 'u', 'br.x')]);
+    expect(taken.learned.unlisted.map((u) => u.source.name)).toEqual(['br-x-2']);
   });
 });

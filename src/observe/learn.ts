@@ -27,6 +27,13 @@
  *    learned rules merged in is loaded and must accept every flow they were
  *    learned from (`verifyLearned`); a flow written as a name is decided as
  *    it would be once the forwarder answered that name with its address.
+ * 6. Forwarded flows (a container's or VM's, SPEC §6) are decided as
+ *    forwarded flows: one that belongs to forward sources and goes to
+ *    `forward.default` gives a rule `from: [those sources]`, grouped like the
+ *    host's with the sources in place of the user (never `user`/`group`: a
+ *    forwarded packet has no owner). One from no source (decided by
+ *    `forward.unlisted`) cannot be admitted by any rule: it is reported per
+ *    input interface, with the source to add, in `unlisted`.
  */
 import { Document, Scalar, type YAMLMap, type YAMLSeq } from 'yaml';
 import { hasErrors } from '../diag/diagnostic.js';
@@ -63,6 +70,8 @@ export interface SeenFlow {
   answered?: Map<string, { connections: number; sameUser: boolean }>;
   /** The name learn wrote for `dst` (set by learnRules); verification decides the flow as if the forwarder had answered it with `dst`. */
   name?: string;
+  /** A forwarded flow: its input interface and source address (canonical). */
+  forwarded?: { in: string; src: string };
 }
 
 export interface LearnedRule {
@@ -73,6 +82,8 @@ export interface LearnedRule {
   icmp: string[];
   /** Names (or uids where the host has no name); empty = any user. */
   users: (string | number)[];
+  /** Forward sources the rule governs (`from`); empty = the host (from omitted). */
+  from: string[];
   connections: number;
   first?: number;
   last?: number;
@@ -96,9 +107,30 @@ export interface NotLearned {
   rules?: string[];
 }
 
+/**
+ * Forwarded flows from no forward source, per input interface: no rule can
+ * admit them (rules govern sources); adding `source` under `forward.sources`
+ * makes them a source's, and learn then proposes rules `from: [<its name>]`.
+ */
+export interface UnlistedSource {
+  interface: string;
+  /** Source addresses seen, most connections first. */
+  addresses: string[];
+  connections: number;
+  /** How the policy decides them now: `forward.unlisted` (warn, deny, accept), or "none" without a forward scope. */
+  unlisted: 'warn' | 'deny' | 'accept' | 'none';
+  /** The source to add: a free name and the interface. */
+  source: { name: string; interfaces: string[] };
+  /** The verdict for what no rule admits once that source is added: `forward.default` (the policy's default without a forward scope). */
+  default: Ir['default'];
+  flows: SeenFlow[];
+}
+
 export interface Learned {
   rules: LearnedRule[];
   notLearned: NotLearned[];
+  /** Forwarded flows from no source, per input interface (empty when there were none). */
+  unlisted: UnlistedSource[];
   /** Connections the policy already accepts (it changed since the logs were written). */
   alreadyAllowed: number;
   /** Distinct flows seen. */
@@ -122,16 +154,23 @@ export class FlowCollector {
 
   add(e: LogEvent, isNew: boolean): void {
     if (e.verdict === 'allowed') return;
-    const k = flowKey({ ...e, out: undefined } as LogEvent);
+    // The output interface is not learned (rules are written without `via`); a forwarded flow never has an owner.
+    const fwd = e.in !== undefined;
+    const ev = (fwd ? { ...e, out: undefined, uid: undefined, gid: undefined } : { ...e, out: undefined }) as LogEvent;
+    const k = flowKey(ev);
     let f = this.flows.get(k);
     if (!f) {
-      const decision = this.replayer.decide({ ...e, out: undefined } as LogEvent);
+      const decision = this.replayer.decide(ev);
       if (!decision) return;
       f = { family: e.family, dst: e.dst, proto: e.proto, protoNum: e.protoNum, connections: 0, decision };
       if (e.proto === 'icmp') f.icmpType = e.icmpType!;
       else if (e.proto !== 'other' && e.dpt !== undefined) f.port = e.dpt;
-      if (e.uid !== undefined) f.uid = e.uid;
-      if (e.gid !== undefined) f.gid = e.gid;
+      if (ev.uid !== undefined) f.uid = ev.uid;
+      if (ev.gid !== undefined) f.gid = ev.gid;
+      if (fwd) {
+        const a = parseAddress(e.src);
+        f.forwarded = { in: e.in!, src: a ? formatAddress(a.family, a.value) : e.src };
+      }
       this.flows.set(k, f);
     }
     if (isNew) f.connections++;
@@ -158,6 +197,8 @@ interface Atom {
   dest: string;
   port: string;
   user: string | number | '*';
+  /** The forward sources, joined by ","; "" = the host. */
+  from: string;
   flows: SeenFlow[];
 }
 
@@ -249,10 +290,15 @@ export function learnRules(flows: readonly SeenFlow[], opts: LearnOptions): Lear
   const hosts = hostsByAddress(opts.ir);
   const userNames = new Map<number, string>();
   for (const [name, id] of opts.accounts?.users ?? []) if (!userNames.has(id)) userNames.set(id, name);
-  const out: Learned = { rules: [], notLearned: [], alreadyAllowed: 0, flows: flows.length };
+  const out: Learned = { rules: [], notLearned: [], unlisted: [], alreadyAllowed: 0, flows: flows.length };
   const atoms = new Map<string, Atom>();
+  const unlisted: SeenFlow[] = [];
   for (const f of flows) {
     const d = f.decision;
+    if (d.step === 'unlisted') {
+      unlisted.push(f);
+      continue;
+    }
     if (d.verdict === 'accept') {
       out.alreadyAllowed += f.connections;
       continue;
@@ -270,22 +316,24 @@ export function learnRules(flows: readonly SeenFlow[], opts: LearnOptions): Lear
     if (asked !== undefined && !nameProblem(opts.ir, asked)) f.name = asked;
     const dest = hosts.get(f.dst) ?? f.name ?? f.dst;
     const user = f.uid === undefined ? ANY : userNames.get(f.uid) ?? f.uid;
-    const k = `${dest}\t${port}\t${user}`;
+    const from = f.forwarded ? [...(d.sources ?? [])].sort().join(',') : '';
+    const k = `${dest}\t${port}\t${user}\t${from}`;
     const a = atoms.get(k);
     if (a) a.flows.push(f);
-    else atoms.set(k, { dest, port, user, flows: [f] });
+    else atoms.set(k, { dest, port, user, from, flows: [f] });
   }
 
-  // (destination, user) → ports
-  const byDestUser = groupBy([...atoms.values()], (a) => `${a.dest}\t${a.user}`).map((g) => ({
+  // (destination, user, sources) → ports
+  const byDestUser = groupBy([...atoms.values()], (a) => `${a.dest}\t${a.user}\t${a.from}`).map((g) => ({
     dest: g[0]!.dest,
     user: g[0]!.user,
+    from: g[0]!.from,
     ports: [...new Set(g.map((a) => a.port))].sort(portOrder),
     flows: g.flatMap((a) => a.flows),
   }));
   // (user, ports) → destinations, collapsing crowded prefixes
   const collapseAt = opts.collapseAt ?? COLLAPSE_AT;
-  const byUserPorts = groupBy(byDestUser, (x) => `${x.user}\t${x.ports.join(',')}`).map((g) => {
+  const byUserPorts = groupBy(byDestUser, (x) => `${x.user}\t${x.from}\t${x.ports.join(',')}`).map((g) => {
     const dests = new Map<string, SeenFlow[]>();
     const collapsed: { prefix: string; seen: string[] }[] = [];
     for (const grp of groupBy(g, (x) => prefixOf(x.dest) ?? `host:${x.dest}`)) {
@@ -305,10 +353,10 @@ export function learnRules(flows: readonly SeenFlow[], opts: LearnOptions): Lear
         wildcards.push({ pattern, seen });
       }
     }
-    return { user: g[0]!.user, ports: g[0]!.ports, dests, collapsed, wildcards };
+    return { user: g[0]!.user, from: g[0]!.from, ports: g[0]!.ports, dests, collapsed, wildcards };
   });
-  // (destinations, ports) → users
-  const rules = groupBy(byUserPorts, (x) => `${[...x.dests.keys()].sort().join(',')}\t${x.ports.join(',')}`).map((g) => {
+  // (destinations, ports, sources) → users
+  const rules = groupBy(byUserPorts, (x) => `${[...x.dests.keys()].sort().join(',')}\t${x.ports.join(',')}\t${x.from}`).map((g) => {
     const users = g.map((x) => x.user);
     const anyUser = users.includes(ANY);
     const dests = new Map<string, SeenFlow[]>();
@@ -321,6 +369,7 @@ export function learnRules(flows: readonly SeenFlow[], opts: LearnOptions): Lear
       ports: ports.filter((p) => !p.startsWith('icmp:')),
       icmp: ports.filter((p) => p.startsWith('icmp:')).map((p) => p.slice(5)),
       users: anyUser ? [] : [...new Set(users as (string | number)[])].sort((a, b) => String(a).localeCompare(String(b))),
+      from: g[0]!.from ? g[0]!.from.split(',') : [],
       collapsed: g.flatMap((x) => x.collapsed),
       wildcards: g.flatMap((x) => x.wildcards),
       ...namesOf(opts.ir, flowsOf),
@@ -331,9 +380,38 @@ export function learnRules(flows: readonly SeenFlow[], opts: LearnOptions): Lear
   rules.sort((a, b) => b.connections - a.connections || a.to.join().localeCompare(b.to.join()));
   const taken = new Set(opts.taken);
   for (const r of rules) {
-    const name = ruleName(r.to, [...r.ports, ...r.icmp], r.users, taken);
+    const name = ruleName(r.to, [...r.ports, ...r.icmp], r.users.length ? r.users : r.from, taken);
     taken.add(name);
     out.rules.push({ name, reason: `learned from logs (${r.connections} connection${r.connections === 1 ? '' : 's'} denied); review before enforcing`, ...r });
+  }
+  out.unlisted = unlistedSources(opts.ir, unlisted);
+  return out;
+}
+
+/** Forwarded flows from no source, per input interface, each with a free source name to add for it. */
+function unlistedSources(ir: Ir, flows: readonly SeenFlow[]): UnlistedSource[] {
+  const taken = new Set((ir.forward?.sources ?? []).map((s) => s.name));
+  const out = groupBy(flows, (f) => f.forwarded!.in).map((fs): UnlistedSource => {
+    const perAddress = new Map<string, number>();
+    for (const f of fs) perAddress.set(f.forwarded!.src, (perAddress.get(f.forwarded!.src) ?? 0) + f.connections);
+    const iface = fs[0]!.forwarded!.in;
+    return {
+      interface: iface,
+      addresses: [...perAddress].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([a]) => a),
+      connections: sum(fs).connections,
+      unlisted: ir.forward?.unlisted ?? 'none',
+      source: { name: '', interfaces: [iface] },
+      default: ir.forward?.default ?? ir.default,
+      flows: [...fs].sort((a, b) => b.connections - a.connections || (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : 0)),
+    };
+  });
+  out.sort((a, b) => b.connections - a.connections || (a.interface < b.interface ? -1 : 1));
+  for (const u of out) {
+    const base = (slug(u.interface) || 'workloads').slice(0, 32);
+    let name = base;
+    for (let i = 2; taken.has(name) || name === 'host'; i++) name = `${base.slice(0, 32 - String(i).length - 1)}-${i}`;
+    taken.add(name);
+    u.source.name = name;
   }
   return out;
 }
@@ -360,10 +438,10 @@ function namesOf(ir: Ir, flows: readonly SeenFlow[]): Pick<LearnedRule, 'names' 
   };
 }
 
-/** `learned-<destination or port>[-<user>]`, within 32 characters, unique. */
-function ruleName(to: string[], ports: string[], users: (string | number)[], taken: Set<string>): string {
+/** `learned-<destination or port>[-<user or source>]`, within 32 characters, unique. */
+function ruleName(to: string[], ports: string[], by: (string | number)[], taken: Set<string>): string {
   const what = to.length === 1 ? slug(to[0]!.replace(/\/\d+$/, '')) : slug(ports[0]!.replace(/^icmp:/, '').replace('/', ''));
-  const who = users.length === 1 ? `-${slug(String(users[0]))}` : '';
+  const who = by.length === 1 ? `-${slug(String(by[0]))}` : '';
   const base = `learned-${what}`.slice(0, 32 - who.length).replace(/-+$/, '') + who;
   let name = base.slice(0, 32);
   for (let i = 2; taken.has(name); i++) name = `${base.slice(0, 32 - String(i).length - 1)}-${i}`;
@@ -389,6 +467,10 @@ export function ruleComment(r: LearnedRule, describeUser: (uid: number) => strin
   if (named.length > 6) lines.push(`and ${named.length - 6} more names from the DNS forwarder's answers`);
   for (const w of r.wildcards) lines.push(`${w.pattern} stands for ${w.seen.length} names seen: ${w.seen.slice(0, 6).join(', ')}${w.seen.length > 6 ? ', …' : ''}`);
   for (const u of r.unnamed.slice(0, 6)) lines.push(`${u.address} was answered for ${u.name}, kept as the address: ${u.why}`);
+  if (r.from.length) {
+    lines.push(...forwardedFrom(r.flows));
+    return lines;
+  }
   const uids = new Map<number, number>();
   for (const f of r.flows) if (f.uid !== undefined) uids.set(f.uid, (uids.get(f.uid) ?? 0) + f.connections);
   if (r.users.length === 0 && uids.size) lines.push(`users seen: ${[...uids].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([u, n]) => `${describeUser(u)} ${n}`).join(', ')}`);
@@ -396,12 +478,25 @@ export function ruleComment(r: LearnedRule, describeUser: (uid: number) => strin
   return lines;
 }
 
+/** Where forwarded flows came from: per input interface, the source addresses and their connections. */
+export function forwardedFrom(flows: readonly SeenFlow[]): string[] {
+  return groupBy(
+    flows.filter((f) => f.forwarded),
+    (f) => f.forwarded!.in,
+  ).map((fs) => {
+    const per = new Map<string, number>();
+    for (const f of fs) per.set(f.forwarded!.src, (per.get(f.forwarded!.src) ?? 0) + f.connections);
+    const shown = [...per].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    return `forwarded from ${fs[0]!.forwarded!.in}, per source address: ${shown.slice(0, 6).map(([a, n]) => `${a} ${n}`).join(', ')}${shown.length > 6 ? `, and ${shown.length - 6} more` : ''}`;
+  });
+}
+
 /** The learned rules as YAML sequence items (no `allow:` key), ready to indent and merge. */
 export function learnedYaml(rules: readonly LearnedRule[], describeUser: (uid: number) => string): string {
   if (!rules.length) return '';
   const doc = new Document(
     rules.map((r) => {
-      const o: Record<string, unknown> = { name: r.name, reason: r.reason, to: r.to };
+      const o: Record<string, unknown> = { name: r.name, reason: r.reason, ...(r.from.length ? { from: r.from } : {}), to: r.to };
       if (r.ports.length) o.ports = r.ports;
       if (r.icmp.length) o.icmp = r.icmp;
       if (r.users.length) o.user = r.users.length === 1 ? r.users[0] : r.users;
@@ -415,7 +510,7 @@ export function learnedYaml(rules: readonly LearnedRule[], describeUser: (uid: n
       .map((l) => ` ${l}`)
       .join('\n');
     if (i > 0) m.spaceBefore = true;
-    for (const k of ['to', 'ports', 'icmp', 'user']) {
+    for (const k of ['from', 'to', 'ports', 'icmp', 'user']) {
       const v = m.get(k, true) as YAMLSeq | Scalar | undefined;
       if (v && 'items' in v) {
         v.flow = true;
@@ -458,7 +553,7 @@ export async function verifyLearned(learned: Learned, accounts: Accounts, name: 
     }
     const evaluate = indexedEvaluator(asked === undefined ? ir : withAnswer(ir, asked, fs.map((f) => parseAddress(f.dst)!)));
     for (const f of fs) {
-      const flow = maker.flow({ source: 'netfilter', prefix: '', verdict: 'denied', family: f.family, src: '', dst: f.dst, proto: f.proto, protoNum: f.protoNum, ...(f.port !== undefined ? { dpt: f.port } : {}), ...(f.icmpType !== undefined ? { icmpType: f.icmpType } : {}), ...(f.uid !== undefined ? { uid: f.uid } : {}), ...(f.gid !== undefined ? { gid: f.gid } : {}) });
+      const flow = maker.flow({ source: 'netfilter', prefix: '', verdict: 'denied', family: f.family, src: f.forwarded?.src ?? '', ...(f.forwarded ? { in: f.forwarded.in } : {}), dst: f.dst, proto: f.proto, protoNum: f.protoNum, ...(f.port !== undefined ? { dpt: f.port } : {}), ...(f.icmpType !== undefined ? { icmpType: f.icmpType } : {}), ...(f.uid !== undefined ? { uid: f.uid } : {}), ...(f.gid !== undefined ? { gid: f.gid } : {}) });
       if (!flow || evaluate(flow).verdict !== 'accept') stillDenied.push(f);
     }
   }

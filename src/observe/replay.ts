@@ -8,6 +8,11 @@
  * logged: traffic that was accepted without a log line is not there, so a
  * replay can show what a candidate still denies or newly admits among those
  * flows, not what it would newly deny elsewhere.
+ *
+ * A forwarded event (a container's or VM's: `LogEvent.in` set) is replayed
+ * as a forwarded flow — its input interface and source address, `via` its
+ * output interface, no owner — so the candidate's `forward:` scope answers
+ * for it (sources, `from:` rules, `forward.default`, `forward.unlisted`).
  */
 import type { Ir } from '../ir/types.js';
 import { formatAddress, parseAddress } from '../policy/address.js';
@@ -18,6 +23,7 @@ import { buildIndex } from '../sim/indexed.js';
 import type { NameIndex } from './names.js';
 import { StatsBuilder, type Attribution, type Stats, type StatsContext } from './aggregate.js';
 import type { LogEvent, ReadCounts } from '../logs/event.js';
+import { assertNever } from '../diag/diagnostic.js';
 
 /** Id → name tables from the resolver's accounts (name → id). */
 export function accountNames(a: Accounts | undefined): { users: Map<number, string>; groups: Map<number, string> } {
@@ -34,19 +40,32 @@ export class FlowMaker {
   private readonly addrs = new Map<string, bigint>();
   constructor(private readonly names: { users: Map<number, string>; groups: Map<number, string> }) {}
 
-  flow(e: LogEvent): Flow | undefined {
-    let dst = this.addrs.get(e.dst);
-    if (dst === undefined) {
-      const a = parseAddress(e.dst);
+  private address(text: string): bigint | undefined {
+    let v = this.addrs.get(text);
+    if (v === undefined) {
+      const a = parseAddress(text);
       if (!a) return undefined;
-      dst = a.value;
+      v = a.value;
       if (this.addrs.size > 100_000) this.addrs.clear();
-      this.addrs.set(e.dst, dst);
+      this.addrs.set(text, v);
     }
+    return v;
+  }
+
+  flow(e: LogEvent): Flow | undefined {
+    const dst = this.address(e.dst);
+    if (dst === undefined) return undefined;
     const f: Flow = { family: e.family, dst, proto: e.proto };
     if (e.proto === 'icmp') {
       if (e.icmpType !== undefined) f.icmpType = e.icmpType;
     } else if (e.proto !== 'other' && e.dpt !== undefined) f.port = e.dpt;
+    if (e.in !== undefined) {
+      // Forwarded: judged by its source (input interface and source address); it has no owner.
+      const src = this.address(e.src);
+      f.forwarded = src === undefined ? { in: e.in } : { in: e.in, src };
+      if (e.out) f.via = e.out;
+      return f;
+    }
     const owner = (id: number | undefined, names: Map<number, string>): Owner | undefined => {
       if (id === undefined) return undefined;
       const name = names.get(id);
@@ -61,10 +80,28 @@ export class FlowMaker {
   }
 }
 
-/** The evaluation key of an event: everything a flow is made of. */
+/** The evaluation key of an event: everything a flow is made of (a forwarded one's source too). */
 export function flowKey(e: LogEvent): string {
   const port = e.proto === 'icmp' ? e.icmpType : e.dpt;
-  return `${e.dst} ${e.protoNum} ${port ?? ''} ${e.uid ?? ''} ${e.gid ?? ''} ${e.out ?? ''}`;
+  const host = `${e.dst} ${e.protoNum} ${port ?? ''} ${e.uid ?? ''} ${e.gid ?? ''} ${e.out ?? ''}`;
+  return e.in === undefined ? host : `${host} ${e.in} ${e.src}`;
+}
+
+/** What admitted a flow, as `ReplaySummary.admittedBy` names it. */
+export function admittedByLabel(ir: Ir, d: Decision): string {
+  switch (d.step) {
+    case 'builtin':
+      return `builtin:${d.builtin}`;
+    case 'default':
+      return '(default accept)';
+    case 'unlisted':
+      return ir.forward ? `(unlisted: forward.unlisted ${ir.forward.unlisted})` : '(forwarded: the policy has no forward scope)';
+    case 'allow':
+    case 'deny':
+      return d.rules.map((r) => r.name).join(',');
+    default:
+      return assertNever(d.step);
+  }
 }
 
 export interface ReplaySummary {
@@ -146,7 +183,7 @@ export class Replayer {
     if (d.verdict === 'accept') {
       this.admitted += c;
       if (c) {
-        const by = d.step === 'builtin' ? `builtin:${d.builtin}` : d.step === 'default' ? '(default accept)' : d.rules.map((r) => r.name).join(',');
+        const by = admittedByLabel(this.ir, d);
         this.admittedBy.set(by, (this.admittedBy.get(by) ?? 0) + 1);
       }
       return;
@@ -155,7 +192,7 @@ export class Replayer {
     let by = this.attributions.get(d);
     if (!by) {
       const rules = d.step === 'deny' ? d.rules.map((r) => r.name) : [];
-      by = { verdict: d.audit ? 'would-deny' : 'denied', rules, key: rules.join(',') };
+      by = { verdict: d.audit ? 'would-deny' : 'denied', rules, key: rules.join(','), ...(d.step === 'unlisted' ? { unlisted: true } : {}) };
       this.attributions.set(d, by);
     }
     this.stats.add(e, isNew, by);

@@ -4,7 +4,7 @@
  * counts and the verification in, a string or an object out.
  */
 import type { ReadCounts } from '../logs/event.js';
-import type { Learned, SeenFlow, Verified } from '../observe/learn.js';
+import type { Learned, SeenFlow, UnlistedSource, Verified } from '../observe/learn.js';
 import { formatIso } from '../logs/since.js';
 import { countsLine, destinationText } from './stats.js';
 
@@ -27,6 +27,7 @@ export function learnJson(policy: string, l: Learned, counts: ReadCounts, v: Ver
       ports: r.ports,
       icmp: r.icmp,
       users: r.users,
+      ...(r.from.length ? { from: r.from } : {}),
       connections: r.connections,
       first: r.first === undefined ? undefined : formatIso(r.first),
       last: r.last === undefined ? undefined : formatIso(r.last),
@@ -37,6 +38,7 @@ export function learnJson(policy: string, l: Learned, counts: ReadCounts, v: Ver
       unnamed: r.unnamed,
     })),
     notLearned: l.notLearned.map((n) => ({ ...flowJson(n.flow), why: n.why, ...(n.rules ? { rules: n.rules } : {}) })),
+    ...(l.unlisted.length ? { unlisted: l.unlisted.map((u) => ({ interface: u.interface, addresses: u.addresses, connections: u.connections, unlisted: u.unlisted, source: u.source, default: u.default, flows: u.flows.map(flowJson) })) } : {}),
     verified: { flows: v.flows, stillDenied: v.stillDenied.map(flowJson) },
     yaml,
     ...(written ? { written: policy } : {}),
@@ -51,13 +53,43 @@ function flowJson(f: SeenFlow) {
     ...(f.port !== undefined ? { port: f.port } : {}),
     ...(f.icmpType !== undefined ? { icmpType: f.icmpType } : {}),
     ...(f.uid !== undefined ? { uid: f.uid } : {}),
+    ...(f.forwarded ? { forwarded: f.forwarded } : {}),
     connections: f.connections,
   };
 }
 
-function flowText(f: SeenFlow, describeUser: (uid: number) => string): string {
+function flowText(f: SeenFlow, describeUser: (uid: number) => string, withSource = true): string {
   const svc = f.proto === 'icmp' ? `icmp type ${f.icmpType}` : f.proto === 'other' ? `protocol ${f.protoNum}` : `${f.proto}/${f.port}`;
-  return `${destinationText(f)} ${svc}${f.uid !== undefined ? ` as ${describeUser(f.uid)}` : ''}`;
+  const who = f.forwarded ? (withSource ? ` forwarded from ${f.forwarded.src} on ${f.forwarded.in}` : '') : f.uid !== undefined ? ` as ${describeUser(f.uid)}` : '';
+  return `${destinationText(f)} ${svc}${who}`;
+}
+
+const UNLISTED_NOW: Record<UnlistedSource['unlisted'], string> = {
+  warn: 'let through and logged (forward.unlisted: warn)',
+  accept: 'let through (forward.unlisted: accept)',
+  deny: 'denied (forward.unlisted: deny)',
+  none: 'not governed: the policy has no forward scope',
+};
+
+/**
+ * Comment lines for forwarded flows from no source: no rule can name them,
+ * so what to add is a source; learn proposes the rules once it is there.
+ */
+function unlistedText(u: UnlistedSource): string[] {
+  const addrs = `${u.addresses.slice(0, 6).join(', ')}${u.addresses.length > 6 ? `, and ${u.addresses.length - 6} more` : ''}`;
+  const src = `${u.source.name}: { interfaces: [${u.source.interfaces.map((i) => JSON.stringify(i)).join(', ')}] }`;
+  // One entry per destination and service, whichever workload addresses made them.
+  const per = new Map<string, number>();
+  for (const f of u.flows) per.set(flowText(f, () => '', false), (per.get(flowText(f, () => '', false)) ?? 0) + f.connections);
+  const shown = [...per].sort((a, b) => b[1] - a[1]);
+  const flows = shown.slice(0, 6).map(([t, n]) => `${t} (${n})`);
+  return [
+    `# forwarded from no source: interface ${u.interface} (address${u.addresses.length === 1 ? '' : 'es'} ${addrs}), ${u.connections} connection${u.connections === 1 ? '' : 's'}, ${UNLISTED_NOW[u.unlisted]}`,
+    `#   no forward source covers this interface, so no rule can admit or deny its traffic; to govern it, add`,
+    u.unlisted === 'none' ? `#     forward: { sources: { ${src} } }` : `#     ${src}`,
+    `#   ${u.unlisted === 'none' ? 'to the policy' : 'under forward.sources'} (what no rule admits is then decided by forward.default: ${u.default}), and learn again for rules from: [${u.source.name}]`,
+    `#   flows: ${flows.join(', ')}${shown.length > 6 ? `, and ${shown.length - 6} more` : ''}`,
+  ];
 }
 
 /** The terminal form: a summary and what was not learned as comments, then the rules as an `allow:` list to review (or as merged). */
@@ -72,6 +104,7 @@ export function learnText(l: Learned, items: string, counts: ReadCounts, describ
     out.push(`# not learned: ${flowText(n.flow, describeUser)} (${n.flow.connections} connections): ${why}`);
   }
   if (l.notLearned.length > 20) out.push(`# not learned: ${l.notLearned.length - 20} more flows`);
+  for (const u of l.unlisted) out.push(...unlistedText(u));
   if (!l.rules.length) {
     out.push('# nothing to learn: no denied connection in these logs goes to the default');
     return out.join('\n') + '\n';

@@ -1,11 +1,11 @@
 import { describe, expect, test } from 'vitest';
 import { emptyCounts, type LogEvent } from '../logs/event.js';
 import { KernelLineParser } from '../logs/parse-kernel.js';
-import { StatsBuilder } from '../observe/aggregate.js';
+import { StatsBuilder, type StatsContext } from '../observe/aggregate.js';
 import { Deduper } from '../observe/dedupe.js';
 import { escapeLabel, toPrometheus } from './prometheus.js';
-import { NOW } from '../../test/helpers.js';
-import { ICMP6, iso, TCP4, UDP4 } from '../../test/observe/lines.js';
+import { loadText, NOW } from '../../test/helpers.js';
+import { FWD_OTHER4, FWD_TCP4, FWD_TCP6, ICMP6, iso, TCP4, UDP4 } from '../../test/observe/lines.js';
 
 /**
  * The text exposition format's rules (prometheus/docs exposition_formats.md),
@@ -79,7 +79,7 @@ function validate(text: string): string[] {
   return errors;
 }
 
-function stats(lines: string[]) {
+function stats(lines: string[], ctx: StatsContext = {}) {
   const p = new KernelLineParser({ now: NOW.getTime() });
   const b = new StatsBuilder();
   const d = new Deduper();
@@ -87,7 +87,7 @@ function stats(lines: string[]) {
     const e = p.parseLine(l);
     if (e) b.add(e as LogEvent, d.isNew(e));
   }
-  return b.finish(p.counts, { users: new Map([[33, 'www-data']]), hosts: new Map([['203.0.113.9', 'dns.example.net']]) });
+  return b.finish(p.counts, { users: new Map([[33, 'www-data']]), hosts: new Map([['203.0.113.9', 'dns.example.net']]), ...ctx });
 }
 
 describe('Prometheus text', () => {
@@ -115,6 +115,29 @@ describe('Prometheus text', () => {
     expect(text).toContain('egress_denied_destination_connections_total{destination="2001:db8::99",host="",port="echo-request",protocol="icmp"} 1\n');
     expect(text).toContain('egress_log_lines_total{kind="malformed"} 1\n');
     expect(text).toContain(`egress_last_denied_timestamp_seconds ${Date.UTC(2026, 10, 23, 9, 2) / 1000}\n`);
+  });
+
+  test('forwarded denials: series with scope="forward" by source (or input interface); the host\'s series as before', async () => {
+    const host = [iso(`EGRESS D:smtp ${TCP4}`, '2026-11-23T09:00:00Z'), iso(`EGRESS P:- ${UDP4}`, '2026-11-23T09:01:00Z')];
+    const forwarded = [
+      iso(`EGRESS D:registry ${FWD_TCP4}`, '2026-11-23T09:02:00Z'),
+      iso(`EGRESS D:registry ${FWD_TCP4}`, '2026-11-23T09:02:01Z'),
+      iso(`EGRESS P:- ${FWD_TCP6}`, '2026-11-23T09:02:02Z'),
+      iso(`EGRESS U:- ${FWD_OTHER4}`, '2026-11-23T09:02:03Z'),
+    ];
+    const hostText = toPrometheus(stats(host));
+    const l = await loadText('version: 1\nforward: { sources: { docker: { interfaces: ["br-*"] } } }\n');
+    const text = toPrometheus(stats([...host, ...forwarded], { forwardSources: l.ir!.forward!.sources }));
+    expect(validate(text)).toEqual([]);
+    for (const line of hostText.split('\n').filter((x) => /^egress_denied_(connections|packets)_total\{/.test(x))) expect(text).toContain(`${line}\n`);
+    expect(text).toContain('egress_denied_connections_total{rule="registry",scope="forward",source="docker",verdict="denied"} 1\n');
+    expect(text).toContain('egress_denied_packets_total{rule="registry",scope="forward",source="docker",verdict="denied"} 2\n');
+    expect(text).toContain('egress_denied_connections_total{rule="-",scope="forward",source="docker",verdict="denied"} 1\n');
+    expect(text).toContain('egress_denied_connections_total{rule="(unlisted)",scope="forward",source="",verdict="denied"} 1\n');
+    const bare = toPrometheus(stats(forwarded));
+    expect(validate(bare)).toEqual([]);
+    expect(bare).toContain('egress_denied_connections_total{interface="br-test",rule="registry",scope="forward",verdict="denied"} 1\n');
+    expect(bare).toContain('egress_denied_connections_total{interface="tap-vm1",rule="(unlisted)",scope="forward",verdict="denied"} 1\n');
   });
 
   test('label values are escaped', () => {

@@ -9,6 +9,12 @@
  * rotated log they start lower, which Prometheus treats as a counter reset
  * (rate() handles it). Destinations are capped (`topDestinations`) to keep
  * the series count bounded.
+ *
+ * Forwarded denials (containers, VMs: SPEC §6) are series of the same
+ * families with `scope="forward"`, by `source` (the policy's forward sources
+ * they belong to, joined by ","; "" for none) or, without a policy, by
+ * `interface` (the input interface), instead of `user`: the host's series
+ * keep their labels.
  */
 import type { Stats } from '../observe/aggregate.js';
 import type { ChangeStat } from '../observe/changes.js';
@@ -56,19 +62,27 @@ export interface PrometheusOptions {
   changes?: ChangeStat[];
 }
 
+/** The forwarded series: per source (or input interface) and rule. */
+function forwardSamples(s: Stats, value: 'connections' | 'packets'): [Labels, number][] {
+  return (s.forwarded?.sources ?? []).flatMap((src) => {
+    const where: Labels = src.sources ? { source: src.sources.join(',') } : { interface: src.interfaces.join(',') };
+    return src.rules.map((r): [Labels, number] => [{ rule: r.rule, scope: 'forward', ...where, verdict: verdictLabel(r.verdict) }, r[value]]);
+  });
+}
+
 export function toPrometheus(s: Stats, opts: PrometheusOptions = {}): string {
   const x = new Exposition();
   x.family(
     'egress_denied_connections_total',
     'counter',
     'Connection attempts egress denied (verdict="would_deny": audit mode, logged but not blocked), read from kernel log lines; retransmissions count once.',
-    s.ruleUsers.map((r) => [{ rule: r.rule, user: r.user, verdict: verdictLabel(r.verdict) }, r.connections]),
+    [...s.ruleUsers.map((r): [Labels, number] => [{ rule: r.rule, user: r.user, verdict: verdictLabel(r.verdict) }, r.connections]), ...forwardSamples(s, 'connections')],
   );
   x.family(
     'egress_denied_packets_total',
     'counter',
     'Denied packets that were logged (one per log line; rate-limited logging undercounts, the kernel counters do not).',
-    s.ruleUsers.map((r) => [{ rule: r.rule, user: r.user, verdict: verdictLabel(r.verdict) }, r.packets]),
+    [...s.ruleUsers.map((r): [Labels, number] => [{ rule: r.rule, user: r.user, verdict: verdictLabel(r.verdict) }, r.packets]), ...forwardSamples(s, 'packets')],
   );
   const top = s.destinations.slice(0, opts.topDestinations ?? 20);
   x.family(

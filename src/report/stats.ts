@@ -6,6 +6,7 @@
 import { assertNever } from '../diag/diagnostic.js';
 import type { RuleCounter, Status } from '../kernel/status.js';
 import { timeline, type DestinationStat, type Stats } from '../observe/aggregate.js';
+import type { ForwardSourceStat, ForwardStats } from '../observe/forward-stats.js';
 import type { ChangeStat, History } from '../observe/changes.js';
 import type { NameStat, NameStats } from '../observe/names.js';
 import type { DnsReadCounts } from '../logs/dns-log.js';
@@ -48,7 +49,8 @@ export function serviceText(d: Pick<DestinationStat, 'proto' | 'port' | 'icmp' |
   return d.port !== undefined ? `${d.proto}/${d.port}` : d.proto;
 }
 
-function userText(u: { uid?: number; user?: string }): string {
+function userText(u: { uid?: number; user?: string; forwarded?: true }): string {
+  if (u.forwarded) return '(forwarded: containers, VMs)';
   if (u.uid === undefined) return '(no uid logged)';
   return u.user !== undefined ? `${u.user} (${u.uid})` : `uid ${u.uid}`;
 }
@@ -82,8 +84,10 @@ function counterLines(c: KernelCounters): string[] {
       return [`not shown: ${c.note}`];
     case 'status': {
       const st = c.status;
-      const denying = st.counters.filter((x) => x.action === 'deny' || (x.action === 'default' && st.default !== 'accept'));
-      const lines = denying.map((x) => `${(x.action === 'default' ? `(default ${x.rule})` : x.rule).padEnd(24)} ${(x.family ?? '').padEnd(5)} ${x.packets.toLocaleString('en-US').padStart(12)} packets ${x.bytes.toLocaleString('en-US').padStart(14)} bytes`);
+      // Forwarded traffic's counters (scope forward) too: its default, and the unlisted flows unless they pass uncounted in logs (accept).
+      const denying = st.counters.filter((x) => x.action === 'deny' || (x.action === 'default' && (x.scope === 'forward' ? x.rule : st.default) !== 'accept') || (x.action === 'unlisted' && x.rule !== 'accept'));
+      const label = (x: RuleCounter) => (x.action === 'default' ? `(default ${x.rule})` : x.action === 'unlisted' ? `(unlisted: ${x.rule})` : x.rule) + (x.scope === 'forward' ? ' forwarded' : '');
+      const lines = denying.map((x) => `${label(x).padEnd(24)} ${(x.family ?? '').padEnd(5)} ${x.packets.toLocaleString('en-US').padStart(12)} packets ${x.bytes.toLocaleString('en-US').padStart(14)} bytes`);
       if (!lines.length) lines.push('no deny rule or denying default in the live ruleset');
       return [`${st.backend}, ${st.mode} mode, policy ${st.policyFile} (${(st.policyHash ?? '').replace(/^sha256:/, '').slice(0, 12)})`, ...lines];
     }
@@ -150,6 +154,8 @@ export function renderStats(s: Stats, o: RenderOptions = {}): string {
   const what = o.title ?? (s.mode === 'audit' ? 'connections audit mode would have denied (logged, not blocked)' : 'denied connections');
   out.push(`${num(s.connections)} ${what}${span}`);
   if (s.mode === 'mixed') out.push(`  ${num(s.denied)} denied (enforce) and ${num(s.wouldDeny)} would-be-denied (audit): the logs span a mode change`);
+  const passed = s.forwarded?.unlisted.passed ?? 0;
+  if (passed && s.mode !== 'audit') out.push(`  ${num(passed)} of them forwarded from no source and let through (forward.unlisted: warn): logged, not blocked`);
   out.push(`  ${num(s.packets)} log lines; retransmissions within 60 s counted once`);
   out.push(`  ${countsLine(s.counts)}`);
   for (const p of s.counts.problems.slice(0, 3)) out.push(`  malformed: ${p.where}:${p.line}: ${p.reason}`);
@@ -180,7 +186,7 @@ export function renderStats(s: Stats, o: RenderOptions = {}): string {
         d.host ?? '',
         d.users
           .slice(0, 2)
-          .map((u) => (u.uid === undefined ? '?' : u.user ?? String(u.uid)))
+          .map((u) => (u.forwarded ? 'forwarded' : u.uid === undefined ? '?' : u.user ?? String(u.uid)))
           .join(', ') + (d.users.length > 2 ? ` +${d.users.length - 2}` : ''),
         d.rules.map((r) => (r === '-' ? '(default)' : r || '(untagged)')).join(', '),
       ]),
@@ -200,13 +206,15 @@ export function renderStats(s: Stats, o: RenderOptions = {}): string {
       s.rules.slice(0, top).map((r) => [
         num(r.connections),
         num(r.packets),
-        (r.isDefault ? '(default)' : r.rule ?? `(untagged: prefix "${(r.prefix ?? '').trimEnd()}")`) +
+        (r.unlisted ? `(unlisted: from no forward source, ${r.verdict === 'denied' ? 'denied' : 'let through'})` : (r.isDefault ? '(default)' : r.rule ?? `(untagged: prefix "${(r.prefix ?? '').trimEnd()}")`) + (r.scope === 'forward' ? ' (forwarded)' : '')) +
           (r.logged && r.rule && r.logged !== r.rule ? ` (logged as ${r.logged})` : '') +
           (s.mode === 'mixed' ? ` [${r.verdict}]` : ''),
       ]),
       [0, 1],
     ).trimEnd(),
   );
+
+  if (s.forwarded) out.push('', ...forwardedLines(s.forwarded, top));
 
   if (o.changes || o.historyNote) {
     out.push('', 'policy changes (denials per hour, the hour before → after)');
@@ -230,6 +238,25 @@ export function renderStats(s: Stats, o: RenderOptions = {}): string {
   if (o.names) out.push(...nameLines(o.names, top));
   if (o.counters) out.push('', 'kernel counters (exact, since the ruleset was loaded)', ...counterLines(o.counters).map((l) => `  ${l}`));
   return out.join('\n') + '\n';
+}
+
+/** The "forwarded" section: forwarded connections by source (with a policy) or by input interface, and those from no source. */
+export function forwardedLines(f: ForwardStats, top: number): string[] {
+  const withSources = f.sources.some((x) => x.sources !== undefined);
+  const un = f.unlisted.denied + f.unlisted.passed;
+  const head = `forwarded (containers, VMs): ${num(f.connections)} connection${f.connections === 1 ? '' : 's'}${un ? `, ${num(un)} logged as from no source (${num(f.unlisted.denied)} denied, ${num(f.unlisted.passed)} let through)` : ''}`;
+  const rows = f.sources.slice(0, top);
+  const max = rows[0]?.connections ?? 0;
+  const addrs = (x: ForwardSourceStat) => x.addresses.slice(0, 3).join(', ') + (x.addressCount > 3 ? ` +${x.addressCount - 3}` : '');
+  const headers = ['connections', '', ...(withSources ? ['source'] : []), 'interfaces', 'addresses'];
+  return [
+    `${head}${withSources ? '' : ' (by input interface: give --policy to name the sources)'}`,
+    table(
+      headers,
+      rows.map((x) => [num(x.connections), bar(x.connections, max, 12), ...(withSources ? [x.sources!.length ? x.sources!.join(', ') : '(no source)'] : []), x.interfaces.join(', '), addrs(x)]),
+      [0],
+    ).trimEnd(),
+  ];
 }
 
 function rate(perHour: number): string {
@@ -270,6 +297,7 @@ export function statsJson(s: Stats, o: { top?: number; changes?: ChangeStat[]; c
     })),
     ...(o.counters ? { kernelCounters: countersJson(o.counters) } : {}),
     ...(o.names ? { names: namesJson(o.names, top) } : {}),
+    ...(s.forwarded ? { forwarded: { ...s.forwarded, sources: s.forwarded.sources.slice(0, top).map((x) => ({ ...x, first: t(x.first), last: t(x.last) })) } } : {}),
   };
 }
 

@@ -7,7 +7,7 @@ import { parse } from 'yaml';
 import { describe, expect, test } from 'vitest';
 import { run } from '../cli/run.js';
 import { NOW } from '../helpers.js';
-import { iso, TCP4, TCP6, UDP4 } from './lines.js';
+import { FWD_ICMP6, FWD_OTHER4, FWD_TCP4, FWD_TCP6, FWD_UDP4, iso, TCP4, TCP6, UDP4 } from './lines.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -338,5 +338,114 @@ describe('names from the DNS forwarder’s log (dns.proxy)', () => {
     expect(j.dnsLog).toMatchObject({ records: 7, malformed: 1 });
     const partner = j.rules.find((r: { to: string[] }) => r.to[0] === 'api.partner.example.com');
     expect(partner.names).toEqual([{ name: 'api.partner.example.com', addresses: ['203.0.113.5'], sameUser: true }]);
+  });
+});
+
+describe('forwarded traffic (SPEC §6): stats, learn, replay, stale', () => {
+  const FORWARD = readFileSync(join(ROOT, 'test', 'observe', 'golden', 'learn', 'forward-policy.yaml'), 'utf8');
+  const at = (s: number) => new Date(Date.UTC(2026, 10, 23, 9, 0, s)).toISOString();
+  /** Audit mode on a container host: containers to the registry (v4, v6), DNS already allowed, a ping no-ping catches, a VM on an unlisted tap, the host itself. */
+  const LOG = [
+    iso(`EGRESS p:- ${FWD_TCP4}`, at(0)),
+    iso(`EGRESS p:- ${FWD_TCP4}`, at(1)), // retransmission
+    iso(`EGRESS p:- ${FWD_TCP4.replace('SRC=198.51.100.2', 'SRC=198.51.100.4').replace('SPT=43210', 'SPT=43299')}`, at(2)),
+    iso(`EGRESS p:- ${FWD_TCP6.replace('DST=2001:0db8:0002:0000:0000:0000:0000:0009', 'DST=2001:0db8:0002:0000:0000:0000:0000:0443')}`, at(3)),
+    iso(`EGRESS p:- ${FWD_UDP4}`, at(4)),
+    iso(`EGRESS d:no-ping ${FWD_ICMP6}`, at(5)),
+    iso(`EGRESS u:- ${FWD_OTHER4}`, at(6)),
+    iso(`EGRESS p:- ${TCP4}`, at(7)),
+  ];
+
+  function fwdSetup(lines = LOG) {
+    const dir = mkdtempSync(join(tmpdir(), 'egress-observe-fwd-'));
+    writeFileSync(join(dir, 'policy.yaml'), FORWARD);
+    writeFileSync(join(dir, 'kern.log'), lines.join('\n') + '\n');
+    return { dir, env: { EGRESS_STATE_DIR: join(dir, 'state') } };
+  }
+
+  test('stats: forwarded connections apart, by the policy\'s sources (or by interface without one); --json and --prometheus', async () => {
+    const { dir, env } = fwdSetup();
+    const r = await run(['stats', 'kern.log', '--policy', 'policy.yaml'], { cwd: dir, env });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(r.stdout).toMatch(/^7 connections audit mode would have denied/);
+    expect(r.stdout).toMatch(/by user\n.*\n +6 +█+ +\(forwarded: containers, VMs\)\n +1 +█+ +www-data \(33\)\n/);
+    expect(r.stdout).toMatch(/ +4 +5 +\(default\) \(forwarded\)\n/);
+    expect(r.stdout).toMatch(/ +1 +1 +\(unlisted: from no forward source, let through\)\n/);
+    expect(r.stdout).toMatch(/forwarded \(containers, VMs\): 6 connections, 1 logged as from no source \(0 denied, 1 let through\)\n {2}connections +source +interfaces +addresses\n +4 +█+ +docker +br-test +2001:db8:1::2, 198\.51\.100\.2, 198\.51\.100\.4\n +1 +█+ +\(no source\) +tap-vm1 +192\.0\.2\.77\n +1 +█+ +docker, gitbox +br-test +198\.51\.100\.3\n/);
+    const j = JSON.parse((await run(['stats', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout);
+    expect(j).toMatchObject({ mode: 'audit', connections: 7, wouldDeny: 7, forwarded: { connections: 6, packets: 7, denied: 0, wouldDeny: 6, unlisted: { denied: 0, passed: 1 } } });
+    expect(j.forwarded.sources[0]).toMatchObject({ sources: ['docker'], interfaces: ['br-test'], addressCount: 3, connections: 4, packets: 5, first: '2026-11-23T09:00:00Z', last: '2026-11-23T09:00:05Z' });
+    expect(j.users[0]).toEqual({ forwarded: true, connections: 6, packets: 7 });
+    const bare = JSON.parse((await run(['stats', 'kern.log', '--json'], { cwd: dir, env })).stdout);
+    expect(bare.forwarded.sources.map((x: { sources?: string[]; interfaces: string[]; connections: number }) => [x.sources, x.interfaces, x.connections])).toEqual([
+      [undefined, ['br-test'], 5],
+      [undefined, ['tap-vm1'], 1],
+    ]);
+    const prom = (await run(['stats', 'kern.log', '--policy', 'policy.yaml', '--prometheus'], { cwd: dir, env })).stdout;
+    expect(prom).toContain('egress_denied_connections_total{rule="-",scope="forward",source="docker",verdict="would_deny"} 3\n');
+    expect(prom).toContain('egress_denied_connections_total{rule="-",user="www-data",verdict="would_deny"} 1\n');
+  });
+
+  test('host logs only: the report and JSON are as before (no forwarded section, no new fields)', async () => {
+    const { dir, env } = fwdSetup(LOG.slice(-1));
+    const j = JSON.parse((await run(['stats', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout);
+    expect(j.forwarded).toBeUndefined();
+    expect(j.rules).toEqual([{ isDefault: true, verdict: 'would-deny', connections: 1, packets: 1, logged: '-' }]);
+    expect(j.users).toEqual([{ uid: 33, user: 'www-data', connections: 1, packets: 1 }]);
+    expect((await run(['stats', 'kern.log'], { cwd: dir, env })).stdout).not.toMatch(/forwarded/);
+  });
+
+  test('learn --write proposes from: rules (no user), names the source to add for the unlisted tap; replay --check then passes; learn again finds nothing', async () => {
+    const { dir, env } = fwdSetup(LOG.filter((l) => !l.includes('no-ping')));
+    const w = await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--write'], { cwd: dir, env });
+    expect({ code: w.code, stderr: w.stderr }).toEqual({ code: 0, stderr: 'egress: added 2 allow rules to policy.yaml; review them, then "egress replay" and apply\n' });
+    expect(w.stdout).toContain('# forwarded from no source: interface tap-vm1 (address 192.0.2.77), 1 connection, let through and logged (forward.unlisted: warn)\n');
+    expect(w.stdout).toContain('#     tap-vm1: { interfaces: ["tap-vm1"] }\n');
+    expect(w.stdout).toContain('#   flows: 203.0.113.9 tcp/443 (1)\n');
+    const y = parse(readFileSync(join(dir, 'policy.yaml'), 'utf8'));
+    expect(y.allow.slice(1).map((x: { name: string; from?: string[]; to: string[]; ports: string[]; user?: string }) => [x.name, x.from, x.to, x.ports, x.user])).toEqual([
+      ['learned-tcp443-docker', ['docker'], ['203.0.113.9', '2001:db8:2::443'], ['tcp/443'], undefined],
+      ['learned-198-51-100-7-www-data', undefined, ['198.51.100.7'], ['tcp/25'], 'www-data'],
+    ]);
+    expect((await run(['check', 'policy.yaml'], { cwd: dir, env })).code).toBe(0);
+    const replay = await run(['replay', 'policy.yaml', 'kern.log', '--check'], { cwd: dir, env });
+    expect({ code: replay.code, stderr: replay.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(replay.stdout).toMatch(/ +3 +admitted by allow learned-tcp443-docker\n/);
+    expect(replay.stdout).toMatch(/ +1 +admitted by \(unlisted: forward\.unlisted warn\)\n/);
+    const again = await run(['learn', 'kern.log', '--policy', 'policy.yaml'], { cwd: dir, env });
+    expect(again.stdout).toMatch(/# nothing to learn/);
+    expect(again.stdout).toMatch(/# 5 connections are already allowed/);
+  });
+
+  test('learn --json: from, the flows\' source, the unlisted interfaces', async () => {
+    const { dir, env } = fwdSetup();
+    const j = JSON.parse((await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout);
+    expect(j.ok).toBe(true);
+    expect(j.rules[0]).toMatchObject({ name: 'learned-tcp443-docker', from: ['docker'], users: [] });
+    expect(j.rules[1]).not.toHaveProperty('from');
+    expect(j.notLearned).toEqual([{ family: 'ipv6', to: '2001:db8:2::9', proto: 'icmp', icmpType: 128, forwarded: { in: 'br-test', src: '2001:db8:1::2' }, connections: 1, why: 'denied-by-rule', rules: ['no-ping'] }]);
+    expect(j.unlisted).toEqual([
+      { interface: 'tap-vm1', addresses: ['192.0.2.77'], connections: 1, unlisted: 'warn', source: { name: 'tap-vm1', interfaces: ['tap-vm1'] }, default: 'reject', flows: [{ family: 'ipv4', to: '203.0.113.9', proto: 'tcp', port: 443, forwarded: { in: 'tap-vm1', src: '192.0.2.77' }, connections: 1 }] },
+    ]);
+  });
+
+  test('stale: a forward-only rule is used through its forward counters', async () => {
+    const { dir, env } = fwdSetup();
+    mkdirSync(env.EGRESS_STATE_DIR);
+    const s = (daysAgo: number, dnsFwd: number) =>
+      JSON.stringify({
+        time: new Date(NOW.getTime() - daysAgo * 86_400_000).toISOString(),
+        counters: [
+          { rule: 'dns', action: 'allow', family: 'ipv4', packets: 3, bytes: 0 },
+          { rule: 'dns', action: 'allow', family: 'ipv4', scope: 'forward', packets: dnsFwd, bytes: 0 },
+          { rule: 'no-ping', action: 'deny', family: 'ipv6', scope: 'forward', packets: 2, bytes: 0 },
+        ],
+      });
+    writeFileSync(join(env.EGRESS_STATE_DIR, 'counters.jsonl'), [s(10, 5), s(5, 9), s(1, 12)].join('\n') + '\n');
+    const j = JSON.parse((await run(['stale', 'policy.yaml', '--days', '7', '--json'], { cwd: dir, env })).stdout);
+    expect(j.rules.map((x: { rule: string; status: string; hits: number }) => [x.rule, x.status, x.hits])).toEqual([
+      ['dns', 'used', 7],
+      ['no-ping', 'stale', 0],
+    ]);
   });
 });

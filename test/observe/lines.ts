@@ -22,6 +22,22 @@ export const ICMP4_ERR =
 /** An inbound packet (another LOG rule, e.g. UFW). */
 export const INBOUND = 'IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=203.0.113.5 DST=192.0.2.1 LEN=40 TOS=0x00 PREC=0x00 TTL=50 ID=0 DF PROTO=TCP SPT=4444 DPT=22 WINDOW=1024 RES=0x00 SYN URGP=0 ';
 
+/*
+ * Forwarded packets (SPEC §6): a container's, routed by the host from its
+ * bridge br-test to the uplink up0, logged at the forward hook. IN= and OUT=
+ * are both set, MAC= is the frame's (bridge's MAC, the container's, the
+ * ethertype), the TTL/HOPLIMIT is already one less, and there is no socket,
+ * so no UID=/GID=.
+ */
+export const FWD_TCP4 = 'IN=br-test OUT=up0 MAC=02:42:c0:a8:00:01:02:42:c6:33:64:02:08:00 SRC=198.51.100.2 DST=203.0.113.9 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=51234 DF PROTO=TCP SPT=43210 DPT=443 WINDOW=64240 RES=0x00 SYN URGP=0 ';
+export const FWD_UDP4 = 'IN=br-test OUT=up0 MAC=02:42:c0:a8:00:01:02:42:c6:33:64:03:08:00 SRC=198.51.100.3 DST=203.0.113.53 LEN=61 TOS=0x00 PREC=0x00 TTL=63 ID=7 DF PROTO=UDP SPT=40000 DPT=53 LEN=41 ';
+export const FWD_TCP6 =
+  'IN=br-test OUT=up0 MAC=02:42:c0:a8:00:01:02:42:c6:33:64:02:86:dd SRC=2001:0db8:0001:0000:0000:0000:0000:0002 DST=2001:0db8:0002:0000:0000:0000:0000:0009 LEN=80 TC=0 HOPLIMIT=63 FLOWLBL=123456 PROTO=TCP SPT=43211 DPT=443 WINDOW=64800 RES=0x00 SYN URGP=0 ';
+export const FWD_ICMP6 =
+  'IN=br-test OUT=up0 MAC=02:42:c0:a8:00:01:02:42:c6:33:64:02:86:dd SRC=2001:0db8:0001:0000:0000:0000:0000:0002 DST=2001:0db8:0002:0000:0000:0000:0000:0009 LEN=104 TC=0 HOPLIMIT=63 FLOWLBL=0 PROTO=ICMPv6 TYPE=128 CODE=0 ID=77 SEQ=1 ';
+/** Forwarded from an interface no source lists (a VM's tap). */
+export const FWD_OTHER4 = 'IN=tap-vm1 OUT=up0 MAC=52:54:00:aa:bb:01:52:54:00:12:34:56:08:00 SRC=192.0.2.77 DST=203.0.113.9 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=99 DF PROTO=TCP SPT=50000 DPT=443 WINDOW=64240 RES=0x00 SYN URGP=0 ';
+
 /** RFC 3164 syslog line (kern.log), with the kernel's own stamp. */
 export function syslog(msg: string, stamp = 'Nov 23 09:14:42', mono = '1738.733213'): string {
   return `${stamp} web1 kernel: [${mono.padStart(12)}] ${msg}`;

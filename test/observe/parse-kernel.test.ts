@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { isoTime, KernelLineParser } from '../../src/logs/parse-kernel.js';
 import { NOW } from '../helpers.js';
-import { dmesg, dmesgT, ICMP4, ICMP4_ERR, ICMP6, INBOUND, iso, journal, kmsg, ND6, syslog, TCP4, TCP6, UDP4, UDP4_NOUID } from './lines.js';
+import { dmesg, dmesgT, FWD_ICMP6, FWD_OTHER4, FWD_TCP4, FWD_TCP6, FWD_UDP4, ICMP4, ICMP4_ERR, ICMP6, INBOUND, iso, journal, kmsg, ND6, syslog, TCP4, TCP6, UDP4, UDP4_NOUID } from './lines.js';
 
 const BOOT = Date.UTC(2026, 10, 23, 8, 0, 0);
 const parser = (prefixes?: string[]) => new KernelLineParser({ now: NOW.getTime(), bootTimeMs: BOOT, ...(prefixes ? { prefixes } : {}) });
@@ -111,10 +111,58 @@ describe('selection: egress tags, --prefix, other rules', () => {
     expect(p.counts).toMatchObject({ inbound: 1, events: 0 });
   });
 
+  test('a packet with IN= and OUT= empty (nothing routed it out) is inbound, even tagged', () => {
+    const p = parser();
+    expect(p.parseLine(syslog(`EGRESS D:x ${FWD_TCP4.replace('OUT=up0', 'OUT=')}`))).toBeUndefined();
+    expect(p.parseLine(syslog(`EGRESS D:x IN=br-test OUT=`))).toBeUndefined();
+    expect(p.counts).toMatchObject({ inbound: 2, events: 0, malformed: 0 });
+  });
+
   test('lines that are not netfilter LOG lines cost nothing and are only counted', () => {
     const p = parser();
     for (const l of ['Nov 23 09:18:02 web1 CRON[123]: (root) CMD (run-parts)', '', 'kernel: OUT of memory', '{"MESSAGE":"hello"}']) expect(p.parseLine(l)).toBeUndefined();
     expect(p.counts).toMatchObject({ lines: 4, netfilter: 0, malformed: 0 });
+  });
+});
+
+describe('forwarded packets (SPEC §6): IN= and OUT= both set', () => {
+  test.each([
+    ['IPv4 TCP, denied by a rule', `EGRESS D:registry ${FWD_TCP4}`, { tag: 'D', rule: 'registry', verdict: 'denied', family: 'ipv4', in: 'br-test', out: 'up0', src: '198.51.100.2', dst: '203.0.113.9', proto: 'tcp', spt: 43210, dpt: 443 }],
+    ['IPv4 UDP, denied by the forward default', `EGRESS P:- ${FWD_UDP4}`, { tag: 'P', verdict: 'denied', in: 'br-test', src: '198.51.100.3', dst: '203.0.113.53', proto: 'udp', dpt: 53 }],
+    ['IPv6 TCP, audit mode (src as logged, dst canonical)', `EGRESS p:- ${FWD_TCP6}`, { tag: 'p', verdict: 'would-deny', family: 'ipv6', in: 'br-test', src: '2001:0db8:0001:0000:0000:0000:0000:0002', dst: '2001:db8:2::9', dpt: 443 }],
+    ['IPv6 ICMP echo, audit mode, a rule', `EGRESS d:no-ping ${FWD_ICMP6}`, { tag: 'd', rule: 'no-ping', verdict: 'would-deny', family: 'ipv6', in: 'br-test', proto: 'icmp', icmpType: 128, icmpId: 77 }],
+    ['from no source, denied (forward.unlisted: deny)', `EGRESS U:- ${FWD_OTHER4}`, { tag: 'U', verdict: 'denied', in: 'tap-vm1', src: '192.0.2.77', dpt: 443 }],
+    ['from no source, let through (warn, or audit mode)', `EGRESS u:- ${FWD_OTHER4}`, { tag: 'u', verdict: 'would-deny', in: 'tap-vm1', src: '192.0.2.77', dpt: 443 }],
+  ])('%s', (_n, msg, want) => {
+    for (const line of [syslog(msg), iso(msg), kmsg(msg), journal(msg)]) {
+      const p = parser();
+      const e = p.parseLine(line, 'test', 1);
+      expect(e).toMatchObject({ ...want, prefix: 'EGRESS ' });
+      expect(e!.uid).toBeUndefined();
+      expect(e!.rule).toBe('rule' in want ? want.rule : undefined);
+      expect(p.counts).toMatchObject({ events: 1, inbound: 0 });
+    }
+  });
+
+  test('a host line has no input interface; U and u on the next line keep the prefix cache honest', () => {
+    const p = parser();
+    const es = [`EGRESS D:smtp ${TCP4}`, `EGRESS u:- ${FWD_OTHER4}`, `EGRESS P:- ${FWD_TCP6}`, `EGRESS p:- ${UDP4}`].map((m) => p.parseLine(syslog(m))!);
+    expect(es.map((e) => [e.tag, e.in, e.prefix])).toEqual([
+      ['D', undefined, 'EGRESS '],
+      ['u', 'tap-vm1', 'EGRESS '],
+      ['P', 'br-test', 'EGRESS '],
+      ['p', undefined, 'EGRESS '],
+    ]);
+  });
+
+  test('--prefix selects untagged forwarded lines of another LOG rule too', () => {
+    expect(one(syslog(`DOCKER-DROP ${FWD_TCP4}`), ['DOCKER-DROP '])).toMatchObject({ prefix: 'DOCKER-DROP ', verdict: 'denied', in: 'br-test', tag: undefined });
+  });
+
+  test('a forwarded line cut short is malformed, not inbound', () => {
+    const p = parser();
+    expect(p.parseLine(syslog(`EGRESS D:x ${FWD_TCP4.slice(0, FWD_TCP4.indexOf(' DST='))}`), 'kern.log', 3)).toBeUndefined();
+    expect(p.counts).toMatchObject({ malformed: 1, inbound: 0 });
   });
 });
 
