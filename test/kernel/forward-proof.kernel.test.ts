@@ -8,8 +8,11 @@
  * between containers keep working; the unlisted detector counts exactly the
  * new flows from br-new; per-rule counters count exactly the probes each
  * rule decided; foreign rules are byte-identical after apply, rollback and
- * remove; a simulated Docker restart leaves enforcement intact, and a
- * DOCKER-USER flushed by another tool is drift in the next `status`.
+ * remove; a simulated Docker restart leaves enforcement intact (Docker keeps
+ * DOCKER-USER's rules), while a DOCKER-USER flushed by another tool, or Docker
+ * started after egress (its jumps above egress's in FORWARD), is drift in the
+ * next `status` on iptables — with the side door measured open — until a
+ * re-apply.
  *
  * Showing it can fail: the same probes against the same policy without its
  * forward scope escape (the last test of each shape; forward-escape is the
@@ -210,7 +213,7 @@ kernelDescribe('forward scope: forwarded traffic is governed like the host’s o
     );
 
     test.each(['nft', 'iptables'] as const)(
-      '%s: a simulated runtime restart leaves enforcement intact and no false drift; a DOCKER-USER flushed by another tool is drift in the next status',
+      '%s: a simulated runtime restart leaves enforcement intact and no false drift; a DOCKER-USER flushed by another tool, or Docker started after egress, is drift in the next status, and re-apply mends it',
       async (backend) => {
         const text = policy('warn');
         const probes = PROBES.filter((p) => p.dst === FWD.unlisted.v4 || p.dst === FWD.unlisted.v6 || p.dst === FWD.allowed.v4 || p.dst === FWD.allowed.v6);
@@ -231,6 +234,28 @@ kernelDescribe('forward scope: forwarded traffic is governed like the host’s o
             // The side door is open until the next apply, which puts the jump back.
             const open = await probeFrom(w, 'ct1', probes);
             expect(disagreements(open, want).length).toBeGreaterThan(0);
+            await eg.apply(text, backend);
+            expect((await status(eg)).drift).toBe(false);
+            expect(disagreements(await probeFrom(w, 'ct1', probes), want)).toEqual([]);
+
+            // Docker started after egress: egress was applied while there was no DOCKER-USER (its jump went to the top of
+            // FORWARD); Docker's start puts its own jumps above it, and DOCKER-FORWARD accepts the bridge first.
+            const ipt = async (args: string[]) => {
+              for (const t of ['iptables', 'ip6tables']) expect((await x.run(t, args, { netns: w.ns.h })).code, `${t} ${args.join(' ')}`).toBe(0);
+            };
+            await eg.remove();
+            await ipt(['-D', 'FORWARD', '-j', 'DOCKER-USER']);
+            await ipt(['-X', 'DOCKER-USER']);
+            await eg.apply(text, backend);
+            // Docker starts: DOCKER-USER made, every jump of Docker's (re)inserted at the top.
+            await ipt(['-N', 'DOCKER-USER']);
+            await ipt(['-I', 'FORWARD', '1', '-j', 'DOCKER-USER']);
+            await dockerRestart(w);
+            const late = await status(eg);
+            expect(late.drift).toBe(true);
+            expect(late.forward?.drift.map((d) => `${d.family} ${d.kind}`).sort()).toEqual(['ipv4 jump-in-forward', 'ipv6 jump-in-forward']);
+            expect(disagreements(await probeFrom(w, 'ct1', probes), want).length).toBeGreaterThan(0);
+            // Re-applying moves the jump into DOCKER-USER, which Docker keeps first.
             await eg.apply(text, backend);
             expect((await status(eg)).drift).toBe(false);
             expect(disagreements(await probeFrom(w, 'ct1', probes), want)).toEqual([]);
