@@ -28,6 +28,10 @@
  * log-all-netns.ts (set for the file, restored after); this kit never sets it.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll } from 'vitest';
+import { dirname } from 'node:path';
+import { uniqueTag } from '../../src/kernel/netns.js';
+import { buildCli } from './lifecycle-env.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LinuxTarget } from '../../src/backends/types.js';
@@ -306,4 +310,29 @@ export function egressIn(w: ForwardWorld, cli: string): EgressInHost {
     remove: () => must(['remove']),
     close: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** In a kernelDescribe body: the CLI compiled once for the file (`buildCli`), removed after it. */
+export function useCli(name: string): { path: string } {
+  const cli = { path: '' };
+  beforeAll(() => {
+    cli.path = buildCli(name);
+  }, 180_000);
+  afterAll(() => {
+    if (cli.path) rmSync(dirname(dirname(cli.path)), { recursive: true, force: true });
+  });
+  return cli;
+}
+
+/** In a describe body: one forward world of `shape` for its tests, made (then `prepare`d) before them, deleted after. */
+export function useForwardWorld(x: Execer, shape: ForeignShape, prepare?: (w: ForwardWorld) => Promise<void>): { w: ForwardWorld } {
+  const it = {} as { w: ForwardWorld };
+  beforeAll(async () => {
+    it.w = await forwardWorld(x, uniqueTag(), shape);
+    await prepare?.(it.w);
+  }, 60_000);
+  afterAll(async () => {
+    await it.w?.close();
+  }, 60_000);
+  return it;
 }

@@ -12,14 +12,10 @@
  * from ct1 must be blocked; ct9 (br-new, listed in no source) is what
  * `unlisted:` decides.
  */
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { realExecer } from '../../src/kernel/exec.js';
-import { uniqueTag } from '../../src/kernel/netns.js';
 import type { Outcome } from '../../src/lab/probe.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
-import { buildCli } from './lifecycle-env.js';
 import {
   dockerRestart,
   egressIn,
@@ -28,13 +24,13 @@ import {
   foreignHash,
   foreignText,
   FOREIGN_SHAPES,
-  forwardWorld,
+  useCli,
+  useForwardWorld,
   FWD,
   outcomeLines,
   probeFrom,
   probeIntra,
   probePublished,
-  type ForwardWorld,
 } from './forward-env.js';
 
 /** What a forwarded connection to an unlisted destination does today. The forward scope's proof expects 'rejected'. */
@@ -56,24 +52,13 @@ const x = realExecer();
 
 kernelDescribe('forwarded traffic and an output-only egress (negative control of the forward scope)', () => {
   useRootGuard(x);
-  let cli = '';
-  beforeAll(() => {
-    cli = buildCli('forward-escape');
-  }, 180_000);
-  afterAll(() => {
-    if (cli) rmSync(dirname(dirname(cli)), { recursive: true, force: true });
-  });
+  const cli = useCli('forward-escape');
 
   describe.each(FOREIGN_SHAPES)('foreign rules: %s', (shape) => {
-    let w: ForwardWorld;
-    beforeAll(async () => {
-      w = await forwardWorld(x, uniqueTag(), shape);
-    }, 60_000);
-    afterAll(async () => {
-      await w?.close();
-    }, 60_000);
+    const world = useForwardWorld(x, shape);
 
     test('without egress: containers on both bridges reach the world (tcp, udp, icmp, both families), the published port answers, ct1 reaches ct2, foreign rules read back the same', async () => {
+      const w = world.w;
       const before = await foreignText(w);
       const [ct1, ct9, h, intra, published] = await Promise.all([
         probeFrom(w, 'ct1', [...UNLISTED, ...ALLOWED]),
@@ -97,8 +82,9 @@ kernelDescribe('forwarded traffic and an output-only egress (negative control of
     test.each(['nft', 'iptables'] as const)(
       'egress %s applied in the host (output hook only): the host is blocked, forwarded traffic from ct1 and ct9 ESCAPES TODAY; the published port still answers; foreign rules byte-identical after apply and remove',
       async (backend) => {
+        const w = world.w;
         const before = await foreignHash(w);
-        const eg = egressIn(w, cli);
+        const eg = egressIn(w, cli.path);
         let removed = false;
         try {
           await eg.apply(POLICY, backend);
@@ -135,6 +121,7 @@ kernelDescribe('forwarded traffic and an output-only egress (negative control of
     // What the forward scope's drift check relies on (iptables backend): a restart keeps DOCKER-USER's rules and puts Docker's jumps back on top.
     if (shape === 'docker-iptables')
       test("dockerRestart: a jump put in DOCKER-USER survives, one put at the top of FORWARD ends up below Docker's two", async () => {
+        const w = world.w;
         const before = await foreignHash(w);
         const tools = ['iptables', 'ip6tables'] as const;
         const sh = async (tool: string, args: string[]) => {

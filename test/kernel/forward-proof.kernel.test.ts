@@ -18,11 +18,9 @@
  * forward scope escape (the last test of each shape; forward-escape is the
  * full negative control).
  */
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { realExecer } from '../../src/kernel/exec.js';
-import { sysctl, uniqueTag } from '../../src/kernel/netns.js';
+import { sysctl } from '../../src/kernel/netns.js';
 import type { Outcome, Probe, ProbeResult } from '../../src/lab/probe.js';
 import { parseFlow } from '../../src/sim/flow-parse.js';
 import { indexedEvaluator } from '../../src/sim/indexed.js';
@@ -30,7 +28,6 @@ import type { Decision } from '../../src/sim/flow.js';
 import type { Status } from '../../src/kernel/status.js';
 import { ACCOUNTS, loadText } from '../helpers.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
-import { buildCli } from './lifecycle-env.js';
 import {
   dockerRestart,
   egressIn,
@@ -38,7 +35,8 @@ import {
   flowProbes,
   foreignHash,
   FOREIGN_SHAPES,
-  forwardWorld,
+  useCli,
+  useForwardWorld,
   FWD,
   outcomeLines,
   probeFrom,
@@ -46,7 +44,6 @@ import {
   probePublished,
   WORLD_PORTS,
   type EgressInHost,
-  type ForwardWorld,
 } from './forward-env.js';
 
 const policy = (unlisted: 'warn' | 'deny', scope = true) => {
@@ -146,36 +143,24 @@ function expectedCounts(decisions: readonly Decision[]): Map<string, number> {
 
 kernelDescribe('forward scope: forwarded traffic is governed like the host’s own (SPEC §6)', () => {
   useRootGuard(x);
-  let cli = '';
-  beforeAll(() => {
-    cli = buildCli('forward-proof');
-  }, 180_000);
-  afterAll(() => {
-    if (cli) rmSync(dirname(dirname(cli)), { recursive: true, force: true });
-  });
+  const cli = useCli('forward-proof');
 
   describe.each(FOREIGN_SHAPES)('foreign rules: %s', (shape) => {
-    let w: ForwardWorld;
-    beforeAll(async () => {
-      w = await forwardWorld(x, uniqueTag(), shape);
-      // A reject sends an ICMP error per denied UDP datagram and ping; the kernel rate-limits those per peer
-      // (a burst of about 6, then one a second), and 120 probes at once would see most of them as silence.
-      await sysctl(x, w.ns.h, { 'net.ipv4.icmp_ratelimit': 0, 'net.ipv6.icmp.ratelimit': 0 });
-    }, 60_000);
-    afterAll(async () => {
-      await w?.close();
-    }, 60_000);
+    // A reject sends an ICMP error per denied UDP datagram and ping; the kernel rate-limits those per peer
+    // (a burst of about 6, then one a second), and 120 probes at once would see most of them as silence.
+    const world = useForwardWorld(x, shape, (w) => sysctl(x, w.ns.h, { 'net.ipv4.icmp_ratelimit': 0, 'net.ipv6.icmp.ratelimit': 0 }));
 
     test.each(['nft', 'iptables'] as const)(
       '%s: 240 forwarded probes agree with explain; published port, intra-bridge and the host keep working; counters exact; foreign rules byte-identical after apply, rollback, remove',
       async (backend) => {
+        const w = world.w;
         const text = policy('warn');
         const [want1, want9] = await Promise.all([predictions(text, 'ct1', PROBES), predictions(text, 'ct9', PROBES)]);
         // The probes cover every step: allows, the deny and its except, the default, unlisted.
         const steps = new Set([...want1, ...want9].map((d) => d.step));
         expect([...steps].sort()).toEqual(['allow', 'default', 'deny', 'unlisted']);
         const before = await foreignHash(w);
-        const eg = egressIn(w, cli);
+        const eg = egressIn(w, cli.path);
         let removed = false;
         try {
           await eg.apply(text, backend);
@@ -215,10 +200,11 @@ kernelDescribe('forward scope: forwarded traffic is governed like the host’s o
     test.each(['nft', 'iptables'] as const)(
       '%s: a simulated runtime restart leaves enforcement intact and no false drift; a DOCKER-USER flushed by another tool, or Docker started after egress, is drift in the next status, and re-apply mends it',
       async (backend) => {
+        const w = world.w;
         const text = policy('warn');
         const probes = PROBES.filter((p) => p.dst === FWD.unlisted.v4 || p.dst === FWD.unlisted.v6 || p.dst === FWD.allowed.v4 || p.dst === FWD.allowed.v6);
         const want = await predictions(text, 'ct1', probes);
-        const eg = egressIn(w, cli);
+        const eg = egressIn(w, cli.path);
         try {
           await eg.apply(text, backend);
           expect((await status(eg)).drift).toBe(false);
@@ -270,8 +256,9 @@ kernelDescribe('forward scope: forwarded traffic is governed like the host’s o
     );
 
     test('the test can fail: without the forward scope the same probes escape', async () => {
+      const w = world.w;
       const scoped = await predictions(policy('warn'), 'ct1', PROBES);
-      const eg = egressIn(w, cli);
+      const eg = egressIn(w, cli.path);
       try {
         await eg.apply(policy('warn', false), 'nft');
         const rs = await probeFrom(w, 'ct1', PROBES);
