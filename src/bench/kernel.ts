@@ -28,6 +28,7 @@
 import { performance } from 'node:perf_hooks';
 import type { LinuxTarget } from '../backends/types.js';
 import { hasErrors } from '../diag/diagnostic.js';
+import type { Ir } from '../ir/types.js';
 import { compilePolicy, loadPolicyText } from '../index.js';
 import { load, readLive } from '../kernel/backend.js';
 import { formatAddress } from '../policy/address.js';
@@ -100,23 +101,71 @@ function policyText(): string {
 
 const NOTRACK_UDP = 'table inet egressbench {\n  chain raw { type filter hook output priority raw; policy accept; meta l4proto udp notrack; }\n}\n';
 
-async function measure(x: Execer, host: Host, dst: string, o: BenchOptions, mode: 'tcp' | 'udp'): Promise<{ rate: number; errors: number }> {
+/** What the load generator (load-guest.ts) did in one run. */
+export interface LoadResult {
+  count: number;
+  elapsedMs: number;
+  errors: number;
+  /** The generator's CPU time over the run (user + system), µs. */
+  cpuUs: number;
+}
+
+/** Run the load generator inside namespace `ns` for `durationMs`: TCP setups to `dst` port 443, or UDP datagrams to port 53. */
+export async function runLoad(x: Execer, ns: string, dst: string, o: Pick<BenchOptions, 'durationMs' | 'tcpConcurrency' | 'udpConcurrency'>, mode: 'tcp' | 'udp'): Promise<LoadResult> {
   const input = JSON.stringify({ mode, dst, port: mode === 'tcp' ? 443 : 53, durationMs: o.durationMs, concurrency: mode === 'tcp' ? o.tcpConcurrency : o.udpConcurrency });
   const argv = [process.execPath, '--input-type=module', '-e', LOAD_SOURCE];
-  const r = await x.run(argv[0]!, argv.slice(1), { netns: host.ns, input, timeoutMs: o.durationMs + 60_000 });
+  const r = await x.run(argv[0]!, argv.slice(1), { netns: ns, input, timeoutMs: o.durationMs + 60_000 });
   if (r.code !== 0) throw new Error(describeFailure(['node', '<load>'], r));
-  const out = JSON.parse(r.stdout) as { count: number; elapsedMs: number; errors: number };
+  return JSON.parse(r.stdout) as LoadResult;
+}
+
+async function measure(x: Execer, host: Host, dst: string, o: BenchOptions, mode: 'tcp' | 'udp'): Promise<{ rate: number; errors: number }> {
+  const out = await runLoad(x, host.ns, dst, o, mode);
   return { rate: (out.count * 1000) / out.elapsedMs, errors: out.errors };
 }
 
 /** The q-quantile (0..1) by linear interpolation. */
-const quantile = (xs: number[], q: number) => {
+export const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
   const at = (s.length - 1) * q;
   const lo = Math.floor(at);
   return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (at - lo);
 };
-const median = (xs: number[]) => quantile(xs, 0.5);
+export const median = (xs: number[]) => quantile(xs, 0.5);
+
+/**
+ * Compile `ir` for `target` and load it into the fresh namespace `ns`.
+ * compileMs includes `frontMs` (parse → IR, done once per policy); loadMs
+ * is the load alone (the live read before it is not timed). `edit` may
+ * rewrite the ruleset text first (nft-hash).
+ */
+export async function compileAndLoad(x: Execer, ns: string, ir: Ir, target: LinuxTarget, frontMs: number, edit?: (text: string) => string): Promise<{ compileMs: number; loadMs: number; bytes: number }> {
+  const t1 = performance.now();
+  const art = compilePolicy(ir, target);
+  const compileMs = frontMs + (performance.now() - t1);
+  if (!art.value) throw new Error(`backend "${target}" refused the bench policy`);
+  const loaded = edit ? { ...art.value, text: edit(art.value.text) } : art.value;
+  const w = { execer: x, netns: ns };
+  const cur = await readLive(w, target); // before the clock: only the load itself is timed
+  const t2 = performance.now();
+  const failure = await load(w, target, loaded, cur);
+  if (failure) throw new Error(`${target}: ${failure.message}`);
+  return { compileMs, loadMs: performance.now() - t2, bytes: loaded.text.length };
+}
+
+/** Parse → check → resolve → lower a bench policy whose `{ file: }` sets live under /bench (`files`), timed. */
+export async function loadBenchPolicy(text: string, files: Record<string, string>): Promise<{ ir: Ir; frontMs: number }> {
+  const t0 = performance.now();
+  const l = await loadPolicyText('bench.yaml', text, { resolver: staticResolver({}, files), baseDir: '/bench' });
+  if (hasErrors(l.diagnostics) || !l.ir) throw new Error(`bench policy did not load: ${l.diagnostics.map((d) => d.message).join('; ')}`);
+  return { ir: l.ir, frontMs: performance.now() - t0 };
+}
+
+/** Per-round ratios against the baseline's samples of the same rounds: their median and interquartile range. */
+export function roundRatios(xs: number[], base: number[]): { median: number; iqr: [number, number] } {
+  const r = xs.map((v, i) => v / base[i]!);
+  return { median: median(r), iqr: [quantile(r, 0.25), quantile(r, 0.75)] };
+}
 
 export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<BenchRow[]> {
   const o = { ...DEFAULT_BENCH, ...opts };
@@ -131,10 +180,7 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
       const dests = Array.from({ length: n }, (_, k) => benchAddress(k));
       const dst = dests[n - 1]!;
       const files = { [`/bench/dests.txt`]: dests.join('\n') + '\n' };
-      const t0 = performance.now();
-      const l = await loadPolicyText('bench.yaml', policyText(), { resolver: staticResolver({}, files), baseDir: '/bench' });
-      if (hasErrors(l.diagnostics) || !l.ir) throw new Error(`bench policy did not load: ${l.diagnostics.map((d) => d.message).join('; ')}`);
-      const frontMs = performance.now() - t0;
+      const { ir, frontMs } = await loadBenchPolicy(policyText(), files);
       const hosts = new Map<Variant, Host>();
       const meta = new Map<Variant, { compileMs?: number; loadMs?: number }>();
       try {
@@ -149,19 +195,11 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
             continue;
           }
           const target: LinuxTarget = v === 'nft-hash' ? 'nft' : v;
-          const t1 = performance.now();
-          const art = compilePolicy(l.ir, target);
-          const compileMs = frontMs + (performance.now() - t1);
-          if (!art.value) throw new Error(`backend "${target}" refused the bench policy`);
+          say(`N=${n}: loading ${v}`);
           // nft-hash: the same ruleset with plain hash sets, the hand-written baseline.
-          const loaded = v === 'nft-hash' ? { ...art.value, text: art.value.text.replace(/^\s*flags interval\n/m, '') } : art.value;
-          say(`N=${n}: loading ${v} (${loaded.text.length} bytes)`);
-          const w = { execer: x, netns: host.ns };
-          const cur = await readLive(w, target); // before the clock: only the load itself is timed
-          const t2 = performance.now();
-          const failure = await load(w, target, loaded, cur);
-          if (failure) throw new Error(`${v}: ${failure.message}`);
-          meta.set(v, { compileMs, loadMs: performance.now() - t2 });
+          const edit = v === 'nft-hash' ? (t: string) => t.replace(/^\s*flags interval\n/m, '') : undefined;
+          const { compileMs, loadMs } = await compileAndLoad(x, host.ns, ir, target, frontMs, edit);
+          meta.set(v, { compileMs, loadMs });
         }
         const samples = new Map<Variant, { tcp: number[]; udp: number[]; errors: number }>(VARIANTS.map((v) => [v, { tcp: [], udp: [], errors: 0 }]));
         // Warm-up, not recorded: first connections pay for route and neighbour caches, page faults, JIT.
@@ -181,21 +219,20 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
         // Ratios are taken round by round (each against the baseline measured in the same round), then
         // the median: load from elsewhere on the machine drifts slowly and cancels out within a round.
         const base = samples.get('none')!;
-        const ratios = (xs: number[], b: number[]) => xs.map((x, i) => x / b[i]!);
         for (const v of VARIANTS) {
           const s = samples.get(v)!;
-          const rt = ratios(s.tcp, base.tcp);
-          const ru = ratios(s.udp, base.udp);
+          const rt = roundRatios(s.tcp, base.tcp);
+          const ru = roundRatios(s.udp, base.udp);
           rows.push({
             n,
             variant: v,
             ...meta.get(v),
             tcpPerSec: median(s.tcp),
             udpPerSec: median(s.udp),
-            tcpRatio: median(rt),
-            udpRatio: median(ru),
-            tcpRatioIqr: [quantile(rt, 0.25), quantile(rt, 0.75)],
-            udpRatioIqr: [quantile(ru, 0.25), quantile(ru, 0.75)],
+            tcpRatio: rt.median,
+            udpRatio: ru.median,
+            tcpRatioIqr: rt.iqr,
+            udpRatioIqr: ru.iqr,
             errors: s.errors,
           });
         }

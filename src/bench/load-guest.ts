@@ -2,7 +2,9 @@
  * The load generator of the kernel benchmark, run inside a host namespace
  * like the prober (source text, `node --input-type=module -e`). Input on
  * stdin: `{"mode": "tcp"|"udp", "dst", "port", "durationMs", "concurrency"}`;
- * prints `{"count", "elapsedMs", "errors"}`.
+ * prints `{"count", "elapsedMs", "errors", "cpuUs"}` (cpuUs: this process's CPU
+ * time over the run, user + system, all threads; it includes the kernel's
+ * work done in its context, such as a veth path's softirq).
  *
  *  - tcp: `concurrency` loops, each connecting, and on connect closing with
  *    RST (no TIME_WAIT, so ephemeral ports never run out); count = completed
@@ -21,6 +23,7 @@ const req = JSON.parse(Buffer.concat(chunks).toString('utf8'));
 let count = 0;
 let errors = 0;
 const start = process.hrtime.bigint();
+const cpu0 = process.cpuUsage();
 const deadline = Date.now() + req.durationMs;
 
 function tcpLoop() {
@@ -64,5 +67,6 @@ function udpRun() {
 if (req.mode === 'tcp') await Promise.all(Array.from({ length: req.concurrency }, tcpLoop));
 else await udpRun();
 const elapsedMs = Number(process.hrtime.bigint() - start) / 1e6;
-process.stdout.write(JSON.stringify({ count, elapsedMs, errors }) + '\n');
+const cpu = process.cpuUsage(cpu0);
+process.stdout.write(JSON.stringify({ count, elapsedMs, errors, cpuUs: cpu.user + cpu.system }) + '\n');
 `;
