@@ -8,7 +8,7 @@
 // (section "Forwarded traffic (forward scope)").
 //
 //   node bench/forward.mjs [--sizes 1000,10000,100000] [--iptables-max 100000] [--rounds 9] [--seconds 1]
-//                          [--rules 0] [--shape-experiment] [--json]
+//                          [--rules 0] [--json]
 import { parseArgs } from 'node:util';
 import { DEFAULT_FWD_BENCH, forwardBenchMarkdown, runForwardBench } from '../dist/bench/forward.js';
 
@@ -19,7 +19,6 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     seconds: { type: 'string' },
     rules: { type: 'string' },
-    'shape-experiment': { type: 'boolean' },
     json: { type: 'boolean' },
   },
 });
@@ -33,7 +32,6 @@ const opts = {
   rounds: values.rounds ? Number(values.rounds) : DEFAULT_FWD_BENCH.rounds,
   durationMs: values.seconds ? Math.round(Number(values.seconds) * 1000) : DEFAULT_FWD_BENCH.durationMs,
   rules: values.rules ? Number(values.rules) : DEFAULT_FWD_BENCH.rules,
-  shapeExperiment: !!values['shape-experiment'],
   progress: (l) => process.stderr.write(`bench: ${l}\n`),
 };
 const rows = await runForwardBench(opts);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { compilePolicy } from '../index.js';
-import { forwardPolicyText, hoistSourceTest } from './forward.js';
+import { forwardPolicyText } from './forward.js';
 import { benchAddress, loadBenchPolicy } from './kernel.js';
 
 const dests = Array.from({ length: 5 }, (_, k) => benchAddress(k));
@@ -24,19 +24,5 @@ describe('forward bench policy', () => {
     const { ir } = await loadBenchPolicy(forwardPolicyText(target, false), files);
     expect(ir.forward).toBeUndefined();
     expect(ir.rules.map((r) => r.origin.name).sort()).toEqual(['blocked', 'blocked', 'many', 'ping']);
-  });
-
-  test('hoistSourceTest moves every source-tested line of the forward chain into one chain per family', async () => {
-    const { ir } = await loadBenchPolicy(forwardPolicyText(target, true, 2), files);
-    const text = compilePolicy(ir, 'nft').value!.text;
-    const tested = text.split('\n').filter((l) => l.startsWith('\t\tiifname "fwc*" ip6 saddr @src_clients_v6 '));
-    const out = hoistSourceTest(text);
-    const lines = out.split('\n');
-    expect(lines.filter((l) => l.startsWith('\t\tiifname "fwc*" ip6 saddr @src_clients_v6 '))).toEqual(['\t\tiifname "fwc*" ip6 saddr @src_clients_v6 jump fwd_src_clients_v6']);
-    const start = lines.indexOf('\tchain fwd_src_clients_v6 {');
-    const body = lines.slice(start + 1, lines.indexOf('\t}', start));
-    expect(body).toEqual(tested.map((l) => l.replace('\t\tiifname "fwc*" ip6 saddr @src_clients_v6 ', '\t\t')));
-    // Nothing else changed: the unlisted lines still end the forward chain.
-    expect(out).toContain('meta nfproto ipv6 ct state new counter name "fwd_unlisted_v6"');
   });
 });

@@ -63,15 +63,13 @@ export interface FwdBenchOptions {
   udpConcurrency: number;
   /** Extra allow rules from the source (one /64 each), all checked before the rule the load matches: the cost of rules, not destinations. */
   rules: number;
-  /** Also measure `nft-dispatch`: the nft ruleset with the source test hoisted (see `hoistSourceTest`). */
-  shapeExperiment?: boolean;
   execer?: Execer;
   progress?: (line: string) => void;
 }
 
 export const DEFAULT_FWD_BENCH: FwdBenchOptions = { sizes: [1000, 10_000, 100_000], iptablesMax: 100_000, rounds: 9, durationMs: 1000, tcpConcurrency: 16, udpConcurrency: 64, rules: 0 };
 
-export type FwdVariant = 'none' | 'output-only' | LinuxTarget | 'nft-dispatch';
+export type FwdVariant = 'none' | 'output-only' | LinuxTarget;
 
 /** A median over rounds and its interquartile range. */
 export interface Stat {
@@ -159,37 +157,6 @@ export function forwardPolicyText(pingTarget: string, forward: boolean, rules = 
     `    to: [${DENIED.map((n) => JSON.stringify(n)).join(', ')}]`,
     '',
   ].join('\n');
-}
-
-/**
- * The experiment `nft-dispatch`: the emitted nft ruleset with the source
- * test hoisted out of the rules. emitForward writes the source's match
- * (`iifname "fwc*" ip6 saddr @src_clients_v6`) into every rule line, so a
- * new flow re-tests it once per rule; here each family's lines that start
- * with it move, without it, into a chain `fwd_src_clients_<v4|v6>` entered
- * once by one `… jump`. Same verdicts for this policy (one source; with
- * overlapping sources the deny-wins order would need a deny chain and an
- * allow chain per source).
- */
-export function hoistSourceTest(text: string): string {
-  const out: string[] = [];
-  const sub: Record<string, string[]> = { v4: [], v6: [] };
-  let inForward = false;
-  for (const line of text.split('\n')) {
-    if (line === '\tchain forward {') inForward = true;
-    const m = inForward ? /^\t\tiifname "fwc\*" (ip6?) saddr @src_clients_(v[46]) (.*)$/.exec(line) : null;
-    if (m) {
-      if (!sub[m[2]!]!.length) out.push(`\t\tiifname "fwc*" ${m[1]} saddr @src_clients_${m[2]} jump fwd_src_clients_${m[2]}`);
-      sub[m[2]!]!.push(`\t\t${m[3]}`);
-      continue;
-    }
-    out.push(line);
-    if (inForward && line === '\t}') {
-      inForward = false;
-      for (const f of ['v4', 'v6']) out.push('', `\tchain fwd_src_clients_${f} {`, ...sub[f]!, '\t}');
-    }
-  }
-  return out.join('\n');
 }
 
 /** Every datagram through the whole forward chain, not only a flow's first (every variant, baseline included). */
@@ -317,7 +284,7 @@ export async function runForwardBench(opts: Partial<FwdBenchOptions> = {}): Prom
   try {
     await world.listen({ tcp: [443] });
     for (const n of o.sizes) {
-      const variants: FwdVariant[] = ['none', 'output-only', 'nft', ...(o.shapeExperiment ? (['nft-dispatch'] as const) : []), ...(n <= o.iptablesMax ? (['iptables'] as const) : [])];
+      const variants: FwdVariant[] = ['none', 'output-only', 'nft', ...(n <= o.iptablesMax ? (['iptables'] as const) : [])];
       const dests = Array.from({ length: n }, (_, k) => benchAddress(k));
       const dst = dests[n - 1]!;
       const files = { [`/bench/dests.txt`]: dests.join('\n') + '\n' };
@@ -334,7 +301,7 @@ export async function runForwardBench(opts: Partial<FwdBenchOptions> = {}): Prom
           say(`N=${n}: loading ${v}`);
           const l = v === 'output-only' ? outputOnly : withForward;
           const target: LinuxTarget = v === 'iptables' ? 'iptables' : 'nft';
-          const { compileMs, loadMs } = await compileAndLoad(x, p.host.ns, l.ir, target, l.frontMs, v === 'nft-dispatch' ? hoistSourceTest : undefined);
+          const { compileMs, loadMs } = await compileAndLoad(x, p.host.ns, l.ir, target, l.frontMs);
           meta.set(v, { compileMs, loadMs });
         }
         const samples = new Map(variants.map((v) => [v, Object.fromEntries(METRICS.map((m) => [m, [] as Sample[]])) as Record<Metric, Sample[]>]));

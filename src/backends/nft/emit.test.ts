@@ -323,3 +323,36 @@ describe('goldens', () => {
     expect(r.status).toBe(0);
   });
 });
+
+describe('the forward scope', () => {
+  const FWD = `forward:
+  sources:
+    docker: { interfaces: ["docker0", "br-*"], networks: [172.17.0.0/16] }
+    gitbox: { networks: [172.17.0.5] }
+allow:
+  - { name: apt, reason: r, from: [host, docker], to: [203.0.113.20], ports: [tcp/80] }
+  - { name: registry, reason: r, from: [docker], to: [203.0.113.10], ports: [tcp/443] }
+deny:
+  - { name: meta, reason: r, from: [docker, gitbox], to: [203.0.113.99] }
+`;
+
+  test('each source is tested once per pass: every source’s deny chain before any allow chain; the rules inside carry no source test', async () => {
+    const t = emitNft(await irOf(FWD)).value!.text;
+    const forward = t.slice(t.indexOf('\tchain forward {'), t.indexOf('\n\t}', t.indexOf('\tchain forward {')));
+    const jumps = forward.split('\n').filter((l) => / jump fwd_src_/.test(l)).map((l) => /jump (\S+)/.exec(l)![1]);
+    // Every rule here is IPv4-only (its destinations): no IPv6 rule chains, whatever the sources' families.
+    expect(jumps).toEqual(['fwd_src_docker_deny_v4', 'fwd_src_gitbox_deny_v4', 'fwd_src_docker_allow_v4']);
+    const chain = (name: string) => t.slice(t.indexOf(`\tchain ${name} {`), t.indexOf('\n\t}', t.indexOf(`\tchain ${name} {`))).split('\n').slice(1);
+    expect(chain('fwd_src_docker_allow_v4').map((l) => l.trim())).toEqual([
+      'ip daddr @allow_apt_v4_dst tcp dport 80 counter name "fwd_allow_apt_v4" accept comment "apt: r"',
+      'ip daddr @allow_registry_v4_dst tcp dport 443 counter name "fwd_allow_registry_v4" accept comment "registry: r"',
+    ]);
+    // The host twin and the forward twin share the rule's set, declared once.
+    expect(t.match(/\tset allow_apt_v4_dst \{/g)).toHaveLength(1);
+    expect(t).toContain('oif "lo" counter name "builtin_loopback" accept');
+  });
+
+  kernelTest('the forward ruleset loads', async () => {
+    expectNftAccepts(emitNft(await irOf(FWD)).value!.text);
+  });
+});

@@ -71,6 +71,8 @@ export const nftNames = {
   counter: (r: IrRule): string => nftIdent(`${scope(r)}${r.origin.action}_${r.origin.name}_${SYNTAX[r.family].tag}`),
   /** The chain a deny rule's matches jump to. */
   denyChain: (r: IrRule): string => nftIdent(`${scope(r)}deny_${r.origin.name}_${SYNTAX[r.family].tag}`),
+  /** A forward source's deny or allow rules in one family, jumped to once the source has matched. */
+  sourceChain: (source: string, action: 'deny' | 'allow', f: Family): string => nftIdent(`fwd_src_${source}_${action}_${SYNTAX[f].tag}`),
   /** Interval set of a forward source's networks in one family. */
   sourceSet: (source: string, f: Family): string => nftIdent(`src_${source}_${SYNTAX[f].tag}`),
   /** Forwarded flows no rule of their sources admits, per family. */
@@ -314,16 +316,19 @@ function emitForward(w: ArtifactWriter, ir: Ir, fwd: IrForward, matchSets: Map<I
         for (const v of verdictStatements(ir, 'reject')) w.line(`\t\t${m} ${v} ${bc}`);
       }
   }
-  const bySource = new Map(fwd.sources.map((s) => [s.name, s]));
-  for (const r of fwd.rules) {
-    const verdict = r.origin.action === 'deny' ? `jump ${nftNames.denyChain(r)}` : `counter name ${nftQuote(nftNames.counter(r))} accept`;
-    const until = r.untilSec !== undefined ? `meta time < ${r.untilSec} ` : '';
-    for (const name of r.from ?? []) {
-      const from = sourceMatch(bySource.get(name)!, r.family);
-      if (from === undefined) continue;
-      for (const m of matchRules(r.family, r, matchSets.get(r), false)) w.line(`\t\t${until}${joinParts(from, m)} ${verdict} ${ruleComment(r)}`, r.origin);
-    }
-  }
+  // Each source is tested once per pass, not once per rule (bench/forward.mjs: repeating it cost ~0.28 µs a rule):
+  // first every source's deny chain, then every source's allow chain, so a deny of any source the flow belongs to
+  // wins over an allow of another.
+  const subChains: { name: string; rules: IrRule[] }[] = [];
+  for (const action of ['deny', 'allow'] as const)
+    for (const src of fwd.sources)
+      for (const f of src.families) {
+        const rules = fwd.rules.filter((r) => r.origin.action === action && r.family === f && (r.from ?? []).includes(src.name));
+        if (!rules.length) continue;
+        const name = nftNames.sourceChain(src.name, action, f);
+        w.line(`\t\t${sourceMatch(src, f)!} jump ${name} ${nftComment(`egress forward: ${action} rules of ${src.name}`)}`);
+        subChains.push({ name, rules });
+      }
   const dc = nftComment(`egress forward default: ${fwd.default}`);
   for (const src of fwd.sources)
     for (const f of src.families) {
@@ -348,6 +353,16 @@ function emitForward(w: ArtifactWriter, ir: Ir, fwd: IrForward, matchSets: Map<I
       for (const v of verdictStatements(ir, fwd.default)) w.line(`\t\t${v} ${dc}`);
       w.line('\t}');
     }
+  for (const c of subChains) {
+    w.line('');
+    w.line(`\tchain ${c.name} {`);
+    for (const r of c.rules) {
+      const verdict = r.origin.action === 'deny' ? `jump ${nftNames.denyChain(r)}` : `counter name ${nftQuote(nftNames.counter(r))} accept`;
+      const until = r.untilSec !== undefined ? `meta time < ${r.untilSec} ` : '';
+      for (const m of matchRules(r.family, r, matchSets.get(r), true)) w.line(`\t\t${until}${m} ${verdict} ${ruleComment(r)}`, r.origin);
+    }
+    w.line('\t}');
+  }
   for (const r of fwd.rules) if (r.origin.action === 'deny') emitDenyChain(w, ir, r, matchSets, fwd.denyVerdict);
 }
 
