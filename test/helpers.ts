@@ -1,6 +1,8 @@
 /** Shared fixtures: a fixed resolver and account table, so outputs never depend on this machine. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import type { Io } from '../src/cli/io.js';
 import type { Ir } from '../src/ir/types.js';
 import { loadPolicyText, type Loaded } from '../src/index.js';
@@ -64,4 +66,17 @@ export async function irOf(body: string, opts: { hosts?: Record<string, { ipv4?:
   const l = await loadText(`version: 1\n${body}`, opts);
   expect(l.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   return l.ir!;
+}
+
+const made: string[] = [];
+// Registered while the importing test file is collected: its temporary directories go when it ends, also on failure.
+afterAll(() => {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh directory under the system's temporary directory, removed when the test file ends (pass or fail). */
+export function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
 }

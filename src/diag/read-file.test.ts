@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { FileRefused, readBounded } from './read-file.js';
+import { tempDir } from '../../test/helpers.js';
 
-const dir = () => mkdtempSync(join(tmpdir(), 'egress-read-'));
+const dir = () => tempDir('egress-read-');
 
 describe('readBounded', () => {
   test('reads a regular file whole', () => {

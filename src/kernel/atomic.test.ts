@@ -1,10 +1,10 @@
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { writeAll, writeFileAtomic } from './atomic.js';
+import { tempDir } from '../../test/helpers.js';
 
-const dir = () => mkdtempSync(join(tmpdir(), 'egress-atomic-'));
+const dir = () => tempDir('egress-atomic-');
 
 describe('writeFileAtomic', () => {
   test('creates a file with the given mode and leaves no temporary file', () => {

@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readlinkSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { fakeExecer } from './exec.js';
@@ -8,6 +7,7 @@ import { kernelTest } from '../../test/netns.js';
 import { forwarderCommand, forwarderUnit } from './forwarder.js';
 import { persistOff, persistOn, renderUnit, UNIT_NAME, UNIT_TEMPLATE, persistEnabled } from './persist.js';
 import { DNS_UNIT_NAME, DNS_UNIT_TEMPLATE } from './units.js';
+import { tempDir } from '../../test/helpers.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const EXEC = [process.execPath, join(ROOT, 'bin', 'egress.js')];
@@ -34,7 +34,7 @@ describe('egress-restore.service', () => {
 
   // Needs systemd-analyze (scripts/setup.sh installs it): fails without it, skipped only by the kernel tests' opt-out.
   kernelTest('systemd-analyze verify accepts both rendered units', () => {
-    const d = mkdtempSync(join(tmpdir(), 'egress-unit-'));
+    const d = tempDir('egress-unit-');
     const x = fakeExecer();
     return persistOn({ execer: x }, d, EXEC, '/var/lib/egress').then(() => {
       // Throws (non-zero exit) on any problem it reports; it also fails on warnings about unknown or misspelt settings, which it prints to stderr.
@@ -47,7 +47,7 @@ describe('egress-restore.service', () => {
   });
 
   test('persist writes and links both units; --off removes them', async () => {
-    const d = mkdtempSync(join(tmpdir(), 'egress-unit-'));
+    const d = tempDir('egress-unit-');
     const x = fakeExecer();
     expect(persistEnabled(d)).toBe(false); // what confirm asks before it says "restored at boot"
     const [unit, link, dnsUnit, dnsLink] = await persistOn({ execer: x }, d, EXEC, '/srv/egress-state');

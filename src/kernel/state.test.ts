@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { appendHistory, readHistory, type HistoryEntry } from './history.js';
 import { acquireLock, holderText, LockBusyError, processStartTime, waitFor } from './lock.js';
 import { ensureStateDir, noneSnapshot, readState, requireStateDir, StateError, stateDirProblem, stateFilePath, writeState } from './state.js';
+import { tempDir } from '../../test/helpers.js';
 
-const dir = () => mkdtempSync(join(tmpdir(), 'egress-state-'));
+const dir = () => tempDir('egress-state-');
 const who = { user: 'root', uid: 0 };
 
 describe('state files', () => {

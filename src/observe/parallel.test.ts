@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -9,7 +8,7 @@ import { KernelLineParser } from '../logs/parse-kernel.js';
 import { StatsBuilder } from './aggregate.js';
 import { Deduper } from './dedupe.js';
 import { mergeParts, parallelPlan, planParts, processPart, workerScript } from './parallel.js';
-import { NOW } from '../../test/helpers.js';
+import { NOW, tempDir } from '../../test/helpers.js';
 import { iso, TCP4, UDP4 } from '../../test/observe/lines.js';
 
 /** 3,000 lines over ~50 minutes; SYNs retransmitted up to 30 s later, so many straddle any cut. */
@@ -44,7 +43,7 @@ function sequential(text: string) {
 }
 
 describe('parallel stats: parts and merge give exactly the sequential answer', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'egress-par-'));
+  const dir = tempDir('egress-par-');
   const text = log();
   writeFileSync(join(dir, 'kern.log'), text);
   const want = sequential(text);
@@ -92,7 +91,7 @@ describe('parallel stats: parts and merge give exactly the sequential answer', (
 });
 
 describe('parallelPlan: in parallel only what the sequential reader reads as kernel log lines', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'egress-plan-'));
+  const dir = tempDir('egress-plan-');
   const kern = iso(`EGRESS D:smtp ${TCP4}`) + '\n';
   const pf = '#Version: 1.5\r\n#Fields: date time action protocol src-ip dst-ip src-port dst-port size tcpflags tcpsyn tcpack tcpwin icmptype icmpcode info path\r\n';
   const files: Record<string, string | Buffer> = {

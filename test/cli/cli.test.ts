@@ -1,12 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { run } from './run.js';
+import { tempDir } from '../helpers.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const tmp = () => mkdtempSync(join(tmpdir(), 'egress-cli-'));
+const tmp = () => tempDir('egress-cli-');
 
 describe('exit codes', () => {
   test.each([

@@ -1,12 +1,11 @@
 /** stats, learn, replay, stale through the CLI (in-process main, fixed resolver and accounts). */
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { parse } from 'yaml';
 import { describe, expect, test } from 'vitest';
 import { run } from '../cli/run.js';
-import { NOW } from '../helpers.js';
+import { NOW, tempDir } from '../helpers.js';
 import { FWD_ICMP6, FWD_OTHER4, FWD_TCP4, FWD_TCP6, FWD_UDP4, iso, TCP4, TCP6, UDP4 } from './lines.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -46,7 +45,7 @@ function auditLog(): string {
 }
 
 function setup() {
-  const dir = mkdtempSync(join(tmpdir(), 'egress-observe-cli-'));
+  const dir = tempDir('egress-observe-cli-');
   const state = join(dir, 'state');
   writeFileSync(join(dir, 'policy.yaml'), POLICY);
   writeFileSync(join(dir, 'kern.log'), auditLog());
@@ -250,7 +249,7 @@ describe('names from the DNS forwarder’s log (dns.proxy)', () => {
     iso(`EGRESS p:- ${TCP4.replace('DST=198.51.100.7', `DST=${dst}`).replace('DPT=25', `DPT=${port}`).replace('SPT=57408', `SPT=${spt}`).replace('UID=33 GID=33', `UID=${uid} GID=${uid}`)}`, at);
 
   function proxySetup() {
-    const dir = mkdtempSync(join(tmpdir(), 'egress-observe-dns-'));
+    const dir = tempDir('egress-observe-dns-');
     const state = join(dir, 'state');
     mkdirSync(state);
     writeFileSync(join(dir, 'policy.yaml'), PROXY);
@@ -357,7 +356,7 @@ describe('forwarded traffic (SPEC §6): stats, learn, replay, stale', () => {
   ];
 
   function fwdSetup(lines = LOG) {
-    const dir = mkdtempSync(join(tmpdir(), 'egress-observe-fwd-'));
+    const dir = tempDir('egress-observe-fwd-');
     writeFileSync(join(dir, 'policy.yaml'), FORWARD);
     writeFileSync(join(dir, 'kern.log'), lines.join('\n') + '\n');
     return { dir, env: { EGRESS_STATE_DIR: join(dir, 'state') } };

@@ -1,15 +1,14 @@
-import { appendFileSync, mkdtempSync, renameSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, renameSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants as zlibConstants, gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { fakeExecer } from '../../src/kernel/exec.js';
 import type { LogEvent } from '../../src/logs/event.js';
 import { LogReader, readLogs, ReadError, type LogSource, type ReadOptions } from '../../src/logs/read.js';
-import { NOW } from '../helpers.js';
+import { NOW, tempDir } from '../helpers.js';
 import { iso, journal, kmsg, syslog, TCP4, UDP4 } from './lines.js';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'egress-read-'));
+const tmp = () => tempDir('egress-read-');
 const opts = (o: Partial<ReadOptions> = {}): ReadOptions => ({ now: NOW.getTime(), bootTimeMs: Date.UTC(2026, 10, 23), ...o });
 
 async function read(sources: LogSource[], o: Partial<ReadOptions> = {}) {

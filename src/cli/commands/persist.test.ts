@@ -1,13 +1,12 @@
 /** persist through its seams: a confirmed dns.proxy policy is persisted with its forwarder's unit (it used to be refused); --off removes both. */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import { fakeExecer } from '../../kernel/exec.js';
 import { forwarderUnit } from '../../kernel/forwarder.js';
 import { sha256, writeState, type Snapshot } from '../../kernel/state.js';
 import { DNS_UNIT_NAME } from '../../kernel/units.js';
-import { captureIo, NOW } from '../../../test/helpers.js';
+import { captureIo, NOW, tempDir } from '../../../test/helpers.js';
 import { persistCommand } from './persist.js';
 
 const SELF = ['/usr/bin/node', '/usr/lib/egress/bin/egress.js'];
@@ -42,7 +41,7 @@ function confirmedWithDns(stateDir: string): void {
 }
 
 test('a confirmed dns.proxy policy is persisted with egress-dns.service; --off removes both units', async () => {
-  const cwd = mkdtempSync(join(tmpdir(), 'egress-persist-'));
+  const cwd = tempDir('egress-persist-');
   dirs.push(cwd);
   const i = io(cwd);
   confirmedWithDns(join(cwd, 'state'));
@@ -67,7 +66,7 @@ test('a confirmed dns.proxy policy is persisted with egress-dns.service; --off r
 });
 
 test('on a host not booted by systemd, persist says the rules will not come back and what to run instead (it said "persistence on")', async () => {
-  const cwd = mkdtempSync(join(tmpdir(), 'egress-persist-'));
+  const cwd = tempDir('egress-persist-');
   dirs.push(cwd);
   confirmedWithDns(join(cwd, 'state'));
   const text = io(cwd);

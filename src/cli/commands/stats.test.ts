@@ -1,11 +1,11 @@
 /** stats through its seams: --follow until a signal, live kernel counters and --sample from a fake status reader. */
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import type { Status } from '../../kernel/status.js';
 import { statsCommand } from './stats.js';
-import { captureIo, NOW } from '../../../test/helpers.js';
+import { captureIo, NOW, tempDir } from '../../../test/helpers.js';
 import { iso, TCP4, UDP4 } from '../../../test/observe/lines.js';
 
 const io = (cwd: string) => captureIo(cwd);
@@ -45,7 +45,7 @@ async function until(cond: () => boolean, what: string, backstopMs = 50_000): Pr
 
 describe('stats seams', () => {
   test('--follow reads what is appended until the signal, then reports once more', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'egress-follow-'));
+    const dir = tempDir('egress-follow-');
     const log = join(dir, 'kern.log');
     writeFileSync(log, iso(`EGRESS D:smtp ${TCP4}`, '2026-05-31T10:00:00Z') + '\n');
     const ac = new AbortController();
@@ -84,7 +84,7 @@ describe('stats seams', () => {
   });
 
   test('the live kernel counters of what denied, next to the logged numbers', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'egress-counters-'));
+    const dir = tempDir('egress-counters-');
     writeFileSync(join(dir, 'kern.log'), iso(`EGRESS D:smtp ${TCP4}`) + '\n');
     const i = io(dir);
     expect(await statsCommand(i, ['kern.log'], {}, { status: async () => STATUS })).toBe(0);
@@ -95,7 +95,7 @@ describe('stats seams', () => {
   });
 
   test('--sample appends the live counters to counters.jsonl', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'egress-sample-'));
+    const dir = tempDir('egress-sample-');
     mkdirSync(join(dir, 'state'));
     const i = io(dir);
     expect(await statsCommand(i, [], { sample: true }, { status: async () => STATUS })).toBe(0);
