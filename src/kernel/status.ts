@@ -68,6 +68,14 @@ export interface Status {
   expires?: { rule: string; expires: string; ends: string; past: boolean; daysLeft: number }[];
   /** Forwarded traffic (SPEC §6): side doors, and on iptables the EGRESS-FWD jump's drift. */
   forward?: ForwardView;
+  /**
+   * Log lines against denials, exact, from the kernel since the ruleset was
+   * loaded: `denials` counted by every rule that logs, `logged` let through
+   * by the rate limit (nft: counter `logged` after the limit; iptables: the
+   * LOG rules' own counts). The difference is what the limit dropped: flows
+   * no log reader (stats, learn, replay) ever sees.
+   */
+  logging?: { denials: number; logged: number; notLogged: number; limit: string };
 }
 
 /** The `expires` of the rules of a policy text, from its syntax alone (nothing resolved). */
@@ -116,6 +124,8 @@ export async function readStatus(w: Where, stateDir: string, now: Date): Promise
   const cur = (await readLive(w, live.backend)).live;
   st.drift = !!live.fingerprint && liveFingerprint(cur) !== live.fingerprint;
   st.counters = countersOf(live, cur);
+  const logging = loggingOf(live, cur, st.counters, cur.counters.get('dns_bypass')?.packets ?? 0);
+  if (logging) st.logging = logging;
   st.forward = await forwardView(w, scopeOfText(live.policyFile, live.policyText), live.backend);
   if (st.forward.drift.some((d) => d.severity === 'warning')) st.drift = true;
   if (live.dns) {
@@ -227,6 +237,20 @@ export function countersOf(s: Snapshot, cur: LiveRuleset): RuleCounter[] {
     if (u) out.push({ rule: u.comment!.slice('egress forward unlisted: '.length), action: 'unlisted', family: f, scope: 'forward', packets: u.packets ?? 0, bytes: u.bytes ?? 0 });
   }
   return out;
+}
+
+/** Denials that log, against lines logged (see `Status.logging`); undefined when the ruleset has no rate limit. */
+export function loggingOf(s: Snapshot, cur: LiveRuleset, counters: readonly RuleCounter[], dnsBypass: number): Status['logging'] {
+  const m = /limit rate (\d+)\/(\w+) burst (\d+) packets/.exec(s.ruleset) ?? /--limit (\d+)\/(\w+) --limit-burst (\d+)/.exec(s.ruleset);
+  if (!m) return undefined;
+  const logs = (x: RuleCounter) =>
+    x.action === 'deny' || (x.action === 'default' && (x.scope === 'forward' ? x.rule : s.default) !== 'accept') || (x.action === 'unlisted' && x.rule !== 'accept');
+  const denials = counters.filter(logs).reduce((n, x) => n + x.packets, 0) + dnsBypass;
+  const logged =
+    s.backend === 'nft'
+      ? cur.counters.get('logged')?.packets ?? 0
+      : [...cur.chains.values()].flat().filter((r) => / -j LOG /.test(r.text)).reduce((n, r) => n + (r.packets ?? 0), 0);
+  return { denials, logged, notLogged: Math.max(0, denials - logged), limit: `${m[1]}/${m[2]} burst ${m[3]}` };
 }
 
 function sum(rs: { packets?: number; bytes?: number }[], k: 'packets' | 'bytes'): number {

@@ -14,6 +14,7 @@ import {
   DEFAULT_DNS_GRACE_SEC,
   DEFAULT_DNS_MIN_LIFETIME_SEC,
   DEFAULT_LOG_PREFIX,
+  DEFAULT_AUDIT_LOG_RATE,
   DEFAULT_LOG_RATE,
   DNS_GRACE_BOUNDS,
   DNS_MIN_LIFETIME_BOUNDS,
@@ -105,7 +106,7 @@ class Checker {
       denyVerdict: def === 'drop' ? 'drop' : 'reject',
       log: {
         prefix: this.logPrefix(ast.log.prefix),
-        ...(this.logRate(ast.log.rate) ?? {}),
+        ...(this.logRate(ast.log.rate, ast.mode?.value === 'audit') ?? {}),
         uid: ast.log.uid?.value ?? true,
       },
       builtins: {
@@ -139,8 +140,8 @@ class Checker {
     return p.value;
   }
 
-  private logRate(r: Str | undefined): { rate: LogRate } | undefined {
-    if (!r) return { rate: DEFAULT_LOG_RATE };
+  private logRate(r: Str | undefined, audit: boolean): { rate: LogRate } | undefined {
+    if (!r) return { rate: audit ? DEFAULT_AUDIT_LOG_RATE : DEFAULT_LOG_RATE };
     const m = /^\s*(\d+)\s*\/\s*(second|minute|hour|day)s?\s*$/.exec(r.value);
     if (!m || Number(m[1]) < 1 || Number(m[1]) > 1_000_000) {
       this.err('bad-log-rate', `bad log rate ${q(r.value)}`, r.span, { hint: 'write it as "N/second", "N/minute", "N/hour" or "N/day" with N ≥ 1' });

@@ -84,7 +84,7 @@ export const LogSchema = z.strictObject({
   prefix: str.describe('Base log prefix, at most 20 characters so backend tags fit in 29. Omitted = "EGRESS ".'),
   rate: str
     .meta({ pattern: '^[0-9]+/(second|minute|hour|day)$' })
-    .describe('Rate limit on log lines, "N/second|minute|hour|day"; counters stay exact. Omitted = 10/second.'),
+    .describe('Rate limit on log lines, "N/second|minute|hour|day", with bursts of one unit\'s worth (at least 5); counters stay exact, and what the limit dropped is counted too (`status`, `stats`: "denials not logged"). Omitted = 10/second, or 100/second in audit mode (what learn reads).'),
   uid: z.boolean().describe("Put the socket's UID/GID in log lines. Omitted = true."),
 }).partial();
 

@@ -178,3 +178,14 @@ export interface Policy {
 
 export const DEFAULT_LOG_PREFIX = 'EGRESS ';
 export const DEFAULT_LOG_RATE: LogRate = { count: 10, unit: 'second' };
+/**
+ * In audit mode the log is what `learn` reads: a flow whose line the limit
+ * dropped is a flow learn never proposes. So audit's default is ten times
+ * enforce's (a service starting opens dozens of connections at once).
+ */
+export const DEFAULT_AUDIT_LOG_RATE: LogRate = { count: 100, unit: 'second' };
+
+/** How many lines may come at once before the rate applies: one unit's worth (at least 5, the kernels' own default; at most iptables' 10000). */
+export function logBurst(r: LogRate): number {
+  return Math.min(10_000, Math.max(5, r.count));
+}

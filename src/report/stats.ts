@@ -89,6 +89,13 @@ function counterLines(c: KernelCounters): string[] {
       const label = (x: RuleCounter) => (x.action === 'default' ? `(default ${x.rule})` : x.action === 'unlisted' ? `(unlisted: ${x.rule})` : x.rule) + (x.scope === 'forward' ? ' forwarded' : '');
       const lines = denying.map((x) => `${label(x).padEnd(24)} ${(x.family ?? '').padEnd(5)} ${x.packets.toLocaleString('en-US').padStart(12)} packets ${x.bytes.toLocaleString('en-US').padStart(14)} bytes`);
       if (!lines.length) lines.push('no deny rule or denying default in the live ruleset');
+      const lg = st.logging;
+      if (lg)
+        lines.push(
+          lg.notLogged
+            ? `log: ${num(lg.logged)} of ${num(lg.denials)} denials logged; ${num(lg.notLogged)} NOT logged (rate limit ${lg.limit}): no log reader sees those flows; raise log.rate (audit's default is 100/second)`
+            : `log: every one of ${num(lg.denials)} denials logged (rate limit ${lg.limit})`,
+        );
       return [`${st.backend}, ${st.mode} mode, policy ${st.policyFile} (${(st.policyHash ?? '').replace(/^sha256:/, '').slice(0, 12)})`, ...lines];
     }
     default:
@@ -97,8 +104,8 @@ function counterLines(c: KernelCounters): string[] {
 }
 
 /** The JSON form of the counters: every rule's counter (not only what denied), or the note. */
-function countersJson(c: KernelCounters): { counters?: RuleCounter[]; note?: string } {
-  return c.kind === 'status' ? { counters: c.status.counters } : { note: c.note };
+function countersJson(c: KernelCounters): { counters?: RuleCounter[]; logging?: Status['logging']; note?: string } {
+  return c.kind === 'status' ? { counters: c.status.counters, ...(c.status.logging ? { logging: c.status.logging } : {}) } : { note: c.note };
 }
 
 export interface RenderOptions {

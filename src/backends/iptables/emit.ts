@@ -38,7 +38,7 @@ import { error, type Diagnostic, type Result } from '../../diag/diagnostic.js';
 import type { Ir, IrForward, IrFwdSource, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
 import { intervalToCidrs, formatAddress, type Family } from '../../policy/address.js';
 import { ICMPV6_ND_TYPES } from '../../policy/protocols.js';
-import type { LogRate } from '../../policy/types.js';
+import { logBurst, type LogRate } from '../../policy/types.js';
 import { IPTABLES_PREFIX_MAX, logPrefix, shortHash, type TagVerdict } from '../log-tag.js';
 import { ALL_CAPABILITIES, ArtifactWriter, unsupportedDns, type Artifact, type Backend, type Capabilities } from '../types.js';
 import { IPT_CHAIN_MAX, iptChain, iptComment, iptQuote, iptWord } from './quote.js';
@@ -259,7 +259,7 @@ function ruleText(r: IrRule): string {
 
 /** Rate-limited LOG with the rule's tag (`-m limit` sits in this rule only, so counts elsewhere stay exact). */
 function logArgs(ir: Ir, v: TagVerdict, name: string | undefined, owned = true): string {
-  const limit = ir.log.rate ? `-m limit --limit ${ir.log.rate.count}/${LIMIT_UNIT[ir.log.rate.unit]} ` : '';
+  const limit = ir.log.rate ? `-m limit --limit ${ir.log.rate.count}/${LIMIT_UNIT[ir.log.rate.unit]} --limit-burst ${logBurst(ir.log.rate)} ` : '';
   return `${limit}-j LOG --log-prefix ${iptQuote(logPrefix(ir.log.prefix, v, name, IPTABLES_PREFIX_MAX))}${ir.log.uid && owned ? ' --log-uid' : ''}`;
 }
 

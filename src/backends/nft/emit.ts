@@ -35,7 +35,7 @@ import { formatAddress, formatInterval, type Family } from '../../policy/address
 import { ICMPV6_ND_TYPES } from '../../policy/protocols.js';
 import type { Result } from '../../diag/diagnostic.js';
 import type { Ir, IrDns, IrForward, IrFwdSource, IrL4, IrMatch, IrOwner, IrRule } from '../../ir/types.js';
-import type { RuleRef } from '../../policy/types.js';
+import { logBurst, type RuleRef } from '../../policy/types.js';
 import { nftComment, nftIdent, nftQuote } from './quote.js';
 import { DNS_PORTS, dnsCounters, emitDnsGuard, emitDnsRedirect, forwardDnsPort, forwarderConfig, L4 as DNS_L4, NFT_DNS_SET_SIZE, nftDnsNames as dnsNames, nftForwarderNames, type NftDnsName, type NftForwarderConfig } from './dns.js';
 
@@ -87,6 +87,8 @@ export const nftNames = {
   /** Timeout set of the addresses the DNS forwarder answered for the rule's names (`dns.proxy`); never flushed by egress. */
   dnsSet: (r: IrRule): string => nftIdent(`${setBase(r)}_dns`),
   defaultCounter: (f: Family): string => `default_${SYNTAX[f].tag}`,
+  /** Every log line the rate limit let through (all rules, both families). */
+  loggedCounter: 'logged',
   builtinCounter: (b: 'loopback' | 'established' | 'icmpv6_nd'): string => `builtin_${b}`,
 };
 
@@ -178,6 +180,7 @@ function emitCounters(w: ArtifactWriter, ir: Ir): void {
   for (const b of ['loopback', 'established', 'icmpv6_nd'] as const) if (ir.builtins[b]) counters.push([nftNames.builtinCounter(b), undefined]);
   for (const r of ir.rules) counters.push([nftNames.counter(r), r.origin]);
   for (const f of ['ipv4', 'ipv6'] as const) counters.push([nftNames.defaultCounter(f), undefined]);
+  if (ir.log.rate) counters.push([nftNames.loggedCounter, undefined]);
   if (ir.dns) for (const n of dnsCounters()) counters.push([n, undefined]);
   if (ir.dns && ir.forward) counters.push([dnsNames.forwardRedirectCounter, undefined]);
   if (ir.forward) {
@@ -248,7 +251,8 @@ function emitDenyChain(w: ArtifactWriter, ir: Ir, r: IrRule, matchSets: Map<IrMa
 
 /** The log statement, rate-limited when the policy says so; placed after the counter so counts stay exact. */
 function logStatement(ir: Ir, v: TagVerdict, rule: string | undefined, owned = true): string {
-  const limit = ir.log.rate ? `limit rate ${ir.log.rate.count}/${ir.log.rate.unit} ` : '';
+  // The counter after the limit counts the lines logged: a denial's counter less this is what the limit dropped.
+  const limit = ir.log.rate ? `limit rate ${ir.log.rate.count}/${ir.log.rate.unit} burst ${logBurst(ir.log.rate)} packets counter name ${nftQuote(nftNames.loggedCounter)} ` : '';
   // A forwarded packet has no socket, so no owner to log.
   const flags = ir.log.uid && owned ? ' flags skuid' : '';
   return `${limit}log prefix ${nftQuote(logPrefix(ir.log.prefix, v, rule, NFT_PREFIX_MAX))}${flags}`;

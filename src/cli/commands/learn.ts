@@ -22,14 +22,15 @@ import { accountNames } from '../../observe/replay.js';
 import { learnJson, learnText } from '../../report/learn.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
-import { contextOf, readDnsNames, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
+import { liveCounters, type StatsSeams } from './stats.js';
+import { contextOf, readDnsNames, readOptionsOf, runReader, sourcesOf, type SourceFlags } from '../log-flags.js';
 
 export interface LearnFlags extends SourceFlags, PolicyFlags {
   policy?: string;
   write?: boolean;
 }
 
-export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, seams: ObserveSeams = {}): Promise<number> {
+export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, seams: StatsSeams = {}): Promise<number> {
   if (!flags.policy) throw new UsageError('learn needs --policy POLICY (the policy the learned rules are for)');
   if (flags.follow) throw new UsageError('learn reads recorded logs; --follow is for "egress stats"');
   if (!logs.length && !flags.journal && !flags.kmsg) throw new UsageError('learn needs LOG files ("-" for standard input), --journal or --kmsg');
@@ -80,7 +81,19 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
     return 1;
   }
 
-  if (flags.json) writeJson(io, { ...learnJson(flags.policy, learned, counts, check, items, !!flags.write && learned.rules.length > 0 && !check.stillDenied.length), ...(dnsCounts ? { dnsLog: dnsCounts } : {}) });
+  // Reading this host's own kernel log: what the rate limit kept out of it is flows learn cannot propose (the kernel counted them).
+  const live = flags.journal || flags.kmsg ? await liveCounters(io, seams) : undefined;
+  const logging = live?.kind === 'status' ? live.status.logging : undefined;
+  if (flags.json)
+    writeJson(io, {
+      ...learnJson(flags.policy, learned, counts, check, items, !!flags.write && learned.rules.length > 0 && !check.stillDenied.length),
+      ...(dnsCounts ? { dnsLog: dnsCounts } : {}),
+      ...(logging ? { logging } : {}),
+    });
+  else if (logging?.notLogged)
+    io.stderr(
+      `egress: warning: ${logging.notLogged.toLocaleString('en-US')} of ${logging.denials.toLocaleString('en-US')} denials since the ruleset was loaded were not logged (rate limit ${logging.limit}): learn cannot propose those flows; raise log.rate (audit mode's default is 100/second) and learn again\n`,
+    );
 
   if (check.stillDenied.length) {
     io.stderr(`egress: error: the learned rules would not admit ${check.stillDenied.length} of the flows they were learned from (hostnames resolving differently?); nothing written\n`);

@@ -94,6 +94,21 @@ describe('stats seams', () => {
     expect(JSON.parse(j.out).kernelCounters.counters).toHaveLength(3);
   });
 
+  test('what the log rate limit kept out of the log is said, from the kernel counts', async () => {
+    const dir = tempDir('egress-counters-');
+    writeFileSync(join(dir, 'kern.log'), iso(`EGRESS D:smtp ${TCP4}`) + '\n');
+    const logging = { denials: 1241, logged: 1000, notLogged: 241, limit: '10/second burst 10' };
+    const i = io(dir);
+    expect(await statsCommand(i, ['kern.log'], {}, { status: async () => ({ ...STATUS, logging }) })).toBe(0);
+    expect(i.out).toContain('log: 1,000 of 1,241 denials logged; 241 NOT logged (rate limit 10/second burst 10)');
+    const j = io(dir);
+    await statsCommand(j, ['kern.log'], { json: true }, { status: async () => ({ ...STATUS, logging }) });
+    expect(JSON.parse(j.out).kernelCounters.logging).toEqual(logging);
+    const k = io(dir);
+    await statsCommand(k, ['kern.log'], {}, { status: async () => ({ ...STATUS, logging: { ...logging, logged: 1241, notLogged: 0 } }) });
+    expect(k.out).toContain('log: every one of 1,241 denials logged');
+  });
+
   test('--sample appends the live counters to counters.jsonl', async () => {
     const dir = tempDir('egress-sample-');
     mkdirSync(join(dir, 'state'));

@@ -130,7 +130,7 @@ export async function statsCommand(io: Io, logs: string[], flags: StatsFlags, se
  * status reader. Needs root and an applied policy; otherwise a note says why
  * they are not shown.
  */
-async function liveCounters(io: Io, seams: StatsSeams): Promise<KernelCounters> {
+export async function liveCounters(io: Io, seams: StatsSeams): Promise<KernelCounters> {
   const note = (n: string): KernelCounters => ({ kind: 'note', note: n });
   if (!seams.status && !isRoot(seams)) return note('reading the live ruleset needs root');
   if (!seams.status && !existsSync(stateDirOf(io.env))) return note('nothing of egress is applied on this host');
