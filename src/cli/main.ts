@@ -11,7 +11,7 @@ import { initCommand } from './commands/init.js';
 import { labCommand } from './commands/lab.js';
 import { applyCommand } from './commands/apply.js';
 import { confirmCommand } from './commands/confirm.js';
-import { persistCommand, restoreBootCommand } from './commands/persist.js';
+import { forwardJumpCommand, persistCommand, restoreBootCommand } from './commands/persist.js';
 import { planCommand } from './commands/plan.js';
 import { refreshCommand } from './commands/refresh.js';
 import { removeCommand } from './commands/remove.js';
@@ -206,6 +206,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
 
   program.command('_restore-boot', { hidden: true }).action(async () => {
     code = await restoreBootCommand(io);
+  });
+
+  program.command('_forward-jump', { hidden: true }).action(async () => {
+    code = await forwardJumpCommand(io);
   });
 
   // observe: stats, learn, replay, stale (docs/observe.md)

@@ -5,7 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { fakeExecer } from './exec.js';
 import { kernelTest } from '../../test/netns.js';
 import { forwarderCommand, forwarderUnit } from './forwarder.js';
-import { persistOff, persistOn, renderUnit, UNIT_NAME, UNIT_TEMPLATE, persistEnabled } from './persist.js';
+import { FORWARD_UNIT_NAME, FORWARD_UNIT_TEMPLATE, persistOff, persistOn, renderUnit, UNIT_NAME, UNIT_TEMPLATE, persistEnabled } from './persist.js';
 import { DNS_UNIT_NAME, DNS_UNIT_TEMPLATE } from './units.js';
 import { tempDir } from '../../test/helpers.js';
 
@@ -33,12 +33,16 @@ describe('egress-restore.service', () => {
   });
 
   // Needs systemd-analyze (scripts/setup.sh installs it): fails without it, skipped only by the kernel tests' opt-out.
-  kernelTest('systemd-analyze verify accepts both rendered units', () => {
+  test('systemd/ ships exactly the egress-forward.service template', () => {
+    expect(readFileSync(join(ROOT, 'systemd', FORWARD_UNIT_NAME), 'utf8')).toBe(FORWARD_UNIT_TEMPLATE);
+  });
+
+  kernelTest('systemd-analyze verify accepts every rendered unit', () => {
     const d = tempDir('egress-unit-');
     const x = fakeExecer();
     return persistOn({ execer: x }, d, EXEC, '/var/lib/egress').then(() => {
       // Throws (non-zero exit) on any problem it reports; it also fails on warnings about unknown or misspelt settings, which it prints to stderr.
-      for (const u of [UNIT_NAME, DNS_UNIT_NAME]) {
+      for (const u of [UNIT_NAME, DNS_UNIT_NAME, FORWARD_UNIT_NAME]) {
         const r = spawnSync('systemd-analyze', ['verify', join(d, u)], { cwd: d, encoding: 'utf8', timeout: 60_000 });
         expect(r.status, `${u}: ${r.stderr}`).toBe(0);
         expect(r.stderr.split('\n').filter((l) => l.includes(u)), u).toEqual([]);
@@ -46,20 +50,24 @@ describe('egress-restore.service', () => {
     });
   });
 
-  test('persist writes and links both units; --off removes them', async () => {
+  test('persist writes and links the units (egress-forward.service wanted by docker.service); --off removes them', async () => {
     const d = tempDir('egress-unit-');
     const x = fakeExecer();
     expect(persistEnabled(d)).toBe(false); // what confirm asks before it says "restored at boot"
-    const [unit, link, dnsUnit, dnsLink] = await persistOn({ execer: x }, d, EXEC, '/srv/egress-state');
+    const [unit, link, dnsUnit, dnsLink, fwdUnit, fwdLink] = await persistOn({ execer: x }, d, EXEC, '/srv/egress-state');
     expect(persistEnabled(d)).toBe(true);
     expect(readlinkSync(link!)).toBe(unit);
     expect(readFileSync(unit!, 'utf8')).toContain('Environment=EGRESS_STATE_DIR=/srv/egress-state');
     expect(readlinkSync(dnsLink!)).toBe(dnsUnit);
     expect(dnsLink).toBe(join(d, 'sysinit.target.wants', DNS_UNIT_NAME));
     expect(readFileSync(dnsUnit!, 'utf8')).toBe(forwarderUnit(EXEC, '/srv/egress-state'));
+    expect(fwdLink).toBe(join(d, 'docker.service.wants', FORWARD_UNIT_NAME));
+    expect(readlinkSync(fwdLink!)).toBe(fwdUnit);
+    expect(readFileSync(fwdUnit!, 'utf8')).toBe(renderUnit(EXEC, '/srv/egress-state', FORWARD_UNIT_TEMPLATE));
+    expect(readFileSync(fwdUnit!, 'utf8')).toMatch(/^ExecStart=.* _forward-jump$/m);
     await persistOn({ execer: x }, d, EXEC, '/srv/egress-state'); // idempotent
-    expect(await persistOff({ execer: x }, d)).toHaveLength(4);
-    for (const p of [unit, link, dnsUnit, dnsLink]) expect(existsSync(p!)).toBe(false);
+    expect(await persistOff({ execer: x }, d)).toHaveLength(6);
+    for (const p of [unit, link, dnsUnit, dnsLink, fwdUnit, fwdLink]) expect(existsSync(p!)).toBe(false);
     expect(persistEnabled(d)).toBe(false);
   });
 });

@@ -22,6 +22,9 @@
 import { mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NFT_TABLE } from '../backends/nft/emit.js';
+import { FORWARD_JUMP } from '../backends/iptables/emit.js';
+import { driftLines, forwardJumpDrift } from './forward-host.js';
+import { loadIptables, readIptables } from './iptables.js';
 import { ICMPV6_ND_TYPES } from '../policy/protocols.js';
 import { backendInstalled, load, readLive, removeOwned } from './backend.js';
 import { disarmWatchdog } from './confirm.js';
@@ -60,15 +63,44 @@ ExecStart=@EXEC@ _restore-boot
 WantedBy=${WANTED_BY}
 `;
 
-export function renderUnit(exec: string[], stateDir: string): string {
-  return UNIT_TEMPLATE.replace(/@STATE_DIR@/g, unitStateDir(stateDir)).replace('@EXEC@', exec.map(systemdWord).join(' '));
+/**
+ * Docker puts its FORWARD jumps first whenever it starts; the boot restore
+ * ran before it, when there was no DOCKER-USER, so on the iptables backend
+ * egress's forward jump ends up below Docker's accepts. This unit runs once
+ * Docker is up (and again when it restarts) and puts the jump back where it
+ * belongs (`_forward-jump`); it does nothing for nft or without `forward:`.
+ */
+export const FORWARD_UNIT_NAME = 'egress-forward.service';
+export const FORWARD_WANTED_BY = 'docker.service';
+
+export const FORWARD_UNIT_TEMPLATE = `# Installed by "egress persist"; removed by "egress persist --off".
+# Once Docker has started, puts egress's forward jump (iptables backend,
+# policy with "forward:") first in DOCKER-USER, where Docker keeps it: see
+# docs/forward.md. Does nothing for the nft backend or without "forward:".
+[Unit]
+Description=egress: the forward scope's jump first in DOCKER-USER, once Docker is up
+After=docker.service egress-restore.service
+RequiresMountsFor=@STATE_DIR@
+
+[Service]
+Type=oneshot
+Environment=EGRESS_STATE_DIR=@STATE_DIR@
+ExecStart=@EXEC@ _forward-jump
+
+[Install]
+WantedBy=${FORWARD_WANTED_BY}
+`;
+
+export function renderUnit(exec: string[], stateDir: string, template = UNIT_TEMPLATE): string {
+  return template.replace(/@STATE_DIR@/g, unitStateDir(stateDir)).replace('@EXEC@', exec.map(systemdWord).join(' '));
 }
 
-/** The units persist installs, each with its text. */
-function persistedUnits(self: string[], stateDir: string): [string, string][] {
+/** The units persist installs, each with its text and the unit that wants it. */
+function persistedUnits(self: string[], stateDir: string): [string, string, string][] {
   return [
-    [UNIT_NAME, renderUnit(self, stateDir)],
-    [DNS_UNIT_NAME, forwarderUnit(self, stateDir)],
+    [UNIT_NAME, renderUnit(self, stateDir), WANTED_BY],
+    [DNS_UNIT_NAME, forwarderUnit(self, stateDir), WANTED_BY],
+    [FORWARD_UNIT_NAME, renderUnit(self, stateDir, FORWARD_UNIT_TEMPLATE), FORWARD_WANTED_BY],
   ];
 }
 
@@ -79,10 +111,10 @@ function persistedUnits(self: string[], stateDir: string): [string, string][] {
  * Returns each unit followed by its link.
  */
 export async function persistOn(w: Where, unitDir: string, self: string[], stateDir: string): Promise<string[]> {
-  const wants = join(unitDir, `${WANTED_BY}.wants`);
-  mkdirSync(wants, { recursive: true });
   const written: string[] = [];
-  for (const [name, text] of persistedUnits(self, stateDir)) {
+  for (const [name, text, wantedBy] of persistedUnits(self, stateDir)) {
+    const wants = join(unitDir, `${wantedBy}.wants`);
+    mkdirSync(wants, { recursive: true });
     const unit = join(unitDir, name);
     writeFileSync(unit, text, { mode: 0o644 });
     const link = join(wants, name);
@@ -104,7 +136,11 @@ export async function persistOn(w: Where, unitDir: string, self: string[], state
 
 /** Remove what persistOn installed (a running forwarder keeps running until the life cycle stops it). */
 export async function persistOff(w: Where, unitDir: string): Promise<string[]> {
-  const paths = [UNIT_NAME, DNS_UNIT_NAME].flatMap((name) => [join(unitDir, `${WANTED_BY}.wants`, name), join(unitDir, name)]);
+  const paths = [
+    ...[UNIT_NAME, DNS_UNIT_NAME].flatMap((name) => [join(unitDir, `${WANTED_BY}.wants`, name), join(unitDir, name)]),
+    join(unitDir, `${FORWARD_WANTED_BY}.wants`, FORWARD_UNIT_NAME),
+    join(unitDir, FORWARD_UNIT_NAME),
+  ];
   const removed = paths.filter((p) => existsSync(p) || isLink(p));
   for (const p of paths) rmSync(p, { force: true });
   await daemonReload(w);
@@ -259,4 +295,31 @@ async function lockdown(w: Where): Promise<void> {
 
 function record(stateDir: string, now: Date, who: { user: string; uid: number }, s: Snapshot, action: 'apply' | 'auto-rollback', outcome: 'ok' | 'failed', message: string): void {
   appendHistory(stateDir, { time: now.toISOString(), action, user: who.user, uid: who.uid, policyFile: s.policyFile, policyHash: s.policyHash, backend: s.backend, mode: s.mode, outcome, message });
+}
+
+/**
+ * `egress _forward-jump` (egress-forward.service, once Docker is up): on the
+ * iptables backend with a forward scope, when the jump to EGRESS-FWD is not
+ * first where it belongs (DOCKER-USER if it exists, else FORWARD), load the
+ * live ruleset again, which moves the jump there (reapply.ts) and changes
+ * nothing else. Under the state lock; a no-op otherwise.
+ */
+export async function reassertForwardJump(w: Where, stateDir: string): Promise<string> {
+  const lock = acquireLock(stateDir);
+  try {
+    const live = readState(stateDir, 'live');
+    if (!live || live.kind !== 'ruleset' || live.backend !== 'iptables' || !live.ruleset.split('\n').includes(FORWARD_JUMP))
+      return 'nothing to do: no live iptables ruleset with a forward scope';
+    const cur = await readIptables(w);
+    const drift = forwardJumpDrift(cur.save.ipv4, cur.save.ipv6).filter((d) => d.severity === 'warning');
+    if (!drift.length) return 'the forward jump is where it belongs';
+    const failure = await loadIptables(w, { text: live.ruleset, lineMap: new Map() }, cur.save);
+    if (failure) throw new StateError(failure.message);
+    const after = (await readIptables(w)).save;
+    const left = forwardJumpDrift(after.ipv4, after.ipv6).filter((d) => d.severity === 'warning');
+    if (left.length) throw new StateError(`the forward jump is still not first: ${driftLines(left).join('; ')}`);
+    return `moved the forward jump back first (${drift.map((d) => `${d.family} ${d.kind}`).join(', ')})`;
+  } finally {
+    lock.release();
+  }
 }

@@ -198,7 +198,7 @@ kernelDescribe('forward scope: forwarded traffic is governed like the host’s o
     );
 
     test.each(['nft', 'iptables'] as const)(
-      '%s: a simulated runtime restart leaves enforcement intact and no false drift; a DOCKER-USER flushed by another tool, or Docker started after egress, is drift in the next status, and re-apply mends it',
+      '%s: a simulated runtime restart leaves enforcement intact and no false drift; a DOCKER-USER flushed by another tool, or Docker started after egress, is drift in the next status, mended by re-apply or by egress-forward.service (_forward-jump)',
       async (backend) => {
         const w = world.w;
         const text = policy('warn');
@@ -241,10 +241,15 @@ kernelDescribe('forward scope: forwarded traffic is governed like the host’s o
             expect(late.drift).toBe(true);
             expect(late.forward?.drift.map((d) => `${d.family} ${d.kind}`).sort()).toEqual(['ipv4 jump-in-forward', 'ipv6 jump-in-forward']);
             expect(disagreements(await probeFrom(w, 'ct1', probes), want).length).toBeGreaterThan(0);
-            // Re-applying moves the jump into DOCKER-USER, which Docker keeps first.
-            await eg.apply(text, backend);
+            // What egress-forward.service runs once Docker is up (persist installs it): the jump goes into DOCKER-USER,
+            // which Docker keeps first, and nothing else changes; a second run finds nothing to do.
+            const moved = await eg.run(['_forward-jump']);
+            expect(moved.stdout, moved.stderr).toMatch(/^egress: moved the forward jump back first \(ipv4 jump-in-forward, ipv6 jump-in-forward\)/);
             expect((await status(eg)).drift).toBe(false);
             expect(disagreements(await probeFrom(w, 'ct1', probes), want)).toEqual([]);
+            expect((await eg.run(['_forward-jump'])).stdout).toBe('egress: the forward jump is where it belongs\n');
+            await dockerRestart(w);
+            expect((await status(eg)).drift).toBe(false);
           }
           await eg.remove();
         } finally {

@@ -83,7 +83,7 @@ describe('sections', () => {
       '-A EGRESS-smtp -m owner --uid-owner 107 -m comment --comment "smtp: except 1" -j RETURN',
       '-A EGRESS-smtp -d 192.0.2.25/32 -m comment --comment "smtp: except 2" -j RETURN',
       '-A EGRESS-smtp -m comment --comment "smtp: mta only"',
-      '-A EGRESS-smtp -m limit --limit 10/sec -j LOG --log-prefix "EGRESS D:smtp " --log-uid',
+      '-A EGRESS-smtp -m limit --limit 10/sec --limit-burst 10 -j LOG --log-prefix "EGRESS D:smtp " --log-uid',
       '-A EGRESS-smtp -p tcp -j REJECT --reject-with tcp-reset',
       '-A EGRESS-smtp -j REJECT --reject-with icmp-admin-prohibited',
     ]);
@@ -95,7 +95,7 @@ describe('sections', () => {
     const { text } = await ipt('mode: audit\ndefault: drop\nallow:\n  - { name: dns, reason: r, ports: [udp/53] }\ndeny:\n  - { name: smtp, reason: r, ports: [tcp/25] }\n');
     expect(text.replace(/--comment "[^"]*"/g, '')).not.toMatch(/REJECT|DROP/);
     expect(lines(text, /-j LOG/).map((l) => /--log-prefix "([^"]*)"/.exec(l)![1])).toEqual(['EGRESS p:- ', 'EGRESS d:smtp ', 'EGRESS p:- ', 'EGRESS d:smtp ']);
-    expect(text).toContain('-A EGRESS-smtp -m limit --limit 10/sec -j LOG --log-prefix "EGRESS d:smtp " --log-uid\n-A EGRESS-smtp -j ACCEPT\n');
+    expect(text).toContain('-A EGRESS-smtp -m limit --limit 100/sec --limit-burst 100 -j LOG --log-prefix "EGRESS d:smtp " --log-uid\n-A EGRESS-smtp -j ACCEPT\n');
   });
 
   test.each([

@@ -68,7 +68,7 @@ describe('emit', () => {
       'ip6 daddr ::1 meta l4proto { tcp, udp } th dport 153 accept',
       'ip6 saddr ::1 meta l4proto { tcp, udp } th sport 153 accept',
       'meta skuid 0 meta skgid 990 meta l4proto { tcp, udp } th dport { 53, 853 } counter name "dns_forwarder" accept',
-      'meta l4proto { tcp, udp } th dport { 53, 853 } fib daddr type != local counter name "dns_bypass" limit rate 10/second log prefix "EGRESS B:- " flags skuid',
+      'meta l4proto { tcp, udp } th dport { 53, 853 } fib daddr type != local counter name "dns_bypass" limit rate 10/second burst 10 packets counter name "logged" log prefix "EGRESS B:- " flags skuid',
       'meta l4proto { tcp, udp } th dport { 53, 853 } fib daddr type != local meta l4proto tcp reject with tcp reset',
       'meta l4proto { tcp, udp } th dport { 53, 853 } fib daddr type != local reject with icmpx admin-prohibited',
       'oif "lo" counter name "builtin_loopback" accept',
@@ -110,7 +110,7 @@ describe('emit', () => {
     const t = emitNft(await ir(`mode: audit\n${MIRRORS}`)).value!.text;
     check(t);
     expect(lines(t, /th dport \{ 53, 853 \} fib daddr type != local/).map((l) => l.trim().replace(/ comment .*$/, ''))).toEqual([
-      'meta l4proto { tcp, udp } th dport { 53, 853 } fib daddr type != local counter name "dns_bypass" limit rate 10/second log prefix "EGRESS b:- " flags skuid',
+      'meta l4proto { tcp, udp } th dport { 53, 853 } fib daddr type != local counter name "dns_bypass" limit rate 100/second burst 100 packets counter name "logged" log prefix "EGRESS b:- " flags skuid',
       'meta l4proto { tcp, udp } th dport { 53, 853 } fib daddr type != local accept',
     ]);
   });

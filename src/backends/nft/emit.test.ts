@@ -60,7 +60,7 @@ deny:
     expect(chain.split('\n').slice(1).map((l) => l.trim())).toEqual([
       'meta skuid 107 return comment "smtp: except 1"',
       'ip daddr @deny_smtp_v4_x2_dst return comment "smtp: except 2"',
-      'counter name "deny_smtp_v4" limit rate 10/second log prefix "EGRESS D:smtp " flags skuid comment "smtp: mta only"',
+      'counter name "deny_smtp_v4" limit rate 10/second burst 10 packets counter name "logged" log prefix "EGRESS D:smtp " flags skuid comment "smtp: mta only"',
       'meta l4proto tcp reject with tcp reset comment "smtp: mta only"',
       'reject with icmpx admin-prohibited comment "smtp: mta only"',
       '',

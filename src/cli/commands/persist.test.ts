@@ -55,6 +55,8 @@ test('a confirmed dns.proxy policy is persisted with egress-dns.service; --off r
     join(units, 'sysinit.target.wants', 'egress-restore.service'),
     join(units, DNS_UNIT_NAME),
     join(units, 'sysinit.target.wants', DNS_UNIT_NAME),
+    join(units, 'egress-forward.service'),
+    join(units, 'docker.service.wants', 'egress-forward.service'),
   ]);
   expect(readFileSync(join(units, DNS_UNIT_NAME), 'utf8')).toBe(forwarderUnit(SELF, join(cwd, 'state')));
   expect(readlinkSync(join(units, 'sysinit.target.wants', DNS_UNIT_NAME))).toBe(join(units, DNS_UNIT_NAME));

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { selfCommand } from '../../kernel/confirm.js';
 import { forwarderRunOf } from '../../kernel/forwarder.js';
-import { persistOff, persistOn, restoreAtBoot, systemdDirOf } from '../../kernel/persist.js';
+import { persistOff, persistOn, reassertForwardJump, restoreAtBoot, systemdDirOf } from '../../kernel/persist.js';
 import { readState } from '../../kernel/state.js';
 import { CommandError, type Io } from '../io.js';
 import { writeJson } from '../shared.js';
@@ -43,11 +43,24 @@ Run "egress _restore-boot" early at boot, before the network comes up (an init s
       io.stdout(
         `${written[2]} (enabled via ${written[3]}) then starts the DNS forwarder when the restored policy has dns.proxy${confirmed.dns ? ' (this one has: until it is up, name service fails; what it learned before the reboot is gone)' : ''}\n`,
       );
+      io.stdout(`${written[4]} (enabled via ${written[5]}) puts the forward scope's jump first in DOCKER-USER once Docker is up (iptables backend with "forward:"; otherwise it does nothing)\n`);
     }
     return 0;
   } catch (e) {
     if (e instanceof CommandError) throw e;
     return lifecycleFailure(io, e, undefined, !!flags.json);
+  }
+}
+
+/** `egress _forward-jump` (hidden): what egress-forward.service runs once Docker is up. */
+export async function forwardJumpCommand(io: Io, seams: KernelSeams = {}): Promise<number> {
+  const ctx = lifecycleCtx(io, seams);
+  try {
+    io.stdout(`egress: ${await reassertForwardJump(ctx.w, ctx.stateDir)}\n`);
+    return 0;
+  } catch (e) {
+    io.stderr(`egress: cannot put the forward jump back first: ${(e as Error).message.split('\n')[0]}\n`);
+    return 1;
   }
 }
 
