@@ -19,7 +19,7 @@
  * `_restore-boot` starts the forwarder itself, as a detached process.
  * Learned addresses do not survive a reboot: the kernel held them.
  */
-import { mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NFT_TABLE } from '../backends/nft/emit.js';
 import { FORWARD_JUMP } from '../backends/iptables/emit.js';
@@ -145,6 +145,62 @@ export async function persistOff(w: Where, unitDir: string): Promise<string[]> {
   for (const p of paths) rmSync(p, { force: true });
   await daemonReload(w);
   return removed;
+}
+
+/**
+ * Where a host not booted by systemd brings interfaces up with ifupdown
+ * (Debian's /etc/network/interfaces): its pre-up hooks run before each
+ * interface comes up, lo first. `EGRESS_IFUPDOWN_DIR` overrides (tests).
+ */
+export const DEFAULT_IFUPDOWN_DIR = '/etc/network/if-pre-up.d';
+export const IFUPDOWN_HOOK_NAME = 'egress';
+
+export function ifupdownDirOf(env: Record<string, string | undefined>): string {
+  return env.EGRESS_IFUPDOWN_DIR || DEFAULT_IFUPDOWN_DIR;
+}
+
+/** One shell word, single-quoted. */
+function shWord(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The ifupdown pre-up hook: the first time after boot (a marker in /run,
+ * which boot empties) it runs `_restore-boot`, before any interface but lo is
+ * up — the confirmed policy, or the lockdown. It never keeps an interface
+ * down: a failed restore is the lockdown, which still lets established
+ * replies and loopback through, and the hook exits 0 whatever happened.
+ */
+export function renderIfupdownHook(exec: string[], stateDir: string): string {
+  return `#!/bin/sh
+# Installed by "egress persist" on a host not booted by systemd; removed by
+# "egress persist --off". ifupdown runs it before each interface comes up;
+# the first time after boot it restores the last confirmed egress policy
+# (or locks egress down when it cannot). See docs/lifecycle.md.
+marker="\${EGRESS_RUN_DIR:-/run}/egress-restored"
+[ -e "$marker" ] && exit 0
+: > "$marker" 2>/dev/null
+restore() { EGRESS_STATE_DIR=${shWord(stateDir)} ${exec.map(shWord).join(' ')} _restore-boot; }
+if command -v logger >/dev/null 2>&1; then restore 2>&1 | logger -t egress; else restore; fi
+exit 0
+`;
+}
+
+/** Install the ifupdown hook (a host not booted by systemd that uses ifupdown); undefined when ifupdown's hook directory is absent. */
+export function installIfupdownHook(dir: string, self: string[], stateDir: string): string | undefined {
+  if (!existsSync(dir)) return undefined;
+  const path = join(dir, IFUPDOWN_HOOK_NAME);
+  writeFileSync(path, renderIfupdownHook(self, stateDir), { mode: 0o755 });
+  chmodSync(path, 0o755);
+  return path;
+}
+
+/** Remove the ifupdown hook; the path when there was one. */
+export function removeIfupdownHook(dir: string): string | undefined {
+  const path = join(dir, IFUPDOWN_HOOK_NAME);
+  if (!existsSync(path)) return undefined;
+  rmSync(path, { force: true });
+  return path;
 }
 
 /** Whether `persist` is on: the restore unit is installed and enabled in `unitDir` (what `persistOn` makes). */

@@ -1,5 +1,6 @@
 /** persist through its seams: a confirmed dns.proxy policy is persisted with its forwarder's unit (it used to be refused); --off removes both. */
-import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import { fakeExecer } from '../../kernel/exec.js';
@@ -15,7 +16,8 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-const io = (cwd: string) => captureIo(cwd, { EGRESS_SYSTEMD_DIR: join(cwd, 'units') });
+// Never the host's own /etc: the ifupdown hook directory is one the test makes (or not).
+const io = (cwd: string) => captureIo(cwd, { EGRESS_SYSTEMD_DIR: join(cwd, 'units'), EGRESS_IFUPDOWN_DIR: join(cwd, 'if-pre-up.d') });
 
 function confirmedWithDns(stateDir: string): void {
   const ruleset = 'table inet egress {}\n';
@@ -82,4 +84,26 @@ test('on a host not booted by systemd, persist says the rules will not come back
   const on = io(cwd);
   expect(await persistCommand(on, {}, { execer: fakeExecer(), self: SELF, uid: 0, systemdBooted: () => true })).toBe(0);
   expect(on.out).toMatch(/^persistence on: /);
+});
+
+test('without systemd but with ifupdown, persist installs a pre-up hook that restores at boot, once; --off removes it', async () => {
+  const cwd = tempDir('egress-persist-');
+  confirmedWithDns(join(cwd, 'state'));
+  mkdirSync(join(cwd, 'if-pre-up.d'));
+  const seams = { execer: fakeExecer(), self: SELF, uid: 0, systemdBooted: () => false };
+  const text = io(cwd);
+  expect(await persistCommand(text, {}, seams)).toBe(0);
+  const hook = join(cwd, 'if-pre-up.d', 'egress');
+  expect(text.out).toContain(`persistence on: ${hook} (an ifupdown pre-up hook) restores /etc/egress/policy.yaml and starts its DNS forwarder at boot`);
+  expect(statSync(hook).mode & 0o777).toBe(0o755);
+  const body = readFileSync(hook, 'utf8');
+  expect(body).toContain(`restore() { EGRESS_STATE_DIR='${join(cwd, 'state')}' '/usr/bin/node' '/usr/lib/egress/bin/egress.js' _restore-boot; }`);
+  expect(spawnSync('sh', ['-n', hook]).status).toBe(0);
+  const json = io(cwd);
+  expect(await persistCommand(json, { json: true }, seams)).toBe(0);
+  expect(JSON.parse(json.out)).toMatchObject({ ok: true, persist: true, bootedBySystemd: false, ifupdownHook: hook });
+  const off = io(cwd);
+  expect(await persistCommand(off, { off: true }, seams)).toBe(0);
+  expect(off.out).toContain(hook);
+  expect(existsSync(hook)).toBe(false);
 });

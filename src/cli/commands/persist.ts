@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { selfCommand } from '../../kernel/confirm.js';
 import { forwarderRunOf } from '../../kernel/forwarder.js';
-import { persistOff, persistOn, reassertForwardJump, restoreAtBoot, systemdDirOf } from '../../kernel/persist.js';
+import { ifupdownDirOf, installIfupdownHook, persistOff, persistOn, reassertForwardJump, removeIfupdownHook, restoreAtBoot, systemdDirOf } from '../../kernel/persist.js';
 import { readState } from '../../kernel/state.js';
 import { CommandError, type Io } from '../io.js';
 import { writeJson } from '../shared.js';
@@ -19,7 +19,8 @@ export async function persistCommand(io: Io, flags: { off?: boolean; json?: bool
   const dir = systemdDirOf(io.env);
   try {
     if (flags.off) {
-      const removed = await persistOff(ctx.w, dir);
+      const hook = removeIfupdownHook(ifupdownDirOf(io.env));
+      const removed = [...(await persistOff(ctx.w, dir)), ...(hook ? [hook] : [])];
       if (flags.json) writeJson(io, { ok: true, persist: false, removed });
       else io.stdout(removed.length ? `persistence off: removed ${removed.join(', ')}; the live ruleset is untouched, but it will not come back after a reboot\n` : 'persistence was not on; nothing to remove\n');
       return 0;
@@ -29,8 +30,16 @@ export async function persistCommand(io: Io, flags: { off?: boolean; json?: bool
     const written = await persistOn(ctx.w, dir, seams.self ?? selfCommand(), ctx.stateDir);
     // The units only do something where systemd runs them: say so where it does not (it said "persistence on" regardless).
     const systemd = (seams.systemdBooted ?? (() => existsSync('/run/systemd/system')))();
-    if (flags.json) writeJson(io, { ok: true, persist: systemd, files: written, policyFile: confirmed.policyFile, dns: !!confirmed.dns, ...(systemd ? {} : { bootedBySystemd: false }) });
-    else if (!systemd) {
+    // Without systemd, ifupdown's pre-up hooks are what Debian-style hosts run before the network: use them where they exist.
+    const hook = systemd ? undefined : installIfupdownHook(ifupdownDirOf(io.env), seams.self ?? selfCommand(), ctx.stateDir);
+    if (flags.json)
+      writeJson(io, { ok: true, persist: systemd || !!hook, files: [...written, ...(hook ? [hook] : [])], policyFile: confirmed.policyFile, dns: !!confirmed.dns, ...(systemd ? {} : { bootedBySystemd: false }), ...(hook ? { ifupdownHook: hook } : {}) });
+    else if (hook) {
+      io.stdout(`units written: ${written.join(', ')} (this host was not booted by systemd: nothing runs them)\n`);
+      io.stdout(
+        `persistence on: ${hook} (an ifupdown pre-up hook) restores ${confirmed.policyFile}${confirmed.dns ? ' and starts its DNS forwarder' : ''} at boot, before the first interface comes up; if it cannot, egress traffic is locked down. Interfaces not brought up by ifupdown do not run it: check /etc/network/interfaces\n`,
+      );
+    } else if (!systemd) {
       io.stdout(`units written: ${written.join(', ')}
 `);
       io.stdout(
