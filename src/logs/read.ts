@@ -60,6 +60,8 @@ type OnLine = (s: string, a: number, b: number, chunk: number, lineNo: number) =
 /** Splits decoded text into lines, handed on as ranges (no slicing); keeps an unfinished last line for the next chunk. */
 class LineSplitter {
   private carry = '';
+  /** Inside a too-long line that was already counted: its remainder is dropped. */
+  private skipping = false;
   lineNo = 0;
   constructor(
     private readonly onLine: OnLine,
@@ -67,7 +69,15 @@ class LineSplitter {
   ) {}
 
   push(chunk: string): void {
-    const s = this.carry ? this.carry + chunk : chunk;
+    let from = 0;
+    if (this.skipping) {
+      // The rest of a line already counted as too long: drop it up to its end, counting nothing again.
+      const nl = chunk.indexOf('\n');
+      if (nl < 0) return;
+      this.skipping = false;
+      from = nl + 1;
+    }
+    const s = this.carry ? this.carry + chunk.slice(from) : from ? chunk.slice(from) : chunk;
     const id = ++chunkIds;
     let i = 0;
     for (let j = s.indexOf('\n'); j >= 0; j = s.indexOf('\n', i)) {
@@ -79,14 +89,17 @@ class LineSplitter {
     }
     this.carry = i === 0 ? s : s.slice(i);
     if (this.carry.length > MAX_LINE) {
+      // One line, however many chunks it spans: counted once, and the line numbers after it stay right.
       this.lineNo++;
       this.onTooLong(this.lineNo);
       this.carry = '';
+      this.skipping = true;
     }
   }
 
   /** The input ended: an unfinished last line is a line (possibly truncated). */
   end(): void {
+    this.skipping = false;
     if (this.carry) {
       this.lineNo++;
       this.onLine(this.carry, 0, this.carry.length, ++chunkIds, this.lineNo);

@@ -82,6 +82,15 @@ describe('files', () => {
     expect(r.counts).toMatchObject({ lines: 1, malformed: 1, problems: [{ where: join(d, 'bin'), line: 1, reason: 'line longer than 65536 bytes (not a log file?)' }] });
   });
 
+  test('one 20 MB line is one malformed line, and the lines after it keep their numbers (it counted as 40, shifting them) — D18', async () => {
+    const d = tmp();
+    writeFileSync(join(d, 'kern.log'), [iso(`EGRESS D:smtp ${TCP4}`), 'x'.repeat(20 * 1024 * 1024), iso(`EGRESS D:smtp ${TCP4.replace('SPT=57408', 'SPT=57409')}`), 'not a log line', ''].join('\n'));
+    const r = await read([file(join(d, 'kern.log'))]);
+    expect(r.events).toHaveLength(2);
+    expect(r.counts).toMatchObject({ lines: 4, malformed: 1 });
+    expect(r.counts.problems).toEqual([{ where: join(d, 'kern.log'), line: 2, reason: 'line longer than 65536 bytes (not a log file?)' }]);
+  });
+
   test('a UTF-16 log is refused, saying so (it read as 0 events and 0 malformed lines, silently) — D18', async () => {
     const d = tmp();
     const text = '\ufeff#Version: 1.5\r\n#Fields: date time action protocol src-ip dst-ip src-port dst-port path\r\n2026-11-23 09:14:42 DROP TCP 192.0.2.1 198.51.100.7 50000 25 SEND\r\n';
