@@ -15,7 +15,8 @@ import { errnoText } from '../diag/errno.js';
 import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, inflateRawSync } from 'node:zlib';
+import { readFile } from 'node:fs/promises';
 import { assertNever } from '../diag/diagnostic.js';
 import type { Execer } from '../kernel/exec.js';
 import { addCounts, emptyCounts, MAX_PROBLEMS, type LogEvent, type ReadCounts } from './event.js';
@@ -95,6 +96,24 @@ class LineSplitter {
       this.carry = '';
       this.skipping = true;
     }
+  }
+
+  /**
+   * Lines [0, lineNo) were handed on; the rest of `full` (the whole input,
+   * recovered another way) replaces what is pending: a part-line carried, or
+   * a last chunk the stream lost.
+   */
+  resumeFrom(full: string): void {
+    let at = 0;
+    for (let n = 0; n < this.lineNo && at >= 0; n++) {
+      const nl = full.indexOf('\n', at);
+      at = nl < 0 ? -1 : nl + 1;
+    }
+    // Only when it holds more than what is pending (a cut last member recovers nothing the stream had not).
+    if (at < 0 || full.length - at <= this.carry.length) return;
+    this.carry = '';
+    this.skipping = false;
+    this.push(full.slice(at));
   }
 
   /** The input ended: an unfinished last line is a line (possibly truncated). */
@@ -326,6 +345,14 @@ export class LogReader {
       const code = (e as NodeJS.ErrnoException).code;
       // A gzip file cut short (still being written, disk full) keeps what was readable.
       if (code === 'Z_BUF_ERROR' || code === 'Z_DATA_ERROR') {
+        // The stream drops the output of the chunk that failed: after a good member followed by trailing garbage,
+        // that was its last lines. Decompress its complete members again, on their own, and go on from there.
+        const members = await gzipMembers(path);
+        if (members?.length) {
+          const text = members.toString('latin1');
+          split ??= new LineSplitter(this.lineHandler(p, text.slice(0, 64), name), (n) => tooLong(p.counts, name, n));
+          split.resumeFrom(text);
+        }
         p.counts.malformed++;
         if (p.counts.problems.length < MAX_PROBLEMS) p.counts.problems.push({ where: name, line: (split?.lineNo ?? 0) + 1, reason: `gzip data ends early or is corrupt (${(e as Error).message})` });
       } else throw new ReadError(`cannot read ${name}: ${errnoText(e)}`);
@@ -429,6 +456,41 @@ export class LogReader {
       }
     };
   }
+}
+
+/** Most a damaged gzip file is re-read into memory, compressed and decompressed (its complete members only). */
+const MAX_GZIP_RECOVERY = 1 << 26;
+
+/**
+ * The complete members of a gzip file, decompressed one by one (RFC 1952
+ * headers walked here; each deflate stream inflated raw, which stops at its
+ * end): what a damaged file (trailing garbage, a cut last member) still
+ * holds. undefined when the file is too big to re-read this way.
+ */
+async function gzipMembers(path: string): Promise<Buffer | undefined> {
+  const buf = await readFile(path).catch(() => undefined);
+  if (!buf || buf.length > MAX_GZIP_RECOVERY) return undefined;
+  const out: Buffer[] = [];
+  let size = 0;
+  let pos = 0;
+  while (pos + 18 <= buf.length && buf[pos] === 0x1f && buf[pos + 1] === 0x8b && buf[pos + 2] === 8) {
+    const flags = buf[pos + 3]!;
+    let at = pos + 10;
+    if (flags & 4) at += 2 + buf.readUInt16LE(at);
+    for (const bit of [8, 16]) if (flags & bit) at = buf.indexOf(0, at) + 1;
+    if (flags & 2) at += 2;
+    if (at <= pos || at > buf.length) break;
+    let r: { buffer: Buffer; engine: { bytesWritten: number } };
+    try {
+      r = inflateRawSync(buf.subarray(at), { info: true, maxOutputLength: MAX_GZIP_RECOVERY - size }) as unknown as typeof r;
+    } catch {
+      break; // a cut or corrupt member: what came before it stands
+    }
+    out.push(r.buffer);
+    size += r.buffer.length;
+    pos = at + r.engine.bytesWritten + 8;
+  }
+  return Buffer.concat(out);
 }
 
 function tooLong(c: ReadCounts, where: string, lineNo: number): void {

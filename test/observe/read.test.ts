@@ -56,6 +56,17 @@ describe('files', () => {
     expect(r.counts.malformed).toBe(torn ? 2 : 1);
   });
 
+  test('a gzip file with trailing garbage keeps its last lines (they were lost with the chunk that failed) — D18', async () => {
+    const d = tmp();
+    const lines = (from: number, n: number) => Array.from({ length: n }, (_, i) => syslog(`EGRESS D:smtp ${TCP4.replace('SPT=57408', `SPT=${from + i}`)}`)).join('\n') + '\n';
+    // Two members (as `cat a.gz b.gz` makes), then garbage: every line of both must be read.
+    writeFileSync(join(d, 'tail.gz'), Buffer.concat([gzipSync(lines(10000, 3)), gzipSync(lines(20000, 2)), Buffer.from('NOT GZIP, SOMETHING APPENDED')]));
+    const r = await read([file(join(d, 'tail.gz'))]);
+    expect(r.events.map((e) => e.spt)).toEqual([10000, 10001, 10002, 20000, 20001]);
+    expect(r.counts).toMatchObject({ lines: 5, malformed: 1 });
+    expect(r.counts.problems.map((p) => p.reason)).toEqual([expect.stringMatching(/^gzip data ends early or is corrupt/)]);
+  });
+
   test('files are read oldest first (rotation order), whatever order they were given in', async () => {
     const d = tmp();
     const mk = (name: string, port: number, age: number) => {
