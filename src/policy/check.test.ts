@@ -142,6 +142,13 @@ describe('warnings (exit 0)', () => {
     expect(ds.filter((d) => d.code === 'redundant-rule').map((d) => d.at)).toEqual(['policy.yaml:3:11']);
   });
 
+  test('a rule that also governs a forward source is not redundant beside a host-only twin; the host-only one is', async () => {
+    const fwd = 'forward:\n  sources:\n    docker: { interfaces: [docker0] }\n';
+    // Same host traffic; "b" also governs docker. Before, the later name of two identical host twins ("b") was the redundant one.
+    const ds = await diags(ok(`${fwd}allow:\n  - { name: a, reason: r, to: [192.0.2.1], ports: [tcp/443] }\n  - { name: b, reason: r, from: [host, docker], to: [192.0.2.1], ports: [tcp/443] }\n`));
+    expect(ds.filter((d) => d.code === 'redundant-rule').map((d) => d.at)).toEqual(['policy.yaml:6:13']);
+  });
+
   test('an allow narrower only by user is not redundant the other way round', async () => {
     const ds = await diags(ok('allow:\n  - name: any\n    reason: r\n    ports: [tcp/443]\n    to: [192.0.2.1]\n  - name: app\n    reason: r\n    user: appuser\n    ports: [tcp/443]\n    to: [192.0.2.1]\n'));
     expect(ds.filter((d) => d.code === 'redundant-rule').map((d) => d.at)).toEqual(['policy.yaml:7:11']);
