@@ -31,7 +31,7 @@ import { armWatchdog, chooseWatchdog, disarmWatchdog, watchdogAlive, type SelfCo
 import type { HistoryAction, HistoryOutcome } from './history.js';
 import { appendHistory } from './history.js';
 import { sameTable, ensureDnsGroup, forwarderRunning, forwarderRunOf, forwarderSpec, forwarderUpstream, HOLD_MS, startForwarder, stopForwarder } from './forwarder.js';
-import { acquireLock, LockBusyError } from './lock.js';
+import { acquireLockWaiting, LockBusyError } from './lock.js';
 import { expiriesOf } from './status.js';
 import { nftRefreshScript, type LoadFailure } from './nft.js';
 import {
@@ -153,8 +153,8 @@ function artifactOf(s: Snapshot): Artifact {
  * Run `fn` holding the state directory's lock. Whatever it did or failed
  * to do, the DNS forwarder is then made to match what is live.
  */
-async function withLock<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
-  const lock = acquireLock(ctx.stateDir);
+async function withLock<T>(ctx: Ctx, fn: () => Promise<T>, waitMs?: number): Promise<T> {
+  const lock = await acquireLockWaiting(ctx.stateDir, waitMs);
   try {
     const out = await fn();
     await syncForwarder(ctx);
@@ -325,7 +325,7 @@ export async function settleWaiting(ctx: Ctx, sleep: () => Promise<void> = () =>
   requireStateDir(ctx.stateDir);
   for (;;) {
     try {
-      await withLock(ctx, () => settle(ctx));
+      await withLock(ctx, () => settle(ctx), 0);
       return;
     } catch (e) {
       if (!(e instanceof LockBusyError)) throw e;

@@ -186,3 +186,24 @@ function takeOver(path: string, staleText: string): void {
     /* ignore */
   }
 }
+
+/**
+ * How long a life-cycle command waits for a lock another egress command
+ * holds before it gives up naming the holder. The confirm watchdog takes the
+ * lock for a moment as it starts (it settles what apply left), right when an
+ * operator types `egress confirm`: that must wait, not fail.
+ */
+export const LOCK_WAIT_MS = 10_000;
+
+/** `acquireLock`, waiting up to `ms` while another live process holds it (then its LockBusyError). */
+export async function acquireLockWaiting(stateDir: string, ms: number = LOCK_WAIT_MS): Promise<Lock> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      return acquireLock(stateDir);
+    } catch (e) {
+      if (!(e instanceof LockBusyError) || Date.now() >= end) throw e;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

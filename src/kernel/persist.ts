@@ -30,7 +30,7 @@ import { backendInstalled, load, readLive, removeOwned } from './backend.js';
 import { disarmWatchdog } from './confirm.js';
 import { ensureDnsGroup, forwarderUnit, removeForwarderSpec, startForwarder, writeForwarderSpec, type ForwarderRun } from './forwarder.js';
 import { appendHistory } from './history.js';
-import { acquireLock, type Lock } from './lock.js';
+import { acquireLock, acquireLockWaiting, type Lock } from './lock.js';
 import { ensureStateDir, readState, removeState, writeState, StateError, type Snapshot } from './state.js';
 import { DEFAULT_SYSTEMD_DIR, DNS_UNIT_NAME, systemdDirOf, systemdWord, unitStateDir } from './units.js';
 import { mustRun, type Where } from './where.js';
@@ -361,7 +361,7 @@ function record(stateDir: string, now: Date, who: { user: string; uid: number },
  * nothing else. Under the state lock; a no-op otherwise.
  */
 export async function reassertForwardJump(w: Where, stateDir: string): Promise<string> {
-  const lock = acquireLock(stateDir);
+  const lock = await acquireLockWaiting(stateDir);
   try {
     const live = readState(stateDir, 'live');
     if (!live || live.kind !== 'ruleset' || live.backend !== 'iptables' || !live.ruleset.split('\n').includes(FORWARD_JUMP))

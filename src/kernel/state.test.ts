@@ -3,7 +3,7 @@ import { chmodSync, chownSync, readdirSync, readFileSync, writeFileSync, appendF
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { appendHistory, readHistory, type HistoryEntry } from './history.js';
-import { acquireLock, holderText, LockBusyError, processStartTime, waitFor } from './lock.js';
+import { acquireLock, acquireLockWaiting, holderText, LockBusyError, processStartTime, waitFor } from './lock.js';
 import { ensureStateDir, noneSnapshot, readState, requireStateDir, StateError, stateDirProblem, stateFilePath, writeState } from './state.js';
 import { tempDir } from '../../test/helpers.js';
 
@@ -89,6 +89,17 @@ describe('the state directory must be root\'s alone (D3)', () => {
 });
 
 describe('lock', () => {
+  test('a life-cycle command waits for a holder that lets go (the watchdog settling as confirm starts), and gives up naming it when the wait is over', async () => {
+    const d = dir();
+    const held = acquireLock(d);
+    const waiting = acquireLockWaiting(d, 60_000);
+    held.release(); // the holder lets go after the waiter's first try
+    (await waiting).release();
+    const again = acquireLock(d);
+    await expect(acquireLockWaiting(d, 0)).rejects.toThrow(LockBusyError);
+    again.release();
+  });
+
   test('a live holder blocks with its pid; release frees it', () => {
     const d = dir();
     const l = acquireLock(d);
