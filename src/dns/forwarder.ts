@@ -71,6 +71,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import os from 'node:os';
 import { specialPurpose } from '../policy/address.js';
+import { ifaceMatches } from '../sim/flow.js';
 import { NameTable } from './match.js';
 import { UidLookup } from './uid.js';
 import { ask } from './upstream.js';
@@ -207,7 +208,7 @@ export class Forwarder {
     if (!spec || this.closed) return;
     const want = new Set<string>();
     for (const [name, addrs] of Object.entries((this.seams.networkInterfaces ?? os.networkInterfaces)())) {
-      if (!spec.globs.some((g) => (g.endsWith('*') ? name.startsWith(g.slice(0, -1)) : name === g))) continue;
+      if (!spec.globs.some((g) => ifaceMatches(g, name))) continue;
       for (const a of addrs ?? []) if (!a.internal && !(a.family === 'IPv6' && /^fe[89ab]/i.test(a.address))) want.add(a.address);
     }
     for (const [address, socks] of this.onInterfaces)

@@ -13,6 +13,7 @@
  * Execer; everything else is a pure function of what it returned or of
  * `iptables-save` text.
  */
+import { ifaceMatches } from '../sim/flow.js';
 import { assertNever } from '../diag/diagnostic.js';
 import { BITS, formatAddress, parseDest, type Family } from '../policy/address.js';
 import { describeFailure, type Execer } from './exec.js';
@@ -188,10 +189,8 @@ function parseJsonArray<T>(text: string, what: string): T[] {
   return v as T[];
 }
 
-/** Whether interface `name` matches glob `glob`: a trailing `*` matches any suffix (nft `iifname "br-*"`); otherwise equality. */
-export function interfaceMatches(glob: string, name: string): boolean {
-  return glob.endsWith('*') ? name.startsWith(glob.slice(0, -1)) : glob === name;
-}
+/** Whether interface `name` matches glob `glob` (a trailing `*` matches any suffix, as nft `iifname "br-*"`): the evaluators' own matcher. */
+export { ifaceMatches as interfaceMatches };
 
 /** Families the host forwards. */
 export function forwardedFamilies(h: HostForwarding): Family[] {
@@ -244,7 +243,7 @@ export function sideDoors(h: HostForwarding, sources: readonly InterfaceSource[]
   return h.interfaces
     .filter((i) => !NO_INGRESS.has(i.kind) && i.master === undefined && !uplinks.has(i.name))
     .filter((i) => !isCilium(i.name) && !isCalicoBpf(i.name))
-    .filter((i) => !globs.some((g) => interfaceMatches(g, i.name)))
+    .filter((i) => !globs.some((g) => ifaceMatches(g, i.name)))
     .map((i) => ({
       name: i.name,
       kind: i.kind,
@@ -350,7 +349,7 @@ export function suggestSources(h: HostForwarding): SourceSuggestion[] {
     for (const { p, ifs: mine } of found) {
       ifs.push(...mine);
       if (!mine.length && !p.ahead) continue;
-      const strangers = free.filter((i) => interfaceMatches(p.glob, i.name) && !mine.includes(i));
+      const strangers = free.filter((i) => ifaceMatches(p.glob, i.name) && !mine.includes(i));
       interfaces.push(...(strangers.length ? mine.map((i) => i.name) : [p.glob]));
     }
     if (!interfaces.length) continue;

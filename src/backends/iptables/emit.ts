@@ -164,7 +164,7 @@ function emitDenyChain(w: ArtifactWriter, ir: Ir, f: Family, r: IrRule, c: strin
 /** The match arguments that say "from this source" in one family (one per interface × network); [] = no traffic in it. */
 function sourceArgs(src: IrFwdSource, f: Family): string[] {
   if (!src.families.includes(f)) return [];
-  const ifs = src.interfaces.length ? src.interfaces.map((i) => `-i ${iptWord(i.endsWith('*') ? i.slice(0, -1) + '+' : i)}`) : [''];
+  const ifs = src.interfaces.length ? src.interfaces.map((i) => `-i ${iptIface(i)}`) : [''];
   const nets = src.networks?.[f].length ? src.networks[f].flatMap((x) => intervalToCidrs(f, x).map((c) => `-s ${c}`)) : [''];
   return nets.flatMap((n) => ifs.map((i) => [n, i].filter((x) => x !== '').join(' ')));
 }
@@ -193,7 +193,7 @@ function emitForward(w: ArtifactWriter, ir: Ir, fwd: IrForward, f: Family): void
     w.line(rule(FORWARD_CHAIN, '-m conntrack --ctstate RELATED,ESTABLISHED', c('established'), '-j RETURN'));
     w.line(rule(FORWARD_CHAIN, '-p tcp -m conntrack --ctstate NEW -m tcp --tcp-flags SYN,ACK ACK', c('established'), '-j RETURN'));
   }
-  for (const i of [...new Set(fwd.sources.flatMap((s) => s.interfaces))].sort()) w.line(rule(FORWARD_CHAIN, `-o ${iptWord(i.endsWith('*') ? i.slice(0, -1) + '+' : i)}`, c('into source'), '-j RETURN'));
+  for (const i of [...new Set(fwd.sources.flatMap((s) => s.interfaces))].sort()) w.line(rule(FORWARD_CHAIN, `-o ${iptIface(i)}`, c('into source'), '-j RETURN'));
   for (const src of fwd.sources)
     if (src.networks && src.families.includes(f)) for (const x of src.networks[f]) for (const cidr of intervalToCidrs(f, x)) w.line(rule(FORWARD_CHAIN, `-d ${cidr}`, c('into source'), '-j RETURN'));
   const bySource = new Map(fwd.sources.map((s) => [s.name, s]));
@@ -213,6 +213,11 @@ function emitForward(w: ArtifactWriter, ir: Ir, fwd: IrForward, f: Family): void
   }
   for (const r of denies) emitDenyChain(w, ir, f, r, chainOf(r), fwd.denyVerdict);
   w.line(FORWARD_JUMP);
+}
+
+/** An interface glob as iptables writes it: a trailing "*" (nft, the policy) is "+". */
+function iptIface(glob: string): string {
+  return iptWord(glob.endsWith('*') ? glob.slice(0, -1) + '+' : glob);
 }
 
 function joinArgs(...xs: string[]): string {
@@ -294,7 +299,7 @@ export function matchArgs(f: Family, m: IrMatch): string[] {
   const dst: Part[] = m.dst ? m.dst.map((x) => dstPart(f, x)) : [{}];
   const l4 = l4Parts(f, m.l4);
   const owners = ownerParts(m.users, m.groups);
-  const via: Part[] = m.via ? m.via.map((v) => ({ o: `-o ${iptWord(v.endsWith('*') ? v.slice(0, -1) + '+' : v)}` })) : [{}];
+  const via: Part[] = m.via ? m.via.map((v) => ({ o: `-o ${iptIface(v)}` })) : [{}];
   const out: string[] = [];
   for (const d of dst)
     for (const o of via)
