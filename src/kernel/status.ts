@@ -239,13 +239,20 @@ export function countersOf(s: Snapshot, cur: LiveRuleset): RuleCounter[] {
   return out;
 }
 
+/**
+ * Whether a counter counts denials (each of them logged, rate permitting):
+ * deny rules, a default that is not accept (the host's is `hostDefault`, a
+ * forward default names its own), unlisted flows unless they are accepted.
+ */
+export function denies(x: RuleCounter, hostDefault: string | undefined): boolean {
+  return x.action === 'deny' || (x.action === 'default' && (x.scope === 'forward' ? x.rule : hostDefault) !== 'accept') || (x.action === 'unlisted' && x.rule !== 'accept');
+}
+
 /** Denials that log, against lines logged (see `Status.logging`); undefined when the ruleset has no rate limit. */
 export function loggingOf(s: Snapshot, cur: LiveRuleset, counters: readonly RuleCounter[], dnsBypass: number): Status['logging'] {
   const m = /limit rate (\d+)\/(\w+) burst (\d+) packets/.exec(s.ruleset) ?? /--limit (\d+)\/(\w+) --limit-burst (\d+)/.exec(s.ruleset);
   if (!m) return undefined;
-  const logs = (x: RuleCounter) =>
-    x.action === 'deny' || (x.action === 'default' && (x.scope === 'forward' ? x.rule : s.default) !== 'accept') || (x.action === 'unlisted' && x.rule !== 'accept');
-  const denials = counters.filter(logs).reduce((n, x) => n + x.packets, 0) + dnsBypass;
+  const denials = counters.filter((x) => denies(x, s.default)).reduce((n, x) => n + x.packets, 0) + dnsBypass;
   const logged =
     s.backend === 'nft'
       ? cur.counters.get('logged')?.packets ?? 0

@@ -4,7 +4,7 @@
  * time, bars beside the top tables): people look before they read.
  */
 import { assertNever } from '../diag/diagnostic.js';
-import type { RuleCounter, Status } from '../kernel/status.js';
+import { denies, type RuleCounter, type Status } from '../kernel/status.js';
 import { timeline, type DestinationStat, type Stats } from '../observe/aggregate.js';
 import type { ForwardSourceStat, ForwardStats } from '../observe/forward-stats.js';
 import type { ChangeStat, History } from '../observe/changes.js';
@@ -85,7 +85,7 @@ function counterLines(c: KernelCounters): string[] {
     case 'status': {
       const st = c.status;
       // Forwarded traffic's counters (scope forward) too: its default, and the unlisted flows unless they pass uncounted in logs (accept).
-      const denying = st.counters.filter((x) => x.action === 'deny' || (x.action === 'default' && (x.scope === 'forward' ? x.rule : st.default) !== 'accept') || (x.action === 'unlisted' && x.rule !== 'accept'));
+      const denying = st.counters.filter((x) => denies(x, st.default));
       const label = (x: RuleCounter) => (x.action === 'default' ? `(default ${x.rule})` : x.action === 'unlisted' ? `(unlisted: ${x.rule})` : x.rule) + (x.scope === 'forward' ? ' forwarded' : '');
       const lines = denying.map((x) => `${label(x).padEnd(24)} ${(x.family ?? '').padEnd(5)} ${x.packets.toLocaleString('en-US').padStart(12)} packets ${x.bytes.toLocaleString('en-US').padStart(14)} bytes`);
       if (!lines.length) lines.push('no deny rule or denying default in the live ruleset');
