@@ -91,7 +91,8 @@ export function expiriesOf(policyFile: string, policyText: string, now: Date): N
   return out.sort((a, b) => (a.ends < b.ends ? -1 : a.ends > b.ends ? 1 : 0));
 }
 
-export async function readStatus(w: Where, stateDir: string, now: Date): Promise<Status> {
+/** `forward: false`: skip what the host forwards (its links, routes and sysctls; stats and learn want only the counters). */
+export async function readStatus(w: Where, stateDir: string, now: Date, opts: { forward?: boolean } = {}): Promise<Status> {
   requireStateDir(stateDir);
   const live = readState(stateDir, 'live');
   const pending = readState(stateDir, 'pending');
@@ -126,8 +127,10 @@ export async function readStatus(w: Where, stateDir: string, now: Date): Promise
   st.counters = countersOf(live, cur);
   const logging = loggingOf(live, cur, st.counters, cur.counters.get('dns_bypass')?.packets ?? 0);
   if (logging) st.logging = logging;
-  st.forward = await forwardView(w, scopeOfText(live.policyFile, live.policyText), live.backend);
-  if (st.forward.drift.some((d) => d.severity === 'warning')) st.drift = true;
+  if (opts.forward !== false) {
+    st.forward = await forwardView(w, scopeOfText(live.policyFile, live.policyText), live.backend);
+    if (st.forward.drift.some((d) => d.severity === 'warning')) st.drift = true;
+  }
   if (live.dns) {
     const fwd = forwarderRunning(stateDir);
     st.dns = {

@@ -151,7 +151,7 @@ function isRoot(seams: StatsSeams): boolean {
 
 /** What is live, through the seam (default: kernel/status.ts readStatus). */
 function liveStatus(io: Io, seams: StatsSeams): Promise<Status> {
-  return (seams.status ?? (() => readStatus({ execer: seams.execer ?? realExecer() }, stateDirOf(io.env), io.now ?? new Date())))();
+  return (seams.status ?? (() => readStatus({ execer: seams.execer ?? realExecer() }, stateDirOf(io.env), io.now ?? new Date(), { forward: false })))();
 }
 
 /** `--sample`: append the live per-rule counters to $EGRESS_STATE_DIR/counters.jsonl (observe/counters.ts), for `egress stale`. */
