@@ -83,7 +83,7 @@ export function decideForward(
 }
 
 /** Without `forward:` nothing governs forwarded traffic: every forwarded flow is from no source, and passes. */
-const UNGOVERNED = { sources: [], default: 'accept', denyVerdict: 'reject', unlisted: 'accept' } as const;
+export const UNGOVERNED = { sources: [], default: 'accept', denyVerdict: 'reject', unlisted: 'accept' } as const;
 
 /** The IR evaluators' forward step: a scan of the forward rules (there are few; no index needed). */
 export function irForwardDecision(ir: Pick<Policy, 'mode' | 'builtins'> & { forward?: IrForward; dns?: unknown }, f: Flow, matches: (m: IrMatch, f: Flow) => boolean): Decision {
@@ -114,10 +114,7 @@ export function policySources(fwd: PolicyForward): SourceShape[] {
   });
 }
 
-/** Rule refs by name (then ipv4 before ipv6 twins collapse: one ref per rule). */
+/** Rule refs by name (a rule has one forward twin per family, so no name repeats). */
 function sortRefs(xs: RuleRef[]): RuleRef[] {
-  const seen = new Set<string>();
-  return xs.filter((r) => (seen.has(r.name) ? false : (seen.add(r.name), true))).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return xs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
-
-export { UNGOVERNED };
