@@ -43,7 +43,8 @@ export interface ForwardView {
   lines: string[];
 }
 
-export async function forwardView(w: Where, scope: ForwardScope | undefined, backend: 'nft' | 'iptables' | undefined): Promise<ForwardView> {
+/** `saves`: the filter tables' `iptables-save` / `ip6tables-save` text when the caller has just read them (status). */
+export async function forwardView(w: Where, scope: ForwardScope | undefined, backend: 'nft' | 'iptables' | undefined, saves?: Record<Family, string>): Promise<ForwardView> {
   let h: Awaited<ReturnType<typeof inspectForwarding>>;
   try {
     h = await inspectForwarding(w.execer, w.netns);
@@ -55,7 +56,7 @@ export async function forwardView(w: Where, scope: ForwardScope | undefined, bac
   const doors = sideDoors(h, scope?.sources ?? []);
   const drift =
     scope && backend === 'iptables'
-      ? forwardJumpDrift(await mustRun(w, ['iptables-save', '-t', 'filter']), await mustRun(w, ['ip6tables-save', '-t', 'filter']))
+      ? forwardJumpDrift(saves?.ipv4 ?? (await mustRun(w, ['iptables-save', '-t', 'filter'])), saves?.ipv6 ?? (await mustRun(w, ['ip6tables-save', '-t', 'filter'])))
       : [];
   const lines = [
     ...sideDoorLines(doors, scope?.unlisted),

@@ -122,13 +122,14 @@ export async function readStatus(w: Where, stateDir: string, now: Date, opts: { 
   if (pending) st.pending = await pendingInfo(w, pending, now);
   const expires = expiriesOf(live.policyFile, live.policyText, now);
   if (expires.length) st.expires = expires;
-  const cur = (await readLive(w, live.backend)).live;
+  const read = await readLive(w, live.backend);
+  const cur = read.live;
   st.drift = !!live.fingerprint && liveFingerprint(cur) !== live.fingerprint;
   st.counters = countersOf(live, cur);
   const logging = loggingOf(live, cur, st.counters, cur.counters.get('dns_bypass')?.packets ?? 0);
   if (logging) st.logging = logging;
   if (opts.forward !== false) {
-    st.forward = await forwardView(w, scopeOfText(live.policyFile, live.policyText), live.backend);
+    st.forward = await forwardView(w, scopeOfText(live.policyFile, live.policyText), live.backend, read.save);
     if (st.forward.drift.some((d) => d.severity === 'warning')) st.drift = true;
   }
   if (live.dns) {
