@@ -12,16 +12,8 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { realExecer } from '../../src/kernel/exec.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
-import { buildCli, lcEnv, type Lc } from './lifecycle-env.js';
+import { buildCli, lcEnv, PLAIN, type Lc } from './lifecycle-env.js';
 
-const POLICY = `version: 1
-default: reject
-allow:
-  - name: web
-    reason: the web
-    to: [192.0.2.80]
-    ports: [tcp/443]
-`;
 
 const x = realExecer();
 
@@ -44,7 +36,7 @@ kernelDescribe('persist without systemd: the ifupdown pre-up hook (kernel)', () 
     mkdirSync(env.EGRESS_IFUPDOWN_DIR);
     const run = join(lc.dir, 'run');
     mkdirSync(run);
-    const policy = lc.write('policy.yaml', POLICY);
+    const policy = lc.write('policy.yaml', PLAIN);
     const applied = await lc.egress(['apply', policy]);
     expect(applied.code, applied.stderr).toBe(0);
     const persisted = await lc.egress(['persist', '--json'], env);

@@ -22,7 +22,7 @@ import { processStartTime } from '../../src/kernel/lock.js';
 import { restoreAtBoot } from '../../src/kernel/persist.js';
 import { readState } from '../../src/kernel/state.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
-import { buildCli, lcEnv, nftOwned, type Lc } from './lifecycle-env.js';
+import { buildCli, lcEnv, nftOwned, PLAIN, type Lc } from './lifecycle-env.js';
 
 const POLICY = `version: 1
 default: reject
@@ -38,14 +38,6 @@ deny:
   - name: ads
     reason: refused at DNS
     to: [refused.test]
-`;
-const PLAIN = `version: 1
-default: reject
-allow:
-  - name: web
-    reason: the web
-    to: [192.0.2.80]
-    ports: [tcp/443]
 `;
 
 const x = realExecer();

@@ -18,6 +18,16 @@ import { normalizeRuleset } from './harness.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 
+/** A plain policy without names: one allow, default reject (what boot-time tests restore). */
+export const PLAIN = `version: 1
+default: reject
+allow:
+  - name: web
+    reason: the web
+    to: [192.0.2.80]
+    ports: [tcp/443]
+`;
+
 /** Compile the project into node_modules/.cache (inside the repo, so packages resolve); returns the CLI entry. */
 export function buildCli(name: string): string {
   const out = join(ROOT, 'node_modules', '.cache', `egress-${name}-${process.pid}`);
