@@ -114,12 +114,20 @@ export function hasErrors(ds: readonly Diagnostic[]): boolean {
   return ds.some((d) => d.severity === 'error');
 }
 
+/** Control characters (terminal escapes among them) and bidi overrides: what a terminal must never be handed raw. */
+const INVISIBLE = /[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** `s` with every control character and bidi override written as \xHH or \uHHHH. */
+export function visible(s: string): string {
+  return s.replace(INVISIBLE, (c) => {
+    const n = c.charCodeAt(0);
+    return n < 0x100 ? '\\x' + n.toString(16).padStart(2, '0') : '\\u' + n.toString(16).padStart(4, '0');
+  });
+}
+
 /** Quote a user value in a message: `"…"`, with control characters and bidi overrides made visible. */
 export function q(s: string): string {
-  return '"' + s.replace(/[\\"]/g, (c) => '\\' + c).replace(/[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
-      const n = c.charCodeAt(0);
-      return n < 0x100 ? '\\x' + n.toString(16).padStart(2, '0') : '\\u' + n.toString(16).padStart(4, '0');
-    }) + '"';
+  return '"' + visible(s.replace(/[\\"]/g, (c) => '\\' + c)) + '"';
 }
 
 export function assertNever(x: never): never {

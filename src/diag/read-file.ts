@@ -9,8 +9,13 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 
-/** 64 MiB: far above any hand-written policy; the limit only stops runaway input. */
-export const MAX_POLICY_BYTES = 64 * 1024 * 1024;
+/**
+ * 4 MiB: far above any hand-written policy (5,000 rules are about 400 KiB).
+ * YAML costs about 100 bytes of memory per byte of input at its peak, so
+ * this bounds a policy run near 400 MiB; long address lists belong in set
+ * files, which are read line by line.
+ */
+export const MAX_POLICY_BYTES = 4 * 1024 * 1024;
 /** 256 MiB: a set file of several million addresses still fits. */
 export const MAX_SET_FILE_BYTES = 256 * 1024 * 1024;
 
@@ -35,7 +40,8 @@ function kindOf(mode: number): string {
 }
 
 function mib(n: number): string {
-  return `${Math.round(n / (1024 * 1024))} MiB`;
+  const m = n / (1024 * 1024);
+  return `${m < 10 ? m.toFixed(1).replace(/\.0$/, '') : Math.round(m)} MiB`;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { MAX_ERRORS, sortDiagnostics, type Diagnostic } from './diagnostic.js';
+import { MAX_ERRORS, sortDiagnostics, visible, type Diagnostic } from './diagnostic.js';
 import type { SourceMap, Span } from './source.js';
 
 const WIDTH = 80;
@@ -22,7 +22,7 @@ export function locate(sources: SourceMap, span: Span): Location | undefined {
 function where(sources: SourceMap, span: Span | undefined): string {
   if (!span) return 'egress';
   const l = locate(sources, span);
-  return l ? `${l.file}:${l.line}:${l.col}` : span.file;
+  return visible(l ? `${l.file}:${l.line}:${l.col}` : span.file);
 }
 
 /** The source line with a caret run under the span, trimmed to 80 columns keeping the caret visible. */
@@ -68,13 +68,14 @@ function includeChain(sources: SourceMap, span: Span): string[] {
 export function renderDiagnostic(sources: SourceMap, d: Diagnostic): string {
   const lines: string[] = [];
   if (d.span) lines.push(...includeChain(sources, d.span));
-  lines.push(`${where(sources, d.span)}: ${d.severity}: ${d.message}`);
+  // Messages and hints are made visible here too, for any user text that reached one without q().
+  lines.push(`${where(sources, d.span)}: ${d.severity}: ${visible(d.message)}`);
   if (d.span && d.excerpt !== false) lines.push(...excerpt(sources, d.span, '^'));
   for (const n of d.notes ?? []) {
-    lines.push(`${n.span ? where(sources, n.span) + ': ' : '  '}note: ${n.message}`);
+    lines.push(`${n.span ? where(sources, n.span) + ': ' : '  '}note: ${visible(n.message)}`);
     if (n.span) lines.push(...excerpt(sources, n.span, '~'));
   }
-  if (d.hint) lines.push(`  hint: ${d.hint}`);
+  if (d.hint) lines.push(`  hint: ${visible(d.hint)}`);
   return lines.join('\n');
 }
 

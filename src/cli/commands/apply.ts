@@ -1,6 +1,7 @@
 /**
  * `egress apply POLICY [--backend nft|iptables] [--confirm SECONDS] [--force]`.
  */
+import { visible } from '../../diag/diagnostic.js';
 import { error } from '../../diag/diagnostic.js';
 import { locate, renderText, toJson } from '../../diag/render.js';
 import { apply } from '../../kernel/lifecycle.js';
@@ -34,7 +35,7 @@ export async function applyCommand(io: Io, file: string, flags: ApplyFlags, seam
   const { loaded, desired, diagnostics } = await loadDesired(io, file, backend, flags, ctx.stateDir);
   if (!desired) {
     if (json) writeJson(io, { ok: false, file, diagnostics: toJson(loaded.sources, diagnostics) });
-    else io.stderr(`${file}: invalid; nothing was changed\n`);
+    else io.stderr(`${visible(file)}: invalid; nothing was changed\n`);
     return 1;
   }
   const { risk } = lintLockout(desired.ir, io.env, loaded.policy);
@@ -59,7 +60,7 @@ export async function applyCommand(io: Io, file: string, flags: ApplyFlags, seam
     }
     const n = planSize(r.plan);
     io.stdout(renderPlanText(r.plan).replace(/\n\d+ changes? pending\n$/, '\n'));
-    io.stdout(`applied ${file} with ${backend} (${desired.ir.mode}, default ${desired.ir.default}): ${n} change${n === 1 ? '' : 's'}\n`);
+    io.stdout(`applied ${visible(file)} with ${backend} (${desired.ir.mode}, default ${desired.ir.default}): ${n} change${n === 1 ? '' : 's'}\n`);
     if (r.pending)
       io.stdout(
         `waiting for confirmation until ${r.pending.deadline} (${confirmSeconds} s): run "egress confirm" to keep it; otherwise the previous ruleset is restored (watchdog: ${r.pending.watchdog}), even if this shell is gone\n`,

@@ -1,3 +1,4 @@
+import { visible } from '../../diag/diagnostic.js';
 import { formatEndpoint } from '../../policy/dns-name.js';
 import type { UpstreamChoice } from '../../resolve/dns.js';
 import type { Io } from '../io.js';
@@ -13,10 +14,10 @@ export async function checkCommand(io: Io, file: string, flags: PolicyFlags & { 
   const dns = up ? { proxy: true, upstream: up.servers.map(formatEndpoint), from: up.from } : undefined;
   if (flags.json) writeJson(io, { file, ok, errors, warnings, rules, ...(dns ? { dns } : {}), diagnostics: diagnosticsJson(l) });
   else if (ok) {
-    io.stdout(`${file}: ok (${rules.allow} allow, ${rules.deny} deny rule${rules.deny === 1 ? '' : 's'}; ${warnings} warning${warnings === 1 ? '' : 's'})\n`);
-    if (up) io.stdout(`${file}: dns: the forwarder will ask ${upstreamText(up)}\n`);
+    io.stdout(`${visible(file)}: ok (${rules.allow} allow, ${rules.deny} deny rule${rules.deny === 1 ? '' : 's'}; ${warnings} warning${warnings === 1 ? '' : 's'})\n`);
+    if (up) io.stdout(`${visible(file)}: dns: the forwarder will ask ${upstreamText(up)}\n`);
   }
-  else io.stderr(`${file}: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}; nothing was changed\n`);
+  else io.stderr(`${visible(file)}: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}; nothing was changed\n`);
   return ok ? 0 : 1;
 }
 

@@ -14,6 +14,7 @@
  * [--min-interval, --max-interval]; a name DNS does not know (an /etc/hosts
  * pin) is looked up every --max-interval, a failed one after --min-interval.
  */
+import { visible } from '../../diag/diagnostic.js';
 import { refresh } from '../../kernel/lifecycle.js';
 import { readState, StateError } from '../../kernel/state.js';
 import { systemResolver } from '../../resolve/resolver.js';
@@ -59,7 +60,7 @@ export async function refreshCommand(io: Io, file: string, flags: RefreshFlags, 
     const { loaded, desired } = await loadDesired(io, file, backend, flags, ctx.stateDir);
     if (!desired) {
       if (flags.json) writeJson(io, { ok: false, file });
-      else io.stderr(`${file}: invalid; nothing was changed\n`);
+      else io.stderr(`${visible(file)}: invalid; nothing was changed\n`);
       return { code: 1, hosts: [] };
     }
     const hosts = desired.ir.hosts.map((h) => h.name);
