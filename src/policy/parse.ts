@@ -36,7 +36,8 @@ export function parsePolicy(src: SourceFile): Result<PolicyAst> {
     return { diagnostics };
   }
   const doc = parseDocument(src.text, { prettyErrors: false, uniqueKeys: true, strict: true, keepSourceTokens: false });
-  for (const e of doc.errors) {
+  // yaml's warnings are errors here: an unknown tag (`!evil x`, `!!js/function`) or directive would otherwise be dropped without a word.
+  for (const e of [...doc.errors, ...doc.warnings]) {
     const [start, end] = e.pos;
     diagnostics.push(error('yaml-syntax', yamlMessage(e.message), src.span(start, Math.max(end, start + 1))));
   }
@@ -51,7 +52,9 @@ export function parsePolicy(src: SourceFile): Result<PolicyAst> {
   const size = expandedSize(doc, MAX_EXPANDED_NODES);
   if (size.over) {
     const r = size.at?.range;
-    diagnostics.push(error('yaml-syntax', `aliases expand this document to more than ${MAX_EXPANDED_NODES.toLocaleString('en-US')} values`, r ? src.span(r[0], Math.max(r[1], r[0] + 1)) : whole, { hint: 'an alias (*name) copies what its anchor (&name) holds; nested aliases multiply' }));
+    const at = r ? src.span(r[0], Math.max(r[1], r[0] + 1)) : whole;
+    if (size.cycle) diagnostics.push(error('yaml-syntax', 'this alias is inside the value its anchor names, so it never ends', at, { hint: 'an alias (*name) copies what its anchor (&name) holds; it cannot be used within that value' }));
+    else diagnostics.push(error('yaml-syntax', `aliases expand this document to more than ${MAX_EXPANDED_NODES.toLocaleString('en-US')} values`, at, { hint: 'an alias (*name) copies what its anchor (&name) holds; nested aliases multiply' }));
     return { diagnostics };
   }
   // The AST is built from the nodes: put each alias's anchored node in its place (shared, not copied),
@@ -72,19 +75,26 @@ const MAX_EXPANDED_NODES = 5_000_000;
 /**
  * How many values `doc` holds once every alias is replaced by what its anchor
  * holds, counted without expanding (each node's size is computed once), and
- * the alias where the count passed `limit`.
+ * the alias where the count passed `limit` — or the alias that sits inside
+ * the very value it names (`a: &a { <<: *a }`), which has no finite
+ * expansion at all.
  */
-function expandedSize(doc: Document, limit: number): { over: boolean; at?: Node } {
+function expandedSize(doc: Document, limit: number): { over: boolean; cycle?: boolean; at?: Node } {
   const memo = new Map<unknown, number>();
+  const open = new Set<unknown>();
   let at: Node | undefined;
+  let cycle: Node | undefined;
   const size = (n: unknown): number => {
     if (n === null || n === undefined) return 1;
     const known = memo.get(n);
     if (known !== undefined) return known;
-    memo.set(n, 1); // a cycle (an anchor used inside itself) is yaml's error; count it once
+    if (open.has(n)) return 1; // reached again through an alias: the alias reports the cycle
+    open.add(n);
     let total = 1;
     if (isAlias(n)) {
-      total = size(n.resolve(doc));
+      const target = n.resolve(doc);
+      if (open.has(target)) cycle ??= n;
+      total = size(target);
       if (total > limit) at ??= n;
     } else if (isMap(n) || isSeq(n)) {
       for (const item of n.items as unknown[]) {
@@ -95,10 +105,13 @@ function expandedSize(doc: Document, limit: number): { over: boolean; at?: Node 
         }
       }
     }
+    open.delete(n);
     memo.set(n, total);
     return total;
   };
-  return size(doc.contents) > limit ? { over: true, ...(at ? { at } : {}) } : { over: false };
+  const total = size(doc.contents);
+  if (cycle) return { over: true, cycle: true, at: cycle };
+  return total > limit ? { over: true, ...(at ? { at } : {}) } : { over: false };
 }
 
 /**
