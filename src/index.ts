@@ -9,7 +9,7 @@ import { BACKENDS, type CompileTarget } from './backends/registry.js';
 import type { Artifact, EmitOptions } from './backends/types.js';
 import { error, hasErrors, warning, type Diagnostic, type Result } from './diag/diagnostic.js';
 import { dnsUpstream, RESOLV_CONF, type UpstreamChoice } from './resolve/dns.js';
-import { MAX_POLICY_BYTES, readBounded } from './diag/read-file.js';
+import { FileRefused, MAX_POLICY_BYTES, readBounded } from './diag/read-file.js';
 import { errnoText } from './diag/errno.js';
 import { SourceFile, SourceMap } from './diag/source.js';
 import { lowerPolicy } from './ir/lower.js';
@@ -107,7 +107,8 @@ export async function openPolicy(path: string, shownAs = path): Promise<Result<O
     const bytes = readBounded(path, MAX_POLICY_BYTES);
     return { value: { shownAs, path, text: bytes.toString('utf8'), bytes, baseDir: dirname(path) }, diagnostics: [] };
   } catch (e) {
-    return { diagnostics: [error('io-error', `cannot read ${shownAs}: ${errnoText(e)}`, { file: shownAs, start: 0, end: 0 })] };
+    const tooBig = e instanceof FileRefused && /more than/.test(e.message);
+    return { diagnostics: [error('io-error', `cannot read ${shownAs}: ${errnoText(e)}`, { file: shownAs, start: 0, end: 0 }, tooBig ? { hint: 'put long address lists in a set file (sets: { NAME: { file: PATH } }), which may be much larger' } : {})] };
   }
 }
 
