@@ -39,7 +39,8 @@ export async function attack<T>(cls: string, name: string, inputs: readonly T[],
   }
   const tally: Tallied = { class: cls, attack: name, trials: inputs.length, failures: failed.length };
   const file = process.env.EGRESS_CAMPAIGN_TALLY;
-  if (file) appendFileSync(file, JSON.stringify(tally) + '\n');
+  // An attack with nothing to try (e.g. no trial got as far as a loader) is not a row of the table.
+  if (file && inputs.length) appendFileSync(file, JSON.stringify(tally) + '\n');
   if (failed.length) throw new Error(`${cls} / ${name}: ${failed.length} of ${inputs.length} trials broke the standard:\n- ${failed.slice(0, 20).join('\n- ')}${failed.length > 20 ? `\n… ${failed.length - 20} more` : ''}`);
 }
 
