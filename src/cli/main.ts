@@ -129,6 +129,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(backendOpt())
     .option('--confirm <seconds>', 'roll back after SECONDS unless "egress confirm" runs')
     .option('--force', 'apply even if it would cut this SSH session, or over egress rules this state directory has no record of')
+    .option('--reload', 'load the ruleset even if it is exactly what is live (counters restart; the rollback target becomes it)')
     .addOption(jsonOpt())
     .addOption(silenceOpt())
     .action(async (file, o) => {

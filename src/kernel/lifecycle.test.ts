@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { BACKENDS } from '../backends/registry.js';
 import { hasErrors } from '../diag/diagnostic.js';
 import { loadPolicyText } from '../index.js';
@@ -187,6 +187,43 @@ describe('apply, rollback, remove', () => {
     expect(state(w, 'previous')).toBeUndefined();
     await expect(rollback(w.ctx)).rejects.toThrow(/^no previous ruleset to roll back to/);
     expect(history(w)).toEqual([['apply', 'ok'], ['apply', 'ok'], ['rollback', 'ok']]);
+  });
+
+  test.each(['nft', 'iptables'] as const)('%s: the same policy again loads nothing, so history and the rollback target stay: apply A; apply B; apply B; rollback brings back A', async (b) => {
+    const w = world();
+    const [d1, d2] = [await desired(b, P1), await desired(b, P2)];
+    await apply(w.ctx, d1);
+    await apply(w.ctx, d2);
+    const load = vi.spyOn(w.k, 'load');
+    const again = await apply(w.ctx, d2);
+    expect(again.changed).toBe(false);
+    expect(load).not.toHaveBeenCalled();
+    expect(history(w)).toEqual([['apply', 'ok'], ['apply', 'ok']]);
+    expect(state(w, 'previous')!.ruleset).toBe(d1.artifact.text);
+    // With --confirm there is nothing to confirm either: no watchdog, nothing pending.
+    expect((await apply(w.ctx, d2, { confirmSeconds: 30 })).changed).toBe(false);
+    expect(state(w, 'pending')).toBeUndefined();
+    await rollback(w.ctx);
+    expect(state(w, 'live')!.ruleset).toBe(d1.artifact.text);
+    // --reload loads it even so, and makes what was live the rollback target.
+    await apply(w.ctx, d1, { reload: true });
+    expect(load).toHaveBeenCalledTimes(2);
+    expect(history(w).at(-1)).toEqual(['apply', 'ok']);
+    expect(state(w, 'previous')!.ruleset).toBe(d1.artifact.text);
+  });
+
+  test('the same policy is loaded again when the kernel drifted, when an apply awaits confirmation, or from another file', async () => {
+    const w = world();
+    const d1 = await desired('nft', P1);
+    await apply(w.ctx, d1);
+    const load = vi.spyOn(w.k, 'load');
+    w.k.runNft('flush set inet egress allow_dns_v4_dst\n');
+    expect((await apply(w.ctx, d1)).changed).toBe(true);
+    expect((await apply(w.ctx, d1, { confirmSeconds: 30 })).changed).toBe(false);
+    await apply(w.ctx, await desired('nft', P2), { confirmSeconds: 30 });
+    expect((await apply(w.ctx, d1)).changed).toBe(true);
+    expect((await apply(w.ctx, { ...d1, policyFile: '/srv/other.yaml' })).changed).toBe(true);
+    expect(load).toHaveBeenCalledTimes(4);
   });
 
   test.each(['nft', 'iptables'] as const)('%s: rollback of the first apply takes egress out; remove takes it out and rollback puts it back', async (b) => {
@@ -762,7 +799,8 @@ describe('a command that dies at each step is settled by the next one', () => {
 
   // The first apply left "nothing" as previous: rollback after the settle takes egress out.
   test.each([
-    ['apply', (w: World, d: Desired) => apply(w.ctx, d), undefined, 'OLD', ['apply', 'ok']],
+    // The policy that is live again after the settle: nothing to change, so nothing recorded after the settle's own entry.
+    ['apply', (w: World, d: Desired) => apply(w.ctx, d), undefined, 'OLD', ['apply', 'failed']],
     ['confirm', (w: World) => confirm(w.ctx), /^nothing to confirm: no apply is awaiting confirmation/, 'OLD', ['apply', 'failed']],
     ['rollback', (w: World) => rollback(w.ctx), undefined, 'NONE', ['rollback', 'ok']],
     ['remove', (w: World) => remove(w.ctx), undefined, 'NONE', ['remove', 'ok']],

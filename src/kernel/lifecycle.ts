@@ -23,7 +23,7 @@ import { FORWARD_CHAIN, iptablesChainNames } from '../backends/iptables/emit.js'
 import { nftForwarderConfig, nftNames } from '../backends/nft/emit.js';
 import type { Artifact } from '../backends/types.js';
 import type { Ir } from '../ir/types.js';
-import { diff, liveFingerprint } from '../plan/diff.js';
+import { diff, liveFingerprint, planSize } from '../plan/diff.js';
 import type { Plan } from '../plan/types.js';
 import type { LinuxTarget } from '../backends/types.js';
 import { otherBackend, realKernel, type LinuxKernel, type Live } from './backend.js';
@@ -337,6 +337,8 @@ export async function settleWaiting(ctx: Ctx, sleep: () => Promise<void> = () =>
 export interface ApplyOptions {
   confirmSeconds?: number;
   force?: boolean;
+  /** Load the ruleset even when it is exactly what is live (counters restart, the rollback target becomes it). */
+  reload?: boolean;
 }
 
 export interface ApplyResult {
@@ -405,6 +407,12 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
     const next = snapshotOf(ctx, d, nextFingerprint);
     if (next.dns && !next.dns.upstream.length)
       throw new LifecycleError('dns.proxy: no upstream DNS server to forward to: dns.upstream is not set, and neither /etc/resolv.conf nor systemd-resolved names a server that is not this host; nothing was changed');
+    // Idempotent: the same policy over exactly what egress last applied (no drift, nothing awaiting confirmation)
+    // reloads nothing, so counters, history and the rollback target stay as they are.
+    if (!opts.reload && !pending && planSize(plan) === 0 && sameAsLive(liveState, d, nextFingerprint, liveFingerprint(cur.live))) {
+      if (next.dns) await syncForwarder(ctx);
+      return { plan, changed: false, warnings };
+    }
     const prior = liveState ?? null;
     const token = opts.confirmSeconds !== undefined ? randomBytes(6).toString('hex') : undefined;
     const rec: IntentRecord = {
@@ -464,6 +472,18 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
     }
     return { plan, changed: true, warnings, ...(pendingOut ? { pending: pendingOut } : {}) };
   });
+}
+
+/** Whether `d` is what the state says is live and the kernel holds exactly that (the same policy file and text, backend and ruleset). */
+function sameAsLive(live: Snapshot | undefined, d: Desired, nextFingerprint: string, kernelFingerprint: string): boolean {
+  return (
+    live?.kind === 'ruleset' &&
+    live.backend === d.backend &&
+    live.policyFile === d.policyFile &&
+    live.policyHash === d.policyHash &&
+    live.fingerprint === nextFingerprint &&
+    kernelFingerprint === nextFingerprint
+  );
 }
 
 /** Keep the pending apply: stop its watchdog and make it the ruleset boot restores. */

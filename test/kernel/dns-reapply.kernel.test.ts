@@ -1,7 +1,7 @@
 /**
  * `dns.proxy` under load while the ruleset is replaced, through the shipped
  * CLI, with the kernel as the oracle: resolve-then-connect loops run as three
- * uids, in both families, while `egress apply` loads the same policy again,
+ * uids, in both families, while `egress apply --reload` loads the same policy again,
  * then a changed policy (one more rule that names no host: the forwarder's
  * configuration is unchanged, so the forwarder is kept), then `egress
  * rollback` puts the first one back. Every load replaces the table; the
@@ -134,7 +134,8 @@ kernelDescribe('dns.proxy while apply and rollback replace the ruleset', () => {
       expect(first.code, first.stderr + first.stdout).toBe(0);
       const forwarder = s.pid();
       await s.startProbes();
-      await s.across('apply of the same policy', () => s.egress(['apply', policy]));
+      // --reload: the same policy is otherwise nothing to change, and loads nothing.
+      await s.across('apply of the same policy', () => s.egress(['apply', '--reload', policy]));
       expect(s.pid(), 'the same policy keeps the forwarder').toBe(forwarder);
       await s.across('apply of a changed policy', () => s.egress(['apply', changed]));
       expect(s.pid(), 'a rule without names keeps the forwarder').toBe(forwarder);

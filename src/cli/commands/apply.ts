@@ -17,6 +17,7 @@ export interface ApplyFlags extends PolicyFlags {
   backend?: string;
   confirm?: string;
   force?: boolean;
+  reload?: boolean;
 }
 
 export function parseSeconds(v: string | undefined): number | undefined {
@@ -50,12 +51,22 @@ export async function applyCommand(io: Io, file: string, flags: ApplyFlags, seam
   }
   if (risk) io.stderr(`egress: warning: ${risk.message} (applying anyway: --force)\n`);
   try {
-    const r = await apply(ctx, desired, { ...(confirmSeconds !== undefined ? { confirmSeconds } : {}), ...(flags.force ? { force: true } : {}) });
+    const scope = scopeOf(loaded.policy?.forward);
+    // The iptables forward jump sits in a chain Docker rewrites: when it has drifted, the same policy is reloaded to put it back.
+    const jumpDrift = backend === 'iptables' && scope ? (await forwardView(ctx.w, scope, backend)).drift.length > 0 : false;
+    const reload = !!flags.reload || jumpDrift;
+    const r = await apply(ctx, desired, { ...(confirmSeconds !== undefined ? { confirmSeconds } : {}), ...(flags.force ? { force: true } : {}), ...(reload ? { reload } : {}) });
     for (const w of r.warnings) io.stderr(`egress: warning: ${w}\n`);
-    const forward = await forwardView(ctx.w, scopeOf(loaded.policy?.forward), backend);
+    const forward = await forwardView(ctx.w, scope, backend);
     if (!json) for (const l of forward.lines) io.stderr(`egress: ${l}\n`);
     if (json) {
-      writeJson(io, { ok: true, file, backend, mode: desired.ir.mode, policyHash: desired.policyHash, plan: planJson(r.plan), pending: r.pending ?? null, warnings: r.warnings, forward, diagnostics: toJson(loaded.sources, diagnostics) });
+      writeJson(io, { ok: true, file, backend, mode: desired.ir.mode, policyHash: desired.policyHash, changed: r.changed, plan: planJson(r.plan), pending: r.pending ?? null, warnings: r.warnings, forward, diagnostics: toJson(loaded.sources, diagnostics) });
+      return 0;
+    }
+    if (!r.changed) {
+      io.stdout(
+        `nothing to change: ${visible(file)} is live as applied (${backend}, ${desired.ir.mode}, default ${desired.ir.default}); counters and the rollback target are kept${confirmSeconds !== undefined ? ', and there is nothing to confirm' : ''} (--reload loads it again)\n`,
+      );
       return 0;
     }
     const n = planSize(r.plan);
