@@ -1,4 +1,7 @@
 import { describe, expect, test } from 'vitest';
+import { captureIo, tempDir } from '../../test/helpers.js';
+import { statusCommand } from '../cli/commands/status.js';
+import { fakeExecer } from './exec.js';
 import { expiriesOf } from './status.js';
 
 describe('status: expiries of the live policy', () => {
@@ -21,5 +24,17 @@ deny:
 
   test('a policy text that does not parse lists nothing rather than failing status', () => {
     expect(expiriesOf('p.yaml', 'version: [', new Date())).toEqual([]);
+  });
+});
+
+describe('status on a host where egress never applied anything', () => {
+  test('is inactive, exit 0, in text and in --json (it exited 1: "no egress state directory")', async () => {
+    const cwd = tempDir('egress-status-');
+    const io = captureIo(cwd);
+    expect(await statusCommand(io, {}, { uid: 0, execer: fakeExecer() })).toBe(0);
+    expect(io.out).toMatch(/^status: +inactive: nothing of egress is applied \(state: .*state\)\n$/);
+    const j = captureIo(cwd);
+    expect(await statusCommand(j, { json: true }, { uid: 0, execer: fakeExecer() })).toBe(0);
+    expect(JSON.parse(j.out)).toMatchObject({ ok: true, active: false, applied: false, counters: [] });
   });
 });

@@ -1,4 +1,5 @@
 /** What is live, as `egress status` reports it. Read-only: no lock, nothing written. */
+import { existsSync } from 'node:fs';
 import { liveFingerprint } from '../plan/diff.js';
 import type { LiveRuleset } from '../backends/live.js';
 import { BUILTIN_COMMENT, DEFAULT_COMMENT, FORWARD_CHAIN, FORWARD_DEFAULT_CHAIN } from '../backends/iptables/emit.js';
@@ -93,6 +94,8 @@ export function expiriesOf(policyFile: string, policyText: string, now: Date): N
 
 /** `forward: false`: skip what the host forwards (its links, routes and sysctls; stats and learn want only the counters). */
 export async function readStatus(w: Where, stateDir: string, now: Date, opts: { forward?: boolean } = {}): Promise<Status> {
+  // A host where egress never applied anything is inactive, not an error (as `ufw status` on a fresh host).
+  if (!existsSync(stateDir)) return { stateDir, applied: false, drift: false, interrupted: false, counters: [] };
   requireStateDir(stateDir);
   const live = readState(stateDir, 'live');
   const pending = readState(stateDir, 'pending');

@@ -11,12 +11,13 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
   try {
     const s = await readStatus(ctx.w, ctx.stateDir, ctx.now());
     if (flags.json) {
-      writeJson(io, s);
+      writeJson(io, { ok: true, active: s.applied, ...s });
       return 0;
     }
     const out: string[] = [];
-    if (!s.applied) out.push(`nothing of egress is applied (state: ${s.stateDir})`);
+    if (!s.applied) out.push(`status:   inactive: nothing of egress is applied (state: ${s.stateDir})`);
     else {
+      out.push('status:   active');
       out.push(`mode:     ${s.mode} (default ${s.default}), backend ${s.backend}`);
       out.push(`policy:   ${s.policyFile} (${s.policyHash})`);
       out.push(`applied:  ${s.appliedAt} by ${s.appliedBy!.user} (uid ${s.appliedBy!.uid})`);
