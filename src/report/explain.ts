@@ -51,21 +51,35 @@ export interface Answer {
 
 export type RuleJson = Answer['rules'][number];
 
+/**
+ * What answers look up in a policy, gathered once per policy (`answering`)
+ * and not per answer: `explain --flows` over a 10,000-rule policy spent
+ * nearly all its time rebuilding a map of every rule for each flow
+ * (BENCHMARKS.md, "explain --flows").
+ */
+export interface Answering {
+  sources: SourceMap;
+  /** Each rule's reason, by rule name. */
+  reasons: Map<string, string | undefined>;
+  /** The deny rules that have an except: only they can spare a flow. */
+  excepting: ResolvedRule[];
+}
+
+export function answering(sources: SourceMap, p: ResolvedPolicy): Answering {
+  return { sources, reasons: new Map([...p.allow, ...p.deny].map((r) => [r.ref.name, r.reason])), excepting: p.deny.filter((r) => r.except.length > 0) };
+}
+
 /** A rule as an Answer names it: located in its source (line and column), with its reason. */
-export function ruleJson(sources: SourceMap, p: ResolvedPolicy, r: RuleRef): RuleJson {
+export function ruleJson({ sources, reasons }: Answering, r: RuleRef): RuleJson {
   const loc = locate(sources, r.span);
-  const reason = [...p.allow, ...p.deny].find((x) => x.ref.name === r.name)?.reason;
+  const reason = reasons.get(r.name);
   return { name: r.name, action: r.action, file: r.span.file, line: loc?.line ?? 0, col: loc?.col ?? 0, ...(reason !== undefined ? { reason } : {}) };
 }
 
 /** A decision as an Answer: rules located in their source (line and column) with their reasons. */
-export function answer(sources: SourceMap, p: ResolvedPolicy, f: Flow, d: Decision, line?: number): Answer {
-  const reasons = new Map([...p.allow, ...p.deny].map((r) => [r.ref.name, r.reason]));
-  const ref = (r: RuleRef) => {
-    const loc = locate(sources, r.span);
-    const reason = reasons.get(r.name);
-    return { name: r.name, action: r.action, file: r.span.file, line: loc?.line ?? 0, col: loc?.col ?? 0, ...(reason !== undefined ? { reason } : {}) };
-  };
+export function answer(lookup: Answering, f: Flow, d: Decision, line?: number): Answer {
+  const { sources } = lookup;
+  const ref = (r: RuleRef) => ruleJson(lookup, r);
   const flow: Answer['flow'] = { family: f.family, to: formatAddress(f.family, f.dst), proto: f.proto };
   if (f.port !== undefined) flow.port = f.port;
   if (f.icmpType !== undefined) flow.icmp = icmpTypeName(f.family, f.icmpType);
@@ -83,7 +97,7 @@ export function answer(sources: SourceMap, p: ResolvedPolicy, f: Flow, d: Decisi
   const governs = (r: ResolvedRule) => (f.forwarded ? r.from.some((x) => d.sources?.includes(x.name)) : r.from.some((x) => x.name === HOST_SOURCE));
   const spared: NonNullable<Answer['spared']> = [];
   if (d.step !== 'builtin' && d.step !== 'unlisted')
-    for (const r of p.deny) {
+    for (const r of lookup.excepting) {
       if (!governs(r) || !matchesSelectors(r, f)) continue;
       const e = r.except.find((x) => matchesSelectors(x, f));
       const at = e && locate(sources, e.span);
