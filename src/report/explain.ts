@@ -5,7 +5,7 @@
  */
 import { locate } from '../diag/render.js';
 import type { SourceMap } from '../diag/source.js';
-import { formatAddress } from '../policy/address.js';
+import { FAMILIES, formatAddress, type Family } from '../policy/address.js';
 import { icmpTypeName } from '../policy/protocols.js';
 import { HOST_SOURCE, type RuleRef } from '../policy/types.js';
 import type { ResolvedPolicy, ResolvedRule } from '../resolve/types.js';
@@ -61,12 +61,44 @@ export interface Answering {
   sources: SourceMap;
   /** Each rule's reason, by rule name. */
   reasons: Map<string, string | undefined>;
-  /** The deny rules that have an except: only they can spare a flow. */
-  excepting: ResolvedRule[];
+  /** The deny rules that have an except (only they can spare a flow) and whose destinations may hold the flow's, in policy order. */
+  excepting(f: Flow): ResolvedRule[];
 }
 
 export function answering(sources: SourceMap, p: ResolvedPolicy): Answering {
-  return { sources, reasons: new Map([...p.allow, ...p.deny].map((r) => [r.ref.name, r.reason])), excepting: p.deny.filter((r) => r.except.length > 0) };
+  return { sources, reasons: new Map([...p.allow, ...p.deny].map((r) => [r.ref.name, r.reason])), excepting: byDestination(p.deny.filter((r) => r.except.length > 0)) };
+}
+
+/**
+ * The rules whose destinations contain a flow's address, plus those without
+ * destinations ("anywhere"), in their order: a prefilter only, which drops
+ * what `matchesSelectors` would refuse for its destination. Per family the
+ * intervals are sorted by start with a running maximum of their ends, so a
+ * lookup is a binary search and a walk back over the intervals that can
+ * still reach the address.
+ */
+function byDestination(rules: ResolvedRule[]): (f: Flow) => ResolvedRule[] {
+  const anywhere = rules.flatMap((r, i) => (r.to === undefined ? [i] : []));
+  const families = new Map<Family, { lo: bigint[]; hi: bigint[]; maxHi: bigint[]; rule: number[] }>();
+  for (const fam of FAMILIES) {
+    const xs = rules.flatMap((r, i) => (r.to ?? []).filter((d) => d.family === fam).map((d) => ({ lo: d.lo, hi: d.hi, rule: i })));
+    xs.sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0));
+    let max = -1n;
+    families.set(fam, { lo: xs.map((x) => x.lo), hi: xs.map((x) => x.hi), maxHi: xs.map((x) => (max = x.hi > max ? x.hi : max)), rule: xs.map((x) => x.rule) });
+  }
+  return (f) => {
+    const x = families.get(f.family)!;
+    let a = 0;
+    let b = x.lo.length;
+    while (a < b) {
+      const m = (a + b) >> 1;
+      if (x.lo[m]! <= f.dst) a = m + 1;
+      else b = m;
+    }
+    const hit = [...anywhere];
+    for (let i = a - 1; i >= 0 && x.maxHi[i]! >= f.dst; i--) if (x.hi[i]! >= f.dst) hit.push(x.rule[i]!);
+    return [...new Set(hit)].sort((i, j) => i - j).map((i) => rules[i]!);
+  };
 }
 
 /** A rule as an Answer names it: located in its source (line and column), with its reason. */
@@ -97,7 +129,7 @@ export function answer(lookup: Answering, f: Flow, d: Decision, line?: number): 
   const governs = (r: ResolvedRule) => (f.forwarded ? r.from.some((x) => d.sources?.includes(x.name)) : r.from.some((x) => x.name === HOST_SOURCE));
   const spared: NonNullable<Answer['spared']> = [];
   if (d.step !== 'builtin' && d.step !== 'unlisted')
-    for (const r of lookup.excepting) {
+    for (const r of lookup.excepting(f)) {
       if (!governs(r) || !matchesSelectors(r, f)) continue;
       const e = r.except.find((x) => matchesSelectors(x, f));
       const at = e && locate(sources, e.span);
