@@ -14,6 +14,5 @@ export const BACKENDS: Record<Target, Backend> = {
   'wince-c': winceCBackend,
 };
 
-/** Targets `compile` accepts: every SPEC target plus the `ir` debugging dump (an extension to SPEC). */
-export const TARGETS = ['nft', 'iptables', 'windows', 'wince', 'wince-c', 'ir'] as const;
-export type CompileTarget = (typeof TARGETS)[number];
+// index.ts exports these from here; main.ts takes them from types.ts, so that `--help` loads no backend.
+export { TARGETS, type CompileTarget } from './types.js';

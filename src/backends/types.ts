@@ -16,6 +16,10 @@ export type Target = 'nft' | 'iptables' | 'windows' | 'wince' | 'wince-c';
 export const LINUX_TARGETS = ['nft', 'iptables'] as const;
 export type LinuxTarget = (typeof LINUX_TARGETS)[number];
 
+/** Targets `compile` accepts: every SPEC target plus the `ir` debugging dump (an extension to SPEC). */
+export const TARGETS = ['nft', 'iptables', 'windows', 'wince', 'wince-c', 'ir'] as const;
+export type CompileTarget = (typeof TARGETS)[number];
+
 export interface Artifact {
   /** The ruleset text, ready for the target's loader. */
   text: string;

@@ -1,30 +1,24 @@
 /**
  * argv → command. Thin: flags are parsed here and handed to a command
  * function; exit codes are decided here (0 ok, 1 failed/invalid, 2 usage).
+ *
+ * Each command's module is imported when that command runs, not here: a
+ * static import of every command loads ~300 modules (zod and yaml among
+ * them) for any command, `--version` and `--help` included, which was most
+ * of a short command's time (BENCHMARKS.md, "Start-up"). So this file
+ * imports only what defining the commands needs; test/cli/startup.test.ts
+ * checks what `--version`, `--help` and `check` load.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { checkCommand } from './commands/check.js';
-import { compileCommand } from './commands/compile.js';
-import { TARGETS } from '../backends/registry.js';
-import { explainCommand } from './commands/explain.js';
-import { initCommand } from './commands/init.js';
-import { labCommand } from './commands/lab.js';
-import { applyCommand } from './commands/apply.js';
-import { confirmCommand } from './commands/confirm.js';
-import { forwardJumpCommand, persistCommand, restoreBootCommand } from './commands/persist.js';
-import { planCommand } from './commands/plan.js';
-import { refreshCommand } from './commands/refresh.js';
-import { removeCommand } from './commands/remove.js';
-import { autoRollbackCommand, rollbackCommand } from './commands/rollback.js';
-import { statusCommand } from './commands/status.js';
-import { learnCommand } from './commands/learn.js';
-import { replayCommand } from './commands/replay.js';
-import { staleCommand } from './commands/stale.js';
-import { statsCommand } from './commands/stats.js';
+import { TARGETS } from '../backends/types.js';
 import { CommandError, EXIT, UsageError, type Io } from './io.js';
-import { parseCodes } from './shared.js';
 
 const VERSION = '0.1.0';
+
+/** `--silence a,b --silence c` → [a, b, c]. */
+function parseCodes(v: string, prev: string[] = []): string[] {
+  return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+}
 
 
 export async function main(argv: string[], io: Io): Promise<number> {
@@ -48,6 +42,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--detect', 'add a "forward:" section for the container and VM networks (Docker, podman, libvirt, LXD) found on this host')
     .addOption(jsonOpt())
     .action(async (file, o) => {
+      const { initCommand } = await import('./commands/init.js');
       code = await initCommand(io, file, o);
     });
 
@@ -60,6 +55,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(offlineOpt())
     .option('--strict', 'a rule without a reason is an error, not a warning (as with the policy key require_reason: true)')
     .action(async (file, o) => {
+      const { checkCommand } = await import('./commands/check.js');
       code = await checkCommand(io, file, o);
     });
 
@@ -73,6 +69,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(silenceOpt())
     .addOption(offlineOpt())
     .action(async (file, o) => {
+      const { compileCommand } = await import('./commands/compile.js');
       code = await compileCommand(io, file, o);
     });
 
@@ -94,6 +91,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(silenceOpt())
     .addOption(offlineOpt())
     .action(async (file, o) => {
+      const { explainCommand } = await import('./commands/explain.js');
       code = await explainCommand(io, file, o, io.resolver);
     });
 
@@ -106,6 +104,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(jsonOpt())
     .addOption(silenceOpt())
     .action(async (file, o) => {
+      const { labCommand } = await import('./commands/lab.js');
       code = await labCommand(io, file, o);
     });
 
@@ -119,6 +118,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(jsonOpt())
     .addOption(silenceOpt())
     .action(async (file, o) => {
+      const { planCommand } = await import('./commands/plan.js');
       code = await planCommand(io, file, o);
     });
 
@@ -133,6 +133,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(jsonOpt())
     .addOption(silenceOpt())
     .action(async (file, o) => {
+      const { applyCommand } = await import('./commands/apply.js');
       code = await applyCommand(io, file, o);
     });
 
@@ -141,6 +142,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .description('keep the apply that awaits confirmation')
     .addOption(jsonOpt())
     .action(async (o) => {
+      const { confirmCommand } = await import('./commands/confirm.js');
       code = await confirmCommand(io, o);
     });
 
@@ -149,6 +151,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .description('restore the ruleset from before the last apply')
     .addOption(jsonOpt())
     .action(async (o) => {
+      const { rollbackCommand } = await import('./commands/rollback.js');
       code = await rollbackCommand(io, o);
     });
 
@@ -157,6 +160,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .description('take every rule of egress out')
     .addOption(jsonOpt())
     .action(async (o) => {
+      const { removeCommand } = await import('./commands/remove.js');
       code = await removeCommand(io, o);
     });
 
@@ -165,6 +169,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .description('what is live: mode, policy hash, pending confirmation, per-rule counters')
     .addOption(jsonOpt())
     .action(async (o) => {
+      const { statusCommand } = await import('./commands/status.js');
       code = await statusCommand(io, o);
     });
 
@@ -178,6 +183,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(jsonOpt())
     .addOption(silenceOpt())
     .action(async (file, o) => {
+      const { refreshCommand } = await import('./commands/refresh.js');
       code = await refreshCommand(io, file, o);
     });
 
@@ -187,10 +193,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--off', 'remove the boot unit')
     .addOption(jsonOpt())
     .action(async (o) => {
+      const { persistCommand } = await import('./commands/persist.js');
       code = await persistCommand(io, o);
     });
 
   program.command('_auto-rollback', { hidden: true }).requiredOption('--token <token>').action(async (o) => {
+    const { autoRollbackCommand } = await import('./commands/rollback.js');
     code = await autoRollbackCommand(io, o);
   });
 
@@ -206,10 +214,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
   });
 
   program.command('_restore-boot', { hidden: true }).action(async () => {
+    const { restoreBootCommand } = await import('./commands/persist.js');
     code = await restoreBootCommand(io);
   });
 
   program.command('_forward-jump', { hidden: true }).action(async () => {
+    const { forwardJumpCommand } = await import('./commands/persist.js');
     code = await forwardJumpCommand(io);
   });
 
@@ -239,6 +249,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(silenceOpt())
     .addOption(offlineOpt())
     .action(async (logs, o) => {
+      const { statsCommand } = await import('./commands/stats.js');
       code = await statsCommand(io, logs, o);
     });
 
@@ -255,6 +266,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(silenceOpt())
     .addOption(offlineOpt())
     .action(async (logs, o) => {
+      const { learnCommand } = await import('./commands/learn.js');
       code = await learnCommand(io, logs, o);
     });
 
@@ -274,6 +286,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(silenceOpt())
     .addOption(offlineOpt())
     .action(async (file, logs, o) => {
+      const { replayCommand } = await import('./commands/replay.js');
       code = await replayCommand(io, file, logs, o);
     });
 
@@ -286,6 +299,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(silenceOpt())
     .addOption(offlineOpt())
     .action(async (file, o) => {
+      const { staleCommand } = await import('./commands/stale.js');
       code = await staleCommand(io, file, o);
     });
 

@@ -16,10 +16,6 @@ export function silenced(ds: Diagnostic[], codes: string[] | undefined): Diagnos
   return ds.filter((d) => d.severity === 'error' || !codes.includes(d.code));
 }
 
-export function parseCodes(v: string, prev: string[] = []): string[] {
-  return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
-}
-
 /** Load a policy; print its diagnostics to stderr as text (unless --json, where the caller embeds them). */
 export async function load(io: Io, file: string, flags: PolicyFlags, opts: LoadOptions = {}): Promise<Loaded> {
   const path = file === '-' ? file : resolvePath(io.cwd, file);

@@ -5,7 +5,7 @@
  */
 import { locate } from '../diag/render.js';
 import type { SourceMap } from '../diag/source.js';
-import { formatAddress } from '../policy/address.js';
+import { FAMILIES, formatAddress, type Family } from '../policy/address.js';
 import { icmpTypeName } from '../policy/protocols.js';
 import { HOST_SOURCE, type RuleRef } from '../policy/types.js';
 import type { ResolvedPolicy, ResolvedRule } from '../resolve/types.js';
@@ -51,21 +51,67 @@ export interface Answer {
 
 export type RuleJson = Answer['rules'][number];
 
+/**
+ * What answers look up in a policy, gathered once per policy (`answering`)
+ * and not per answer: `explain --flows` over a 10,000-rule policy spent
+ * nearly all its time rebuilding a map of every rule for each flow
+ * (BENCHMARKS.md, "explain --flows").
+ */
+export interface Answering {
+  sources: SourceMap;
+  /** Each rule's reason, by rule name. */
+  reasons: Map<string, string | undefined>;
+  /** The deny rules that have an except (only they can spare a flow) and whose destinations may hold the flow's, in policy order. */
+  excepting(f: Flow): ResolvedRule[];
+}
+
+export function answering(sources: SourceMap, p: ResolvedPolicy): Answering {
+  return { sources, reasons: new Map([...p.allow, ...p.deny].map((r) => [r.ref.name, r.reason])), excepting: byDestination(p.deny.filter((r) => r.except.length > 0)) };
+}
+
+/**
+ * The rules whose destinations contain a flow's address, plus those without
+ * destinations ("anywhere"), in their order: a prefilter only, which drops
+ * what `matchesSelectors` would refuse for its destination. Per family the
+ * intervals are sorted by start with a running maximum of their ends, so a
+ * lookup is a binary search and a walk back over the intervals that can
+ * still reach the address.
+ */
+function byDestination(rules: ResolvedRule[]): (f: Flow) => ResolvedRule[] {
+  const anywhere = rules.flatMap((r, i) => (r.to === undefined ? [i] : []));
+  const families = new Map<Family, { lo: bigint[]; hi: bigint[]; maxHi: bigint[]; rule: number[] }>();
+  for (const fam of FAMILIES) {
+    const xs = rules.flatMap((r, i) => (r.to ?? []).filter((d) => d.family === fam).map((d) => ({ lo: d.lo, hi: d.hi, rule: i })));
+    xs.sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0));
+    let max = -1n;
+    families.set(fam, { lo: xs.map((x) => x.lo), hi: xs.map((x) => x.hi), maxHi: xs.map((x) => (max = x.hi > max ? x.hi : max)), rule: xs.map((x) => x.rule) });
+  }
+  return (f) => {
+    const x = families.get(f.family)!;
+    let a = 0;
+    let b = x.lo.length;
+    while (a < b) {
+      const m = (a + b) >> 1;
+      if (x.lo[m]! <= f.dst) a = m + 1;
+      else b = m;
+    }
+    const hit = [...anywhere];
+    for (let i = a - 1; i >= 0 && x.maxHi[i]! >= f.dst; i--) if (x.hi[i]! >= f.dst) hit.push(x.rule[i]!);
+    return [...new Set(hit)].sort((i, j) => i - j).map((i) => rules[i]!);
+  };
+}
+
 /** A rule as an Answer names it: located in its source (line and column), with its reason. */
-export function ruleJson(sources: SourceMap, p: ResolvedPolicy, r: RuleRef): RuleJson {
+export function ruleJson({ sources, reasons }: Answering, r: RuleRef): RuleJson {
   const loc = locate(sources, r.span);
-  const reason = [...p.allow, ...p.deny].find((x) => x.ref.name === r.name)?.reason;
+  const reason = reasons.get(r.name);
   return { name: r.name, action: r.action, file: r.span.file, line: loc?.line ?? 0, col: loc?.col ?? 0, ...(reason !== undefined ? { reason } : {}) };
 }
 
 /** A decision as an Answer: rules located in their source (line and column) with their reasons. */
-export function answer(sources: SourceMap, p: ResolvedPolicy, f: Flow, d: Decision, line?: number): Answer {
-  const reasons = new Map([...p.allow, ...p.deny].map((r) => [r.ref.name, r.reason]));
-  const ref = (r: RuleRef) => {
-    const loc = locate(sources, r.span);
-    const reason = reasons.get(r.name);
-    return { name: r.name, action: r.action, file: r.span.file, line: loc?.line ?? 0, col: loc?.col ?? 0, ...(reason !== undefined ? { reason } : {}) };
-  };
+export function answer(lookup: Answering, f: Flow, d: Decision, line?: number): Answer {
+  const { sources } = lookup;
+  const ref = (r: RuleRef) => ruleJson(lookup, r);
   const flow: Answer['flow'] = { family: f.family, to: formatAddress(f.family, f.dst), proto: f.proto };
   if (f.port !== undefined) flow.port = f.port;
   if (f.icmpType !== undefined) flow.icmp = icmpTypeName(f.family, f.icmpType);
@@ -83,7 +129,7 @@ export function answer(sources: SourceMap, p: ResolvedPolicy, f: Flow, d: Decisi
   const governs = (r: ResolvedRule) => (f.forwarded ? r.from.some((x) => d.sources?.includes(x.name)) : r.from.some((x) => x.name === HOST_SOURCE));
   const spared: NonNullable<Answer['spared']> = [];
   if (d.step !== 'builtin' && d.step !== 'unlisted')
-    for (const r of p.deny) {
+    for (const r of lookup.excepting(f)) {
       if (!governs(r) || !matchesSelectors(r, f)) continue;
       const e = r.except.find((x) => matchesSelectors(x, f));
       const at = e && locate(sources, e.span);

@@ -1,11 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import type { SourceMap } from '../../diag/source.js';
 import type { Ir } from '../../ir/types.js';
 import { FAMILIES, formatAddress, isHostname, parseAddress, type Family } from '../../policy/address.js';
-import { answer, answersTable, describeAnswer, ruleJson, type Answer } from '../../report/explain.js';
+import { answer, answering, answersTable, describeAnswer, ruleJson, type Answer, type Answering } from '../../report/explain.js';
 import { systemResolver, type Accounts, type Resolver } from '../../resolve/resolver.js';
-import type { ResolvedPolicy } from '../../resolve/types.js';
 import { nameOutcome, unnamedAddress, withAnswer, type NameOutcome } from '../../sim/dns.js';
 import type { Decision, Flow } from '../../sim/flow.js';
 import { FlowError, parseFlow, parseFlowsFile, type FlowSpec } from '../../sim/flow-parse.js';
@@ -26,7 +24,8 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
   const ir = l.ir!;
   const evaluate = indexedEvaluator(ir);
   const accounts = await resolver.accounts();
-  const resolved = l.resolved!;
+  // Built once for every flow: what answers look up in the policy, and the index for each name's published answer.
+  const answerer = explainer(answering(l.sources, l.resolved!), ir, evaluate);
 
   if (flags.flows) {
     const text = flags.flows === '-' ? await (io.stdin?.() ?? Promise.resolve('')) : await readFile(resolvePath(io.cwd, flags.flows), 'utf8').catch((e) => {
@@ -42,7 +41,7 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
         continue;
       }
       try {
-        for (const x of await flowsFor(r.spec, accounts, resolver, ir)) answers.push(answerFor(l.sources, resolved, ir, evaluate, x, r.line));
+        for (const x of await flowsFor(r.spec, accounts, resolver, ir)) answers.push(answerer(x, r.line));
       } catch (e) {
         bad++;
         io.stderr(`${flags.flows}:${r.line}: error: ${(e as Error).message}\n`);
@@ -68,7 +67,7 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
     if (e instanceof FlowError) throw new UsageError(e.message);
     throw e;
   }
-  const answers = flows.map((x) => answerFor(l.sources, resolved, ir, evaluate, x));
+  const answers = flows.map((x) => answerer(x));
   if (flags.json) writeJson(io, answers.length === 1 ? answers[0] : answers);
   else for (const a of answers) io.stdout(describeAnswer(a));
   return 0;
@@ -84,20 +83,31 @@ interface Explained {
  * A name under `dns.proxy` is explained as a program sees it: its lookup goes
  * through the forwarder, which refuses it (a deny rule names it) or publishes
  * the answer into the allow rules that name it before the program connects.
+ * The index with a published answer is built once per name and answer, not
+ * per flow.
  */
-function answerFor(sources: SourceMap, p: ResolvedPolicy, ir: Ir, evaluate: (f: Flow) => Decision, x: Explained, line?: number): Answer {
-  if (!x.dns) return answer(sources, p, x.flow, evaluate(x.flow), line);
-  const o = x.dns.outcome;
-  const d: Decision =
-    o.answer === 'refused'
-      ? { verdict: ir.denyVerdict, audit: ir.mode === 'audit', step: 'deny', rules: o.rules }
-      : o.answer === 'published'
-        ? indexedEvaluator(withAnswer(ir, x.dns.name, x.dns.addresses))(x.flow)
-        : evaluate(x.flow);
-  const a = answer(sources, p, x.flow, d, line);
-  if (x.dns.placeholder) a.flow.to = `(an address answered for ${x.dns.name})`;
-  a.dns = { name: x.dns.name, answer: o.answer, rules: o.rules.map((r) => ruleJson(sources, p, r)) };
-  return a;
+function explainer(lookup: Answering, ir: Ir, evaluate: (f: Flow) => Decision): (x: Explained, line?: number) => Answer {
+  const published = new Map<string, (f: Flow) => Decision>();
+  const publishedEvaluator = (name: string, addresses: { family: Family; value: bigint }[]) => {
+    const key = `${name} ${addresses.map((a) => `${a.family}:${a.value}`).join(' ')}`;
+    let e = published.get(key);
+    if (!e) published.set(key, (e = indexedEvaluator(withAnswer(ir, name, addresses))));
+    return e;
+  };
+  return (x, line) => {
+    if (!x.dns) return answer(lookup, x.flow, evaluate(x.flow), line);
+    const o = x.dns.outcome;
+    const d: Decision =
+      o.answer === 'refused'
+        ? { verdict: ir.denyVerdict, audit: ir.mode === 'audit', step: 'deny', rules: o.rules }
+        : o.answer === 'published'
+          ? publishedEvaluator(x.dns.name, x.dns.addresses)(x.flow)
+          : evaluate(x.flow);
+    const a = answer(lookup, x.flow, d, line);
+    if (x.dns.placeholder) a.flow.to = `(an address answered for ${x.dns.name})`;
+    a.dns = { name: x.dns.name, answer: o.answer, rules: o.rules.map((r) => ruleJson(lookup, r)) };
+    return a;
+  };
 }
 
 /**
