@@ -34,6 +34,10 @@ export class HeaderParser {
   hostAt = -1;
   private lastKey = '';
   private lastKeyTime: number | undefined = undefined;
+  /** dmesg -T's stamp and what it was, cached apart from the syslog one. */
+  private ctimeKey = '';
+  private ctimeTime: number | undefined = undefined;
+  private ctimeBad = false;
   private isoKey = '';
   private isoZone = '';
   private isoBase: number | undefined = undefined;
@@ -177,19 +181,22 @@ export class HeaderParser {
     }
     // dmesg -T: "Mon Nov 23 09:14:42 2026" (local time, ctime format).
     const key = line.slice(a, close);
-    if (key === this.lastKey) this.time = this.lastKeyTime;
-    else {
+    if (key !== this.ctimeKey) {
       const m = MONTHS[key.slice(4, 7)];
       const d = num(key, key.charCodeAt(8) === C.Space ? 9 : 8, 10);
       const h = num(key, 11, 13);
       const mi = num(key, 14, 16);
       const s = num(key, 17, 19);
       const y = num(key, 20, 24);
-      const t = m === undefined || d < 1 || h < 0 || mi < 0 || s < 0 || y < 0 ? undefined : new Date(y, m, d, h, mi, s).getTime();
-      this.lastKey = key;
-      this.lastKeyTime = t;
-      this.time = t;
+      // A day the month has and a time of day that exists (Date would roll Feb 30 25:61:99 over into March).
+      const exists = m !== undefined && y >= 0 && d >= 1 && d <= new Date(Date.UTC(y, m + 1, 0)).getUTCDate() && h >= 0 && h < 24 && mi >= 0 && mi < 60 && s >= 0 && s < 61;
+      this.ctimeKey = key;
+      this.ctimeTime = exists ? new Date(y, m, d, h, mi, s).getTime() : undefined;
+      // Shaped like a ctime stamp ("Www Mmm dd hh:mm:ss yyyy") but not a time: the line is malformed, not timeless.
+      this.ctimeBad = !exists && key.length === 24 && key.charCodeAt(3) === C.Space && key.charCodeAt(7) === C.Space && key.charCodeAt(13) === C.Colon && key.charCodeAt(16) === C.Colon && key.charCodeAt(19) === C.Space;
     }
+    this.time = this.ctimeTime;
+    this.badTime = this.ctimeBad;
     return start;
   }
 

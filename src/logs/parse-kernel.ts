@@ -35,7 +35,7 @@ import ipaddr from 'ipaddr.js';
 import { formatAddress, parseAddress, type Family } from '../policy/address.js';
 import { emptyCounts, MAX_PROBLEMS, type EventProto, type LogEvent, type ReadCounts } from './event.js';
 import { afterHeader, HeaderParser } from './parse-header.js';
-import { find, has, isDigit, num, valueEnd } from './scan.js';
+import { find, has, isDigit, num, quoted, valueEnd } from './scan.js';
 
 export { isoTime } from './scan.js';
 
@@ -115,6 +115,12 @@ function protoOf(name: string): [EventProto, number] | undefined {
 /** Log times outside [2000, now + a year] are not times of this host's lines. */
 const MIN_TIME_MS = Date.UTC(2000, 0, 1);
 const MAX_AHEAD_MS = 366 * 86_400_000;
+/** The largest uid or gid (uid_t)-1 leaves (the policy's bound too). */
+const MAX_ID = 0xfffffffe;
+
+function isByte(v: unknown): boolean {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 255;
+}
 
 export class KernelLineParser {
   readonly counts: ReadCounts = emptyCounts();
@@ -133,6 +139,7 @@ export class KernelLineParser {
   private lineIds = 0;
   private nextOut = -1;
   private nextUid = -1;
+  private nextGid = -1;
   private readonly nowMs: number;
   /** Time of the most recent line that had one (for lines that have none). */
   lastTime: number | undefined = undefined;
@@ -162,6 +169,7 @@ export class KernelLineParser {
       this.chunk = chunk;
       this.nextOut = -1;
       this.nextUid = -1;
+      this.nextGid = -1;
     }
     // The next "OUT=" in the chunk, found once for all the lines before it (lines without it cost nothing).
     if (this.nextOut < a) {
@@ -187,7 +195,7 @@ export class KernelLineParser {
     const i = msg.lastIndexOf('IN=', o);
     if (i < 0) return undefined;
     this.chunk = --this.lineIds;
-    this.nextOut = this.nextUid = -1;
+    this.nextOut = this.nextUid = this.nextGid = -1;
     return this.parseNetfilter(msg, 0, msg.length, i, time ?? Number.NaN, where, lineNo, 0);
   }
 
@@ -210,13 +218,24 @@ export class KernelLineParser {
       return undefined;
     }
     let msg = j.MESSAGE;
-    // journald stores a message that is not valid UTF-8 as an array of bytes.
-    if (Array.isArray(msg)) msg = Buffer.from(msg as number[]).toString('latin1');
-    if (typeof msg !== 'string') return undefined;
-    const us = typeof j.__REALTIME_TIMESTAMP === 'string' ? Number(j.__REALTIME_TIMESTAMP) : Number.NaN;
-    if (typeof j.__REALTIME_TIMESTAMP === 'string' && !Number.isFinite(us)) return this.malformed(where, lineNo, 'impossible time stamp');
+    if (msg === undefined) return undefined; // a record without a message
+    // journald stores a message that is not valid UTF-8 as an array of bytes. Anything else (nested arrays, numbers
+    // above 255, objects) is no message: counted, never converted (Buffer.from would stringify nested arrays
+    // recursively, and 5000 levels overflow the stack: D9).
+    if (Array.isArray(msg)) {
+      if (!msg.every(isByte)) return this.malformed(where, lineNo, 'journal MESSAGE is neither text nor an array of bytes');
+      msg = Buffer.from(msg as number[]).toString('latin1');
+    }
+    if (typeof msg !== 'string') return this.malformed(where, lineNo, 'journal MESSAGE is neither text nor an array of bytes');
+    // journalctl writes the stamp as a string of digits; a number is taken too, anything else is no time.
+    const stamp = j.__REALTIME_TIMESTAMP;
+    let us: number | undefined;
+    if (stamp !== undefined) {
+      us = typeof stamp === 'string' && /^\d+$/.test(stamp) ? Number(stamp) : typeof stamp === 'number' ? stamp : Number.NaN;
+      if (!Number.isFinite(us)) return this.malformed(where, lineNo, 'impossible time stamp');
+    }
     this.counts.lines--; // parseMessage counts it again
-    return this.parseMessage(msg, Number.isFinite(us) ? us / 1000 : undefined, where, lineNo);
+    return this.parseMessage(msg, us !== undefined ? us / 1000 : undefined, where, lineNo);
   }
 
   /**
@@ -264,6 +283,16 @@ export class KernelLineParser {
     } else if (tag === undefined) {
       this.counts.other++;
       return undefined;
+    }
+    // Only the kernel's lines (D5), decided before anything of the line is counted or quoted: a `logger` line
+    // posing as netfilter's is `other`, never an event, an inbound packet or a malformed line echoed in the report.
+    if (time === -1) {
+      this.header.parse(line, a, b);
+      if (!this.header.fromKernel(line, b)) {
+        this.counts.netfilter--;
+        this.counts.other++;
+        return undefined;
+      }
     }
 
     // Going out ("IN=" empty) or forwarded ("IN=" and "OUT=" both set); not in for this host.
@@ -347,27 +376,37 @@ export class KernelLineParser {
       this.nextUid = u < 0 ? Infinity : u;
     }
     const uAt = this.nextUid + 5 <= b ? this.nextUid : -1;
+    // (uid_t)-1 is no owner: the kernel logs an unmapped one as the overflow uid, never as 4294967295.
     if (uAt >= p) {
       const e = valueEnd(line, b, uAt + 5);
       uid = num(line, uAt + 5, e);
-      if (uid < 0) bad = 'bad UID';
+      if (uid < 0 || uid > MAX_ID) bad = 'bad UID';
       if (has(line, e, ' GID=')) {
         gid = num(line, e + 5, valueEnd(line, b, e + 5));
-        if (gid < 0) bad = 'bad GID';
+        if (gid < 0 || gid > MAX_ID) bad = 'bad GID';
       }
+    } else {
+      // The kernel logs UID= and GID= together: a GID= alone is what is left of a garbled line.
+      if (this.nextGid < p) {
+        const g = line.indexOf(' GID=', p);
+        this.nextGid = g < 0 ? Infinity : g;
+      }
+      if (this.nextGid + 5 <= b) bad = 'GID= without UID= (garbled line?)';
     }
     if (bad) return this.malformed(where, lineNo, bad);
     if (src === undefined || dstRaw === undefined) return this.malformed(where, lineNo, 'no SRC= or DST= (truncated line?)');
     if (protoName === undefined) return this.malformed(where, lineNo, 'no PROTO= (truncated line?)');
     const dst = this.canonical(dstRaw);
-    if (dst === null) return this.malformed(where, lineNo, `bad destination address ${JSON.stringify(dstRaw)}`);
+    if (dst === null) return this.malformed(where, lineNo, `bad destination address ${quoted(dstRaw)}`);
+    // The source is kept as logged (it tells connection attempts apart, and is a forwarded flow's workload), but it must be an address.
+    if (this.canonical(src) === null) return this.malformed(where, lineNo, `bad source address ${quoted(src)}`);
     let proto: EventProto;
     let protoNum: number;
     const known = protoOf(protoName);
     if (known) [proto, protoNum] = known;
     else {
       protoNum = num(protoName, 0, protoName.length);
-      if (protoNum < 0 || protoNum > 255) return this.malformed(where, lineNo, `bad PROTO=${protoName}`);
+      if (protoNum < 0 || protoNum > 255) return this.malformed(where, lineNo, `bad PROTO=${quoted(protoName)}`);
       proto = 'other';
     }
     if (proto === 'tcp' || proto === 'udp' || proto === 'sctp') {
@@ -381,12 +420,7 @@ export class KernelLineParser {
     // Time and the message start (for the prefix text).
     let t: number | undefined;
     if (time === -1) {
-      this.header.parse(line, a, b);
-      if (!this.header.fromKernel(line, b)) {
-        this.counts.netfilter--;
-        this.counts.other++;
-        return undefined;
-      }
+      // The header was parsed (and found the kernel's) above.
       if (this.header.badTime) return this.malformed(where, lineNo, 'impossible time stamp');
       t = this.header.time;
       msgStart = this.header.start; // -2: a syslog header, found only if needed (below)

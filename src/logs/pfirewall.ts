@@ -15,6 +15,7 @@
  */
 import { formatAddress, parseAddress, type Family } from '../policy/address.js';
 import { MAX_PROBLEMS, type EventProto, type LogEvent, type ReadCounts } from './event.js';
+import { quoted } from './scan.js';
 
 export type PfirewallAction = 'DROP' | 'ALLOW';
 /** The log's `path` column: SEND is outbound, RECEIVE inbound. */
@@ -127,11 +128,11 @@ export function parseLine(line: string, fields: readonly string[], lineNo = 1, u
   const action = get('action')?.toUpperCase();
   if (action !== 'DROP' && action !== 'ALLOW') {
     if (action && /^[A-Z][A-Z-]*$/.test(action)) return undefined;
-    throw new Malformed(`action ${JSON.stringify(get('action') ?? '-')}`);
+    throw new Malformed(`action ${quoted(get('action') ?? '-')}`);
   }
   const date = get('date') ?? '';
   const time = get('time') ?? '';
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || !/^\d{2}:\d{2}:\d{2}$/.test(time)) throw new Malformed(`date and time ${JSON.stringify(`${date} ${time}`)}`);
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || !/^\d{2}:\d{2}:\d{2}$/.test(time) || !exists(date, time)) throw new Malformed(`date and time ${quoted(`${date} ${time}`)}`);
   const src = address(get('src-ip'), 'src-ip');
   const dst = address(get('dst-ip'), 'dst-ip');
   if (src.family !== dst.family) throw new Malformed('source and destination are of different families');
@@ -140,7 +141,7 @@ export function parseLine(line: string, fields: readonly string[], lineNo = 1, u
   const num = (f: string, max: number): number | undefined => {
     const v = get(f);
     if (v === undefined) return undefined;
-    if (!/^\d+$/.test(v) || Number(v) > max) throw new Malformed(`${f} ${JSON.stringify(v)}`);
+    if (!/^\d+$/.test(v) || Number(v) > max) throw new Malformed(`${f} ${quoted(v)}`);
     return Number(v);
   };
   const srcPort = num('src-port', 65535);
@@ -160,11 +161,18 @@ export function parseLine(line: string, fields: readonly string[], lineNo = 1, u
   return ev;
 }
 
+/** A date the calendar has and a time of day that exists (2025-02-30 and 25:61:99 do not; Date would roll them over). */
+function exists(date: string, time: string): boolean {
+  const [y, mo, d] = date.split('-').map(Number) as [number, number, number];
+  const [h, mi, s] = time.split(':').map(Number) as [number, number, number];
+  return mo >= 1 && mo <= 12 && d >= 1 && d <= new Date(Date.UTC(y, mo, 0)).getUTCDate() && h < 24 && mi < 60 && s < 61;
+}
+
 function address(v: string | undefined, what: string): { family: Family; text: string } {
   // IPv6 link-local addresses may carry a zone ("fe80::1%12"); the zone is not part of the address.
   const text = (v ?? '').replace(/%[^%]*$/, '');
   const a = parseAddress(text);
-  if (!a) throw new Malformed(`${what} ${JSON.stringify(v ?? '-')}`);
+  if (!a) throw new Malformed(`${what} ${quoted(v ?? '-')}`);
   return { family: a.family, text };
 }
 
@@ -176,7 +184,7 @@ function protocolOf(v: string | undefined): [PfirewallProtocol, number] {
     const named = Object.values(PROTOCOLS).find(([, num]) => num === n);
     return named ?? ['other', n];
   }
-  throw new Malformed(`protocol ${JSON.stringify(v ?? '-')}`);
+  throw new Malformed(`protocol ${quoted(v ?? '-')}`);
 }
 
 /** The byte order mark, as UTF-8 bytes read as latin1 (how read.ts decodes) or as one UTF-16 unit (text handed in). */

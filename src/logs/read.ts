@@ -15,6 +15,7 @@ import { errnoText } from '../diag/errno.js';
 import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
+import { Readable } from 'node:stream';
 import { createGunzip, inflateRawSync } from 'node:zlib';
 import { readFile } from 'node:fs/promises';
 import { assertNever } from '../diag/diagnostic.js';
@@ -56,10 +57,10 @@ const MAX_LINE = 1 << 16;
 
 
 /** A line as the range s[a, b) of a chunk (see KernelLineParser.parseRange); `chunk` names `s`. */
-type OnLine = (s: string, a: number, b: number, chunk: number, lineNo: number) => void;
+export type OnLine = (s: string, a: number, b: number, chunk: number, lineNo: number) => void;
 
 /** Splits decoded text into lines, handed on as ranges (no slicing); keeps an unfinished last line for the next chunk. */
-class LineSplitter {
+export class LineSplitter {
   private carry = '';
   /** Inside a too-long line that was already counted: its remainder is dropped. */
   private skipping = false;
@@ -191,8 +192,7 @@ export class LogReader {
   /** Where a source's lines go, by its first bytes: the pfirewall.log reader (its header) or the kernel line parser. */
   private lineHandler(p: KernelLineParser, head: string, name: string): OnLine {
     // UTF-16 (what some Windows exports write): every line would be "other", 0 events, and nothing said (D18).
-    if (/^(\xff\xfe|\xfe\xff)/.test(head) || (head.length >= 8 && (head.match(/\0/g)?.length ?? 0) * 3 >= head.length))
-      throw new ReadError(`cannot read ${name}: it is UTF-16; convert it first (iconv -f UTF-16 -t UTF-8 ${name} > ${name}.utf8)`);
+    if (looksUtf16(head)) throw new ReadError(`cannot read ${name}: it is UTF-16; convert it first (iconv -f UTF-16 -t UTF-8 ${name} > ${name}.utf8)`);
     if (!looksLikePfirewall(head)) return (t, a, b, c, n) => this.emit(p.parseRange(t, a, b, c, name, n));
     const pf = new PfirewallLines(p.counts, this.opts.since);
     return (t, a, b, _c, n) => this.emit(pf.line(t.slice(a, b), name, n));
@@ -204,7 +204,7 @@ export class LogReader {
       case 'file':
         return this.readFile(s.path, s.name);
       case 'stdin':
-        await this.readStdin(s.chunks());
+        await this.readStream(s.chunks(), 'stdin');
         return undefined;
       case 'journal':
         return this.readJournal();
@@ -216,22 +216,26 @@ export class LogReader {
   }
 
   /**
-   * Standard input as it streams: lines are counted as they arrive (with
-   * --follow, the periodic report sees them), until the input ends or the
-   * signal aborts. The first 64 bytes decide kernel log or pfirewall.log.
+   * Standard input (or a FIFO: `<(zcat kern.log.2.gz)`) as it streams: lines
+   * are counted as they arrive (with --follow, the periodic report sees
+   * them), until the input ends or the signal aborts. Gzip is decompressed;
+   * then the first 64 bytes decide kernel log or pfirewall.log.
    */
-  private async readStdin(chunks: AsyncIterable<Buffer | string>): Promise<void> {
+  private async readStream(chunks: AsyncIterable<Buffer | string>, name: string): Promise<void> {
     const p = this.parser();
     // Made once the head is known, so each line goes straight to its parser.
     let split: LineSplitter | undefined;
     let head = '';
     const decide = (): LineSplitter => {
       if (split) return split;
-      split = new LineSplitter(this.lineHandler(p, head, 'stdin'), (n) => tooLong(p.counts, 'stdin', n));
+      split = new LineSplitter(this.lineHandler(p, head, name), (n) => tooLong(p.counts, name, n));
       split.push(head);
       return split;
     };
-    const it = chunks[Symbol.asyncIterator]();
+    let damage: Error | undefined;
+    // The source's own iterator is returned at the end (process.stdin: destroyed at once, though a read is pending).
+    const source = chunks[Symbol.asyncIterator]();
+    const it = gunzipped({ [Symbol.asyncIterator]: () => source }, (e) => (damage = e));
     const aborted = whenAborted(this.opts.signal);
     try {
       for (;;) {
@@ -248,8 +252,10 @@ export class LogReader {
     } finally {
       // Not awaited: a source blocked in its next chunk finishes its return only after that chunk.
       // For process.stdin it destroys the stream at once, so nothing keeps the process alive.
-      void it.return?.()?.catch(() => undefined);
+      void source.return?.()?.catch(() => undefined);
+      void it.return(undefined).catch(() => undefined);
     }
+    if (damage) gzipDamage(p.counts, name, decide().lineNo + 1, damage);
     decide().end();
   }
 
@@ -264,15 +270,45 @@ export class LogReader {
     } catch (e) {
       throw new ReadError(`cannot read ${name}: ${errnoText(e)}`);
     }
+    let st;
+    try {
+      st = await fh.stat();
+    } catch (e) {
+      await fh.close();
+      throw new ReadError(`cannot read ${name}: ${errnoText(e)}`);
+    }
+    if (st.isFIFO()) {
+      // A pipe (process substitution, mkfifo): read as it streams, as standard input is; it cannot be followed or re-read.
+      await this.readStream(fh.createReadStream({ highWaterMark: CHUNK }), name);
+      return undefined;
+    }
+    if (!st.isFile() && !st.isDirectory()) {
+      // /dev/zero, /dev/urandom never end; a device or socket is no log file.
+      await fh.close();
+      const what = st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : 'a socket';
+      throw new ReadError(`cannot read ${name}: not a regular file (${what})${st.isCharacterDevice() ? '; for the kernel ring buffer, use --kmsg' : ''}`);
+    }
     const p = this.parser();
     const head = Buffer.alloc(64);
-    const { bytesRead } = await fh.read(head, 0, 64, 0);
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await fh.read(head, 0, 64, 0));
+    } catch (e) {
+      await fh.close();
+      throw new ReadError(`cannot read ${name}: ${errnoText(e)}`);
+    }
     if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
       await fh.close();
       await this.readGzip(path, name, p);
       return undefined; // a compressed file is a rotated one: nothing to follow
     }
-    const onLine = this.lineHandler(p, head.toString('latin1', 0, bytesRead), name);
+    let onLine: OnLine;
+    try {
+      onLine = this.lineHandler(p, head.toString('latin1', 0, bytesRead), name);
+    } catch (e) {
+      await fh.close(); // refused (UTF-16): not left to the garbage collector
+      throw e;
+    }
     let split = new LineSplitter(onLine, (n) => tooLong(p.counts, name, n));
     const buf = Buffer.allocUnsafe(CHUNK);
     let pos = 0;
@@ -342,9 +378,9 @@ export class LogReader {
         split.push(text);
       }
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
+      if (e instanceof ReadError) throw e; // said already (a UTF-16 file inside)
       // A gzip file cut short (still being written, disk full) keeps what was readable.
-      if (code === 'Z_BUF_ERROR' || code === 'Z_DATA_ERROR') {
+      if (isGzipDamage(e)) {
         // The stream drops the output of the chunk that failed: after a good member followed by trailing garbage,
         // that was its last lines. Decompress its complete members again, on their own, and go on from there.
         const members = await gzipMembers(path);
@@ -353,8 +389,7 @@ export class LogReader {
           split ??= new LineSplitter(this.lineHandler(p, text.slice(0, 64), name), (n) => tooLong(p.counts, name, n));
           split.resumeFrom(text);
         }
-        p.counts.malformed++;
-        if (p.counts.problems.length < MAX_PROBLEMS) p.counts.problems.push({ where: name, line: (split?.lineNo ?? 0) + 1, reason: `gzip data ends early or is corrupt (${(e as Error).message})` });
+        gzipDamage(p.counts, name, (split?.lineNo ?? 0) + 1, e as Error);
       } else throw new ReadError(`cannot read ${name}: ${errnoText(e)}`);
     }
     split?.end();
@@ -493,7 +528,65 @@ async function gzipMembers(path: string): Promise<Buffer | undefined> {
   return Buffer.concat(out);
 }
 
-function tooLong(c: ReadCounts, where: string, lineNo: number): void {
+/** A gzip stream's error that means damaged data (cut short, corrupt), not an unreadable file. */
+export function isGzipDamage(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'Z_BUF_ERROR' || code === 'Z_DATA_ERROR';
+}
+
+/** A damaged gzip tail: one malformed line, where the readable part ended. */
+export function gzipDamage(c: ReadCounts, where: string, lineNo: number, e: Error): void {
+  c.malformed++;
+  if (c.problems.length < MAX_PROBLEMS) c.problems.push({ where, line: lineNo, reason: `gzip data ends early or is corrupt (${e.message})` });
+}
+
+/**
+ * The bytes of a stream, decompressed when they start as gzip (1f 8b).
+ * Damaged gzip data ends it: `onDamage` is told, what came before stands.
+ */
+async function* gunzipped(chunks: AsyncIterable<Buffer | string>, onDamage: (e: Error) => void): AsyncGenerator<Buffer | string> {
+  const it = chunks[Symbol.asyncIterator]();
+  const rest: AsyncIterable<Buffer | string> = { [Symbol.asyncIterator]: () => it };
+  const first = await it.next();
+  if (first.done) return;
+  const b = first.value;
+  if (typeof b === 'string' || b.length < 2 || b[0] !== 0x1f || b[1] !== 0x8b) {
+    yield b;
+    yield* rest;
+    return;
+  }
+  const src = Readable.from(
+    (async function* () {
+      yield b;
+      yield* rest;
+    })(),
+  );
+  const gz = createGunzip({ chunkSize: CHUNK });
+  src.on('error', (e) => gz.destroy(e));
+  try {
+    for await (const c of src.pipe(gz)) yield c as Buffer;
+  } catch (e) {
+    if (!isGzipDamage(e)) throw e;
+    onDamage(e as Error);
+  }
+}
+
+/**
+ * UTF-16 text: a byte order mark, or ASCII in UTF-16 without one — one byte
+ * of every pair NUL, the other hardly ever. (A log whose start is zero-filled,
+ * as a crash or copytruncate leaves it, has NULs in both: it is read.)
+ */
+function looksUtf16(head: string): boolean {
+  if (/^(\xff\xfe|\xfe\xff)/.test(head)) return true;
+  if (head.length < 8) return false;
+  const nuls = [0, 0];
+  for (let i = 0; i < head.length; i++) if (head.charCodeAt(i) === 0) nuls[i & 1]!++;
+  const pairs = head.length >> 1;
+  return (nuls[0]! >= pairs * 0.75 && nuls[1]! <= pairs * 0.1) || (nuls[1]! >= pairs * 0.75 && nuls[0]! <= pairs * 0.1);
+}
+
+/** An over-long line: one line, one malformed (its rest is skipped, not counted again). */
+export function tooLong(c: ReadCounts, where: string, lineNo: number): void {
   c.lines++;
   c.malformed++;
   if (c.problems.length < MAX_PROBLEMS) c.problems.push({ where, line: lineNo, reason: `line longer than ${MAX_LINE} bytes (not a log file?)` });

@@ -18,6 +18,16 @@ export function isDigit(c: number): boolean {
   return c >= C.Zero && c <= C.Nine;
 }
 
+/**
+ * A value from a log line as a problem's reason shows it: quoted, with every
+ * control character escaped — C1 ones (U+0080–U+009F, one latin1 byte each)
+ * too, which JSON.stringify leaves as they are and a terminal may obey.
+ */
+export function quoted(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return JSON.stringify(s).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Whether s has `lit` at `at`: a charCode loop, which V8 inlines (startsWith with a position is a runtime call). */
 export function has(s: string, at: number, lit: string): boolean {
   if (at < 0 || at + lit.length > s.length) return false;

@@ -55,9 +55,12 @@ export async function appendSample(dir: string, s: CounterSample): Promise<strin
   return path;
 }
 
+/** A counter's value: a whole number of at least 0 (1e400 parses as Infinity, and a hand edit may hold anything). */
+const isCount = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
 function isCounter(v: unknown): v is SampledCounter {
   const o = v as Record<string, unknown>;
-  return !!o && typeof o === 'object' && typeof o.rule === 'string' && typeof o.action === 'string' && typeof o.packets === 'number' && typeof o.bytes === 'number';
+  return !!o && typeof o === 'object' && typeof o.rule === 'string' && typeof o.action === 'string' && isCount(o.packets) && isCount(o.bytes);
 }
 
 /** Tolerant: lines that are not samples (a torn last line, hand edits) are skipped and counted. */

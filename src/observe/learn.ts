@@ -102,7 +102,8 @@ export interface LearnedRule {
 
 export interface NotLearned {
   flow: SeenFlow;
-  why: 'denied-by-rule' | 'protocol' | 'icmp-type';
+  /** `port-0`: a packet to port 0 (the kernel logs it; a policy's ports are 1-65535, so no rule can admit it). */
+  why: 'denied-by-rule' | 'protocol' | 'icmp-type' | 'port-0';
   /** The deny rules that catch it. */
   rules?: string[];
 }
@@ -209,7 +210,7 @@ function portSpec(f: SeenFlow): string | undefined {
     const name = icmpTypeName(f.family, f.icmpType!);
     return /^\d+$/.test(name) ? undefined : `icmp:${name}`;
   }
-  if (f.proto === 'other' || f.port === undefined) return undefined;
+  if (f.proto === 'other' || f.port === undefined || f.port === 0) return undefined;
   return `${f.proto}/${f.port}`;
 }
 
@@ -309,7 +310,7 @@ export function learnRules(flows: readonly SeenFlow[], opts: LearnOptions): Lear
     }
     const port = portSpec(f);
     if (!port) {
-      out.notLearned.push({ flow: f, why: f.proto === 'icmp' ? 'icmp-type' : 'protocol' });
+      out.notLearned.push({ flow: f, why: f.proto === 'icmp' ? 'icmp-type' : f.port === 0 ? 'port-0' : 'protocol' });
       continue;
     }
     const asked = hosts.has(f.dst) ? undefined : topName(f);

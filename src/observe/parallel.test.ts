@@ -48,21 +48,21 @@ describe('parallel stats: parts and merge give exactly the sequential answer', (
   writeFileSync(join(dir, 'kern.log'), text);
   const want = sequential(text);
 
-  test.each([1, 2, 3, 7, 16])('%i parts', (n) => {
+  test.each([1, 2, 3, 7, 16])('%i parts', async (n) => {
     const parts = planParts([{ path: join(dir, 'kern.log'), name: 'kern.log' }], n);
     expect(parts.length).toBeGreaterThanOrEqual(Math.min(n, 2));
-    const results = parts.map((p, k) => processPart(p, { now: NOW.getTime() }, k > 0));
+    const results = await Promise.all(parts.map((p, k) => processPart(p, { now: NOW.getTime() }, k > 0)));
     const { builder, counts } = mergeParts(results, parts);
     const got = builder.finish(counts);
     expect({ ...got, minutes: [...got.minutes] }).toEqual({ ...want.stats, counts: want.counts, minutes: [...want.stats.minutes] });
     expect(counts.problems.map((p) => p.line)).toEqual(want.counts.problems.map((p) => p.line));
   });
 
-  test('a gzip file is one part', () => {
+  test('a gzip file is one part', async () => {
     writeFileSync(join(dir, 'kern.log.1.gz'), gzipSync(text));
     const parts = planParts([{ path: join(dir, 'kern.log.1.gz'), name: 'kern.log.1.gz' }], 4);
     expect(parts).toEqual([{ path: join(dir, 'kern.log.1.gz'), name: 'kern.log.1.gz', start: 0, end: expect.any(Number), gzip: true }]);
-    const r = mergeParts([processPart(parts[0]!, { now: NOW.getTime() }, false)], parts);
+    const r = mergeParts([await processPart(parts[0]!, { now: NOW.getTime() }, false)], parts);
     expect(r.builder.finish(r.counts).connections).toBe(want.stats.connections);
   });
 

@@ -26,7 +26,7 @@ import { Deduper, DEDUPE_WINDOW_MS } from './dedupe.js';
 import { addCounts, emptyCounts, type LogEvent, type ReadCounts } from '../logs/event.js';
 import { KernelLineParser, type ParseOptions } from '../logs/parse-kernel.js';
 import { looksLikePfirewall } from '../logs/pfirewall.js';
-import { ReadError, type LogSource } from '../logs/read.js';
+import { LineSplitter, readLogs, ReadError, tooLong, type LogSource } from '../logs/read.js';
 
 /** One part: a byte range of a plain file, or a whole gzip file. */
 export interface Part {
@@ -49,19 +49,20 @@ export interface PartResult {
 /** Below Node's external-string threshold: decoded chunks are flat strings (see logs/read.ts). */
 const CHUNK = 1 << 19;
 
-/** Parse, dedupe and aggregate one part (in a worker, or in-process in tests). */
-export function processPart(part: Part, opts: ParseOptions, holdHead: boolean, windowMs = DEDUPE_WINDOW_MS): PartResult {
-  const parser = new KernelLineParser(opts);
+/**
+ * Parse, dedupe and aggregate one part (in a worker, or in-process in tests).
+ * Lines are split as the sequential reader splits them (an over-long line is
+ * one malformed line), and a gzip part is read by the sequential reader
+ * itself: streamed, never decompressed whole (a gzip bomb beside a big log
+ * took gigabytes), a damaged tail counted, not a failure.
+ */
+export async function processPart(part: Part, opts: ParseOptions, holdHead: boolean, windowMs = DEDUPE_WINDOW_MS): Promise<PartResult> {
   const dedupe = new Deduper(windowMs);
   const builder = new StatsBuilder();
   const head: LogEvent[] = [];
   let headUntil: number | undefined;
   let lastTime = -Infinity;
-  let lineNo = 0;
-  let chunk = 0;
-  const onLine = (s: string, a: number, b: number) => {
-    const e = parser.parseRange(s, a, b, chunk, part.name, ++lineNo);
-    if (!e) return;
+  const onEvent = (e: LogEvent) => {
     if (e.time !== undefined && e.time > lastTime) lastTime = e.time;
     if (holdHead) {
       if (headUntil === undefined && e.time !== undefined) headUntil = e.time + windowMs;
@@ -73,21 +74,18 @@ export function processPart(part: Part, opts: ParseOptions, holdHead: boolean, w
     }
     builder.add(e, dedupe.isNew(e));
   };
-  let carry = '';
-  const push = (text: string) => {
-    const s = carry ? carry + text : text;
-    chunk++;
-    let i = 0;
-    for (let j = s.indexOf('\n'); j >= 0; j = s.indexOf('\n', i)) {
-      onLine(s, i, j > i && s.charCodeAt(j - 1) === 13 ? j - 1 : j);
-      i = j + 1;
-    }
-    carry = s.slice(i);
-  };
-  if (part.gzip) {
-    const all = readGzip(part.path);
-    for (let off = 0; off < all.length; off += CHUNK) push(all.toString('latin1', off, Math.min(all.length, off + CHUNK)));
-  } else {
+  let counts: ReadCounts;
+  if (part.gzip) counts = await readLogs([{ kind: 'file', path: part.path, name: part.name }], opts, onEvent);
+  else {
+    const parser = new KernelLineParser(opts);
+    counts = parser.counts;
+    const split = new LineSplitter(
+      (s, a, b, chunk, lineNo) => {
+        const e = parser.parseRange(s, a, b, chunk, part.name, lineNo);
+        if (e) onEvent(e);
+      },
+      (lineNo) => tooLong(counts, part.name, lineNo),
+    );
     const fd = openSync(part.path, 'r');
     try {
       const buf = Buffer.allocUnsafe(CHUNK);
@@ -95,42 +93,14 @@ export function processPart(part: Part, opts: ParseOptions, holdHead: boolean, w
         const n = readSync(fd, buf, 0, Math.min(CHUNK, part.end - pos), pos);
         if (n === 0) break;
         pos += n;
-        push(buf.toString('latin1', 0, n));
+        split.push(buf.toString('latin1', 0, n));
       }
     } finally {
       closeSync(fd);
     }
+    split.end();
   }
-  if (carry) {
-    chunk++;
-    onLine(carry, 0, carry.length);
-  }
-  return { state: builder.exportState(), counts: parser.counts, head, tail: dedupe.exportSince(lastTime - windowMs) };
-}
-
-function readGzip(path: string): Buffer {
-  try {
-    return gunzipSync(readFileBytes(path));
-  } catch (e) {
-    throw new ReadError(`cannot read ${path}: ${(e as Error).message}`);
-  }
-}
-
-function readFileBytes(path: string): Buffer {
-  const size = statSync(path).size;
-  const fd = openSync(path, 'r');
-  try {
-    const b = Buffer.allocUnsafe(size);
-    let off = 0;
-    while (off < size) {
-      const n = readSync(fd, b, off, size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return b.subarray(0, off);
-  } finally {
-    closeSync(fd);
-  }
+  return { state: builder.exportState(), counts, head, tail: dedupe.exportSince(lastTime - windowMs) };
 }
 
 /** The byte just after the first newline at or after `at` (the file's size if there is none). */
@@ -266,7 +236,8 @@ async function textHead(path: string): Promise<string | undefined> {
   const fh = await open(path, 'r');
   let raw: Buffer;
   try {
-    const buf = Buffer.alloc(64 * 1024);
+    // 4 KiB: enough for 64 bytes of text, and no more than 4 MiB however hard it was compressed.
+    const buf = Buffer.alloc(4096);
     raw = buf.subarray(0, (await fh.read(buf, 0, buf.length, 0)).bytesRead);
   } finally {
     await fh.close();
@@ -292,7 +263,8 @@ export async function statsParallel(files: readonly { path: string; name: string
       (part, k) =>
         new Promise<PartResult>((resolve, reject) => {
           const w = new Worker(script, { workerData: { part, opts: parse, holdHead: k > 0 } });
-          w.once('message', (r: PartResult) => resolve(r));
+          // A part that cannot be read is posted as its message (a ReadError does not cross threads as one).
+          w.once('message', (r: PartResult | { unreadable: string }) => ('unreadable' in r ? reject(new ReadError(r.unreadable)) : resolve(r)));
           w.once('error', (e) => reject(e instanceof ReadError ? e : new ReadError(`cannot read ${part.name}: ${e.message}`)));
           w.once('exit', (code) => {
             if (code !== 0) reject(new ReadError(`cannot read ${part.name}: worker exited ${code}`));

@@ -15,7 +15,7 @@
  * for it (sources, `from:` rules, `forward.default`, `forward.unlisted`).
  */
 import type { Ir } from '../ir/types.js';
-import { formatAddress, parseAddress } from '../policy/address.js';
+import { formatAddress, parseAddress, specialPurpose } from '../policy/address.js';
 import type { Accounts } from '../resolve/resolver.js';
 import type { Decision, Flow, Owner } from '../sim/flow.js';
 import { nameOutcome, withAnswer } from '../sim/dns.js';
@@ -212,13 +212,17 @@ export class Replayer {
   }
 }
 
-/** Canonical address → policy hostname, from the IR's resolved hosts. */
+/**
+ * Canonical address → policy hostname, from the IR's resolved hosts. A
+ * special-purpose address a name resolved to is not the name's: no rule
+ * naming it admits it (D16), so learn must not write the name for it.
+ */
 export function hostsByAddress(ir: Ir | undefined): Map<string, string> {
   const out = new Map<string, string>();
   for (const h of ir?.hosts ?? [])
     for (const a of [...h.ipv4, ...h.ipv6]) {
       const p = parseAddress(a);
-      if (!p) continue;
+      if (!p || specialPurpose(a)) continue;
       const text = formatAddress(p.family, p.value);
       if (!out.has(text)) out.set(text, h.name);
     }

@@ -100,7 +100,7 @@ export function learnText(l: Learned, items: string, counts: ReadCounts, describ
   out.push(`# ${countsLine(counts)}`);
   if (l.alreadyAllowed) out.push(`# ${l.alreadyAllowed} connections are already allowed by the policy as it is now`);
   for (const n of l.notLearned.slice(0, 20)) {
-    const why = n.why === 'denied-by-rule' ? `denied by deny rule ${n.rules!.map((r) => `"${r}"`).join(', ')} (an allow cannot override a deny)` : n.why === 'icmp-type' ? 'this ICMP type has no name in policies' : 'only tcp, udp, sctp and icmp can be allowed without allowing every protocol';
+    const why = n.why === 'denied-by-rule' ? `denied by deny rule ${n.rules!.map((r) => `"${r}"`).join(', ')} (an allow cannot override a deny)` : n.why === 'icmp-type' ? 'this ICMP type has no name in policies' : n.why === 'port-0' ? 'port 0 cannot be allowed (a policy\'s ports are 1-65535)' : 'only tcp, udp, sctp and icmp can be allowed without allowing every protocol';
     out.push(`# not learned: ${flowText(n.flow, describeUser)} (${n.flow.connections} connections): ${why}`);
   }
   if (l.notLearned.length > 20) out.push(`# not learned: ${l.notLearned.length - 20} more flows`);

@@ -74,8 +74,23 @@ export async function resolvePolicy(p: Policy, r: Resolver, opts: ResolveOptions
   const hosts = await resolveHosts([...hostNames].sort(), r, opts, diagnostics, refLists, followed);
 
   const accounts = await r.accounts();
-  /** `follow`: the names of this selector block follow DNS ('allow': also resolved now; 'deny': only refused). */
-  const resolveSel = (s: Selectors, follow?: 'allow' | 'deny'): ResolvedSelectors => {
+  // Loopback, link-local (the metadata service), multicast…: a hostile or rebinding answer must not open them (D16).
+  // They are left out where a name admits (an allow rule's `to`, a deny rule's `except`) and kept where it denies or
+  // excludes (a deny rule's `to`, an allow rule's `except`): a deny of metadata.google.internal still denies it.
+  const warnedSpecial = new Set<string>();
+  const special = (name: string, address: string, span: Span): boolean => {
+    const what = specialPurpose(address);
+    if (what && !warnedSpecial.has(`${name}\0${address}`)) {
+      warnedSpecial.add(`${name}\0${address}`);
+      diagnostics.push(warning('special-address', `${q(name)} resolved to ${address}, a special-purpose address (${what}); it is not admitted`, span, { hint: 'if you mean that address, write it in the policy itself' }));
+    }
+    return what !== undefined;
+  };
+  /**
+   * `follow`: the names of this selector block follow DNS ('allow': also resolved now; 'deny': only refused).
+   * `admits`: what it matches is let through (an allow rule, a deny rule's except).
+   */
+  const resolveSel = (s: Selectors, admits: boolean, follow?: 'allow' | 'deny'): ResolvedSelectors => {
     const { to: _to, ...rest } = s;
     const out: ResolvedSelectors = { ...rest, families: [] };
     if (s.users) out.users = s.users.map((u) => owner(u, accounts.users));
@@ -96,7 +111,8 @@ export async function resolvePolicy(p: Policy, r: Resolver, opts: ResolveOptions
           const h = hosts.get(ref.name)!;
           for (const fam of FAMILIES)
             for (const a of h[fam]) {
-              const v = parseAddress(a)!;
+              const v = parseAddress(a);
+              if (!v || v.family !== fam || (admits && special(ref.name, a, ref.span))) continue;
               dests.push({ family: fam, lo: v.value, hi: v.value, text: ref.text, span: ref.span, host: ref.name, ...sets });
             }
         }
@@ -112,7 +128,8 @@ export async function resolvePolicy(p: Policy, r: Resolver, opts: ResolveOptions
   };
   const resolveRule = (rule: Rule): ResolvedRule => {
     const { to: _to, except, ...rest } = rule;
-    return { ...rest, ...resolveSel(rule, proxy ? rule.ref.action : undefined), except: except.map((e) => resolveSel(e)) };
+    const allows = rule.ref.action === 'allow';
+    return { ...rest, ...resolveSel(rule, allows, proxy ? rule.ref.action : undefined), except: except.map((e) => resolveSel(e, !allows)) };
   };
   for (const rule of [...p.deny, ...p.allow]) warnUnknownOwners(rule, accounts, diagnostics);
   const value: ResolvedPolicy = {
@@ -192,26 +209,14 @@ async function resolveHosts(
       }
       try {
         const a = await r.lookupHost(name);
-        // Loopback, link-local (the metadata service), multicast…: a hostile or rebinding answer must not open them (D16).
-        const norm = (xs: string[]) =>
-          [...new Set(xs.filter((x) => parseAddress(x)))]
-            .sort()
-            .filter((x) => {
-              const what = specialPurpose(x);
-              if (what)
-                diagnostics.push(
-                  warning('special-address', `${q(name)} resolved to ${x}, a special-purpose address (${what}); it is not admitted`, firstUse(name), {
-                    hint: 'if you mean that address, write it in the policy itself',
-                  }),
-                );
-              return !what;
-            });
-        out.set(name, { name, ipv4: norm(a.ipv4), ipv6: norm(a.ipv6), status: 'ok' });
+        // Special-purpose addresses stay here (a deny rule naming the host denies them); rules that admit leave them out.
+        out.set(name, { name, ipv4: canonical(a.ipv4, 'ipv4'), ipv6: canonical(a.ipv6, 'ipv6'), status: 'ok' });
       } catch (e) {
-        const old = prev.get(name);
+        // The last known good addresses, as read from the state directory (an older egress may have kept anything).
+        const old = prev.get(name) && { ipv4: canonical(prev.get(name)!.ipv4, 'ipv4'), ipv6: canonical(prev.get(name)!.ipv6, 'ipv6') };
         const span = firstUse(name);
         if (old && old.ipv4.length + old.ipv6.length > 0) {
-          out.set(name, { ...old, status: 'stale' });
+          out.set(name, { name, ...old, status: 'stale' });
           diagnostics.push(warning('unresolved-host', `cannot resolve ${q(name)} (${errnoText(e)}); keeping its last known addresses`, span));
         } else if (followed.has(name)) {
           out.set(name, { name, ipv4: [], ipv6: [], status: 'unresolved' });
@@ -231,6 +236,16 @@ async function resolveHosts(
   };
   await Promise.all(Array.from({ length: Math.min(MAX_PARALLEL_LOOKUPS, names.length) }, worker));
   return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** The addresses of one family among `xs`, sorted, each once (other spellings of an address are the same address: the first is kept). */
+function canonical(xs: readonly unknown[], family: Family): string[] {
+  const seen = new Map<bigint, string>();
+  for (const x of Array.isArray(xs) ? xs : []) {
+    const a = typeof x === 'string' ? parseAddress(x) : undefined;
+    if (a?.family === family && !seen.has(a.value)) seen.set(a.value, x as string);
+  }
+  return [...seen.values()].sort();
 }
 
 /** At most this many bad lines of one set file are reported one by one; the rest are counted in one more error. */
