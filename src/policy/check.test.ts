@@ -278,4 +278,10 @@ describe('an IPv4-mapped literal (D16)', () => {
       { code: 'special-address', severity: 'warning', at: 'policy.yaml:4:10', hint: 'write the IPv4 address (or range) itself' },
     ]);
   });
+
+  test('a wider destination that merely contains the mapped range (::/0, ::/64) is not one (it was warned of)', async () => {
+    expect(await diags(ok('allow:\n  - name: a\n    to: ["::/0", "::/64", "::ffff:0:0/96"]\n    reason: r\n'))).toEqual([
+      { code: 'special-address', severity: 'warning', at: 'policy.yaml:4:27', hint: 'write the IPv4 address (or range) itself' },
+    ]);
+  });
 });

@@ -210,7 +210,8 @@ class Checker {
         if (d.hostBitsFix)
           this.diagnostics.push(warning('host-bits-set', `host bits set in ${q(s.value)}`, s.span, { hint: `did you mean ${d.hostBitsFix}?` }));
         // ::ffff:a.b.c.d never appears on the wire as such: a reader of a deny rule would take it to cover a.b.c.d.
-        if (d.family === 'ipv6' && d.hi >= MAPPED_LO && d.lo <= MAPPED_HI)
+        // Only a destination wholly inside ::ffff:0:0/96 is that; "::/0" merely contains it.
+        if (d.family === 'ipv6' && d.lo >= MAPPED_LO && d.hi <= MAPPED_HI)
           this.diagnostics.push(
             warning('special-address', `${q(s.value)} is IPv4-mapped IPv6: no packet carries such an address, so it matches nothing (and does not cover the IPv4 address)`, s.span, {
               hint: 'write the IPv4 address (or range) itself',
