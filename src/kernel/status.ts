@@ -94,8 +94,13 @@ export function expiriesOf(policyFile: string, policyText: string, now: Date): N
 
 /** `forward: false`: skip what the host forwards (its links, routes and sysctls; stats and learn want only the counters). */
 export async function readStatus(w: Where, stateDir: string, now: Date, opts: { forward?: boolean } = {}): Promise<Status> {
-  // A host where egress never applied anything is inactive, not an error (as `ufw status` on a fresh host).
-  if (!existsSync(stateDir)) return { stateDir, applied: false, drift: false, interrupted: false, counters: [] };
+  // A host where egress never applied anything is inactive, not an error (as `ufw status` on a fresh host);
+  // but rules of egress live without a state directory (it was wiped) are the error below, not "inactive".
+  if (!existsSync(stateDir)) {
+    const unrecorded = [];
+    for (const b of ['nft', 'iptables'] as const) if ((await readLive(w, b)).live.present) unrecorded.push(b);
+    if (!unrecorded.length) return { stateDir, applied: false, drift: false, interrupted: false, counters: [] };
+  }
   requireStateDir(stateDir);
   const live = readState(stateDir, 'live');
   const pending = readState(stateDir, 'pending');
