@@ -132,13 +132,15 @@ export function acquireLock(stateDir: string): Lock {
           },
         };
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new StateError(`cannot take the lock in ${stateDir}: ${errnoText(e)}`);
       }
       let text: string;
       try {
         text = readFileSync(path, 'utf8');
-      } catch {
-        continue; // released between our link and read: try again
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // released between our link and read: try again
+        // A directory (or anything unreadable) there is no lock egress wrote, and never goes away by itself.
+        throw new StateError(`cannot take the lock ${path}: it cannot be read (${errnoText(e)}), so it is no lock egress wrote; move it aside`);
       }
       const owner = parseOwner(text);
       if (owner && ownerAlive(owner)) throw new LockBusyError(owner.pid);
@@ -152,7 +154,7 @@ export function acquireLock(stateDir: string): Lock {
       /* ignore */
     }
   }
-  throw new Error(`cannot take the lock ${path}`);
+  throw new StateError(`cannot take the lock ${path}: other processes kept taking and releasing it; try again`);
 }
 
 /**

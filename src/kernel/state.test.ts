@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { appendHistory, readHistory, type HistoryEntry } from './history.js';
@@ -85,6 +85,19 @@ describe('the state directory must be root\'s alone (D3)', () => {
     chmodSync(d, 0o755);
     requireStateDir(d);
     expect(stateDirProblem({ uid: 1000, mode: 0o40700 }, 1000)).toBeUndefined(); // a user's own directory, for a user's own runs
+  });
+});
+
+describe('state files that are not files', () => {
+  test('writing over a directory, reading a history that is one, taking a lock that is one: StateErrors naming it (were "internal error")', () => {
+    const d = dir();
+    for (const f of ['live.json', 'history.jsonl', 'lock']) mkdirSync(join(d, f));
+    writeFileSync(join(d, 'live.json', 'x'), '');
+    expect(() => writeState(d, 'live', noneSnapshot('nft', who, '2026-01-01T00:00:00.000Z'))).toThrow(/^cannot write .*\/live\.json: is a directory$/);
+    expect(() => readHistory(d)).toThrow(StateError);
+    expect(() => readHistory(d)).toThrow(/^cannot read .*\/history\.jsonl: is a directory$/);
+    expect(() => acquireLock(d)).toThrow(StateError);
+    expect(() => acquireLock(d)).toThrow(/^cannot take the lock .*\/lock: it cannot be read \(is a directory\), so it is no lock egress wrote; move it aside$/);
   });
 });
 

@@ -150,18 +150,25 @@ export function requireStateDir(dir: string): void {
   if (problem) throw new StateError(`refusing the state directory ${dir}: it ${problem}; what egress keeps there is loaded into the kernel as root (fix: chown root:root ${dir}; chmod 0700 ${dir})`);
 }
 
+/** Write a state file atomically; a StateError naming the file and the reason when it cannot be (a full or read-only disk, a directory in its place). */
 export function writeState<K extends StateFile>(dir: string, f: K, body: Bodies[K]): void {
   const json = JSON.stringify(body);
   const text = JSON.stringify({ format: STATE_FORMAT, body, checksum: sha256(json) }) + '\n';
-  writeFileAtomic(stateFilePath(dir, f), text, 0o600);
+  const path = stateFilePath(dir, f);
+  try {
+    writeFileAtomic(path, text, 0o600);
+  } catch (e) {
+    throw new StateError(`cannot write ${path}: ${errnoText(e)}`);
+  }
 }
 
 export function removeState(dir: string, f: StateFile): void {
+  const path = stateFilePath(dir, f);
   try {
-    unlinkSync(stateFilePath(dir, f));
+    unlinkSync(path);
     syncDir(dir);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new StateError(`cannot remove ${path}: ${errnoText(e)}`);
   }
 }
 
@@ -173,7 +180,7 @@ export function readState<K extends StateFile>(dir: string, f: K): Bodies[K] | u
     text = readFileSync(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new StateError(`cannot read ${path}: ${(e as Error).message}`);
+    throw new StateError(`cannot read ${path}: ${errnoText(e)}`);
   }
   const bad = (why: string) =>
     new StateError(`state file ${path} is corrupted (${why}); egress will not act on it. Move it aside and run "egress apply POLICY" (or "egress remove") to start from a known state`);
