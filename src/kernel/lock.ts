@@ -54,12 +54,19 @@ export interface Lock {
   release(): void;
 }
 
-/** The start time of a process (field 22 of /proc/PID/stat), or undefined when it is not running. */
+/**
+ * The start time of a process (field 22 of /proc/PID/stat), or undefined when
+ * it is not running — a zombie (state Z, or X) has exited: a killed confirm
+ * watchdog waiting to be reaped counted as alive, so status said it was there
+ * and an overdue confirmation was not rolled back (for ~2 s here, where PID 1
+ * reaps orphans late; for good under a PID 1 that never reaps).
+ */
 export function processStartTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
     return fields[19];
   } catch {
     return undefined;
