@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { armWatchdog } from './confirm.js';
+import { armWatchdog, watchdogAlive } from './confirm.js';
 import { fakeExecer, type DetachOptions } from './exec.js';
+import { waitFor } from './lock.js';
 
 describe('the process watchdog', () => {
   test('is detached through the Execer: egress _auto-rollback with the token, the state dir in its environment, its log in the state dir', async () => {
@@ -19,5 +22,21 @@ describe('the process watchdog', () => {
 
   test('a watchdog that cannot be started fails the apply instead of leaving it unguarded', async () => {
     await expect(armWatchdog(fakeExecer(), 'process', ['/usr/bin/node', 'egress'], '/tmp/x', 't', 30)).rejects.toThrow('cannot start the rollback watchdog');
+  });
+
+  test('a killed watchdog not yet reaped (a zombie) is gone, not alive: the next command rolls back', async () => {
+    // `sleep 0` backgrounded by a shell that then becomes `sleep 60`, which never reaps it: a zombie for a minute.
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const pid = Number(await new Promise<string>((r) => parent.stdout!.once('data', (b: Buffer) => r(b.toString().trim()))));
+      const state = () => {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        return stat.slice(stat.lastIndexOf(')') + 2)[0];
+      };
+      expect(await waitFor(() => state() === 'Z', 5000)).toBe(true);
+      expect(await watchdogAlive(fakeExecer(), { kind: 'process', pid })).toBe(false);
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 });

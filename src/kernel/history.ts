@@ -6,6 +6,8 @@
  */
 import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { errnoText } from '../diag/errno.js';
+import { StateError } from './state.js';
 
 export type HistoryAction = 'apply' | 'confirm' | 'rollback' | 'auto-rollback' | 'remove' | 'refresh';
 export type HistoryOutcome = 'ok' | 'failed' | 'pending';
@@ -104,7 +106,7 @@ export function readHistory(stateDir: string): { entries: HistoryEntry[]; skippe
     text = readFileSync(join(stateDir, HISTORY_FILE), 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], skipped: 0 };
-    throw e;
+    throw new StateError(`cannot read ${join(stateDir, HISTORY_FILE)}: ${errnoText(e)}`);
   }
   return parseHistory(text);
 }

@@ -325,7 +325,7 @@ describe('state that cannot be written after the kernel changed (D2)', () => {
     // previous.json as a directory: writing it fails after the kernel took the new ruleset (as ENOSPC would).
     rmSync(join(w.stateDir, 'previous.json'), { force: true });
     mkdirSync(join(w.stateDir, 'previous.json'));
-    await expect(apply(w.ctx, await desired('nft', P2))).rejects.toThrow(/^the apply changed the kernel, but its state could not be written to .*: .*\. Its intent record is kept: once the state directory can be written \(free some space\), the next egress command records what is live$/);
+    await expect(apply(w.ctx, await desired('nft', P2))).rejects.toThrow(/^the apply changed the kernel, but its state could not be recorded in .* \(cannot write .*\/previous\.json: is a directory\)\. Its intent record is kept: once the state directory can be written \(free some space, or move aside what is in the way\), the next egress command records what is live$/);
     expect(w.k.dump()).not.toBe(OLD);
     expect(readState(w.stateDir, 'applying')).toBeDefined();
     rmSync(join(w.stateDir, 'previous.json'), { recursive: true });
@@ -333,6 +333,17 @@ describe('state that cannot be written after the kernel changed (D2)', () => {
     expect(w.notes.join('\n')).toMatch(/had already changed the kernel; its state is now recorded/);
     expect(readState(w.stateDir, 'live')!.policyText).toBe(P2);
     expect(readState(w.stateDir, 'applying')).toBeUndefined();
+  });
+
+  test('a history that cannot take the line is a warning: the change and its state stand (a directory there was "internal error: EISDIR" after the kernel changed)', async () => {
+    const w = world();
+    await apply(w.ctx, await desired('nft', P1));
+    rmSync(join(w.stateDir, 'history.jsonl'));
+    mkdirSync(join(w.stateDir, 'history.jsonl'));
+    await apply(w.ctx, await desired('nft', P2));
+    expect(readState(w.stateDir, 'live')!.policyText).toBe(P2);
+    expect(readState(w.stateDir, 'applying')).toBeUndefined();
+    expect(w.notes.join('\n')).toMatch(/warning: cannot append this apply to .*history\.jsonl: is a directory/);
   });
 });
 

@@ -18,6 +18,7 @@
  * commits) → load the prior ruleset again.
  */
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { errnoText } from '../diag/errno.js';
 import { FORWARD_CHAIN, iptablesChainNames } from '../backends/iptables/emit.js';
 import { nftForwarderConfig, nftNames } from '../backends/nft/emit.js';
@@ -28,8 +29,7 @@ import type { Plan } from '../plan/types.js';
 import type { LinuxTarget } from '../backends/types.js';
 import { otherBackend, realKernel, type LinuxKernel, type Live } from './backend.js';
 import { armWatchdog, chooseWatchdog, disarmWatchdog, watchdogAlive, type SelfCommand } from './confirm.js';
-import type { HistoryAction, HistoryOutcome } from './history.js';
-import { appendHistory } from './history.js';
+import { appendHistory, HISTORY_FILE, type HistoryAction, type HistoryOutcome } from './history.js';
 import { sameTable, ensureDnsGroup, forwarderRunning, forwarderRunOf, forwarderSpec, forwarderUpstream, HOLD_MS, startForwarder, stopForwarder } from './forwarder.js';
 import { acquireLockWaiting, LockBusyError } from './lock.js';
 import { expiriesOf } from './status.js';
@@ -130,19 +130,28 @@ export function snapshotOf(ctx: Ctx, d: Desired, fingerprint: string): Snapshot 
   };
 }
 
+/**
+ * Append to history.jsonl. By the time a command records itself, its change
+ * and its state are written: a history that cannot take the line (a full
+ * disk, a directory in its place) is said, not made the command's failure.
+ */
 function history(ctx: Ctx, action: HistoryAction, s: Pick<Snapshot, 'policyFile' | 'policyHash' | 'backend' | 'mode'> | undefined, outcome: HistoryOutcome, message?: string): void {
-  appendHistory(ctx.stateDir, {
-    time: ctx.now().toISOString(),
-    action,
-    user: ctx.who.user,
-    uid: ctx.who.uid,
-    policyFile: s?.policyFile ?? '',
-    policyHash: s?.policyHash ?? '',
-    backend: s?.backend ?? 'nft',
-    mode: s?.mode ?? 'enforce',
-    outcome,
-    ...(message !== undefined ? { message } : {}),
-  });
+  try {
+    appendHistory(ctx.stateDir, {
+      time: ctx.now().toISOString(),
+      action,
+      user: ctx.who.user,
+      uid: ctx.who.uid,
+      policyFile: s?.policyFile ?? '',
+      policyHash: s?.policyHash ?? '',
+      backend: s?.backend ?? 'nft',
+      mode: s?.mode ?? 'enforce',
+      outcome,
+      ...(message !== undefined ? { message } : {}),
+    });
+  } catch (e) {
+    ctx.note(`egress: warning: cannot append this ${action} to ${join(ctx.stateDir, HISTORY_FILE)}: ${errnoText(e)} ("egress stats" will not see it)`);
+  }
 }
 
 function artifactOf(s: Snapshot): Artifact {
@@ -201,10 +210,23 @@ function finish(ctx: Ctx, rec: Applying & Extra): void {
     else if (rec.replacedPending) removeState(ctx.stateDir, 'pending');
     removeState(ctx.stateDir, 'applying');
   } catch (e) {
-    // The kernel has changed; the intent record (whole: written before the change) still says to what.
-    throw new LifecycleError(
-      `the ${rec.action} changed the kernel, but its state could not be written to ${ctx.stateDir}: ${errnoText(e)}. Its intent record is kept: once the state directory can be written (free some space), the next egress command records what is live`,
-    );
+    throw stateNotWritten(ctx, rec, e);
+  }
+}
+
+/** The kernel has changed; the intent record (whole: written before the change) still says to what. */
+function stateNotWritten(ctx: Ctx, rec: IntentRecord, e: unknown): LifecycleError {
+  return new LifecycleError(
+    `the ${rec.action} changed the kernel, but its state could not be recorded in ${ctx.stateDir} (${errnoText(e)}). Its intent record is kept: once the state directory can be written (free some space, or move aside what is in the way), the next egress command records what is live`,
+  );
+}
+
+/** Drop the pending confirmation once the kernel has changed (rollback, remove): a failure there says the kernel changed. */
+async function dropPendingAfter(ctx: Ctx, rec: IntentRecord): Promise<void> {
+  try {
+    await dropPending(ctx);
+  } catch (e) {
+    throw stateNotWritten(ctx, rec, e);
   }
 }
 
@@ -240,8 +262,13 @@ interface Extra {
 
 type IntentRecord = Applying & Extra;
 
+/** Write the intent record, before the kernel is touched: a state directory that cannot take it (full, read-only) stops the change here. */
 function writeIntent(ctx: Ctx, rec: IntentRecord): void {
-  writeState(ctx.stateDir, 'applying', rec);
+  try {
+    writeState(ctx.stateDir, 'applying', rec);
+  } catch (e) {
+    throw new LifecycleError(`${(e as Error).message}; the ${rec.action} did not start: nothing was changed`);
+  }
 }
 
 /**
@@ -437,7 +464,17 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
       const deadline = new Date(ctx.now().getTime() + seconds * 1000).toISOString();
       const watchdog = await armWatchdog(ctx.w.execer, chooseWatchdog(ctx.env), ctx.self, ctx.stateDir, token, seconds);
       rec.pendingAfter = { token, deadline, appliedAt: rec.startedAt, appliedBy: ctx.who, watchdog };
-      writeIntent(ctx, rec);
+      try {
+        writeIntent(ctx, rec);
+      } catch (e) {
+        await disarmWatchdog(ctx.w.execer, watchdog);
+        try {
+          removeState(ctx.stateDir, 'applying');
+        } catch {
+          /* the record without this watchdog: the next command finds the kernel unchanged and drops it */
+        }
+        throw e;
+      }
       pendingOut = { deadline, watchdog: watchdog.kind === 'process' ? `process ${watchdog.pid}` : `systemd unit ${watchdog.unit}.timer` };
     }
 
@@ -500,8 +537,9 @@ export async function confirm(ctx: Ctx): Promise<{ snapshot: Snapshot; late: boo
     if (!live) throw new LifecycleError('the pending apply has no recorded ruleset; run "egress status"');
     // Past the deadline the rollback is due (the watchdog is about to run it, or settle just did): no late confirm.
     if (Date.parse(p.deadline) <= ctx.now().getTime()) throw new LifecycleError(`too late: the deadline ${p.deadline} has passed; the previous ruleset is being restored`);
-    await disarmWatchdog(ctx.w.execer, p.watchdog);
+    // Recorded before the watchdog is stopped: a confirm that cannot write leaves the watchdog to roll back, as if never run.
     writeState(ctx.stateDir, 'confirmed', live);
+    await disarmWatchdog(ctx.w.execer, p.watchdog);
     removeState(ctx.stateDir, 'pending');
     history(ctx, 'confirm', live, 'ok');
     return { snapshot: live, late: false };
@@ -553,7 +591,7 @@ async function rollbackLocked(ctx: Ctx, action: 'rollback' | 'auto-rollback', me
     }
   } else await k.removeOwned(checkBackend, cur);
   if (liveState && liveState.backend !== checkBackend) await k.removeOwned(liveState.backend, await k.readLive(liveState.backend));
-  await dropPending(ctx);
+  await dropPendingAfter(ctx, rec);
   finish(ctx, rec);
   history(ctx, action, prev.kind === 'ruleset' ? prev : liveState ?? prev, 'ok', message ?? (prev.kind === 'none' ? 'nothing of egress was live before: removed' : undefined));
   return prev;
@@ -591,7 +629,7 @@ export async function remove(ctx: Ctx): Promise<{ removed: LinuxTarget[] }> {
     };
     writeIntent(ctx, rec);
     for (const b of present) await k.removeOwned(b, lives.get(b)!);
-    await dropPending(ctx);
+    await dropPendingAfter(ctx, rec);
     finish(ctx, rec);
     history(ctx, 'remove', liveState?.kind === 'ruleset' ? liveState : none, 'ok', present.length ? undefined : 'nothing of egress was live');
     return { removed: present };

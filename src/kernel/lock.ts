@@ -54,12 +54,19 @@ export interface Lock {
   release(): void;
 }
 
-/** The start time of a process (field 22 of /proc/PID/stat), or undefined when it is not running. */
+/**
+ * The start time of a process (field 22 of /proc/PID/stat), or undefined when
+ * it is not running — a zombie (state Z, or X) has exited: a killed confirm
+ * watchdog waiting to be reaped counted as alive, so status said it was there
+ * and an overdue confirmation was not rolled back (for ~2 s here, where PID 1
+ * reaps orphans late; for good under a PID 1 that never reaps).
+ */
 export function processStartTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
     return fields[19];
   } catch {
     return undefined;
@@ -132,13 +139,15 @@ export function acquireLock(stateDir: string): Lock {
           },
         };
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new StateError(`cannot take the lock in ${stateDir}: ${errnoText(e)}`);
       }
       let text: string;
       try {
         text = readFileSync(path, 'utf8');
-      } catch {
-        continue; // released between our link and read: try again
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // released between our link and read: try again
+        // A directory (or anything unreadable) there is no lock egress wrote, and never goes away by itself.
+        throw new StateError(`cannot take the lock ${path}: it cannot be read (${errnoText(e)}), so it is no lock egress wrote; move it aside`);
       }
       const owner = parseOwner(text);
       if (owner && ownerAlive(owner)) throw new LockBusyError(owner.pid);
@@ -152,7 +161,7 @@ export function acquireLock(stateDir: string): Lock {
       /* ignore */
     }
   }
-  throw new Error(`cannot take the lock ${path}`);
+  throw new StateError(`cannot take the lock ${path}: other processes kept taking and releasing it; try again`);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, chownSync, lchownSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { appendHistory, readHistory, type HistoryEntry } from './history.js';
@@ -85,6 +85,45 @@ describe('the state directory must be root\'s alone (D3)', () => {
     chmodSync(d, 0o755);
     requireStateDir(d);
     expect(stateDirProblem({ uid: 1000, mode: 0o40700 }, 1000)).toBeUndefined(); // a user's own directory, for a user's own runs
+  });
+});
+
+describe('a state path someone else could replace (a planted link is followed as root)', () => {
+  test.each([
+    ['a 0777 parent', 0o777, /refusing the state directory .*: .* can be written by every user \(mode 0777\), so another user could put a link/],
+    ['a sticky 1777 parent (like /tmp)', 0o1777, /can be written by every user \(mode 1777\) and .*state is owned by uid 65534/],
+  ])("the state directory as another user's link in %s is refused", (_n, mode, why) => {
+    const parent = dir();
+    const real = join(parent, 'real');
+    mkdirSync(real, { mode: 0o700 });
+    chmodSync(parent, mode);
+    symlinkSync(real, join(parent, 'state'));
+    lchownSync(join(parent, 'state'), 65534, 65534);
+    expect(() => requireStateDir(join(parent, 'state'))).toThrow(why);
+    expect(() => ensureStateDir(join(parent, 'state'))).toThrow(StateError);
+  });
+
+  test("root's own directory (or link) in a sticky parent, and a parent only root writes, are used", () => {
+    const parent = dir();
+    mkdirSync(join(parent, 'real'), { mode: 0o700 });
+    symlinkSync(join(parent, 'real'), join(parent, 'state'));
+    requireStateDir(join(parent, 'state'));
+    chmodSync(parent, 0o1777);
+    requireStateDir(join(parent, 'state'));
+    requireStateDir(join(parent, 'real'));
+  });
+});
+
+describe('state files that are not files', () => {
+  test('writing over a directory, reading a history that is one, taking a lock that is one: StateErrors naming it (were "internal error")', () => {
+    const d = dir();
+    for (const f of ['live.json', 'history.jsonl', 'lock']) mkdirSync(join(d, f));
+    writeFileSync(join(d, 'live.json', 'x'), '');
+    expect(() => writeState(d, 'live', noneSnapshot('nft', who, '2026-01-01T00:00:00.000Z'))).toThrow(/^cannot write .*\/live\.json: is a directory$/);
+    expect(() => readHistory(d)).toThrow(StateError);
+    expect(() => readHistory(d)).toThrow(/^cannot read .*\/history\.jsonl: is a directory$/);
+    expect(() => acquireLock(d)).toThrow(StateError);
+    expect(() => acquireLock(d)).toThrow(/^cannot take the lock .*\/lock: it cannot be read \(is a directory\), so it is no lock egress wrote; move it aside$/);
   });
 });
 

@@ -11,8 +11,8 @@
  */
 import { createHash } from 'node:crypto';
 import { errnoText } from '../diag/errno.js';
-import { mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, mkdirSync, readFileSync, realpathSync, statSync, unlinkSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { LinuxTarget } from '../backends/types.js';
 import type { NftForwarderConfig } from '../backends/nft/dns.js';
 import type { HostEntry } from '../resolve/types.js';
@@ -148,20 +148,63 @@ export function requireStateDir(dir: string): void {
   if (!st.isDirectory()) throw new StateError(`the state path ${dir} is not a directory`);
   const problem = stateDirProblem(st);
   if (problem) throw new StateError(`refusing the state directory ${dir}: it ${problem}; what egress keeps there is loaded into the kernel as root (fix: chown root:root ${dir}; chmod 0700 ${dir})`);
+  const above = statePathProblem(dir);
+  if (above) throw new StateError(`refusing the state directory ${dir}: ${above}, so another user could put a link or a directory of theirs in its place; what egress keeps there is loaded into the kernel as root (fix: a state directory whose parents only root can write)`);
 }
 
+/**
+ * The state directory's own owner and mode are not enough: whoever may write
+ * a directory above it can rename it away and plant a link in its place (root
+ * then writes wherever the link points: a planted state-path link made root
+ * append to a 0600 file). Every directory above it, on the path as given and
+ * on the path it resolves to, must be root's (or the runner's) and writable by
+ * nobody else — unless sticky (like /tmp) with the entry below it root's.
+ */
+export function statePathProblem(dir: string, euid: number | undefined = process.geteuid?.()): string | undefined {
+  const mine = (uid: number) => uid === 0 || uid === euid;
+  const paths = [resolve(dir)];
+  try {
+    paths.push(realpathSync(dir));
+  } catch {
+    /* gone meanwhile: the path as given is still checked */
+  }
+  for (const path of paths) {
+    for (let child = path, parent = dirname(path); parent !== child; child = parent, parent = dirname(parent)) {
+      let ps, cs;
+      try {
+        ps = statSync(parent);
+        cs = lstatSync(child);
+      } catch (e) {
+        return `${child} cannot be checked (${errnoText(e)})`;
+      }
+      if (!mine(ps.uid)) return `${parent} is owned by uid ${ps.uid}`;
+      const sticky = (ps.mode & 0o1000) !== 0;
+      if (ps.mode & 0o022 && !(sticky && mine(cs.uid)))
+        return `${parent} can be written by ${ps.mode & 0o002 ? 'every user' : 'its group'} (mode ${(ps.mode & 0o7777).toString(8).padStart(4, '0')})${sticky ? ` and ${child} is owned by uid ${cs.uid}` : ''}`;
+    }
+  }
+  return undefined;
+}
+
+/** Write a state file atomically; a StateError naming the file and the reason when it cannot be (a full or read-only disk, a directory in its place). */
 export function writeState<K extends StateFile>(dir: string, f: K, body: Bodies[K]): void {
   const json = JSON.stringify(body);
   const text = JSON.stringify({ format: STATE_FORMAT, body, checksum: sha256(json) }) + '\n';
-  writeFileAtomic(stateFilePath(dir, f), text, 0o600);
+  const path = stateFilePath(dir, f);
+  try {
+    writeFileAtomic(path, text, 0o600);
+  } catch (e) {
+    throw new StateError(`cannot write ${path}: ${errnoText(e)}`);
+  }
 }
 
 export function removeState(dir: string, f: StateFile): void {
+  const path = stateFilePath(dir, f);
   try {
-    unlinkSync(stateFilePath(dir, f));
+    unlinkSync(path);
     syncDir(dir);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new StateError(`cannot remove ${path}: ${errnoText(e)}`);
   }
 }
 
@@ -173,7 +216,7 @@ export function readState<K extends StateFile>(dir: string, f: K): Bodies[K] | u
     text = readFileSync(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new StateError(`cannot read ${path}: ${(e as Error).message}`);
+    throw new StateError(`cannot read ${path}: ${errnoText(e)}`);
   }
   const bad = (why: string) =>
     new StateError(`state file ${path} is corrupted (${why}); egress will not act on it. Move it aside and run "egress apply POLICY" (or "egress remove") to start from a known state`);
