@@ -46,6 +46,8 @@ export const HOSTILE: readonly string[] = [
   ';', '; rm -rf /', '$(id)', '${HOME}', '`id`', '#', '# comment', '}', '{', '}\ntable inet x {', '" accept comment "', '"; accept; "',
   '\n-A OUTPUT -j ACCEPT', ' -j ACCEPT', 'COMMIT\n*filter', '*/', '/*', '??/', '@"\n"@', "' + $x + '", '\u2019', '\u201b', '[HKEY_LOCAL_MACHINE\\x]', '"=dword:1',
   '\u202e', '\u200b', '\ufeff', '\uffff', 'e\u0301', '🎉', '漢字', '\ud800', '\udc00x', 'x'.repeat(1000), 'y'.repeat(100_000), '',
+  // Plain values of another length: valid in most fields, so they reach every target.
+  'b', 'x-1_y', 'a'.repeat(32),
 ];
 
 /** Generated: hostile pieces run together, and arbitrary UTF-16. */
@@ -162,10 +164,12 @@ async function compileAll(dir: string, i: number, input: { policy: Record<string
 /** A PowerShell literal as psString writes it: '…' (quotes doubled) or ('…' + [char]0xHHHH + …). */
 const PS_LITERAL = /\((?:'(?:[^']|'')*'|\[char\]0x[0-9A-F]{4})(?: \+ (?:'(?:[^']|'')*'|\[char\]0x[0-9A-F]{4}))*\)|'(?:[^']|'')*'/g;
 function psShape(text: string): string {
-  return text.replace(PS_LITERAL, (m) => {
-    evalPs(m); // throws on anything outside psString's grammar
-    return "'S'";
-  });
+  return text
+    .replace(PS_LITERAL, (m) => {
+      evalPs(m); // throws on anything outside psString's grammar
+      return "'S'";
+    })
+    .replace(/#.*$/gm, '#'); // comments name rules; text that broke out of one would leave a line that is not
 }
 
 /** A .reg with every "string" replaced and every ; comment dropped: what remains is keys, value names and numbers. */
