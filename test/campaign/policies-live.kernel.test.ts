@@ -9,18 +9,18 @@
  * changes nothing live).
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
-import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { afterEach, expect } from 'vitest';
 import { realExecer } from '../../src/kernel/exec.js';
 import { kernelDescribe, kernelTest } from '../netns.js';
 import { useRootGuard } from '../kernel/harness.js';
-import { buildCli, iptOwned, lcEnv, nftOwned, PLAIN, type Lc } from '../kernel/lifecycle-env.js';
+import { useCli } from '../kernel/forward-env.js';
+import { iptOwned, lcEnv, nftOwned, PLAIN, type Lc } from '../kernel/lifecycle-env.js';
 import { CASES, materialize } from './malformed.js';
 import { attack, expectNoCrash } from './tally.js';
 
 const x = realExecer();
-let cli = '';
 const open: Lc[] = [];
 
 /** Every file of the state directory with its bytes' hash: what "the state is unchanged" compares. */
@@ -40,18 +40,13 @@ const REFUSED = Object.entries(CASES).flatMap(([attackName, cases]) => cases.fil
 
 kernelDescribe('campaign: malformed policies applied over a live ruleset', () => {
   useRootGuard(x);
-  beforeAll(() => {
-    cli = buildCli('campaign-live');
-  }, 180_000);
-  afterAll(() => {
-    if (cli) rmSync(dirname(dirname(cli)), { recursive: true, force: true });
-  });
+  const cli = useCli('campaign-live');
   afterEach(async () => {
     for (const lc of open.splice(0)) await lc.close();
   }, 60_000);
 
   kernelTest.each(['nft', 'iptables'] as const)('%s', async (backend) => {
-    const lc = await lcEnv(x, cli);
+    const lc = await lcEnv(x, cli.path);
     open.push(lc);
     const good = await lc.egress(['apply', '--backend', backend, lc.write('good.yaml', PLAIN)]);
     expect(good.code, good.stderr).toBe(0);
