@@ -16,6 +16,10 @@ export interface Io {
   stdinChunks?: () => AsyncIterable<Buffer | string>;
   /** Whether stdout is a terminal (progress and colour only then). */
   isTty?: boolean;
+  /** The user this runs as (default: the process's); `init` writes the default policy only as root. */
+  uid?: number;
+  /** Tests only: the default policy instead of /etc/egress/policy.yaml (policy-path.ts), so no test reads or writes /etc. */
+  defaultPolicy?: string;
 }
 
 /** Exit 2: the command line itself is wrong. */

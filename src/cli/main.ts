@@ -9,9 +9,11 @@
  * imports only what defining the commands needs; test/cli/startup.test.ts
  * checks what `--version`, `--help` and `check` load.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { TARGETS } from '../backends/types.js';
+import { examplesHelp } from './help-text.js';
 import { CommandError, EXIT, UsageError, type Io } from './io.js';
+import { DEFAULT_POLICY, policyArg } from './policy-path.js';
 
 const VERSION = '0.1.0';
 
@@ -21,11 +23,17 @@ function parseCodes(v: string, prev: string[] = []): string[] {
 }
 
 
-export async function main(argv: string[], io: Io): Promise<number> {
-  let code: number = EXIT.ok;
+/**
+ * The whole command tree, without running anything: `main` parses argv with
+ * it, and the build writes the man page and the shell completions from it
+ * (write-share.ts), so --help, egress(8) and the completions cannot disagree.
+ * A command's action reports its exit code through `onCode`.
+ */
+export function buildProgram(io: Io, onCode: (code: number) => void): Command {
   const program = new Command('egress')
     .description('One declarative policy file in, a host egress firewall out.')
     .version(VERSION, '-V, --version')
+    .option('-v, --verbose', 'on an internal error, print its stack trace too (as EGRESS_DEBUG=1 does)')
     .exitOverride()
     .showSuggestionAfterError(true)
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError: (s, write) => write(`egress: ${s.replace(/^error: /, 'error: ')}`) });
@@ -33,36 +41,40 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const jsonOpt = () => new Option('--json', 'machine-readable output');
   const silenceOpt = () => new Option('--silence <codes>', 'hide these warning codes (comma-separated)').argParser(parseCodes);
   const offlineOpt = () => new Option('--offline', 'do not resolve hostnames (they match nothing)');
+  // The policy argument: optional, default $EGRESS_POLICY, else /etc/egress/policy.yaml (policy-path.ts).
+  const policyArgument = () => new Argument('[policy]', `the policy file (default: $EGRESS_POLICY, else ${DEFAULT_POLICY})`);
 
   program
     .command('init')
-    .description('write a commented starter policy (default file: egress.yaml; "-" prints it)')
-    .argument('[file]')
+    .description('write a commented starter policy (to the default policy location when run as root)')
+    .argument('[file]', `where to write it ("-" prints it); default: $EGRESS_POLICY if set, else as root ${DEFAULT_POLICY} (directory 0755, file 0644: a policy is not secret), else egress.yaml in this directory`)
     .option('--force', 'overwrite an existing file')
     .option('--detect', 'add a "forward:" section for the container and VM networks (Docker, podman, libvirt, LXD) found on this host')
     .addOption(jsonOpt())
     .action(async (file, o) => {
       const { initCommand } = await import('./commands/init.js');
-      code = await initCommand(io, file, o);
+      onCode(await initCommand(io, file, o));
     });
 
   program
     .command('check')
     .description('validate and lint a policy: exit 1 on errors, 0 with warnings')
-    .argument('<policy>')
-    .addOption(jsonOpt())
+    .addArgument(policyArgument())
+    .option('-q, --quiet', 'print nothing when the policy is valid: errors and warnings only, the exit status says the rest')
+    .addOption(jsonOpt().conflicts('quiet'))
     .addOption(silenceOpt())
     .addOption(offlineOpt())
     .option('--strict', 'a rule without a reason is an error, not a warning (as with the policy key require_reason: true)')
     .action(async (file, o) => {
       const { checkCommand } = await import('./commands/check.js');
-      code = await checkCommand(io, file, o);
+      // -q: standard output (the "ok" lines) goes nowhere; diagnostics are on standard error.
+      onCode(await checkCommand(o.quiet ? { ...io, stdout: () => {} } : io, policyArg(io, file), o));
     });
 
   program
     .command('compile')
     .description('print the ruleset for a target')
-    .argument('<policy>')
+    .addArgument(policyArgument())
     .addOption(new Option('--target <target>', 'nft | iptables | windows | wince | wince-c | ir (the IR dump, for debugging)').choices([...TARGETS]).makeOptionMandatory())
     .option('--host <addr>', 'wince: the private host address the rules are for')
     .addOption(jsonOpt())
@@ -70,13 +82,13 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(offlineOpt())
     .action(async (file, o) => {
       const { compileCommand } = await import('./commands/compile.js');
-      code = await compileCommand(io, file, o);
+      onCode(await compileCommand(io, policyArg(io, file), o));
     });
 
   program
     .command('explain')
     .description('the verdict for one flow and the rule(s) that decided it')
-    .argument('<policy>')
+    .addArgument(policyArgument())
     .option('--to <addr>', 'destination address (or hostname: every address it resolves to)')
     .option('--port <proto/port>', 'e.g. tcp/443, udp/53; a bare protocol means "some port"')
     .option('--icmp <type>', 'ICMP type name, e.g. echo-request')
@@ -92,40 +104,41 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(offlineOpt())
     .action(async (file, o) => {
       const { explainCommand } = await import('./commands/explain.js');
-      code = await explainCommand(io, file, o, io.resolver);
+      onCode(await explainCommand(io, policyArg(io, file), o, io.resolver));
     });
 
   program
     .command('lab')
-    .description('rehearse a policy (default: the starter policy) in throwaway network namespaces: apply it, probe each rule and the space around it as the named users, compare with explain (needs root; never touches your firewall)')
-    .argument('[policy]')
-    .addOption(new Option('--backend <backend>', 'nft | iptables | all').default('nft'))
+    .description(`rehearse a policy in throwaway network namespaces: apply it, probe each rule and the space around it as the named users, compare with explain (needs root; never touches your firewall)`)
+    .argument('[policy]', `the policy file (default: $EGRESS_POLICY, else ${DEFAULT_POLICY} when it exists, else the starter policy of "egress init")`)
+    .addOption(new Option('--backend <backend>', 'rehearse with this backend, or both').choices(['nft', 'iptables', 'all']).default('nft'))
     .option('--timeout <ms>', 'how long silence takes to count as a drop (default 400)')
+    .option('-q, --quiet', 'no progress lines on standard error: the report only')
     .addOption(jsonOpt())
     .addOption(silenceOpt())
     .action(async (file, o) => {
       const { labCommand } = await import('./commands/lab.js');
-      code = await labCommand(io, file, o);
+      onCode(await labCommand(io, file, o));
     });
 
   // Life cycle (issue 4): see docs/lifecycle.md.
-  const backendOpt = () => new Option('--backend <backend>', 'nft | iptables (default: what is applied now, else nft)');
+  const backendOpt = () => new Option('--backend <backend>', 'default: what is applied now, else nft').choices(['nft', 'iptables']);
   program
     .command('plan')
     .description('what apply would change against the live ruleset: exit 0 = nothing, 3 = changes pending')
-    .argument('<policy>')
+    .addArgument(policyArgument())
     .addOption(backendOpt())
     .addOption(jsonOpt())
     .addOption(silenceOpt())
     .action(async (file, o) => {
       const { planCommand } = await import('./commands/plan.js');
-      code = await planCommand(io, file, o);
+      onCode(await planCommand(io, policyArg(io, file), o));
     });
 
   program
     .command('apply')
     .description('apply atomically; with --confirm, roll back unless "egress confirm" runs in time, even if this shell dies')
-    .argument('<policy>')
+    .addArgument(policyArgument())
     .addOption(backendOpt())
     .option('--confirm <seconds>', 'roll back after SECONDS unless "egress confirm" runs')
     .option('--force', 'apply even if it would cut this SSH session, or over egress rules this state directory has no record of')
@@ -134,7 +147,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(silenceOpt())
     .action(async (file, o) => {
       const { applyCommand } = await import('./commands/apply.js');
-      code = await applyCommand(io, file, o);
+      onCode(await applyCommand(io, policyArg(io, file), o));
     });
 
   program
@@ -143,7 +156,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(jsonOpt())
     .action(async (o) => {
       const { confirmCommand } = await import('./commands/confirm.js');
-      code = await confirmCommand(io, o);
+      onCode(await confirmCommand(io, o));
     });
 
   program
@@ -152,7 +165,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(jsonOpt())
     .action(async (o) => {
       const { rollbackCommand } = await import('./commands/rollback.js');
-      code = await rollbackCommand(io, o);
+      onCode(await rollbackCommand(io, o));
     });
 
   program
@@ -161,7 +174,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(jsonOpt())
     .action(async (o) => {
       const { removeCommand } = await import('./commands/remove.js');
-      code = await removeCommand(io, o);
+      onCode(await removeCommand(io, o));
     });
 
   program
@@ -170,13 +183,13 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(jsonOpt())
     .action(async (o) => {
       const { statusCommand } = await import('./commands/status.js');
-      code = await statusCommand(io, o);
+      onCode(await statusCommand(io, o));
     });
 
   program
     .command('refresh')
     .description('re-resolve hostnames and update the live sets in place')
-    .argument('<policy>')
+    .addArgument(policyArgument())
     .option('--watch', 'keep refreshing, each name when its own DNS TTL runs out')
     .option('--min-interval <seconds>', 'with --watch: never look a name up more often than this (default 30)')
     .option('--max-interval <seconds>', 'with --watch: look every name up at least this often (default 3600)')
@@ -184,7 +197,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(silenceOpt())
     .action(async (file, o) => {
       const { refreshCommand } = await import('./commands/refresh.js');
-      code = await refreshCommand(io, file, o);
+      onCode(await refreshCommand(io, policyArg(io, file), o));
     });
 
   program
@@ -194,12 +207,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(jsonOpt())
     .action(async (o) => {
       const { persistCommand } = await import('./commands/persist.js');
-      code = await persistCommand(io, o);
+      onCode(await persistCommand(io, o));
     });
 
   program.command('_auto-rollback', { hidden: true }).requiredOption('--token <token>').action(async (o) => {
     const { autoRollbackCommand } = await import('./commands/rollback.js');
-    code = await autoRollbackCommand(io, o);
+    onCode(await autoRollbackCommand(io, o));
   });
 
   // The DNS forwarder of dns.proxy, as the life cycle starts it (kernel/forwarder.ts); runs until SIGTERM.
@@ -210,17 +223,17 @@ export async function main(argv: string[], io: Io): Promise<number> {
     } catch (e) {
       throw new CommandError(`DNS forwarder: ${(e as Error).message}`);
     }
-    code = 0;
+    onCode(0);
   });
 
   program.command('_restore-boot', { hidden: true }).action(async () => {
     const { restoreBootCommand } = await import('./commands/persist.js');
-    code = await restoreBootCommand(io);
+    onCode(await restoreBootCommand(io));
   });
 
   program.command('_forward-jump', { hidden: true }).action(async () => {
     const { forwardJumpCommand } = await import('./commands/persist.js');
-    code = await forwardJumpCommand(io);
+    onCode(await forwardJumpCommand(io));
   });
 
   // observe: stats, learn, replay, stale (docs/observe.md)
@@ -250,7 +263,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(offlineOpt())
     .action(async (logs, o) => {
       const { statsCommand } = await import('./commands/stats.js');
-      code = await statsCommand(io, logs, o);
+      onCode(await statsCommand(io, logs, o));
     });
 
   sourceOpts(
@@ -259,7 +272,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       .description('allow rules that would admit what the logs show denied (audit mode), as YAML to review')
       .argument('[log...]', 'log files (plain or .gz; "-" = standard input)'),
   )
-    .option('--policy <policy>', 'the policy to learn for (required)')
+    .option('--policy <policy>', `the policy to learn for (default: $EGRESS_POLICY, else ${DEFAULT_POLICY})`)
     .option('--dns-log <file>', 'the DNS forwarder\'s log: with dns.proxy, addresses it had just answered for a name are learned as the name (repeatable; default: the state directory\'s)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--write', 'merge the learned rules into the policy file, keeping its comments and layout')
     .addOption(jsonOpt())
@@ -267,7 +280,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(offlineOpt())
     .action(async (logs, o) => {
       const { learnCommand } = await import('./commands/learn.js');
-      code = await learnCommand(io, logs, o);
+      onCode(await learnCommand(io, logs, { ...o, policy: policyArg(io, o.policy) }));
     });
 
   sourceOpts(
@@ -287,22 +300,32 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .addOption(offlineOpt())
     .action(async (file, logs, o) => {
       const { replayCommand } = await import('./commands/replay.js');
-      code = await replayCommand(io, file, logs, o);
+      onCode(await replayCommand(io, file, logs, o));
     });
 
   program
     .command('stale')
     .description('rules with no hits in N days, from counter samples ("egress stats --sample")')
-    .argument('<policy>')
+    .addArgument(policyArgument())
     .option('--days <n>', 'how many days without hits (default 30)')
     .addOption(jsonOpt())
     .addOption(silenceOpt())
     .addOption(offlineOpt())
     .action(async (file, o) => {
       const { staleCommand } = await import('./commands/stale.js');
-      code = await staleCommand(io, file, o);
+      onCode(await staleCommand(io, policyArg(io, file), o));
     });
 
+  for (const c of program.commands) {
+    const help = examplesHelp(c.name());
+    if (help) c.addHelpText('after', help);
+  }
+  return program;
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram(io, (c) => void (code = c));
   try {
     if (argv.length === 0) {
       io.stderr(program.helpInformation());
@@ -325,7 +348,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     }
     const err = e as Error;
     io.stderr(`egress: internal error: ${err?.message ?? String(e)} (please report this)\n`);
-    if (io.env.EGRESS_DEBUG === '1' && err?.stack) io.stderr(err.stack + '\n');
+    const verbose = program.opts<{ verbose?: boolean }>().verbose || io.env.EGRESS_DEBUG === '1';
+    if (verbose && err?.stack) io.stderr(err.stack + '\n');
     return EXIT.failed;
   }
 }

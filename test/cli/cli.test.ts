@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { main } from '../../src/cli/main.js';
 import { run } from './run.js';
 import { tempDir } from '../helpers.js';
 
@@ -24,7 +25,6 @@ describe('exit codes', () => {
 
   // Usage errors: exit 2, and exactly one line saying what is wrong (no trace, nothing on stdout).
   test.each([
-    [['check'], "egress: error: missing required argument 'policy'"],
     [['check', '--bogus', 'x.yaml'], "egress: error: unknown option '--bogus'"],
     [['frobnicate'], "egress: error: unknown command 'frobnicate'"],
     [['explain', 'examples/postfix-only-smtp.yaml'], 'egress: error: explain needs --to ADDR (or --flows FILE)'],
@@ -118,23 +118,23 @@ describe('check --strict', () => {
 describe('init', () => {
   test('writes a starter policy that checks clean and refuses to overwrite', async () => {
     const dir = tmp();
-    expect((await run(['init'], { cwd: dir })).code).toBe(0);
+    expect((await run(['init'], { cwd: dir, uid: 1000 })).code).toBe(0);
     const r = await run(['check', 'egress.yaml'], { cwd: dir });
     expect(r.code).toBe(0);
-    const again = await run(['init'], { cwd: dir });
+    const again = await run(['init'], { cwd: dir, uid: 1000 });
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/already exists/);
-    expect((await run(['init', '--force'], { cwd: dir })).code).toBe(0);
+    expect((await run(['init', '--force'], { cwd: dir, uid: 1000 })).code).toBe(0);
     expect(readFileSync(join(dir, 'egress.yaml'), 'utf8')).toMatch(/^# egress policy/);
   });
 
   test('a link planted at the name is never followed, with or without --force (D17)', async () => {
     const dir = tmp();
     symlinkSync(join(dir, 'created-by-root'), join(dir, 'egress.yaml')); // dangling
-    const r = await run(['init'], { cwd: dir });
+    const r = await run(['init', 'egress.yaml'], { cwd: dir });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/egress\.yaml already exists/);
-    const f = await run(['init', '--force'], { cwd: dir });
+    const f = await run(['init', '--force', 'egress.yaml'], { cwd: dir });
     expect(f.code).toBe(1);
     expect(f.stderr).toMatch(/is not a regular file/);
     expect(existsSync(join(dir, 'created-by-root'))).toBe(false);
@@ -143,6 +143,38 @@ describe('init', () => {
   test('"-" prints it', async () => {
     const r = await run(['init', '-'], { cwd: tmp() });
     expect(r.stdout).toMatch(/version: 1/);
+  });
+});
+
+describe('-q and -v', () => {
+  test('check -q: nothing on standard output when valid; errors and warnings as without it', async () => {
+    const loud = await run(['check', 'test/diagnostics/host-bits.yaml'], { cwd: ROOT });
+    const quiet = await run(['check', '-q', 'test/diagnostics/host-bits.yaml'], { cwd: ROOT });
+    expect(loud.code).toBe(0);
+    expect(loud.stdout).toMatch(/: ok \(/);
+    expect(loud.stderr).toMatch(/warning: /);
+    expect(quiet).toEqual({ ...loud, stdout: '' });
+    const bad = await run(['check', '--quiet', 'test/diagnostics/unknown-key.yaml'], { cwd: ROOT });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^test\/diagnostics\/unknown-key\.yaml:6:5: error: /);
+    const both = await run(['check', '-q', '--json', 'examples/apt-only.yaml'], { cwd: ROOT });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toBe("egress: error: option '--json' cannot be used with option '-q, --quiet'\n");
+  });
+
+  test('-v (before or after the command): an internal error shows its stack trace; without it, one line', async () => {
+    const failing = (argv: string[]) => {
+      let stderr = '';
+      const io = { stdout: () => { throw new TypeError('stdout is gone'); }, stderr: (s: string) => void (stderr += s), env: {}, cwd: ROOT };
+      return main(argv, io).then((code) => ({ code, stderr }));
+    };
+    const plain = await failing(['check', 'examples/apt-only.yaml', '--offline']);
+    expect(plain).toEqual({ code: 1, stderr: 'egress: internal error: stdout is gone (please report this)\n' });
+    for (const argv of [['-v', 'check', 'examples/apt-only.yaml', '--offline'], ['check', '--verbose', 'examples/apt-only.yaml', '--offline']]) {
+      const v = await failing(argv);
+      expect(v.code).toBe(1);
+      expect(v.stderr).toMatch(/^egress: internal error: stdout is gone \(please report this\)\nTypeError: stdout is gone\n\s+at /);
+    }
   });
 });
 
@@ -241,8 +273,8 @@ describe('spawned', () => {
     const bad = spawnSync(process.execPath, ['bin/egress.js', 'check', 'test/diagnostics/many-errors.yaml'], { cwd: ROOT, encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(bad.stderr.split('\n')[0]).toBe('test/diagnostics/many-errors.yaml:2:7: error: "mode" in the policy must be one of enforce, audit, not the string "enforced"');
-    const usage = spawnSync(process.execPath, ['bin/egress.js', 'explain'], { cwd: ROOT, encoding: 'utf8' });
+    const usage = spawnSync(process.execPath, ['bin/egress.js', 'compile', 'examples/postfix-only-smtp.yaml'], { cwd: ROOT, encoding: 'utf8' });
     expect(usage.status).toBe(2);
-    expect(usage.stderr).toBe("egress: error: missing required argument 'policy'\n");
+    expect(usage.stderr).toBe("egress: error: required option '--target <target>' not specified\n");
   });
 });

@@ -1,7 +1,8 @@
 /** Run the CLI in-process with captured output and the fixed resolver. */
+import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import type { Resolver } from '../../src/resolve/resolver.js';
-import { fixedResolver, NOW } from '../helpers.js';
+import { fixedResolver, NOW, tempDir } from '../helpers.js';
 
 export interface Run {
   code: number;
@@ -9,7 +10,12 @@ export interface Run {
   stderr: string;
 }
 
-export async function run(argv: string[], opts: { cwd: string; stdin?: string; resolver?: Resolver; env?: Record<string, string> }): Promise<Run> {
+/**
+ * `uid`: who runs it (default: this process); `defaultPolicy`: instead of
+ * /etc/egress/policy.yaml, default a path in a fresh empty directory, so no
+ * test reads or writes the real one.
+ */
+export async function run(argv: string[], opts: { cwd: string; stdin?: string; resolver?: Resolver; env?: Record<string, string>; uid?: number; defaultPolicy?: string }): Promise<Run> {
   let stdout = '';
   let stderr = '';
   const code = await main(argv, {
@@ -20,6 +26,8 @@ export async function run(argv: string[], opts: { cwd: string; stdin?: string; r
     resolver: opts.resolver ?? fixedResolver(),
     now: NOW,
     stdin: async () => opts.stdin ?? '',
+    defaultPolicy: opts.defaultPolicy ?? join(tempDir('egress-default-'), 'etc', 'egress', 'policy.yaml'),
+    ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
   });
   return { code, stdout, stderr };
 }

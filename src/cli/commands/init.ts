@@ -1,12 +1,13 @@
-import { lstatSync, writeFileSync, type Stats } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, writeFileSync, type Stats } from 'node:fs';
 import { errnoText } from '../../diag/errno.js';
 import { writeFileAtomic } from '../../kernel/atomic.js';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { STARTER_POLICY as STARTER } from '../../policy/starter.js';
 import { inspectForwarding, suggestSources, type SourceSuggestion } from '../../kernel/forward-host.js';
 import { realExecer } from '../../kernel/exec.js';
 import type { KernelSeams } from '../kernel-flags.js';
 import { CommandError, type Io } from '../io.js';
+import { defaultPolicyOf, present } from '../policy-path.js';
 import { writeJson } from '../shared.js';
 
 /**
@@ -32,9 +33,19 @@ export function withDetectedSources(starter: string, found: readonly SourceSugge
   return at < 0 ? `${starter}\n${lines.join('\n')}` : `${starter.slice(0, at)}${lines.join('\n')}\n${starter.slice(at)}`;
 }
 
+/**
+ * Where init writes without FILE: the default policy location ($EGRESS_POLICY,
+ * else /etc/egress/policy.yaml) when that is set or this runs as root; else,
+ * as a user who cannot write /etc, egress.yaml in the working directory.
+ */
+export function initTarget(io: Io, uid: number | undefined): { target: string; isDefault: boolean } {
+  const d = defaultPolicyOf(io);
+  return d.from === 'EGRESS_POLICY' || uid === 0 ? { target: d.path, isDefault: true } : { target: 'egress.yaml', isDefault: false };
+}
+
 /** Write the starter policy to FILE (never over an existing file unless --force), or print it with "-". */
 export async function initCommand(io: Io, file: string | undefined, flags: { force?: boolean; json?: boolean; detect?: boolean }, seams: KernelSeams = {}): Promise<number> {
-  const target = file ?? 'egress.yaml';
+  const { target, isDefault } = file !== undefined ? { target: file, isDefault: false } : initTarget(io, seams.uid ?? io.uid ?? process.getuid?.());
   let found: SourceSuggestion[] = [];
   if (flags.detect) {
     try {
@@ -55,14 +66,28 @@ export async function initCommand(io: Io, file: string | undefined, flags: { for
   if (there && !flags.force) throw new CommandError(`${target} already exists; not overwriting it (use --force)`);
   if (there && !there.isFile()) throw new CommandError(`${target} is not a regular file (a link, a directory…); not writing through it`);
   try {
+    // The default location is the package's conffile's: directory 0755, file 0644 whatever the umask (a policy is no secret, and
+    // non-root users may run check, explain and compile on it).
+    const dir = dirname(path);
+    if (isDefault && !present(dir)) {
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      chmodSync(dir, 0o755);
+    }
     // --force replaces the file (a new one, in place of the old name), never writes into what a link names.
     if (there) writeFileAtomic(path, STARTER_POLICY, 0o644);
     else writeFileSync(path, STARTER_POLICY, { mode: 0o644, flag: 'wx' });
+    if (isDefault) chmodSync(path, 0o644);
   } catch (e) {
     throw new CommandError(`cannot write ${target}: ${errnoText(e)}`);
   }
   if (flags.json) writeJson(io, { file: target, written: true, ...(flags.detect ? { detected: found } : {}) });
-  else io.stdout(`wrote ${target}: edit the resolver and mirror entries, then run "egress check ${target}" and "egress lab ${target}"\n`);
+  else if (isDefault) io.stdout(`wrote ${target}, the default policy (commands read it when given none): edit the resolver and mirror entries, then run "egress check" and "egress lab"\n`);
+  else
+    io.stdout(
+      `wrote ${target}: edit the resolver and mirror entries, then run "egress check ${target}" and "egress lab ${target}"` +
+        (file === undefined ? ` (not the default policy ${defaultPolicyOf(io).path}, which "egress init" writes as root)` : '') +
+        '\n',
+    );
   return 0;
 }
 
