@@ -13,6 +13,9 @@ command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)     # lab/kernel tests probe ICMP echo
 command -v sysctl >/dev/null 2>&1 || need+=(procps)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies the boot unit in tests
+command -v groff >/dev/null 2>&1 || need+=(groff-base)          # tests render egress(8): groff -man -ww -z
+command -v zsh >/dev/null 2>&1 || need+=(zsh)                    # tests the zsh completion
+[ -f /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)   # tests the bash completion beside it
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need[*]}; run as root (or install them) first" >&2
