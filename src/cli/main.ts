@@ -41,6 +41,8 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
   const jsonOpt = () => new Option('--json', 'machine-readable output');
   const silenceOpt = () => new Option('--silence <codes>', 'hide these warning codes (comma-separated)').argParser(parseCodes);
   const offlineOpt = () => new Option('--offline', 'do not resolve hostnames (they match nothing)');
+  // Choices listed in --help, egress(8) and the completions; the command checks the value itself, with its own message.
+  const listed = (o: Option, choices: string[]) => o.choices(choices).argParser((v: string) => v);
   // The policy argument: optional, default $EGRESS_POLICY, else /etc/egress/policy.yaml (policy-path.ts).
   const policyArgument = () => new Argument('[policy]', `the policy file (default: $EGRESS_POLICY, else ${DEFAULT_POLICY})`);
 
@@ -111,7 +113,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
     .command('lab')
     .description(`rehearse a policy in throwaway network namespaces: apply it, probe each rule and the space around it as the named users, compare with explain (needs root; never touches your firewall)`)
     .argument('[policy]', `the policy file (default: $EGRESS_POLICY, else ${DEFAULT_POLICY} when it exists, else the starter policy of "egress init")`)
-    .addOption(new Option('--backend <backend>', 'rehearse with this backend, or both').choices(['nft', 'iptables', 'all']).default('nft'))
+    .addOption(listed(new Option('--backend <backend>', 'rehearse with this backend, or both'), ['nft', 'iptables', 'all']).default('nft'))
     .option('--timeout <ms>', 'how long silence takes to count as a drop (default 400)')
     .option('-q, --quiet', 'no progress lines on standard error: the report only')
     .addOption(jsonOpt())
@@ -122,7 +124,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
     });
 
   // Life cycle (issue 4): see docs/lifecycle.md.
-  const backendOpt = () => new Option('--backend <backend>', 'default: what is applied now, else nft').choices(['nft', 'iptables']);
+  const backendOpt = () => listed(new Option('--backend <backend>', 'default: what is applied now, else nft'), ['nft', 'iptables']);
   program
     .command('plan')
     .description('what apply would change against the live ruleset: exit 0 = nothing, 3 = changes pending')
