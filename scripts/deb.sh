@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the Debian package: dist/egress_VERSION_all.deb (npm run deb).
+# Build the Debian package: dist/egress_VERSION_all.deb (npm run deb;
+# EGRESS_DEB_OUT=DIR puts it in DIR, EGRESS_DEB_NO_BUILD=1 packages the build as it is).
 # Needs only what the build needs (npm packages from the lock file) and
 # dpkg-deb; nothing is fetched. What goes where, and why: docs/packaging.md.
 set -euo pipefail
@@ -7,8 +8,9 @@ cd "$(dirname "$0")/.."
 
 [ "${EGRESS_DEB_NO_BUILD:-}" = 1 ] || npm run --silent build
 version=$(node -p "require('./package.json').version")
-root=dist/deb/root
-rm -rf dist/deb
+out=${EGRESS_DEB_OUT:-dist}
+root=$out/deb/root
+rm -rf "$out/deb"
 mkdir -p "$root/DEBIAN"
 umask 022
 
@@ -54,6 +56,7 @@ size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$size/" packaging/debian/control.in > "$root/DEBIAN/control"
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) > "$root/DEBIAN/md5sums"
 
-out="dist/egress_${version}_all.deb"
-dpkg-deb --root-owner-group -Zxz --build "$root" "$out" >/dev/null
-echo "$out"
+deb="$out/egress_${version}_all.deb"
+dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
+rm -rf "$out/deb"
+echo "$deb"

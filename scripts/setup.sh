@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install what egress needs on a fresh Debian machine, then build it.
+# --test: also what only the tests need (scripts/test.sh passes it).
 # Idempotent: installs Debian packages only where missing, npm packages from the lock file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,10 @@ command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)     # lab/kernel tests probe ICMP echo
 command -v sysctl >/dev/null 2>&1 || need+=(procps)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies the boot unit in tests
+if [ "${1:-}" = --test ]; then   # what only the tests need
+  command -v lintian >/dev/null 2>&1 || need+=(lintian)          # checks the Debian package (test/package)
+  command -v man >/dev/null 2>&1 || need+=(man-db)               # finds the installed man page
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need[*]}; run as root (or install them) first" >&2
