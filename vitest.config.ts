@@ -8,7 +8,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
  * test/netns.test.ts checks that every test file using the namespace helpers
  * is listed here.
  */
-export const KERNEL_TEST_FILES = ['test/kernel/**/*.test.ts', 'test/campaign/*.kernel.test.ts', 'src/backends/nft/emit.test.ts', 'src/backends/nft/dns.test.ts', 'src/backends/iptables/emit.test.ts', 'test/property/escaping.test.ts'];
+export const KERNEL_TEST_FILES = ['test/kernel/**/*.test.ts', 'test/campaign/*.kernel.test.ts', 'test/package/*.kernel.test.ts', 'src/backends/nft/emit.test.ts', 'src/backends/nft/dns.test.ts', 'src/backends/iptables/emit.test.ts', 'test/property/escaping.test.ts'];
 
 export default defineConfig({
   test: {

@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-import '../dist/cli/run.js';
+// The bundled program (scripts/bundle.mjs, built by `npm run build`).
+import '../dist/bundle/egress.js';

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install what egress needs on a fresh Debian machine, then build it.
+# --test: also what only the tests need (scripts/test.sh passes it).
 # Idempotent: installs Debian packages only where missing, npm packages from the lock file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,9 +14,13 @@ command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)     # lab/kernel tests probe ICMP echo
 command -v sysctl >/dev/null 2>&1 || need+=(procps)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies the boot unit in tests
-command -v groff >/dev/null 2>&1 || need+=(groff-base)          # tests render egress(8): groff -man -ww -z
-command -v zsh >/dev/null 2>&1 || need+=(zsh)                    # tests the zsh completion
-[ -f /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)   # tests the bash completion beside it
+if [ "${1:-}" = --test ]; then   # what only the tests need
+  command -v groff >/dev/null 2>&1 || need+=(groff-base)          # renders egress(8): groff -man -ww -z
+  command -v zsh >/dev/null 2>&1 || need+=(zsh)                    # the zsh completion
+  [ -f /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)   # the bash completion beside it
+  command -v lintian >/dev/null 2>&1 || need+=(lintian)          # checks the Debian package (test/package)
+  command -v man >/dev/null 2>&1 || need+=(man-db)               # finds the installed man page
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need[*]}; run as root (or install them) first" >&2

@@ -3,6 +3,6 @@
 # Kernel tests need root and network namespaces; they fail (not skip) without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --test
 npm run --silent typecheck
 exec npx vitest run "$@"

@@ -107,9 +107,13 @@ const FORWARDER_READY_MS = 60_000;
 
 export class LabError extends Error {}
 
-/** The compiled forwarder process (dist/dns/main.js), found from this module: next to it when this is dist/, else in the package's dist/. */
+/**
+ * The compiled forwarder process, found from this module: the bundle's
+ * dns-forwarder.js beside it (dist/bundle/, /usr/lib/egress; scripts/bundle.mjs),
+ * else dist/dns/main.js next to it when this is dist/, else in the package's dist/.
+ */
 export function defaultForwarderCommand(): string[] {
-  for (const rel of ['../dns/main.js', '../../dist/dns/main.js']) {
+  for (const rel of ['./dns-forwarder.js', '../dns/main.js', '../../dist/dns/main.js']) {
     const p = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(p)) return [process.execPath, p];
   }
