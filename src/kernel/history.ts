@@ -164,3 +164,6 @@ export function readHistory(stateDir: string): { entries: HistoryEntry[]; skippe
   }
   return parseHistory(text);
 }
+
+/** The message of a refresh round that changed no address (kernel/lifecycle.ts): recorded, but no change of what the kernel does. */
+export const REFRESH_UNCHANGED = 'no address changed';
