@@ -3,10 +3,21 @@
  * line, appended by every life-cycle command. `egress stats` reads it to
  * show the denial rate before and after each change, so this format is a
  * contract: add optional fields if needed, never rename or remove one.
+ *
+ * It does not grow forever: once it holds more than HISTORY_MAX_LINES lines,
+ * the append that would pass that rewrites it (kernel/jsonl.ts: temporary
+ * file and rename, under the state lock every caller holds) with the newest
+ * HISTORY_KEEP_REFRESH `refresh` entries and the newest HISTORY_KEEP_OTHERS
+ * others. Refresh has its own share because `refresh --watch` records a
+ * round as often as every 30 s; an apply, confirm, rollback or remove is not
+ * pushed out by them. Nothing else reads further back than that: `status`
+ * wants the last entry, `stats` the changes its logs cover; rollback restores
+ * previous.json, not the history.
  */
-import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoText } from '../diag/errno.js';
+import { appendLine, rewriteLines, type RewriteSeam } from './jsonl.js';
 import { StateError } from './state.js';
 
 export type HistoryAction = 'apply' | 'confirm' | 'rollback' | 'auto-rollback' | 'remove' | 'refresh';
@@ -34,8 +45,19 @@ export const HISTORY_FILE = 'history.jsonl';
 const ACTIONS: readonly string[] = ['apply', 'confirm', 'rollback', 'auto-rollback', 'remove', 'refresh'];
 const OUTCOMES: readonly string[] = ['ok', 'failed', 'pending'];
 
-/** Append one entry (one line, written with a single write and fsynced). */
-export function appendHistory(stateDir: string, e: HistoryEntry): void {
+/** `refresh` entries kept when the history is cut back: at the 30 s floor of `refresh --watch`, 41 hours of rounds; at a 5-minute TTL, 17 days. */
+export const HISTORY_KEEP_REFRESH = 5000;
+/** Entries of every other action kept when the history is cut back: years of applies and confirms (about 1.5 MB). */
+export const HISTORY_KEEP_OTHERS = 5000;
+/** The most lines history.jsonl holds; the append that would pass it cuts the file back to the two shares above. */
+export const HISTORY_MAX_LINES = 11_000;
+
+/**
+ * Append one entry (one line, written with a single write and fsynced); past
+ * HISTORY_MAX_LINES, rewrite the file with what is kept and this entry
+ * instead. The caller holds the state lock.
+ */
+export function appendHistory(stateDir: string, e: HistoryEntry, seam?: RewriteSeam): void {
   const ordered: HistoryEntry = {
     time: e.time,
     action: e.action,
@@ -49,12 +71,44 @@ export function appendHistory(stateDir: string, e: HistoryEntry): void {
     ...(e.message !== undefined ? { message: e.message } : {}),
   };
   const path = join(stateDir, HISTORY_FILE);
-  appendFileSync(path, JSON.stringify(ordered) + '\n', { mode: 0o644 });
-  const fd = openSync(path, 'r');
+  const line = JSON.stringify(ordered);
+  const old = readOrEmpty(path);
+  if (lineCount(old) < HISTORY_MAX_LINES) appendLine(path, line, 0o644);
+  else rewriteLines(path, keptHistory([...old.split('\n'), line]), 0o644, seam);
+}
+
+/** The history lines (oldest first) a cut keeps, in order: the newest HISTORY_KEEP_REFRESH refresh entries and the newest HISTORY_KEEP_OTHERS others; lines that are no entry go. */
+export function keptHistory(lines: readonly string[]): string[] {
+  const kept: string[] = [];
+  let refresh = 0;
+  let others = 0;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i]!;
+    if (!line.trim()) continue;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (!isHistoryEntry(v)) continue;
+    if (v.action === 'refresh' ? refresh++ < HISTORY_KEEP_REFRESH : others++ < HISTORY_KEEP_OTHERS) kept.push(line);
+  }
+  return kept.reverse();
+}
+
+function lineCount(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return text.length && !text.endsWith('\n') ? n + 1 : n;
+}
+
+function readOrEmpty(path: string): string {
   try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw e;
   }
 }
 
@@ -110,3 +164,6 @@ export function readHistory(stateDir: string): { entries: HistoryEntry[]; skippe
   }
   return parseHistory(text);
 }
+
+/** The message of a refresh round that changed no address (kernel/lifecycle.ts): recorded, but no change of what the kernel does. */
+export const REFRESH_UNCHANGED = 'no address changed';

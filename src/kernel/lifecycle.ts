@@ -29,7 +29,7 @@ import type { Plan } from '../plan/types.js';
 import type { LinuxTarget } from '../backends/types.js';
 import { otherBackend, realKernel, type LinuxKernel, type Live } from './backend.js';
 import { armWatchdog, chooseWatchdog, disarmWatchdog, watchdogAlive, type SelfCommand } from './confirm.js';
-import { appendHistory, HISTORY_FILE, type HistoryAction, type HistoryOutcome } from './history.js';
+import { appendHistory, HISTORY_FILE, REFRESH_UNCHANGED, type HistoryAction, type HistoryOutcome } from './history.js';
 import { sameTable, ensureDnsGroup, forwarderRunning, forwarderRunOf, forwarderSpec, forwarderUpstream, HOLD_MS, startForwarder, stopForwarder } from './forwarder.js';
 import { acquireLockWaiting, LockBusyError } from './lock.js';
 import { expiriesOf } from './status.js';
@@ -678,7 +678,7 @@ export async function refresh(ctx: Ctx, d: Omit<Desired, 'backend'>): Promise<Re
     if (!plan.sets.length && !plan.rules.length && !plan.objects.length && !plan.reordered.length) {
       writeState(ctx.stateDir, 'live', next);
       if (!pending) writeState(ctx.stateDir, 'confirmed', next);
-      history(ctx, 'refresh', next, 'ok', 'no address changed');
+      history(ctx, 'refresh', next, 'ok', REFRESH_UNCHANGED);
       return { changed: false, sets: [], reloaded: false };
     }
     const rec: IntentRecord = {

@@ -19,7 +19,7 @@
  * `_restore-boot` starts the forwarder itself, as a detached process.
  * Learned addresses do not survive a reboot: the kernel held them.
  */
-import { chmodSync, mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NFT_TABLE } from '../backends/nft/emit.js';
 import { FORWARD_JUMP } from '../backends/iptables/emit.js';
@@ -28,11 +28,35 @@ import { loadIptables, readIptables } from './iptables.js';
 import { ICMPV6_ND_TYPES } from '../policy/protocols.js';
 import { backendInstalled, load, readLive, removeOwned } from './backend.js';
 import { disarmWatchdog } from './confirm.js';
-import { ensureDnsGroup, forwarderUnit, removeForwarderSpec, startForwarder, writeForwarderSpec, type ForwarderRun } from './forwarder.js';
+import { ensureDnsGroup, forwarderCommand, forwarderUnit, removeForwarderSpec, startForwarder, writeForwarderSpec, type ForwarderRun } from './forwarder.js';
 import { appendHistory } from './history.js';
 import { acquireLock, acquireLockWaiting, type Lock } from './lock.js';
 import { ensureStateDir, readState, removeState, writeState, StateError, type Snapshot } from './state.js';
-import { DEFAULT_SYSTEMD_DIR, DNS_UNIT_NAME, systemdDirOf, systemdWord, unitStateDir } from './units.js';
+import {
+  DEFAULT_SYSTEMD_DIR,
+  DNS_UNIT_NAME,
+  PACKAGE_ORIGIN,
+  PACKAGED_EGRESS,
+  PACKAGED_NODE,
+  PACKAGED_STATE_DIR,
+  PERSIST_ORIGIN,
+  REFRESH_UNIT_NAME,
+  REFRESH_UNIT_TEMPLATE,
+  renderDnsUnit,
+  renderTemplate,
+  SAMPLE_TIMER_NAME,
+  SAMPLE_TIMER_TEMPLATE,
+  SAMPLE_UNIT_NAME,
+  SAMPLE_UNIT_TEMPLATE,
+  sameFile,
+  STATS_TIMER_NAME,
+  STATS_TIMER_TEMPLATE,
+  STATS_UNIT_NAME,
+  STATS_UNIT_TEMPLATE,
+  systemdDirOf,
+  systemdWord,
+  writtenByEgress,
+} from './units.js';
 import { mustRun, type Where } from './where.js';
 
 export { DEFAULT_SYSTEMD_DIR, systemdDirOf, systemdWord };
@@ -40,7 +64,7 @@ export { DEFAULT_SYSTEMD_DIR, systemdDirOf, systemdWord };
 export const UNIT_NAME = 'egress-restore.service';
 export const WANTED_BY = 'sysinit.target';
 
-export const UNIT_TEMPLATE = `# Installed by "egress persist"; removed by "egress persist --off".
+export const UNIT_TEMPLATE = `@ORIGIN@
 # Restores the last confirmed egress policy at boot, before the network comes
 # up, and fails closed (loopback, established replies and IPv6 neighbour
 # discovery only) when it cannot. See docs/lifecycle.md.
@@ -73,7 +97,7 @@ WantedBy=${WANTED_BY}
 export const FORWARD_UNIT_NAME = 'egress-forward.service';
 export const FORWARD_WANTED_BY = 'docker.service';
 
-export const FORWARD_UNIT_TEMPLATE = `# Installed by "egress persist"; removed by "egress persist --off".
+export const FORWARD_UNIT_TEMPLATE = `@ORIGIN@
 # Once Docker has started, puts egress's forward jump (iptables backend,
 # policy with "forward:") first in DOCKER-USER, where Docker keeps it: see
 # docs/forward.md. Does nothing for the nft backend or without "forward:".
@@ -91,33 +115,120 @@ ExecStart=@EXEC@ _forward-jump
 WantedBy=${FORWARD_WANTED_BY}
 `;
 
-export function renderUnit(exec: string[], stateDir: string, template = UNIT_TEMPLATE): string {
-  return template.replace(/@STATE_DIR@/g, unitStateDir(stateDir)).replace('@EXEC@', exec.map(systemdWord).join(' '));
+export function renderUnit(exec: readonly string[], stateDir: string, template = UNIT_TEMPLATE, origin: string = PERSIST_ORIGIN): string {
+  return renderTemplate(template, exec, stateDir, origin);
 }
 
-/** The units persist installs, each with its text and the unit that wants it. */
-function persistedUnits(self: string[], stateDir: string): [string, string, string][] {
+/** The forwarder's unit as the package ships it (the origin line says so). */
+const PACKAGE_DNS_ORIGIN = `${PACKAGE_ORIGIN}
+# "egress apply" writes its own copy to /run/systemd/system (gone at reboot), which takes precedence.`;
+
+/**
+ * The units persist manages: each with the unit that wants it, rendered for
+ * a command line and state directory as persist writes it or as the package
+ * ships it (restore and forward run /usr/bin/egress itself; the forwarder
+ * needs node's flags, so node runs it).
+ */
+const MANAGED: { name: string; wantedBy: string; written(self: readonly string[], stateDir: string): string; shipped(stateDir: string): string }[] = [
+  {
+    name: UNIT_NAME,
+    wantedBy: WANTED_BY,
+    written: (self, d) => renderUnit(self, d),
+    shipped: (d) => renderUnit([PACKAGED_EGRESS], d, UNIT_TEMPLATE, PACKAGE_ORIGIN),
+  },
+  {
+    name: DNS_UNIT_NAME,
+    wantedBy: WANTED_BY,
+    written: (self, d) => forwarderUnit([...self], d),
+    shipped: (d) => renderDnsUnit(forwarderCommand([PACKAGED_NODE, PACKAGED_EGRESS], d), d, PACKAGE_DNS_ORIGIN),
+  },
+  {
+    name: FORWARD_UNIT_NAME,
+    wantedBy: FORWARD_WANTED_BY,
+    written: (self, d) => renderUnit(self, d, FORWARD_UNIT_TEMPLATE),
+    shipped: (d) => renderUnit([PACKAGED_EGRESS], d, FORWARD_UNIT_TEMPLATE, PACKAGE_ORIGIN),
+  },
+];
+
+/**
+ * Every unit the package ships, by file name, as systemd/ holds it: the ones
+ * persist enables, and the ones an operator enables (refresh --watch, the
+ * Prometheus export, the counter samples).
+ */
+export function shippedUnits(stateDir: string = PACKAGED_STATE_DIR): [string, string][] {
+  const exec = [PACKAGED_EGRESS];
   return [
-    [UNIT_NAME, renderUnit(self, stateDir), WANTED_BY],
-    [DNS_UNIT_NAME, forwarderUnit(self, stateDir), WANTED_BY],
-    [FORWARD_UNIT_NAME, renderUnit(self, stateDir, FORWARD_UNIT_TEMPLATE), FORWARD_WANTED_BY],
+    ...MANAGED.map((m): [string, string] => [m.name, m.shipped(stateDir)]),
+    [REFRESH_UNIT_NAME, renderTemplate(REFRESH_UNIT_TEMPLATE, exec, stateDir)],
+    [STATS_UNIT_NAME, renderTemplate(STATS_UNIT_TEMPLATE, exec, stateDir)],
+    [STATS_TIMER_NAME, STATS_TIMER_TEMPLATE],
+    [SAMPLE_UNIT_NAME, renderTemplate(SAMPLE_UNIT_TEMPLATE, exec, stateDir)],
+    [SAMPLE_TIMER_NAME, SAMPLE_TIMER_TEMPLATE],
   ];
 }
 
+/** What `persistOn` did. */
+export interface Persisted {
+  /** The package's unit directory whose units were enabled; absent when persist wrote its own. */
+  packaged?: string;
+  /** Each unit followed by its link. */
+  files: string[];
+  /** Units an earlier persist wrote to the unit directory, removed because they would override the package's. */
+  replaced: string[];
+  /** Files in the unit directory that override the package's units and that egress did not write: left as they are. */
+  overrides: string[];
+  /** The package's units were there but could not be used (persist wrote its own): why. */
+  notPackaged?: string;
+}
+
 /**
- * Write and enable the units (the `[Install]` symlinks, as `systemctl enable`
- * makes them): the boot restore, and the DNS forwarder, which boot skips
- * unless the restored ruleset has dns.proxy. Reload systemd when it runs.
- * Returns each unit followed by its link.
+ * The package's units, when they are there and run this egress for this
+ * state directory: the directory that holds them; else why not (undefined:
+ * no package installed).
  */
-export async function persistOn(w: Where, unitDir: string, self: string[], stateDir: string): Promise<string[]> {
-  const written: string[] = [];
-  for (const [name, text, wantedBy] of persistedUnits(self, stateDir)) {
-    const wants = join(unitDir, `${wantedBy}.wants`);
+export function packagedUnits(dirs: readonly string[], self: readonly string[], stateDir: string): { dir: string } | { why: string } | undefined {
+  for (const dir of dirs) {
+    const restore = join(dir, UNIT_NAME);
+    if (!existsSync(restore)) continue;
+    const missing = MANAGED.filter((m) => !existsSync(join(dir, m.name))).map((m) => m.name);
+    if (missing.length) return { why: `${dir} has ${UNIT_NAME} but not ${missing.join(', ')}` };
+    const text = readFileSync(restore, 'utf8');
+    const exec = /^ExecStart=(\S+)/m.exec(text)?.[1];
+    const script = self[self.length - 1]!;
+    if (!exec || !sameFile(exec, script)) return { why: `${restore} runs ${exec ?? 'nothing'}, not this egress (${script})` };
+    const theirs = /^Environment=EGRESS_STATE_DIR=(\S+)/m.exec(text)?.[1];
+    if (theirs !== stateDir) return { why: `${restore} restores ${theirs ?? 'no state directory'}, not ${stateDir}` };
+    return { dir };
+  }
+  return undefined;
+}
+
+/**
+ * Enable the units (the `[Install]` symlinks, as `systemctl enable` makes
+ * them): the boot restore, the DNS forwarder, which boot skips unless the
+ * restored ruleset has dns.proxy, and the forward jump. When the package's
+ * units run this egress (`packagedDirs`), those are linked, and copies an
+ * earlier persist wrote to `unitDir` — which would override them, naming
+ * another program — are removed; otherwise persist writes its own into
+ * `unitDir`. Reload systemd when it runs.
+ */
+export async function persistOn(w: Where, unitDir: string, self: readonly string[], stateDir: string, packagedDirs: readonly string[] = []): Promise<Persisted> {
+  const pkg = packagedUnits(packagedDirs, self, stateDir);
+  const out: Persisted = { files: [], replaced: [], overrides: [], ...(pkg && 'dir' in pkg ? { packaged: pkg.dir } : {}), ...(pkg && 'why' in pkg ? { notPackaged: pkg.why } : {}) };
+  for (const m of MANAGED) {
+    const wants = join(unitDir, `${m.wantedBy}.wants`);
     mkdirSync(wants, { recursive: true });
-    const unit = join(unitDir, name);
-    writeFileSync(unit, text, { mode: 0o644 });
-    const link = join(wants, name);
+    const own = join(unitDir, m.name);
+    let unit = own;
+    if (out.packaged) {
+      unit = join(out.packaged, m.name);
+      const text = readOrUndefined(own);
+      if (text !== undefined && writtenByEgress(text)) {
+        rmSync(own, { force: true });
+        out.replaced.push(own);
+      } else if (text !== undefined) out.overrides.push(own);
+    } else writeFileSync(own, m.written(self, stateDir), { mode: 0o644 });
+    const link = join(wants, m.name);
     let ok = false;
     try {
       ok = readlinkSync(link) === unit;
@@ -128,23 +239,42 @@ export async function persistOn(w: Where, unitDir: string, self: string[], state
       rmSync(link, { force: true });
       symlinkSync(unit, link);
     }
-    written.push(unit, link);
+    out.files.push(unit, link);
   }
   await daemonReload(w);
-  return written;
+  return out;
 }
 
-/** Remove what persistOn installed (a running forwarder keeps running until the life cycle stops it). */
+/**
+ * Undo persistOn: its links, and the units it wrote (never the package's,
+ * nor a file in their place egress did not write). A running forwarder
+ * keeps running until the life cycle stops it.
+ */
 export async function persistOff(w: Where, unitDir: string): Promise<string[]> {
-  const paths = [
-    ...[UNIT_NAME, DNS_UNIT_NAME].flatMap((name) => [join(unitDir, `${WANTED_BY}.wants`, name), join(unitDir, name)]),
-    join(unitDir, `${FORWARD_WANTED_BY}.wants`, FORWARD_UNIT_NAME),
-    join(unitDir, FORWARD_UNIT_NAME),
-  ];
-  const removed = paths.filter((p) => existsSync(p) || isLink(p));
-  for (const p of paths) rmSync(p, { force: true });
+  const removed: string[] = [];
+  for (const m of MANAGED) {
+    const link = join(unitDir, `${m.wantedBy}.wants`, m.name);
+    if (isLink(link)) {
+      rmSync(link, { force: true });
+      removed.push(link);
+    }
+    const own = join(unitDir, m.name);
+    const text = readOrUndefined(own);
+    if (text !== undefined && writtenByEgress(text)) {
+      rmSync(own, { force: true });
+      removed.push(own);
+    }
+  }
   await daemonReload(w);
   return removed;
+}
+
+function readOrUndefined(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -203,9 +333,10 @@ export function removeIfupdownHook(dir: string): string | undefined {
   return path;
 }
 
-/** Whether `persist` is on: the restore unit is installed and enabled in `unitDir` (what `persistOn` makes). */
+/** Whether `persist` is on: the restore unit is enabled from `unitDir` and its link leads to a unit (its own, or the package's). */
 export function persistEnabled(unitDir: string): boolean {
-  return existsSync(join(unitDir, UNIT_NAME)) && isLink(join(unitDir, `${WANTED_BY}.wants`, UNIT_NAME));
+  const link = join(unitDir, `${WANTED_BY}.wants`, UNIT_NAME);
+  return isLink(link) && existsSync(link);
 }
 
 function isLink(p: string): boolean {

@@ -4,6 +4,7 @@ import { emptyCounts, type LogEvent } from '../logs/event.js';
 import { KernelLineParser } from '../logs/parse-kernel.js';
 import { countBetween, StatsBuilder, timeline } from './aggregate.js';
 import { analyzeChanges, type HistoryEntry } from './changes.js';
+import { REFRESH_UNCHANGED } from '../kernel/history.js';
 import { Deduper } from './dedupe.js';
 import { loadText, NOW } from '../../test/helpers.js';
 import { FWD_ICMP6, FWD_OTHER4, FWD_TCP4, FWD_UDP4, ICMP4, iso, TCP4, TCP6, UDP4 } from '../../test/observe/lines.js';
@@ -232,6 +233,18 @@ describe('policy changes: denial rate before and after', () => {
     expect(cs[0]!.after).toBeUndefined(); // 2 minutes to the next change
     expect(cs[1]!.after).toMatchObject({ from: T0 + 12 * 60_000, to: T0 + 60 * 60_000, connections: 96 });
     expect(cs[2]).toMatchObject({ note: 'outside the logs read', jump: false });
+  });
+
+  test('refresh rounds that changed no address are not changes: refresh --watch does not cut every window to nothing', () => {
+    const minutes = perMinute(0, 240, 1);
+    perMinute(120, 240, 5, minutes);
+    const rounds = Array.from({ length: 47 }, (_, i) => ({ ...entry((i + 1) * 5 * 60, 'refresh'), message: REFRESH_UNCHANGED }));
+    const moved = { ...entry(100 * 60 + 30, 'refresh'), message: 'sets updated: web_hosts' };
+    const cs = analyzeChanges([...rounds, moved, entry(120 * 60)].sort((a, b) => a.time - b.time), minutes, { from: T0, to: T0 + 240 * 60_000 });
+    expect(cs.map((c) => [c.entry.action, c.jump])).toEqual([
+      ['refresh', false],
+      ['apply', true],
+    ]);
   });
 
   test('no logs: no rates', () => {

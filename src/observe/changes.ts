@@ -10,7 +10,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { HISTORY_FILE, readHistory as readKernelHistory, type HistoryAction } from '../kernel/history.js';
+import { HISTORY_FILE, readHistory as readKernelHistory, REFRESH_UNCHANGED, type HistoryAction } from '../kernel/history.js';
 import { countBetween, type Stats } from './aggregate.js';
 
 export interface HistoryEntry {
@@ -44,9 +44,14 @@ export function readHistory(dir: string): History {
   return { path, entries, skipped: h.skipped, missing: false };
 }
 
-/** Entries that changed what the kernel does: a confirm keeps what is live, a failed apply changed nothing. */
+/**
+ * Entries that changed what the kernel does: a confirm keeps what is live, a
+ * failed apply changed nothing, and neither did a refresh round that found
+ * no address changed (`refresh --watch` records one per round, as often as
+ * every 30 s: counted as changes they cut every window below the minimum).
+ */
 export function isRulesetChange(e: HistoryEntry): boolean {
-  return e.outcome !== 'failed' && e.action !== 'confirm';
+  return e.outcome !== 'failed' && e.action !== 'confirm' && !(e.action === 'refresh' && e.message === REFRESH_UNCHANGED);
 }
 
 export interface RateWindow {

@@ -1,6 +1,9 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { parseSamples, ruleActivity, type CounterSample } from './counters.js';
-import { NOW } from '../../test/helpers.js';
+import { leftovers } from '../kernel/jsonl.js';
+import { appendSample, COUNTERS_FILE, COUNTERS_KEEP_DAYS, COUNTERS_MAX_SAMPLES, parseSamples, readSamples, ruleActivity, type CounterSample } from './counters.js';
+import { NOW, tempDir } from '../../test/helpers.js';
 
 describe('counter samples and stale rules', () => {
   const day = 86_400_000;
@@ -76,5 +79,82 @@ describe('counter samples and stale rules', () => {
     const r = parseSamples(text);
     expect(r.samples.map((s) => s.time)).toEqual([sample(3, 1, 1).time, sample(2, 1, 1).time]);
     expect(r.skipped).toBe(3);
+  });
+});
+
+describe('counters.jsonl limits', () => {
+  const HOUR = 3_600_000;
+  /** A sample `hoursAgo` before NOW whose one counter has `packets`. */
+  const at = (hoursAgo: number, packets = 1): CounterSample => ({
+    time: new Date(NOW.getTime() - hoursAgo * HOUR).toISOString(),
+    counters: [{ rule: 'smtp', action: 'deny', family: 'ipv4', packets, bytes: 0 }],
+  });
+  const write = (d: string, xs: CounterSample[]) => writeFileSync(join(d, COUNTERS_FILE), xs.map((x) => JSON.stringify(x) + '\n').join(''));
+  const hours = (d: string) => readFileSync(join(d, COUNTERS_FILE), 'utf8').trim().split('\n').map((l) => (NOW.getTime() - Date.parse((JSON.parse(l) as CounterSample).time)) / HOUR);
+
+  test('within a day past the kept days, samples are appended without a rewrite', async () => {
+    const d = tempDir('egress-counters-');
+    write(d, [at((COUNTERS_KEEP_DAYS + 1) * 24 - 1), at(24)]); // an anchor, and not a day more
+    const before = readFileSync(join(d, COUNTERS_FILE), 'utf8');
+    await appendSample(d, at(0));
+    expect(readFileSync(join(d, COUNTERS_FILE), 'utf8').startsWith(before)).toBe(true);
+  });
+
+  test('past the kept days: the samples of the last days stay, with the newest before them, so a window of those days is still covered', async () => {
+    const d = tempDir('egress-counters-');
+    // Hourly samples, 100 days back; the smtp counter never moves.
+    const xs = [];
+    for (let h = 100 * 24; h >= 1; h--) xs.push(at(h));
+    write(d, xs);
+    await appendSample(d, at(0));
+    const left = hours(d);
+    expect(left[0]).toBe(COUNTERS_KEEP_DAYS * 24 + 1); // the anchor: the newest sample before the kept days
+    expect(left[1]).toBe(COUNTERS_KEEP_DAYS * 24);
+    expect(left.at(-1)).toBe(0);
+    expect(left).toHaveLength(COUNTERS_KEEP_DAYS * 24 + 2);
+    const { samples, skipped } = await readSamples(d);
+    expect(skipped).toBe(0);
+    // A window of all the kept days can still say stale; a longer one says unknown, never stale.
+    expect(ruleActivity([{ name: 'smtp', action: 'deny' }], samples, NOW, COUNTERS_KEEP_DAYS)[0]!.status).toBe('stale');
+    expect(ruleActivity([{ name: 'smtp', action: 'deny' }], samples, NOW, COUNTERS_KEEP_DAYS + 5)[0]!.status).toBe('unknown');
+    expect(leftovers(join(d, COUNTERS_FILE))).toEqual([]);
+  });
+
+  test('past the most samples: the newest are kept; lines that are no sample go in the rewrite', async () => {
+    const d = tempDir('egress-counters-');
+    const n = Math.floor(COUNTERS_MAX_SAMPLES * 1.1) + 1;
+    // Every 5 minutes: within the kept days, but too many.
+    const xs = [];
+    for (let i = n; i >= 1; i--) xs.push(at(i / 12));
+    write(d, xs);
+    writeFileSync(join(d, COUNTERS_FILE), readFileSync(join(d, COUNTERS_FILE), 'utf8') + '{"time":"2026-0');
+    await appendSample(d, at(0, 7));
+    const left = hours(d);
+    expect(left).toHaveLength(COUNTERS_MAX_SAMPLES);
+    expect(left.at(-1)).toBe(0);
+    expect(left[0]).toBeCloseTo((COUNTERS_MAX_SAMPLES - 1) / 12, 6);
+    expect((await readSamples(d)).skipped).toBe(0);
+  });
+
+  test('a crash between the rewrite and its rename leaves the old file intact; the next append finishes the job', async () => {
+    const d = tempDir('egress-counters-');
+    write(d, [at((COUNTERS_KEEP_DAYS + 3) * 24), at((COUNTERS_KEEP_DAYS + 2) * 24), at(1)]);
+    const path = join(d, COUNTERS_FILE);
+    const before = readFileSync(path, 'utf8');
+    let tmp = '';
+    await expect(
+      appendSample(d, at(0), {
+        beforeRename(t) {
+          tmp = t;
+          throw new Error('killed');
+        },
+      }),
+    ).rejects.toThrow('killed');
+    expect(readFileSync(path, 'utf8')).toBe(before);
+    expect(existsSync(tmp)).toBe(true);
+    expect(existsSync(join(d, 'lock'))).toBe(false); // released
+    await appendSample(d, at(0));
+    expect(leftovers(path)).toEqual([]);
+    expect(hours(d)).toEqual([(COUNTERS_KEEP_DAYS + 2) * 24, 1, 0]);
   });
 });

@@ -15,9 +15,21 @@
  * Counters restart from zero when the ruleset is reloaded (apply, rollback):
  * a counter that went down between two samples was reset, and its new value
  * is all hits since.
+ *
+ * The file does not grow forever: it keeps the samples of the last
+ * COUNTERS_KEEP_DAYS days, and the newest one before them, so that a
+ * `stale --days 90` still reaches back to the start of its window; and at
+ * most COUNTERS_MAX_SAMPLES samples (hourly, 416 days: the days limit
+ * governs). An append rewrites the file with what is kept (kernel/jsonl.ts:
+ * temporary file and rename) once it holds a day more, or a tenth more
+ * samples, than that — not at every append — under the state lock, which
+ * the append takes. A window longer than what is kept answers `unknown`,
+ * never `stale`.
  */
-import { appendFile, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { appendLine, rewriteLines, type RewriteSeam } from '../kernel/jsonl.js';
+import { acquireLockWaiting } from '../kernel/lock.js';
 import type { Status } from '../kernel/status.js';
 
 export const COUNTERS_FILE = 'counters.jsonl';
@@ -49,10 +61,47 @@ export function sampleOf(st: Status, time: Date): CounterSample {
   };
 }
 
-export async function appendSample(dir: string, s: CounterSample): Promise<string> {
+/** Days of samples kept (and the newest sample before them). `stale`'s default window is 30. */
+export const COUNTERS_KEEP_DAYS = 90;
+/** The most samples kept. */
+export const COUNTERS_MAX_SAMPLES = 10_000;
+const DAY_MS = 86_400_000;
+
+/** Append a sample under the state lock; rewrite the file without what is past the limits when it is well past them (see above). */
+export async function appendSample(dir: string, s: CounterSample, seam?: RewriteSeam): Promise<string> {
   const path = join(dir, COUNTERS_FILE);
-  await appendFile(path, JSON.stringify(s) + '\n', { mode: 0o644 });
+  const line = JSON.stringify(s);
+  const lock = await acquireLockWaiting(dir);
+  try {
+    let old = '';
+    try {
+      old = await readFile(path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    const lines = [...old.split('\n'), line].filter((l) => l.trim());
+    const now = Date.parse(s.time);
+    const valid = lines.filter((l) => parseSamples(l).samples.length);
+    const loose = keptSamples(valid, now, COUNTERS_KEEP_DAYS + 1, Math.floor(COUNTERS_MAX_SAMPLES * 1.1));
+    if (loose.length === valid.length && valid.length === lines.length) appendLine(path, line, 0o644);
+    else rewriteLines(path, keptSamples(valid, now, COUNTERS_KEEP_DAYS, COUNTERS_MAX_SAMPLES), 0o644, seam);
+  } finally {
+    lock.release();
+  }
   return path;
+}
+
+/**
+ * Of sample lines, those kept at `now`, oldest first: the ones of the last
+ * `days` days and the newest one before them (the start of a `days`-long
+ * window), then at most the newest `max`.
+ */
+export function keptSamples(lines: readonly string[], now: number, days: number, max: number): string[] {
+  const timed = lines.map((line) => ({ line, t: Date.parse((JSON.parse(line) as CounterSample).time) })).sort((a, b) => a.t - b.t);
+  const cutoff = now - days * DAY_MS;
+  const first = timed.findIndex((x) => x.t >= cutoff);
+  const from = first === -1 ? timed.length - 1 : Math.max(0, first - 1);
+  return timed.slice(Math.max(from, timed.length - max)).map((x) => x.line);
 }
 
 /** A counter's value: a whole number of at least 0 (1e400 parses as Infinity, and a hand edit may hold anything). */

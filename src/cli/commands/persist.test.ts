@@ -1,12 +1,13 @@
 /** persist through its seams: a confirmed dns.proxy policy is persisted with its forwarder's unit (it used to be refused); --off removes both. */
-import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import { fakeExecer } from '../../kernel/exec.js';
 import { forwarderUnit } from '../../kernel/forwarder.js';
 import { sha256, writeState, type Snapshot } from '../../kernel/state.js';
-import { DNS_UNIT_NAME } from '../../kernel/units.js';
+import { shippedUnits } from '../../kernel/persist.js';
+import { DNS_UNIT_NAME, PACKAGED_EGRESS, PACKAGED_NODE } from '../../kernel/units.js';
 import { captureIo, NOW, tempDir } from '../../../test/helpers.js';
 import { persistCommand } from './persist.js';
 
@@ -17,7 +18,8 @@ afterEach(() => {
 });
 
 // Never the host's own /etc: the ifupdown hook directory is one the test makes (or not).
-const io = (cwd: string) => captureIo(cwd, { EGRESS_SYSTEMD_DIR: join(cwd, 'units'), EGRESS_IFUPDOWN_DIR: join(cwd, 'if-pre-up.d') });
+// Nor the host's /lib/systemd/system: the package's unit directory is one the test makes (or not).
+const io = (cwd: string) => captureIo(cwd, { EGRESS_SYSTEMD_DIR: join(cwd, 'units'), EGRESS_IFUPDOWN_DIR: join(cwd, 'if-pre-up.d'), EGRESS_PACKAGED_UNIT_DIR: join(cwd, 'lib-units') });
 
 function confirmedWithDns(stateDir: string): void {
   const ruleset = 'table inet egress {}\n';
@@ -106,4 +108,44 @@ test('without systemd but with ifupdown, persist installs a pre-up hook that res
   expect(await persistCommand(off, { off: true }, seams)).toBe(0);
   expect(off.out).toContain(hook);
   expect(existsSync(hook)).toBe(false);
+});
+
+test('run as the installed /usr/bin/egress, persist enables the package\'s units (writes none) and --off disables them', async () => {
+  const cwd = tempDir('egress-persist-');
+  const state = join(cwd, 'state');
+  confirmedWithDns(state);
+  const lib = join(cwd, 'lib-units');
+  mkdirSync(lib);
+  for (const [name, text] of shippedUnits(state)) writeFileSync(join(lib, name), text);
+  const seams = { execer: fakeExecer(), self: [PACKAGED_NODE, PACKAGED_EGRESS], uid: 0, systemdBooted: () => true };
+  const json = io(cwd);
+  expect(await persistCommand(json, { json: true }, seams)).toBe(0);
+  const r = JSON.parse(json.out) as { packaged: string; files: string[] };
+  expect(r.packaged).toBe(lib);
+  expect(r.files[0]).toBe(join(lib, 'egress-restore.service'));
+  expect(readlinkSync(r.files[1]!)).toBe(join(lib, 'egress-restore.service'));
+  expect(readdirSync(join(cwd, 'units')).sort()).toEqual(['docker.service.wants', 'sysinit.target.wants']);
+  const text = io(cwd);
+  expect(await persistCommand(text, {}, seams)).toBe(0);
+  expect(text.out).toMatch(new RegExp(`^persistence on: the package's ${join(lib, 'egress-restore.service')} \\(enabled via `));
+  const off = io(cwd);
+  expect(await persistCommand(off, { off: true }, seams)).toBe(0);
+  expect(off.out).toMatch(/^persistence off: removed /);
+  expect(readdirSync(join(cwd, 'units', 'sysinit.target.wants'))).toEqual([]);
+  expect(readdirSync(lib)).toHaveLength(shippedUnits().length);
+});
+
+test('a program in a temporary directory is refused (the host would boot with no rules at all); one in a home directory is warned about', async () => {
+  const cwd = tempDir('egress-persist-');
+  confirmedWithDns(join(cwd, 'state'));
+  const tmp = io(cwd);
+  await expect(persistCommand(tmp, {}, { execer: fakeExecer(), self: ['/usr/bin/node', '/tmp/egress-checkout/bin/egress.js'], uid: 0, systemdBooted: () => true })).rejects.toThrow(
+    /^\/tmp\/egress-checkout\/bin\/egress\.js is in a temporary directory, which is emptied at boot/,
+  );
+  expect(existsSync(join(cwd, 'units'))).toBe(false);
+  const home = io(cwd);
+  expect(await persistCommand(home, {}, { execer: fakeExecer(), self: ['/usr/bin/node', '/home/op/egress/bin/egress.js'], uid: 0, systemdBooted: () => true })).toBe(0);
+  expect(home.err).toMatch(/^egress: WARNING: the boot unit runs \/home\/op\/egress\/bin\/egress\.js, in a home directory/);
+  expect(home.out).toMatch(/^persistence on: /);
+  expect(readFileSync(join(cwd, 'units', 'egress-restore.service'), 'utf8')).toMatch(/^ExecStart=\/usr\/bin\/node \/home\/op\/egress\/bin\/egress\.js _restore-boot$/m);
 });

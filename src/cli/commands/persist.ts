@@ -1,14 +1,20 @@
 /**
- * `egress persist [--off]`: install (or remove) egress-restore.service, which
+ * `egress persist [--off]`: enable (or disable) egress-restore.service, which
  * restores the last confirmed policy at boot before the network comes up,
- * and egress-dns.service, which then starts its DNS forwarder (dns.proxy).
+ * egress-dns.service, which then starts its DNS forwarder (dns.proxy), and
+ * egress-forward.service. Installed as a package, the package's units are
+ * enabled; run from anywhere else, persist writes its own, naming the
+ * program as it runs now — refused when that is in a temporary directory
+ * (gone at reboot: the unit could not even lock the host down), warned
+ * about when it is in a home directory.
  * `egress _restore-boot` (hidden) is what the restore unit runs.
  */
 import { existsSync } from 'node:fs';
 import { selfCommand } from '../../kernel/confirm.js';
 import { forwarderRunOf } from '../../kernel/forwarder.js';
-import { ifupdownDirOf, installIfupdownHook, persistOff, persistOn, reassertForwardJump, removeIfupdownHook, restoreAtBoot, systemdDirOf } from '../../kernel/persist.js';
+import { ifupdownDirOf, installIfupdownHook, packagedUnits, persistOff, persistOn, reassertForwardJump, removeIfupdownHook, restoreAtBoot, systemdDirOf } from '../../kernel/persist.js';
 import { readState } from '../../kernel/state.js';
+import { packagedUnitDirsOf, unstablePath } from '../../kernel/units.js';
 import { CommandError, type Io } from '../io.js';
 import { writeJson } from '../shared.js';
 import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
@@ -27,37 +33,85 @@ export async function persistCommand(io: Io, flags: { off?: boolean; json?: bool
     }
     const confirmed = readState(ctx.stateDir, 'confirmed');
     if (!confirmed || confirmed.kind !== 'ruleset') throw new CommandError('nothing confirmed to restore at boot: apply (and, with --confirm, confirm) a policy first');
-    const written = await persistOn(ctx.w, dir, seams.self ?? selfCommand(), ctx.stateDir);
+    const self = seams.self ?? selfCommand();
+    const packagedDirs = packagedUnitDirsOf(io.env);
+    const pkg = packagedUnits(packagedDirs, self, ctx.stateDir);
+    if (!pkg || !('dir' in pkg)) stableProgram(io, self);
+    const r = await persistOn(ctx.w, dir, self, ctx.stateDir, packagedDirs);
+    const written = r.files;
     // The units only do something where systemd runs them: say so where it does not (it said "persistence on" regardless).
     const systemd = (seams.systemdBooted ?? (() => existsSync('/run/systemd/system')))();
     // Without systemd, ifupdown's pre-up hooks are what Debian-style hosts run before the network: use them where they exist.
-    const hook = systemd ? undefined : installIfupdownHook(ifupdownDirOf(io.env), seams.self ?? selfCommand(), ctx.stateDir);
+    const hook = systemd ? undefined : installIfupdownHook(ifupdownDirOf(io.env), self, ctx.stateDir);
+    const notes = [
+      ...(r.notPackaged ? [`the package's units were not used: ${r.notPackaged}; persist wrote its own to ${dir}, which take precedence`] : []),
+      ...r.replaced.map((f) => `removed ${f}, written by an earlier persist: it would override the package's unit`),
+      ...r.overrides.map((f) => `${f} overrides the package's unit and was not written by egress: left as it is`),
+    ];
     if (flags.json)
-      writeJson(io, { ok: true, persist: systemd || !!hook, files: [...written, ...(hook ? [hook] : [])], policyFile: confirmed.policyFile, dns: !!confirmed.dns, ...(systemd ? {} : { bootedBySystemd: false }), ...(hook ? { ifupdownHook: hook } : {}) });
-    else if (hook) {
-      io.stdout(`units written: ${written.join(', ')} (this host was not booted by systemd: nothing runs them)\n`);
-      io.stdout(
-        `persistence on: ${hook} (an ifupdown pre-up hook) restores ${confirmed.policyFile}${confirmed.dns ? ' and starts its DNS forwarder' : ''} at boot, before the first interface comes up; if it cannot, egress traffic is locked down. Interfaces not brought up by ifupdown do not run it: check /etc/network/interfaces\n`,
-      );
-    } else if (!systemd) {
-      io.stdout(`units written: ${written.join(', ')}
+      writeJson(io, {
+        ok: true,
+        persist: systemd || !!hook,
+        files: [...written, ...(hook ? [hook] : [])],
+        policyFile: confirmed.policyFile,
+        dns: !!confirmed.dns,
+        ...(r.packaged ? { packaged: r.packaged } : {}),
+        ...(r.replaced.length ? { replaced: r.replaced } : {}),
+        ...(r.overrides.length ? { overrides: r.overrides } : {}),
+        ...(r.notPackaged ? { notPackaged: r.notPackaged } : {}),
+        ...(systemd ? {} : { bootedBySystemd: false }),
+        ...(hook ? { ifupdownHook: hook } : {}),
+      });
+    else {
+      for (const n of notes) io.stderr(`egress: note: ${n}\n`);
+      const whose = r.packaged ? "the package's " : '';
+      if (hook) {
+        io.stdout(`units ${r.packaged ? 'enabled' : 'written'}: ${written.join(', ')} (this host was not booted by systemd: nothing runs them)\n`);
+        io.stdout(
+          `persistence on: ${hook} (an ifupdown pre-up hook) restores ${confirmed.policyFile}${confirmed.dns ? ' and starts its DNS forwarder' : ''} at boot, before the first interface comes up; if it cannot, egress traffic is locked down. Interfaces not brought up by ifupdown do not run it: check /etc/network/interfaces\n`,
+        );
+      } else if (!systemd) {
+        io.stdout(`units ${r.packaged ? 'enabled' : 'written'}: ${written.join(', ')}
 `);
-      io.stdout(
-        `but this host was not booted by systemd (no /run/systemd/system), so nothing will run them: the rules will NOT come back after a reboot.
+        io.stdout(
+          `but this host was not booted by systemd (no /run/systemd/system), so nothing will run them: the rules will NOT come back after a reboot.
 Run "egress _restore-boot" early at boot, before the network comes up (an init script, or an ifupdown "pre-up" line of the first interface); it restores ${confirmed.policyFile}${confirmed.dns ? ' and starts its DNS forwarder' : ''}, or locks egress down when it cannot
 `,
-      );
-    } else {
-      io.stdout(`persistence on: ${written[0]} (enabled via ${written[1]}) restores ${confirmed.policyFile} at boot, before the network; if it cannot, egress traffic is locked down\n`);
-      io.stdout(
-        `${written[2]} (enabled via ${written[3]}) then starts the DNS forwarder when the restored policy has dns.proxy${confirmed.dns ? ' (this one has: until it is up, name service fails; what it learned before the reboot is gone)' : ''}\n`,
-      );
-      io.stdout(`${written[4]} (enabled via ${written[5]}) puts the forward scope's jump first in DOCKER-USER once Docker is up (iptables backend with "forward:"; otherwise it does nothing)\n`);
+        );
+      } else {
+        io.stdout(`persistence on: ${whose}${written[0]} (enabled via ${written[1]}) restores ${confirmed.policyFile} at boot, before the network; if it cannot, egress traffic is locked down\n`);
+        io.stdout(
+          `${whose}${written[2]} (enabled via ${written[3]}) then starts the DNS forwarder when the restored policy has dns.proxy${confirmed.dns ? ' (this one has: until it is up, name service fails; what it learned before the reboot is gone)' : ''}\n`,
+        );
+        io.stdout(`${whose}${written[4]} (enabled via ${written[5]}) puts the forward scope's jump first in DOCKER-USER once Docker is up (iptables backend with "forward:"; otherwise it does nothing)\n`);
+      }
     }
     return 0;
   } catch (e) {
     if (e instanceof CommandError) throw e;
     return lifecycleFailure(io, e, undefined, !!flags.json);
+  }
+}
+
+/**
+ * A boot unit runs the program as persist runs now: refuse a program in a
+ * temporary directory (emptied at boot — the restore could not run, so the
+ * host would boot with no egress rules at all, not even the lockdown), warn
+ * about one in a home directory (unmounted, encrypted or on the network at
+ * boot on some hosts).
+ */
+function stableProgram(io: Io, self: readonly string[]): void {
+  for (const p of new Set([self[0]!, self[self.length - 1]!])) {
+    const why = unstablePath(p, io.env);
+    if (why === 'temporary')
+      throw new CommandError(
+        `${p} is in a temporary directory, which is emptied at boot: the boot unit could not run it, and the host would come up with no egress rules at all. Install egress where it stays (the Debian package, "npm install -g", or a checkout outside temporary directories) and run persist from there`,
+      );
+    if (why === 'home')
+      io.stderr(
+        `egress: WARNING: the boot unit runs ${p}, in a home directory: if it is not mounted (or readable) early at boot, the restore cannot run and the host comes up with no egress rules at all. Install egress outside home directories (the Debian package, or "npm install -g") and run persist again from there
+`,
+      );
   }
 }
 
