@@ -25,9 +25,11 @@ import('/usr/lib/egress/egress.js');
 EOF
 chmod 0755 "$root/usr/bin/egress"
 
-# systemd units, ExecStart=/usr/bin/egress, enabled by "egress persist" (none at install).
+# systemd units as systemd/ holds them (rendered for /usr/bin/egress and /var/lib/egress by
+# shippedUnits(), src/kernel/persist.ts; a test keeps them equal). None is enabled at install:
+# "egress persist" links restore, dns and forward; refresh, stats and sample are "systemctl enable --now".
 install -d "$root/lib/systemd/system"
-node scripts/deb-units.mjs "$root/lib/systemd/system"
+install -m 0644 systemd/*.service systemd/*.timer "$root/lib/systemd/system/"
 
 # egress(8) and completions, generated from the same command table as --help.
 install -d "$root/usr/share/man/man8" "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions"

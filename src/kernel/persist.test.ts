@@ -51,7 +51,7 @@ describe('the units the package ships (systemd/)', () => {
       writeFileSync(join(d, name), here);
     }
     for (const [name] of shippedUnits()) {
-      const r = spawnSync('systemd-analyze', ['verify', join(d, name)], { cwd: d, encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync('systemd-analyze', ['verify', '--man=no', join(d, name)], { cwd: d, encoding: 'utf8', timeout: 60_000 });
       expect(r.status, `${name}: ${r.stderr}`).toBe(0);
       expect(r.stderr.split('\n').filter((l) => l.includes(name)), name).toEqual([]);
     }
@@ -82,7 +82,7 @@ describe('egress-restore.service', () => {
     return persistOn({ execer: x }, d, EXEC, '/var/lib/egress').then(() => {
       // Throws (non-zero exit) on any problem it reports; it also fails on warnings about unknown or misspelt settings, which it prints to stderr.
       for (const u of [UNIT_NAME, DNS_UNIT_NAME, FORWARD_UNIT_NAME]) {
-        const r = spawnSync('systemd-analyze', ['verify', join(d, u)], { cwd: d, encoding: 'utf8', timeout: 60_000 });
+        const r = spawnSync('systemd-analyze', ['verify', '--man=no', join(d, u)], { cwd: d, encoding: 'utf8', timeout: 60_000 });
         expect(r.status, `${u}: ${r.stderr}`).toBe(0);
         expect(r.stderr.split('\n').filter((l) => l.includes(u)), u).toEqual([]);
       }

@@ -70,6 +70,7 @@ export const UNIT_TEMPLATE = `@ORIGIN@
 # discovery only) when it cannot. See docs/lifecycle.md.
 [Unit]
 Description=egress: restore the last confirmed egress firewall policy
+Documentation=man:egress(8)
 DefaultDependencies=no
 Wants=network-pre.target
 Before=network-pre.target shutdown.target
@@ -103,6 +104,7 @@ export const FORWARD_UNIT_TEMPLATE = `@ORIGIN@
 # docs/forward.md. Does nothing for the nft backend or without "forward:".
 [Unit]
 Description=egress: the forward scope's jump first in DOCKER-USER, once Docker is up
+Documentation=man:egress(8)
 After=docker.service egress-restore.service
 RequiresMountsFor=@STATE_DIR@
 

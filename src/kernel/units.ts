@@ -126,6 +126,7 @@ export const DNS_UNIT_TEMPLATE = `@ORIGIN@
 # dns-forwarder.json). See docs/dns-forwarder.md.
 [Unit]
 Description=egress: DNS forwarder of the dns.proxy egress policy
+Documentation=man:egress(8)
 DefaultDependencies=no
 After=local-fs.target egress-restore.service
 Wants=nss-lookup.target
@@ -201,6 +202,7 @@ export const REFRESH_UNIT_TEMPLATE = `# Shipped by the egress package, not enabl
 # ExecStart= with "systemctl edit egress-refresh.service". See docs/lifecycle.md.
 [Unit]
 Description=egress: keep the applied egress policy's hostname sets current (refresh --watch)
+Documentation=man:egress(8)
 Wants=network-online.target
 After=network-online.target nss-lookup.target egress-restore.service egress-dns.service
 RequiresMountsFor=@STATE_DIR@
@@ -240,6 +242,7 @@ export const STATS_UNIT_TEMPLATE = `# Shipped by the egress package, started by 
 # prometheus-node-exporter reads textfiles. See docs/observe.md.
 [Unit]
 Description=egress: export denied connections for the Prometheus node exporter
+Documentation=man:egress(8)
 After=egress-restore.service
 RequiresMountsFor=@STATE_DIR@
 ConditionPathIsDirectory=${dirname(PROMETHEUS_TEXTFILE)}
@@ -259,6 +262,7 @@ ProtectSystem=full
 export const STATS_TIMER_TEMPLATE = `# Shipped by the egress package, not enabled: "systemctl enable --now egress-stats.timer".
 [Unit]
 Description=egress: export denied connections for Prometheus every 5 minutes
+Documentation=man:egress(8)
 
 [Timer]
 OnBootSec=2min
@@ -278,6 +282,7 @@ export const SAMPLE_UNIT_TEMPLATE = `# Shipped by the egress package, started by
 # Fails while nothing is applied. See docs/observe.md.
 [Unit]
 Description=egress: sample the live per-rule counters for "egress stale"
+Documentation=man:egress(8)
 After=egress-restore.service
 RequiresMountsFor=@STATE_DIR@
 
@@ -293,6 +298,7 @@ ProtectHome=read-only
 export const SAMPLE_TIMER_TEMPLATE = `# Shipped by the egress package, not enabled: "systemctl enable --now egress-sample.timer".
 [Unit]
 Description=egress: sample the live per-rule counters every hour
+Documentation=man:egress(8)
 
 [Timer]
 OnCalendar=hourly

@@ -27,6 +27,8 @@ function io(cwd = ROOT): Io & { out: string; err: string } {
     stderr: (s: string) => void (o.err += s),
     env: {},
     cwd,
+    // No default policy here (the host's /etc/egress/policy.yaml, if any, is not this test's): lab without a file rehearses the starter.
+    defaultPolicy: join(ROOT, 'test', 'no-such-default-policy.yaml'),
   });
 }
 

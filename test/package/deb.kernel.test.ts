@@ -10,7 +10,7 @@
  * Needs the build (scripts/test.sh runs it first) and lintian (setup.sh).
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -34,6 +34,7 @@ kernelDescribe('the Debian package: build, lintian, install, use, purge (kernel)
 
   beforeAll(() => {
     if (installedStatus().includes('installed')) throw new Error('egress is installed as a package on this machine; this test installs and purges it: dpkg --purge egress first');
+    for (const d of ['/etc/egress', '/var/lib/egress']) if (existsSync(d)) throw new Error(`${d} exists on this machine; this test installs the package and purges it, which removes ${d}: move it away first`);
     if (!existsSync(join(ROOT, 'dist', 'bundle', 'egress.js'))) throw new Error('the build is missing: run npm run build (scripts/test.sh does)');
     const out = tempDir('egress-deb-');
     const built = spawnSync('bash', [join(ROOT, 'scripts', 'deb.sh')], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, EGRESS_DEB_NO_BUILD: '1', EGRESS_DEB_OUT: out } });
@@ -75,25 +76,41 @@ kernelDescribe('the Debian package: build, lintian, install, use, purge (kernel)
     if (existsSync('/usr/bin/zsh')) expect(sh('zsh', ['-n', '/usr/share/zsh/vendor-completions/_egress']).status).toBe(0);
   }, 120_000);
 
-  test('check, lab, apply and persist of /etc/egress/policy.yaml from the installed paths (in namespaces)', async () => {
+  test('check, lab, apply and persist of /etc/egress/policy.yaml from the installed paths (in namespaces); persist enables the shipped units', async () => {
     lc = await lcEnv(x, '/usr/bin/egress');
+    // The package's own state directory (made by its postinst, purged below; the test refuses to run where it existed before).
+    const state = '/var/lib/egress';
     // In the namespace: its resolver is a documentation address there, so nothing leaves the machine.
-    const run = (args: string[], env: Record<string, string> = {}) => lc!.sh(['env', `EGRESS_STATE_DIR=${lc!.stateDir}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), '/usr/bin/egress', ...args]);
-    const checked = await run(['check', '/etc/egress/policy.yaml']);
+    const run = (args: string[], env: Record<string, string> = {}) => lc!.sh(['env', `EGRESS_STATE_DIR=${state}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), '/usr/bin/egress', ...args]);
+    const checked = await run(['check']); // as root, no argument: the default /etc/egress/policy.yaml
     expect(checked.code, checked.stderr).toBe(0);
+    expect(checked.stdout).toContain('/etc/egress/policy.yaml: ok');
 
     const lab = sh('/usr/bin/egress', ['lab', '/etc/egress/policy.yaml'], { EGRESS_STATE_DIR: join(lc.dir, 'lab-state') });
     expect(lab.status, lab.stderr).toBe(0);
     expect(lab.stdout).toMatch(/the kernel agrees with explain on every probe/);
 
-    const applied = await run(['apply', '/etc/egress/policy.yaml']);
+    const applied = await run(['apply']);
     expect(applied.code, applied.stderr).toBe(0);
-    const units = join(lc.dir, 'units');
-    const persisted = await run(['persist', '--json'], { EGRESS_SYSTEMD_DIR: units });
+    // Where persist links (not /etc/systemd/system) and where a host without systemd gets its hook (not /etc/network).
+    const env = { EGRESS_SYSTEMD_DIR: join(lc.dir, 'units'), EGRESS_IFUPDOWN_DIR: join(lc.dir, 'if-pre-up.d') };
+    mkdirSync(env.EGRESS_IFUPDOWN_DIR);
+    const persisted = await run(['persist', '--json'], env);
     expect(persisted.code, persisted.stderr).toBe(0);
-    const restore = readUnit(units, 'egress-restore.service');
-    expect(restore).toMatch(/^ExecStart=\/usr\/bin\/node \/usr\/bin\/egress _restore-boot$/m);
+    const p = JSON.parse(persisted.stdout) as { packaged?: unknown; notPackaged?: string };
+    expect(p.notPackaged).toBeUndefined();
+    expect(p.packaged).toBeTruthy();
+    const link = join(env.EGRESS_SYSTEMD_DIR, 'sysinit.target.wants', 'egress-restore.service');
+    expect(realpathSync(link)).toBe(realpathSync('/lib/systemd/system/egress-restore.service'));
+    const restore = readFileSync(link, 'utf8');
+    expect(restore).toMatch(/^ExecStart=\/usr\/bin\/egress _restore-boot$/m);
     expect(restore).not.toContain(ROOT);
+    expect(readdirSync(env.EGRESS_SYSTEMD_DIR).filter((f) => !f.endsWith('.wants'))).toEqual([]); // links only: no unit files of its own
+
+    const off = await run(['persist', '--off'], env);
+    expect(off.code, off.stderr).toBe(0);
+    expect(existsSync(link)).toBe(false);
+    expect(existsSync('/lib/systemd/system/egress-restore.service')).toBe(true); // the package's unit stays
     const removed = await run(['remove']);
     expect(removed.code, removed.stderr).toBe(0);
   }, 300_000);
@@ -111,13 +128,4 @@ kernelDescribe('the Debian package: build, lintian, install, use, purge (kernel)
 
 function statMode(p: string): number {
   return lstatSync(p).mode & 0o7777;
-}
-
-/** A unit as persist left it in DIR: the file itself, or what its link points to (the shipped unit). */
-function readUnit(dir: string, name: string): string {
-  const p = join(dir, name);
-  if (existsSync(p)) return readFileSync(lstatSync(p).isSymbolicLink() ? readlinkSync(p) : p, 'utf8');
-  const wants = readdirSync(dir).filter((d) => d.endsWith('.wants')).map((d) => join(dir, d, name)).find((l) => existsSync(l));
-  if (!wants) throw new Error(`persist left no ${name} in ${dir}`);
-  return readFileSync(wants, 'utf8');
 }
