@@ -41,7 +41,9 @@ install -m 0644 dist/share/_egress "$root/usr/share/zsh/vendor-completions/_egre
 install -d "$root/etc/egress"
 node dist/bundle/egress.js init - > "$root/etc/egress/policy.yaml"
 chmod 0644 "$root/etc/egress/policy.yaml"
-echo /etc/egress/policy.yaml > "$root/DEBIAN/conffiles"
+install -d "$root/etc/logrotate.d"
+install -m 0644 packaging/debian/logrotate "$root/etc/logrotate.d/egress"
+printf '%s\n' /etc/egress/policy.yaml /etc/logrotate.d/egress > "$root/DEBIAN/conffiles"
 
 # Documentation.
 doc="$root/usr/share/doc/egress"

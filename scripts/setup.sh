@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
+# Node and npm: the distribution's where there are none (Debian 12: Node 18; egress supports >= 18).
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v iptables-restore >/dev/null 2>&1 || need+=(iptables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
@@ -20,6 +23,7 @@ if [ "${1:-}" = --test ]; then   # what only the tests need
   [ -f /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)   # the bash completion beside it
   command -v lintian >/dev/null 2>&1 || need+=(lintian)          # checks the Debian package (test/package)
   command -v man >/dev/null 2>&1 || need+=(man-db)               # finds the installed man page
+  command -v logrotate >/dev/null 2>&1 || need+=(logrotate)      # checks the package's logrotate snippet
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -30,6 +34,12 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$major" -lt 18 ]; then
+  echo "setup: node $(node --version) is too old: egress needs Node 18 or later" >&2
+  exit 1
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -67,6 +67,10 @@ kernelDescribe('the Debian package: build, lintian, install, use, purge (kernel)
     expect(man.stdout.trim(), man.stderr).toBe('/usr/share/man/man8/egress.8.gz');
     expect(statMode('/var/lib/egress')).toBe(0o700);
     expect(statMode('/etc/egress/policy.yaml')).toBe(0o644);
+    expect(sh('dpkg-query', ['-W', '-f=${Conffiles}', 'egress']).stdout).toMatch(/\/etc\/egress\/policy\.yaml[\s\S]*\/etc\/logrotate\.d\/egress/);
+    const rot = sh('logrotate', ['--debug', '/etc/logrotate.d/egress']); // --debug: reads and plans, rotates nothing
+    expect(rot.status, rot.stderr).toBe(0);
+    expect(rot.stderr).not.toMatch(/error/i);
 
     // bash: the completion script registers a function for egress; "egress ch<TAB>" offers check.
     const bash = sh('bash', ['-c', 'source /usr/share/bash-completion/completions/egress && f=$(complete -p egress | sed -n "s/.*-F \\([^ ]*\\).*/\\1/p") && COMP_WORDS=(egress ch) COMP_CWORD=1 COMP_LINE="egress ch" COMP_POINT=9 && "$f" egress ch egress && printf "%s\\n" "${COMPREPLY[@]}"']);
