@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { run } from './run.js';
 import { tempDir } from '../helpers.js';
+import { ROOT } from '../paths.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const tmp = () => tempDir('egress-cli-');
 
 describe('exit codes', () => {
