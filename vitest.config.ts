@@ -5,6 +5,9 @@ import { configDefaults, defineConfig } from 'vitest/config';
  * real sockets. They run one file at a time (the "kernel" project), after the
  * unit project: together they compete for CPU, and the probes' timeouts and
  * the life-cycle watchdogs are where a loaded machine shows first.
+ * (vitest 3, kept for Node 18: `groupOrder` runs the kernel project after the
+ * unit project; `singleFork` runs its files one after another in one child
+ * process, with a fresh module graph per file.)
  * test/netns.test.ts checks that every test file using the namespace helpers
  * is listed here.
  */
@@ -15,6 +18,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default'],
+    setupFiles: ['test/loop-turn.setup.ts'],
     projects: [
       {
         extends: true,
@@ -29,7 +33,9 @@ export default defineConfig({
         test: {
           name: 'kernel',
           include: KERNEL_TEST_FILES,
-          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
         },
       },
     ],

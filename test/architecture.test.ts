@@ -6,8 +6,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { expect, test } from 'vitest';
+import { ROOT } from './paths.js';
 
-const SRC = join(import.meta.dirname, '..', 'src');
+const SRC = join(ROOT, 'src');
 /** In pipeline order; `index.ts` is the library entry (front end + compilePolicy). */
 const STAGES = ['diag', 'policy', 'resolve', 'ir', 'sim', 'lint', 'backends', 'index.ts', 'plan', 'kernel', 'dns', 'lab', 'bench', 'logs', 'observe', 'report', 'cli'];
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { KERNEL_TEST_FILES } from '../vitest.config.js';
 import { kernelSkipped } from './netns.js';
+import { ROOT } from './paths.js';
 
 // The one skip rule of the kernel tests: only the explicit opt-out, and never in CI.
 test.each([
@@ -19,7 +20,7 @@ test.each([
 // Every test file that creates namespaces through the helpers runs in the
 // serial "kernel" project (vitest.config.ts), never beside another one.
 test('every test file that uses network namespaces is in the kernel project', () => {
-  const root = join(import.meta.dirname, '..');
+  const root = ROOT;
   const files = (dir: string): string[] =>
     readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : []));
   const globRe = (g: string) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\//g, '(.*/)?').replace(/\*/g, '[^/]*')}$`);

@@ -18,7 +18,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, test, TestRunner } from 'vitest';
+import { describe, expect, test } from 'vitest';
+import { getCurrentTest } from 'vitest/suite';
 
 /** Whether the kernel tests are skipped: the explicit opt-out, outside CI. */
 export function kernelSkipped(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -44,7 +45,7 @@ export const kernelDescribe: typeof describe = (SKIP_KERNEL ? describe.skip : de
  */
 export function needKernel(what: string): void {
   if (!SKIP_KERNEL) return;
-  const t = TestRunner.getCurrentTest();
+  const t = getCurrentTest();
   if (!t) throw new Error('needKernel() is for use inside a test');
   t.context.skip(`EGRESS_SKIP_KERNEL=1: ${what} not checked`);
 }

@@ -5,9 +5,10 @@ import type { Artifact } from '../backends/types.js';
 import { liveFingerprint } from '../plan/diff.js';
 import type { LinuxTarget } from '../backends/types.js';
 import { FakeCrash, FakeKernel } from './fake-kernel.testkit.js';
+import { ROOT } from '../../test/paths.js';
 
 const golden = (b: LinuxTarget): Artifact => ({
-  text: readFileSync(join(import.meta.dirname, '..', '..', 'test', 'golden', 'cases', 'everything', `${b}.txt`), 'utf8'),
+  text: readFileSync(join(ROOT, 'test', 'golden', 'cases', 'everything', `${b}.txt`), 'utf8'),
   lineMap: new Map(),
 });
 const FOREIGN_NFT = 'table inet foreign {\n\tchain out {\n\t\ttype filter hook output priority 10; policy accept;\n\t\tip daddr 192.0.2.9 accept comment "not egress"\n\t}\n}\n';

@@ -8,8 +8,8 @@ import { forwarderCommand, forwarderUnit } from './forwarder.js';
 import { FORWARD_UNIT_NAME, FORWARD_UNIT_TEMPLATE, persistOff, persistOn, renderUnit, shippedUnits, UNIT_NAME, UNIT_TEMPLATE, persistEnabled } from './persist.js';
 import { DNS_UNIT_NAME, PACKAGE_ORIGIN, PACKAGED_EGRESS, PACKAGED_NODE, REFRESH_UNIT_NAME, SAMPLE_UNIT_NAME, STATS_UNIT_NAME, writtenByEgress } from './units.js';
 import { tempDir } from '../../test/helpers.js';
+import { ROOT } from '../../test/paths.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const EXEC = [process.execPath, join(ROOT, 'bin', 'egress.js')];
 
 describe('the units the package ships (systemd/)', () => {

@@ -5,9 +5,10 @@ import { ACCOUNTS, loadText } from '../../test/helpers.js';
 import { parseAddress } from '../policy/address.js';
 import { GUARD_RULE, planNames, poolKey, POOL_SIZE } from './names.js';
 import { inDocumentation } from './world.js';
+import { ROOT } from '../../test/paths.js';
 
 /** examples/cdn-by-name.yaml, and a literal next to the names (the pools keep away from it). */
-const POLICY = readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'cdn-by-name.yaml'), 'utf8').replace('api.example.net]', 'api.example.net, 198.51.100.1]');
+const POLICY = readFileSync(join(ROOT, 'examples', 'cdn-by-name.yaml'), 'utf8').replace('api.example.net]', 'api.example.net, 198.51.100.1]');
 
 async function plan(yaml = POLICY, taken: string[] = []) {
   const l = await loadText(yaml);

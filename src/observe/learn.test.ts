@@ -12,8 +12,9 @@ import { accountNames, FlowMaker } from './replay.js';
 import type { NameRecord } from '../logs/dns-log.js';
 import { ACCOUNTS, fixedResolver, loadText, NOW } from '../../test/helpers.js';
 import { FWD_ICMP6, FWD_OTHER4, FWD_TCP4, FWD_TCP6, FWD_UDP4, iso, TCP4 } from '../../test/observe/lines.js';
+import { ROOT } from '../../test/paths.js';
 
-const GOLDEN = join(import.meta.dirname, '..', '..', 'test', 'observe', 'golden', 'learn');
+const GOLDEN = join(ROOT, 'test', 'observe', 'golden', 'learn');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 const HOSTS = { 'mirror.example.org': { ipv4: ['198.51.100.80'], ipv6: ['2001:db8:80::80'] } };
 

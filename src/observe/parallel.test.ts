@@ -10,6 +10,7 @@ import { Deduper } from './dedupe.js';
 import { mergeParts, parallelPlan, planParts, processPart, workerScript } from './parallel.js';
 import { NOW, tempDir } from '../../test/helpers.js';
 import { iso, TCP4, UDP4 } from '../../test/observe/lines.js';
+import { ROOT } from '../../test/paths.js';
 
 /** 3,000 lines over ~50 minutes; SYNs retransmitted up to 30 s later, so many straddle any cut. */
 function log(): string {
@@ -71,7 +72,7 @@ describe('parallel stats: parts and merge give exactly the sequential answer', (
   // would still hold files from before a move) and load parallel.js from there, as bin/egress.js loads dist/.
   test('from a fresh build: workerScript() finds the compiled worker, and the threads give the sequential answer', async () => {
     expect(workerScript()).toBeUndefined();
-    const root = join(import.meta.dirname, '..', '..');
+    const root = ROOT;
     mkdirSync(join(root, 'tmp'), { recursive: true });
     const out = mkdtempSync(join(root, 'tmp', 'parallel-build-')); // inside the repository, so the build's imports find node_modules
     try {

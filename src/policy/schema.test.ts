@@ -5,8 +5,8 @@ import { parse } from 'yaml';
 import { policyReference } from './reference.js';
 import { PolicySchema, policyJsonSchema } from './schema.js';
 import { STARTER_POLICY } from './starter.js';
+import { ROOT } from '../../test/paths.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 
 describe('generated artifacts are current', () => {
   test('schema/policy.schema.json', () => {

@@ -35,10 +35,11 @@ import { run } from '../cli/run.js';
 import { inNetns, kernelTest } from '../netns.js';
 import { evalPs } from '../property/ps-eval.js';
 import { attack, expectNoCrash, sample } from './tally.js';
+import { ROOT } from '../paths.js';
 
 const CLASS = 'hostile strings';
 const HOST = '192.0.2.10,2001:db8::10';
-const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'wince');
+const FIXTURES = join(ROOT, 'test', 'fixtures', 'wince');
 
 /** The strings the attack of the design notes used, and more: each one a known way to break out of some quoting. */
 export const HOSTILE: readonly string[] = [

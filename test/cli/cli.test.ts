@@ -5,8 +5,8 @@ import { describe, expect, test } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { run } from './run.js';
 import { tempDir } from '../helpers.js';
+import { ROOT } from '../paths.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const tmp = () => tempDir('egress-cli-');
 
 describe('exit codes', () => {

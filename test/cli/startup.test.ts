@@ -13,9 +13,9 @@ import { describe, expect, test } from 'vitest';
 import { useCli } from '../kernel/forward-env.js';
 import { tempDir } from '../helpers.js';
 import { run } from './run.js';
+import { ROOT } from '../paths.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const TRACE = join(import.meta.dirname, 'load-trace.mjs');
+const TRACE = join(ROOT, 'test', 'cli', 'load-trace.mjs');
 
 /** The command modules: src/cli/commands/NAME.ts holds the command NAME. */
 const COMMANDS = readdirSync(join(ROOT, 'src', 'cli', 'commands'))

@@ -7,8 +7,9 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { run } from '../cli/run.js';
+import { ROOT } from '../paths.js';
 
-const DIR = import.meta.dirname;
+const DIR = join(ROOT, 'test', 'diagnostics');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 /** The exit code each case must give, stated here, not read from the output under test: 1 with errors, 0 with warnings only. */

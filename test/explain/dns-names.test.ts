@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { run } from '../cli/run.js';
 import { fixedResolver } from '../helpers.js';
+import { ROOT } from '../paths.js';
 
-const CASE = join(import.meta.dirname, '..', 'golden', 'cases', 'dns-proxy');
+const CASE = join(ROOT, 'test', 'golden', 'cases', 'dns-proxy');
 const resolver = fixedResolver({
   'deb.debian.org': { ipv4: ['198.51.100.7'], ipv6: ['2001:db8:7::7'] },
   'mail.example.org': { ipv4: ['192.0.2.25'] },

@@ -12,9 +12,9 @@ import { parseFlow, type FlowSpec } from '../../src/sim/flow-parse.js';
 import { indexedEvaluator } from '../../src/sim/indexed.js';
 import { explainReference } from '../../src/sim/reference.js';
 import { ACCOUNTS, fixedResolver, NOW } from '../helpers.js';
+import { ROOT } from '../paths.js';
 
-const DIR = import.meta.dirname;
-const ROOT = join(DIR, '..', '..');
+const DIR = join(ROOT, 'test', 'explain');
 
 for (const file of readdirSync(DIR).filter((f) => f.endsWith('.flows')).sort()) {
   const lines = readFileSync(join(DIR, file), 'utf8').split('\n');

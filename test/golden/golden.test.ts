@@ -14,10 +14,11 @@ import { renderText } from '../../src/diag/render.js';
 import { printIr } from '../../src/ir/print.js';
 import { loadPolicyText } from '../../src/index.js';
 import { fixedResolver, NOW } from '../helpers.js';
+import { ROOT as REPO } from '../paths.js';
 
-const ROOT = join(import.meta.dirname, 'cases');
-const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
-const EXAMPLE_GOLDEN = join(import.meta.dirname, 'examples');
+const ROOT = join(REPO, 'test', 'golden', 'cases');
+const EXAMPLES = join(REPO, 'examples');
+const EXAMPLE_GOLDEN = join(REPO, 'test', 'golden', 'examples');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 const EXT: Record<Target, string> = { nft: 'nft.txt', iptables: 'iptables.txt', windows: 'windows.ps1', wince: 'wince.reg', 'wince-c': 'wince.c' };
 const INPUTS = new Set(['policy.yaml', 'hosts.json', 'options.json', 'ranges.txt']);

@@ -35,9 +35,10 @@ import { ensureDnsGroup, forwarderUpstream, HOLD_MS } from '../../src/kernel/for
 import { mustRun } from '../../src/kernel/where.js';
 import { dnsPolicy, PROBE, REGISTER, startAuthority, UPSTREAMS, type Tally } from './dns-proof.js';
 import { kernelDescribe, loadInto, mustLoad, useKernel } from './harness.js';
+import { ROOT } from '../paths.js';
 
-const SOCKET = join(import.meta.dirname, 'fixtures', 'dns-socket.ts');
-const MAIN = join(import.meta.dirname, '..', '..', 'src', 'dns', 'main.ts');
+const SOCKET = join(ROOT, 'test', 'kernel', 'fixtures', 'dns-socket.ts');
+const MAIN = join(ROOT, 'src', 'dns', 'main.ts');
 const USERS = [4_100_101, 4_100_102, 4_100_103];
 /** The one uid rule "svc" allows. */
 const SVC_UID = USERS[2]!;

@@ -4,8 +4,8 @@
  */
 import { join } from 'node:path';
 import type { Execer, Started } from '../../src/kernel/exec.js';
+import { ROOT } from '../paths.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 export const REGISTER = join(ROOT, 'test', 'kernel', 'fixtures', 'register-ts.mjs');
 export const AUTHORITY = join(ROOT, 'test', 'kernel', 'fixtures', 'dns-authority.ts');
 export const PROBE = join(ROOT, 'test', 'kernel', 'fixtures', 'dns-probe.ts');

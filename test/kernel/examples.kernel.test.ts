@@ -14,8 +14,9 @@ import { rejectForm, specRejectForm, probeText, type Probe } from '../../src/lab
 import type { Verdict } from '../../src/policy/types.js';
 import { ACCOUNTS, fixedResolver, NOW } from '../helpers.js';
 import { kernelDescribe, probePolicy, useKernel } from './harness.js';
+import { ROOT } from '../paths.js';
 
-const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
+const EXAMPLES = join(ROOT, 'examples');
 
 const uidOf = (name: string) => {
   const uid = ACCOUNTS.users.get(name);

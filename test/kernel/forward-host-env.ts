@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import type { Execer } from '../../src/kernel/exec.js';
 import { readDefaultRouteDevs, readIpLinks, type HostForwarding } from '../../src/kernel/forward-host.js';
 import { createNetns, ipBatch, netnsName, sysctl } from '../../src/kernel/netns.js';
+import { ROOT } from '../paths.js';
 
 export interface ForwardHost {
   host: string;
@@ -103,7 +104,7 @@ export async function forwardingOn(x: Execer, host: string, families: { ipv4: bo
   await sysctl(x, host, { 'net.ipv4.ip_forward': families.ipv4 ? 1 : 0, 'net.ipv6.conf.all.forwarding': families.ipv6 ? 1 : 0 });
 }
 
-export const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'forward-host');
+export const FIXTURES = join(ROOT, 'test', 'fixtures', 'forward-host');
 
 export const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
 

@@ -19,8 +19,8 @@ import { GUARD_RULE, POOL_SIZE } from '../../src/lab/names.js';
 import { labJson, labOk, renderLabText } from '../../src/report/lab.js';
 import { ACCOUNTS, NOW } from '../helpers.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
+import { ROOT } from '../paths.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const REGISTER = join(ROOT, 'test', 'kernel', 'fixtures', 'register-ts.mjs');
 /** The forwarder from source (what dist/dns/main.js is built from). */
 const FORWARDER = [process.execPath, '--import', REGISTER, join(ROOT, 'src', 'dns', 'main.ts')];

@@ -22,8 +22,8 @@ import { loadForLab, runLab } from '../../src/lab/lab.js';
 import { labJson, labOk, renderLabText } from '../../src/report/lab.js';
 import { ACCOUNTS, captureIo, NOW } from '../helpers.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
+import { ROOT } from '../paths.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const EXAMPLE = 'examples/containers.yaml';
 const POLICY = readFileSync(join(ROOT, EXAMPLE), 'utf8');
 

@@ -4,7 +4,6 @@
  * fail), and cleanup when the process is interrupted.
  */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { BACKENDS } from '../../src/backends/registry.js';
 import type { Backend } from '../../src/backends/types.js';
@@ -17,8 +16,7 @@ import { loadForLab, runLab } from '../../src/lab/lab.js';
 import { labOk, renderLabText } from '../../src/report/lab.js';
 import { ACCOUNTS, NOW } from '../helpers.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
-
-const ROOT = join(import.meta.dirname, '..', '..');
+import { ROOT } from '../paths.js';
 
 function io(cwd = ROOT): Io & { out: string; err: string } {
   const o = { out: '', err: '' };

@@ -15,8 +15,9 @@ import { join } from 'node:path';
 import type { Execer } from '../../src/kernel/exec.js';
 import { createNetns, netnsName, uniqueTag } from '../../src/kernel/netns.js';
 import { normalizeRuleset } from './harness.js';
+import { ROOT } from '../paths.js';
 
-export const ROOT = join(import.meta.dirname, '..', '..');
+export { ROOT };
 
 /** A plain policy without names: one allow, default reject (what boot-time tests restore). */
 export const PLAIN = `version: 1
@@ -35,6 +36,8 @@ export function buildCli(name: string): string {
   spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json'), '--outDir', out], { stdio: 'ignore' });
   const cli = join(out, 'cli', 'run.js');
   if (!existsSync(cli)) throw new Error(`building the CLI into ${out} failed`);
+  // ES modules outside the package's scope (node_modules ends it): Node 18 does not detect them by their syntax.
+  writeFileSync(join(out, 'package.json'), '{ "type": "module" }\n');
   return cli;
 }
 

@@ -7,8 +7,8 @@ import { describe, expect, test } from 'vitest';
 import { run } from '../cli/run.js';
 import { NOW, tempDir } from '../helpers.js';
 import { FWD_ICMP6, FWD_OTHER4, FWD_TCP4, FWD_TCP6, FWD_UDP4, iso, TCP4, TCP6, UDP4 } from './lines.js';
+import { ROOT } from '../paths.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 
 const POLICY = `# web1
 version: 1

@@ -63,11 +63,14 @@ describe('psString property', () => {
     );
   });
 
+  /** `String.prototype.isWellFormed` (Node >= 20) on Node 18: a string with a lone surrogate does not survive a UTF-8 round trip. */
+  const isWellFormed = (s: string): boolean => Buffer.from(s, 'utf8').toString('utf8') === s;
+
   test('arbitrary UTF-16 (lone surrogates included) is either carried intact or refused', () => {
     fc.assert(
       fc.property(fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 16 }), (s) => {
         const q = psString(s);
-        if (q === undefined) expect(s.includes('\0') || !s.isWellFormed()).toBe(true);
+        if (q === undefined) expect(s.includes('\0') || !isWellFormed(s)).toBe(true);
         else expect(evalPs(q)).toBe(s);
       }),
       { numRuns: 2000, examples: examples(UTF16) },

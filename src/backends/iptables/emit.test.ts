@@ -16,6 +16,7 @@ import { inNetns, kernelTest, needKernel } from '../../../test/netns.js';
 import { emitIptables, iptablesChainNames, iptablesSectionStart, OUTPUT_JUMP, splitIptables } from './emit.js';
 import { readIptablesLive } from './parse-live.js';
 import { iptablesReapply, iptablesRemove } from './reapply.js';
+import { ROOT } from '../../../test/paths.js';
 
 
 const ir = (policy: string): Promise<Ir> => irOf(policy, { hosts: { 'mirror.example.org': { ipv4: ['203.0.113.80'], ipv6: ['2001:db8:80::1'] } } });
@@ -282,7 +283,7 @@ describe('re-apply and removal', () => {
 });
 
 describe('goldens', () => {
-  const root = join(import.meta.dirname, '..', '..', '..', 'test', 'golden');
+  const root = join(ROOT, 'test', 'golden');
   const files = ['cases', 'examples'].flatMap((d) =>
     existsSync(join(root, d))
       ? readdirSync(join(root, d))

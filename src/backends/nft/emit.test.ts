@@ -13,6 +13,7 @@ import type { Ir } from '../../ir/types.js';
 import { parseDest } from '../../policy/address.js';
 import { emitNft, emitNftRefresh, nftHostSets } from './emit.js';
 import { expectNftAccepts, inNetns, kernelTest } from '../../../test/netns.js';
+import { ROOT } from '../../../test/paths.js';
 
 const ir = (policy: string, hosts: Record<string, { ipv4?: string[]; ipv6?: string[] }> = {}, files?: Record<string, string>): Promise<Ir> =>
   irOf(policy, files ? { hosts, files } : { hosts });
@@ -302,7 +303,7 @@ describe('log and comments', () => {
 });
 
 describe('goldens', () => {
-  const root = join(import.meta.dirname, '..', '..', '..', 'test', 'golden');
+  const root = join(ROOT, 'test', 'golden');
   const files = ['cases', 'examples'].flatMap((d) =>
     existsSync(join(root, d))
       ? readdirSync(join(root, d))

@@ -14,8 +14,9 @@ import { loadText } from '../../../test/helpers.js';
 import { addressBytes, AF, fwFlags, fwMask, FWM, maskBytes, type FwAddress, type FwRule } from './fw-rule.js';
 import { emitFwRules } from './fw-rules.js';
 import { cWide, winceCBackend } from './emit-c.js';
+import { ROOT } from '../../../test/paths.js';
 
-const FIXTURES = join(import.meta.dirname, '..', '..', '..', 'test', 'fixtures', 'wince');
+const FIXTURES = join(ROOT, 'test', 'fixtures', 'wince');
 const dir = mkdtempSync(join(tmpdir(), 'egress-wince-c-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -5,8 +5,8 @@ import { loadText } from '../../../test/helpers.js';
 import { locate } from '../../diag/render.js';
 import type { Diagnostic } from '../../diag/diagnostic.js';
 import { winceBackend } from './emit.js';
+import { ROOT } from '../../../test/paths.js';
 
-const ROOT = join(import.meta.dirname, '..', '..', '..');
 
 async function compile(yaml: string, host = '192.0.2.101,2001:db8::101') {
   const l = await loadText(yaml, { hosts: { 'mirror.example.org': { ipv4: ['203.0.113.80'], ipv6: ['2001:db8:80::1'] } } });
