@@ -14,8 +14,8 @@ import type { Execer } from '../../src/kernel/exec.js';
 import { STARTER_POLICY } from '../../src/policy/starter.js';
 import { tempDir } from '../helpers.js';
 import { run } from './run.js';
+import { ROOT } from '../paths.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const VALID = join(ROOT, 'examples', 'postfix-only-smtp.yaml');
 
 /** A directory standing for /etc, with the default policy's path in it (not created). */

@@ -14,8 +14,8 @@ import { bashCompletion, describeProgram, manPage, zshCompletion, type CommandDo
 import { useCli } from '../kernel/forward-env.js';
 import { tempDir } from '../helpers.js';
 import { run } from './run.js';
+import { ROOT } from '../paths.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const program = buildProgram({ stdout: () => {}, stderr: () => {}, env: {}, cwd: ROOT }, () => {});
 const doc = describeProgram(program);
 const man = manPage(doc);
@@ -169,7 +169,7 @@ describe('the zsh completion', () => {
   function zshComplete(line: string): string[] {
     const d = tempDir('egress-zsh-');
     writeFileSync(join(d, '_egress'), zsh);
-    const r = spawnSync('zsh', ['-f', join(import.meta.dirname, 'zsh-complete.zsh'), d, line], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync('zsh', ['-f', join(ROOT, 'test', 'cli', 'zsh-complete.zsh'), d, line], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
     expect(r.status).toBe(0);
     return r.stdout.split('\n').filter(Boolean);
   }

@@ -4,6 +4,7 @@
  * fail), and cleanup when the process is interrupted.
  */
 import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { BACKENDS } from '../../src/backends/registry.js';
 import type { Backend } from '../../src/backends/types.js';
