@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-# Node and npm: the distribution's where there are none (Debian 12: Node 18; egress supports >= 18).
+# Node and npm: the distribution's where there are none (Debian 12: Node 18.20; egress supports >= 18.19).
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
@@ -36,9 +36,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$major" -lt 18 ]; then
-  echo "setup: node $(node --version) is too old: egress needs Node 18 or later" >&2
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 18 || (a === 18 && b >= 19) ? 0 : 1)'; then
+  echo "setup: node $(node --version) is too old: egress needs Node 18.19 or later" >&2
   exit 1
 fi
 

@@ -118,14 +118,17 @@ function manExample(xs: readonly Example[]): string[] {
 const FILES: [string, string][] = [
   [DEFAULT_POLICY, 'The policy commands read when given none (EGRESS_POLICY overrides it). "egress init" run as root writes a starter policy there, creating /etc/egress with mode 0755 and the file with mode 0644: a policy is not secret, and users may check, compile and explain it.'],
   ['/var/lib/egress/', 'The state directory (EGRESS_STATE_DIR overrides it): live.json, previous.json, confirmed.json, pending.json and applying.json (what is live, what rollback restores, what boot restores, an apply awaiting confirmation, an apply under way), history.jsonl (every apply, confirm, rollback, remove and refresh), counters.jsonl (samples of "egress stats --sample", for "egress stale"), lock, and the DNS forwarder\'s dns-forwarder.json, dns-forwarder.log and dns-forwarder.counters.json.'],
-  ['/etc/systemd/system/egress-*.service', 'The boot units "egress persist" installs (EGRESS_SYSTEMD_DIR overrides the directory); "egress persist --off" removes them.'],
+  ['/lib/systemd/system/egress-*.service, egress-*.timer', 'The units the Debian package ships: egress-restore (the confirmed policy at boot, or the lockdown), egress-dns (the DNS forwarder), egress-forward (the forward jump in DOCKER-USER), egress-refresh (refresh --watch), egress-stats.timer (Prometheus textfile) and egress-sample.timer (counter samples for stale). None is enabled at install.'],
+  ['/etc/systemd/system/', '"egress persist" links the package\'s restore, dns and forward units from its *.wants/ directories; run from a checkout or an npm install, it writes its own egress-*.service there instead (EGRESS_SYSTEMD_DIR overrides the directory). "egress persist --off" removes what it made.'],
+  ['/etc/logrotate.d/egress', 'Rotates /var/lib/egress/dns-forwarder.out, what the DNS forwarder prints under systemd (Debian package).'],
   ['/var/log/kern.log, /var/log/messages', 'The kernel log that stats, learn and replay read when given no LOG, --journal or --kmsg.'],
 ];
 
 const ENVIRONMENT: [string, string][] = [
   ['EGRESS_POLICY', `The policy file commands read when given none, instead of ${DEFAULT_POLICY}; "egress init" without a file writes it.`],
   ['EGRESS_STATE_DIR', 'The state directory, instead of /var/lib/egress.'],
-  ['EGRESS_SYSTEMD_DIR', 'Where "egress persist" writes its units, instead of /etc/systemd/system.'],
+  ['EGRESS_SYSTEMD_DIR', 'Where "egress persist" links or writes its units, instead of /etc/systemd/system.'],
+  ['EGRESS_PACKAGED_UNIT_DIR', 'Where "egress persist" looks for the package\'s units, instead of /lib/systemd/system and /usr/lib/systemd/system.'],
   ['EGRESS_SYSTEMD_RUNTIME_DIR', 'Where "egress apply" writes egress-dns.service, instead of /run/systemd/system.'],
   ['EGRESS_IFUPDOWN_DIR', 'Where "egress persist" writes its ifupdown hook, instead of /etc/network/if-pre-up.d.'],
   ['EGRESS_FORWARDER, EGRESS_WATCHDOG', 'process or systemd: force how the DNS forwarder and the confirmation watchdog run.'],
