@@ -26,7 +26,10 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
     { line: 'sudo egress lab', does: 'rehearse /etc/egress/policy.yaml (or the starter policy while there is none)' },
     { line: 'sudo egress lab new.yaml --backend all -q', does: 'rehearse a candidate with nft and iptables, no progress lines' },
   ],
-  plan: [{ line: 'sudo egress plan', does: 'what applying /etc/egress/policy.yaml would change' }],
+  plan: [
+    { line: 'sudo egress plan', does: 'what applying /etc/egress/policy.yaml would change' },
+    { line: 'sudo egress plan --markdown new.yaml > plan.md', does: 'the same as Markdown, for a pull request' },
+  ],
   apply: [{ line: 'sudo egress apply --confirm 120 /etc/egress/policy.yaml', does: 'apply; rolled back in 2 minutes unless confirmed' }],
   confirm: [{ line: 'sudo egress confirm', does: 'keep the apply that awaits confirmation' }],
   rollback: [{ line: 'sudo egress rollback', does: 'back to the ruleset from before the last apply' }],

@@ -17,6 +17,11 @@ import { DEFAULT_POLICY, policyArg } from './policy-path.js';
 
 const VERSION = '0.1.0';
 
+/** The global -v/--verbose, given before or after the command. */
+function verboseOf(program: Command): boolean {
+  return !!program.opts<{ verbose?: boolean }>().verbose;
+}
+
 /** `--silence a,b --silence c` → [a, b, c]. */
 function parseCodes(v: string, prev: string[] = []): string[] {
   return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -33,7 +38,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
   const program = new Command('egress')
     .description('One declarative policy file in, a host egress firewall out.')
     .version(VERSION, '-V, --version')
-    .option('-v, --verbose', 'on an internal error, print its stack trace too (as EGRESS_DEBUG=1 does)')
+    .option('-v, --verbose', 'more detail: every change of a big plan or apply (they are summarised otherwise); on an internal error, its stack trace too (as EGRESS_DEBUG=1 does)')
     .exitOverride()
     .showSuggestionAfterError(true)
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError: (s, write) => write(`egress: ${s.replace(/^error: /, 'error: ')}`) });
@@ -131,10 +136,11 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
     .addArgument(policyArgument())
     .addOption(backendOpt())
     .addOption(jsonOpt())
+    .addOption(new Option('--markdown', 'the plan as Markdown for a pull request: a summary and a diff block').conflicts('json'))
     .addOption(silenceOpt())
     .action(async (file, o) => {
       const { planCommand } = await import('./commands/plan.js');
-      onCode(await planCommand(io, policyArg(io, file), o));
+      onCode(await planCommand(io, policyArg(io, file), { ...o, verbose: verboseOf(program) }));
     });
 
   program
@@ -149,7 +155,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
     .addOption(silenceOpt())
     .action(async (file, o) => {
       const { applyCommand } = await import('./commands/apply.js');
-      onCode(await applyCommand(io, policyArg(io, file), o));
+      onCode(await applyCommand(io, policyArg(io, file), { ...o, verbose: verboseOf(program) }));
     });
 
   program
@@ -350,7 +356,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     }
     const err = e as Error;
     io.stderr(`egress: internal error: ${err?.message ?? String(e)} (please report this)\n`);
-    const verbose = program.opts<{ verbose?: boolean }>().verbose || io.env.EGRESS_DEBUG === '1';
+    const verbose = verboseOf(program) || io.env.EGRESS_DEBUG === '1';
     if (verbose && err?.stack) io.stderr(err.stack + '\n');
     return EXIT.failed;
   }

@@ -75,6 +75,11 @@ kernelDescribe('life cycle (kernel)', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^no changes/);
     expect((await lc.egress(['plan', lc.p2])).code).toBe(3);
+    // The same plan as Markdown for a pull request: exit 3 too, a diff block, the summary line in bold.
+    const md = await lc.egress(['plan', '--markdown', lc.p2]);
+    expect(md.code, md.stderr).toBe(3);
+    expect(md.stdout).toMatch(/^### egress plan: `[^`]+p2\.yaml` \((nft|iptables)\)\n\n\*\*\d+ changes? pending: [^\n]+\*\*\n/);
+    expect(md.stdout).toMatch(/\n```diff\n([+!-] [^\n]+\n)+```\n$/);
 
     const before = await owned(lc, b);
     const bad = lc.write('bad.yaml', INVALID);

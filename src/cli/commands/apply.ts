@@ -7,8 +7,7 @@ import { locate, renderText, toJson } from '../../diag/render.js';
 import { apply } from '../../kernel/lifecycle.js';
 import { forwardView, scopeOf } from '../../kernel/forward-view.js';
 import { lintLockout } from '../../lint/lockout.js';
-import { planSize } from '../../plan/diff.js';
-import { planJson, renderPlanText } from '../../report/plan.js';
+import { planJson, planSummary, renderPlanText } from '../../report/plan.js';
 import { UsageError, type Io } from '../io.js';
 import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from '../kernel-flags.js';
 import { writeJson, type PolicyFlags } from '../shared.js';
@@ -18,6 +17,8 @@ export interface ApplyFlags extends PolicyFlags {
   confirm?: string;
   force?: boolean;
   reload?: boolean;
+  /** Every change of a big apply (summarised otherwise). */
+  verbose?: boolean;
 }
 
 export function parseSeconds(v: string | undefined): number | undefined {
@@ -69,9 +70,9 @@ export async function applyCommand(io: Io, file: string, flags: ApplyFlags, seam
       );
       return 0;
     }
-    const n = planSize(r.plan);
-    io.stdout(renderPlanText(r.plan).replace(/\n\d+ changes? pending\n$/, '\n'));
-    io.stdout(`applied ${visible(file)} with ${backend} (${desired.ir.mode}, default ${desired.ir.default}): ${n} change${n === 1 ? '' : 's'}\n`);
+    // The plan's table (summarised unless --verbose) without its "pending" line: the line below says what was made.
+    io.stdout(renderPlanText(r.plan, { verbose: !!flags.verbose }).replace(/\n[^\n]* pending(: [^\n]*)?\n$/, '\n'));
+    io.stdout(`applied ${visible(file)} with ${backend} (${desired.ir.mode}, default ${desired.ir.default}): ${planSummary(r.plan, 'made')}\n`);
     if (r.pending)
       io.stdout(
         `waiting for confirmation until ${r.pending.deadline} (${confirmSeconds} s): run "egress confirm" to keep it; otherwise the previous ruleset is restored (watchdog: ${r.pending.watchdog}), even if this shell is gone\n`,

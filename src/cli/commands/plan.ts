@@ -1,9 +1,9 @@
-/** `egress plan POLICY [--backend nft|iptables] [--json]`: exit 0 = nothing would change, 3 = changes pending, 1 = invalid/failed. */
+/** `egress plan [POLICY] [--backend nft|iptables] [--json|--markdown] [-v]`: exit 0 = nothing would change, 3 = changes pending, 1 = invalid/failed. */
 import { toJson } from '../../diag/render.js';
 import { planAgainstLive } from '../../kernel/lifecycle.js';
 import { forwardView, scopeOf } from '../../kernel/forward-view.js';
 import { planIsEmpty } from '../../plan/diff.js';
-import { planJson, renderPlanText } from '../../report/plan.js';
+import { planJson, renderPlanMarkdown, renderPlanText } from '../../report/plan.js';
 import type { Io } from '../io.js';
 import { writeJson, type PolicyFlags } from '../shared.js';
 import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from '../kernel-flags.js';
@@ -13,6 +13,10 @@ export const EXIT_PENDING = 3;
 
 export interface PlanFlags extends PolicyFlags {
   backend?: string;
+  /** Markdown for a pull request instead of the table. */
+  markdown?: boolean;
+  /** Every set element and every change (big plans are summarised otherwise). */
+  verbose?: boolean;
 }
 
 export async function planCommand(io: Io, file: string, flags: PlanFlags, seams: KernelSeams = {}): Promise<number> {
@@ -30,8 +34,11 @@ export async function planCommand(io: Io, file: string, flags: PlanFlags, seams:
     const empty = planIsEmpty(plan);
     const forward = await forwardView(ctx.w, scopeOf(loaded.policy?.forward), backend);
     if (flags.json) writeJson(io, { ok: true, file, ...planJson(plan), forward, diagnostics: toJson(loaded.sources, diagnostics) });
-    else {
-      io.stdout(renderPlanText(plan));
+    else if (flags.markdown) {
+      io.stdout(renderPlanMarkdown(plan, file, { verbose: !!flags.verbose }));
+      for (const l of forward.lines) io.stderr(`egress: ${l}\n`);
+    } else {
+      io.stdout(renderPlanText(plan, { verbose: !!flags.verbose }));
       for (const l of forward.lines) io.stderr(`egress: ${l}\n`);
     }
     return empty ? 0 : EXIT_PENDING;
