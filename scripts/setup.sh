@@ -24,6 +24,7 @@ if [ "${1:-}" = --test ]; then   # what only the tests need
   command -v lintian >/dev/null 2>&1 || need+=(lintian)          # checks the Debian package (test/package)
   command -v man >/dev/null 2>&1 || need+=(man-db)               # finds the installed man page
   command -v logrotate >/dev/null 2>&1 || need+=(logrotate)      # checks the package's logrotate snippet
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)        # loads egress report's page headless (test/report/report.browser.test.ts)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

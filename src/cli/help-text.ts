@@ -40,6 +40,7 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
   stats: [{ line: 'egress stats --journal --since 2h --policy /etc/egress/policy.yaml', does: 'denied connections of the last two hours' }],
   learn: [{ line: 'egress learn /var/log/kern.log --policy /etc/egress/policy.yaml', does: 'allow rules for what audit mode logged' }],
   replay: [{ line: 'egress replay new.yaml /var/log/kern.log --check', does: 'would the candidate have denied anything logged?' }],
+  report: [{ line: 'egress report --journal --since 7d --output /tmp/egress.html', does: 'a week of denials and the policy as one HTML page' }],
   stale: [{ line: 'egress stale /etc/egress/policy.yaml --days 60', does: 'rules without a hit in 60 days' }],
 };
 

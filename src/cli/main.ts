@@ -244,7 +244,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
     onCode(await forwardJumpCommand(io));
   });
 
-  // observe: stats, learn, replay, stale (docs/observe.md)
+  // observe: stats, learn, replay, report, stale (docs/observe.md)
   const sourceOpts = (c: Command) =>
     c
       .option('--journal', 'read the kernel log from the journal (journalctl -k -o json)')
@@ -309,6 +309,24 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
     .action(async (file, logs, o) => {
       const { replayCommand } = await import('./commands/replay.js');
       onCode(await replayCommand(io, file, logs, o));
+    });
+
+  sourceOpts(
+    program
+      .command('report')
+      .description('one self-contained HTML page: denials over time with each apply, rollback and refresh marked, enforce beside audit, kernel counters, stale rules, the policy as a picture')
+      .addArgument(policyArgument())
+      .argument('[log...]', 'log files (plain or .gz; "-" = standard input; default /var/log/kern.log or /var/log/messages)'),
+  )
+    .option('--until <time>', 'only events before then (as --since)')
+    .option('--top <n>', 'rows per top list (default 10)')
+    .option('--days <n>', 'stale rules: no hits in N days (default 30)')
+    .option('--output <file>', 'write the page to FILE atomically ("-" = standard output; default egress-report.html)')
+    .addOption(silenceOpt())
+    .addOption(offlineOpt())
+    .action(async (file, logs, o) => {
+      const { reportCommand } = await import('./commands/report.js');
+      onCode(await reportCommand(io, policyArg(io, file), logs, { ...o, version: VERSION }));
     });
 
   program
