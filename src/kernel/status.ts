@@ -1,14 +1,22 @@
 /** What is live, as `egress status` reports it. Read-only: no lock, nothing written. */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { liveFingerprint } from '../plan/diff.js';
 import type { LiveRuleset } from '../backends/live.js';
 import { BUILTIN_COMMENT, DEFAULT_COMMENT, FORWARD_CHAIN, FORWARD_DEFAULT_CHAIN } from '../backends/iptables/emit.js';
-import { readLive } from './backend.js';
+import { realKernel, type LinuxKernel } from './backend.js';
+import { readNftLive } from '../backends/nft/parse-live.js';
+import { ifupdownDirOf, IFUPDOWN_HOOK_NAME, persistEnabled, UNIT_NAME, WANTED_BY } from './persist.js';
+import { readRefreshWatch } from './refresh-watch.js';
+import { packagedUnitDirsOf, systemdDirOf, writtenByEgress } from './units.js';
+import { KernelError, runIn } from './where.js';
+import type { HostEntry } from '../resolve/types.js';
+import type { RuleAst, SetAst } from '../policy/ast.js';
 import { forwardView, scopeOfText, type ForwardView } from './forward-view.js';
 import { watchdogAlive } from './confirm.js';
 import { forwarderCounters, forwarderRunning } from './forwarder.js';
 import { readHistory, type HistoryEntry } from './history.js';
-import { readState, requireStateDir, type Applying, type Pending, type Snapshot } from './state.js';
+import { readState, requireStateDir, sha256, type Applying, type Pending, type Snapshot } from './state.js';
 import type { LinuxTarget } from '../backends/types.js';
 import type { Where } from './where.js';
 import { SourceFile } from '../diag/source.js';
@@ -77,6 +85,55 @@ export interface Status {
    * no log reader (stats, learn, replay) ever sees.
    */
   logging?: { denials: number; logged: number; notLogged: number; limit: string };
+  /** What logs, from the applied ruleset: the policy's `log.prefix`, and each log prefix the ruleset carries (`EGRESS D:smtp `) with the rule it names ("-": the default). */
+  log?: { prefix: string; uid: boolean; /** The kernel's rate limit on log lines, as loaded. */ rate?: string; rules: { rule: string; prefix: string }[] };
+  /** Boot restore (`egress persist`): whether it is on, and whose units: the package's, ones persist wrote, or the ifupdown hook. */
+  persistence?: { enabled: boolean; units?: 'package' | 'persist' | 'other'; unit?: string; ifupdownHook?: string };
+  /** Per policy rule: what it admits (or denies) and its exact kernel counters (`counters` has the same numbers per family). */
+  rules?: RuleView[];
+  /** The policy's hostnames: the addresses the live ruleset holds for each (as the last apply or refresh resolved them). */
+  names?: HostEntry[];
+  /** The last refresh (history.jsonl) and the next round of a running `refresh --watch`. */
+  refresh?: {
+    last?: { time: string; outcome: string; message?: string };
+    watch?: { pid: number; running: boolean; next?: string; names?: string[] };
+  };
+  /** The last automatic rollback (a confirmation missed), and what it restored. */
+  lastAutoRollback?: { time: string; restored: { policyFile: string; policyHash: string }; message?: string };
+  /** The policy file on disk against what was applied: `same`, `changed` (its hash now), `missing`, `unreadable`. */
+  policyOnDisk?: { state: 'same' | 'changed' | 'missing' | 'unreadable'; hash?: string; why?: string };
+  /**
+   * How the ruleset was compared with what egress recorded (`drift`):
+   * `full`, or `structure` (chains, rules, counters, set declarations, not
+   * their elements) on a ruleset whose sets hold more than
+   * STATUS_FULL_LISTING_LIMIT elements, where listing them all costs seconds
+   * (`egress plan` compares everything).
+   */
+  compared?: { what: 'full' | 'structure'; setElements: number };
+}
+
+/** Set elements above which status lists the nft table without them (`nft -t`): see `Status.compared`. */
+export const STATUS_FULL_LISTING_LIMIT = 20_000;
+
+export interface RuleView {
+  rule: string;
+  action: 'allow' | 'deny';
+  /** host, forward or both (a rule with `from:` is a forward rule, SPEC §6). */
+  scope: ('host' | 'forward')[];
+  /** What `to` names: hostnames, sets (with their element count, or their file), addresses counted. */
+  to: { names: string[]; sets: { name: string; elements?: number; file?: string }[]; addresses: number; any: boolean };
+  /** Addresses in the kernel's sets of this rule, per family (nft; as applied). */
+  kernelAddresses?: { ipv4?: number; ipv6?: number };
+  ports: string[];
+  icmp: string[];
+  users: string[];
+  groups: string[];
+  from: string[];
+  expires?: string;
+  /** Whether its denials are logged (deny rules; audit mode logs what they would deny). */
+  logs: boolean;
+  packets: number;
+  bytes: number;
 }
 
 /** The `expires` of the rules of a policy text, from its syntax alone (nothing resolved). */
@@ -92,13 +149,23 @@ export function expiriesOf(policyFile: string, policyText: string, now: Date): N
   return out.sort((a, b) => (a.ends < b.ends ? -1 : a.ends > b.ends ? 1 : 0));
 }
 
-/** `forward: false`: skip what the host forwards (its links, routes and sysctls; stats and learn want only the counters). */
-export async function readStatus(w: Where, stateDir: string, now: Date, opts: { forward?: boolean } = {}): Promise<Status> {
+export interface StatusOptions {
+  /** false: skip what the host forwards (its links, routes and sysctls; stats and learn want only the counters). */
+  forward?: boolean;
+  /** The kernel (default: the real one through `w`; tests pass the fake). */
+  kernel?: LinuxKernel;
+  /** For the unit directories (persist) and the ifupdown hook (default process.env). */
+  env?: Record<string, string | undefined>;
+}
+
+export async function readStatus(w: Where, stateDir: string, now: Date, opts: StatusOptions = {}): Promise<Status> {
+  const k = opts.kernel ?? realKernel(w);
+  const env = opts.env ?? process.env;
   // A host where egress never applied anything is inactive, not an error (as `ufw status` on a fresh host);
   // but rules of egress live without a state directory (it was wiped) are the error below, not "inactive".
   if (!existsSync(stateDir)) {
     const unrecorded = [];
-    for (const b of ['nft', 'iptables'] as const) if ((await readLive(w, b)).live.present) unrecorded.push(b);
+    for (const b of ['nft', 'iptables'] as const) if ((await k.readLive(b)).live.present) unrecorded.push(b);
     if (!unrecorded.length) return { stateDir, applied: false, drift: false, interrupted: false, counters: [] };
   }
   requireStateDir(stateDir);
@@ -108,8 +175,18 @@ export async function readStatus(w: Where, stateDir: string, now: Date, opts: { 
   const interrupted = intent !== undefined;
   const hist = readHistory(stateDir).entries;
   const st: Status = { stateDir, applied: live?.kind === 'ruleset', drift: false, interrupted, counters: [], ...(hist.length ? { last: hist[hist.length - 1]! } : {}) };
+  const auto = findLast(hist, (e) => e.action === 'auto-rollback' && e.outcome === 'ok');
+  if (auto) st.lastAutoRollback = { time: auto.time, restored: { policyFile: auto.policyFile, policyHash: auto.policyHash }, ...(auto.message !== undefined ? { message: auto.message } : {}) };
+  const refreshed = findLast(hist, (e) => e.action === 'refresh');
+  const watch = readRefreshWatch(stateDir);
+  if (refreshed || watch)
+    st.refresh = {
+      ...(refreshed ? { last: { time: refreshed.time, outcome: refreshed.outcome, ...(refreshed.message !== undefined ? { message: refreshed.message } : {}) } } : {}),
+      ...(watch ? { watch: { pid: watch.pid, running: processAlive(watch.pid), ...(processAlive(watch.pid) ? { next: watch.next, names: watch.names } : {}) } } : {}),
+    };
+  st.persistence = persistenceOf(env);
   if (intent?.checkBackend) {
-    const fp = liveFingerprint((await readLive(w, intent.checkBackend)).live);
+    const fp = liveFingerprint((await k.readLive(intent.checkBackend)).live);
     st.interruptedBy = {
       action: intent.action ?? 'change',
       pid: intent.pid,
@@ -130,12 +207,20 @@ export async function readStatus(w: Where, stateDir: string, now: Date, opts: { 
   if (pending) st.pending = await pendingInfo(w, pending, now);
   const expires = expiriesOf(live.policyFile, live.policyText, now);
   if (expires.length) st.expires = expires;
-  const read = await readLive(w, live.backend);
+  const setElements = live.backend === 'nft' ? [...nftSetSizes(live.ruleset).values()].reduce((a, b) => a + b, 0) : 0;
+  // A big nft ruleset is listed without its set elements (`nft -t`): its counters and rules in milliseconds, not seconds.
+  const terse = !opts.kernel && live.backend === 'nft' && setElements > STATUS_FULL_LISTING_LIMIT;
+  const read = terse ? { live: await readNftTerse(w) } : await k.readLive(live.backend);
   const cur = read.live;
-  st.drift = !!live.fingerprint && liveFingerprint(cur) !== live.fingerprint;
+  st.compared = { what: terse ? 'structure' : 'full', setElements };
+  st.drift = !!live.fingerprint && (terse ? structureOf(JSON.parse(liveFingerprint(cur)) as Fingerprint) !== structureOfRecorded(live.fingerprint) : liveFingerprint(cur) !== live.fingerprint);
+  st.policyOnDisk = policyOnDisk(live);
+  if (live.hosts.length) st.names = live.hosts;
   st.counters = countersOf(live, cur);
   const logging = loggingOf(live, cur, st.counters, cur.counters.get('dns_bypass')?.packets ?? 0);
   if (logging) st.logging = logging;
+  st.log = logOf(live);
+  st.rules = rulesOf(live, st.counters, st.log);
   if (opts.forward !== false) {
     st.forward = await forwardView(w, scopeOfText(live.policyFile, live.policyText), live.backend, read.save);
     if (st.forward.drift.some((d) => d.severity === 'warning')) st.drift = true;
@@ -274,4 +359,189 @@ export function loggingOf(s: Snapshot, cur: LiveRuleset, counters: readonly Rule
 
 function sum(rs: { packets?: number; bytes?: number }[], k: 'packets' | 'bytes'): number {
   return rs.reduce((n, r) => n + (r[k] ?? 0), 0);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function findLast<T>(xs: readonly T[], p: (x: T) => boolean): T | undefined {
+  for (let i = xs.length - 1; i >= 0; i--) if (p(xs[i]!)) return xs[i];
+  return undefined;
+}
+
+/**
+ * `table inet egress` without its set elements, from `nft -t` listings of
+ * the ruleset: nft 1.0.6 fetches every set's elements for any listing scoped
+ * to a table (0.6 s for `list counters table inet egress` with 100k
+ * elements), but not for a terse listing of the ruleset (milliseconds).
+ */
+export async function readNftTerse(w: Where): Promise<LiveRuleset> {
+  const j = await runIn(w, ['nft', '-t', '-j', 'list', 'ruleset']);
+  if (j.code !== 0) throw new KernelError(`cannot list the ruleset: ${j.stderr.trim() || `nft exited ${j.code}`}`, j.stderr);
+  const t = await runIn(w, ['nft', '-t', '-a', 'list', 'ruleset']);
+  return readNftLive(...egressOnly(j.stdout, t.code === 0 ? t.stdout : undefined));
+}
+
+/** The JSON and text listings of the whole ruleset cut down to `table inet egress` (undefined JSON: not there). */
+export function egressOnly(json: string, text: string | undefined): [string | undefined, string | undefined] {
+  const doc = JSON.parse(json) as { nftables?: Record<string, { family?: string; name?: string; table?: string } | undefined>[] };
+  const items = (doc.nftables ?? []).filter((o) => {
+    const [kind, v] = Object.entries(o)[0] ?? [];
+    if (kind === 'metainfo') return false;
+    return v?.family === 'inet' && (kind === 'table' ? v.name === 'egress' : v.table === 'egress');
+  });
+  if (!items.some((o) => 'table' in o)) return [undefined, undefined];
+  const m = text === undefined ? null : /^table inet egress \{.*\n(?:(?!\}\n)[^\n]*\n)*\}$/m.exec(text);
+  return [JSON.stringify({ nftables: items }), m ? m[0] + '\n' : undefined];
+}
+
+type Fingerprint = { backend: string; chains: unknown; sets: [string, { elements?: unknown }][]; counters: unknown; jumps: unknown };
+
+/** A fingerprint (plan/diff.ts liveFingerprint) without set elements. */
+function structureOf(f: Fingerprint): string {
+  return JSON.stringify({ ...f, sets: f.sets.map(([n, x]) => [n, { ...x, elements: undefined }]) });
+}
+
+function structureOfRecorded(fp: string): string {
+  try {
+    return structureOf(JSON.parse(fp) as Fingerprint);
+  } catch {
+    return fp;
+  }
+}
+
+/** Elements of each named set in an emitted nft ruleset (one per line between `elements = {` and `}`). */
+export function nftSetSizes(ruleset: string): Map<string, number> {
+  const out = new Map<string, number>();
+  let set: string | undefined;
+  let inElements = false;
+  for (const line of ruleset.split('\n')) {
+    const t = line.trim();
+    let m: RegExpExecArray | null;
+    if ((m = /^set (\S+) \{$/.exec(t))) {
+      set = m[1]!;
+      out.set(set, 0);
+    } else if (set && /^elements = \{/.test(t)) {
+      inElements = !t.endsWith('}');
+      const inline = t.replace(/^elements = \{/, '').replace(/\}$/, '').trim();
+      if (inline) out.set(set, out.get(set)! + inline.split(',').filter((x) => x.trim()).length);
+    } else if (inElements) {
+      if (t === '}') inElements = false;
+      else out.set(set!, out.get(set!)! + t.split(',').filter((x) => x.trim()).length);
+    } else if (t === '}') set = undefined;
+  }
+  return out;
+}
+
+/** Whether boot restores the policy (`egress persist`), and through which units. */
+export function persistenceOf(env: Record<string, string | undefined>): NonNullable<Status['persistence']> {
+  const unitDir = systemdDirOf(env);
+  const hook = join(ifupdownDirOf(env), IFUPDOWN_HOOK_NAME);
+  const out: NonNullable<Status['persistence']> = { enabled: persistEnabled(unitDir), ...(existsSync(hook) ? { ifupdownHook: hook } : {}) };
+  if (out.ifupdownHook) out.enabled = true;
+  if (!persistEnabled(unitDir)) return out;
+  let unit: string;
+  try {
+    unit = resolvePath(join(unitDir, `${WANTED_BY}.wants`), readlinkSync(join(unitDir, `${WANTED_BY}.wants`, UNIT_NAME)));
+  } catch {
+    return out;
+  }
+  out.unit = unit;
+  if (packagedUnitDirsOf(env).some((d) => resolvePath(d) === dirname(unit))) out.units = 'package';
+  else {
+    let text = '';
+    try {
+      text = readFileSync(unit, 'utf8');
+    } catch {
+      /* a dangling link: persistEnabled said no */
+    }
+    out.units = writtenByEgress(text) ? 'persist' : 'other';
+  }
+  return out;
+}
+
+/** The applied policy's file against what was applied (its hash). */
+export function policyOnDisk(live: Pick<Snapshot, 'policyFile' | 'policyHash'>): NonNullable<Status['policyOnDisk']> {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(live.policyFile);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? { state: 'missing' } : { state: 'unreadable', why: code ?? (e as Error).message };
+  }
+  const hash = sha256(bytes);
+  return hash === live.policyHash ? { state: 'same', hash } : { state: 'changed', hash };
+}
+
+/** Log prefixes of the applied ruleset (nft `log prefix "…"`, iptables `--log-prefix "…"`), with the policy's log settings. */
+export function logOf(s: Pick<Snapshot, 'ruleset' | 'policyFile' | 'policyText'>): NonNullable<Status['log']> {
+  const ast = parsePolicy(new SourceFile(s.policyFile, s.policyText)).value;
+  const prefix = ast?.log.prefix?.value ?? 'EGRESS ';
+  const seen = new Map<string, string>();
+  for (const m of s.ruleset.matchAll(/(?:log prefix|--log-prefix) "((?:[^"\\]|\\.)*)"/g)) {
+    const p = m[1]!;
+    const rest = p.startsWith(prefix) ? p.slice(prefix.length) : p;
+    const tag = /^[A-Za-z]:(.*?) ?$/.exec(rest);
+    if (!seen.has(p)) seen.set(p, tag ? tag[1]! : rest.trim());
+  }
+  const m = /limit rate (\d+)\/(\w+) burst (\d+) packets/.exec(s.ruleset) ?? /--limit (\d+)\/(\w+) --limit-burst (\d+)/.exec(s.ruleset);
+  const rate = m ? `${m[1]}/${m[2]} burst ${m[3]}` : undefined;
+  return { prefix, uid: ast?.log.uid?.value ?? true, ...(rate ? { rate } : {}), rules: [...seen].map(([p, rule]) => ({ rule, prefix: p })) };
+}
+
+const ADDRESSY = /^[0-9a-fA-F:.]+(\/\d+)?$|^[0-9.]+-[0-9.]+$|^[0-9a-fA-F:]+-[0-9a-fA-F:]+$/;
+
+/** Per policy rule: what it admits, from the applied policy text (and, for nft, its kernel sets' sizes), with its counters. */
+export function rulesOf(s: Snapshot, counters: readonly RuleCounter[], log: NonNullable<Status['log']>): RuleView[] {
+  const ast = parsePolicy(new SourceFile(s.policyFile, s.policyText)).value;
+  if (!ast) return [];
+  const sets = new Map<string, SetAst>(ast.sets.map((x) => [x.name.value, x]));
+  const sizes = s.backend === 'nft' ? nftSetSizes(s.ruleset) : new Map<string, number>();
+  const logged = new Set(log.rules.map((r) => r.rule));
+  const vals = (xs: { value: string }[] | undefined) => (xs ?? []).map((x) => x.value);
+  const view = (r: RuleAst): RuleView | undefined => {
+    if (!r.name) return undefined;
+    const name = r.name.value;
+    const mine = counters.filter((c) => c.rule === name && (c.action === 'allow' || c.action === 'deny'));
+    const refs = s.counters.filter((c) => c.rule === name);
+    const to: RuleView['to'] = { names: [], sets: [], addresses: 0, any: !r.to?.length };
+    for (const d of vals(r.to)) {
+      if (d.startsWith('$')) {
+        const def = sets.get(d.slice(1));
+        to.sets.push({ name: d, ...(def?.items ? { elements: def.items.length } : {}), ...(def?.file ? { file: def.file.value } : {}) });
+      } else if (ADDRESSY.test(d)) to.addresses++;
+      else to.names.push(d);
+    }
+    const kernel: NonNullable<RuleView['kernelAddresses']> = {};
+    for (const ref of refs) {
+      for (const set of [`${ref.name}_dst`, `${ref.name}_hosts`]) {
+        const n = sizes.get(set);
+        if (n !== undefined && !ref.scope) kernel[ref.family] = (kernel[ref.family] ?? 0) + n;
+      }
+    }
+    const scope = [...new Set(refs.map((c) => c.scope ?? 'host'))].sort() as RuleView['scope'];
+    return {
+      rule: name,
+      action: r.action,
+      scope: scope.length ? scope : [r.from?.length ? 'forward' : 'host'],
+      to,
+      ...(Object.keys(kernel).length ? { kernelAddresses: kernel } : {}),
+      ports: vals(r.ports),
+      icmp: vals(r.icmp),
+      users: vals(r.user),
+      groups: vals(r.group),
+      from: vals(r.from),
+      ...(r.expires ? { expires: r.expires.value } : {}),
+      logs: logged.has(name),
+      packets: mine.reduce((n, c) => n + c.packets, 0),
+      bytes: mine.reduce((n, c) => n + c.bytes, 0),
+    };
+  };
+  return [...ast.deny, ...ast.allow].map(view).filter((v): v is RuleView => v !== undefined);
 }

@@ -4,6 +4,7 @@ import { KernelLineParser } from '../logs/parse-kernel.js';
 import { StatsBuilder, type StatsContext } from '../observe/aggregate.js';
 import { Deduper } from '../observe/dedupe.js';
 import { escapeLabel, toPrometheus } from './prometheus.js';
+import { sampleStatus } from './prometheus.testkit.js';
 import { loadText, NOW } from '../../test/helpers.js';
 import { FWD_OTHER4, FWD_TCP4, FWD_TCP6, ICMP6, iso, TCP4, UDP4 } from '../../test/observe/lines.js';
 
@@ -154,5 +155,40 @@ describe('Prometheus text', () => {
     const text = toPrometheus(s);
     expect(validate(text)).toEqual([]);
     expect(text).not.toContain('egress_denied_connections_total');
+  });
+});
+
+describe('Prometheus: what status reads', () => {
+  test('exact kernel counters per rule, action, family and scope; policy info; pending; drift', () => {
+    const text = toPrometheus(new StatsBuilder().finish(emptyCounts()), { status: sampleStatus({ pending: { deadline: 'x', secondsLeft: 42, watchdog: 'process 9', watchdogAlive: true }, drift: true }) });
+    expect(validate(text)).toEqual([]);
+    expect(text).toContain('egress_rule_packets_total{action="allow",family="ipv4",rule="web",scope="host"} 10\n');
+    expect(text).toContain('egress_rule_bytes_total{action="allow",family="ipv6",rule="web",scope="host"} 600\n');
+    expect(text).toContain('egress_rule_packets_total{action="allow",family="ipv4",rule="web",scope="forward"} 1\n');
+    expect(text).toContain('egress_rule_packets_total{action="builtin",family="ipv4",rule="loopback",scope="host"} 5\n');
+    expect(text).toContain('egress_rule_packets_total{action="default",family="ipv4",rule="reject",scope="host"} 9\n');
+    expect(text).toContain('egress_policy_info{backend="nft",hash="sha256:0123",mode="enforce"} 1\n');
+    expect(text).toContain('egress_pending_confirmation 1\n');
+    expect(text).toContain('egress_pending_confirmation_seconds_left 42\n');
+    expect(text).toContain('egress_drift 1\n');
+    expect(text).toContain('egress_policy_file_changed 0\n');
+    const calm = toPrometheus(new StatsBuilder().finish(emptyCounts()), { status: sampleStatus() });
+    expect(calm).toContain('egress_pending_confirmation 0\n');
+    expect(calm).not.toContain('egress_pending_confirmation_seconds_left');
+    expect(calm).toContain('egress_drift 0\n');
+  });
+
+  test('rule names with quotes, backslashes and newlines are escaped in label values', () => {
+    const odd = 'we"ird\\rule\nname';
+    const text = toPrometheus(new StatsBuilder().finish(emptyCounts()), { status: sampleStatus({ counters: [{ rule: odd, action: 'deny', family: 'ipv6', packets: 1, bytes: 2 }], policyHash: 'a"b' }) });
+    expect(validate(text)).toEqual([]);
+    expect(text).toContain('egress_rule_packets_total{action="deny",family="ipv6",rule="we\\"ird\\\\rule\\nname",scope="host"} 1\n');
+    expect(text).toContain('hash="a\\"b"');
+  });
+
+  test('nothing applied: no status series', () => {
+    const text = toPrometheus(new StatsBuilder().finish(emptyCounts()), { status: { stateDir: '/x', applied: false, drift: false, interrupted: false, counters: [] } });
+    expect(validate(text)).toEqual([]);
+    expect(text).not.toMatch(/egress_(rule|policy|pending|drift)/);
   });
 });

@@ -17,6 +17,7 @@
  * keep their labels.
  */
 import type { Stats } from '../observe/aggregate.js';
+import type { Status } from '../kernel/status.js';
 import type { ChangeStat } from '../observe/changes.js';
 
 export function escapeLabel(v: string): string {
@@ -60,6 +61,8 @@ const verdictLabel = (v: string) => (v === 'would-deny' ? 'would_deny' : v);
 export interface PrometheusOptions {
   topDestinations?: number;
   changes?: ChangeStat[];
+  /** What is live (kernel/status.ts readStatus, as `egress status` reads it): the exact kernel counters and the life-cycle gauges. */
+  status?: Status;
 }
 
 /** The forwarded series: per source (or input interface) and rule. */
@@ -119,5 +122,33 @@ export function toPrometheus(s: Stats, opts: PrometheusOptions = {}): string {
     x.family('egress_policy_change_denials_jumped', 'gauge', '1 when denials at least doubled after the last policy change.', [[{}, last.jump ? 1 : 0]]);
     x.family('egress_policy_change_timestamp_seconds', 'gauge', 'When the last policy change that the logs cover happened.', [[{}, Math.floor(last.entry.time / 1000)]]);
   }
+  if (opts.status) statusFamilies(x, opts.status);
   return x.text();
+}
+
+/**
+ * What `egress status` reads, as metrics: the kernel's exact per-rule
+ * counters (never rate-limited, never reset but by a reload), the applied
+ * policy, a pending confirmation and drift. Nothing when nothing is applied.
+ */
+function statusFamilies(x: Exposition, st: Status): void {
+  if (!st.applied) return;
+  const labels = (c: Status['counters'][number]): Labels => ({ rule: c.rule, action: c.action, family: c.family ?? '', scope: c.scope ?? 'host' });
+  // Two counters of one rule, family and scope (iptables lists a builtin per family; nft one for both): summed, one series.
+  const merged = new Map<string, [Labels, number, number]>();
+  for (const c of st.counters) {
+    const l = labels(c);
+    const k = JSON.stringify(l);
+    const m = merged.get(k);
+    if (m) (m[1] += c.packets), (m[2] += c.bytes);
+    else merged.set(k, [l, c.packets, c.bytes]);
+  }
+  x.family('egress_rule_packets_total', 'counter', 'Packets each rule of the live ruleset matched, from the kernel\'s own counters (exact; they restart when the ruleset is reloaded).', [...merged.values()].map(([l, p]) => [l, p]));
+  x.family('egress_rule_bytes_total', 'counter', 'Bytes each rule of the live ruleset matched, from the kernel\'s own counters.', [...merged.values()].map(([l, , b]) => [l, b]));
+  x.family('egress_policy_info', 'gauge', 'The applied policy: its hash, mode and backend (always 1).', [[{ hash: st.policyHash ?? '', mode: st.mode ?? '', backend: st.backend ?? '' }, 1]]);
+  if (st.appliedAt) x.family('egress_policy_applied_timestamp_seconds', 'gauge', 'When the applied policy was applied.', [[{}, Math.floor(Date.parse(st.appliedAt) / 1000)]]);
+  x.family('egress_pending_confirmation', 'gauge', '1 while an apply waits for "egress confirm" (it rolls back at its deadline).', [[{}, st.pending ? 1 : 0]]);
+  if (st.pending) x.family('egress_pending_confirmation_seconds_left', 'gauge', 'Seconds until an unconfirmed apply rolls back.', [[{}, st.pending.secondsLeft]]);
+  x.family('egress_drift', 'gauge', '1 when the live ruleset differs from what egress applied (changed outside egress, or an interrupted command).', [[{}, st.drift || st.interrupted ? 1 : 0]]);
+  if (st.policyOnDisk) x.family('egress_policy_file_changed', 'gauge', '1 when the policy file on disk differs from what is applied (or is gone).', [[{}, st.policyOnDisk.state === 'same' ? 0 : 1]]);
 }

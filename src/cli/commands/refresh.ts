@@ -16,6 +16,7 @@
  */
 import { visible } from '../../diag/diagnostic.js';
 import { refresh } from '../../kernel/lifecycle.js';
+import { writeRefreshWatch } from '../../kernel/refresh-watch.js';
 import { readState, StateError } from '../../kernel/state.js';
 import { systemResolver } from '../../resolve/resolver.js';
 import { DEFAULT_BOUNDS, TtlSchedule, type ScheduleBounds } from '../../resolve/schedule.js';
@@ -86,6 +87,7 @@ export async function refreshCommand(io: Io, file: string, flags: RefreshFlags, 
     const next = schedule.nextDue(r.hosts, now);
     const wait = Math.max(1000, next - now);
     const dueNext = r.hosts.filter((n) => schedule.nextDue([n], now) === next);
+    writeRefreshWatch(ctx.stateDir, { pid: process.pid, at: new Date(now).toISOString(), next: new Date(now + wait).toISOString(), names: dueNext });
     if (!flags.json) io.stderr(`refresh: looked up ${rr.looked.length ? rr.looked.join(', ') : 'nothing'}; next ${dueNext.length ? dueNext.join(', ') : 'round'} in ${Math.round(wait / 1000)} s\n`);
     await new Promise((res) => setTimeout(res, wait));
   }

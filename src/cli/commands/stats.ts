@@ -94,7 +94,7 @@ export async function statsCommand(io: Io, logs: string[], flags: StatsFlags, se
     const live = sources.some((x) => x.kind !== 'file') || !!flags.follow;
     const changes = history && history.entries.length ? analyzeChanges(history.entries, s.minutes, coverage(s, live ? Date.now() : undefined, opts.since)) : undefined;
     const text = flags.prometheus
-      ? toPrometheus(s, { topDestinations: top, ...(changes ? { changes } : {}) })
+      ? toPrometheus(s, { topDestinations: top, ...(changes ? { changes } : {}), ...(counters.kind === 'status' ? { status: counters.status } : {}) })
       : flags.json
         ? JSON.stringify(statsJson(s, { top, ...(changes ? { changes } : {}), counters, ...(names ? { names } : {}) }), null, flags.follow ? 0 : 2) + '\n'
         : renderStats(s, { top, ...(changes ? { changes } : {}), historyNote: historyNote(history), counters, ...(names ? { names } : {}) });

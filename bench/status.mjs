@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+// `egress status` on a big applied policy: N separate IPv6 destinations
+// (2001:db8::/32, one `{ file: }` set, none adjacent: src/bench/kernel.ts
+// benchAddress) applied with nft (or iptables) in a throwaway network
+// namespace, then `egress status` (text and --json) timed RUNS times, and
+// the bytes of the kernel listing it read. Paired and interleaved when given
+// several builds: every round runs each --bin once, the order rotating.
+// Needs root and a build (npm run build). Results: BENCHMARKS.md, "status".
+//
+//   node bench/status.mjs [--size 100000] [--runs 7] [--backend nft] [--bin [LABEL=]PATH]... [--json]
+//   --bin   an egress entry to time (default bin/egress.js); give several to
+//           compare builds, e.g. a copy of the base commit's dist/ and bin/.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const argv = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : def;
+};
+const SIZE = Number(opt('size', 100_000));
+const RUNS = Number(opt('runs', 7));
+const BACKEND = opt('backend', 'nft');
+const json = argv.includes('--json');
+const bins = argv.flatMap((a, i) => (argv[i - 1] === '--bin' ? [a] : []));
+if (!bins.length) bins.push('bin/egress.js');
+const entries = bins.map((b) => {
+  const [label, path] = b.includes('=') ? b.split('=', 2) : [b, b];
+  return { label, path: resolve(ROOT, path) };
+});
+if (process.getuid?.() !== 0) {
+  process.stderr.write('bench/status.mjs needs root (a network namespace)\n');
+  process.exit(1);
+}
+
+/** Destination k: 2001:db8:H:L::1 with k = H·65536 + L (as src/bench/kernel.ts benchAddress). */
+const address = (k) => `2001:db8:${(k >>> 16).toString(16)}:${(k & 0xffff).toString(16)}::1`;
+const POLICY = `version: 1
+default: reject
+sets:
+  many: { file: dests.txt }
+allow:
+  - name: many
+    reason: benchmark destinations
+    to: [$many]
+    ports: [tcp/443, udp/53]
+  - name: web
+    reason: one small rule beside it
+    to: [192.0.2.80]
+    ports: [tcp/443]
+`;
+
+const ns = `egst-${process.pid}`;
+const dir = mkdtempSync(join(tmpdir(), 'egress-status-bench-'));
+const state = join(dir, 'state');
+const run = (args, input) => {
+  const r = spawnSync('ip', ['netns', 'exec', ns, ...args], { cwd: dir, input, encoding: 'utf8', maxBuffer: 1 << 30, env: { ...process.env, EGRESS_STATE_DIR: state, NO_COLOR: '1' } });
+  if (r.status !== 0) throw new Error(`${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+  return r;
+};
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const results = [];
+try {
+  if (spawnSync('ip', ['netns', 'add', ns]).status !== 0) throw new Error(`ip netns add ${ns} failed`);
+  mkdirSync(state, { mode: 0o700 });
+  writeFileSync(join(dir, 'dests.txt'), Array.from({ length: SIZE }, (_, k) => address(k)).join('\n') + '\n');
+  writeFileSync(join(dir, 'policy.yaml'), POLICY);
+  const t0 = performance.now();
+  run([process.execPath, entries[0].path, 'apply', '--backend', BACKEND, 'policy.yaml']);
+  process.stderr.write(`bench: applied ${SIZE} destinations (${BACKEND}) in ${Math.round(performance.now() - t0)} ms\n`);
+  const whole = BACKEND === 'nft' ? run(['nft', '-j', 'list', 'table', 'inet', 'egress']).stdout.length + run(['nft', '-a', 'list', 'table', 'inet', 'egress']).stdout.length : 0;
+  const times = new Map(entries.flatMap((e) => [[`${e.label} status`, []], [`${e.label} status --json`, []]]));
+  for (let round = 0; round < RUNS; round++) {
+    const order = entries.map((_, i) => entries[(i + round) % entries.length]);
+    for (const e of order)
+      for (const args of [['status'], ['status', '--json']]) {
+        const t = performance.now();
+        run([process.execPath, e.path, ...args]);
+        times.get(`${e.label} ${args.join(' ')}`).push(performance.now() - t);
+      }
+  }
+  for (const [what, xs] of times) results.push({ what, size: SIZE, backend: BACKEND, runs: xs.length, medianMs: Math.round(median(xs)), minMs: Math.round(Math.min(...xs)), maxMs: Math.round(Math.max(...xs)) });
+  if (json) process.stdout.write(JSON.stringify({ results, wholeListingBytes: whole }, null, 2) + '\n');
+  else {
+    process.stdout.write(`status on ${SIZE} destinations, ${BACKEND}, ${RUNS} runs each (whole-table listing, JSON + text: ${(whole / 1048576).toFixed(1)} MiB)\n\n`);
+    process.stdout.write('| command | median ms | min | max |\n|---|---:|---:|---:|\n');
+    for (const r of results) process.stdout.write(`| ${r.what} | ${r.medianMs} | ${r.minMs} | ${r.maxMs} |\n`);
+  }
+} finally {
+  spawnSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'egress']);
+  spawnSync('ip', ['netns', 'del', ns]);
+  rmSync(dir, { recursive: true, force: true });
+}
