@@ -212,6 +212,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
     .command('persist')
     .description('restore the last confirmed policy at boot, before the network (systemd); --off removes that')
     .option('--off', 'remove the boot unit')
+    .option('--force', 'persist even when egress runs from a temporary directory (where that directory survives a reboot)')
     .addOption(jsonOpt())
     .action(async (o) => {
       const { persistCommand } = await import('./commands/persist.js');

@@ -39,7 +39,7 @@ kernelDescribe('persist without systemd: the ifupdown pre-up hook (kernel)', () 
     const policy = lc.write('policy.yaml', PLAIN);
     const applied = await lc.egress(['apply', policy]);
     expect(applied.code, applied.stderr).toBe(0);
-    const persisted = await lc.egress(['persist', '--json'], env);
+    const persisted = await lc.egress(['persist', '--json', '--force'], env);
     expect(persisted.code, persisted.stderr).toBe(0);
     const hook = (JSON.parse(persisted.stdout) as { ifupdownHook?: string }).ifupdownHook!;
     expect(hook).toBe(join(env.EGRESS_IFUPDOWN_DIR, 'egress'));

@@ -89,7 +89,7 @@ kernelDescribe('npm pack, then npm i -g into a prefix of its own (kernel: lab, a
     expect(applied.code, applied.stderr).toBe(0);
     const env = { EGRESS_SYSTEMD_DIR: join(lc.dir, 'units'), EGRESS_IFUPDOWN_DIR: join(lc.dir, 'if-pre-up.d'), EGRESS_PACKAGED_UNIT_DIR: join(lc.dir, 'no-package') };
     mkdirSync(env.EGRESS_IFUPDOWN_DIR);
-    const persisted = await lc.egress(['persist', '--json'], env);
+    const persisted = await lc.egress(['persist', '--json', '--force'], env);
     expect(persisted.code, persisted.stderr).toBe(0);
     const unit = readFileSync(join(env.EGRESS_SYSTEMD_DIR, 'egress-restore.service'), 'utf8');
     expect(unit).toMatch(new RegExp(`^ExecStart=\\S+ ${bin.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} _restore-boot$`, 'm'));

@@ -143,6 +143,11 @@ test('a program in a temporary directory is refused (the host would boot with no
     /^\/tmp\/egress-checkout\/bin\/egress\.js is in a temporary directory, which is emptied at boot/,
   );
   expect(existsSync(join(cwd, 'units'))).toBe(false);
+  // --force: persisted, with a warning (for a /tmp that survives reboots).
+  const forced = io(cwd);
+  expect(await persistCommand(forced, { force: true }, { execer: fakeExecer(), self: ['/usr/bin/node', '/tmp/egress-checkout/bin/egress.js'], uid: 0, systemdBooted: () => true })).toBe(0);
+  expect(forced.err).toMatch(/^egress: WARNING: the boot unit runs \/tmp\/egress-checkout\/bin\/egress\.js, in a temporary directory \(--force\)/);
+  expect(readFileSync(join(cwd, 'units', 'egress-restore.service'), 'utf8')).toMatch(/^ExecStart=\/usr\/bin\/node \/tmp\/egress-checkout\/bin\/egress\.js _restore-boot$/m);
   const home = io(cwd);
   expect(await persistCommand(home, {}, { execer: fakeExecer(), self: ['/usr/bin/node', '/home/op/egress/bin/egress.js'], uid: 0, systemdBooted: () => true })).toBe(0);
   expect(home.err).toMatch(/^egress: WARNING: the boot unit runs \/home\/op\/egress\/bin\/egress\.js, in a home directory/);

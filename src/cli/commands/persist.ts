@@ -19,7 +19,7 @@ import { CommandError, type Io } from '../io.js';
 import { writeJson } from '../shared.js';
 import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
-export async function persistCommand(io: Io, flags: { off?: boolean; json?: boolean }, seams: KernelSeams = {}): Promise<number> {
+export async function persistCommand(io: Io, flags: { off?: boolean; json?: boolean; force?: boolean }, seams: KernelSeams = {}): Promise<number> {
   needRoot('persist', seams);
   const ctx = lifecycleCtx(io, seams);
   const dir = systemdDirOf(io.env);
@@ -36,7 +36,7 @@ export async function persistCommand(io: Io, flags: { off?: boolean; json?: bool
     const self = seams.self ?? selfCommand();
     const packagedDirs = packagedUnitDirsOf(io.env);
     const pkg = packagedUnits(packagedDirs, self, ctx.stateDir);
-    if (!pkg || !('dir' in pkg)) stableProgram(io, self);
+    if (!pkg || !('dir' in pkg)) stableProgram(io, self, !!flags.force);
     const r = await persistOn(ctx.w, dir, self, ctx.stateDir, packagedDirs);
     const written = r.files;
     // The units only do something where systemd runs them: say so where it does not (it said "persistence on" regardless).
@@ -100,12 +100,14 @@ Run "egress _restore-boot" early at boot, before the network comes up (an init s
  * about one in a home directory (unmounted, encrypted or on the network at
  * boot on some hosts).
  */
-function stableProgram(io: Io, self: readonly string[]): void {
+function stableProgram(io: Io, self: readonly string[], force: boolean): void {
   for (const p of new Set([self[0]!, self[self.length - 1]!])) {
     const why = unstablePath(p, io.env);
-    if (why === 'temporary')
+    if (why === 'temporary' && force)
+      io.stderr(`egress: WARNING: the boot unit runs ${p}, in a temporary directory (--force): if it is emptied at boot, the restore cannot run and the host comes up with no egress rules at all\n`);
+    else if (why === 'temporary')
       throw new CommandError(
-        `${p} is in a temporary directory, which is emptied at boot: the boot unit could not run it, and the host would come up with no egress rules at all. Install egress where it stays (the Debian package, "npm install -g", or a checkout outside temporary directories) and run persist from there`,
+        `${p} is in a temporary directory, which is emptied at boot: the boot unit could not run it, and the host would come up with no egress rules at all. Install egress where it stays (the Debian package, "npm install -g", or a checkout outside temporary directories) and run persist from there (--force persists anyway, where that directory survives a reboot)`,
       );
     if (why === 'home')
       io.stderr(
