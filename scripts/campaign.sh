@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 tally=$(mktemp)
 trap 'rm -f "$tally"' EXIT
 export EGRESS_CAMPAIGN_SEED=${EGRESS_CAMPAIGN_SEED:-$RANDOM$RANDOM}
+export EGRESS_CAMPAIGN_FULL=1   # every combination and the long kill series (the test suite runs a seeded part)
 echo "campaign: seed $EGRESS_CAMPAIGN_SEED" >&2
 rc=0
 EGRESS_CAMPAIGN_TALLY=$tally npx vitest run test/campaign "$@" || rc=$?

@@ -49,6 +49,14 @@ export async function attack<T>(cls: string, name: string, inputs: readonly T[],
  * (default: random, printed with a failure through the label) so a failing
  * run can be repeated.
  */
+/**
+ * The full campaign (scripts/campaign.sh sets EGRESS_CAMPAIGN_FULL=1): every
+ * combination and the long kill series. The test suite (and so CI, which has
+ * 15 minutes for everything) runs a seeded part of the biggest attacks; the
+ * seed is printed, so a part that failed can be run again whole.
+ */
+export const FULL = process.env.EGRESS_CAMPAIGN_FULL === '1';
+
 export const SEED = Number(process.env.EGRESS_CAMPAIGN_SEED ?? Math.floor(Math.random() * 2 ** 31));
 export function sample<T>(arb: fc.Arbitrary<T>, n: number, salt = 0): T[] {
   return fc.sample(arb, { numRuns: n, seed: SEED + salt });
