@@ -26,7 +26,7 @@ import { Deduper, DEDUPE_WINDOW_MS } from './dedupe.js';
 import { addCounts, emptyCounts, type LogEvent, type ReadCounts } from '../logs/event.js';
 import { KernelLineParser, type ParseOptions } from '../logs/parse-kernel.js';
 import { looksLikePfirewall } from '../logs/pfirewall.js';
-import { LineSplitter, readLogs, ReadError, tooLong, type LogSource } from '../logs/read.js';
+import { CHUNK, LineSplitter, readLogs, ReadError, tooLong, type LogSource } from '../logs/read.js';
 
 /** One part: a byte range of a plain file, or a whole gzip file. */
 export interface Part {
@@ -46,8 +46,9 @@ export interface PartResult {
   tail: [number, number, number][];
 }
 
-/** Below Node's external-string threshold: decoded chunks are flat strings (see logs/read.ts). */
-const CHUNK = 1 << 19;
+
+/** Most events a part holds back (lines without a time until one with a time, or a minute of a very busy log): memory stays bounded. */
+const MAX_HEAD = 100_000;
 
 /**
  * Parse, dedupe and aggregate one part (in a worker, or in-process in tests).
@@ -61,16 +62,21 @@ export async function processPart(part: Part, opts: ParseOptions, holdHead: bool
   const builder = new StatsBuilder();
   const head: LogEvent[] = [];
   let headUntil: number | undefined;
+  // The head is the part's start only: it closes at the first event past its window. (A later event with an
+  // earlier time, after the log's time jumped back, is counted here: held, every event of a part that jumped
+  // back a day was kept in memory and posted to the main thread.)
+  let holding = holdHead;
   let lastTime = -Infinity;
   const onEvent = (e: LogEvent) => {
     if (e.time !== undefined && e.time > lastTime) lastTime = e.time;
-    if (holdHead) {
+    if (holding) {
       if (headUntil === undefined && e.time !== undefined) headUntil = e.time + windowMs;
-      if (headUntil === undefined || (e.time ?? -Infinity) <= headUntil) {
+      if ((headUntil === undefined || (e.time ?? -Infinity) <= headUntil) && head.length < MAX_HEAD) {
         dedupe.isNew(e);
         head.push(e);
         return;
       }
+      holding = false;
     }
     builder.add(e, dedupe.isNew(e));
   };
@@ -205,6 +211,7 @@ export async function parallelPlan(sources: readonly LogSource[], forced?: numbe
   if (!script || !sources.length || sources.some((s) => s.kind !== 'file')) return undefined;
   const files = sources as Extract<LogSource, { kind: 'file' }>[];
   let bytes = 0;
+  let plain = 0;
   const withTime: { path: string; name: string; mtime: number }[] = [];
   for (const f of files) {
     let st;
@@ -214,14 +221,18 @@ export async function parallelPlan(sources: readonly LogSource[], forced?: numbe
       return undefined; // let the sequential reader report it
     }
     if (!st.isFile()) return undefined;
-    const head = await textHead(f.path);
+    const sniffed = await textHead(f.path);
+    if (sniffed === undefined) return undefined;
+    const { head, gzip } = sniffed;
     // pfirewall.log and UTF-16 files take the sequential reader (which refuses UTF-16, saying so).
-    if (head === undefined || looksLikePfirewall(head) || head.includes('\0')) return undefined;
+    if (looksLikePfirewall(head) || head.includes('\0')) return undefined;
+    if (!gzip) plain++;
     bytes += st.size;
     withTime.push({ path: f.path, name: f.name, mtime: st.mtimeMs });
   }
   const workers = forced ?? workersFor(bytes);
-  if (workers < 2) return undefined;
+  // A gzip file cannot be cut: one alone is one part, read here rather than in a thread that would only add its own heap.
+  if (workers < 2 || (files.length === 1 && !plain)) return undefined;
   withTime.sort((a, b) => a.mtime - b.mtime);
   return { files: withTime.map(({ path, name }) => ({ path, name })), workers, script };
 }
@@ -232,7 +243,7 @@ export async function parallelPlan(sources: readonly LogSource[], forced?: numbe
  * one). Undefined when a gzip file's start does not decompress: the
  * sequential reader reports that.
  */
-async function textHead(path: string): Promise<string | undefined> {
+async function textHead(path: string): Promise<{ head: string; gzip: boolean } | undefined> {
   const fh = await open(path, 'r');
   let raw: Buffer;
   try {
@@ -242,7 +253,8 @@ async function textHead(path: string): Promise<string | undefined> {
   } finally {
     await fh.close();
   }
-  if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
+  const gzip = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
+  if (gzip) {
     try {
       // Only a prefix of the stream: flush what it decodes to instead of failing at its cut end.
       raw = gunzipSync(raw, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
@@ -250,7 +262,7 @@ async function textHead(path: string): Promise<string | undefined> {
       return undefined;
     }
   }
-  return raw.toString('latin1', 0, Math.min(64, raw.length));
+  return { head: raw.toString('latin1', 0, Math.min(64, raw.length)), gzip };
 }
 
 /** Read plain/gzip kernel log files with `workers` threads; the same answer as a sequential read. */
@@ -258,19 +270,27 @@ export async function statsParallel(files: readonly { path: string; name: string
   const parts = planParts(files, workers);
   // Only what parsing needs crosses to the workers (a ReadOptions also holds a signal and an Execer, which cannot).
   const parse: ParseOptions = { now: opts.now, ...(opts.bootTimeMs !== undefined ? { bootTimeMs: opts.bootTimeMs } : {}), ...(opts.since !== undefined ? { since: opts.since } : {}), ...(opts.prefixes ? { prefixes: opts.prefixes } : {}) };
-  const results = await Promise.all(
-    parts.map(
-      (part, k) =>
-        new Promise<PartResult>((resolve, reject) => {
-          const w = new Worker(script, { workerData: { part, opts: parse, holdHead: k > 0 } });
-          // A part that cannot be read is posted as its message (a ReadError does not cross threads as one).
-          w.once('message', (r: PartResult | { unreadable: string }) => ('unreadable' in r ? reject(new ReadError(r.unreadable)) : resolve(r)));
-          w.once('error', (e) => reject(e instanceof ReadError ? e : new ReadError(`cannot read ${part.name}: ${e.message}`)));
-          w.once('exit', (code) => {
-            if (code !== 0) reject(new ReadError(`cannot read ${part.name}: worker exited ${code}`));
-          });
-        }),
-    ),
-  );
+  const readPart = (k: number) =>
+    new Promise<PartResult>((resolve, reject) => {
+      const part = parts[k]!;
+      const w = new Worker(script, { workerData: { part, opts: parse, holdHead: k > 0 } });
+      // A part that cannot be read is posted as its message (a ReadError does not cross threads as one).
+      w.once('message', (r: PartResult | { unreadable: string }) => ('unreadable' in r ? reject(new ReadError(r.unreadable)) : resolve(r)));
+      w.once('error', (e) => reject(e instanceof ReadError ? e : new ReadError(`cannot read ${part.name}: ${e.message}`)));
+      w.once('exit', (code) => {
+        if (code !== 0) reject(new ReadError(`cannot read ${part.name}: worker exited ${code}`));
+      });
+    });
+  // At most `workers` threads at once: each gzip file is a part of its own, and kern.log.2.gz … kern.log.9.gz
+  // were eight threads, eight heaps, at the same time.
+  const results: PartResult[] = new Array(parts.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < parts.length) {
+      const k = next++;
+      results[k] = await readPart(k);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(workers, parts.length) }, lane));
   return mergeParts(results, parts);
 }
