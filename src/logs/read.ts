@@ -176,6 +176,9 @@ const whenAborted = (signal?: AbortSignal) =>
  */
 export class LogReader {
   private readonly parts: ReadCounts[] = [];
+  private readonly parsers: KernelLineParser[] = [];
+  /** Bytes read so far from files and standard input (a .gz: compressed bytes), for progress. */
+  bytesRead = 0;
 
   constructor(
     private readonly sources: readonly LogSource[],
@@ -205,9 +208,17 @@ export class LogReader {
     return this.counts;
   }
 
+  /** Prefixes of lines of other LOG rules, from a sample of them (KernelLineParser.otherPrefixes), over every source. */
+  otherPrefixes(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const p of this.parsers) for (const [k, n] of p.otherPrefixes) m.set(k, (m.get(k) ?? 0) + n);
+    return m;
+  }
+
   private parser(): KernelLineParser {
     const p = new KernelLineParser(this.opts);
     this.parts.push(p.counts);
+    this.parsers.push(p);
     return p;
   }
 
@@ -265,6 +276,7 @@ export class LogReader {
         if (r === 'abort' || r.done) break;
         // Latin-1 keeps every byte as one char, as for files; text handed in as a string is UTF-8.
         const text = typeof r.value === 'string' ? Buffer.from(r.value, 'utf8').toString('latin1') : r.value.toString('latin1');
+        this.bytesRead += text.length;
         if (split) split.push(text);
         else {
           head += text;
@@ -344,6 +356,7 @@ export class LogReader {
         }
         if (r.bytesRead === 0) return;
         pos += r.bytesRead;
+        this.bytesRead += r.bytesRead;
         split.push(buf.toString('latin1', 0, r.bytesRead));
       }
     };
@@ -394,7 +407,9 @@ export class LogReader {
     // Made from the first decompressed chunk (it decides the format), so each line goes straight to its parser.
     let split: LineSplitter | undefined;
     try {
-      for await (const chunk of createReadStream(path, { highWaterMark: CHUNK }).pipe(createGunzip({ chunkSize: CHUNK }))) {
+      const raw = createReadStream(path, { highWaterMark: CHUNK });
+      raw.on('data', (b) => (this.bytesRead += b.length));
+      for await (const chunk of raw.pipe(createGunzip({ chunkSize: CHUNK }))) {
         const text = (chunk as Buffer).toString('latin1');
         split ??= new LineSplitter(this.lineHandler(p, text.slice(0, 64), name), (n) => tooLong(p.counts, name, n));
         split.push(text);

@@ -26,7 +26,7 @@ import { Deduper, DEDUPE_WINDOW_MS } from './dedupe.js';
 import { addCounts, emptyCounts, type LogEvent, type ReadCounts } from '../logs/event.js';
 import { KernelLineParser, type ParseOptions } from '../logs/parse-kernel.js';
 import { looksLikePfirewall } from '../logs/pfirewall.js';
-import { CHUNK, LineSplitter, readLogs, ReadError, tooLong, type LogSource } from '../logs/read.js';
+import { CHUNK, LineSplitter, LogReader, ReadError, tooLong, type LogSource } from '../logs/read.js';
 
 /** One part: a byte range of a plain file, or a whole gzip file. */
 export interface Part {
@@ -44,7 +44,14 @@ export interface PartResult {
   head: LogEvent[];
   /** (tuple hashes, ms) seen in the part's last window (Deduper.exportSince). */
   tail: [number, number, number][];
+  /** Prefixes of other LOG rules' lines (KernelLineParser.otherPrefixes). */
+  otherPrefixes: [string, number][];
 }
+
+/** Progress of a part, as it is read: bytes and lines since the last call. */
+export type PartProgress = (bytes: number, lines: number) => void;
+/** How much a part reads between two progress reports. */
+const REPORT_BYTES = 8 << 20;
 
 
 /** Most events a part holds back (lines without a time until one with a time, or a minute of a very busy log): memory stays bounded. */
@@ -57,7 +64,7 @@ const MAX_HEAD = 100_000;
  * itself: streamed, never decompressed whole (a gzip bomb beside a big log
  * took gigabytes), a damaged tail counted, not a failure.
  */
-export async function processPart(part: Part, opts: ParseOptions, holdHead: boolean, windowMs = DEDUPE_WINDOW_MS): Promise<PartResult> {
+export async function processPart(part: Part, opts: ParseOptions, holdHead: boolean, windowMs = DEDUPE_WINDOW_MS, progress?: PartProgress): Promise<PartResult> {
   const dedupe = new Deduper(windowMs);
   const builder = new StatsBuilder();
   const head: LogEvent[] = [];
@@ -81,10 +88,25 @@ export async function processPart(part: Part, opts: ParseOptions, holdHead: bool
     builder.add(e, dedupe.isNew(e));
   };
   let counts: ReadCounts;
-  if (part.gzip) counts = await readLogs([{ kind: 'file', path: part.path, name: part.name }], opts, onEvent);
-  else {
+  let prefixes: Map<string, number>;
+  let told = { bytes: 0, lines: 0 };
+  const tell = (bytes: number, lines: number) => {
+    if (!progress || bytes - told.bytes < REPORT_BYTES) return;
+    progress(bytes - told.bytes, lines - told.lines);
+    told = { bytes, lines };
+  };
+  if (part.gzip) {
+    const reader = new LogReader([{ kind: 'file', path: part.path, name: part.name }], opts, (e) => {
+      onEvent(e);
+      tell(reader.bytesRead, reader.counts.lines);
+    });
+    counts = await reader.run();
+    prefixes = reader.otherPrefixes();
+    progress?.(part.end - part.start - told.bytes, counts.lines - told.lines);
+  } else {
     const parser = new KernelLineParser(opts);
     counts = parser.counts;
+    prefixes = parser.otherPrefixes;
     const split = new LineSplitter(
       (s, a, b, chunk, lineNo) => {
         const e = parser.parseRange(s, a, b, chunk, part.name, lineNo);
@@ -100,13 +122,15 @@ export async function processPart(part: Part, opts: ParseOptions, holdHead: bool
         if (n === 0) break;
         pos += n;
         split.push(buf.toString('latin1', 0, n));
+        tell(pos - part.start, counts.lines);
       }
     } finally {
       closeSync(fd);
     }
     split.end();
+    progress?.(part.end - part.start - told.bytes, counts.lines - told.lines);
   }
-  return { state: builder.exportState(), counts, head, tail: dedupe.exportSince(lastTime - windowMs) };
+  return { state: builder.exportState(), counts, head, tail: dedupe.exportSince(lastTime - windowMs), otherPrefixes: [...prefixes] };
 }
 
 /** The byte just after the first newline at or after `at` (the file's size if there is none). */
@@ -152,9 +176,11 @@ export function planParts(files: readonly { path: string; name: string }[], n: n
 }
 
 /** Merge part results in order: each head is counted against the previous part's tail. */
-export function mergeParts(results: readonly PartResult[], parts: readonly Part[], windowMs = DEDUPE_WINDOW_MS): { builder: StatsBuilder; counts: ReadCounts } {
+export function mergeParts(results: readonly PartResult[], parts: readonly Part[], windowMs = DEDUPE_WINDOW_MS): { builder: StatsBuilder; counts: ReadCounts; otherPrefixes: Map<string, number> } {
   const builder = new StatsBuilder();
   const counts = emptyCounts();
+  const otherPrefixes = new Map<string, number>();
+  for (const r of results) for (const [p, n] of r.otherPrefixes) otherPrefixes.set(p, (otherPrefixes.get(p) ?? 0) + n);
   let lineOffset = 0;
   results.forEach((r, k) => {
     // Line numbers (of malformed lines) count from each file's start.
@@ -168,7 +194,7 @@ export function mergeParts(results: readonly PartResult[], parts: readonly Part[
     addCounts(counts, { ...r.counts, problems: r.counts.problems.map((p) => ({ ...p, line: p.line + lineOffset })) });
     lineOffset += r.counts.lines;
   });
-  return { builder, counts };
+  return { builder, counts, otherPrefixes };
 }
 
 /** The worker script next to this module (compiled JS only: under a TypeScript test runner there is none). */
@@ -266,16 +292,20 @@ async function textHead(path: string): Promise<{ head: string; gzip: boolean } |
 }
 
 /** Read plain/gzip kernel log files with `workers` threads; the same answer as a sequential read. */
-export async function statsParallel(files: readonly { path: string; name: string }[], opts: ParseOptions, workers: number, script: string): Promise<{ builder: StatsBuilder; counts: ReadCounts }> {
+export async function statsParallel(files: readonly { path: string; name: string }[], opts: ParseOptions, workers: number, script: string, progress?: PartProgress): Promise<ReturnType<typeof mergeParts>> {
   const parts = planParts(files, workers);
   // Only what parsing needs crosses to the workers (a ReadOptions also holds a signal and an Execer, which cannot).
   const parse: ParseOptions = { now: opts.now, ...(opts.bootTimeMs !== undefined ? { bootTimeMs: opts.bootTimeMs } : {}), ...(opts.since !== undefined ? { since: opts.since } : {}), ...(opts.prefixes ? { prefixes: opts.prefixes } : {}) };
   const readPart = (k: number) =>
     new Promise<PartResult>((resolve, reject) => {
       const part = parts[k]!;
-      const w = new Worker(script, { workerData: { part, opts: parse, holdHead: k > 0 } });
-      // A part that cannot be read is posted as its message (a ReadError does not cross threads as one).
-      w.once('message', (r: PartResult | { unreadable: string }) => ('unreadable' in r ? reject(new ReadError(r.unreadable)) : resolve(r)));
+      const w = new Worker(script, { workerData: { part, opts: parse, holdHead: k > 0, progress: !!progress } });
+      // A part that cannot be read is posted as its message (a ReadError does not cross threads as one); progress comes as [bytes, lines].
+      w.on('message', (r: PartResult | { unreadable: string } | { progress: [number, number] }) => {
+        if ('progress' in r) progress?.(...r.progress);
+        else if ('unreadable' in r) reject(new ReadError(r.unreadable));
+        else resolve(r);
+      });
       w.once('error', (e) => reject(e instanceof ReadError ? e : new ReadError(`cannot read ${part.name}: ${e.message}`)));
       w.once('exit', (code) => {
         if (code !== 0) reject(new ReadError(`cannot read ${part.name}: worker exited ${code}`));
