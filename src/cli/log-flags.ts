@@ -13,12 +13,14 @@ import { FORWARDER_LOG } from '../kernel/forwarder.js';
 import { readState, stateDirOf } from '../kernel/state.js';
 import type { StatsContext } from '../observe/aggregate.js';
 import { readableDnsLogFiles, readDnsLog, type DnsReadCounts, type NameRecord } from '../logs/dns-log.js';
+import type { ReadCounts } from '../logs/event.js';
 import { ReadError, type LogSource, type ReadOptions } from '../logs/read.js';
 import { accountNames, hostsByAddress } from '../observe/replay.js';
 import { parseSince } from '../logs/since.js';
 import { formatAddress, parseAddress } from '../policy/address.js';
 import { systemResolver, type Accounts } from '../resolve/resolver.js';
 import { CommandError, UsageError, type Io } from './io.js';
+import { startProgress, totalBytes, type Progress, type ProgressSample } from './progress.js';
 
 export interface SourceFlags {
   /** The DNS forwarder's log files (stats, learn); default: the state directory's, when there is one. */
@@ -28,6 +30,8 @@ export interface SourceFlags {
   since?: string;
   prefix?: string[];
   follow?: boolean;
+  /** No progress on standard error, and no note of the log chosen. */
+  quiet?: boolean;
 }
 
 /** What tests (and the kernel round trip) replace. */
@@ -41,12 +45,14 @@ export interface ObserveSeams {
   pollMs?: number;
   /** Candidates for the default log, instead of /var/log/kern.log and /var/log/messages. */
   defaultLogs?: string[];
+  /** Whether standard error is a terminal: progress is drawn only then (default: process.stderr.isTTY). */
+  stderrTty?: boolean;
 }
 
 export const DEFAULT_LOGS = ['/var/log/kern.log', '/var/log/messages'];
 
-/** LOG arguments and --journal/--kmsg → sources; with none, the system's kernel log. */
-export function sourcesOf(io: Io, logs: readonly string[], flags: SourceFlags, seams: ObserveSeams = {}): LogSource[] {
+/** LOG arguments and --journal/--kmsg → sources; with none, the system's kernel log (defaultSource). */
+export async function sourcesOf(io: Io, logs: readonly string[], flags: SourceFlags, seams: ObserveSeams = {}): Promise<LogSource[]> {
   if (flags.journal && flags.kmsg) throw new UsageError('give --journal or --kmsg, not both');
   const out: LogSource[] = [];
   let stdin = false;
@@ -59,12 +65,51 @@ export function sourcesOf(io: Io, logs: readonly string[], flags: SourceFlags, s
   }
   if (flags.journal) out.push({ kind: 'journal' });
   if (flags.kmsg) out.push({ kind: 'kmsg', ...(seams.kmsgPath ? { path: seams.kmsgPath } : {}) });
-  if (!out.length) {
-    const found = (seams.defaultLogs ?? DEFAULT_LOGS).find((p) => existsSync(p));
-    if (!found) throw new UsageError(`no log given, and none of ${(seams.defaultLogs ?? DEFAULT_LOGS).join(', ')} exists: give LOG files ("-" for standard input), --journal or --kmsg`);
-    out.push({ kind: 'file', path: found, name: found });
-  }
+  if (!out.length) out.push(await defaultSource(io, flags, seams));
   return out;
+}
+
+/**
+ * The kernel log of this host, when none is given, said on standard error:
+ * the journal where it holds kernel messages (`journalctl -k -n 1` exits 0
+ * with a record: journald-only hosts, Debian 12 without rsyslog, have no
+ * kern.log), else /var/log/kern.log, else /var/log/messages. `journalctl -k`
+ * is this boot's kernel messages; a kern.log keeps earlier boots too, so
+ * name it to read those.
+ */
+async function defaultSource(io: Io, flags: SourceFlags, seams: ObserveSeams): Promise<LogSource> {
+  const say = (what: string) => flags.quiet || io.stderr(`egress: no log given: reading ${what}\n`);
+  const x = seams.execer ?? realExecer();
+  // Not installed (127), no permission to read it, or nothing of the kernel's in it: the files.
+  const r = await x.run('journalctl', ['-k', '-n', '1', '-o', 'json', '-q', '--no-pager'], { timeoutMs: 30_000 }).catch(() => undefined);
+  if (r?.code === 0 && r.stdout.trim()) {
+    say("the journal (journalctl -k: this boot's kernel messages)");
+    return { kind: 'journal' };
+  }
+  const candidates = seams.defaultLogs ?? DEFAULT_LOGS;
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new UsageError(`no log given, the journal has no kernel messages (journalctl -k), and none of ${candidates.join(', ')} exists: give LOG files ("-" for standard input), --journal or --kmsg`);
+  say(found);
+  return { kind: 'file', path: found, name: found };
+}
+
+/**
+ * When no line was an event but other netfilter lines were there: the
+ * prefixes those lines carry (seen in the log, the most frequent first),
+ * and the flag that would count them. Undefined when there is nothing to say.
+ */
+export function prefixHint(counts: ReadCounts, seen: ReadonlyMap<string, number>, flags: SourceFlags): string | undefined {
+  if (counts.events > 0 || counts.other === 0) return undefined;
+  const top = [...seen].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 3);
+  const asked = flags.prefix?.length ? `with prefix ${flags.prefix.map((p) => JSON.stringify(p)).join(', ')}` : 'with an egress tag';
+  if (!top.length) return `egress: hint: no lines ${asked}; ${counts.other.toLocaleString('en-US')} netfilter lines of other LOG rules\n`;
+  const shown = top.map(([p, n]) => `${JSON.stringify(p)} (${n.toLocaleString('en-US')})`).join(', ');
+  return `egress: hint: no lines ${asked}; the ${counts.other.toLocaleString('en-US')} netfilter lines of other LOG rules carry ${shown}${seen.size > top.length ? ', …' : ''}: to count them, --prefix ${shellWord(top[0]![0])}\n`;
+}
+
+/** A word for a shell command line (single-quoted when it needs to be). */
+function shellWord(s: string): string {
+  return /^[A-Za-z0-9_.:=/-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /**
@@ -162,4 +207,16 @@ export function stopSignal(seams: ObserveSeams): { signal: AbortSignal; dispose:
       process.removeListener('SIGTERM', stop);
     },
   };
+}
+
+/** Progress of reading `sources` (cli/progress.ts): drawn when standard error is a terminal, never with -q or --follow. */
+export function progressOf(io: Io, flags: SourceFlags, seams: ObserveSeams, sources: readonly LogSource[], sample: () => ProgressSample): Progress {
+  const tty = seams.stderrTty ?? !!process.stderr.isTTY;
+  return startProgress(io, tty && !flags.quiet && !flags.follow, 'egress: reading', totalBytes(sources), sample);
+}
+
+/** Say prefixHint's hint on standard error, when there is one. */
+export function sayPrefixHint(io: Io, counts: ReadCounts, seen: ReadonlyMap<string, number>, flags: SourceFlags): void {
+  const h = prefixHint(counts, seen, flags);
+  if (h) io.stderr(h);
 }

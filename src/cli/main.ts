@@ -251,13 +251,14 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
       .option('--journal', 'read the kernel log from the journal (journalctl -k -o json)')
       .option('--kmsg', 'read the kernel ring buffer (/dev/kmsg)')
       .option('--since <time>', 'only events since then: 2026-11-23, 2026-11-23T09:00, or an age (30m, 2h, 7d)')
-      .option('--prefix <prefix>', 'count lines with this log prefix (tagged or not; repeatable; default: every egress-tagged line)', (v: string, prev: string[] = []) => [...prev, v]);
+      .option('--prefix <prefix>', 'count lines with this log prefix (tagged or not; repeatable; default: every egress-tagged line)', (v: string, prev: string[] = []) => [...prev, v])
+      .option('-q, --quiet', 'no progress on standard error (drawn only on a terminal), and no note of the log read when none is given');
 
   sourceOpts(
     program
       .command('stats')
       .description('denied connections from kernel logs: totals, over time, top destinations, by user, by rule, before/after each policy change')
-      .argument('[log...]', 'log files (plain or .gz; "-" = standard input; default /var/log/kern.log or /var/log/messages)'),
+      .argument('[log...]', 'log files (plain or .gz; "-" = standard input; default: the journal\'s kernel messages, else /var/log/kern.log or /var/log/messages)'),
   )
     .option('--policy <policy>', 'name hosts and rules from this policy (and count only its log prefix)')
     .option('--dns-log <file>', 'the DNS forwarder\'s log, for the "names" section (repeatable; default: dns-forwarder.log and .1 in the state directory, when there)', (v: string, prev: string[] = []) => [...prev, v])
@@ -279,7 +280,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
     program
       .command('learn')
       .description('allow rules that would admit what the logs show denied (audit mode), as YAML to review')
-      .argument('[log...]', 'log files (plain or .gz; "-" = standard input)'),
+      .argument('[log...]', 'log files (plain or .gz; "-" = standard input; default: the journal\'s kernel messages, else /var/log/kern.log or /var/log/messages)'),
   )
     .option('--policy <policy>', `the policy to learn for (default: $EGRESS_POLICY, else ${DEFAULT_POLICY})`)
     .option('--dns-log <file>', 'the DNS forwarder\'s log: with dns.proxy, addresses it had just answered for a name are learned as the name (repeatable; default: the state directory\'s)', (v: string, prev: string[] = []) => [...prev, v])
@@ -297,7 +298,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
       .command('replay')
       .description('what this (candidate) policy would have denied over the recorded traffic')
       .argument('<policy>')
-      .argument('[log...]', 'log files (plain or .gz; "-" = standard input; default /var/log/kern.log or /var/log/messages)'),
+      .argument('[log...]', 'log files (plain or .gz; "-" = standard input; default: the journal\'s kernel messages, else /var/log/kern.log or /var/log/messages)'),
   )
     .option('--check', 'exit 1 when the policy would deny anything in the logs')
     .option('--dns-log <file>', 'the DNS forwarder\'s log: with dns.proxy, a connection to an address it had just answered for a name is decided by the rules naming it (repeatable; default: the state directory\'s)', (v: string, prev: string[] = []) => [...prev, v])

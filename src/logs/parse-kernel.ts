@@ -112,6 +112,8 @@ function protoOf(name: string): [EventProto, number] | undefined {
  * Parses lines one at a time and counts what it saw. Stateful only for
  * speed (caches) and for the tally; one per input source.
  */
+/** How many lines of other LOG rules are looked at for their prefix (the rest only counted: the hot path stays as it was). */
+const OTHER_SAMPLE = 1000;
 /** Log times outside [2000, now + a year] are not times of this host's lines. */
 const MIN_TIME_MS = Date.UTC(2000, 0, 1);
 const MAX_AHEAD_MS = 366 * 86_400_000;
@@ -143,6 +145,9 @@ export class KernelLineParser {
   private readonly nowMs: number;
   /** Time of the most recent line that had one (for lines that have none). */
   lastTime: number | undefined = undefined;
+  /** Prefixes of the first lines of other LOG rules (`other`), and how many of those carried each. */
+  readonly otherPrefixes = new Map<string, number>();
+  private otherSampled = 0;
 
   constructor(opts: ParseOptions) {
     this.prefixes = (opts.prefixes ?? []).map((p) => ({ raw: toLatin1(p), trimmed: toLatin1(p.trimEnd()), shown: p }));
@@ -278,10 +283,12 @@ export class KernelLineParser {
       }
       if (shownPrefix === undefined) {
         this.counts.other++;
+        if (this.otherSampled < OTHER_SAMPLE) this.noteOther(line, a, b, tagStart, time, msgStart);
         return undefined;
       }
     } else if (tag === undefined) {
       this.counts.other++;
+      if (this.otherSampled < OTHER_SAMPLE) this.noteOther(line, a, b, tagStart, time, msgStart);
       return undefined;
     }
     // Only the kernel's lines (D5), decided before anything of the line is counted or quoted: a `logger` line
@@ -482,6 +489,33 @@ export class KernelLineParser {
       in: inIf,
     };
     return ev;
+  }
+
+  /**
+   * The prefix of a netfilter line of another LOG rule (the kernel's only),
+   * for the hint that names what the log holds when nothing was an event.
+   */
+  private noteOther(line: string, a: number, b: number, end: number, time: number, msgStart: number): void {
+    this.otherSampled++;
+    let from = msgStart;
+    if (time === -1) {
+      this.header.parse(line, a, b);
+      if (!this.header.fromKernel(line, b)) return;
+      from = this.header.start;
+      if (from === -2) {
+        // After "host kernel: ", but not the way afterSyslogTag skips a bracket: "[UFW BLOCK]" is a prefix, not a stamp.
+        const colon = find(line, ': ', this.header.tagFrom, end);
+        from = colon < 0 ? a : colon + 2;
+      }
+    }
+    if (from < a || from > end) from = a;
+    const p = fromLatin1(line.slice(from, end))
+      .replace(/^\[\s*\d+(\.\d+)?\]/, '')
+      .trim();
+    if (!p) return;
+    const n = this.otherPrefixes.get(p);
+    if (n !== undefined) this.otherPrefixes.set(p, n + 1);
+    else if (this.otherPrefixes.size < 20) this.otherPrefixes.set(p, 1);
   }
 
   /** Whether the text just before `end` (spaces skipped) ends with `p` (itself without trailing spaces). */

@@ -47,10 +47,12 @@ export type EventSink = (e: LogEvent) => void;
 export class ReadError extends Error {}
 
 /**
- * Read size. Below Node's threshold for external strings (~1 MB), so a
- * decoded chunk is a flat V8 string, the fastest kind to scan.
+ * Read size. A decoded chunk is a flat V8 string (the fastest kind to scan)
+ * and, below V8's large-object size (128 KiB), one that dies young: 512 KiB
+ * chunks went to the large-object space, which only a full collection frees,
+ * and took `stats` of a 2M-line .gz to 280 MB RSS (BENCHMARKS.md, "Memory").
  */
-const CHUNK = 1 << 19;
+export const CHUNK = 1 << 16;
 let chunkIds = 0;
 /** A "line" longer than this is not a log line (binary file, missing newlines): it is dropped and counted. */
 const MAX_LINE = 1 << 16;
@@ -71,25 +73,45 @@ export class LineSplitter {
   ) {}
 
   push(chunk: string): void {
-    let from = 0;
+    let i = 0;
     if (this.skipping) {
       // The rest of a line already counted as too long: drop it up to its end, counting nothing again.
       const nl = chunk.indexOf('\n');
       if (nl < 0) return;
       this.skipping = false;
-      from = nl + 1;
+      i = nl + 1;
     }
-    const s = this.carry ? this.carry + chunk.slice(from) : from ? chunk.slice(from) : chunk;
+    if (this.carry) {
+      // The line begun in the last chunk, finished on its own: the chunk itself is scanned as it is (no copy joined to it).
+      const nl = chunk.indexOf('\n', i);
+      if (nl < 0) {
+        this.carry += chunk.slice(i);
+        this.carryTooLong();
+        return;
+      }
+      const line = this.carry + chunk.slice(i, nl);
+      this.carry = '';
+      this.line(line, 0, line.length, ++chunkIds);
+      i = nl + 1;
+    }
     const id = ++chunkIds;
-    let i = 0;
-    for (let j = s.indexOf('\n'); j >= 0; j = s.indexOf('\n', i)) {
-      const end = j > i && s.charCodeAt(j - 1) === 13 ? j - 1 : j;
-      this.lineNo++;
-      if (end - i > MAX_LINE) this.onTooLong(this.lineNo);
-      else this.onLine(s, i, end, id, this.lineNo);
+    for (let j = chunk.indexOf('\n', i); j >= 0; j = chunk.indexOf('\n', i)) {
+      this.line(chunk, i, j, id);
       i = j + 1;
     }
-    this.carry = i === 0 ? s : s.slice(i);
+    this.carry = i === 0 ? chunk : chunk.slice(i);
+    this.carryTooLong();
+  }
+
+  /** The line s[a, b) (b at its newline, a CR before it dropped). */
+  private line(s: string, a: number, b: number, id: number): void {
+    const end = b > a && s.charCodeAt(b - 1) === 13 ? b - 1 : b;
+    this.lineNo++;
+    if (end - a > MAX_LINE) this.onTooLong(this.lineNo);
+    else this.onLine(s, a, end, id, this.lineNo);
+  }
+
+  private carryTooLong(): void {
     if (this.carry.length > MAX_LINE) {
       // One line, however many chunks it spans: counted once, and the line numbers after it stay right.
       this.lineNo++;
@@ -154,6 +176,9 @@ const whenAborted = (signal?: AbortSignal) =>
  */
 export class LogReader {
   private readonly parts: ReadCounts[] = [];
+  private readonly parsers: KernelLineParser[] = [];
+  /** Bytes read so far from files and standard input (a .gz: compressed bytes), for progress. */
+  bytesRead = 0;
 
   constructor(
     private readonly sources: readonly LogSource[],
@@ -183,9 +208,17 @@ export class LogReader {
     return this.counts;
   }
 
+  /** Prefixes of lines of other LOG rules, from a sample of them (KernelLineParser.otherPrefixes), over every source. */
+  otherPrefixes(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const p of this.parsers) for (const [k, n] of p.otherPrefixes) m.set(k, (m.get(k) ?? 0) + n);
+    return m;
+  }
+
   private parser(): KernelLineParser {
     const p = new KernelLineParser(this.opts);
     this.parts.push(p.counts);
+    this.parsers.push(p);
     return p;
   }
 
@@ -243,6 +276,7 @@ export class LogReader {
         if (r === 'abort' || r.done) break;
         // Latin-1 keeps every byte as one char, as for files; text handed in as a string is UTF-8.
         const text = typeof r.value === 'string' ? Buffer.from(r.value, 'utf8').toString('latin1') : r.value.toString('latin1');
+        this.bytesRead += text.length;
         if (split) split.push(text);
         else {
           head += text;
@@ -322,6 +356,7 @@ export class LogReader {
         }
         if (r.bytesRead === 0) return;
         pos += r.bytesRead;
+        this.bytesRead += r.bytesRead;
         split.push(buf.toString('latin1', 0, r.bytesRead));
       }
     };
@@ -372,7 +407,9 @@ export class LogReader {
     // Made from the first decompressed chunk (it decides the format), so each line goes straight to its parser.
     let split: LineSplitter | undefined;
     try {
-      for await (const chunk of createReadStream(path, { highWaterMark: CHUNK }).pipe(createGunzip({ chunkSize: CHUNK }))) {
+      const raw = createReadStream(path, { highWaterMark: CHUNK });
+      raw.on('data', (b) => (this.bytesRead += b.length));
+      for await (const chunk of raw.pipe(createGunzip({ chunkSize: CHUNK }))) {
         const text = (chunk as Buffer).toString('latin1');
         split ??= new LineSplitter(this.lineHandler(p, text.slice(0, 64), name), (n) => tooLong(p.counts, name, n));
         split.push(text);

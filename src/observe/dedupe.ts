@@ -14,6 +14,12 @@
  * so it is counted again. Events without a time are compared with the time
  * of the last event that had one (none at all: every repeat of a key is one
  * attempt).
+ *
+ * Memory follows the window, not the log: what is kept is the tuples seen
+ * within the window of the latest time or of the current one. A log whose
+ * time jumps back (a clock set back, a reboot under dmesg stamps) is pruned
+ * by its current time too; pruned on the latest time alone, nothing of it
+ * was ever let go until it caught up, one entry per connection.
  */
 import type { LogEvent } from '../logs/event.js';
 
@@ -21,6 +27,8 @@ export const DEDUPE_WINDOW_MS = 60_000;
 
 /** Times are kept as tenths of a second since the first event: small integers, which V8 stores unboxed. */
 const TICK_MS = 100;
+/** The map is not pruned below this size (a prune walks it all). */
+const MIN_PRUNE_AT = 256;
 
 interface Seen {
   /** Second hash of the tuple, to tell apart two tuples whose first hash collides. */
@@ -33,8 +41,12 @@ export class Deduper {
   /** First hash of the tuple (30 bits: a small integer, the fastest Map key) → last sighting. */
   private readonly seen = new Map<number, Seen>();
   private base: number | undefined;
+  /** The latest time seen, in ticks. */
   private clock = 0;
-  private lastPrune = 0;
+  /** The time of the last event that had one, in ticks (behind `clock` after the log's time jumped back). */
+  private current = 0;
+  /** Prune when the map reaches this size: twice what the last prune kept (amortized O(1) an event, whatever the order of times). */
+  private pruneAt = MIN_PRUNE_AT;
   private readonly window: number;
 
   constructor(readonly windowMs = DEDUPE_WINDOW_MS) {
@@ -43,18 +55,18 @@ export class Deduper {
 
   /** True when `e` starts a new connection attempt; false for a repeat of one seen within the window. */
   isNew(e: LogEvent): boolean {
-    let t = this.clock;
+    let t = this.current;
     if (e.time !== undefined) {
       this.base ??= e.time;
-      t = Math.round((e.time - this.base) / TICK_MS);
+      t = this.current = Math.round((e.time - this.base) / TICK_MS);
       if (t > this.clock) this.clock = t;
     }
     tupleHash(e);
     const k = H[0]! & 0x3fffffff;
     const h2 = H[1]!;
     const s = this.seen.get(k);
-    if (this.clock - this.lastPrune > this.window * 4) this.prune();
     if (s === undefined) {
+      if (this.seen.size >= this.pruneAt) this.prune();
       this.seen.set(k, { h2, t });
       return true;
     }
@@ -65,11 +77,13 @@ export class Deduper {
     return !repeat;
   }
 
-  /** Forget keys that can no longer match, so memory follows the window, not the log size. */
+  /** Forget keys outside the window of both the latest and the current time, so memory follows the window, not the log size. */
   private prune(): void {
     const horizon = this.clock - this.window;
-    for (const [k, s] of this.seen) if (s.t < horizon) this.seen.delete(k);
-    this.lastPrune = this.clock;
+    const low = this.current - this.window;
+    const high = this.current + this.window;
+    for (const [k, s] of this.seen) if (s.t < horizon && (s.t < low || s.t > high)) this.seen.delete(k);
+    this.pruneAt = Math.max(MIN_PRUNE_AT, this.seen.size * 2);
   }
 
   /** The attempts seen at or after `fromMs`, as (hashes, ms): what the next part of a log split in parts must know. */
@@ -87,7 +101,7 @@ export class Deduper {
       this.base ??= ms;
       const t = Math.round((ms - this.base) / TICK_MS);
       this.seen.set(k, { h2, t });
-      if (t > this.clock) this.clock = t;
+      if (t > this.clock) this.clock = this.current = t;
     }
   }
 

@@ -67,6 +67,22 @@ describe('parallel stats: parts and merge give exactly the sequential answer', (
     expect(r.builder.finish(r.counts).connections).toBe(want.stats.connections);
   });
 
+  test('a part whose time jumps back holds back only its start, not everything after the jump', async () => {
+    // 100 lines a second apart, then the clock set back a day and 2,900 more: all "before" the part's first minute.
+    const lines = text.trimEnd().split('\n');
+    const back = lines.map((l, i) => (i < 100 ? l : l.replace(/^2026-05-30T/, '2026-05-29T'))).join('\n') + '\n';
+    writeFileSync(join(dir, 'back.log'), back);
+    const part = { path: join(dir, 'back.log'), name: 'back.log', start: 0, end: Buffer.byteLength(back), gzip: false };
+    const r = await processPart(part, { now: NOW.getTime() }, true);
+    expect(r.head.length).toBeLessThanOrEqual(62);
+    // Everything after it is counted in the part: with the head counted as a first part's would be, the sequential answer.
+    const b = new StatsBuilder();
+    b.merge(r.state);
+    const d = new Deduper();
+    for (const e of r.head) b.add(e, d.isNew(e));
+    expect(b.finish(r.counts).connections).toBe(sequential(back).stats.connections);
+  });
+
   // Worker threads run compiled JavaScript only: under the test runner this module is TypeScript and
   // has no worker script beside it. So build src/ afresh into a directory of its own (a stale dist/
   // would still hold files from before a move) and load parallel.js from there, as bin/egress.js loads dist/.
@@ -112,7 +128,8 @@ describe('parallelPlan: in parallel only what the sequential reader reads as ker
 
   test.each([
     [['kern.log', 'kern.log.1'], ['kern.log.1', 'kern.log']],
-    [['kern.log.2.gz'], ['kern.log.2.gz']],
+    [['kern.log.2.gz'], undefined], // one gzip file is one part: read in this thread, not in a worker of its own
+    [['kern.log.2.gz', 'kern.log.1'], ['kern.log.1', 'kern.log.2.gz']],
     [['commented.log'], ['commented.log']], // a leading "#" alone is not a Windows Firewall header
     [['pfirewall.log'], undefined],
     [['pfirewall.log.1.gz'], undefined], // the header is inside the compressed stream

@@ -26,7 +26,7 @@ import { Deduper, DEDUPE_WINDOW_MS } from './dedupe.js';
 import { addCounts, emptyCounts, type LogEvent, type ReadCounts } from '../logs/event.js';
 import { KernelLineParser, type ParseOptions } from '../logs/parse-kernel.js';
 import { looksLikePfirewall } from '../logs/pfirewall.js';
-import { LineSplitter, readLogs, ReadError, tooLong, type LogSource } from '../logs/read.js';
+import { CHUNK, LineSplitter, LogReader, ReadError, tooLong, type LogSource } from '../logs/read.js';
 
 /** One part: a byte range of a plain file, or a whole gzip file. */
 export interface Part {
@@ -44,10 +44,18 @@ export interface PartResult {
   head: LogEvent[];
   /** (tuple hashes, ms) seen in the part's last window (Deduper.exportSince). */
   tail: [number, number, number][];
+  /** Prefixes of other LOG rules' lines (KernelLineParser.otherPrefixes). */
+  otherPrefixes: [string, number][];
 }
 
-/** Below Node's external-string threshold: decoded chunks are flat strings (see logs/read.ts). */
-const CHUNK = 1 << 19;
+/** Progress of a part, as it is read: bytes and lines since the last call. */
+export type PartProgress = (bytes: number, lines: number) => void;
+/** How much a part reads between two progress reports. */
+const REPORT_BYTES = 8 << 20;
+
+
+/** Most events a part holds back (lines without a time until one with a time, or a minute of a very busy log): memory stays bounded. */
+const MAX_HEAD = 100_000;
 
 /**
  * Parse, dedupe and aggregate one part (in a worker, or in-process in tests).
@@ -56,29 +64,49 @@ const CHUNK = 1 << 19;
  * itself: streamed, never decompressed whole (a gzip bomb beside a big log
  * took gigabytes), a damaged tail counted, not a failure.
  */
-export async function processPart(part: Part, opts: ParseOptions, holdHead: boolean, windowMs = DEDUPE_WINDOW_MS): Promise<PartResult> {
+export async function processPart(part: Part, opts: ParseOptions, holdHead: boolean, windowMs = DEDUPE_WINDOW_MS, progress?: PartProgress): Promise<PartResult> {
   const dedupe = new Deduper(windowMs);
   const builder = new StatsBuilder();
   const head: LogEvent[] = [];
   let headUntil: number | undefined;
+  // The head is the part's start only: it closes at the first event past its window. (A later event with an
+  // earlier time, after the log's time jumped back, is counted here: held, every event of a part that jumped
+  // back a day was kept in memory and posted to the main thread.)
+  let holding = holdHead;
   let lastTime = -Infinity;
   const onEvent = (e: LogEvent) => {
     if (e.time !== undefined && e.time > lastTime) lastTime = e.time;
-    if (holdHead) {
+    if (holding) {
       if (headUntil === undefined && e.time !== undefined) headUntil = e.time + windowMs;
-      if (headUntil === undefined || (e.time ?? -Infinity) <= headUntil) {
+      if ((headUntil === undefined || (e.time ?? -Infinity) <= headUntil) && head.length < MAX_HEAD) {
         dedupe.isNew(e);
         head.push(e);
         return;
       }
+      holding = false;
     }
     builder.add(e, dedupe.isNew(e));
   };
   let counts: ReadCounts;
-  if (part.gzip) counts = await readLogs([{ kind: 'file', path: part.path, name: part.name }], opts, onEvent);
-  else {
+  let prefixes: Map<string, number>;
+  let told = { bytes: 0, lines: 0 };
+  const tell = (bytes: number, lines: number) => {
+    if (!progress || bytes - told.bytes < REPORT_BYTES) return;
+    progress(bytes - told.bytes, lines - told.lines);
+    told = { bytes, lines };
+  };
+  if (part.gzip) {
+    const reader = new LogReader([{ kind: 'file', path: part.path, name: part.name }], opts, (e) => {
+      onEvent(e);
+      tell(reader.bytesRead, reader.counts.lines);
+    });
+    counts = await reader.run();
+    prefixes = reader.otherPrefixes();
+    progress?.(part.end - part.start - told.bytes, counts.lines - told.lines);
+  } else {
     const parser = new KernelLineParser(opts);
     counts = parser.counts;
+    prefixes = parser.otherPrefixes;
     const split = new LineSplitter(
       (s, a, b, chunk, lineNo) => {
         const e = parser.parseRange(s, a, b, chunk, part.name, lineNo);
@@ -94,13 +122,15 @@ export async function processPart(part: Part, opts: ParseOptions, holdHead: bool
         if (n === 0) break;
         pos += n;
         split.push(buf.toString('latin1', 0, n));
+        tell(pos - part.start, counts.lines);
       }
     } finally {
       closeSync(fd);
     }
     split.end();
+    progress?.(part.end - part.start - told.bytes, counts.lines - told.lines);
   }
-  return { state: builder.exportState(), counts, head, tail: dedupe.exportSince(lastTime - windowMs) };
+  return { state: builder.exportState(), counts, head, tail: dedupe.exportSince(lastTime - windowMs), otherPrefixes: [...prefixes] };
 }
 
 /** The byte just after the first newline at or after `at` (the file's size if there is none). */
@@ -146,9 +176,11 @@ export function planParts(files: readonly { path: string; name: string }[], n: n
 }
 
 /** Merge part results in order: each head is counted against the previous part's tail. */
-export function mergeParts(results: readonly PartResult[], parts: readonly Part[], windowMs = DEDUPE_WINDOW_MS): { builder: StatsBuilder; counts: ReadCounts } {
+export function mergeParts(results: readonly PartResult[], parts: readonly Part[], windowMs = DEDUPE_WINDOW_MS): { builder: StatsBuilder; counts: ReadCounts; otherPrefixes: Map<string, number> } {
   const builder = new StatsBuilder();
   const counts = emptyCounts();
+  const otherPrefixes = new Map<string, number>();
+  for (const r of results) for (const [p, n] of r.otherPrefixes) otherPrefixes.set(p, (otherPrefixes.get(p) ?? 0) + n);
   let lineOffset = 0;
   results.forEach((r, k) => {
     // Line numbers (of malformed lines) count from each file's start.
@@ -162,7 +194,7 @@ export function mergeParts(results: readonly PartResult[], parts: readonly Part[
     addCounts(counts, { ...r.counts, problems: r.counts.problems.map((p) => ({ ...p, line: p.line + lineOffset })) });
     lineOffset += r.counts.lines;
   });
-  return { builder, counts };
+  return { builder, counts, otherPrefixes };
 }
 
 /** The worker script next to this module (compiled JS only: under a TypeScript test runner there is none). */
@@ -205,6 +237,7 @@ export async function parallelPlan(sources: readonly LogSource[], forced?: numbe
   if (!script || !sources.length || sources.some((s) => s.kind !== 'file')) return undefined;
   const files = sources as Extract<LogSource, { kind: 'file' }>[];
   let bytes = 0;
+  let plain = 0;
   const withTime: { path: string; name: string; mtime: number }[] = [];
   for (const f of files) {
     let st;
@@ -214,14 +247,18 @@ export async function parallelPlan(sources: readonly LogSource[], forced?: numbe
       return undefined; // let the sequential reader report it
     }
     if (!st.isFile()) return undefined;
-    const head = await textHead(f.path);
+    const sniffed = await textHead(f.path);
+    if (sniffed === undefined) return undefined;
+    const { head, gzip } = sniffed;
     // pfirewall.log and UTF-16 files take the sequential reader (which refuses UTF-16, saying so).
-    if (head === undefined || looksLikePfirewall(head) || head.includes('\0')) return undefined;
+    if (looksLikePfirewall(head) || head.includes('\0')) return undefined;
+    if (!gzip) plain++;
     bytes += st.size;
     withTime.push({ path: f.path, name: f.name, mtime: st.mtimeMs });
   }
   const workers = forced ?? workersFor(bytes);
-  if (workers < 2) return undefined;
+  // A gzip file cannot be cut: one alone is one part, read here rather than in a thread that would only add its own heap.
+  if (workers < 2 || (files.length === 1 && !plain)) return undefined;
   withTime.sort((a, b) => a.mtime - b.mtime);
   return { files: withTime.map(({ path, name }) => ({ path, name })), workers, script };
 }
@@ -232,7 +269,7 @@ export async function parallelPlan(sources: readonly LogSource[], forced?: numbe
  * one). Undefined when a gzip file's start does not decompress: the
  * sequential reader reports that.
  */
-async function textHead(path: string): Promise<string | undefined> {
+async function textHead(path: string): Promise<{ head: string; gzip: boolean } | undefined> {
   const fh = await open(path, 'r');
   let raw: Buffer;
   try {
@@ -242,7 +279,8 @@ async function textHead(path: string): Promise<string | undefined> {
   } finally {
     await fh.close();
   }
-  if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
+  const gzip = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
+  if (gzip) {
     try {
       // Only a prefix of the stream: flush what it decodes to instead of failing at its cut end.
       raw = gunzipSync(raw, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
@@ -250,27 +288,39 @@ async function textHead(path: string): Promise<string | undefined> {
       return undefined;
     }
   }
-  return raw.toString('latin1', 0, Math.min(64, raw.length));
+  return { head: raw.toString('latin1', 0, Math.min(64, raw.length)), gzip };
 }
 
 /** Read plain/gzip kernel log files with `workers` threads; the same answer as a sequential read. */
-export async function statsParallel(files: readonly { path: string; name: string }[], opts: ParseOptions, workers: number, script: string): Promise<{ builder: StatsBuilder; counts: ReadCounts }> {
+export async function statsParallel(files: readonly { path: string; name: string }[], opts: ParseOptions, workers: number, script: string, progress?: PartProgress): Promise<ReturnType<typeof mergeParts>> {
   const parts = planParts(files, workers);
   // Only what parsing needs crosses to the workers (a ReadOptions also holds a signal and an Execer, which cannot).
   const parse: ParseOptions = { now: opts.now, ...(opts.bootTimeMs !== undefined ? { bootTimeMs: opts.bootTimeMs } : {}), ...(opts.since !== undefined ? { since: opts.since } : {}), ...(opts.prefixes ? { prefixes: opts.prefixes } : {}) };
-  const results = await Promise.all(
-    parts.map(
-      (part, k) =>
-        new Promise<PartResult>((resolve, reject) => {
-          const w = new Worker(script, { workerData: { part, opts: parse, holdHead: k > 0 } });
-          // A part that cannot be read is posted as its message (a ReadError does not cross threads as one).
-          w.once('message', (r: PartResult | { unreadable: string }) => ('unreadable' in r ? reject(new ReadError(r.unreadable)) : resolve(r)));
-          w.once('error', (e) => reject(e instanceof ReadError ? e : new ReadError(`cannot read ${part.name}: ${e.message}`)));
-          w.once('exit', (code) => {
-            if (code !== 0) reject(new ReadError(`cannot read ${part.name}: worker exited ${code}`));
-          });
-        }),
-    ),
-  );
+  const readPart = (k: number) =>
+    new Promise<PartResult>((resolve, reject) => {
+      const part = parts[k]!;
+      const w = new Worker(script, { workerData: { part, opts: parse, holdHead: k > 0, progress: !!progress } });
+      // A part that cannot be read is posted as its message (a ReadError does not cross threads as one); progress comes as [bytes, lines].
+      w.on('message', (r: PartResult | { unreadable: string } | { progress: [number, number] }) => {
+        if ('progress' in r) progress?.(...r.progress);
+        else if ('unreadable' in r) reject(new ReadError(r.unreadable));
+        else resolve(r);
+      });
+      w.once('error', (e) => reject(e instanceof ReadError ? e : new ReadError(`cannot read ${part.name}: ${e.message}`)));
+      w.once('exit', (code) => {
+        if (code !== 0) reject(new ReadError(`cannot read ${part.name}: worker exited ${code}`));
+      });
+    });
+  // At most `workers` threads at once: each gzip file is a part of its own, and kern.log.2.gz … kern.log.9.gz
+  // were eight threads, eight heaps, at the same time.
+  const results: PartResult[] = new Array(parts.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < parts.length) {
+      const k = next++;
+      results[k] = await readPart(k);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(workers, parts.length) }, lane));
   return mergeParts(results, parts);
 }

@@ -4,8 +4,8 @@ import { processPart, type Part } from './parallel.js';
 import type { ParseOptions } from '../logs/parse-kernel.js';
 import { ReadError } from '../logs/read.js';
 
-const { part, opts, holdHead } = workerData as { part: Part; opts: ParseOptions; holdHead: boolean };
-processPart(part, opts, holdHead).then(
+const { part, opts, holdHead, progress } = workerData as { part: Part; opts: ParseOptions; holdHead: boolean; progress: boolean };
+processPart(part, opts, holdHead, undefined, progress ? (bytes, lines) => parentPort!.postMessage({ progress: [bytes, lines] }) : undefined).then(
   (r) => parentPort!.postMessage(r),
   (e: unknown) => {
     if (e instanceof ReadError) parentPort!.postMessage({ unreadable: e.message });

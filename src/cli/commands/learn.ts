@@ -23,7 +23,7 @@ import { learnJson, learnText } from '../../report/learn.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
 import { liveCounters, type StatsSeams } from './stats.js';
-import { contextOf, readDnsNames, readOptionsOf, runReader, sourcesOf, type SourceFlags } from '../log-flags.js';
+import { contextOf, progressOf, readDnsNames, readOptionsOf, runReader, sayPrefixHint, sourcesOf, type SourceFlags } from '../log-flags.js';
 
 export interface LearnFlags extends SourceFlags, PolicyFlags {
   policy?: string;
@@ -33,7 +33,6 @@ export interface LearnFlags extends SourceFlags, PolicyFlags {
 export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, seams: StatsSeams = {}): Promise<number> {
   if (!flags.policy) throw new UsageError('learn needs --policy POLICY (the policy the learned rules are for)');
   if (flags.follow) throw new UsageError('learn reads recorded logs; --follow is for "egress stats"');
-  if (!logs.length && !flags.journal && !flags.kmsg) throw new UsageError('learn needs LOG files ("-" for standard input), --journal or --kmsg');
   const policyPath = resolvePath(io.cwd, flags.policy);
   const loaded = await load(io, flags.policy, flags);
   if (failed(loaded)) {
@@ -41,7 +40,7 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
     return 1;
   }
   const ir = loaded.ir!;
-  const sources = sourcesOf(io, logs, flags, seams);
+  const sources = await sourcesOf(io, logs, flags, seams);
   const opts = readOptionsOf(io, flags, seams, flags.prefix);
   const { accounts } = await contextOf(io, loaded);
   // The forwarder's answers first, so each denied connection can be matched with the answer that gave out its address.
@@ -50,8 +49,14 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
   const collector = new FlowCollector(ir, accounts, dnsCounts ? answers : undefined);
   const dedupe = new Deduper();
   const reader = new LogReader(sources, opts, (e) => collector.add(e, dedupe.isNew(e)));
-  await runReader(reader.run());
+  const progress = progressOf(io, flags, seams, sources, () => ({ bytes: reader.bytesRead, lines: reader.counts.lines }));
+  try {
+    await runReader(reader.run());
+  } finally {
+    progress.stop();
+  }
   const counts = reader.counts;
+  sayPrefixHint(io, counts, reader.otherPrefixes(), flags);
   const taken = [...loaded.policy!.allow, ...loaded.policy!.deny].map((r) => r.ref.name);
   const learned = learnRules(collector.seen(), { ir, accounts, taken });
   const names = accountNames(accounts);

@@ -13,7 +13,7 @@ import { Replayer } from '../../observe/replay.js';
 import { toPrometheus } from '../../report/prometheus.js';
 import { replayJson, replayText } from '../../report/replay.js';
 import { UsageError, type Io } from '../io.js';
-import { contextOf, readDnsNames, readOptionsOf, runReader, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
+import { contextOf, progressOf, readDnsNames, readOptionsOf, runReader, sayPrefixHint, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
 import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
 
 export interface ReplayFlags extends SourceFlags, PolicyFlags {
@@ -33,7 +33,7 @@ export async function replayCommand(io: Io, file: string, logs: string[], flags:
     if (flags.json) writeJson(io, { ok: false, diagnostics: diagnosticsJson(loaded) });
     return 1;
   }
-  const sources = sourcesOf(io, logs, flags, seams);
+  const sources = await sourcesOf(io, logs, flags, seams);
   // Every LOG line with an egress tag (whatever prefix the old policy had), or the --prefix lines.
   const opts = readOptionsOf(io, flags, seams, flags.prefix);
   const { ctx, accounts } = await contextOf(io, loaded);
@@ -44,7 +44,13 @@ export async function replayCommand(io: Io, file: string, logs: string[], flags:
   const replayer = new Replayer(ir, accounts, dnsCounts ? answers : undefined);
   const dedupe = new Deduper();
   const reader = new LogReader(sources, opts, (e) => replayer.add(e, dedupe.isNew(e)));
-  await runReader(reader.run());
+  const progress = progressOf(io, flags, seams, sources, () => ({ bytes: reader.bytesRead, lines: reader.counts.lines }));
+  try {
+    await runReader(reader.run());
+  } finally {
+    progress.stop();
+  }
+  sayPrefixHint(io, reader.counts, reader.otherPrefixes(), flags);
   const { stats, summary } = replayer.finish(reader.counts, ctx, Math.max(top, 20));
   const mode = loaded.ir!.mode;
   let text: string;

@@ -23,7 +23,7 @@ import { formatLocal } from '../../logs/since.js';
 import { toPrometheus } from '../../report/prometheus.js';
 import { historyNote, renderStats, statsJson, type KernelCounters } from '../../report/stats.js';
 import { CommandError, UsageError, type Io } from '../io.js';
-import { contextOf, readDnsNames, readOptionsOf, runReader, sourcesOf, stopSignal, type ObserveSeams, type SourceFlags } from '../log-flags.js';
+import { contextOf, progressOf, readDnsNames, readOptionsOf, runReader, sayPrefixHint, sourcesOf, stopSignal, type ObserveSeams, type SourceFlags } from '../log-flags.js';
 import { failed, load, writeJson, type PolicyFlags } from '../shared.js';
 
 export interface StatsFlags extends SourceFlags, PolicyFlags {
@@ -69,7 +69,7 @@ export async function statsCommand(io: Io, logs: string[], flags: StatsFlags, se
   const loaded = await loadOptionalPolicy(io, flags.policy, flags);
   if (typeof loaded === 'number') return loaded;
   const prefixes = flags.prefix?.length ? flags.prefix : loaded?.policy ? [loaded.policy.log.prefix] : undefined;
-  const sources = sourcesOf(io, logs, flags, seams);
+  const sources = await sourcesOf(io, logs, flags, seams);
   const stop = flags.follow ? stopSignal(seams) : undefined;
   const opts = readOptionsOf(io, flags, { ...seams, ...(stop ? { signal: stop.signal } : {}) }, prefixes);
   const { ctx } = await contextOf(io, loaded);
@@ -105,13 +105,35 @@ export async function statsCommand(io: Io, logs: string[], flags: StatsFlags, se
 
   if (!flags.follow) {
     const par = await parallelPlan(sources, workersOf(io.env.EGRESS_STATS_WORKERS));
+    let seen: ReadonlyMap<string, number>;
     if (par) {
       // Big plain log files: one worker thread per part (observe/parallel.ts), the same answer as reading in order.
-      const r = await runReader(statsParallel(par.files, opts, par.workers, par.script));
-      builder = r.builder;
-      counts = () => r.counts;
-    } else await runReader(reader.run());
+      const done = { bytes: 0, lines: 0 };
+      const progress = progressOf(io, flags, seams, sources, () => done);
+      try {
+        const r = await runReader(
+          statsParallel(par.files, opts, par.workers, par.script, (bytes, lines) => {
+            done.bytes += bytes;
+            done.lines += lines;
+          }),
+        );
+        builder = r.builder;
+        counts = () => r.counts;
+        seen = r.otherPrefixes;
+      } finally {
+        progress.stop();
+      }
+    } else {
+      const progress = progressOf(io, flags, seams, sources, () => ({ bytes: reader.bytesRead, lines: reader.counts.lines }));
+      try {
+        await runReader(reader.run());
+      } finally {
+        progress.stop();
+      }
+      seen = reader.otherPrefixes();
+    }
     await report(true);
+    sayPrefixHint(io, counts(), seen, flags);
     return 0;
   }
   const timer = setInterval(() => void report(false), intervalMs);
@@ -122,6 +144,7 @@ export async function statsCommand(io: Io, logs: string[], flags: StatsFlags, se
     stop?.dispose();
   }
   await report(true);
+  sayPrefixHint(io, counts(), reader.otherPrefixes(), flags);
   return 0;
 }
 

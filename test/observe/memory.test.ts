@@ -1,0 +1,81 @@
+/**
+ * Memory of `stats` over big logs, measured: the compiled CLI spawned on a
+ * generated log of 2,000,000+ lines, its peak RSS (getrusage's maxRSS, as
+ * /usr/bin/time %M; worker threads included) read back at exit. A .gz is
+ * streamed (it was decompressed whole: 1 GB for a 50 MB file), and a log
+ * whose time jumps back keeps memory flat (the deduper held one entry per
+ * connection until the log caught up; a parallel part held every event
+ * after the jump). The bound is generous: the point is flat, not tight.
+ */
+import { spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createGzip } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { tempDir } from '../helpers.js';
+import { buildCli } from '../kernel/lifecycle-env.js';
+import { iso, TCP4, UDP4 } from './lines.js';
+
+const LINES = 2_000_000;
+const RSS_BOUND_MB = 200;
+const dir = tempDir('egress-memory-');
+
+/**
+ * `n` lines, 100 to the second from `t0`: a few distinct lines, each with a
+ * new source port (every line a new connection, so dedupe keeps entries),
+ * written in blocks. `back`: from a quarter of the way, the clock set back a day.
+ */
+async function writeLog(path: string, gzip: boolean, back: boolean): Promise<void> {
+  const t0 = Date.UTC(2026, 4, 30, 0);
+  const file = createWriteStream(path);
+  const gz = gzip ? createGzip({ level: 1 }) : undefined;
+  const out = gz ?? file;
+  gz?.pipe(file);
+  const kinds = [TCP4, UDP4, TCP4.replace('DPT=25', 'DPT=443'), TCP4.replace('DST=198.51.100.7', 'DST=203.0.113.80')];
+  for (let i = 0; i < LINES; ) {
+    const block: string[] = [];
+    for (let k = 0; k < 20_000 && i < LINES; k++, i++) {
+      const t = t0 + i * 10 - (back && i >= LINES / 4 ? 86_400_000 : 0);
+      const f = kinds[i & 3]!.replace(/SPT=\d+/, `SPT=${1024 + (i % 60_000)}`).replace(/UID=\d+ GID=\d+/, `UID=${1000 + ((i / 60_000) | 0)} GID=100`);
+      block.push(iso(`EGRESS D:smtp ${f}`, new Date(t).toISOString()));
+    }
+    if (!out.write(block.join('\n') + '\n')) await new Promise<void>((r) => out.once('drain', () => r()));
+  }
+  out.end();
+  await new Promise<void>((r) => file.on('finish', () => r()));
+}
+
+describe('stats memory on 2M-line logs (spawned, compiled CLI)', () => {
+  let cli = '';
+  let preload = '';
+  beforeAll(() => {
+    cli = buildCli('memory');
+    preload = join(dir, 'rss.cjs');
+    writeFileSync(preload, `const { isMainThread } = require('node:worker_threads');\nif (isMainThread) process.on('exit', () => require('node:fs').writeFileSync(process.env.EGRESS_RSS_FILE, String(process.resourceUsage().maxRSS)));\n`);
+  }, 600_000);
+  afterAll(() => {
+    if (cli) rmSync(join(cli, '..', '..'), { recursive: true, force: true });
+  });
+
+  /** One reading thread (EGRESS_STATS_WORKERS=1): the bound is on the reader; two threads each add a heap (BENCHMARKS.md). */
+  function stats(file: string): { rssMb: number; lines: number; connections: number } {
+    const rssFile = join(dir, `${file}.rss`);
+    const r = spawnSync(process.execPath, ['-r', preload, cli, 'stats', file, '--json'], { cwd: dir, env: { ...process.env, EGRESS_STATE_DIR: join(dir, 'state'), EGRESS_RSS_FILE: rssFile, EGRESS_STATS_WORKERS: '1' }, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 600_000 });
+    if (r.status !== 0) throw new Error(`stats ${file}: exit ${r.status}: ${r.stderr.slice(0, 400)}`);
+    const j = JSON.parse(r.stdout) as { lines: { lines: number }; connections: number };
+    return { rssMb: existsSync(rssFile) ? Number(readFileSync(rssFile, 'utf8')) / 1024 : NaN, lines: j.lines.lines, connections: j.connections };
+  }
+
+  test.each([
+    ['a .gz', 'kern.log.gz', true, false],
+    ['a plain log whose time jumps back a day', 'back.log', false, true],
+    ['a .gz whose time jumps back a day', 'back.log.gz', true, true],
+  ])(`%s: under ${RSS_BOUND_MB} MB`, async (_what, name, gzip, back) => {
+    await writeLog(join(dir, name), gzip, back);
+    const r = stats(name);
+    expect(r.lines).toBe(LINES);
+    // Every line is a new connection (a new source port, or a new uid when the ports come round again).
+    expect(r.connections).toBe(LINES);
+    expect(r.rssMb).toBeLessThan(RSS_BOUND_MB);
+  }, 900_000);
+});
