@@ -121,7 +121,7 @@ const FILES: [string, string][] = [
   ['/lib/systemd/system/egress-*.service, egress-*.timer', 'The units the Debian package ships: egress-restore (the confirmed policy at boot, or the lockdown), egress-dns (the DNS forwarder), egress-forward (the forward jump in DOCKER-USER), egress-refresh (refresh --watch), egress-stats.timer (Prometheus textfile) and egress-sample.timer (counter samples for stale). None is enabled at install.'],
   ['/etc/systemd/system/', '"egress persist" links the package\'s restore, dns and forward units from its *.wants/ directories; run from a checkout or an npm install, it writes its own egress-*.service there instead (EGRESS_SYSTEMD_DIR overrides the directory). "egress persist --off" removes what it made.'],
   ['/etc/logrotate.d/egress', 'Rotates /var/lib/egress/dns-forwarder.out, what the DNS forwarder prints under systemd (Debian package).'],
-  ['/var/log/kern.log, /var/log/messages', 'The kernel log that stats, learn and replay read when given no LOG, --journal or --kmsg.'],
+  ['/var/log/kern.log, /var/log/messages', 'The kernel log that stats, learn and replay read when given no LOG, --journal or --kmsg and the journal has no kernel messages (journalctl -k, tried first).'],
 ];
 
 const ENVIRONMENT: [string, string][] = [

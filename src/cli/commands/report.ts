@@ -57,7 +57,7 @@ export async function reportCommand(io: Io, file: string, logs: string[], flags:
   if (failed(loaded)) return 1;
   const policy = loaded.policy!;
   const prefixes = flags.prefix?.length ? flags.prefix : [policy.log.prefix];
-  const sources = sourcesOf(io, logs, flags, seams);
+  const sources = await sourcesOf(io, logs, flags, seams);
   const opts = readOptionsOf(io, flags, seams, prefixes);
   if (until !== undefined && opts.since !== undefined && until <= opts.since) throw new UsageError('--until must be later than --since');
   const { ctx } = await contextOf(io, loaded);
