@@ -38,7 +38,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
   const program = new Command('egress')
     .description('One declarative policy file in, a host egress firewall out.')
     .version(VERSION, '-V, --version')
-    .option('-v, --verbose', 'more detail: every change of a big plan or apply (they are summarised otherwise); on an internal error, its stack trace too (as EGRESS_DEBUG=1 does)')
+    .option('-v, --verbose', 'more detail: every change of a big plan or apply, every "not probed" line of lab (they are summarised otherwise); on an internal error, its stack trace too (as EGRESS_DEBUG=1 does)')
     .exitOverride()
     .showSuggestionAfterError(true)
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError: (s, write) => write(`egress: ${s.replace(/^error: /, 'error: ')}`) });
@@ -125,7 +125,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
     .addOption(silenceOpt())
     .action(async (file, o) => {
       const { labCommand } = await import('./commands/lab.js');
-      onCode(await labCommand(io, file, o));
+      onCode(await labCommand(io, file, { ...o, verbose: verboseOf(program) }));
     });
 
   // Life cycle (issue 4): see docs/lifecycle.md.

@@ -81,7 +81,40 @@ export function labOk(r: Pick<LabReport, 'targets'>): boolean {
   return r.targets.every((t) => !t.error && t.comparisons.every((c) => c.agree));
 }
 
-export function renderLabText(file: string, r: LabReport, sources: SourceMap): string {
+/** Per rule and reason, the "not probed" entries shown before "… N more" (all of them with --verbose). */
+export const NOT_PROBED_SHOWN = 3;
+
+export interface LabTextOptions {
+  /** Every "not probed" entry (they are grouped by rule and reason, a few each, otherwise). */
+  verbose?: boolean;
+}
+
+/**
+ * "not probed" lines grouped by rule and reason: a rule with 10,000 addresses
+ * outside the documentation ranges printed 10,000 lines (79,440 on a big
+ * policy); now one line per rule and reason, with its first few entries.
+ */
+export function notProbedLines(r: Pick<LabReport, 'notProbed'>, opts: LabTextOptions = {}): string[] {
+  const groups = new Map<string, { rule: string; why: string; what: string[] }>();
+  for (const n of r.notProbed) {
+    const key = JSON.stringify([n.rule, n.why]);
+    const g = groups.get(key) ?? { rule: n.rule, why: n.why, what: [] };
+    g.what.push(n.what);
+    groups.set(key, g);
+  }
+  const out: string[] = [];
+  for (const g of groups.values()) {
+    if (opts.verbose || g.what.length <= NOT_PROBED_SHOWN + 1) {
+      for (const w of g.what) out.push(`  rule "${g.rule}": ${w}: ${g.why}`);
+      continue;
+    }
+    const more = g.what.length - NOT_PROBED_SHOWN;
+    out.push(`  rule "${g.rule}": ${g.what.slice(0, NOT_PROBED_SHOWN).join(', ')} and ${more.toLocaleString('en-US')} more (${g.what.length.toLocaleString('en-US')} in all): ${g.why}`);
+  }
+  return out;
+}
+
+export function renderLabText(file: string, r: LabReport, sources: SourceMap, opts: LabTextOptions = {}): string {
   const out: string[] = [];
   const targets = r.targets.map((t) => t.target);
   const row = (i: number) => {
@@ -113,8 +146,8 @@ export function renderLabText(file: string, r: LabReport, sources: SourceMap): s
     if (forwarded.length) out.push(`${t.target}, forwarded: ${summaryText(summarize(forwarded.flatMap((i) => t.comparisons[i] ?? [])))}`);
   }
   if (r.notProbed.length) {
-    out.push('', 'not probed:');
-    for (const n of r.notProbed) out.push(`  rule "${n.rule}": ${n.what}: ${n.why}`);
+    const lines = notProbedLines(r, opts);
+    out.push('', `not probed${lines.length < r.notProbed.length ? ` (${r.notProbed.length.toLocaleString('en-US')}, grouped by rule and reason; -v lists each)` : ''}:`, ...lines);
   }
   if (r.containers.length) {
     out.push('', 'containers behind each host namespace (forwarding on there only; the world routes their addresses back while they probe):');

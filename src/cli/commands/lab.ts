@@ -17,6 +17,8 @@ export interface LabFlags extends PolicyFlags {
   timeout?: string;
   /** No progress lines. */
   quiet?: boolean;
+  /** Every "not probed" entry, not grouped. */
+  verbose?: boolean;
 }
 
 export const STARTER_NAME = '(starter policy)';
@@ -74,6 +76,6 @@ export async function labCommand(io: Io, given: string | undefined, flags: LabFl
   const r = await runLab(loaded, accounts, identities, { execer, targets, progress, hosts, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
   const report = { ...r, hosts, identities };
   if (flags.json) writeJson(io, { ...labJson(name, report, loaded.sources), diagnostics: toJson(loaded.sources, loaded.diagnostics) });
-  else io.stdout(renderLabText(name, report, loaded.sources));
+  else io.stdout(renderLabText(name, report, loaded.sources, { verbose: !!flags.verbose }));
   return labOk(report) ? 0 : 1;
 }
