@@ -1,6 +1,8 @@
 import type { Resolver } from '../resolve/resolver.js';
 
 /** The CLI's whole connection to the outside, so tests can run `main` in-process. */
+import { colourWanted } from '../diag/colour.js';
+
 export interface Io {
   /** Hostnames, set files and accounts (default: the system's). */
   resolver?: Resolver;
@@ -16,6 +18,8 @@ export interface Io {
   stdinChunks?: () => AsyncIterable<Buffer | string>;
   /** Whether stdout is a terminal (progress and colour only then). */
   isTty?: boolean;
+  /** Whether to colour each stream (report/colour.ts: a terminal, no NO_COLOR, not --no-color). Default: no colour. */
+  colour?: { readonly stdout: boolean; readonly stderr: boolean };
   /** The user this runs as (default: the process's); `init` writes the default policy only as root. */
   uid?: number;
   /** Tests only: the default policy instead of /etc/egress/policy.yaml (policy-path.ts), so no test reads or writes /etc. */
@@ -37,6 +41,7 @@ export function processIo(): Io {
     env: process.env,
     cwd: process.cwd(),
     isTty: !!process.stdout.isTTY,
+    colour: { stdout: colourWanted(!!process.stdout.isTTY, process.env), stderr: colourWanted(!!process.stderr.isTTY, process.env) },
     stdinChunks: () => process.stdin,
     stdin: async () => {
       const chunks: Buffer[] = [];

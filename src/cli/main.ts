@@ -13,6 +13,7 @@ import { Argument, Command, CommanderError, Option } from 'commander';
 import { TARGETS } from '../backends/types.js';
 import { examplesHelp } from './help-text.js';
 import { CommandError, EXIT, UsageError, type Io } from './io.js';
+import { colourMessages } from '../diag/colour.js';
 import { DEFAULT_POLICY, policyArg } from './policy-path.js';
 
 const VERSION = '0.1.0';
@@ -38,6 +39,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
   const program = new Command('egress')
     .description('One declarative policy file in, a host egress firewall out.')
     .version(VERSION, '-V, --version')
+    .option('--no-color', 'no colour, even on a terminal (as NO_COLOR=1 does)')
     .option('-v, --verbose', 'more detail: every change of a big plan or apply, every "not probed" line of lab (they are summarised otherwise); on an internal error, its stack trace too (as EGRESS_DEBUG=1 does)')
     .exitOverride()
     .showSuggestionAfterError(true)
@@ -351,9 +353,24 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
   return program;
 }
 
-export async function main(argv: string[], io: Io): Promise<number> {
+export async function main(argv: string[], given: Io): Promise<number> {
   let code: number = EXIT.ok;
-  const program = buildProgram(io, (c) => void (code = c));
+  // Colour where the stream wants it (processIo) unless --no-color; errors and warnings on stderr are coloured here, once for all commands.
+  let program: Command | undefined;
+  const on = (stream: 'stdout' | 'stderr') => !!given.colour?.[stream] && program?.opts<{ color?: boolean }>().color !== false;
+  const io: Io = {
+    ...given,
+    stderr: (s) => given.stderr(colourMessages(s, on('stderr'))),
+    colour: {
+      get stdout() {
+        return on('stdout');
+      },
+      get stderr() {
+        return on('stderr');
+      },
+    },
+  };
+  program = buildProgram(io, (c) => void (code = c));
   try {
     if (argv.length === 0) {
       io.stderr(program.helpInformation());

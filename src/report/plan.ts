@@ -10,6 +10,7 @@
  */
 import { planIsEmpty, planSize } from '../plan/diff.js';
 import type { Plan, SetChange } from '../plan/types.js';
+import { colourDiffRows } from '../diag/colour.js';
 import { table } from './table.js';
 
 const OWNED: Record<Plan['backend'], string> = { nft: 'table inet egress', iptables: 'chains EGRESS* (iptables and ip6tables)' };
@@ -21,6 +22,8 @@ export const PLAN_ROWS = 60;
 export interface PlanTextOptions {
   /** Every element and every row, however many. */
   verbose?: boolean;
+  /** Rows coloured by their change: + green, - red, ~ yellow (a terminal; report/colour.ts). */
+  colour?: boolean;
 }
 
 interface Row {
@@ -87,10 +90,13 @@ export function renderPlanText(p: Plan, opts: PlanTextOptions = {}): string {
   if (shown.length)
     lines.push(
       '',
-      table(
-        ['change', 'where', 'what'],
-        shown.map((r) => [r.change, r.where, r.what]),
-      ).trimEnd(),
+      colourDiffRows(
+        table(
+          ['change', 'where', 'what'],
+          shown.map((r) => [r.change, r.where, r.what]),
+        ).trimEnd(),
+        !!opts.colour,
+      ),
     );
   if (shown.length < all.length) lines.push(`… ${all.length - shown.length} more changes (--verbose shows every one)`);
   lines.push('', planSummary(p));

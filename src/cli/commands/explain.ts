@@ -3,6 +3,7 @@ import { resolve as resolvePath } from 'node:path';
 import type { Ir } from '../../ir/types.js';
 import { FAMILIES, formatAddress, isHostname, parseAddress, type Family } from '../../policy/address.js';
 import { answer, answering, answersTable, describeAnswer, ruleJson, type Answer, type Answering } from '../../report/explain.js';
+import { colourVerdictLine } from '../../diag/colour.js';
 import { systemResolver, type Accounts, type Resolver } from '../../resolve/resolver.js';
 import { nameOutcome, unnamedAddress, withAnswer, type NameOutcome } from '../../sim/dns.js';
 import type { Decision, Flow } from '../../sim/flow.js';
@@ -69,7 +70,7 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
   }
   const answers = flows.map((x) => answerer(x));
   if (flags.json) writeJson(io, answers.length === 1 ? answers[0] : answers);
-  else for (const a of answers) io.stdout(describeAnswer(a));
+  else for (const a of answers) io.stdout(colourVerdictLine(describeAnswer(a), !!io.colour?.stdout));
   return 0;
 }
 
