@@ -17,7 +17,7 @@
  * after it `status --json` shows no drift and no intent record, and what
  * live.json says is live is what the kernel has.
  *
- * In the test suite, attacks 1 and 8 run a seeded part (20 kills per backend;
+ * In the test suite, attacks 1 and 8 run a seeded part (16 kills per backend;
  * each damaged file against 2 of the 5 commands); scripts/campaign.sh
  * (EGRESS_CAMPAIGN_FULL=1) runs them whole: 40 kills, all 175 combinations.
  */
@@ -390,7 +390,7 @@ kernelDescribe(`campaign: ${CLASS} (kernel)`, () => {
     await perBackend(async (b) => {
       const w = await world(b);
       await ok(w, ['apply', '--backend', b, P.A]);
-      const N = FULL ? 40 : 20; // per backend
+      const N = FULL ? 40 : 16; // per backend
       const timed = sample(fc.integer({ min: 0, max: 700 }), N / 2, b === 'nft' ? 1 : 2);
       const windowed = sample(fc.integer({ min: 0, max: 300 }), N / 2, b === 'nft' ? 3 : 4);
       const trials = Array.from({ length: N }, (_, i) => ({

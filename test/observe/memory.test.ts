@@ -69,7 +69,6 @@ describe('stats memory on 2M-line logs (spawned, compiled CLI)', () => {
   test.each([
     ['a .gz', 'kern.log.gz', true, false],
     ['a plain log whose time jumps back a day', 'back.log', false, true],
-    ['a .gz whose time jumps back a day', 'back.log.gz', true, true],
   ])(`%s: under ${RSS_BOUND_MB} MB`, async (_what, name, gzip, back) => {
     await writeLog(join(dir, name), gzip, back);
     const r = stats(name);
