@@ -361,9 +361,7 @@ export class StatsBuilder {
     }
     let d = perDst.get(dk);
     if (!d) {
-      // The lists start with their first element, not empty: V8 gives an empty array's first push room for 17,
-      // which at ~45,000 destinations was ~30 MB of a 2M-line log's summary (the count is raised below).
-      d = { family: e.family, dst: e.dst, proto: e.proto, protoNum: e.protoNum, dpt: e.dpt ?? -1, icmpType: e.icmpType ?? -1, connections: 0, packets: 0, first: Infinity, last: -Infinity, uids: c ? [uid] : [], uidCounts: c ? [0] : [], rules: c ? [r] : [] };
+      d = { family: e.family, dst: e.dst, proto: e.proto, protoNum: e.protoNum, dpt: e.dpt ?? -1, icmpType: e.icmpType ?? -1, connections: 0, packets: 0, first: Infinity, last: -Infinity, uids: [], uidCounts: [], rules: [] };
       perDst.set(dk, d);
     }
     d.connections += c;
