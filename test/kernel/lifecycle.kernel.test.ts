@@ -80,6 +80,10 @@ kernelDescribe('life cycle (kernel)', () => {
     expect(md.code, md.stderr).toBe(3);
     expect(md.stdout).toMatch(/^### egress plan: `[^`]+p2\.yaml` \((nft|iptables)\)\n\n\*\*\d+ changes? pending: [^\n]+\*\*\n/);
     expect(md.stdout).toMatch(/\n```diff\n([+!-] [^\n]+\n)+```\n$/);
+    // -q: the summary line alone.
+    const q = await lc.egress(['plan', '-q', lc.p2]);
+    expect(q.code, q.stderr).toBe(3);
+    expect(q.stdout).toMatch(/^\d+ changes? pending: [^\n]+\n$/);
 
     const before = await owned(lc, b);
     const bad = lc.write('bad.yaml', INVALID);
@@ -90,6 +94,11 @@ kernelDescribe('life cycle (kernel)', () => {
     expect((await lc.egress(['plan', bad])).code).toBe(1);
     expect(await owned(lc, b)).toBe(before);
     expect(readHistory(lc.stateDir).entries.map((e) => [e.action, e.outcome])).toEqual([['apply', 'ok']]);
+    // apply -q: the line saying what was applied, no table.
+    const qa = await lc.egress(['apply', '-q', lc.p2]);
+    expect(qa.code, qa.stderr).toBe(0);
+    expect(qa.stdout).toMatch(/^applied \S*p2\.yaml with (nft|iptables) \([^)]*\): \d+ changes? made: [^\n]+\n$/);
+    expect((await lc.egress(['plan', '-q', lc.p2])).stdout).toMatch(/^no changes: /);
   }, 120_000);
 
   test.each(['nft', 'iptables'] as const)('%s: a foreign nft table and foreign iptables chains stay byte-identical through apply, refresh, rollback and remove', async (b) => {

@@ -1,9 +1,9 @@
-/** `egress plan [POLICY] [--backend nft|iptables] [--json|--markdown] [-v]`: exit 0 = nothing would change, 3 = changes pending, 1 = invalid/failed. */
+/** `egress plan [POLICY] [--backend nft|iptables] [--json|--markdown|-q] [-v]`: exit 0 = nothing would change, 3 = changes pending, 1 = invalid/failed. */
 import { toJson } from '../../diag/render.js';
 import { planAgainstLive } from '../../kernel/lifecycle.js';
 import { forwardView, scopeOf } from '../../kernel/forward-view.js';
 import { planIsEmpty } from '../../plan/diff.js';
-import { planJson, renderPlanMarkdown, renderPlanText } from '../../report/plan.js';
+import { planJson, planSummary, renderPlanMarkdown, renderPlanText } from '../../report/plan.js';
 import type { Io } from '../io.js';
 import { writeJson, type PolicyFlags } from '../shared.js';
 import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from '../kernel-flags.js';
@@ -17,6 +17,8 @@ export interface PlanFlags extends PolicyFlags {
   markdown?: boolean;
   /** Every set element and every change (big plans are summarised otherwise). */
   verbose?: boolean;
+  /** The summary line alone. */
+  quiet?: boolean;
 }
 
 export async function planCommand(io: Io, file: string, flags: PlanFlags, seams: KernelSeams = {}): Promise<number> {
@@ -34,6 +36,7 @@ export async function planCommand(io: Io, file: string, flags: PlanFlags, seams:
     const empty = planIsEmpty(plan);
     const forward = await forwardView(ctx.w, scopeOf(loaded.policy?.forward), backend);
     if (flags.json) writeJson(io, { ok: true, file, ...planJson(plan), forward, diagnostics: toJson(loaded.sources, diagnostics) });
+    else if (flags.quiet) io.stdout(`${empty ? renderPlanText(plan).trimEnd() : planSummary(plan)}\n`);
     else if (flags.markdown) {
       io.stdout(renderPlanMarkdown(plan, file, { verbose: !!flags.verbose }));
       for (const l of forward.lines) io.stderr(`egress: ${l}\n`);
