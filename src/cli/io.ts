@@ -18,6 +18,8 @@ export interface Io {
   stdinChunks?: () => AsyncIterable<Buffer | string>;
   /** Whether stdout is a terminal (progress and colour only then). */
   isTty?: boolean;
+  /** The terminal's width when stdout is one: tables are cut to fit it (report/table.ts). */
+  columns?: number;
   /** Whether to colour each stream (report/colour.ts: a terminal, no NO_COLOR, not --no-color). Default: no colour. */
   colour?: { readonly stdout: boolean; readonly stderr: boolean };
   /** The user this runs as (default: the process's); `init` writes the default policy only as root. */
@@ -41,6 +43,7 @@ export function processIo(): Io {
     env: process.env,
     cwd: process.cwd(),
     isTty: !!process.stdout.isTTY,
+    ...(process.stdout.isTTY && process.stdout.columns ? { columns: process.stdout.columns } : {}),
     colour: { stdout: colourWanted(!!process.stdout.isTTY, process.env), stderr: colourWanted(!!process.stderr.isTTY, process.env) },
     stdinChunks: () => process.stdin,
     stdin: async () => {

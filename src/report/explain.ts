@@ -215,9 +215,10 @@ export function describeAnswer(a: Answer): string {
 }
 
 /** `--flows` answers as one table, a row per flow with its line in the flows file. */
-export function answersTable(answers: readonly Answer[]): string {
+export function answersTable(answers: readonly Answer[], width?: number): string {
   return table(
     ['line', 'flow', 'verdict', 'decided by'],
     answers.map((a) => [String(a.line ?? ''), flowText(a), a.verdict + (a.audit ? ' (audit)' : ''), because(a)]),
+    width !== undefined ? { width } : {},
   );
 }

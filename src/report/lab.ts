@@ -87,6 +87,8 @@ export const NOT_PROBED_SHOWN = 3;
 export interface LabTextOptions {
   /** Every "not probed" entry (they are grouped by rule and reason, a few each, otherwise). */
   verbose?: boolean;
+  /** The terminal's width: the probe tables are cut to fit it. */
+  width?: number;
 }
 
 /**
@@ -131,10 +133,11 @@ export function renderLabText(file: string, r: LabReport, sources: SourceMap, op
   const forwarded = indices.filter((i) => r.planned[i]!.probe.from);
   out.push(`egress lab: ${file}, rehearsed in network namespaces with ${targets.join(' and ')}`);
   out.push('');
-  out.push(table(['rule', 'probe', 'flow', 'explain', ...targets, ''], local.map(row)));
+  const fit = opts.width !== undefined ? { width: opts.width } : {};
+  out.push(table(['rule', 'probe', 'flow', 'explain', ...targets, ''], local.map(row), fit));
   if (forwarded.length) {
     out.push('', 'forwarded, from containers behind the host (explain --from ADDRESS --in INTERFACE):', '');
-    out.push(table(['rule', 'probe', 'from', 'flow', 'explain', ...targets, ''], forwarded.map(row)));
+    out.push(table(['rule', 'probe', 'from', 'flow', 'explain', ...targets, ''], forwarded.map(row), fit));
   }
   for (const t of r.targets) {
     if (t.error) {

@@ -22,8 +22,10 @@ export const PLAN_ROWS = 60;
 export interface PlanTextOptions {
   /** Every element and every row, however many. */
   verbose?: boolean;
-  /** Rows coloured by their change: + green, - red, ~ yellow (a terminal; report/colour.ts). */
+  /** Rows coloured by their change: + green, - red, ~ yellow (a terminal; diag/colour.ts). */
   colour?: boolean;
+  /** The terminal's width: the table is cut to fit it (-v or --json for every character). */
+  width?: number;
 }
 
 interface Row {
@@ -94,6 +96,7 @@ export function renderPlanText(p: Plan, opts: PlanTextOptions = {}): string {
         table(
           ['change', 'where', 'what'],
           shown.map((r) => [r.change, r.where, r.what]),
+          opts.width !== undefined ? { width: opts.width } : {},
         ).trimEnd(),
         !!opts.colour,
       ),

@@ -14,7 +14,7 @@ interface Samples {
   path: string;
 }
 
-export function staleText(s: Samples, activity: readonly RuleActivity[], days: number): string {
+export function staleText(s: Samples, activity: readonly RuleActivity[], days: number, width?: number): string {
   const out: string[] = [];
   if (!s.samples.length) {
     out.push(`no counter samples in ${s.path}: record them with "egress stats --sample" (e.g. hourly from cron or a systemd timer), then ask again after ${days} days`);
@@ -28,6 +28,7 @@ export function staleText(s: Samples, activity: readonly RuleActivity[], days: n
     table(
       ['rule', 'action', `hits (${days} d)`, 'last hit', 'status'],
       activity.map((a) => [a.rule, a.action, String(a.hits), a.lastHit ? formatLocal(Date.parse(a.lastHit)) : '-', a.status === 'unknown' ? `unknown: ${a.note}` : a.status]),
+      width !== undefined ? { width } : {},
     ).trimEnd(),
   );
   return out.join('\n') + '\n';

@@ -12,6 +12,7 @@ import type { NameStat, NameStats } from '../observe/names.js';
 import type { DnsReadCounts } from '../logs/dns-log.js';
 import type { ReadCounts } from '../logs/event.js';
 import { formatDuration, formatIso, formatLocal } from '../logs/since.js';
+import { fitColumns } from './table.js';
 
 const SPARK = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
@@ -29,14 +30,18 @@ export function bar(n: number, max: number, width = 16): string {
 
 const num = (n: number) => n.toLocaleString('en-US');
 
+/** The terminal's width for this render (RenderOptions.width), read by table() below. */
+let fitTo: number | undefined;
+
+/** stats' tables: indented by two, no rule under the header, numbers right-aligned; cut to the terminal's width. */
 function table(headers: string[], rows: string[][], right: number[] = []): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fit = fitColumns(headers, rows, { right, indent: 2, ...(fitTo !== undefined ? { width: fitTo } : {}) });
   const line = (cells: string[]) =>
     cells
-      .map((c, i) => (i === cells.length - 1 ? c : right.includes(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .map((c, i) => (i === cells.length - 1 ? c : right.includes(i) ? c.padStart(fit.widths[i]!) : c.padEnd(fit.widths[i]!)))
       .join('  ')
       .trimEnd();
-  return [line(headers), ...rows.map(line)].map((l) => `  ${l}`).join('\n') + '\n';
+  return [line(fit.headers), ...fit.rows.map(line)].map((l) => `  ${l}`).join('\n') + '\n';
 }
 
 export function destinationText(d: Pick<DestinationStat, 'dst' | 'family'>): string {
@@ -117,6 +122,8 @@ export interface RenderOptions {
   title?: string;
   /** The DNS forwarder's names (stats, when its log was read). */
   names?: NameStats;
+  /** The terminal's width: tables are cut to fit it. */
+  width?: number;
 }
 
 function dnsCountsLine(c: DnsReadCounts): string {
@@ -155,6 +162,15 @@ export function nameLines(n: NameStats, top: number): string[] {
 }
 
 export function renderStats(s: Stats, o: RenderOptions = {}): string {
+  fitTo = o.width;
+  try {
+    return renderStatsText(s, o);
+  } finally {
+    fitTo = undefined;
+  }
+}
+
+function renderStatsText(s: Stats, o: RenderOptions): string {
   const top = o.top ?? 10;
   const out: string[] = [];
   const span = s.first !== undefined && s.last !== undefined ? ` from ${formatLocal(s.first)} to ${formatLocal(s.last)} (${formatDuration(s.last - s.first)})` : '';

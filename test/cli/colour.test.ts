@@ -1,9 +1,9 @@
 /**
- * Colour on a terminal (issue 14): errors and warnings on stderr, explain's
+ * The terminal (issue 14). Colour: errors and warnings on stderr, explain's
  * verdict, plan's rows; never with NO_COLOR, TERM=dumb, --no-color, or when
  * the stream is not a terminal. The spawned cases run the built CLI on a
  * pseudo-terminal (util-linux `script`), so processIo's own detection is
- * what is tested.
+ * what is tested. And tables cut to the terminal's width.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -89,5 +89,22 @@ describe('the CLI', () => {
     expect(piped.status).toBe(0);
     expect(piped.stdout).toContain('verdict: reject');
     expect(piped.stdout).not.toMatch(ESC);
+  });
+
+  test('on a 60-column terminal the built CLI cuts its tables to fit; through a pipe it does not', () => {
+    const dir = tempDir('egress-width-');
+    const flows = join(dir, 'flows.csv');
+    writeFileSync(flows, 'to,port,user\n2001:db8::25,tcp/25,www-data\n192.0.2.10,udp/53,root\n');
+    const cmd = `${process.execPath} bin/egress.js explain examples/postfix-only-smtp.yaml --offline --silence unknown-user --flows ${flows}`;
+    const tty = spawnSync('script', ['-qfec', `stty cols 60; ${cmd}`, '/dev/null'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, TERM: 'xterm', NO_COLOR: '1' }, timeout: 60_000 });
+    expect(tty.status, tty.stdout).toBe(0);
+    const lines = tty.stdout.replace(/\r/g, '').split('\n').filter(Boolean);
+    expect(lines.length).toBeGreaterThan(3);
+    for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(60);
+    expect(tty.stdout).toContain('…');
+    const piped = spawnSync(process.execPath, ['bin/egress.js', 'explain', 'examples/postfix-only-smtp.yaml', '--offline', '--flows', flows], { cwd: ROOT, encoding: 'utf8' });
+    expect(piped.status).toBe(0);
+    expect(Math.max(...piped.stdout.split('\n').map((l) => l.length))).toBeGreaterThan(60);
+    expect(piped.stdout).not.toContain('…');
   });
 });

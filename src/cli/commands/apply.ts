@@ -73,7 +73,7 @@ export async function applyCommand(io: Io, file: string, flags: ApplyFlags, seam
       return 0;
     }
     // The plan's table (summarised unless --verbose) without its "pending" line: the line below says what was made.
-    if (!flags.quiet) io.stdout(renderPlanText(r.plan, { verbose: !!flags.verbose, colour: !!io.colour?.stdout }).replace(/\n[^\n]* pending(: [^\n]*)?\n$/, '\n'));
+    if (!flags.quiet) io.stdout(renderPlanText(r.plan, { verbose: !!flags.verbose, colour: !!io.colour?.stdout, ...(io.columns && !flags.verbose ? { width: io.columns } : {}) }).replace(/\n[^\n]* pending(: [^\n]*)?\n$/, '\n'));
     io.stdout(`applied ${visible(file)} with ${backend} (${desired.ir.mode}, default ${desired.ir.default}): ${planSummary(r.plan, 'made')}\n`);
     if (r.pending)
       io.stdout(

@@ -49,7 +49,7 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
       }
     }
     if (flags.json) for (const a of answers) io.stdout(JSON.stringify(a) + '\n');
-    else io.stdout(answersTable(answers));
+    else io.stdout(answersTable(answers, io.columns));
     return bad ? 1 : 0;
   }
 

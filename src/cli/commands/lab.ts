@@ -76,6 +76,6 @@ export async function labCommand(io: Io, given: string | undefined, flags: LabFl
   const r = await runLab(loaded, accounts, identities, { execer, targets, progress, hosts, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
   const report = { ...r, hosts, identities };
   if (flags.json) writeJson(io, { ...labJson(name, report, loaded.sources), diagnostics: toJson(loaded.sources, loaded.diagnostics) });
-  else io.stdout(renderLabText(name, report, loaded.sources, { verbose: !!flags.verbose }));
+  else io.stdout(renderLabText(name, report, loaded.sources, { verbose: !!flags.verbose, ...(io.columns ? { width: io.columns } : {}) }));
   return labOk(report) ? 0 : 1;
 }

@@ -41,7 +41,7 @@ export async function planCommand(io: Io, file: string, flags: PlanFlags, seams:
       io.stdout(renderPlanMarkdown(plan, file, { verbose: !!flags.verbose }));
       for (const l of forward.lines) io.stderr(`egress: ${l}\n`);
     } else {
-      io.stdout(renderPlanText(plan, { verbose: !!flags.verbose, colour: !!io.colour?.stdout }));
+      io.stdout(renderPlanText(plan, { verbose: !!flags.verbose, colour: !!io.colour?.stdout, ...(io.columns && !flags.verbose ? { width: io.columns } : {}) }));
       for (const l of forward.lines) io.stderr(`egress: ${l}\n`);
     }
     return empty ? 0 : EXIT_PENDING;

@@ -28,6 +28,6 @@ export async function staleCommand(io: Io, file: string, flags: StaleFlags): Pro
   const s = await readSamples(stateDirOf(io.env));
   const activity = ruleActivity(rules, s.samples, now, days);
   if (flags.json) writeJson(io, staleJson(file, s, activity, days));
-  else io.stdout(staleText(s, activity, days));
+  else io.stdout(staleText(s, activity, days, io.columns));
   return 0;
 }

@@ -97,7 +97,7 @@ export async function statsCommand(io: Io, logs: string[], flags: StatsFlags, se
       ? toPrometheus(s, { topDestinations: top, ...(changes ? { changes } : {}), ...(counters.kind === 'status' ? { status: counters.status } : {}) })
       : flags.json
         ? JSON.stringify(statsJson(s, { top, ...(changes ? { changes } : {}), counters, ...(names ? { names } : {}) }), null, flags.follow ? 0 : 2) + '\n'
-        : renderStats(s, { top, ...(changes ? { changes } : {}), historyNote: historyNote(history), counters, ...(names ? { names } : {}) });
+        : renderStats(s, { top, ...(changes ? { changes } : {}), historyNote: historyNote(history), counters, ...(names ? { names } : {}), ...(io.columns ? { width: io.columns } : {}) });
     if (flags.output) writeFileAtomic(resolvePath(io.cwd, flags.output), text, 0o644);
     else if (flags.follow && !final && io.isTty && !flags.json && !flags.prometheus) io.stdout(`\x1b[H\x1b[2J${text}`);
     else io.stdout(flags.follow && !flags.json && !flags.prometheus ? `${formatLocal(Date.now())}\n${text}\n` : text);

@@ -68,12 +68,14 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
       out.push(`warning:  egress ${i.action} (pid ${i.pid}, started ${i.startedAt}) was cut off: ${what}`);
     } else if (s.interrupted) out.push('warning:  an interrupted egress command left an intent record; the next apply/rollback/remove settles it');
     for (const l of s.forward?.lines ?? []) out.push(l.replace(/^(warning|info): /, (_, k: string) => `${k}:`.padEnd(10)));
+    const fit = io.columns ? { width: io.columns } : {};
     if (s.rules?.length) {
       out.push('');
       out.push(
         table(
           ['rule', 'action', 'scope', 'to', 'ports', 'users', 'logs', 'packets', 'bytes'],
           s.rules.map((r) => [r.rule, r.action, r.scope.join('+'), admits(r), [...r.ports, ...r.icmp.map((i) => `icmp ${i}`)].join(' ') || 'any', [...r.users, ...r.groups.map((g) => `group ${g}`)].join(' ') || 'any', r.logs ? 'yes' : 'no', String(r.packets), String(r.bytes)]),
+          fit,
         ).trimEnd(),
       );
     }
@@ -84,6 +86,7 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
         table(
           forwarded ? ['rule', 'action', 'scope', 'family', 'packets', 'bytes'] : ['rule', 'action', 'family', 'packets', 'bytes'],
           s.counters.map((c) => [c.rule, c.action, ...(forwarded ? [c.scope ?? 'host'] : []), c.family ?? '', String(c.packets), String(c.bytes)]),
+          fit,
         ).trimEnd(),
       );
     }
