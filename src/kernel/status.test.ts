@@ -148,7 +148,7 @@ deny:
   test('the last automatic rollback: when, why, what it restored', async () => {
     const w = await applied();
     appendHistory(w.env.EGRESS_STATE_DIR, { time: '2026-06-01T12:02:00.000Z', action: 'auto-rollback', user: 'root', uid: 0, policyFile: '/etc/egress/old.yaml', policyHash: 'sha256:ab', backend: 'nft', mode: 'enforce', outcome: 'ok', message: 'not confirmed by 2026-06-01T12:02:00.000Z' });
-    expect(await w.status()).toContain('rollback: automatic at 2026-06-01T12:02:00.000Z (not confirmed by 2026-06-01T12:02:00.000Z): restored /etc/egress/old.yaml (sha256:ab)\n');
+    expect(await w.status()).toContain('rollback: automatic at 2026-06-01T12:02:00Z (not confirmed by 2026-06-01T12:02:00.000Z): restored /etc/egress/old.yaml (sha256:ab)\n');
     expect(JSON.parse(await w.status(true))).toMatchObject({ lastAutoRollback: { time: '2026-06-01T12:02:00.000Z', restored: { policyFile: '/etc/egress/old.yaml', policyHash: 'sha256:ab' } } });
   });
 });

@@ -28,20 +28,7 @@ export function parseSince(v: string, now: Date): number | undefined {
   return isoTime(withSecs, 0, withSecs.length);
 }
 
-function pad(n: number, w = 2): string {
-  return String(n).padStart(w, '0');
-}
-
-/** Local time with its UTC offset, to the second: "2026-11-23 10:14:42+01:00". Unambiguous and readable. */
-export function formatLocal(ms: number): string {
-  const d = new Date(ms);
-  const off = -d.getTimezoneOffset();
-  const sign = off >= 0 ? '+' : '-';
-  const a = Math.abs(off);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}${sign}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
-}
-
-/** ISO 8601 UTC without milliseconds, for JSON. */
+/** ISO 8601 UTC to the second ("2026-11-23T09:14:42Z"): the one format of every time egress shows, in text and JSON alike. */
 export function formatIso(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

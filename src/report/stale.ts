@@ -4,7 +4,7 @@
  * `--json`. Pure.
  */
 import type { CounterSample, RuleActivity } from '../observe/counters.js';
-import { formatLocal } from '../logs/since.js';
+import { formatIso } from '../logs/since.js';
 import { table } from './table.js';
 
 /** The samples `readSamples` found. */
@@ -19,7 +19,7 @@ export function staleText(s: Samples, activity: readonly RuleActivity[], days: n
   if (!s.samples.length) {
     out.push(`no counter samples in ${s.path}: record them with "egress stats --sample" (e.g. hourly from cron or a systemd timer), then ask again after ${days} days`);
   } else {
-    out.push(`${s.samples.length} counter samples from ${formatLocal(Date.parse(s.samples[0]!.time))} to ${formatLocal(Date.parse(s.samples.at(-1)!.time))}${s.skipped ? ` (${s.skipped} unreadable lines skipped)` : ''}`);
+    out.push(`${s.samples.length} counter samples from ${formatIso(Date.parse(s.samples[0]!.time))} to ${formatIso(Date.parse(s.samples.at(-1)!.time))}${s.skipped ? ` (${s.skipped} unreadable lines skipped)` : ''}`);
   }
   const stale = activity.filter((a) => a.status === 'stale');
   out.push(stale.length ? `${stale.length} rule${stale.length === 1 ? '' : 's'} with no hits in ${days} days: ${stale.map((a) => `"${a.rule}"`).join(', ')}` : `no rule is known to be without hits in ${days} days`);
@@ -27,7 +27,7 @@ export function staleText(s: Samples, activity: readonly RuleActivity[], days: n
   out.push(
     table(
       ['rule', 'action', `hits (${days} d)`, 'last hit', 'status'],
-      activity.map((a) => [a.rule, a.action, String(a.hits), a.lastHit ? formatLocal(Date.parse(a.lastHit)) : '-', a.status === 'unknown' ? `unknown: ${a.note}` : a.status]),
+      activity.map((a) => [a.rule, a.action, String(a.hits), a.lastHit ? formatIso(Date.parse(a.lastHit)) : '-', a.status === 'unknown' ? `unknown: ${a.note}` : a.status]),
       width !== undefined ? { width } : {},
     ).trimEnd(),
   );

@@ -11,7 +11,7 @@ import type { ChangeStat, History } from '../observe/changes.js';
 import type { NameStat, NameStats } from '../observe/names.js';
 import type { DnsReadCounts } from '../logs/dns-log.js';
 import type { ReadCounts } from '../logs/event.js';
-import { formatDuration, formatIso, formatLocal } from '../logs/since.js';
+import { formatDuration, formatIso } from '../logs/since.js';
 import { fitColumns } from './table.js';
 
 const SPARK = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -173,7 +173,7 @@ export function renderStats(s: Stats, o: RenderOptions = {}): string {
 function renderStatsText(s: Stats, o: RenderOptions): string {
   const top = o.top ?? 10;
   const out: string[] = [];
-  const span = s.first !== undefined && s.last !== undefined ? ` from ${formatLocal(s.first)} to ${formatLocal(s.last)} (${formatDuration(s.last - s.first)})` : '';
+  const span = s.first !== undefined && s.last !== undefined ? ` from ${formatIso(s.first)} to ${formatIso(s.last)} (${formatDuration(s.last - s.first)})` : '';
   const what = o.title ?? (s.mode === 'audit' ? 'connections audit mode would have denied (logged, not blocked)' : 'denied connections');
   out.push(`${num(s.connections)} ${what}${span}`);
   if (s.mode === 'mixed') out.push(`  ${num(s.denied)} denied (enforce) and ${num(s.wouldDeny)} would-be-denied (audit): the logs span a mode change`);
@@ -190,8 +190,8 @@ function renderStatsText(s: Stats, o: RenderOptions): string {
     out.push('', `over time (${tl.bucketMinutes >= 60 ? `${tl.bucketMinutes / 60} h` : `${tl.bucketMinutes} min`} per column, peak ${num(peak)})`);
     out.push(`  ${sparkline(tl.counts)}`);
     const endMs = tl.start + (tl.counts.length - 1) * tl.bucketMinutes * 60_000;
-    const left = formatLocal(tl.start).slice(0, 16);
-    const right = formatLocal(endMs).slice(0, 16);
+    const left = formatIso(tl.start).slice(0, 16);
+    const right = formatIso(endMs).slice(0, 16);
     out.push(`  ${left}${' '.repeat(Math.max(1, tl.counts.length - left.length - right.length))}${tl.counts.length >= left.length + right.length + 1 ? right : `→ ${right}`}`);
   }
 
@@ -247,7 +247,7 @@ function renderStatsText(s: Stats, o: RenderOptions): string {
         table(
           ['time', 'change', 'policy', 'before', 'after', ''],
           o.changes.map((c) => [
-            formatLocal(c.entry.time),
+            formatIso(c.entry.time),
             `${c.entry.action}${c.entry.outcome === 'pending' ? ' (pending)' : ''}${c.entry.mode ? ` ${c.entry.mode}` : ''}`,
             (c.entry.policyHash ?? '').replace(/^sha256:/, '').slice(0, 12),
             c.before ? rate(c.before.perHour) : '-',

@@ -334,7 +334,7 @@ kernelDescribe('life cycle (kernel)', () => {
     const intent = { action: 'apply', next: live, prior: null, nextFingerprint: live.fingerprint, priorFingerprint: 'none', checkBackend: 'nft', pid: 999999, startedAt: '2026-06-01T12:00:00.000Z' };
     writeState(lc.stateDir, 'applying', intent as never);
     const st = await lc.egress(['status']);
-    expect(st.stdout).toMatch(/^warning: +egress apply \(pid 999999, started 2026-06-01T12:00:00\.000Z\) was cut off: it had already loaded its ruleset, which is live; the next egress command .* records it$/m);
+    expect(st.stdout).toMatch(/^warning: +egress apply \(pid 999999, started 2026-06-01T12:00:00Z\) was cut off: it had already loaded its ruleset, which is live; the next egress command .* records it$/m);
     writeState(lc.stateDir, 'applying', { ...intent, nextFingerprint: 'other', priorFingerprint: live.fingerprint } as never);
     expect((await lc.egress(['status'])).stdout).toMatch(/was cut off: it had not changed the kernel/);
     await ok(lc, ['apply', lc.p1]); // settles

@@ -58,7 +58,7 @@ describe('egress stats', () => {
     const r = await run(['stats', 'kern.log', '--policy', 'policy.yaml'], { cwd: dir, env });
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     const out = r.stdout;
-    expect(out.split('\n')[0]).toMatch(/^304 connections audit mode would have denied \(logged, not blocked\) from 2026-11-23 /);
+    expect(out.split('\n')[0]).toMatch(/^304 connections audit mode would have denied \(logged, not blocked\) from 2026-11-23T\d{2}:\d{2}:\d{2}Z to /); // times in ISO 8601 UTC, as everywhere
     expect(out).toContain('308 log lines; retransmissions within 60 s counted once');
     expect(out).toMatch(/over time \(5 min per column, peak 21\)\n  [▁-█ ]{24}\n/);
     expect(out).toMatch(/top destinations \(3 of 3\)\n {2}connections .*\n {10}180 +█+ +\[2001:db8::99\] +tcp\/443 +appuser +\(default\)\n {10}120 +█+ +203\.0\.113\.9 +udp\/53 +root +\(default\)\n {12}4 +█+ +198\.51\.100\.7 +tcp\/25 +www-data +smtp\n/);

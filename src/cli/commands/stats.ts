@@ -19,7 +19,7 @@ import { NameStatsBuilder, type NameStats } from '../../observe/names.js';
 import type { LogEvent } from '../../logs/event.js';
 import { parallelPlan, statsParallel } from '../../observe/parallel.js';
 import { LogReader } from '../../logs/read.js';
-import { formatLocal } from '../../logs/since.js';
+import { formatIso } from '../../logs/since.js';
 import { toPrometheus } from '../../report/prometheus.js';
 import { historyNote, renderStats, statsJson, type KernelCounters } from '../../report/stats.js';
 import { CommandError, UsageError, type Io } from '../io.js';
@@ -100,7 +100,7 @@ export async function statsCommand(io: Io, logs: string[], flags: StatsFlags, se
         : renderStats(s, { top, ...(changes ? { changes } : {}), historyNote: historyNote(history), counters, ...(names ? { names } : {}), ...(io.columns ? { width: io.columns } : {}) });
     if (flags.output) writeFileAtomic(resolvePath(io.cwd, flags.output), text, 0o644);
     else if (flags.follow && !final && io.isTty && !flags.json && !flags.prometheus) io.stdout(`\x1b[H\x1b[2J${text}`);
-    else io.stdout(flags.follow && !flags.json && !flags.prometheus ? `${formatLocal(Date.now())}\n${text}\n` : text);
+    else io.stdout(flags.follow && !flags.json && !flags.prometheus ? `${formatIso(Date.now())}\n${text}\n` : text);
   };
 
   if (!flags.follow) {

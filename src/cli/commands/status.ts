@@ -4,6 +4,7 @@ import { readStatus, type RuleView, type Status } from '../../kernel/status.js';
 import type { Io } from '../io.js';
 import { writeJson } from '../shared.js';
 import { table } from '../../report/table.js';
+import { formatIso } from '../../logs/since.js';
 import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 export async function statusCommand(io: Io, flags: { json?: boolean }, seams: KernelSeams & { kernel?: LinuxKernel } = {}): Promise<number> {
@@ -25,17 +26,17 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
       if (disk?.state === 'changed') out.push(`warning:  ${s.policyFile} changed since it was applied (now ${disk.hash}): "egress plan" shows what applying it would change`);
       else if (disk?.state === 'missing') out.push(`warning:  ${s.policyFile} is gone (what is applied is kept in the state directory)`);
       else if (disk?.state === 'unreadable') out.push(`warning:  ${s.policyFile} cannot be read (${disk.why}): not compared with what is applied`);
-      out.push(`applied:  ${s.appliedAt} by ${s.appliedBy!.user} (uid ${s.appliedBy!.uid})`);
+      out.push(`applied:  ${iso(s.appliedAt)} by ${s.appliedBy!.user} (uid ${s.appliedBy!.uid})`);
       if (s.pending)
         out.push(
-          `pending:  NOT CONFIRMED: rolls back at ${s.pending.deadline} (${s.pending.secondsLeft} s left) unless "egress confirm" runs; watchdog ${s.pending.watchdog}${s.pending.watchdogAlive ? '' : ' (GONE: the next egress command rolls back)'}`,
+          `pending:  NOT CONFIRMED: rolls back at ${iso(s.pending.deadline)} (${s.pending.secondsLeft} s left) unless "egress confirm" runs; watchdog ${s.pending.watchdog}${s.pending.watchdogAlive ? '' : ' (GONE: the next egress command rolls back)'}`,
         );
       else out.push('pending:  none (confirmed)');
       if (s.log) out.push(`logging:  ${logLine(s.log)}`);
       if (s.persistence) out.push(`boot:     ${bootLine(s.persistence)}`);
       if (s.lastAutoRollback) {
         const a = s.lastAutoRollback;
-        out.push(`rollback: automatic at ${a.time}${a.message ? ` (${a.message})` : ''}: restored ${a.restored.policyFile ? `${a.restored.policyFile} (${a.restored.policyHash})` : 'nothing of egress (none was live before)'}`);
+        out.push(`rollback: automatic at ${iso(a.time)}${a.message ? ` (${a.message})` : ''}: restored ${a.restored.policyFile ? `${a.restored.policyFile} (${a.restored.policyHash})` : 'nothing of egress (none was live before)'}`);
       }
       for (const n of s.names ?? []) out.push(`name:     ${n.name} ${[...n.ipv4, ...n.ipv6].join(', ') || '(no address: nothing admitted)'}${n.status === 'ok' ? '' : ` (${n.status === 'stale' ? 'stale: the last lookup failed, the last known addresses are kept' : 'never resolved'})`}`);
       if (s.refresh || s.names?.length) out.push(`refresh:  ${refreshLine(s.refresh)}`);
@@ -65,7 +66,7 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
           : i.kernel === 'old'
             ? `it had not changed the kernel; the ruleset from before it is live, and the next egress command drops its record`
             : `the live ruleset is neither the one from before it nor the one it was loading (changed meanwhile); the next egress command restores the one from before it`;
-      out.push(`warning:  egress ${i.action} (pid ${i.pid}, started ${i.startedAt}) was cut off: ${what}`);
+      out.push(`warning:  egress ${i.action} (pid ${i.pid}, started ${iso(i.startedAt)}) was cut off: ${what}`);
     } else if (s.interrupted) out.push('warning:  an interrupted egress command left an intent record; the next apply/rollback/remove settles it');
     for (const l of s.forward?.lines ?? []) out.push(l.replace(/^(warning|info): /, (_, k: string) => `${k}:`.padEnd(10)));
     const fit = io.columns ? { width: io.columns } : {};
@@ -109,7 +110,7 @@ function bootLine(p: NonNullable<Status['persistence']>): string {
 }
 
 function refreshLine(r: Status['refresh']): string {
-  const last = r?.last ? `last ${r.last.time} (${r.last.outcome}${r.last.message ? `: ${r.last.message}` : ''})` : 'never refreshed since applied history began';
+  const last = r?.last ? `last ${iso(r.last.time)} (${r.last.outcome}${r.last.message ? `: ${r.last.message}` : ''})` : 'never refreshed since applied history began';
   const w = r?.watch;
   const next = w?.running ? `next ${w.next} (refresh --watch, pid ${w.pid}${w.names?.length ? `: ${w.names.join(', ')}` : ''})` : `no "refresh --watch" running${w ? ` (pid ${w.pid} is gone)` : ''}: addresses change only when "egress refresh" runs`;
   return `${last}; ${next}`;
@@ -126,4 +127,10 @@ export function admits(r: RuleView): string {
   ];
   const kernel = k ? ` = ${[k.ipv4 !== undefined ? `${k.ipv4} ipv4` : '', k.ipv6 !== undefined ? `${k.ipv6} ipv6` : ''].filter(Boolean).join(' + ')} in the kernel` : '';
   return parts.join(', ') + kernel;
+}
+
+/** Times in text as everywhere in egress: ISO 8601 in UTC, to the second ("2026-06-01T12:02:00Z"). */
+function iso(t: string | undefined): string {
+  const ms = t === undefined ? NaN : Date.parse(t);
+  return Number.isNaN(ms) ? String(t) : formatIso(ms);
 }
