@@ -30,12 +30,9 @@ export function bar(n: number, max: number, width = 16): string {
 
 const num = (n: number) => n.toLocaleString('en-US');
 
-/** The terminal's width for this render (RenderOptions.width), read by table() below. */
-let fitTo: number | undefined;
-
-/** stats' tables: indented by two, no rule under the header, numbers right-aligned; cut to the terminal's width. */
-function table(headers: string[], rows: string[][], right: number[] = []): string {
-  const fit = fitColumns(headers, rows, { right, indent: 2, ...(fitTo !== undefined ? { width: fitTo } : {}) });
+/** stats' tables: indented by two, no rule under the header, numbers right-aligned; cut to `width` (a terminal's) when given. */
+function table(headers: string[], rows: string[][], right: number[] = [], width?: number): string {
+  const fit = fitColumns(headers, rows, { right, indent: 2, ...(width !== undefined ? { width } : {}) });
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : right.includes(i) ? c.padStart(fit.widths[i]!) : c.padEnd(fit.widths[i]!)))
@@ -141,7 +138,7 @@ function askers(n: NameStat): string {
 }
 
 /** The "names" section: the names the DNS forwarder answered most, and those it refused. */
-export function nameLines(n: NameStats, top: number): string[] {
+export function nameLines(n: NameStats, top: number, width?: number): string[] {
   const out = ['', `names asked through the DNS forwarder (top ${Math.min(top, n.top.length)} of ${num(n.names)}; ${num(n.answers)} answers)`, `  ${dnsCountsLine(n.counts)}`];
   for (const p of n.counts.problems.slice(0, 3)) out.push(`  malformed: ${p.where}:${p.line}: ${p.reason}`);
   const rows = n.top.slice(0, top);
@@ -152,25 +149,17 @@ export function nameLines(n: NameStats, top: number): string[] {
         ['answers', '', 'name', 'addresses', 'users', 'published by'],
         rows.map((x) => [num(x.answers), bar(x.answers, max, 12), x.name, num(x.addresses), askers(x), x.published ? x.rules.join(', ') : '(forwarded)']),
         [0, 3],
+        width,
       ).trimEnd(),
     );
   if (n.refused.length) {
     out.push('', `names refused (top ${Math.min(top, n.refused.length)} of ${num(n.refusedNames)}; ${num(n.refusals)} queries)`);
-    out.push(table(['queries', 'name', 'users', 'rule'], n.refused.slice(0, top).map((x) => [num(x.refused), x.name, askers(x), x.rules.join(', ')]), [0]).trimEnd());
+    out.push(table(['queries', 'name', 'users', 'rule'], n.refused.slice(0, top).map((x) => [num(x.refused), x.name, askers(x), x.rules.join(', ')]), [0], width).trimEnd());
   }
   return out;
 }
 
 export function renderStats(s: Stats, o: RenderOptions = {}): string {
-  fitTo = o.width;
-  try {
-    return renderStatsText(s, o);
-  } finally {
-    fitTo = undefined;
-  }
-}
-
-function renderStatsText(s: Stats, o: RenderOptions): string {
   const top = o.top ?? 10;
   const out: string[] = [];
   const span = s.first !== undefined && s.last !== undefined ? ` from ${formatIso(s.first)} to ${formatIso(s.last)} (${formatDuration(s.last - s.first)})` : '';
@@ -182,7 +171,7 @@ function renderStatsText(s: Stats, o: RenderOptions): string {
   out.push(`  ${num(s.packets)} log lines; retransmissions within 60 s counted once`);
   out.push(`  ${countsLine(s.counts)}`);
   for (const p of s.counts.problems.slice(0, 3)) out.push(`  malformed: ${p.where}:${p.line}: ${p.reason}`);
-  if (!s.connections) return [...out, ...(o.names ? nameLines(o.names, top) : [])].join('\n') + '\n';
+  if (!s.connections) return [...out, ...(o.names ? nameLines(o.names, top, o.width) : [])].join('\n') + '\n';
 
   const tl = timeline(s.minutes);
   if (tl && tl.counts.length > 1) {
@@ -214,13 +203,14 @@ function renderStatsText(s: Stats, o: RenderOptions): string {
         d.rules.map((r) => (r === '-' ? '(default)' : r || '(untagged)')).join(', '),
       ]),
       [0],
+      o.width,
     ).trimEnd(),
   );
 
   const users = s.users.slice(0, top);
   const maxU = users[0]?.connections ?? 0;
   out.push('', 'by user');
-  out.push(table(['connections', '', 'user'], users.map((u) => [num(u.connections), bar(u.connections, maxU, 12), userText(u)]), [0]).trimEnd());
+  out.push(table(['connections', '', 'user'], users.map((u) => [num(u.connections), bar(u.connections, maxU, 12), userText(u)]), [0], o.width).trimEnd());
 
   out.push('', 'by rule');
   out.push(
@@ -234,10 +224,11 @@ function renderStatsText(s: Stats, o: RenderOptions): string {
           (s.mode === 'mixed' ? ` [${r.verdict}]` : ''),
       ]),
       [0, 1],
+      o.width,
     ).trimEnd(),
   );
 
-  if (s.forwarded) out.push('', ...forwardedLines(s.forwarded, top));
+  if (s.forwarded) out.push('', ...forwardedLines(s.forwarded, top, o.width));
 
   if (o.changes || o.historyNote) {
     out.push('', 'policy changes (denials per hour, the hour before → after)');
@@ -255,16 +246,17 @@ function renderStatsText(s: Stats, o: RenderOptions): string {
             c.jump ? '<< denials jumped' : c.note ?? '',
           ]),
           [3, 4],
+          o.width,
         ).trimEnd(),
       );
   }
-  if (o.names) out.push(...nameLines(o.names, top));
+  if (o.names) out.push(...nameLines(o.names, top, o.width));
   if (o.counters) out.push('', 'kernel counters (exact, since the ruleset was loaded)', ...counterLines(o.counters).map((l) => `  ${l}`));
   return out.join('\n') + '\n';
 }
 
 /** The "forwarded" section: forwarded connections by source (with a policy) or by input interface, and those from no source. */
-export function forwardedLines(f: ForwardStats, top: number): string[] {
+export function forwardedLines(f: ForwardStats, top: number, width?: number): string[] {
   const withSources = f.sources.some((x) => x.sources !== undefined);
   const un = f.unlisted.denied + f.unlisted.passed;
   const head = `forwarded (containers, VMs): ${num(f.connections)} connection${f.connections === 1 ? '' : 's'}${un ? `, ${num(un)} logged as from no source (${num(f.unlisted.denied)} denied, ${num(f.unlisted.passed)} let through)` : ''}`;
@@ -278,6 +270,7 @@ export function forwardedLines(f: ForwardStats, top: number): string[] {
       headers,
       rows.map((x) => [num(x.connections), bar(x.connections, max, 12), ...(withSources ? [x.sources!.length ? x.sources!.join(', ') : '(no source)'] : []), x.interfaces.join(', '), addrs(x)]),
       [0],
+      width,
     ).trimEnd(),
   ];
 }
