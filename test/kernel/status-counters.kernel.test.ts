@@ -6,13 +6,12 @@
  * listing (nft: the rule's named counter; iptables: iptables-save -c) and the
  * Prometheus export must all say the same numbers.
  */
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
+import { afterEach, expect, test } from 'vitest';
 import { realExecer } from '../../src/kernel/exec.js';
 import type { Status } from '../../src/kernel/status.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
-import { buildCli, lcEnv, type Lc } from './lifecycle-env.js';
+import { useCli } from './forward-env.js';
+import { lcEnv, type Lc } from './lifecycle-env.js';
 
 const x = realExecer();
 const POLICY = `version: 1
@@ -27,23 +26,17 @@ deny:
     reason: not there
     to: [192.0.2.81]
 `;
-let cli = '';
 const open: Lc[] = [];
 
 kernelDescribe('status: per-rule counters are the kernel\'s (kernel)', () => {
   useRootGuard(x);
-  beforeAll(() => {
-    cli = buildCli('status');
-  }, 180_000);
-  afterAll(() => {
-    if (cli) rmSync(dirname(dirname(cli)), { recursive: true, force: true });
-  });
+  const cli = useCli('status');
   afterEach(async () => {
     for (const lc of open.splice(0)) await lc.close();
   }, 60_000);
 
   test.each(['nft', 'iptables'] as const)('%s', async (b) => {
-    const lc = await lcEnv(x, cli);
+    const lc = await lcEnv(x, cli.path);
     open.push(lc);
     for (const argv of [['ip', 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'], ['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'v0'], ['ip', 'link', 'set', 'v1', 'up'], ['ip', 'link', 'set', 'v0', 'up'], ['ip', 'link', 'set', 'lo', 'up']]) {
       const r = await lc.sh(argv);

@@ -8,12 +8,12 @@
  * after the jump). The bound is generous: the point is flat, not tight.
  */
 import { spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { tempDir } from '../helpers.js';
-import { buildCli } from '../kernel/lifecycle-env.js';
+import { useCli } from '../kernel/forward-env.js';
 import { iso, TCP4, UDP4 } from './lines.js';
 
 const LINES = 2_000_000;
@@ -46,21 +46,17 @@ async function writeLog(path: string, gzip: boolean, back: boolean): Promise<voi
 }
 
 describe('stats memory on 2M-line logs (spawned, compiled CLI)', () => {
-  let cli = '';
+  const cli = useCli('memory');
   let preload = '';
   beforeAll(() => {
-    cli = buildCli('memory');
     preload = join(dir, 'rss.cjs');
     writeFileSync(preload, `const { isMainThread } = require('node:worker_threads');\nif (isMainThread) process.on('exit', () => require('node:fs').writeFileSync(process.env.EGRESS_RSS_FILE, String(process.resourceUsage().maxRSS)));\n`);
-  }, 600_000);
-  afterAll(() => {
-    if (cli) rmSync(join(cli, '..', '..'), { recursive: true, force: true });
   });
 
   /** One reading thread (EGRESS_STATS_WORKERS=1): the bound is on the reader; two threads each add a heap (BENCHMARKS.md). */
   function stats(file: string): { rssMb: number; lines: number; connections: number } {
     const rssFile = join(dir, `${file}.rss`);
-    const r = spawnSync(process.execPath, ['-r', preload, cli, 'stats', file, '--json'], { cwd: dir, env: { ...process.env, EGRESS_STATE_DIR: join(dir, 'state'), EGRESS_RSS_FILE: rssFile, EGRESS_STATS_WORKERS: '1' }, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 600_000 });
+    const r = spawnSync(process.execPath, ['-r', preload, cli.path, 'stats', file, '--json'], { cwd: dir, env: { ...process.env, EGRESS_STATE_DIR: join(dir, 'state'), EGRESS_RSS_FILE: rssFile, EGRESS_STATS_WORKERS: '1' }, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 600_000 });
     if (r.status !== 0) throw new Error(`stats ${file}: exit ${r.status}: ${r.stderr.slice(0, 400)}`);
     const j = JSON.parse(r.stdout) as { lines: { lines: number }; connections: number };
     return { rssMb: existsSync(rssFile) ? Number(readFileSync(rssFile, 'utf8')) / 1024 : NaN, lines: j.lines.lines, connections: j.connections };
