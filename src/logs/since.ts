@@ -33,6 +33,12 @@ export function formatIso(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/** A recorded time (an ISO string from the state files or history) shown in that one format; text that is no time is shown as it is. */
+export function isoText(t: string | undefined): string {
+  const ms = t === undefined ? NaN : Date.parse(t);
+  return Number.isNaN(ms) ? String(t) : formatIso(ms);
+}
+
 /** "3 h 12 min", "45 s", "2 d 4 h". */
 export function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);

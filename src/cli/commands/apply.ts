@@ -8,7 +8,7 @@ import { apply } from '../../kernel/lifecycle.js';
 import { forwardView, scopeOf } from '../../kernel/forward-view.js';
 import { lintLockout } from '../../lint/lockout.js';
 import { planJson, planSummary, renderPlanText } from '../../report/plan.js';
-import { formatIso } from '../../logs/since.js';
+import { isoText } from '../../logs/since.js';
 import { UsageError, type Io } from '../io.js';
 import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from '../kernel-flags.js';
 import { writeJson, type PolicyFlags } from '../shared.js';
@@ -78,7 +78,7 @@ export async function applyCommand(io: Io, file: string, flags: ApplyFlags, seam
     io.stdout(`applied ${visible(file)} with ${backend} (${desired.ir.mode}, default ${desired.ir.default}): ${planSummary(r.plan, 'made')}\n`);
     if (r.pending)
       io.stdout(
-        `waiting for confirmation until ${formatIso(Date.parse(r.pending.deadline))} (${confirmSeconds} s): run "egress confirm" to keep it; otherwise the previous ruleset is restored (watchdog: ${r.pending.watchdog}), even if this shell is gone\n`,
+        `waiting for confirmation until ${isoText(r.pending.deadline)} (${confirmSeconds} s): run "egress confirm" to keep it; otherwise the previous ruleset is restored (watchdog: ${r.pending.watchdog}), even if this shell is gone\n`,
       );
     return 0;
   } catch (e) {

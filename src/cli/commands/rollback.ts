@@ -3,7 +3,7 @@
  * `egress _auto-rollback --token T` (hidden): the confirmation watchdog —
  * waits for the deadline, then rolls back if that apply is still pending.
  */
-import { formatIso } from '../../logs/since.js';
+import { isoText } from '../../logs/since.js';
 import { rollback, settleWaiting } from '../../kernel/lifecycle.js';
 import { LockBusyError } from '../../kernel/lock.js';
 import { readState, type Snapshot } from '../../kernel/state.js';
@@ -12,7 +12,7 @@ import { writeJson } from '../shared.js';
 import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 function describe(s: Snapshot): string {
-  return s.kind === 'none' ? 'nothing of egress was live before, so its rules were taken out' : `${s.policyFile} (${s.backend}, ${s.mode}, applied ${formatIso(Date.parse(s.appliedAt))} by ${s.appliedBy.user}) is live again`;
+  return s.kind === 'none' ? 'nothing of egress was live before, so its rules were taken out' : `${s.policyFile} (${s.backend}, ${s.mode}, applied ${isoText(s.appliedAt)} by ${s.appliedBy.user}) is live again`;
 }
 
 export async function rollbackCommand(io: Io, flags: { json?: boolean }, seams: KernelSeams = {}): Promise<number> {

@@ -4,7 +4,7 @@ import { readStatus, type RuleView, type Status } from '../../kernel/status.js';
 import type { Io } from '../io.js';
 import { writeJson } from '../shared.js';
 import { table } from '../../report/table.js';
-import { formatIso } from '../../logs/since.js';
+import { isoText as iso } from '../../logs/since.js';
 import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 export async function statusCommand(io: Io, flags: { json?: boolean }, seams: KernelSeams & { kernel?: LinuxKernel } = {}): Promise<number> {
@@ -127,10 +127,4 @@ export function admits(r: RuleView): string {
   ];
   const kernel = k ? ` = ${[k.ipv4 !== undefined ? `${k.ipv4} ipv4` : '', k.ipv6 !== undefined ? `${k.ipv6} ipv6` : ''].filter(Boolean).join(' + ')} in the kernel` : '';
   return parts.join(', ') + kernel;
-}
-
-/** Times in text as everywhere in egress: ISO 8601 in UTC, to the second ("2026-06-01T12:02:00Z"). */
-function iso(t: string | undefined): string {
-  const ms = t === undefined ? NaN : Date.parse(t);
-  return Number.isNaN(ms) ? String(t) : formatIso(ms);
 }
