@@ -13,24 +13,13 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import { builds, flag, opt, quantile, ROOT } from './cli-args.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const argv = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : def;
-};
 const RUNS = Number(opt('runs', 30));
-const json = argv.includes('--json');
-const bins = argv.flatMap((a, i) => (argv[i - 1] === '--bin' ? [a] : []));
-if (!bins.length) bins.push('bin/egress.js');
-const entries = bins.map((b) => {
-  const [label, path] = b.includes('=') ? b.split('=', 2) : [b, b];
-  return { label, path: resolve(ROOT, path) };
-});
+const json = flag('json');
+const entries = builds();
 
 const POLICY = 'examples/apt-only.yaml';
 const COMMANDS = [
@@ -50,12 +39,6 @@ function once(args, env) {
   return ms;
 }
 
-const quantile = (xs, q) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const i = (s.length - 1) * q;
-  const lo = Math.floor(i);
-  return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo);
-};
 
 function modules(c) {
   if (c === floor) return undefined;

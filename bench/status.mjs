@@ -13,26 +13,15 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import { builds, flag, opt, quantile } from './cli-args.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const argv = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : def;
-};
 const SIZE = Number(opt('size', 100_000));
 const RUNS = Number(opt('runs', 7));
 const BACKEND = opt('backend', 'nft');
-const json = argv.includes('--json');
-const bins = argv.flatMap((a, i) => (argv[i - 1] === '--bin' ? [a] : []));
-if (!bins.length) bins.push('bin/egress.js');
-const entries = bins.map((b) => {
-  const [label, path] = b.includes('=') ? b.split('=', 2) : [b, b];
-  return { label, path: resolve(ROOT, path) };
-});
+const json = flag('json');
+const entries = builds();
 if (process.getuid?.() !== 0) {
   process.stderr.write('bench/status.mjs needs root (a network namespace)\n');
   process.exit(1);
@@ -63,10 +52,7 @@ const run = (args, input) => {
   if (r.status !== 0) throw new Error(`${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
   return r;
 };
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+const median = (xs) => quantile(xs, 0.5);
 
 const results = [];
 try {
