@@ -117,8 +117,9 @@ export function renderPlanMarkdown(p: Plan, file: string, opts: PlanTextOptions 
   const out = [`### egress plan: ${codeSpan(file)} (${p.backend})`, ''];
   if (planIsEmpty(p)) return [...out, `No changes: the live ${OWNED[p.backend]} already matches the policy.`, ''].join('\n');
   out.push(`**${planSummary(p)}**`, '');
-  for (const l of headLines(p)) out.push(`- ${codeSpan(l)}`);
-  if (headLines(p).length) out.push('');
+  const heads = headLines(p);
+  for (const l of heads) out.push(`- ${codeSpan(l)}`);
+  if (heads.length) out.push('');
   const verbose = !!opts.verbose;
   const all = rows(p, verbose);
   const shown = verbose ? all : all.slice(0, PLAN_ROWS);
