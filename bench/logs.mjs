@@ -230,7 +230,7 @@ try {
     egress('egress stats --json, two threads', ['--json'], '2'),
     egress('egress stats (terminal tables)', []),
   ]);
-  const stats = JSON.parse(tEgress.out);
+  const stats = JSON.parse(tEgress.out).result; // the --json envelope (docs/json.md)
   const best = Math.min(tSed.median, tAwk.median);
   log(`pipeline's top destination: ${tAwk.out.split('\n')[0].trim()}`);
   log(`egress's top destination:   ${stats.destinations[0].dst} ${stats.destinations[0].port ?? ''} (${stats.destinations[0].connections} connections, ${stats.destinations[0].packets} log lines)`);

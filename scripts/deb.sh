@@ -53,6 +53,8 @@ gzip -9n < packaging/debian/changelog > "$doc/changelog.gz"
 install -m 0644 README.md docs/*.md "$doc/"
 install -m 0644 examples/*.yaml "$doc/examples/"
 install -m 0644 schema/policy.schema.json "$doc/"
+install -d "$doc/schema/json"
+install -m 0644 schema/json/*.schema.json "$doc/schema/json/"
 
 # postinst makes /var/lib/egress (0700); postrm removes what persist enabled, and the state on purge.
 install -m 0755 packaging/debian/postinst packaging/debian/postrm "$root/DEBIAN/"

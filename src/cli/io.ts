@@ -24,6 +24,8 @@ export interface Io {
   colour?: { readonly stdout: boolean; readonly stderr: boolean };
   /** The user this runs as (default: the process's); `init` writes the default policy only as root. */
   uid?: number;
+  /** Called when a command prints its --json envelope (envelope.ts), so `main` prints one for a failure only when none was. */
+  onResult?: (ok: boolean) => void;
   /** Tests only: the default policy instead of /etc/egress/policy.yaml (policy-path.ts), so no test reads or writes /etc. */
   defaultPolicy?: string;
 }

@@ -20,7 +20,8 @@ import { readState, sha256, stateDirOf, StateError, whoAmI } from '../kernel/sta
 import { KernelError } from '../kernel/where.js';
 import type { HostEntry } from '../resolve/types.js';
 import { CommandError, UsageError, type Io } from './io.js';
-import { silenced, writeJson, type PolicyFlags } from './shared.js';
+import { commandDiagnostic, writeResult, type JsonCommand } from './envelope.js';
+import { silenced, type PolicyFlags } from './shared.js';
 
 /** Seams of the life-cycle commands (tests pass their own). */
 export interface KernelSeams {
@@ -112,15 +113,21 @@ export async function loadDesired(io: Io, file: string, backend: LinuxTarget, fl
 }
 
 /** Map the life-cycle's typed failures to the CLI's. */
-export function lifecycleFailure(io: Io, e: unknown, loaded: Loaded | undefined, json: boolean, extra: Record<string, unknown> = {}): number {
+/**
+ * A life-cycle command failed: say why (exit 1). `json`: the command whose
+ * envelope to print, with the kernel's findings and the failure itself as
+ * its diagnostics.
+ */
+export function lifecycleFailure(io: Io, e: unknown, loaded: Loaded | undefined, json: JsonCommand | undefined): number {
+  const failedHere = (e: Error) => commandDiagnostic('failed', e.message);
   if (e instanceof LifecycleError && e.failure) {
     const ds = kernelDiagnostics(e.failure);
-    if (json) writeJson(io, { ok: false, ...extra, error: e.message, diagnostics: loaded ? toJson(loaded.sources, ds) : ds });
+    if (json) writeResult(io, json, { ok: false, result: null, diagnostics: [...(loaded ? toJson(loaded.sources, ds) : toJson(new SourceMap(), ds)), failedHere(e)] });
     else io.stderr((loaded ? renderText(loaded.sources, ds) : e.message + '\n') + 'egress: nothing was changed\n');
     return 1;
   }
   if (e instanceof LifecycleError || e instanceof StateError || e instanceof LockBusyError || e instanceof KernelError) {
-    if (json) writeJson(io, { ok: false, ...extra, error: e.message });
+    if (json) writeResult(io, json, { ok: false, result: null, diagnostics: [failedHere(e)] });
     else io.stderr(`egress: error: ${e.message}\n`);
     return 1;
   }

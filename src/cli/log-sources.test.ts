@@ -9,6 +9,7 @@ import { replayCommand } from './commands/replay.js';
 import { startProgress } from './progress.js';
 import { captureIo, tempDir } from '../../test/helpers.js';
 import { INBOUND, iso, journal, TCP4, UDP4 } from '../../test/observe/lines.js';
+import { envelope, jsonResult } from '../../test/json.js';
 
 const dir = tempDir('egress-sources-');
 const KERN = join(dir, 'kern.log');
@@ -31,7 +32,7 @@ function journalctl(has: boolean | 127) {
 const statsOf = async (has: boolean | 127, logs: string[], extra: Record<string, unknown> = {}) => {
   const io = captureIo(dir);
   const code = await statsCommand(io, [], { json: true, ...extra }, { execer: journalctl(has), defaultLogs: logs, status: async () => ({ applied: false }) as never });
-  return { code, io, j: io.out ? (JSON.parse(io.out) as { lines: { lines: number } }) : undefined };
+  return { code, io, j: io.out ? (jsonResult(io.out, 'stats', code) as { lines: { lines: number } }) : undefined };
 };
 
 describe('no LOG given: the journal where it has kernel messages, else kern.log, else messages; said on stderr', () => {
@@ -56,7 +57,7 @@ describe('no LOG given: the journal where it has kernel messages, else kern.log,
     const io = captureIo(dir);
     expect(await learnCommand(io, [], { policy: 'policy.yaml', json: true }, { execer: journalctl(true), defaultLogs: [KERN], status: async () => ({ applied: false }) as never })).toBe(0);
     expect(io.err).toMatch(/reading the journal/);
-    expect(JSON.parse(io.out)).toMatchObject({ ok: true });
+    expect(envelope(io.out, 'learn', 0)).toMatchObject({ ok: true });
     const io2 = captureIo(dir);
     expect(await replayCommand(io2, 'policy.yaml', [], { json: true }, { execer: journalctl(false), defaultLogs: [KERN] })).toBe(0);
     expect(io2.err).toMatch(new RegExp(`reading ${KERN}`));

@@ -13,10 +13,11 @@ import { Argument, Command, CommanderError, Option } from 'commander';
 import { TARGETS } from '../backends/types.js';
 import { examplesHelp } from './help-text.js';
 import { CommandError, EXIT, UsageError, type Io } from './io.js';
+import { commandDiagnostic, writeResult, type JsonCommand } from './envelope.js';
+import type { JsonDiagnostic } from '../diag/render.js';
 import { colourMessages } from '../diag/colour.js';
 import { DEFAULT_POLICY, policyArg } from './policy-path.js';
-
-const VERSION = '0.1.0';
+import { VERSION } from './version.js';
 
 /** The global -v/--verbose, given before or after the command. */
 function verboseOf(program: Command): boolean {
@@ -328,6 +329,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
     .option('--top <n>', 'rows per top list (default 10)')
     .option('--days <n>', 'stale rules: no hits in N days (default 30)')
     .option('--output <file>', 'write the page to FILE atomically ("-" = standard output; default egress-report.html)')
+    .addOption(new Option('--json', 'machine-readable output: where the page went and the data drawn on it (not with --output -)'))
     .addOption(silenceOpt())
     .addOption(offlineOpt())
     .action(async (file, logs, o) => {
@@ -360,9 +362,12 @@ export async function main(argv: string[], given: Io): Promise<number> {
   // Colour where the stream wants it (processIo) unless --no-color; errors and warnings on stderr are coloured here, once for all commands.
   let program: Command | undefined;
   const on = (stream: 'stdout' | 'stderr') => !!given.colour?.[stream] && program?.opts<{ color?: boolean }>().color !== false;
+  // --json: whether the command printed its envelope (envelope.ts); when it fails before it does, main prints one.
+  let sent = false;
   const io: Io = {
     ...given,
     stderr: (s) => given.stderr(colourMessages(s, on('stderr'))),
+    onResult: () => void (sent = true),
     colour: {
       get stdout() {
         return on('stdout');
@@ -373,6 +378,14 @@ export async function main(argv: string[], given: Io): Promise<number> {
     },
   };
   program = buildProgram(io, (c) => void (code = c));
+  // The command to answer for in JSON, when --json was asked: the one commander dispatched to, else the first word that names one.
+  let dispatched: Command | undefined;
+  program.hook('preAction', (_p, action) => void (dispatched = action));
+  const failure = (c: number, diagnostic: JsonDiagnostic): number => {
+    const command = jsonCommand(program!, argv, dispatched);
+    if (command && !sent) writeResult(io, command, { ok: false, result: null, diagnostics: [diagnostic] });
+    return c;
+  };
   try {
     if (argv.length === 0) {
       io.stderr(program.helpInformation());
@@ -383,20 +396,35 @@ export async function main(argv: string[], given: Io): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;
-      return EXIT.usage;
+      return failure(EXIT.usage, commandDiagnostic('usage', e.message.replace(/^error: /, '')));
     }
     if (e instanceof UsageError) {
       io.stderr(`egress: error: ${e.message}\n`);
-      return EXIT.usage;
+      return failure(EXIT.usage, commandDiagnostic('usage', e.message));
     }
     if (e instanceof CommandError) {
       io.stderr(`egress: error: ${e.message}\n`);
-      return EXIT.failed;
+      return failure(EXIT.failed, commandDiagnostic('failed', e.message));
     }
     const err = e as Error;
-    io.stderr(`egress: internal error: ${err?.message ?? String(e)} (please report this)\n`);
+    const message = `internal error: ${err?.message ?? String(e)} (please report this)`;
+    io.stderr(`egress: ${message}\n`);
     const verbose = verboseOf(program) || io.env.EGRESS_DEBUG === '1';
     if (verbose && err?.stack) io.stderr(err.stack + '\n');
-    return EXIT.failed;
+    return failure(EXIT.failed, commandDiagnostic('internal', message));
   }
+}
+
+/**
+ * The command whose envelope a failure is printed as, when `--json` was
+ * given to a command that takes it: the one dispatched to, else (a usage
+ * error commander found before dispatching) the first argument that names
+ * one. Undefined: no JSON was asked for.
+ */
+function jsonCommand(program: Command, argv: readonly string[], dispatched: Command | undefined): JsonCommand | undefined {
+  const takesJson = (c: Command) => c.options.some((o) => o.long === '--json');
+  if (dispatched) return takesJson(dispatched) && dispatched.opts<{ json?: boolean }>().json ? (dispatched.name() as JsonCommand) : undefined;
+  if (!argv.includes('--json')) return undefined;
+  const named = argv.map((a) => program.commands.find((c) => c.name() === a)).find((c) => c);
+  return named && takesJson(named) ? (named.name() as JsonCommand) : undefined;
 }

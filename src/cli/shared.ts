@@ -33,7 +33,3 @@ export function diagnosticsJson(l: Loaded) {
 export function failed(l: Loaded): boolean {
   return hasErrors(l.diagnostics) || !l.ir;
 }
-
-export function writeJson(io: Io, v: unknown): void {
-  io.stdout(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2) + '\n');
-}

@@ -35,6 +35,7 @@ export const ERROR_CODES = [
   'too-many-errors',
   'unsupported-selector',
   'kernel-rejected',
+  'ssh-lockout',
   'bad-flow',
   'bad-hostname',
   'bad-wildcard',

@@ -15,6 +15,7 @@ import { apply, refresh, type Ctx, type Desired } from './lifecycle.js';
 import { renderUnit, UNIT_NAME } from './persist.js';
 import { writeRefreshWatch } from './refresh-watch.js';
 import { sha256 } from './state.js';
+import { envelope, jsonResult, resultOf } from '../../test/json.js';
 
 describe('status: expiries of the live policy', () => {
   const POLICY = `version: 1
@@ -47,7 +48,7 @@ describe('status on a host where egress never applied anything', () => {
     expect(io.out).toMatch(/^status: +inactive: nothing of egress is applied \(state: .*state\)\n$/);
     const j = captureIo(cwd);
     expect(await statusCommand(j, { json: true }, { uid: 0, execer: fakeExecer() })).toBe(0);
-    expect(JSON.parse(j.out)).toMatchObject({ ok: true, active: false, applied: false, counters: [] });
+    expect(envelope(j.out, 'status', 0)).toMatchObject({ ok: true, result: { active: false, applied: false, counters: [] } });
   });
 });
 
@@ -101,8 +102,8 @@ deny:
     expect(out).not.toMatch(/changed since it was applied|rollback:/);
     expect(out).toMatch(/\nweb +allow +host +mirror\.test, \$mirrors \(3\), 1 address = 3 ipv4 \+ 2 ipv6 in the kernel +tcp\/443 +root +no +0 +0\n/);
     expect(out).toMatch(/\nsmtp +deny +host +anywhere +tcp\/25 +any +yes +0 +0\n/);
-    const j = JSON.parse(await w.status(true)) as Status & { ok: boolean; active: boolean };
-    expect(j).toMatchObject({ ok: true, active: true, policyOnDisk: { state: 'same' }, persistence: { enabled: false }, compared: { what: 'full' } });
+    const j = resultOf(await w.status(true), 'status');
+    expect(j).toMatchObject({ active: true, policyOnDisk: { state: 'same' }, persistence: { enabled: false }, compared: { what: 'full' } });
     expect(j.log).toEqual({ prefix: 'EG ', uid: true, rate: '5/second burst 5', rules: [{ rule: '-', prefix: 'EG P:- ' }, { rule: 'smtp', prefix: 'EG D:smtp ' }] });
     expect(j.names).toEqual([{ name: 'mirror.test', ipv4: ['192.0.2.80'], ipv6: ['2001:db8::80'], status: 'ok' }]);
     expect(j.rules!.find((r) => r.rule === 'web')).toMatchObject({ action: 'allow', scope: ['host'], to: { names: ['mirror.test'], sets: [{ name: '$mirrors', elements: 3 }], addresses: 1, any: false }, kernelAddresses: { ipv4: 3, ipv6: 2 }, ports: ['tcp/443'], users: ['root'], logs: false });
@@ -114,7 +115,7 @@ deny:
     expect(await w.status()).toContain(`warning:  ${w.policyFile} changed since it was applied (now ${sha256(POLICY + '# edited\n')})`);
     rmSync(w.policyFile);
     expect(await w.status()).toContain(`warning:  ${w.policyFile} is gone`);
-    expect(JSON.parse(await w.status(true))).toMatchObject({ policyOnDisk: { state: 'missing' } });
+    expect(jsonResult(await w.status(true), 'status')).toMatchObject({ policyOnDisk: { state: 'missing' } });
   });
 
   test('boot restore: by the package\'s units, by units persist wrote', async () => {
@@ -131,7 +132,7 @@ deny:
     writeFileSync(own, renderUnit(['/usr/bin/node', '/x/run.js'], w.env.EGRESS_STATE_DIR));
     symlinkSync(own, join(wants, UNIT_NAME));
     expect(await w.status()).toContain(`boot:     restored at boot (the last confirmed policy) by units "egress persist" wrote (${own})\n`);
-    expect(JSON.parse(await w.status(true))).toMatchObject({ persistence: { enabled: true, units: 'persist', unit: own } });
+    expect(jsonResult(await w.status(true), 'status')).toMatchObject({ persistence: { enabled: true, units: 'persist', unit: own } });
   });
 
   test('the last refresh and the next round of a running refresh --watch', async () => {
@@ -142,14 +143,14 @@ deny:
     expect(out).toMatch(/refresh:  last \S+ \(ok: no address changed\); next 2026-06-01T12:05:00.000Z \(refresh --watch, pid \d+: mirror\.test\)\n/);
     writeRefreshWatch(w.env.EGRESS_STATE_DIR, { pid: 2 ** 22 + 1, at: '2026-06-01T12:00:00.000Z', next: '2026-06-01T12:05:00.000Z', names: [] });
     expect(await w.status()).toContain(`no "refresh --watch" running (pid ${2 ** 22 + 1} is gone)`);
-    expect(JSON.parse(await w.status(true))).toMatchObject({ refresh: { last: { outcome: 'ok', message: 'no address changed' }, watch: { running: false } } });
+    expect(jsonResult(await w.status(true), 'status')).toMatchObject({ refresh: { last: { outcome: 'ok', message: 'no address changed' }, watch: { running: false } } });
   });
 
   test('the last automatic rollback: when, why, what it restored', async () => {
     const w = await applied();
     appendHistory(w.env.EGRESS_STATE_DIR, { time: '2026-06-01T12:02:00.000Z', action: 'auto-rollback', user: 'root', uid: 0, policyFile: '/etc/egress/old.yaml', policyHash: 'sha256:ab', backend: 'nft', mode: 'enforce', outcome: 'ok', message: 'not confirmed by 2026-06-01T12:02:00.000Z' });
     expect(await w.status()).toContain('rollback: automatic at 2026-06-01T12:02:00Z (not confirmed by 2026-06-01T12:02:00.000Z): restored /etc/egress/old.yaml (sha256:ab)\n');
-    expect(JSON.parse(await w.status(true))).toMatchObject({ lastAutoRollback: { time: '2026-06-01T12:02:00.000Z', restored: { policyFile: '/etc/egress/old.yaml', policyHash: 'sha256:ab' } } });
+    expect(jsonResult(await w.status(true), 'status')).toMatchObject({ lastAutoRollback: { time: '2026-06-01T12:02:00.000Z', restored: { policyFile: '/etc/egress/old.yaml', policyHash: 'sha256:ab' } } });
   });
 });
 

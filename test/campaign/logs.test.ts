@@ -25,6 +25,7 @@ import { tempDir } from '../helpers.js';
 import { buildCli } from '../kernel/lifecycle-env.js';
 import { dmesg, dmesgT, FWD_TCP4, FWD_TCP6, FWD_UDP4, ICMP4, ICMP4_ERR, ICMP6, INBOUND, iso, journal, kmsg, ND6, syslog, TCP4, TCP6, UDP4, UDP4_NOUID } from '../observe/lines.js';
 import { attack, expectNoCrash, sample, SEED } from './tally.js';
+import { jsonResult } from '../json.js';
 
 const CLS = 'logs';
 
@@ -122,7 +123,7 @@ async function countsOf(cmd: Command, file: string): Promise<{ c: Counts; out: u
   const r = await run(argv(cmd, file), { cwd: dir, env });
   expectNoCrash(r.stdout + r.stderr);
   if (r.code !== 0) throw new Error(`${cmd} exited ${r.code}: ${r.stderr.slice(0, 400)}`);
-  const j = JSON.parse(r.stdout) as { lines?: Counts; stats?: { lines: Counts } };
+  const j = jsonResult(r.stdout, cmd, r.code) as { lines?: Counts; stats?: { lines: Counts } };
   const c = cmd === 'replay' ? j.stats!.lines : j.lines!;
   return { c, out: j };
 }
@@ -597,7 +598,7 @@ describe('stale over a hostile counters.jsonl', () => {
       const r = await run(['stale', 'policy.yaml', '--json'], { cwd: dir, env: { EGRESS_STATE_DIR: state } });
       expectNoCrash(r.stdout + r.stderr);
       expect(r.code).toBe(0);
-      const j = JSON.parse(r.stdout) as { samples: number; skipped: number };
+      const j = jsonResult(r.stdout, 'stale', r.code) as { samples: number; skipped: number };
       expect({ samples: j.samples, skipped: j.skipped }).toEqual({ samples: t.good, skipped: t.k.length });
     });
   });
@@ -649,7 +650,7 @@ describe('memory and hangs (a spawned CLI)', () => {
   }
   function lines(r: Spawned): Counts {
     if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr.slice(0, 400)}`);
-    return (JSON.parse(r.stdout) as { lines: Counts }).lines;
+    return (jsonResult(r.stdout, 'stats', r.code ?? undefined) as { lines: Counts }).lines;
   }
 
   /** A gzip file of `repeat` times `chunk`, compressed as a stream (nothing of its size in memory). */
@@ -718,7 +719,7 @@ describe('memory and hangs (a spawned CLI)', () => {
       const par = egress(['stats', ...c.files, '--json'], PAR);
       expect({ code: par.code, stderr: par.stderr }).toEqual({ code: seq.code, stderr: seq.stderr });
       if (seq.code !== 0) return;
-      const want = (JSON.parse(seq.stdout) as { lines: Counts }).lines;
+      const want = (jsonResult(seq.stdout, 'stats', seq.code) as { lines: Counts }).lines;
       expect(lines(par)).toEqual(want);
       expect(want.malformed).toBeGreaterThan(0);
       if (c.files.includes(long20)) expect(want.problems.filter((p) => p.where === long20).map((p) => p.line)).toEqual([2, 4]);

@@ -25,6 +25,7 @@ import type { HostAddresses, Resolver } from '../../src/resolve/resolver.js';
 import { run } from '../cli/run.js';
 import { captureIo, fixedResolver, tempDir } from '../helpers.js';
 import { attack, expectNoCrash, sample, SEED } from './tally.js';
+import { envelope } from '../json.js';
 
 const CLS = 'resolver';
 const dir = tempDir('egress-campaign-resolver-');
@@ -89,7 +90,7 @@ describe('special-purpose answers (check, compile, explain)', () => {
       const f = policyFile(ALLOW('meta.example'));
       const c = await cli(['check', f, '--json'], resolver);
       expect(c.code).toBe(0);
-      const warned = (JSON.parse(c.stdout) as { diagnostics: { code: string; message: string }[] }).diagnostics.filter((d) => d.code === 'special-address');
+      const warned = envelope(c.stdout, 'check').diagnostics.filter((d) => d.code === 'special-address');
       expect(warned.map((d) => d.message)).toEqual([expect.stringContaining(`resolved to ${t.x}, a special-purpose address`)]);
       const nft = await cli(['compile', f, '--target', 'nft'], resolver);
       expect(nft.code).toBe(0);
@@ -149,7 +150,7 @@ describe('huge answers', () => {
       const f = policyFile(ALLOW('big.example'));
       const c = await cli(['check', f, '--json'], resolver);
       expect(c.code).toBe(0);
-      const warned = (JSON.parse(c.stdout) as { diagnostics: { code: string }[] }).diagnostics.filter((d) => d.code === 'special-address');
+      const warned = envelope(c.stdout, 'check').diagnostics.filter((d) => d.code === 'special-address');
       // Spellings of one address are one element and one warning.
       expect(warned.length).toBe(new Set(specials.map((x) => value(x).value)).size);
       const nft = await cli(['compile', f, '--target', 'nft'], resolver);

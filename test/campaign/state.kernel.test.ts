@@ -35,6 +35,7 @@ import { useRootGuard } from '../kernel/harness.js';
 import { buildCli, groupAlive, iptFamily, lcEnv, nftOwned, pendingOf, running, sleep, until, type Lc, type Ran } from '../kernel/lifecycle-env.js';
 import { kernelDescribe } from '../netns.js';
 import { attack, expectNoCrash, FULL, sample, SEED } from './tally.js';
+import { resultOf } from '../json.js';
 
 const CLASS = 'state directory';
 type Backend = 'nft' | 'iptables';
@@ -215,7 +216,7 @@ function liveFile(w: World): string {
 async function settled(w: World, have?: View): Promise<void> {
   const st = await egress(w, ['status', '--json']);
   if (st.code !== 0) throw new Error(`status --json exited ${st.code}: ${st.stderr.slice(0, 400)}`);
-  const j = JSON.parse(st.stdout) as { drift: boolean; interrupted: boolean; interruptedBy?: unknown; pending?: unknown };
+  const j = resultOf(st.stdout, 'status', st.code);
   if (j.drift) throw new Error('status shows drift after the next command');
   if (j.interrupted || j.interruptedBy) throw new Error(`status still shows an intent record: ${JSON.stringify(j.interruptedBy)}`);
   if (j.pending) throw new Error(`status shows a pending confirmation: ${JSON.stringify(j.pending)}`);
@@ -283,7 +284,7 @@ async function killAt(w: World, args: string[], when: 'start' | 'intent', delay:
 async function cutOff(w: World, after: View, old: string, next: string): Promise<string> {
   const side = same(after, want(w, next)) ? 'new' : same(after, want(w, old)) ? 'old' : 'neither';
   if (!existsSync(join(w.lc.stateDir, 'applying.json'))) return side === 'neither' ? 'mixed' : side;
-  const j = JSON.parse((await egress(w, ['status', '--json'])).stdout) as { interruptedBy?: { kernel: string } };
+  const j = resultOf((await egress(w, ['status', '--json'])).stdout, 'status');
   if (j.interruptedBy?.kernel !== side) throw new Error(`status says the cut-off command left ${j.interruptedBy?.kernel ?? 'no intent'}; the kernel has ${side}`);
   return `${side === 'neither' ? 'mixed' : side}+intent`;
 }
@@ -535,7 +536,7 @@ kernelDescribe(`campaign: ${CLASS} (kernel)`, () => {
         await until(() => !running(watchdog.pid), `watchdog ${watchdog.pid} survived SIGKILL`);
         const text = await ok(w, ['status']);
         if (!/pending: +NOT CONFIRMED: .*\(GONE: the next egress command rolls back\)/.test(text.stdout)) throw new Error(`status does not say the watchdog is gone:\n${text.stdout}`);
-        const j = JSON.parse((await ok(w, ['status', '--json'])).stdout) as { pending?: { watchdogAlive: boolean } };
+        const j = resultOf((await ok(w, ['status', '--json'])).stdout, 'status');
         if (j.pending?.watchdogAlive !== false) throw new Error(`status --json: pending ${JSON.stringify(j.pending)}`);
         if (!same(await viewOf(w), want(w, P.B))) throw new Error('B is not live after its watchdog was killed');
         await until(() => Date.now() > deadline + 50, 'the deadline did not pass');

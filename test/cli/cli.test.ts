@@ -5,6 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { run } from './run.js';
 import { tempDir } from '../helpers.js';
+import { envelope, resultOf } from '../json.js';
 import { ROOT } from '../paths.js';
 
 const tmp = () => tempDir('egress-cli-');
@@ -182,13 +183,13 @@ describe('check --json', () => {
   test('reports diagnostics with 1-based positions and codes', async () => {
     const r = await run(['check', '--json', 'test/diagnostics/unknown-key.yaml'], { cwd: ROOT });
     expect(r.code).toBe(1);
-    const j = JSON.parse(r.stdout);
-    expect(j).toMatchObject({ ok: false, errors: 1, diagnostics: [{ code: 'unknown-key', line: 6, col: 5, hint: 'did you mean "ports"?' }] });
+    const j = envelope(r.stdout, 'check', r.code);
+    expect(j).toMatchObject({ ok: false, result: { errors: 1 }, diagnostics: [{ code: 'unknown-key', line: 6, col: 5, hint: 'did you mean "ports"?' }] });
   });
 
   test('--silence hides a warning code', async () => {
     const r = await run(['check', '--json', '--silence', 'missing-reason,host-bits-set', 'test/diagnostics/host-bits.yaml'], { cwd: ROOT });
-    expect(JSON.parse(r.stdout).diagnostics).toEqual([]);
+    expect(envelope(r.stdout, 'check', r.code).diagnostics).toEqual([]);
   });
 });
 
@@ -196,12 +197,14 @@ describe('explain', () => {
   test('the seed IPv6 side door is closed: www-data to an MX over IPv6 port 25', async () => {
     const r = await run(['explain', 'examples/postfix-only-smtp.yaml', '--to', '2001:db8:4001:c02::1a', '--port', 'tcp/25', '--user', 'www-data', '--json'], { cwd: ROOT });
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ verdict: 'reject', audit: false, rules: [{ name: 'smtp', action: 'deny', line: 15, col: 11 }] });
+    // SPEC §3: an object with verdict and rules (beside the envelope's fields for one flow); the answer itself is result[0].
+    expect(envelope(r.stdout, 'explain', r.code)).toMatchObject({ verdict: 'reject', audit: false, rules: [{ name: 'smtp', action: 'deny', line: 15, col: 11 }] });
+    expect(resultOf(r.stdout, 'explain')).toMatchObject([{ verdict: 'reject', audit: false, decidedBy: 'deny', rules: [{ name: 'smtp', action: 'deny', line: 15, col: 11 }] }]);
   });
 
   test('postfix may send over IPv6', async () => {
     const r = await run(['explain', 'examples/postfix-only-smtp.yaml', '--to', '2001:db8:4001:c02::1a', '--port', 'tcp/25', '--user', 'postfix', '--json'], { cwd: ROOT });
-    expect(JSON.parse(r.stdout)).toMatchObject({ verdict: 'accept', decidedBy: 'default', rules: [] });
+    expect(resultOf(r.stdout, 'explain', r.code)).toMatchObject([{ verdict: 'accept', decidedBy: 'default', rules: [] }]);
   });
 
   test('a flow an except spared names the deny rule and the except that spared it', async () => {
@@ -211,16 +214,16 @@ describe('explain', () => {
       '    spared from deny smtp  examples/postfix-only-smtp.yaml:15:11 by its except at examples/postfix-only-smtp.yaml:18:13',
     ]);
     const j = await run(['explain', 'examples/postfix-only-smtp.yaml', '--to', '2001:db8:4001:c02::1a', '--port', 'tcp/25', '--user', 'postfix', '--json'], { cwd: ROOT });
-    expect(JSON.parse(j.stdout).spared).toEqual([{ rule: expect.objectContaining({ name: 'smtp', line: 15 }), except: { file: 'examples/postfix-only-smtp.yaml', line: 18, col: 13 } }]);
+    expect(resultOf(j.stdout, 'explain', j.code)[0]!.spared).toEqual([{ rule: expect.objectContaining({ name: 'smtp', line: 15 }), except: { file: 'examples/postfix-only-smtp.yaml', line: 18, col: 13 } }]);
     const www = await run(['explain', 'examples/postfix-only-smtp.yaml', '--to', '2001:db8:4001:c02::1a', '--port', 'tcp/25', '--user', 'www-data', '--json'], { cwd: ROOT });
-    expect(JSON.parse(www.stdout).spared).toBeUndefined();
+    expect(resultOf(www.stdout, 'explain', www.code)[0]!.spared).toBeUndefined();
   });
 
   test('audit mode reports what enforce would do', async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'p.yaml'), 'version: 1\nmode: audit\nallow:\n  - name: a\n    reason: r\n    to: [192.0.2.1]\n');
     const r = await run(['explain', 'p.yaml', '--to', '192.0.2.2', '--json'], { cwd: dir });
-    expect(JSON.parse(r.stdout)).toMatchObject({ verdict: 'reject', audit: true });
+    expect(envelope(r.stdout, 'explain', r.code)).toMatchObject({ verdict: 'reject', audit: true, result: [{ verdict: 'reject', audit: true }] });
   });
 
   test('a hostname is explained for each of its addresses', async () => {
@@ -230,7 +233,7 @@ describe('explain', () => {
       'us.archive.ubuntu.com': { ipv4: ['203.0.113.93'] },
     });
     const r = await run(['explain', 'examples/apt-only.yaml', '--to', 'security.ubuntu.com', '--port', 'tcp/443', '--json'], { cwd: ROOT, resolver });
-    const answers = JSON.parse(r.stdout) as { verdict: string; flow: { family: string } }[];
+    const answers = resultOf(r.stdout, 'explain', r.code);
     expect(answers.map((a) => [a.flow.family, a.verdict])).toEqual([
       ['ipv4', 'accept'],
       ['ipv6', 'accept'],
@@ -245,7 +248,7 @@ describe('explain', () => {
     );
     const r = await run(['explain', join(ROOT, 'examples/postfix-only-smtp.yaml'), '--flows', 'flows.csv', '--json'], { cwd: dir });
     expect(r.code).toBe(0);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { verdict: string; line: number });
+    const lines = resultOf(r.stdout, 'explain', r.code);
     expect(lines.map((l) => [l.line, l.verdict])).toEqual([
       [2, 'reject'],
       [3, 'accept'],

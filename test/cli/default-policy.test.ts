@@ -15,6 +15,7 @@ import { STARTER_POLICY } from '../../src/policy/starter.js';
 import { tempDir } from '../helpers.js';
 import { run } from './run.js';
 import { ROOT } from '../paths.js';
+import { resultOf } from '../json.js';
 
 const VALID = join(ROOT, 'examples', 'postfix-only-smtp.yaml');
 
@@ -113,7 +114,7 @@ describe('init without a file', () => {
     const cwd = tempDir('egress-cwd-');
     const r = await run(['init', '--json'], { cwd, uid: 1000, env: { EGRESS_POLICY: 'sub/p.yaml' }, defaultPolicy: policy });
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ file: join(cwd, 'sub', 'p.yaml'), written: true });
+    expect(resultOf(r.stdout, 'init', r.code)).toEqual({ file: join(cwd, 'sub', 'p.yaml'), written: true });
     expect(existsSync(join(cwd, 'sub', 'p.yaml'))).toBe(true);
     expect(existsSync(join(cwd, 'egress.yaml'))).toBe(false);
   });

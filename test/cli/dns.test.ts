@@ -6,6 +6,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { staticResolver } from '../../src/resolve/resolver.js';
 import { ACCOUNTS } from '../helpers.js';
 import { run } from './run.js';
+import { envelope } from '../json.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'egress-dns-check-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,8 +40,8 @@ describe('check: the forwarder\'s upstream', () => {
   test('none found is a warning, and --json carries the choice', async () => {
     const r = await run(['check', '--json', 'system.yaml'], { cwd: dir, resolver: resolverWith({ '/etc/resolv.conf': 'nameserver ::1\n' }) });
     expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as { dns: unknown; diagnostics: { code: string; line: number }[] };
-    expect(out.dns).toEqual({ proxy: true, upstream: [], from: 'none' });
+    const out = envelope(r.stdout, 'check', r.code);
+    expect(out.result!.dns).toEqual({ proxy: true, upstream: [], from: 'none' });
     expect(out.diagnostics.map((d) => [d.code, d.line])).toEqual([['no-dns-upstream', 2]]);
   });
 });

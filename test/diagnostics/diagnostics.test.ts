@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { run } from '../cli/run.js';
 import { ROOT } from '../paths.js';
+import { envelope } from '../json.js';
 
 const DIR = join(ROOT, 'test', 'diagnostics');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
@@ -51,7 +52,7 @@ describe.each(readdirSync(DIR).filter((f) => f.endsWith('.yaml')).sort())('%s', 
   });
   test('json', async () => {
     const r = await run(['check', '--json', file], { cwd: DIR });
-    const out = JSON.parse(r.stdout) as { ok: boolean; diagnostics: unknown[] };
+    const out = envelope(r.stdout, 'check', r.code);
     golden(`${base}.json`, JSON.stringify(out.diagnostics, null, 2) + '\n');
     expect(r.code).toBe(expectedExit(base));
     expect(out.ok).toBe(expectedExit(base) === 0);

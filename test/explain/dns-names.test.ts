@@ -8,6 +8,7 @@ import { describe, expect, test } from 'vitest';
 import { run } from '../cli/run.js';
 import { fixedResolver } from '../helpers.js';
 import { ROOT } from '../paths.js';
+import { resultOf } from '../json.js';
 
 const CASE = join(ROOT, 'test', 'golden', 'cases', 'dns-proxy');
 const resolver = fixedResolver({
@@ -21,8 +22,7 @@ const resolver = fixedResolver({
 async function explain(to: string, ...flags: string[]) {
   const r = await run(['explain', 'policy.yaml', '--json', '--to', to, ...flags], { cwd: CASE, resolver });
   expect(r.code).toBe(0);
-  const out = JSON.parse(r.stdout) as Record<string, unknown> | Record<string, unknown>[];
-  return Array.isArray(out) ? out : [out];
+  return resultOf(r.stdout, 'explain', r.code);
 }
 
 describe('explain --to NAME with dns.proxy', () => {

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { realExecer } from '../../src/kernel/exec.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
 import { buildCli, lcEnv, PLAIN, type Lc } from './lifecycle-env.js';
+import { jsonResult } from '../json.js';
 
 
 const x = realExecer();
@@ -41,7 +42,7 @@ kernelDescribe('persist without systemd: the ifupdown pre-up hook (kernel)', () 
     expect(applied.code, applied.stderr).toBe(0);
     const persisted = await lc.egress(['persist', '--json', '--force'], env);
     expect(persisted.code, persisted.stderr).toBe(0);
-    const hook = (JSON.parse(persisted.stdout) as { ifupdownHook?: string }).ifupdownHook!;
+    const hook = (jsonResult(persisted.stdout, 'persist', persisted.code) as { ifupdownHook?: string }).ifupdownHook!;
     expect(hook).toBe(join(env.EGRESS_IFUPDOWN_DIR, 'egress'));
     const rules = async () => (await lc!.sh(['nft', 'list', 'table', 'inet', 'egress'])).stdout;
     const before = await rules();

@@ -23,6 +23,7 @@ import { restoreAtBoot } from '../../src/kernel/persist.js';
 import { readState } from '../../src/kernel/state.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
 import { buildCli, lcEnv, nftOwned, PLAIN, type Lc } from './lifecycle-env.js';
+import { resultOf } from '../json.js';
 
 const POLICY = `version: 1
 default: reject
@@ -97,7 +98,7 @@ kernelDescribe('dns.proxy at boot (kernel)', () => {
   const lookup = async (lc: Lc, name: string, timeoutMs = 10_000) =>
     (await lc.sh([process.execPath, '-e', `new (require('node:dns').promises.Resolver)({ timeout: ${timeoutMs}, tries: 1 }).resolve4(${JSON.stringify(name)}).then(() => console.log('answered'), (e) => console.log(e.code))`])).stdout.trim();
   /** What `status --json` says of the forwarder. */
-  const dnsStatus = async (lc: Lc) => (JSON.parse((await ok(lc, ['status', '--json'])).stdout) as { dns?: { running: boolean; pid?: number; learned: { elements: number }[] } }).dns;
+  const dnsStatus = async (lc: Lc) => resultOf((await ok(lc, ['status', '--json'])).stdout, 'status').dns;
 
   test('without systemd, _restore-boot loads the redirect and starts the forwarder', async () => {
     const lc = await env();

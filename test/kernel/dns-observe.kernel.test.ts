@@ -31,6 +31,7 @@ import { fixedResolver, NOW } from '../helpers.js';
 import { dnsHostCommands, useDnsWorld } from './dns-env.js';
 import { useLogAllNetns } from './log-all-netns.js';
 import { kernelDescribe, useKernel } from './harness.js';
+import { jsonResult } from '../json.js';
 const UID = 4_100_202;
 /** Named by no rule: forwarded, logged as dns-answer. Three CDN names (→ a wildcard) and one other name. */
 const CDN = ['a.cdn.allowed.test', 'b.cdn.allowed.test', 'c.d.cdn.allowed.test'];
@@ -100,7 +101,7 @@ kernelDescribe('names from the DNS forwarder: audit → stats → learn → enfo
       const statsJson = async () => {
         const s = io(dir, stateDir);
         expect(await main(['stats', '--kmsg', '--prefix', prefix, '--json'], s), s.err).toBe(0);
-        return JSON.parse(s.out);
+        return jsonResult(s.out, 'stats', 0);
       };
       let stats = await statsJson();
       // Every record: forwarded and published answers, and the two refusals (A and AAAA of unlisted.test).
@@ -124,7 +125,7 @@ kernelDescribe('names from the DNS forwarder: audit → stats → learn → enfo
       // 3. learn: names (and the wildcard) instead of the addresses, verified, merged into the file.
       const l = io(dir, stateDir);
       expect(await main(['learn', '--kmsg', '--prefix', prefix, '--policy', file, '--write', '--json'], l), l.err).toBe(0);
-      const learned = JSON.parse(l.out);
+      const learned = jsonResult(l.out, 'learn', 0);
       expect(learned).toMatchObject({ ok: true, verified: { stillDenied: [] } });
       const added = parse(readFileSync(file, 'utf8')).allow.slice(1) as { to: string[]; ports: string[]; user: number }[];
       // One user, one port: one rule, the wildcard for the CDN's names and the other name.

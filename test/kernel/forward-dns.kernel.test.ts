@@ -18,6 +18,7 @@ import type { Status } from '../../src/kernel/status.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
 import { buildCli } from './lifecycle-env.js';
 import { egressIn, FWD, forwardWorld, outcomeLines, expectedLines, probeFrom, flowProbes, type EgressInHost, type ForwardWorld } from './forward-env.js';
+import { resultOf } from '../json.js';
 
 const RESOLVER = '203.0.113.254';
 const ZONE: WorldZone = {
@@ -86,7 +87,7 @@ kernelDescribe('forward scope: containers follow names through the forwarder (dn
       const [r] = await runProbes(x, w.ns.ct1, [p], { pool: (q) => (q.dst.includes(':') ? pool('aaaa') : pool('a')) });
       expect(`${r!.outcome} ${r!.detail}`).toMatch(/^accepted /);
     }
-    const s = JSON.parse((await eg.run(['status', '--json'])).stdout) as Status;
+    const s = resultOf((await eg.run(['status', '--json'])).stdout, 'status');
     expect(s.dns?.running).toBe(true);
     expect(s.dns?.learned.reduce((n, l) => n + l.elements, 0)).toBeGreaterThan(0);
   });

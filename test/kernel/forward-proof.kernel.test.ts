@@ -28,6 +28,7 @@ import type { Decision } from '../../src/sim/flow.js';
 import type { Status } from '../../src/kernel/status.js';
 import { ACCOUNTS, loadText } from '../helpers.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
+import { resultOf } from '../json.js';
 import {
   dockerRestart,
   egressIn,
@@ -119,7 +120,7 @@ function disagreements(rs: readonly ProbeResult[], want: readonly Decision[]): s
 async function status(eg: EgressInHost): Promise<Status> {
   const r = await eg.run(['status', '--json']);
   expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as Status;
+  return resultOf(r.stdout, 'status', r.code);
 }
 
 /** Forward counters of `status`, summed over families, by action and rule. */

@@ -23,6 +23,7 @@ import { labJson, labOk, renderLabText } from '../../src/report/lab.js';
 import { ACCOUNTS, captureIo, NOW } from '../helpers.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
 import { ROOT } from '../paths.js';
+import { jsonResult } from '../json.js';
 
 const EXAMPLE = 'examples/containers.yaml';
 const POLICY = readFileSync(join(ROOT, EXAMPLE), 'utf8');
@@ -64,7 +65,7 @@ kernelDescribe('egress lab: forwarded traffic from containers', () => {
   test('examples/containers.yaml on nft and iptables: every forwarded probe agrees with explain', async () => {
     const io = captureIo(ROOT);
     const code = await main(['lab', EXAMPLE, '--backend', 'all', '--json'], io);
-    const j = JSON.parse(io.out) as Json;
+    const j = jsonResult(io.out, 'lab', code) as Json;
     const fwd = forwarded(j);
     expect({ code, ok: j.ok, nft: disagreements(j.probes, 'nft'), iptables: disagreements(j.probes, 'iptables') }).toEqual({ code: 0, ok: true, nft: [], iptables: [] });
     expect(j.containers).toEqual([

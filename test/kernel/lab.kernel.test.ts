@@ -18,6 +18,7 @@ import { labOk, renderLabText } from '../../src/report/lab.js';
 import { ACCOUNTS, NOW } from '../helpers.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
 import { ROOT } from '../paths.js';
+import { jsonResult } from '../json.js';
 
 function io(cwd = ROOT): Io & { out: string; err: string } {
   const o = { out: '', err: '' };
@@ -52,7 +53,7 @@ kernelDescribe('egress lab', () => {
   test('the starter policy on both backends: every probe agrees, the metadata deny is reported as not probed', async () => {
     const i = io();
     const code = await main(['lab', '--backend', 'all', '--json'], i);
-    const r = JSON.parse(i.out) as {
+    const r = jsonResult(i.out, 'lab', code) as {
       ok: boolean;
       probes: { rule: string; why: string; flow: { dst: string; host?: string }; kernel: Record<string, { agree: boolean; verdict: string }> }[];
       notProbed: { rule: string; what: string; why: string }[];

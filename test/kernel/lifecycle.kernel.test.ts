@@ -15,6 +15,7 @@ import { processStartTime } from '../../src/kernel/lock.js';
 import { readState, writeState } from '../../src/kernel/state.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
 import { addForeign, buildCli, foreign, iptFamily, iptOwned, groupAlive, lcEnv, nftOwned, pendingOf, running, sleep, until, type Lc } from './lifecycle-env.js';
+import { jsonResult, resultOf } from '../json.js';
 
 const P1 = `version: 1
 default: reject
@@ -68,7 +69,7 @@ kernelDescribe('life cycle (kernel)', () => {
   test.each(['nft', 'iptables'] as const)('%s: plan exits 3 while changes are pending and 0 after apply; an invalid policy changes nothing', async (b) => {
     const lc = await env();
     expect((await lc.egress(['plan', '--backend', b, lc.p1])).code).toBe(3);
-    const json = JSON.parse((await lc.egress(['plan', '--backend', b, '--json', lc.p1])).stdout);
+    const json = jsonResult((await lc.egress(['plan', '--backend', b, '--json', lc.p1])).stdout, 'plan');
     expect(json).toMatchObject({ ok: true, changes: true, backend: b, table: 'create' });
     await ok(lc, ['apply', '--backend', b, lc.p1]);
     const r = await lc.egress(['plan', lc.p1]);
@@ -156,8 +157,8 @@ kernelDescribe('life cycle (kernel)', () => {
       ['auto-rollback', 'ok'],
     ]);
     const st = await lc.egress(['status', '--json']);
-    expect(JSON.parse(st.stdout)).toMatchObject({ applied: true, policyFile: lc.p1, drift: false });
-    expect(JSON.parse(st.stdout).pending).toBeUndefined();
+    expect(resultOf(st.stdout, 'status', st.code)).toMatchObject({ applied: true, policyFile: lc.p1, drift: false });
+    expect(resultOf(st.stdout, 'status').pending).toBeUndefined();
   }, 60_000);
 
   test('confirm keeps the apply, and the watchdog then does nothing', async () => {
@@ -310,7 +311,7 @@ kernelDescribe('life cycle (kernel)', () => {
     expect(r.stdout).toMatch(/restored .*p1\.yaml/);
     expect(await nftOwned(lc)).toBe(confirmed);
     expect(readHistory(lc.stateDir).entries.at(-1)).toMatchObject({ action: 'auto-rollback', outcome: 'ok', policyFile: lc.p1 });
-    const st = JSON.parse((await lc.egress(['status', '--json'])).stdout) as { pending?: unknown; counters: { rule: string }[] };
+    const st = resultOf((await lc.egress(['status', '--json'])).stdout, 'status');
     expect(st.pending).toBeUndefined();
     expect(st.counters.map((c) => c.rule)).toEqual(expect.arrayContaining(['dns', 'mirror', 'metadata', 'established']));
 
@@ -397,7 +398,7 @@ kernelDescribe('life cycle (kernel)', () => {
         const st = await lc.egress(['status']);
         expect(st.stdout).toMatch(/^warning: +egress apply \(pid \d+, started [^)]+\) was cut off: /m);
         expect(st.stdout).not.toMatch(/changed outside egress/);
-        const j = JSON.parse((await lc.egress(['status', '--json'])).stdout) as { interruptedBy?: { kernel: string } };
+        const j = resultOf((await lc.egress(['status', '--json'])).stdout, 'status');
         expect(j.interruptedBy?.kernel).toBe(after === NEW ? 'new' : after === OLD ? 'old' : 'neither');
         seen.add('intent left');
       }

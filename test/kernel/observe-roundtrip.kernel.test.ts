@@ -25,6 +25,7 @@ import { probeText, type Probe } from '../../src/lab/probe.js';
 import { ACCOUNTS, captureIo, fixedResolver, NOW } from '../helpers.js';
 import { useLogAllNetns } from './log-all-netns.js';
 import { kernelDescribe, probePolicy, useKernel } from './harness.js';
+import { jsonResult } from '../json.js';
 
 function policy(prefix: string): string {
   return `# round trip: audit first
@@ -88,7 +89,7 @@ kernelDescribe('observe round trip: audit → kernel log → stats → learn →
       // 2. stats over the kernel's own lines.
       const s = io(dir);
       expect(await main(['stats', '--kmsg', '--prefix', prefix, '--json'], s)).toBe(0);
-      const stats = JSON.parse(s.out);
+      const stats = jsonResult(s.out, 'stats', 0);
       expect({ mode: stats.mode, connections: stats.connections, malformed: stats.lines.malformed }).toEqual({ mode: 'audit', connections: 6, malformed: 0 });
       expect(stats.rules.map((r: { rule?: string; logged?: string; connections: number }) => [r.rule ?? r.logged, r.connections])).toEqual([
         ['-', 5],
@@ -98,7 +99,7 @@ kernelDescribe('observe round trip: audit → kernel log → stats → learn →
       // 3. learn, merged into the file.
       const l = io(dir);
       expect(await main(['learn', '--kmsg', '--prefix', prefix, '--policy', file, '--write', '--json'], l)).toBe(0);
-      const learned = JSON.parse(l.out);
+      const learned = jsonResult(l.out, 'learn', 0);
       expect(learned).toMatchObject({ ok: true, verified: { stillDenied: [] } });
       expect(learned.notLearned).toEqual([expect.objectContaining({ to: '203.0.113.250', why: 'denied-by-rule', rules: ['blocked'] })]);
       expect(readFileSync(file, 'utf8')).toMatch(/^# round trip: audit first\n/);

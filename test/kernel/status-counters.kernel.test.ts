@@ -12,6 +12,7 @@ import type { Status } from '../../src/kernel/status.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
 import { useCli } from './forward-env.js';
 import { lcEnv, type Lc } from './lifecycle-env.js';
+import { resultOf } from '../json.js';
 
 const x = realExecer();
 const POLICY = `version: 1
@@ -51,7 +52,7 @@ kernelDescribe('status: per-rule counters are the kernel\'s (kernel)', () => {
 
     const r = await lc.egress(['status', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const st = JSON.parse(r.stdout) as Status;
+    const st = resultOf(r.stdout, 'status', r.code);
     const of = (rule: string) => st.counters.filter((c) => c.rule === rule && c.family === 'ipv4');
     const rules = (name: string) => st.rules!.find((x) => x.rule === name)!;
     expect(of('dns').map((c) => c.packets)).toEqual([3]);

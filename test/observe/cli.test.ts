@@ -8,6 +8,7 @@ import { run } from '../cli/run.js';
 import { NOW, tempDir } from '../helpers.js';
 import { FWD_ICMP6, FWD_OTHER4, FWD_TCP4, FWD_TCP6, FWD_UDP4, iso, TCP4, TCP6, UDP4 } from './lines.js';
 import { ROOT } from '../paths.js';
+import { jsonResult } from '../json.js';
 
 
 const POLICY = `# web1
@@ -71,7 +72,7 @@ describe('egress stats', () => {
     const { dir, env } = setup();
     const r = await run(['stats', 'kern.log', '--json', '--top', '2'], { cwd: dir, env });
     expect(r.code).toBe(0);
-    const j = JSON.parse(r.stdout);
+    const j = jsonResult(r.stdout, 'stats', r.code);
     expect(j).toMatchObject({ mode: 'audit', connections: 304, packets: 308, denied: 0, wouldDeny: 304, first: '2026-11-23T09:00:00Z', last: '2026-11-23T10:59:00Z', destinationCount: 3 });
     expect(j.destinations).toHaveLength(2);
     expect(j.destinations[0]).toMatchObject({ dst: '2001:db8::99', port: 443, connections: 180, users: [{ uid: 1001, user: 'appuser', connections: 180 }] });
@@ -86,7 +87,7 @@ describe('egress stats', () => {
     mkdirSync(env.EGRESS_STATE_DIR);
     const entry = (time: string, action: string, outcome = 'ok') => JSON.stringify({ time, action, user: 'root', uid: 0, policyFile: '/etc/egress.yaml', policyHash: 'sha256:' + 'ab'.repeat(32), backend: 'nft', mode: 'audit', outcome });
     writeFileSync(join(env.EGRESS_STATE_DIR, 'history.jsonl'), [entry('2026-11-23T09:30:00Z', 'apply'), entry('2026-11-23T09:31:00Z', 'confirm'), entry('2026-11-23T10:00:00Z', 'apply'), '{torn'].join('\n') + '\n');
-    const j = JSON.parse((await run(['stats', 'kern.log', '--json'], { cwd: dir, env })).stdout);
+    const j = jsonResult((await run(['stats', 'kern.log', '--json'], { cwd: dir, env })).stdout, 'stats');
     // 09:30: 31 connections in the half hour on each side (udp each minute, smtp on the half hour).
     // 10:00: then 59 minutes of 4 a minute plus two smtp: 238 in 59 min.
     expect(j.changes.map((c: { time: string; jump: boolean; before?: { perHour: number }; after?: { perHour: number } }) => [c.time, Math.round(c.before!.perHour), Math.round(c.after!.perHour), c.jump])).toEqual([
@@ -109,9 +110,9 @@ describe('egress stats', () => {
   test('gzip, stdin and --since', async () => {
     const { dir, env } = setup();
     writeFileSync(join(dir, 'kern.log.2.gz'), gzipSync(auditLog()));
-    const gz = JSON.parse((await run(['stats', 'kern.log.2.gz', '--json', '--since', '2026-11-23T10:30:00Z'], { cwd: dir, env })).stdout);
+    const gz = jsonResult((await run(['stats', 'kern.log.2.gz', '--json', '--since', '2026-11-23T10:30:00Z'], { cwd: dir, env })).stdout, 'stats');
     expect(gz).toMatchObject({ connections: 30 * 4 + 1, first: '2026-11-23T10:30:00Z' });
-    const stdin = JSON.parse((await run(['stats', '-', '--json'], { cwd: dir, env, stdin: auditLog() })).stdout);
+    const stdin = jsonResult((await run(['stats', '-', '--json'], { cwd: dir, env, stdin: auditLog() })).stdout, 'stats');
     expect(stdin.connections).toBe(304);
   });
 
@@ -178,8 +179,8 @@ describe('egress learn', () => {
 
   test('--json', async () => {
     const { dir, env } = setup();
-    const j = JSON.parse((await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout);
-    expect(j).toMatchObject({ ok: true, flows: 3, alreadyAllowed: 0, verified: { flows: 2, stillDenied: [] } });
+    const j = jsonResult((await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout, 'learn');
+    expect(j).toMatchObject({ flows: 3, alreadyAllowed: 0, verified: { flows: 2, stillDenied: [] } });
     expect(j.rules[0]).toMatchObject({ name: 'learned-2001-db8-99-appuser', connections: 180, first: '2026-11-23T10:00:00Z' });
     expect(j.notLearned).toEqual([{ family: 'ipv4', to: '198.51.100.7', proto: 'tcp', port: 25, uid: 33, connections: 4, why: 'denied-by-rule', rules: ['smtp'] }]);
   });
@@ -199,7 +200,7 @@ describe('egress replay', () => {
     const { dir, env } = setup();
     const r = await run(['replay', 'policy.yaml', 'kern.log', '--json'], { cwd: dir, env });
     expect(r.code).toBe(0);
-    const j = JSON.parse(r.stdout);
+    const j = jsonResult(r.stdout, 'replay', r.code);
     expect(j).toMatchObject({ mode: 'audit', summary: { connections: 304, denied: 304, admitted: 0 }, stats: { wouldDeny: 304 } });
   });
 });
@@ -221,7 +222,7 @@ describe('egress stale and stats --sample', () => {
       JSON.stringify({ time: new Date(NOW.getTime() - daysAgo * 86_400_000).toISOString(), counters: [{ rule: 'dns', action: 'allow', family: 'ipv4', packets: dns, bytes: 0 }, { rule: 'smtp', action: 'deny', family: 'ipv4', packets: smtp, bytes: 0 }] });
     writeFileSync(join(env.EGRESS_STATE_DIR, 'counters.jsonl'), [s(10, 5, 3), s(5, 9, 3), s(1, 12, 3)].join('\n') + '\n');
     const r = await run(['stale', 'policy.yaml', '--days', '7', '--json'], { cwd: dir, env });
-    expect(JSON.parse(r.stdout).rules.map((x: { rule: string; status: string; hits: number }) => [x.rule, x.status, x.hits])).toEqual([
+    expect(jsonResult(r.stdout, 'stale', r.code).rules.map((x: { rule: string; status: string; hits: number }) => [x.rule, x.status, x.hits])).toEqual([
       ['dns', 'used', 7],
       ['smtp', 'stale', 0],
     ]);
@@ -293,13 +294,13 @@ describe('names from the DNS forwarder’s log (dns.proxy)', () => {
     expect(r.stdout).toMatch(/\n +2 +█+ +deb\.debian\.org +2 +root, www-data +mirror\n/);
     expect(r.stdout).toMatch(/\n +1 +█+ +a\.cdn\.example\.net +1 +www-data +\(forwarded\)\n/);
     expect(r.stdout).toMatch(/names refused \(top 1 of 1; 1 queries\)\n.*\n +1 +www\.evil\.test +appuser +no-evil\n/);
-    const j = JSON.parse((await run(['stats', 'kern.log', '--json'], { cwd: dir, env })).stdout);
+    const j = jsonResult((await run(['stats', 'kern.log', '--json'], { cwd: dir, env })).stdout, 'stats');
     expect(j.names).toMatchObject({ names: 5, answers: 6, refusedNames: 1, refusals: 1, lines: { records: 7, other: 1, malformed: 1 } });
     expect(j.names.top[0]).toMatchObject({ name: 'deb.debian.org', answers: 2, published: 2, rules: ['mirror'], addresses: 2, users: [{ uid: 0, user: 'root', answers: 1 }, { uid: 33, user: 'www-data', answers: 1 }], first: '2026-11-23T09:00:00Z' });
     writeFileSync(join(dir, 'other.log'), rec({ time: '2026-11-23T09:00:00Z', event: 'dns-answer', name: 'only.example.org', addresses: [] }) + '\n');
-    const other = JSON.parse((await run(['stats', 'kern.log', '--json', '--dns-log', 'other.log'], { cwd: dir, env })).stdout);
+    const other = jsonResult((await run(['stats', 'kern.log', '--json', '--dns-log', 'other.log'], { cwd: dir, env })).stdout, 'stats');
     expect(other.names.top.map((n: { name: string }) => n.name)).toEqual(['only.example.org']);
-    const none = JSON.parse((await run(['stats', 'kern.log', '--json'], { cwd: dir, env: { EGRESS_STATE_DIR: join(dir, 'nowhere') } })).stdout);
+    const none = jsonResult((await run(['stats', 'kern.log', '--json'], { cwd: dir, env: { EGRESS_STATE_DIR: join(dir, 'nowhere') } })).stdout, 'stats');
     expect(none.names).toBeUndefined();
     const missing = await run(['stats', 'kern.log', '--dns-log', 'nope.log'], { cwd: dir, env });
     expect({ code: missing.code, stderr: missing.stderr }).toEqual({ code: 1, stderr: 'egress: error: cannot read nope.log: no such file\n' });
@@ -331,7 +332,7 @@ describe('names from the DNS forwarder’s log (dns.proxy)', () => {
 
   test('learn --json carries the names and the forwarder log tally', async () => {
     const { dir, env } = proxySetup();
-    const j = JSON.parse((await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout);
+    const j = jsonResult((await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout, 'learn');
     expect(j.ok).toBe(true);
     expect(j.dnsLog).toMatchObject({ records: 7, malformed: 1 });
     const partner = j.rules.find((r: { to: string[] }) => r.to[0] === 'api.partner.example.com');
@@ -370,11 +371,11 @@ describe('forwarded traffic (SPEC §6): stats, learn, replay, stale', () => {
     expect(r.stdout).toMatch(/ +4 +5 +\(default\) \(forwarded\)\n/);
     expect(r.stdout).toMatch(/ +1 +1 +\(unlisted: from no forward source, let through\)\n/);
     expect(r.stdout).toMatch(/forwarded \(containers, VMs\): 6 connections, 1 logged as from no source \(0 denied, 1 let through\)\n {2}connections +source +interfaces +addresses\n +4 +█+ +docker +br-test +2001:db8:1::2, 198\.51\.100\.2, 198\.51\.100\.4\n +1 +█+ +\(no source\) +tap-vm1 +192\.0\.2\.77\n +1 +█+ +docker, gitbox +br-test +198\.51\.100\.3\n/);
-    const j = JSON.parse((await run(['stats', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout);
+    const j = jsonResult((await run(['stats', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout, 'stats');
     expect(j).toMatchObject({ mode: 'audit', connections: 7, wouldDeny: 7, forwarded: { connections: 6, packets: 7, denied: 0, wouldDeny: 6, unlisted: { denied: 0, passed: 1 } } });
     expect(j.forwarded.sources[0]).toMatchObject({ sources: ['docker'], interfaces: ['br-test'], addressCount: 3, connections: 4, packets: 5, first: '2026-11-23T09:00:00Z', last: '2026-11-23T09:00:05Z' });
     expect(j.users[0]).toEqual({ forwarded: true, connections: 6, packets: 7 });
-    const bare = JSON.parse((await run(['stats', 'kern.log', '--json'], { cwd: dir, env })).stdout);
+    const bare = jsonResult((await run(['stats', 'kern.log', '--json'], { cwd: dir, env })).stdout, 'stats');
     expect(bare.forwarded.sources.map((x: { sources?: string[]; interfaces: string[]; connections: number }) => [x.sources, x.interfaces, x.connections])).toEqual([
       [undefined, ['br-test'], 5],
       [undefined, ['tap-vm1'], 1],
@@ -386,7 +387,7 @@ describe('forwarded traffic (SPEC §6): stats, learn, replay, stale', () => {
 
   test('host logs only: the report and JSON are as before (no forwarded section, no new fields)', async () => {
     const { dir, env } = fwdSetup(LOG.slice(-1));
-    const j = JSON.parse((await run(['stats', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout);
+    const j = jsonResult((await run(['stats', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout, 'stats');
     expect(j.forwarded).toBeUndefined();
     expect(j.rules).toEqual([{ isDefault: true, verdict: 'would-deny', connections: 1, packets: 1, logged: '-' }]);
     expect(j.users).toEqual([{ uid: 33, user: 'www-data', connections: 1, packets: 1 }]);
@@ -417,7 +418,7 @@ describe('forwarded traffic (SPEC §6): stats, learn, replay, stale', () => {
 
   test('learn --json: from, the flows\' source, the unlisted interfaces', async () => {
     const { dir, env } = fwdSetup();
-    const j = JSON.parse((await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout);
+    const j = jsonResult((await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout, 'learn');
     expect(j.ok).toBe(true);
     expect(j.rules[0]).toMatchObject({ name: 'learned-tcp443-docker', from: ['docker'], users: [] });
     expect(j.rules[1]).not.toHaveProperty('from');
@@ -440,7 +441,7 @@ describe('forwarded traffic (SPEC §6): stats, learn, replay, stale', () => {
         ],
       });
     writeFileSync(join(env.EGRESS_STATE_DIR, 'counters.jsonl'), [s(10, 5), s(5, 9), s(1, 12)].join('\n') + '\n');
-    const j = JSON.parse((await run(['stale', 'policy.yaml', '--days', '7', '--json'], { cwd: dir, env })).stdout);
+    const j = jsonResult((await run(['stale', 'policy.yaml', '--days', '7', '--json'], { cwd: dir, env })).stdout, 'stale');
     expect(j.rules.map((x: { rule: string; status: string; hits: number }) => [x.rule, x.status, x.hits])).toEqual([
       ['dns', 'used', 7],
       ['no-ping', 'stale', 0],

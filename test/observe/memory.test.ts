@@ -15,6 +15,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { tempDir } from '../helpers.js';
 import { useCli } from '../kernel/forward-env.js';
 import { iso, TCP4, UDP4 } from './lines.js';
+import { jsonResult } from '../json.js';
 
 const LINES = 2_000_000;
 const RSS_BOUND_MB = 200;
@@ -58,7 +59,7 @@ describe('stats memory on 2M-line logs (spawned, compiled CLI)', () => {
     const rssFile = join(dir, `${file}.rss`);
     const r = spawnSync(process.execPath, ['-r', preload, cli.path, 'stats', file, '--json'], { cwd: dir, env: { ...process.env, EGRESS_STATE_DIR: join(dir, 'state'), EGRESS_RSS_FILE: rssFile, EGRESS_STATS_WORKERS: '1' }, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 600_000 });
     if (r.status !== 0) throw new Error(`stats ${file}: exit ${r.status}: ${r.stderr.slice(0, 400)}`);
-    const j = JSON.parse(r.stdout) as { lines: { lines: number }; connections: number };
+    const j = jsonResult(r.stdout, 'stats', r.status ?? undefined) as { lines: { lines: number }; connections: number };
     return { rssMb: existsSync(rssFile) ? Number(readFileSync(rssFile, 'utf8')) / 1024 : NaN, lines: j.lines.lines, connections: j.connections };
   }
 

@@ -18,6 +18,7 @@ import { realExecer } from '../../src/kernel/exec.js';
 import { tempDir } from '../helpers.js';
 import { kernelDescribe, useRootGuard } from '../kernel/harness.js';
 import { lcEnv, type Lc } from '../kernel/lifecycle-env.js';
+import { jsonResult } from '../json.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -101,7 +102,7 @@ kernelDescribe('the Debian package: build, lintian, install, use, purge (kernel)
     mkdirSync(env.EGRESS_IFUPDOWN_DIR);
     const persisted = await run(['persist', '--json'], env);
     expect(persisted.code, persisted.stderr).toBe(0);
-    const p = JSON.parse(persisted.stdout) as { packaged?: unknown; notPackaged?: string };
+    const p = jsonResult(persisted.stdout, 'persist', persisted.code ?? undefined) as { packaged?: unknown; notPackaged?: string };
     expect(p.notPackaged).toBeUndefined();
     expect(p.packaged).toBeTruthy();
     const link = join(env.EGRESS_SYSTEMD_DIR, 'sysinit.target.wants', 'egress-restore.service');

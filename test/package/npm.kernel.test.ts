@@ -47,7 +47,7 @@ kernelDescribe('npm pack, then npm i -g into a prefix of its own (kernel: lab, a
   }, 120_000);
 
   test('the tarball holds the program, the man page, the licence and the docs, and no sources, tests or node_modules', () => {
-    for (const f of ['LICENSE', 'README.md', 'package.json', 'bin/egress.js', 'dist/bundle/egress.js', 'dist/bundle/stats-worker.js', 'dist/bundle/dns-forwarder.js', 'dist/share/egress.8', 'schema/policy.schema.json']) expect(files).toContain(f);
+    for (const f of ['LICENSE', 'README.md', 'package.json', 'bin/egress.js', 'dist/bundle/egress.js', 'dist/bundle/stats-worker.js', 'dist/bundle/dns-forwarder.js', 'dist/share/egress.8', 'schema/policy.schema.json', 'schema/json/status.schema.json']) expect(files).toContain(f);
     expect(files.filter((f) => /^(src|test|node_modules|scripts|bench)\//.test(f) || f.endsWith('.ts'))).toEqual([]);
     expect(pkg.dependencies ?? {}).toEqual({}); // everything it runs is in the bundle
   });

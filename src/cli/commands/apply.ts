@@ -11,7 +11,8 @@ import { planJson, planSummary, renderPlanText } from '../../report/plan.js';
 import { isoText } from '../../logs/since.js';
 import { UsageError, type Io } from '../io.js';
 import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from '../kernel-flags.js';
-import { writeJson, type PolicyFlags } from '../shared.js';
+import { writeResult } from '../envelope.js';
+import type { PolicyFlags } from '../shared.js';
 
 export interface ApplyFlags extends PolicyFlags {
   backend?: string;
@@ -39,17 +40,15 @@ export async function applyCommand(io: Io, file: string, flags: ApplyFlags, seam
   const json = !!flags.json;
   const { loaded, desired, diagnostics } = await loadDesired(io, file, backend, flags, ctx.stateDir);
   if (!desired) {
-    if (json) writeJson(io, { ok: false, file, diagnostics: toJson(loaded.sources, diagnostics) });
+    if (json) writeResult(io, 'apply', { ok: false, result: null, diagnostics: toJson(loaded.sources, diagnostics) });
     else io.stderr(`${visible(file)}: invalid; nothing was changed\n`);
     return 1;
   }
   const { risk } = lintLockout(desired.ir, io.env, loaded.policy);
   if (risk && !flags.force) {
-    // Shown like a diagnostic; not one in --json, where it has its own field (it is about this session, not the file).
-    const d = error('kernel-rejected', risk.message, risk.span, { hint: risk.hint });
-    const at = risk.span ? locate(loaded.sources, risk.span) : undefined;
-    if (json)
-      writeJson(io, { ok: false, file, lockout: { message: risk.message, hint: risk.hint, peer: risk.session.peer, peerPort: risk.session.peerPort, ...(at ? { line: at.line, col: at.col } : {}) } });
+    // Shown like a diagnostic, at the rule that would cut the session when there is one (code "ssh-lockout", as the lint warning).
+    const d = error('ssh-lockout', risk.message, risk.span, { hint: risk.hint });
+    if (json) writeResult(io, 'apply', { ok: false, result: null, diagnostics: toJson(loaded.sources, [d]) });
     else io.stderr(renderText(loaded.sources, [d]) + 'egress: refused to apply (you are connected over SSH); nothing was changed\n');
     return 1;
   }
@@ -64,7 +63,7 @@ export async function applyCommand(io: Io, file: string, flags: ApplyFlags, seam
     const forward = await forwardView(ctx.w, scope, backend);
     if (!json) for (const l of forward.lines) io.stderr(`egress: ${l}\n`);
     if (json) {
-      writeJson(io, { ok: true, file, backend, mode: desired.ir.mode, policyHash: desired.policyHash, changed: r.changed, plan: planJson(r.plan), pending: r.pending ?? null, warnings: r.warnings, forward, diagnostics: toJson(loaded.sources, diagnostics) });
+      writeResult(io, 'apply', { ok: true, result: { file, backend, mode: desired.ir.mode, policyHash: desired.policyHash, changed: r.changed, plan: planJson(r.plan), pending: r.pending ?? null, warnings: r.warnings, forward }, diagnostics: toJson(loaded.sources, diagnostics) });
       return 0;
     }
     if (!r.changed) {
@@ -82,6 +81,6 @@ export async function applyCommand(io: Io, file: string, flags: ApplyFlags, seam
       );
     return 0;
   } catch (e) {
-    return lifecycleFailure(io, e, loaded, json, { file });
+    return lifecycleFailure(io, e, loaded, json ? 'apply' : undefined);
   }
 }

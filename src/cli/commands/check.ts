@@ -2,7 +2,8 @@ import { visible } from '../../diag/diagnostic.js';
 import { formatEndpoint } from '../../policy/dns-name.js';
 import type { UpstreamChoice } from '../../resolve/dns.js';
 import type { Io } from '../io.js';
-import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
+import { writeResult } from '../envelope.js';
+import { diagnosticsJson, failed, load, type PolicyFlags } from '../shared.js';
 
 export async function checkCommand(io: Io, file: string, flags: PolicyFlags & { strict?: boolean }): Promise<number> {
   const l = await load(io, file, flags, flags.strict ? { strict: true } : {});
@@ -11,8 +12,8 @@ export async function checkCommand(io: Io, file: string, flags: PolicyFlags & { 
   const ok = !failed(l);
   const rules = { allow: l.policy?.allow.length ?? 0, deny: l.policy?.deny.length ?? 0 };
   const up = l.dnsUpstream;
-  const dns = up ? { proxy: true, upstream: up.servers.map(formatEndpoint), from: up.from } : undefined;
-  if (flags.json) writeJson(io, { file, ok, errors, warnings, rules, ...(dns ? { dns } : {}), diagnostics: diagnosticsJson(l) });
+  const dns = up ? { proxy: true as const, upstream: up.servers.map(formatEndpoint), from: up.from } : undefined;
+  if (flags.json) writeResult(io, 'check', { ok, result: { file, errors, warnings, rules, ...(dns ? { dns } : {}) }, diagnostics: diagnosticsJson(l) });
   else if (ok) {
     io.stdout(`${visible(file)}: ok (${rules.allow} allow, ${rules.deny} deny rule${rules.deny === 1 ? '' : 's'}; ${warnings} warning${warnings === 1 ? '' : 's'})\n`);
     if (up) io.stdout(`${visible(file)}: dns: the forwarder will ask ${upstreamText(up)}\n`);

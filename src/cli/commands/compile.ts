@@ -2,7 +2,8 @@
 import { renderText, toJson } from '../../diag/render.js';
 import { compilePolicy, TARGETS, type CompileTarget } from '../../index.js';
 import { UsageError, type Io } from '../io.js';
-import { failed, load, writeJson, type PolicyFlags } from '../shared.js';
+import { writeResult } from '../envelope.js';
+import { failed, load, type PolicyFlags } from '../shared.js';
 
 export interface CompileFlags extends PolicyFlags {
   target: string;
@@ -16,13 +17,13 @@ export async function compileCommand(io: Io, file: string, flags: CompileFlags):
   if ((target === 'wince' || target === 'wince-c') && !flags.host) throw new UsageError(`target "${target}" needs --host ADDR (the private host the rules are for)`);
   const l = await load(io, file, flags);
   if (failed(l)) {
-    if (flags.json) writeJson(io, { ok: false, target, diagnostics: toJson(l.sources, l.diagnostics) });
+    if (flags.json) writeResult(io, 'compile', { ok: false, result: null, diagnostics: toJson(l.sources, l.diagnostics) });
     return 1;
   }
   const res = compilePolicy(l.ir!, target, flags.host ? { host: flags.host } : {});
   const diagnostics = [...l.diagnostics, ...res.diagnostics];
   if (!flags.json && res.diagnostics.length) io.stderr(renderText(l.sources, res.diagnostics));
-  if (flags.json) writeJson(io, { ok: !!res.value, target, ...(res.value ? { text: res.value.text } : {}), diagnostics: toJson(l.sources, diagnostics) });
+  if (flags.json) writeResult(io, 'compile', { ok: !!res.value, result: res.value ? { target, text: res.value.text } : null, diagnostics: toJson(l.sources, diagnostics) });
   else if (res.value) io.stdout(res.value.text);
   return res.value ? 0 : 1;
 }

@@ -3,7 +3,7 @@ import { confirm } from '../../kernel/lifecycle.js';
 import { persistEnabled } from '../../kernel/persist.js';
 import { systemdDirOf } from '../../kernel/units.js';
 import type { Io } from '../io.js';
-import { writeJson } from '../shared.js';
+import { writeResult } from '../envelope.js';
 import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 export async function confirmCommand(io: Io, flags: { json?: boolean }, seams: KernelSeams = {}): Promise<number> {
@@ -13,7 +13,7 @@ export async function confirmCommand(io: Io, flags: { json?: boolean }, seams: K
     const { snapshot: s } = await confirm(ctx);
     // Only with `persist` on does anything restore it at boot; say which (it said "restored at boot" either way).
     const atBoot = persistEnabled(systemdDirOf(io.env));
-    if (flags.json) writeJson(io, { ok: true, confirmed: { policyFile: s.policyFile, policyHash: s.policyHash, backend: s.backend, mode: s.mode, appliedAt: s.appliedAt }, restoredAtBoot: atBoot });
+    if (flags.json) writeResult(io, 'confirm', { ok: true, result: { confirmed: { policyFile: s.policyFile, policyHash: s.policyHash, backend: s.backend, mode: s.mode, appliedAt: s.appliedAt }, restoredAtBoot: atBoot } });
     else {
       const boot = atBoot
         ? 'and this is the ruleset restored at boot'
@@ -22,6 +22,6 @@ export async function confirmCommand(io: Io, flags: { json?: boolean }, seams: K
     }
     return 0;
   } catch (e) {
-    return lifecycleFailure(io, e, undefined, !!flags.json);
+    return lifecycleFailure(io, e, undefined, flags.json ? 'confirm' : undefined);
   }
 }

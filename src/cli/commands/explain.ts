@@ -10,7 +10,9 @@ import type { Decision, Flow } from '../../sim/flow.js';
 import { FlowError, parseFlow, parseFlowsFile, type FlowSpec } from '../../sim/flow-parse.js';
 import { indexedEvaluator } from '../../sim/indexed.js';
 import { CommandError, UsageError, type Io } from '../io.js';
-import { failed, load, writeJson, type PolicyFlags } from '../shared.js';
+import type { JsonDiagnostic } from '../../diag/render.js';
+import { writeResult } from '../envelope.js';
+import { diagnosticsJson, failed, load, type PolicyFlags } from '../shared.js';
 
 export interface ExplainFlags extends PolicyFlags, Omit<FlowSpec, 'to'> {
   to?: string;
@@ -21,7 +23,10 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
   if (!flags.to && !flags.flows) throw new UsageError('explain needs --to ADDR (or --flows FILE)');
   if (flags.to && flags.flows) throw new UsageError('give --to or --flows, not both');
   const l = await load(io, file, flags, { resolver });
-  if (failed(l)) return 1;
+  if (failed(l)) {
+    if (flags.json) writeResult(io, 'explain', { ok: false, result: null, diagnostics: diagnosticsJson(l) });
+    return 1;
+  }
   const ir = l.ir!;
   const evaluate = indexedEvaluator(ir);
   const accounts = await resolver.accounts();
@@ -34,23 +39,26 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
     });
     const rows = parseFlowsFile(text);
     const answers: Answer[] = [];
-    let bad = 0;
+    // A row that is not a flow: an error at its line (on standard error, or in the envelope's diagnostics with --json); the others are answered.
+    const bad: JsonDiagnostic[] = [];
+    const rowError = (line: number, message: string) => {
+      bad.push({ severity: 'error', code: 'flow', message, file: flags.flows!, line });
+      if (!flags.json) io.stderr(`${flags.flows}:${line}: error: ${message}\n`);
+    };
     for (const r of rows) {
       if (r.error || !r.spec) {
-        bad++;
-        io.stderr(`${flags.flows}:${r.line}: error: ${r.error}\n`);
+        rowError(r.line, r.error ?? 'not a flow');
         continue;
       }
       try {
         for (const x of await flowsFor(r.spec, accounts, resolver, ir)) answers.push(answerer(x, r.line));
       } catch (e) {
-        bad++;
-        io.stderr(`${flags.flows}:${r.line}: error: ${(e as Error).message}\n`);
+        rowError(r.line, (e as Error).message);
       }
     }
-    if (flags.json) for (const a of answers) io.stdout(JSON.stringify(a) + '\n');
+    if (flags.json) writeResult(io, 'explain', { ok: !bad.length, result: answers, diagnostics: [...diagnosticsJson(l), ...bad] });
     else io.stdout(answersTable(answers, io.columns));
-    return bad ? 1 : 0;
+    return bad.length ? 1 : 0;
   }
 
   const spec: FlowSpec = { to: flags.to! };
@@ -69,7 +77,9 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
     throw e;
   }
   const answers = flows.map((x) => answerer(x));
-  if (flags.json) writeJson(io, answers.length === 1 ? answers[0] : answers);
+  // One flow: its answer's verdict, audit and rules also beside the envelope's fields, as SPEC §3 has them for explain --json.
+  const one = answers.length === 1 ? answers[0]! : undefined;
+  if (flags.json) writeResult(io, 'explain', { ok: true, result: answers, diagnostics: diagnosticsJson(l), ...(one ? { extra: { verdict: one.verdict, audit: one.audit, rules: one.rules } } : {}) });
   else for (const a of answers) io.stdout(colourVerdictLine(describeAnswer(a), !!io.colour?.stdout));
   return 0;
 }

@@ -8,7 +8,7 @@ import { realExecer } from '../../kernel/exec.js';
 import type { KernelSeams } from '../kernel-flags.js';
 import { CommandError, type Io } from '../io.js';
 import { defaultPolicyOf, present } from '../policy-path.js';
-import { writeJson } from '../shared.js';
+import { writeResult } from '../envelope.js';
 
 /**
  * The starter policy with a `forward:` section for the container and VM
@@ -57,7 +57,8 @@ export async function initCommand(io: Io, file: string | undefined, flags: { for
   }
   const STARTER_POLICY = withDetectedSources(STARTER, found);
   if (target === '-') {
-    io.stdout(STARTER_POLICY);
+    if (flags.json) writeResult(io, 'init', { ok: true, result: { file: '-', written: false, policy: STARTER_POLICY, ...(flags.detect ? { detected: found } : {}) } });
+    else io.stdout(STARTER_POLICY);
     return 0;
   }
   const path = resolve(io.cwd, target);
@@ -80,7 +81,7 @@ export async function initCommand(io: Io, file: string | undefined, flags: { for
   } catch (e) {
     throw new CommandError(`cannot write ${target}: ${errnoText(e)}`);
   }
-  if (flags.json) writeJson(io, { file: target, written: true, ...(flags.detect ? { detected: found } : {}) });
+  if (flags.json) writeResult(io, 'init', { ok: true, result: { file: target, written: true, ...(flags.detect ? { detected: found } : {}) } });
   else if (isDefault) io.stdout(`wrote ${target}, the default policy (commands read it when given none): edit the resolver and mirror entries, then run "egress check" and "egress lab"\n`);
   else
     io.stdout(

@@ -10,7 +10,8 @@ import { labJson, labOk, renderLabText } from '../../report/lab.js';
 import { STARTER_POLICY } from '../../policy/starter.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { defaultPolicyOf, missingDefault, present } from '../policy-path.js';
-import { silenced, writeJson, type PolicyFlags } from '../shared.js';
+import { writeResult } from '../envelope.js';
+import { silenced, type PolicyFlags } from '../shared.js';
 
 export interface LabFlags extends PolicyFlags {
   backend?: string;
@@ -69,13 +70,16 @@ export async function labCommand(io: Io, given: string | undefined, flags: LabFl
   loaded.diagnostics = silenced(loaded.diagnostics, flags.silence);
   if (!flags.json && loaded.diagnostics.length) io.stderr(renderText(loaded.sources, loaded.diagnostics));
   if (hasErrors(loaded.diagnostics) || !loaded.ir) {
-    if (flags.json) writeJson(io, { file: name, ok: false, diagnostics: toJson(loaded.sources, loaded.diagnostics) });
+    if (flags.json) writeResult(io, 'lab', { ok: false, result: null, diagnostics: toJson(loaded.sources, loaded.diagnostics) });
     return 1;
   }
 
   const r = await runLab(loaded, accounts, identities, { execer, targets, progress, hosts, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
   const report = { ...r, hosts, identities };
-  if (flags.json) writeJson(io, { ...labJson(name, report, loaded.sources), diagnostics: toJson(loaded.sources, loaded.diagnostics) });
+  if (flags.json) {
+    const { ok, ...result } = labJson(name, report, loaded.sources);
+    writeResult(io, 'lab', { ok, result, diagnostics: toJson(loaded.sources, loaded.diagnostics) });
+  }
   else io.stdout(renderLabText(name, report, loaded.sources, { verbose: !!flags.verbose, ...(io.columns ? { width: io.columns } : {}) }));
   return labOk(report) ? 0 : 1;
 }

@@ -6,6 +6,7 @@ import type { Status } from '../../kernel/status.js';
 import { captureIo, tempDir } from '../../../test/helpers.js';
 import { journal, TCP4 } from '../../../test/observe/lines.js';
 import { learnCommand } from './learn.js';
+import { jsonResult } from '../../../test/json.js';
 
 const STATUS = { stateDir: '/x', applied: true, drift: false, interrupted: false, counters: [], backend: 'nft', mode: 'audit' } as unknown as Status;
 
@@ -20,7 +21,7 @@ describe('learn and the log rate limit', () => {
     expect(io.err).toContain('200 of 300 denials since the ruleset was loaded were not logged (rate limit 100/second burst 100): learn cannot propose those flows');
     const j = captureIo(dir);
     await learnCommand(j, [], { policy: 'policy.yaml', journal: true, json: true }, { execer, status: async () => ({ ...STATUS, logging }), uid: 0 });
-    expect(JSON.parse(j.out).logging).toEqual(logging);
+    expect(jsonResult(j.out, 'learn').logging).toEqual(logging);
     // A log file from elsewhere says nothing about this host's counters.
     writeFileSync(join(dir, 'kern.log'), '');
     const k = captureIo(dir);

@@ -21,7 +21,8 @@ import { LogReader } from '../../logs/read.js';
 import { accountNames } from '../../observe/replay.js';
 import { learnJson, learnText } from '../../report/learn.js';
 import { CommandError, UsageError, type Io } from '../io.js';
-import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
+import { writeResult } from '../envelope.js';
+import { diagnosticsJson, failed, load, type PolicyFlags } from '../shared.js';
 import { liveCounters, type StatsSeams } from './stats.js';
 import { contextOf, progressOf, readDnsNames, readOptionsOf, runReader, sayPrefixHint, sourcesOf, type SourceFlags } from '../log-flags.js';
 
@@ -36,7 +37,7 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
   const policyPath = resolvePath(io.cwd, flags.policy);
   const loaded = await load(io, flags.policy, flags);
   if (failed(loaded)) {
-    if (flags.json) writeJson(io, { ok: false, diagnostics: diagnosticsJson(loaded) });
+    if (flags.json) writeResult(io, 'learn', { ok: false, result: null, diagnostics: diagnosticsJson(loaded) });
     return 1;
   }
   const ir = loaded.ir!;
@@ -89,12 +90,10 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
   // Reading this host's own kernel log: what the rate limit kept out of it is flows learn cannot propose (the kernel counted them).
   const live = flags.journal || flags.kmsg ? await liveCounters(io, seams) : undefined;
   const logging = live?.kind === 'status' ? live.status.logging : undefined;
-  if (flags.json)
-    writeJson(io, {
-      ...learnJson(flags.policy, learned, counts, check, items, !!flags.write && learned.rules.length > 0 && !check.stillDenied.length),
-      ...(dnsCounts ? { dnsLog: dnsCounts } : {}),
-      ...(logging ? { logging } : {}),
-    });
+  if (flags.json) {
+    const { ok, ...result } = learnJson(flags.policy, learned, counts, check, items, !!flags.write && learned.rules.length > 0 && !check.stillDenied.length);
+    writeResult(io, 'learn', { ok, result: { ...result, ...(dnsCounts ? { dnsLog: dnsCounts } : {}), ...(logging ? { logging } : {}) }, diagnostics: diagnosticsJson(loaded) });
+  }
   else if (logging?.notLogged)
     io.stderr(
       `egress: warning: ${logging.notLogged.toLocaleString('en-US')} of ${logging.denials.toLocaleString('en-US')} denials since the ruleset was loaded were not logged (rate limit ${logging.limit}): learn cannot propose those flows; raise log.rate (audit mode's default is 100/second) and learn again\n`,

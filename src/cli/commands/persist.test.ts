@@ -10,6 +10,7 @@ import { shippedUnits } from '../../kernel/persist.js';
 import { DNS_UNIT_NAME, PACKAGED_EGRESS, PACKAGED_NODE } from '../../kernel/units.js';
 import { captureIo, NOW, tempDir } from '../../../test/helpers.js';
 import { persistCommand } from './persist.js';
+import { envelope, jsonResult } from '../../../test/json.js';
 
 const SELF = ['/usr/bin/node', '/usr/lib/egress/bin/egress.js'];
 const dirs: string[] = [];
@@ -51,7 +52,7 @@ test('a confirmed dns.proxy policy is persisted with egress-dns.service; --off r
   confirmedWithDns(join(cwd, 'state'));
   const seams = { execer: fakeExecer(), self: SELF, uid: 0 };
   expect(await persistCommand(i, { json: true }, seams)).toBe(0);
-  const r = JSON.parse(i.out) as { ok: boolean; dns: boolean; files: string[] };
+  const r = jsonResult(i.out, 'persist') as { dns: boolean; files: string[] };
   expect(r).toMatchObject({ ok: true, dns: true });
   const units = join(cwd, 'units');
   expect(r.files).toEqual([
@@ -82,7 +83,7 @@ test('on a host not booted by systemd, persist says the rules will not come back
   expect(text.out).toMatch(/Run "egress _restore-boot" early at boot/);
   const json = io(cwd);
   expect(await persistCommand(json, { json: true }, { execer: fakeExecer(), self: SELF, uid: 0, systemdBooted: () => false })).toBe(0);
-  expect(JSON.parse(json.out)).toMatchObject({ ok: true, persist: false, bootedBySystemd: false });
+  expect(envelope(json.out, 'persist')).toMatchObject({ ok: true, result: { persist: false, bootedBySystemd: false } });
   const on = io(cwd);
   expect(await persistCommand(on, {}, { execer: fakeExecer(), self: SELF, uid: 0, systemdBooted: () => true })).toBe(0);
   expect(on.out).toMatch(/^persistence on: /);
@@ -103,7 +104,7 @@ test('without systemd but with ifupdown, persist installs a pre-up hook that res
   expect(spawnSync('sh', ['-n', hook]).status).toBe(0);
   const json = io(cwd);
   expect(await persistCommand(json, { json: true }, seams)).toBe(0);
-  expect(JSON.parse(json.out)).toMatchObject({ ok: true, persist: true, bootedBySystemd: false, ifupdownHook: hook });
+  expect(envelope(json.out, 'persist')).toMatchObject({ ok: true, result: { persist: true, bootedBySystemd: false, ifupdownHook: hook } });
   const off = io(cwd);
   expect(await persistCommand(off, { off: true }, seams)).toBe(0);
   expect(off.out).toContain(hook);
@@ -120,7 +121,7 @@ test('run as the installed /usr/bin/egress, persist enables the package\'s units
   const seams = { execer: fakeExecer(), self: [PACKAGED_NODE, PACKAGED_EGRESS], uid: 0, systemdBooted: () => true };
   const json = io(cwd);
   expect(await persistCommand(json, { json: true }, seams)).toBe(0);
-  const r = JSON.parse(json.out) as { packaged: string; files: string[] };
+  const r = jsonResult(json.out, 'persist') as { packaged: string; files: string[] };
   expect(r.packaged).toBe(lib);
   expect(r.files[0]).toBe(join(lib, 'egress-restore.service'));
   expect(readlinkSync(r.files[1]!)).toBe(join(lib, 'egress-restore.service'));

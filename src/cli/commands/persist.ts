@@ -16,7 +16,7 @@ import { ifupdownDirOf, installIfupdownHook, packagedUnits, persistOff, persistO
 import { readState } from '../../kernel/state.js';
 import { packagedUnitDirsOf, unstablePath } from '../../kernel/units.js';
 import { CommandError, type Io } from '../io.js';
-import { writeJson } from '../shared.js';
+import { writeResult } from '../envelope.js';
 import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 export async function persistCommand(io: Io, flags: { off?: boolean; json?: boolean; force?: boolean }, seams: KernelSeams = {}): Promise<number> {
@@ -27,7 +27,7 @@ export async function persistCommand(io: Io, flags: { off?: boolean; json?: bool
     if (flags.off) {
       const hook = removeIfupdownHook(ifupdownDirOf(io.env));
       const removed = [...(await persistOff(ctx.w, dir)), ...(hook ? [hook] : [])];
-      if (flags.json) writeJson(io, { ok: true, persist: false, removed });
+      if (flags.json) writeResult(io, 'persist', { ok: true, result: { persist: false, removed } });
       else io.stdout(removed.length ? `persistence off: removed ${removed.join(', ')}; the live ruleset is untouched, but it will not come back after a reboot\n` : 'persistence was not on; nothing to remove\n');
       return 0;
     }
@@ -49,8 +49,9 @@ export async function persistCommand(io: Io, flags: { off?: boolean; json?: bool
       ...r.overrides.map((f) => `${f} overrides the package's unit and was not written by egress: left as it is`),
     ];
     if (flags.json)
-      writeJson(io, {
+      writeResult(io, 'persist', {
         ok: true,
+        result: {
         persist: systemd || !!hook,
         files: [...written, ...(hook ? [hook] : [])],
         policyFile: confirmed.policyFile,
@@ -61,6 +62,7 @@ export async function persistCommand(io: Io, flags: { off?: boolean; json?: bool
         ...(r.notPackaged ? { notPackaged: r.notPackaged } : {}),
         ...(systemd ? {} : { bootedBySystemd: false }),
         ...(hook ? { ifupdownHook: hook } : {}),
+        },
       });
     else {
       for (const n of notes) io.stderr(`egress: note: ${n}\n`);
@@ -89,7 +91,7 @@ Run "egress _restore-boot" early at boot, before the network comes up (an init s
     return 0;
   } catch (e) {
     if (e instanceof CommandError) throw e;
-    return lifecycleFailure(io, e, undefined, !!flags.json);
+    return lifecycleFailure(io, e, undefined, flags.json ? 'persist' : undefined);
   }
 }
 

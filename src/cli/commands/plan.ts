@@ -5,7 +5,8 @@ import { forwardView, scopeOf } from '../../kernel/forward-view.js';
 import { planIsEmpty } from '../../plan/diff.js';
 import { planJson, planSummary, renderPlanMarkdown, renderPlanText } from '../../report/plan.js';
 import type { Io } from '../io.js';
-import { writeJson, type PolicyFlags } from '../shared.js';
+import { writeResult } from '../envelope.js';
+import type { PolicyFlags } from '../shared.js';
 import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from '../kernel-flags.js';
 
 /** Exit code of `plan` when apply would change something (SPEC reserves 1 and 2). */
@@ -28,14 +29,14 @@ export async function planCommand(io: Io, file: string, flags: PlanFlags, seams:
   const backend = chooseBackend(flag, ctx.stateDir);
   const { loaded, desired, diagnostics } = await loadDesired(io, file, backend, flags, ctx.stateDir);
   if (!desired) {
-    if (flags.json) writeJson(io, { ok: false, file, diagnostics: toJson(loaded.sources, diagnostics) });
+    if (flags.json) writeResult(io, 'plan', { ok: false, result: null, diagnostics: toJson(loaded.sources, diagnostics) });
     return 1;
   }
   try {
     const plan = await planAgainstLive(ctx, desired);
     const empty = planIsEmpty(plan);
     const forward = await forwardView(ctx.w, scopeOf(loaded.policy?.forward), backend);
-    if (flags.json) writeJson(io, { ok: true, file, ...planJson(plan), forward, diagnostics: toJson(loaded.sources, diagnostics) });
+    if (flags.json) writeResult(io, 'plan', { ok: true, result: { file, ...planJson(plan), forward }, diagnostics: toJson(loaded.sources, diagnostics) });
     else if (flags.quiet) io.stdout(`${empty ? renderPlanText(plan).trimEnd() : planSummary(plan)}\n`);
     else if (flags.markdown) {
       io.stdout(renderPlanMarkdown(plan, file, { verbose: !!flags.verbose }));
@@ -46,6 +47,6 @@ export async function planCommand(io: Io, file: string, flags: PlanFlags, seams:
     }
     return empty ? 0 : EXIT_PENDING;
   } catch (e) {
-    return lifecycleFailure(io, e, loaded, !!flags.json, { file });
+    return lifecycleFailure(io, e, loaded, flags.json ? 'plan' : undefined);
   }
 }

@@ -21,7 +21,8 @@ import { readState, StateError } from '../../kernel/state.js';
 import { systemResolver } from '../../resolve/resolver.js';
 import { DEFAULT_BOUNDS, TtlSchedule, type ScheduleBounds } from '../../resolve/schedule.js';
 import { UsageError, type Io } from '../io.js';
-import { writeJson, type PolicyFlags } from '../shared.js';
+import { writeResult } from '../envelope.js';
+import { diagnosticsJson, type PolicyFlags } from '../shared.js';
 import { lifecycleCtx, lifecycleFailure, loadDesired, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 export interface RefreshFlags extends PolicyFlags {
@@ -54,13 +55,13 @@ export async function refreshCommand(io: Io, file: string, flags: RefreshFlags, 
     try {
       live = readState(ctx.stateDir, 'live');
     } catch (e) {
-      if (e instanceof StateError) return { code: lifecycleFailure(io, e, undefined, !!flags.json), hosts: [] };
+      if (e instanceof StateError) return { code: lifecycleFailure(io, e, undefined, flags.json ? 'refresh' : undefined), hosts: [] };
       throw e;
     }
     const backend = live?.kind === 'ruleset' ? live.backend : 'nft';
     const { loaded, desired } = await loadDesired(io, file, backend, flags, ctx.stateDir);
     if (!desired) {
-      if (flags.json) writeJson(io, { ok: false, file });
+      if (flags.json) writeResult(io, 'refresh', { ok: false, result: null, diagnostics: diagnosticsJson(loaded) }, !!flags.watch);
       else io.stderr(`${visible(file)}: invalid; nothing was changed\n`);
       return { code: 1, hosts: [] };
     }
@@ -68,13 +69,13 @@ export async function refreshCommand(io: Io, file: string, flags: RefreshFlags, 
     try {
       const r = await refresh(ctx, desired);
       const stale = desired.ir.hosts.filter((h) => h.status !== 'ok').map((h) => h.name);
-      if (flags.json) writeJson(io, { ok: true, file, time: new Date().toISOString(), changed: r.changed, reloaded: r.reloaded, sets: r.sets, stale });
+      if (flags.json) writeResult(io, 'refresh', { ok: true, result: { file, time: new Date().toISOString(), changed: r.changed, reloaded: r.reloaded, sets: r.sets, stale }, diagnostics: diagnosticsJson(loaded) }, !!flags.watch);
       else if (!r.changed) io.stdout(`refresh: no address changed (${hosts.length} hostname${hosts.length === 1 ? '' : 's'})\n`);
       else if (r.reloaded) io.stdout(`refresh: addresses changed; the EGRESS chains were reloaded (iptables has no sets: one transaction per family, counters restart)\n`);
       else io.stdout(`refresh: updated ${r.sets.map((s) => `${s.name} (${[...s.added.map((e) => '+' + e), ...s.removed.map((e) => '-' + e)].join(' ')})`).join(', ')} in place\n`);
       return { code: 0, hosts };
     } catch (e) {
-      return { code: lifecycleFailure(io, e, loaded, !!flags.json, { file }), hosts };
+      return { code: lifecycleFailure(io, e, loaded, flags.json ? 'refresh' : undefined), hosts };
     }
   };
   if (!flags.watch) return (await once(io)).code;

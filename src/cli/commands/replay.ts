@@ -14,7 +14,8 @@ import { toPrometheus } from '../../report/prometheus.js';
 import { replayJson, replayText } from '../../report/replay.js';
 import { UsageError, type Io } from '../io.js';
 import { contextOf, progressOf, readDnsNames, readOptionsOf, runReader, sayPrefixHint, sourcesOf, type ObserveSeams, type SourceFlags } from '../log-flags.js';
-import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
+import { envelopeText, writeResult } from '../envelope.js';
+import { diagnosticsJson, failed, load, type PolicyFlags } from '../shared.js';
 
 export interface ReplayFlags extends SourceFlags, PolicyFlags {
   prometheus?: boolean;
@@ -30,7 +31,7 @@ export async function replayCommand(io: Io, file: string, logs: string[], flags:
   if (!Number.isInteger(top) || top < 1) throw new UsageError('--top must be a whole number of at least 1');
   const loaded = await load(io, file, flags);
   if (failed(loaded)) {
-    if (flags.json) writeJson(io, { ok: false, diagnostics: diagnosticsJson(loaded) });
+    if (flags.json) writeResult(io, 'replay', { ok: false, result: null, diagnostics: diagnosticsJson(loaded) });
     return 1;
   }
   const sources = await sourcesOf(io, logs, flags, seams);
@@ -55,7 +56,7 @@ export async function replayCommand(io: Io, file: string, logs: string[], flags:
   const mode = loaded.ir!.mode;
   let text: string;
   if (flags.prometheus) text = toPrometheus(stats, { topDestinations: top });
-  else if (flags.json) text = JSON.stringify(replayJson(file, mode, summary, stats, top), null, 2) + '\n';
+  else if (flags.json) text = envelopeText('replay', { ok: true, result: replayJson(file, mode, summary, stats, top), diagnostics: diagnosticsJson(loaded) });
   else text = replayText(file, mode, summary, stats, top);
   if (flags.output) writeFileAtomic(resolvePath(io.cwd, flags.output), text, 0o644);
   else io.stdout(text);

@@ -22,7 +22,8 @@ import { renderReportHtml } from '../../report/html.js';
 import { historyNote } from '../../report/stats.js';
 import { UsageError, type Io } from '../io.js';
 import { contextOf, readOptionsOf, runReader, sourcesOf, type SourceFlags } from '../log-flags.js';
-import { failed, load, type PolicyFlags } from '../shared.js';
+import { writeResult } from '../envelope.js';
+import { diagnosticsJson, failed, load, type PolicyFlags } from '../shared.js';
 import { liveCounters, type StatsSeams } from './stats.js';
 
 export interface ReportFlags extends SourceFlags, PolicyFlags {
@@ -30,6 +31,7 @@ export interface ReportFlags extends SourceFlags, PolicyFlags {
   top?: string;
   days?: string;
   output?: string;
+  json?: boolean;
   /** egress's version, for the page's footer (main.ts passes it). */
   version?: string;
 }
@@ -53,8 +55,12 @@ export async function reportCommand(io: Io, file: string, logs: string[], flags:
     until = parseSince(flags.until, now);
     if (until === undefined) throw new UsageError(`--until ${JSON.stringify(flags.until)}: give a date (2026-11-23), a date and time (2026-11-23T09:00), or an age (30m, 2h, 7d)`);
   }
+  if (flags.json && flags.output === '-') throw new UsageError('--json prints its envelope on standard output: give --output FILE for the page, not "-"');
   const loaded = await load(io, file, flags);
-  if (failed(loaded)) return 1;
+  if (failed(loaded)) {
+    if (flags.json) writeResult(io, 'report', { ok: false, result: null, diagnostics: diagnosticsJson(loaded) });
+    return 1;
+  }
   const policy = loaded.policy!;
   const prefixes = flags.prefix?.length ? flags.prefix : [policy.log.prefix];
   const sources = await sourcesOf(io, logs, flags, seams);
@@ -137,7 +143,9 @@ export async function reportCommand(io: Io, file: string, logs: string[], flags:
   else {
     const path = resolvePath(io.cwd, out);
     writeFileAtomic(path, html, 0o644);
-    io.stdout(`wrote ${path} (${Math.ceil(Buffer.byteLength(html) / 1024)} KB): ${num(sD.connections)} denied and ${num(sW.connections)} would-deny connections, ${changes.length} policy changes; open it in a browser\n`);
+    if (flags.json) writeResult(io, 'report', { ok: true, result: { file: path, bytes: Buffer.byteLength(html), data }, diagnostics: diagnosticsJson(loaded) });
+    else
+      io.stdout(`wrote ${path} (${Math.ceil(Buffer.byteLength(html) / 1024)} KB): ${num(sD.connections)} denied and ${num(sW.connections)} would-deny connections, ${changes.length} policy changes; open it in a browser\n`);
   }
   return 0;
 }

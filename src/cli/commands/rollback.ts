@@ -8,7 +8,7 @@ import { rollback, settleWaiting } from '../../kernel/lifecycle.js';
 import { LockBusyError } from '../../kernel/lock.js';
 import { readState, type Snapshot } from '../../kernel/state.js';
 import type { Io } from '../io.js';
-import { writeJson } from '../shared.js';
+import { writeResult } from '../envelope.js';
 import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 function describe(s: Snapshot): string {
@@ -21,11 +21,11 @@ export async function rollbackCommand(io: Io, flags: { json?: boolean }, seams: 
   try {
     const r = await rollback(ctx);
     const s = r.restored!;
-    if (flags.json) writeJson(io, { ok: true, restored: s.kind === 'none' ? null : { policyFile: s.policyFile, policyHash: s.policyHash, backend: s.backend, mode: s.mode, appliedAt: s.appliedAt } });
+    if (flags.json) writeResult(io, 'rollback', { ok: true, result: { restored: s.kind === 'none' ? null : { policyFile: s.policyFile, policyHash: s.policyHash, backend: s.backend, mode: s.mode, appliedAt: s.appliedAt } } });
     else io.stdout(`rolled back: ${describe(s)}\n`);
     return 0;
   } catch (e) {
-    return lifecycleFailure(io, e, undefined, !!flags.json);
+    return lifecycleFailure(io, e, undefined, flags.json ? 'rollback' : undefined);
   }
 }
 

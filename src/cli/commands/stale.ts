@@ -8,7 +8,8 @@ import { stateDirOf } from '../../kernel/state.js';
 import { readSamples, ruleActivity } from '../../observe/counters.js';
 import { staleJson, staleText } from '../../report/stale.js';
 import { UsageError, type Io } from '../io.js';
-import { diagnosticsJson, failed, load, writeJson, type PolicyFlags } from '../shared.js';
+import { writeResult } from '../envelope.js';
+import { diagnosticsJson, failed, load, type PolicyFlags } from '../shared.js';
 
 export interface StaleFlags extends PolicyFlags {
   days?: string;
@@ -19,7 +20,7 @@ export async function staleCommand(io: Io, file: string, flags: StaleFlags): Pro
   if (!Number.isInteger(days) || days < 1 || days > 3650) throw new UsageError('--days must be a whole number from 1 to 3650');
   const l = await load(io, file, flags);
   if (failed(l)) {
-    if (flags.json) writeJson(io, { ok: false, diagnostics: diagnosticsJson(l) });
+    if (flags.json) writeResult(io, 'stale', { ok: false, result: null, diagnostics: diagnosticsJson(l) });
     return 1;
   }
   const p = l.policy!;
@@ -27,7 +28,7 @@ export async function staleCommand(io: Io, file: string, flags: StaleFlags): Pro
   const now = io.now ?? new Date();
   const s = await readSamples(stateDirOf(io.env));
   const activity = ruleActivity(rules, s.samples, now, days);
-  if (flags.json) writeJson(io, staleJson(file, s, activity, days));
+  if (flags.json) writeResult(io, 'stale', { ok: true, result: staleJson(file, s, activity, days), diagnostics: diagnosticsJson(l) });
   else io.stdout(staleText(s, activity, days, io.columns));
   return 0;
 }

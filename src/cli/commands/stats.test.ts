@@ -7,6 +7,8 @@ import type { Status } from '../../kernel/status.js';
 import { statsCommand } from './stats.js';
 import { captureIo, NOW, tempDir } from '../../../test/helpers.js';
 import { iso, TCP4, UDP4 } from '../../../test/observe/lines.js';
+import { envelopeLines, jsonResult } from '../../../test/json.js';
+import type { StatsJson } from '../../report/stats.js';
 
 const io = (cwd: string) => captureIo(cwd);
 
@@ -28,11 +30,7 @@ const STATUS: Status = {
 };
 
 /** JSON reports printed so far (one per line). */
-const reports = (i: { out: string }) =>
-  i.out
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { connections: number });
+const reports = (i: { out: string }) => envelopeLines(i.out, 'stats').map((e) => e.result as StatsJson);
 
 /** Wait for a condition; the bound is only a backstop below the test timeout, so a hang fails saying what it waited for. */
 async function until(cond: () => boolean, what: string, backstopMs = 50_000): Promise<void> {
@@ -91,7 +89,7 @@ describe('stats seams', () => {
     expect(i.out).toMatch(/kernel counters \(exact, since the ruleset was loaded\)\n {2}nft, enforce mode, policy \/etc\/egress\.yaml \(cdcdcdcdcdcd\)\n {2}smtp +ipv4 +1,234 packets +74,040 bytes\n {2}\(default reject\) +ipv6 +7 packets +560 bytes\n/);
     const j = io(dir);
     await statsCommand(j, ['kern.log'], { json: true }, { status: async () => STATUS });
-    expect(JSON.parse(j.out).kernelCounters.counters).toHaveLength(3);
+    expect(jsonResult(j.out, 'stats').kernelCounters.counters).toHaveLength(3);
   });
 
   test('what the log rate limit kept out of the log is said, from the kernel counts', async () => {
@@ -103,7 +101,7 @@ describe('stats seams', () => {
     expect(i.out).toContain('log: 1,000 of 1,241 denials logged; 241 NOT logged (rate limit 10/second burst 10)');
     const j = io(dir);
     await statsCommand(j, ['kern.log'], { json: true }, { status: async () => ({ ...STATUS, logging }) });
-    expect(JSON.parse(j.out).kernelCounters.logging).toEqual(logging);
+    expect(jsonResult(j.out, 'stats').kernelCounters.logging).toEqual(logging);
     const k = io(dir);
     await statsCommand(k, ['kern.log'], {}, { status: async () => ({ ...STATUS, logging: { ...logging, logged: 1241, notLogged: 0 } }) });
     expect(k.out).toContain('log: every one of 1,241 denials logged');

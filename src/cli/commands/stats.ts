@@ -24,7 +24,8 @@ import { toPrometheus } from '../../report/prometheus.js';
 import { historyNote, renderStats, statsJson, type KernelCounters } from '../../report/stats.js';
 import { CommandError, UsageError, type Io } from '../io.js';
 import { contextOf, progressOf, readDnsNames, readOptionsOf, runReader, sayPrefixHint, sourcesOf, stopSignal, type ObserveSeams, type SourceFlags } from '../log-flags.js';
-import { failed, load, writeJson, type PolicyFlags } from '../shared.js';
+import { envelopeText, writeResult } from '../envelope.js';
+import { diagnosticsJson, failed, load, type PolicyFlags } from '../shared.js';
 
 export interface StatsFlags extends SourceFlags, PolicyFlags {
   policy?: string;
@@ -46,7 +47,9 @@ export interface StatsSeams extends ObserveSeams {
 async function loadOptionalPolicy(io: Io, file: string | undefined, flags: PolicyFlags): Promise<Loaded | number | undefined> {
   if (file === undefined) return undefined;
   const l = await load(io, file, flags);
-  return failed(l) ? 1 : l;
+  if (!failed(l)) return l;
+  if (flags.json) writeResult(io, 'stats', { ok: false, result: null, diagnostics: diagnosticsJson(l) });
+  return 1;
 }
 
 function positiveInt(v: string | undefined, flag: string, dflt: number, max = 100_000): number {
@@ -96,7 +99,7 @@ export async function statsCommand(io: Io, logs: string[], flags: StatsFlags, se
     const text = flags.prometheus
       ? toPrometheus(s, { topDestinations: top, ...(changes ? { changes } : {}), ...(counters.kind === 'status' ? { status: counters.status } : {}) })
       : flags.json
-        ? JSON.stringify(statsJson(s, { top, ...(changes ? { changes } : {}), counters, ...(names ? { names } : {}) }), null, flags.follow ? 0 : 2) + '\n'
+        ? envelopeText('stats', { ok: true, result: statsJson(s, { top, ...(changes ? { changes } : {}), counters, ...(names ? { names } : {}) }), diagnostics: loaded ? diagnosticsJson(loaded) : [] }, !!flags.follow)
         : renderStats(s, { top, ...(changes ? { changes } : {}), historyNote: historyNote(history), counters, ...(names ? { names } : {}), ...(io.columns ? { width: io.columns } : {}) });
     if (flags.output) writeFileAtomic(resolvePath(io.cwd, flags.output), text, 0o644);
     else if (flags.follow && !final && io.isTty && !flags.json && !flags.prometheus) io.stdout(`\x1b[H\x1b[2J${text}`);
@@ -189,7 +192,7 @@ async function sampleCommand(io: Io, flags: StatsFlags, seams: StatsSeams): Prom
   if (!st.applied) throw new CommandError('nothing of egress is applied on this host: no counters to sample');
   const sample = sampleOf(st, io.now ?? new Date());
   const path = await appendSample(stateDirOf(io.env), sample);
-  if (flags.json) writeJson(io, { ok: true, file: path, counters: sample.counters.length });
+  if (flags.json) writeResult(io, 'stats', { ok: true, result: { sample: { file: path, counters: sample.counters.length } } });
   else io.stdout(`recorded ${sample.counters.length} counters in ${path}\n`);
   return 0;
 }

@@ -2,7 +2,7 @@
 import type { LinuxKernel } from '../../kernel/backend.js';
 import { readStatus, type RuleView, type Status } from '../../kernel/status.js';
 import type { Io } from '../io.js';
-import { writeJson } from '../shared.js';
+import { writeResult } from '../envelope.js';
 import { table } from '../../report/table.js';
 import { isoText as iso } from '../../logs/since.js';
 import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
@@ -13,7 +13,7 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
   try {
     const s = await readStatus(ctx.w, ctx.stateDir, io.now ?? ctx.now(), { env: io.env, ...(seams.kernel ? { kernel: seams.kernel } : {}) });
     if (flags.json) {
-      writeJson(io, { ok: true, active: s.applied, ...s });
+      writeResult(io, 'status', { ok: true, result: { active: s.applied, ...s } });
       return 0;
     }
     const out: string[] = [];
@@ -94,7 +94,7 @@ export async function statusCommand(io: Io, flags: { json?: boolean }, seams: Ke
     io.stdout(out.join('\n') + '\n');
     return 0;
   } catch (e) {
-    return lifecycleFailure(io, e, undefined, !!flags.json);
+    return lifecycleFailure(io, e, undefined, flags.json ? 'status' : undefined);
   }
 }
 
