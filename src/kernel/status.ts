@@ -34,6 +34,14 @@ export interface RuleCounter {
   bytes: number;
 }
 
+/** Log lines against denials (Status.logging): what every logging rule counted, what the rate limit let through to the log, the difference, and the limit as loaded. */
+export interface LoggingCounts {
+  denials: number;
+  logged: number;
+  notLogged: number;
+  limit: string;
+}
+
 export interface Status {
   stateDir: string;
   applied: boolean;
@@ -84,7 +92,7 @@ export interface Status {
    * LOG rules' own counts). The difference is what the limit dropped: flows
    * no log reader (stats, learn, replay) ever sees.
    */
-  logging?: { denials: number; logged: number; notLogged: number; limit: string };
+  logging?: LoggingCounts;
   /** What logs, from the applied ruleset: the policy's `log.prefix`, and each log prefix the ruleset carries (`EGRESS D:smtp `) with the rule it names ("-": the default). */
   log?: { prefix: string; uid: boolean; /** The kernel's rate limit on log lines, as loaded. */ rate?: string; rules: { rule: string; prefix: string }[] };
   /** Boot restore (`egress persist`): whether it is on, and whose units: the package's, ones persist wrote, or the ifupdown hook. */

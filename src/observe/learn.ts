@@ -71,7 +71,13 @@ export interface SeenFlow {
   /** The name learn wrote for `dst` (set by learnRules); verification decides the flow as if the forwarder had answered it with `dst`. */
   name?: string;
   /** A forwarded flow: its input interface and source address (canonical). */
-  forwarded?: { in: string; src: string };
+  forwarded?: ForwardedFrom;
+}
+
+/** Where a forwarded flow came in: its input interface and source address (canonical). */
+export interface ForwardedFrom {
+  in: string;
+  src: string;
 }
 
 export interface LearnedRule {

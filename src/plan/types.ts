@@ -32,13 +32,19 @@ export interface ObjectChange {
   name: string;
 }
 
+/** A setting (mode, default) that changes: from what is live (absent: none) to what the policy says. */
+export interface SettingChange {
+  from?: string;
+  to?: string;
+}
+
 /** What `apply` would change against what is live. Empty lists and no `table`/`mode`/`default` = nothing to do. */
 export interface Plan {
   backend: LinuxTarget;
   /** Whether egress's table (nft) / chains (iptables) would be created or taken out as a whole. */
   table?: 'create' | 'remove';
-  mode?: { from?: string; to?: string };
-  default?: { from?: string; to?: string };
+  mode?: SettingChange;
+  default?: SettingChange;
   rules: RuleChange[];
   sets: SetChange[];
   objects: ObjectChange[];

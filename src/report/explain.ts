@@ -14,28 +14,72 @@ import type { Decision, Flow } from '../sim/flow.js';
 import { matchesSelectors } from '../sim/reference.js';
 import { table } from './table.js';
 
+/** A rule as an Answer names it: its action, where it is in the policy (1-based line and column), its reason. */
+export interface RuleJson {
+  name: string;
+  action: string;
+  file: string;
+  line: number;
+  col: number;
+  reason?: string;
+}
+
+/** Where a place in the policy is: file, 1-based line and column. */
+export interface PlaceJson {
+  file: string;
+  line: number;
+  col: number;
+}
+
+/** A forwarded flow's origin (SPEC §6): the source named, or its input interface and source address. */
+export interface AnswerFrom {
+  source?: string;
+  in?: string;
+  src?: string;
+}
+
+/** The flow an Answer is about, as explain read it (names and ids where given). */
+export interface AnswerFlow {
+  family: string;
+  to: string;
+  proto: string;
+  port?: number;
+  icmp?: string;
+  user?: string;
+  uid?: number;
+  group?: string;
+  gid?: number;
+  via?: string;
+  established?: boolean;
+  /** A forwarded flow (SPEC §6): the source named, or its input interface and source address. */
+  from?: AnswerFrom;
+}
+
+/**
+ * `--to NAME` under `dns.proxy`: the forwarder answers it REFUSED (deny rules),
+ * publishes its addresses into allow rules' sets before the program gets them
+ * (and the verdict is for such an address), or only forwards it.
+ */
+export interface AnswerDns {
+  name: string;
+  answer: NameOutcome['answer'];
+  rules: RuleJson[];
+}
+
+/** A deny rule that matched the flow but did not apply, because one of its `except` entries matches it too: the rule, and where that except is. */
+export interface SparedJson {
+  rule: RuleJson;
+  except: PlaceJson;
+}
+
 /** What `explain` says about one flow; also its `--json` form. */
 export interface Answer {
   verdict: Decision['verdict'];
   audit: boolean;
   decidedBy: Decision['step'];
   builtin?: string;
-  rules: { name: string; action: string; file: string; line: number; col: number; reason?: string }[];
-  flow: {
-    family: string;
-    to: string;
-    proto: string;
-    port?: number;
-    icmp?: string;
-    user?: string;
-    uid?: number;
-    group?: string;
-    gid?: number;
-    via?: string;
-    established?: boolean;
-    /** A forwarded flow (SPEC §6): the source named, or its input interface and source address. */
-    from?: { source?: string; in?: string; src?: string };
-  };
+  rules: RuleJson[];
+  flow: AnswerFlow;
   /** Forwarded flows: the forward sources the flow belongs to ([] = unlisted). */
   sources?: string[];
   line?: number;
@@ -44,12 +88,10 @@ export interface Answer {
    * publishes its addresses into allow rules' sets before the program gets them
    * (and the verdict is for such an address), or only forwards it.
    */
-  dns?: { name: string; answer: NameOutcome['answer']; rules: RuleJson[] };
+  dns?: AnswerDns;
   /** Deny rules that matched the flow but did not apply because one of their `except` entries matches it too: the rule, and where that except is. */
-  spared?: { rule: RuleJson; except: { file: string; line: number; col: number } }[];
+  spared?: SparedJson[];
 }
-
-export type RuleJson = Answer['rules'][number];
 
 /**
  * What answers look up in a policy, gathered once per policy (`answering`)
@@ -112,7 +154,7 @@ export function ruleJson({ sources, reasons }: Answering, r: RuleRef): RuleJson 
 export function answer(lookup: Answering, f: Flow, d: Decision, line?: number): Answer {
   const { sources } = lookup;
   const ref = (r: RuleRef) => ruleJson(lookup, r);
-  const flow: Answer['flow'] = { family: f.family, to: formatAddress(f.family, f.dst), proto: f.proto };
+  const flow: AnswerFlow = { family: f.family, to: formatAddress(f.family, f.dst), proto: f.proto };
   if (f.port !== undefined) flow.port = f.port;
   if (f.icmpType !== undefined) flow.icmp = icmpTypeName(f.family, f.icmpType);
   if (f.user?.name !== undefined) flow.user = f.user.name;
@@ -127,7 +169,7 @@ export function answer(lookup: Answering, f: Flow, d: Decision, line?: number): 
   }
   // The deny rules that govern this flow: the host's, or those of the sources a forwarded flow belongs to.
   const governs = (r: ResolvedRule) => (f.forwarded ? r.from.some((x) => d.sources?.includes(x.name)) : r.from.some((x) => x.name === HOST_SOURCE));
-  const spared: NonNullable<Answer['spared']> = [];
+  const spared: SparedJson[] = [];
   if (d.step !== 'builtin' && d.step !== 'unlisted')
     for (const r of lookup.excepting(f)) {
       if (!governs(r) || !matchesSelectors(r, f)) continue;

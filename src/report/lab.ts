@@ -1,10 +1,15 @@
 /** What `egress lab` prints: a table of every probe per backend (the forwarded ones in their own), a summary, and the lab's assumptions. */
 import type { SourceMap } from '../diag/source.js';
-import { renderText, toJson } from '../diag/render.js';
+import { renderText, toJson, type JsonDiagnostic } from '../diag/render.js';
+import type { LinuxTarget } from '../backends/types.js';
+import type { Verdict } from '../policy/types.js';
 import type { Accounts } from '../resolve/resolver.js';
-import type { Comparison } from '../lab/compare.js';
-import type { LabReport } from '../lab/lab.js';
-import type { Probe, ProbeOrigin } from '../lab/probe.js';
+import type { Builtin, Decision } from '../sim/flow.js';
+import type { Comparison, Expected } from '../lab/compare.js';
+import type { LabContainer } from '../lab/forward.js';
+import type { HostPin, LabIdentity, LabReport } from '../lab/lab.js';
+import type { KernelVerdict, Outcome, Probe, ProbeOrigin } from '../lab/probe.js';
+import type { NotProbed, ProbeWhy } from '../lab/probes.js';
 import { table } from './table.js';
 
 function nameOf(table: Map<string, number>, id: number): string | undefined {
@@ -176,19 +181,82 @@ function summaryText(s: TargetSummary): string {
   );
 }
 
-export function labJson(file: string, r: LabReport, sources: SourceMap) {
+/** A backend the lab could not rehearse: why (the backend refused the policy, or the kernel the ruleset), with the diagnostics when there are any. */
+export interface LabTargetError {
+  error: string;
+  diagnostics?: JsonDiagnostic[];
+}
+
+/** A backend's probes counted by what the kernel did; `forwarded`, under `forward:`, counts the forwarded probes alone. */
+export interface LabTargetCounts extends TargetSummary {
+  forwarded?: TargetSummary;
+}
+
+/** One backend's line of `summary` in lab --json. */
+export type LabTargetSummary = LabTargetError | LabTargetCounts;
+
+/** A probe's flow in lab --json: the probe (`dst` the address the answer held, for a name probe), with the user and group names where the host has them. */
+export interface LabFlowJson extends Probe {
+  user?: string;
+  group?: string;
+}
+
+/** What explain decided for a probe (the first backend's result; `rules` by name). */
+export interface LabExplainJson {
+  verdict: Verdict;
+  audit: boolean;
+  decidedBy: Decision['step'];
+  rules: string[];
+  builtin?: Builtin;
+  sources?: string[];
+}
+
+/** What one backend's kernel did with a probe, and whether that agrees with explain; a name probe's `dst` and every address `answered`. */
+export interface LabKernelProbe {
+  verdict: KernelVerdict;
+  outcome: Outcome;
+  detail: string;
+  dst?: string;
+  answered?: string[];
+  agree: boolean;
+}
+
+/** One planned probe in lab --json; `explain` and `expected` absent when no backend ran it, `kernel` by backend. */
+export interface LabProbeJson {
+  rule: string;
+  why: ProbeWhy;
+  flow: LabFlowJson;
+  explain?: LabExplainJson;
+  expected?: Expected;
+  kernel: Record<string, LabKernelProbe>;
+}
+
+/** `lab --json`: `ok` when every backend ran and agreed with explain on every probe (labOk); `summary` by backend. */
+export interface LabJson {
+  file: string;
+  ok: boolean;
+  targets: LinuxTarget[];
+  summary: Record<string, LabTargetSummary>;
+  probes: LabProbeJson[];
+  notProbed: NotProbed[];
+  containers: LabContainer[];
+  hosts: HostPin[];
+  identities: LabIdentity[];
+}
+
+export function labJson(file: string, r: LabReport, sources: SourceMap): LabJson {
   return {
     file,
     ok: labOk(r),
     targets: r.targets.map((t) => t.target),
     summary: Object.fromEntries(
-      r.targets.map((t) => {
+      r.targets.map((t): [string, LabTargetSummary] => {
         if (t.error) return [t.target, { error: t.error, ...(t.diagnostics ? { diagnostics: toJson(sources, t.diagnostics) } : {}) }];
         const fwd = t.comparisons.filter((c, i) => c && r.planned[i]!.probe.from);
         return [t.target, { ...summarize(t.comparisons), ...(r.containers.length ? { forwarded: summarize(fwd) } : {}) }];
       }),
     ),
-    probes: r.planned.map((p, i) => {
+    probes: r.planned.map((p, i): LabProbeJson => {
       const first = r.targets.map((t) => t.comparisons[i]).find((c) => c);
       const user = nameOf(r.accounts.users, p.probe.uid);
       const group = nameOf(r.accounts.groups, p.probe.gid);
@@ -211,7 +279,7 @@ export function labJson(file: string, r: LabReport, sources: SourceMap) {
             }
           : {}),
         kernel: Object.fromEntries(
-          r.targets.filter((t) => t.comparisons[i]).map((t) => {
+          r.targets.filter((t) => t.comparisons[i]).map((t): [string, LabKernelProbe] => {
             const c = t.comparisons[i]!;
             const named = c.result.probe.name !== undefined ? { dst: c.result.probe.dst, answered: c.result.answered ?? [] } : {};
             return [t.target, { verdict: c.kernel, outcome: c.result.outcome, detail: c.result.detail, ...named, agree: c.agree }];

@@ -4,16 +4,70 @@
  * counts and the verification in, a string or an object out.
  */
 import type { ReadCounts } from '../logs/event.js';
-import type { Learned, SeenFlow, UnlistedSource, Verified } from '../observe/learn.js';
+import type { Family } from '../policy/address.js';
+import type { ForwardedFrom, Learned, LearnedRule, NotLearned, SeenFlow, UnlistedSource, Verified } from '../observe/learn.js';
 import { formatIso } from '../logs/since.js';
-import { countsLine, destinationText } from './stats.js';
+import { countsLine, destinationText, type IsoSpan } from './stats.js';
+
+/** A flow seen in the logs, in learn --json: `proto` is tcp, udp, sctp, icmp, or another protocol's number; `uid` absent for forwarded flows and when not logged. */
+export interface LearnFlowJson {
+  family: Family;
+  to: string;
+  proto: string;
+  port?: number;
+  icmpType?: number;
+  uid?: number;
+  forwarded?: ForwardedFrom;
+  connections: number;
+}
+
+/** A learned rule in learn --json: LearnedRule without its flows, `from` only when it governs forward sources, first and last seen as ISO 8601 UTC. */
+export interface LearnedRuleJson extends Omit<LearnedRule, 'from' | 'first' | 'last' | 'flows'>, IsoSpan {
+  from?: string[];
+}
+
+/** A flow learn did not turn into a rule, and why (`rules`: the deny rules that catch it). */
+export interface NotLearnedJson extends LearnFlowJson {
+  why: NotLearned['why'];
+  rules?: string[];
+}
+
+/** Forwarded flows from no forward source, per input interface, in learn --json. */
+export interface UnlistedSourceJson extends Omit<UnlistedSource, 'flows'> {
+  flows: LearnFlowJson[];
+}
+
+/** The learned rules checked against the merged policy: how many flows were decided, and those it still would not accept. */
+export interface VerifiedJson {
+  flows: number;
+  stillDenied: LearnFlowJson[];
+}
+
+/** `learn --json`: `ok` when the learned rules admit every flow they came from. */
+export interface LearnJson {
+  ok: boolean;
+  policy: string;
+  lines: ReadCounts;
+  /** Distinct flows seen. */
+  flows: number;
+  alreadyAllowed: number;
+  rules: LearnedRuleJson[];
+  notLearned: NotLearnedJson[];
+  /** Present when some forwarded flows came from no source. */
+  unlisted?: UnlistedSourceJson[];
+  verified: VerifiedJson;
+  /** The rules as the YAML items of an `allow:` list. */
+  yaml: string;
+  /** The policy file, when the rules were merged into it. */
+  written?: string;
+}
 
 /**
  * The `--json` form: every rule with its counts and first/last seen (ISO 8601
  * UTC), what was not learned and why, the verification, the YAML; `written`
  * names the policy file when the rules were merged into it.
  */
-export function learnJson(policy: string, l: Learned, counts: ReadCounts, v: Verified, yaml: string, written: boolean) {
+export function learnJson(policy: string, l: Learned, counts: ReadCounts, v: Verified, yaml: string, written: boolean): LearnJson {
   return {
     ok: v.stillDenied.length === 0,
     policy,
@@ -45,7 +99,7 @@ export function learnJson(policy: string, l: Learned, counts: ReadCounts, v: Ver
   };
 }
 
-function flowJson(f: SeenFlow) {
+function flowJson(f: SeenFlow): LearnFlowJson {
   return {
     family: f.family,
     to: f.dst,

@@ -9,7 +9,7 @@
  * `--verbose` keep every element.
  */
 import { planIsEmpty, planSize } from '../plan/diff.js';
-import type { Plan, SetChange } from '../plan/types.js';
+import type { ObjectChange, Plan, RuleChange, SetChange, SettingChange } from '../plan/types.js';
 import { colourDiffRows } from '../diag/colour.js';
 import { table } from './table.js';
 
@@ -146,8 +146,26 @@ function sign(op: 'add' | 'remove'): string {
   return op === 'add' ? '+' : '-';
 }
 
+/** `plan --json`: stable field names, lists always present; `null` where the plan has no such change. */
+export interface PlanJson {
+  /** Anything to change at all. */
+  changes: boolean;
+  /** How many changes (planSize). */
+  count: number;
+  backend: Plan['backend'];
+  /** Whether egress's table (nft) / chains (iptables) would be created or taken out as a whole. */
+  table: 'create' | 'remove' | null;
+  mode: SettingChange | null;
+  default: SettingChange | null;
+  rules: RuleChange[];
+  sets: SetChange[];
+  objects: ObjectChange[];
+  /** Chains whose rules stay the same but whose order changes. */
+  reordered: string[];
+}
+
 /** The `--json` form: stable field names, lists always present. */
-export function planJson(p: Plan) {
+export function planJson(p: Plan): PlanJson {
   return {
     changes: !planIsEmpty(p),
     count: planSize(p),

@@ -5,14 +5,22 @@
  */
 import type { Stats } from '../observe/aggregate.js';
 import type { ReplaySummary } from '../observe/replay.js';
-import { renderStats, statsJson } from './stats.js';
+import { renderStats, statsJson, type StatsJson } from './stats.js';
 
 export function replayText(file: string, mode: string, s: ReplaySummary, stats: Stats, top: number): string {
   const title = mode === 'audit' ? 'connections this policy would deny (it is in audit mode: logged, not blocked)' : 'connections this policy would deny';
   return summaryText(file, mode, s) + (stats.connections ? '\n' + renderStats(stats, { top, title }) : '');
 }
 
-export function replayJson(file: string, mode: string, s: ReplaySummary, stats: Stats, top: number) {
+/** `replay --json`: the candidate policy and its mode, how it decides the logged connections, and what it would deny as `stats --json` gives it. */
+export interface ReplayJson {
+  policy: string;
+  mode: string;
+  summary: ReplaySummary;
+  stats: StatsJson;
+}
+
+export function replayJson(file: string, mode: string, s: ReplaySummary, stats: Stats, top: number): ReplayJson {
   return { policy: file, mode, summary: s, stats: statsJson(stats, { top }) };
 }
 

@@ -34,6 +34,16 @@ export function staleText(s: Samples, activity: readonly RuleActivity[], days: n
   return out.join('\n') + '\n';
 }
 
-export function staleJson(policy: string, s: Samples, activity: readonly RuleActivity[], days: number) {
+/** `stale --json`: the window in days, the counter samples read (how many, from which file, lines skipped), and every rule's hits and status. */
+export interface StaleJson {
+  policy: string;
+  days: number;
+  samples: number;
+  samplesFile: string;
+  skipped: number;
+  rules: readonly RuleActivity[];
+}
+
+export function staleJson(policy: string, s: Samples, activity: readonly RuleActivity[], days: number): StaleJson {
   return { policy, days, samples: s.samples.length, samplesFile: s.path, skipped: s.skipped, rules: activity };
 }

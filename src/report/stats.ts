@@ -4,10 +4,10 @@
  * time, bars beside the top tables): people look before they read.
  */
 import { assertNever } from '../diag/diagnostic.js';
-import { denies, type RuleCounter, type Status } from '../kernel/status.js';
-import { timeline, type DestinationStat, type Stats } from '../observe/aggregate.js';
+import { denies, type LoggingCounts, type RuleCounter, type Status } from '../kernel/status.js';
+import { timeline, type DestinationStat, type RuleStat, type Stats, type UserStat } from '../observe/aggregate.js';
 import type { ForwardSourceStat, ForwardStats } from '../observe/forward-stats.js';
-import type { ChangeStat, History } from '../observe/changes.js';
+import type { ChangeStat, History, HistoryEntry, RateWindow } from '../observe/changes.js';
 import type { NameStat, NameStats } from '../observe/names.js';
 import type { DnsReadCounts } from '../logs/dns-log.js';
 import type { ReadCounts } from '../logs/event.js';
@@ -105,8 +105,15 @@ function counterLines(c: KernelCounters): string[] {
   }
 }
 
+/** `kernelCounters` in stats --json: every rule's counter (not only what denied) and the log lines against denials; or, instead, why they are not shown. */
+export interface KernelCountersJson {
+  counters?: RuleCounter[];
+  logging?: LoggingCounts;
+  note?: string;
+}
+
 /** The JSON form of the counters: every rule's counter (not only what denied), or the note. */
-function countersJson(c: KernelCounters): { counters?: RuleCounter[]; logging?: Status['logging']; note?: string } {
+function countersJson(c: KernelCounters): KernelCountersJson {
   return c.kind === 'status' ? { counters: c.status.counters, ...(c.status.logging ? { logging: c.status.logging } : {}) } : { note: c.note };
 }
 
@@ -279,8 +286,89 @@ function rate(perHour: number): string {
   return perHour >= 10 ? String(Math.round(perHour)) : perHour.toFixed(1);
 }
 
+/** Times (ms in Stats) become ISO 8601 UTC strings in --json; absent when unknown. */
+export interface IsoSpan {
+  first?: string;
+  last?: string;
+}
+
+/** A destination in stats --json: DestinationStat with its first and last connection as ISO 8601 UTC. */
+export interface DestinationJson extends Omit<DestinationStat, 'first' | 'last'>, IsoSpan {}
+
+/** A forward source's row in stats --json: ForwardSourceStat with ISO 8601 UTC times. */
+export interface ForwardSourceJson extends Omit<ForwardSourceStat, 'first' | 'last'>, IsoSpan {}
+
+/** `forwarded` in stats --json: ForwardStats with its top sources. */
+export interface ForwardStatsJson extends Omit<ForwardStats, 'sources'> {
+  sources: ForwardSourceJson[];
+}
+
+/** A name in the names section of --json: NameStat with ISO 8601 UTC times. */
+export interface NameStatJson extends Omit<NameStat, 'first' | 'last'>, IsoSpan {}
+
+/** The denials over time in stats --json: counts per bucket of `bucketMinutes`, the first starting at `start` (ISO 8601 UTC). */
+export interface TimelineJson {
+  bucketMinutes: number;
+  start: string;
+  counts: number[];
+}
+
+/** A rate window around a policy change in stats --json: RateWindow with `from` and `to` as ISO 8601 UTC. */
+export interface RateWindowJson extends Omit<RateWindow, 'from' | 'to'> {
+  from: string;
+  to: string;
+}
+
+/** A policy change (an apply history entry) and the denial rates around it, in stats --json. */
+export interface ChangeJson {
+  /** ISO 8601 UTC. */
+  time: string;
+  action: HistoryEntry['action'];
+  outcome: HistoryEntry['outcome'];
+  policyHash?: string;
+  mode?: string;
+  user?: string;
+  before?: RateWindowJson;
+  after?: RateWindowJson;
+  jump: boolean;
+  note?: string;
+}
+
+/** `stats --json` (and replay's `stats`): times as ISO 8601 UTC, counts exact, lists capped at the top N. */
+export interface StatsJson {
+  mode: Stats['mode'];
+  connections: number;
+  packets: number;
+  denied: number;
+  wouldDeny: number;
+  first?: string;
+  last?: string;
+  prefixes: string[];
+  /** What was read: lines, events, and the rest (ReadCounts). */
+  lines: ReadCounts;
+  destinations: DestinationJson[];
+  destinationCount: number;
+  users: UserStat[];
+  rules: RuleStat[];
+  /** Absent when no connection has a time. */
+  timeline?: TimelineJson;
+  /** Present when the apply history was asked for. */
+  changes?: ChangeJson[];
+  kernelCounters?: KernelCountersJson;
+  names?: NamesJson;
+  forwarded?: ForwardStatsJson;
+}
+
+/** What statsJson adds beside the Stats: the top N (default 20), the policy changes, the kernel counters, the names. */
+export interface StatsJsonOptions {
+  top?: number;
+  changes?: ChangeStat[];
+  counters?: KernelCounters;
+  names?: NameStats;
+}
+
 /** The JSON form: times as ISO 8601 UTC, the top N of each table (counts are exact, lists capped); `kernelCounters` when given. */
-export function statsJson(s: Stats, o: { top?: number; changes?: ChangeStat[]; counters?: KernelCounters; names?: NameStats } = {}) {
+export function statsJson(s: Stats, o: StatsJsonOptions = {}): StatsJson {
   const top = o.top ?? 20;
   const t = (ms: number | undefined) => (ms === undefined ? undefined : formatIso(ms));
   const tl = timeline(s.minutes);
@@ -317,9 +405,20 @@ export function statsJson(s: Stats, o: { top?: number; changes?: ChangeStat[]; c
   };
 }
 
+/** The names section in --json: the forwarder log's tally (`lines`), the names answered and refused (counts exact, lists the top N). */
+export interface NamesJson {
+  lines: DnsReadCounts;
+  names: number;
+  answers: number;
+  top: NameStatJson[];
+  refusedNames: number;
+  refusals: number;
+  refused: NameStatJson[];
+}
+
 /** The "names" section as JSON: the tally of the forwarder log, the top names answered and refused (times ISO 8601 UTC). */
-export function namesJson(n: NameStats, top: number) {
-  const one = (x: NameStat) => ({ ...x, first: x.first === undefined ? undefined : formatIso(x.first), last: x.last === undefined ? undefined : formatIso(x.last) });
+export function namesJson(n: NameStats, top: number): NamesJson {
+  const one = (x: NameStat): NameStatJson => ({ ...x, first: x.first === undefined ? undefined : formatIso(x.first), last: x.last === undefined ? undefined : formatIso(x.last) });
   return {
     lines: n.counts,
     names: n.names,
