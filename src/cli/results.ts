@@ -7,25 +7,18 @@
  */
 import type { JsonDiagnostic } from '../diag/render.js';
 import type { ForwardView } from '../kernel/forward-view.js';
-import type { Status } from '../kernel/status.js';
+import type { LoggingCounts, Status } from '../kernel/status.js';
 import type { SourceSuggestion } from '../kernel/forward-host.js';
 import type { DnsReadCounts } from '../logs/dns-log.js';
 import type { SetChange } from '../plan/types.js';
 import type { Answer } from '../report/explain.js';
 import type { ReportData } from '../report/html-data.js';
-import type { labJson } from '../report/lab.js';
-import type { learnJson } from '../report/learn.js';
-import type { planJson } from '../report/plan.js';
-import type { replayJson } from '../report/replay.js';
-import type { staleJson } from '../report/stale.js';
-import type { statsJson } from '../report/stats.js';
-// TEMP until the named types land
-type LabJson = ReturnType<typeof labJson>;
-type LearnJson = ReturnType<typeof learnJson>;
-type PlanJson = ReturnType<typeof planJson>;
-type ReplayJson = ReturnType<typeof replayJson>;
-type StaleJson = ReturnType<typeof staleJson>;
-type StatsJson = ReturnType<typeof statsJson>;
+import type { LabJson } from '../report/lab.js';
+import type { LearnJson } from '../report/learn.js';
+import type { PlanJson } from '../report/plan.js';
+import type { ReplayJson } from '../report/replay.js';
+import type { StaleJson } from '../report/stale.js';
+import type { StatsJson } from '../report/stats.js';
 
 /** `init`: the starter policy written (`init -`: printed here, not written). */
 export interface InitResult {
@@ -60,7 +53,7 @@ export interface CompileResult {
 export type ExplainResult = Answer[];
 
 /** `lab`: every probe, what explain predicted and what each backend's kernel did. */
-export type LabResult = Omit<LabJson, 'ok'>;
+export type LabResult = LabJson;
 
 /** `plan`: what apply would change against the live ruleset, and the forwarded-traffic view. */
 export interface PlanResult extends PlanJson {
@@ -163,11 +156,11 @@ export interface StatsSample {
 export type StatsResult = StatsJson | StatsSample;
 
 /** `learn`: the rules proposed, as data and as YAML to review. */
-export interface LearnResult extends Omit<LearnJson, 'ok'> {
+export interface LearnResult extends LearnJson {
   /** The DNS forwarder's log lines read (`--dns-log`, or the policy's forwarder). */
   dnsLog?: DnsReadCounts;
   /** Reading this host's kernel log: denials the log rate limit kept out of it. */
-  logging?: Status['logging'];
+  logging?: LoggingCounts;
 }
 
 export type ReplayResult = ReplayJson;

@@ -41,7 +41,8 @@ export interface AnswerFrom {
 /** The flow an Answer is about, as explain read it (names and ids where given). */
 export interface AnswerFlow {
   family: string;
-  to: string;
+  /** The destination address (`dst`, as lab and stats call it; `--to` on the command line). */
+  dst: string;
   proto: string;
   port?: number;
   icmp?: string;
@@ -154,7 +155,7 @@ export function ruleJson({ sources, reasons }: Answering, r: RuleRef): RuleJson 
 export function answer(lookup: Answering, f: Flow, d: Decision, line?: number): Answer {
   const { sources } = lookup;
   const ref = (r: RuleRef) => ruleJson(lookup, r);
-  const flow: AnswerFlow = { family: f.family, to: formatAddress(f.family, f.dst), proto: f.proto };
+  const flow: AnswerFlow = { family: f.family, dst: formatAddress(f.family, f.dst), proto: f.proto };
   if (f.port !== undefined) flow.port = f.port;
   if (f.icmpType !== undefined) flow.icmp = icmpTypeName(f.family, f.icmpType);
   if (f.user?.name !== undefined) flow.user = f.user.name;
@@ -197,10 +198,10 @@ function flowText(a: Answer): string {
   if (f.from) {
     const where = [f.from.in !== undefined ? `in ${f.from.in}` : '', f.from.src ?? ''].filter((x) => x !== '').join(', ');
     const src = f.from.source !== undefined ? `from ${f.from.source}${where ? ` (${where})` : ''}` : `forwarded${where ? ` (${where})` : ''}`;
-    return `${f.to} ${what} ${src}${f.via ? ` out ${f.via}` : ''}${est}`;
+    return `${f.dst} ${what} ${src}${f.via ? ` out ${f.via}` : ''}${est}`;
   }
   const who = f.user !== undefined ? `${f.user}${f.uid !== undefined ? ` (uid ${f.uid})` : ''}` : f.uid !== undefined ? `uid ${f.uid}` : 'unknown user';
-  return `${f.to} ${what} as ${who}${f.via ? ` via ${f.via}` : ''}${est}`;
+  return `${f.dst} ${what} as ${who}${f.via ? ` via ${f.via}` : ''}${est}`;
 }
 
 const DNS_BUILTIN: Record<string, string> = {

@@ -231,10 +231,9 @@ export interface LabProbeJson {
   kernel: Record<string, LabKernelProbe>;
 }
 
-/** `lab --json`: `ok` when every backend ran and agreed with explain on every probe (labOk); `summary` by backend. */
+/** `lab --json`'s result (the envelope's `ok` is labOk: every backend ran and agreed with explain on every probe); `summary` by backend. */
 export interface LabJson {
   file: string;
-  ok: boolean;
   targets: LinuxTarget[];
   summary: Record<string, LabTargetSummary>;
   probes: LabProbeJson[];
@@ -247,7 +246,6 @@ export interface LabJson {
 export function labJson(file: string, r: LabReport, sources: SourceMap): LabJson {
   return {
     file,
-    ok: labOk(r),
     targets: r.targets.map((t) => t.target),
     summary: Object.fromEntries(
       r.targets.map((t): [string, LabTargetSummary] => {

@@ -43,9 +43,8 @@ export interface VerifiedJson {
   stillDenied: LearnFlowJson[];
 }
 
-/** `learn --json`: `ok` when the learned rules admit every flow they came from. */
+/** `learn --json`'s result (the envelope's `ok`: the learned rules admit every flow they came from, `verified.stillDenied` is empty). */
 export interface LearnJson {
-  ok: boolean;
   policy: string;
   lines: ReadCounts;
   /** Distinct flows seen. */
@@ -69,7 +68,6 @@ export interface LearnJson {
  */
 export function learnJson(policy: string, l: Learned, counts: ReadCounts, v: Verified, yaml: string, written: boolean): LearnJson {
   return {
-    ok: v.stillDenied.length === 0,
     policy,
     lines: counts,
     flows: l.flows,

@@ -32,7 +32,7 @@ describe('explain --to NAME with dns.proxy', () => {
       verdict: 'accept',
       decidedBy: 'allow',
       rules: [{ name: 'mirrors' }],
-      flow: { to: '203.0.113.9' },
+      flow: { dst: '203.0.113.9' },
       dns: { name: 'a.cdn.example.com', answer: 'published', rules: [{ name: 'mirrors', line: 14 }] },
     });
     // The same address asked for directly: no answer has put it into any set.
@@ -48,7 +48,7 @@ describe('explain --to NAME with dns.proxy', () => {
 
   test('a name this machine cannot resolve is explained for an address the forwarder would answer, per family', async () => {
     const as = await explain('x.y.api.example.org', '--port', 'tcp/443', '--user', 'appuser');
-    expect(as.map((a) => [a.verdict, (a.flow as { family: string }).family, (a.flow as { to: string }).to])).toEqual([
+    expect(as.map((a) => [a.verdict, a.flow.family, a.flow.dst])).toEqual([
       ['accept', 'ipv6', '(an address answered for x.y.api.example.org)'],
     ]);
   });

@@ -23,7 +23,7 @@ import { labJson, labOk, renderLabText } from '../../src/report/lab.js';
 import { ACCOUNTS, captureIo, NOW } from '../helpers.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
 import { ROOT } from '../paths.js';
-import { jsonResult } from '../json.js';
+import { envelope } from '../json.js';
 
 const EXAMPLE = 'examples/containers.yaml';
 const POLICY = readFileSync(join(ROOT, EXAMPLE), 'utf8');
@@ -65,9 +65,10 @@ kernelDescribe('egress lab: forwarded traffic from containers', () => {
   test('examples/containers.yaml on nft and iptables: every forwarded probe agrees with explain', async () => {
     const io = captureIo(ROOT);
     const code = await main(['lab', EXAMPLE, '--backend', 'all', '--json'], io);
-    const j = jsonResult(io.out, 'lab', code) as Json;
+    const env = envelope(io.out, 'lab', code);
+    const j = env.result as Json;
     const fwd = forwarded(j);
-    expect({ code, ok: j.ok, nft: disagreements(j.probes, 'nft'), iptables: disagreements(j.probes, 'iptables') }).toEqual({ code: 0, ok: true, nft: [], iptables: [] });
+    expect({ code, ok: env.ok, nft: disagreements(j.probes, 'nft'), iptables: disagreements(j.probes, 'iptables') }).toEqual({ code: 0, ok: true, nft: [], iptables: [] });
     expect(j.containers).toEqual([
       { source: 'docker', hostIf: 'br-lab0', addresses: { ipv4: '198.51.100.1', ipv6: '2001:db8:d0c::1' } },
       { hostIf: 'lab-unl0', addresses: { ipv4: '192.0.2.1', ipv6: '2001:db8::1' } },

@@ -18,7 +18,7 @@ import { labOk, renderLabText } from '../../src/report/lab.js';
 import { ACCOUNTS, NOW } from '../helpers.js';
 import { kernelDescribe, useRootGuard } from './harness.js';
 import { ROOT } from '../paths.js';
-import { jsonResult } from '../json.js';
+import { envelope } from '../json.js';
 
 function io(cwd = ROOT): Io & { out: string; err: string } {
   const o = { out: '', err: '' };
@@ -53,14 +53,14 @@ kernelDescribe('egress lab', () => {
   test('the starter policy on both backends: every probe agrees, the metadata deny is reported as not probed', async () => {
     const i = io();
     const code = await main(['lab', '--backend', 'all', '--json'], i);
-    const r = jsonResult(i.out, 'lab', code) as {
-      ok: boolean;
+    const env = envelope(i.out, 'lab', code);
+    const r = env.result as unknown as {
       probes: { rule: string; why: string; flow: { dst: string; host?: string }; kernel: Record<string, { agree: boolean; verdict: string }> }[];
       notProbed: { rule: string; what: string; why: string }[];
       hosts: { name: string }[];
       summary: Record<string, { disagreements: number; through: number; blocked: number }>;
     };
-    expect({ code, ok: r.ok, err: i.err.includes('internal error') ? i.err : '' }).toEqual({ code: 0, ok: true, err: '' });
+    expect({ code, ok: env.ok, err: i.err.includes('internal error') ? i.err : '' }).toEqual({ code: 0, ok: true, err: '' });
     expect(r.notProbed).toEqual([
       { rule: 'metadata', what: '169.254.169.254', why: 'outside documentation ranges' },
       { rule: 'metadata', what: 'fd00:ec2::254', why: 'outside documentation ranges' },

@@ -8,7 +8,7 @@ import { run } from '../cli/run.js';
 import { NOW, tempDir } from '../helpers.js';
 import { FWD_ICMP6, FWD_OTHER4, FWD_TCP4, FWD_TCP6, FWD_UDP4, iso, TCP4, TCP6, UDP4 } from './lines.js';
 import { ROOT } from '../paths.js';
-import { jsonResult } from '../json.js';
+import { envelope, jsonResult } from '../json.js';
 
 
 const POLICY = `# web1
@@ -332,8 +332,9 @@ describe('names from the DNS forwarder’s log (dns.proxy)', () => {
 
   test('learn --json carries the names and the forwarder log tally', async () => {
     const { dir, env } = proxySetup();
-    const j = jsonResult((await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout, 'learn');
-    expect(j.ok).toBe(true);
+    const r = await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env });
+    expect(envelope(r.stdout, 'learn', r.code).ok).toBe(true);
+    const j = jsonResult(r.stdout, 'learn');
     expect(j.dnsLog).toMatchObject({ records: 7, malformed: 1 });
     const partner = j.rules.find((r: { to: string[] }) => r.to[0] === 'api.partner.example.com');
     expect(partner.names).toEqual([{ name: 'api.partner.example.com', addresses: ['203.0.113.5'], sameUser: true }]);
@@ -418,8 +419,9 @@ describe('forwarded traffic (SPEC §6): stats, learn, replay, stale', () => {
 
   test('learn --json: from, the flows\' source, the unlisted interfaces', async () => {
     const { dir, env } = fwdSetup();
-    const j = jsonResult((await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env })).stdout, 'learn');
-    expect(j.ok).toBe(true);
+    const r = await run(['learn', 'kern.log', '--policy', 'policy.yaml', '--json'], { cwd: dir, env });
+    expect(envelope(r.stdout, 'learn', r.code).ok).toBe(true);
+    const j = jsonResult(r.stdout, 'learn');
     expect(j.rules[0]).toMatchObject({ name: 'learned-tcp443-docker', from: ['docker'], users: [] });
     expect(j.rules[1]).not.toHaveProperty('from');
     expect(j.notLearned).toEqual([{ family: 'ipv6', to: '2001:db8:2::9', proto: 'icmp', icmpType: 128, forwarded: { in: 'br-test', src: '2001:db8:1::2' }, connections: 1, why: 'denied-by-rule', rules: ['no-ping'] }]);

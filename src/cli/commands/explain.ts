@@ -115,7 +115,7 @@ function explainer(lookup: Answering, ir: Ir, evaluate: (f: Flow) => Decision): 
           ? publishedEvaluator(x.dns.name, x.dns.addresses)(x.flow)
           : evaluate(x.flow);
     const a = answer(lookup, x.flow, d, line);
-    if (x.dns.placeholder) a.flow.to = `(an address answered for ${x.dns.name})`;
+    if (x.dns.placeholder) a.flow.dst = `(an address answered for ${x.dns.name})`;
     a.dns = { name: x.dns.name, answer: o.answer, rules: o.rules.map((r) => ruleJson(lookup, r)) };
     return a;
   };

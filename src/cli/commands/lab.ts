@@ -76,10 +76,7 @@ export async function labCommand(io: Io, given: string | undefined, flags: LabFl
 
   const r = await runLab(loaded, accounts, identities, { execer, targets, progress, hosts, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
   const report = { ...r, hosts, identities };
-  if (flags.json) {
-    const { ok, ...result } = labJson(name, report, loaded.sources);
-    writeResult(io, 'lab', { ok, result, diagnostics: toJson(loaded.sources, loaded.diagnostics) });
-  }
+  if (flags.json) writeResult(io, 'lab', { ok: labOk(report), result: labJson(name, report, loaded.sources), diagnostics: toJson(loaded.sources, loaded.diagnostics) });
   else io.stdout(renderLabText(name, report, loaded.sources, { verbose: !!flags.verbose, ...(io.columns ? { width: io.columns } : {}) }));
   return labOk(report) ? 0 : 1;
 }

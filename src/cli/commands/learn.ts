@@ -91,8 +91,8 @@ export async function learnCommand(io: Io, logs: string[], flags: LearnFlags, se
   const live = flags.journal || flags.kmsg ? await liveCounters(io, seams) : undefined;
   const logging = live?.kind === 'status' ? live.status.logging : undefined;
   if (flags.json) {
-    const { ok, ...result } = learnJson(flags.policy, learned, counts, check, items, !!flags.write && learned.rules.length > 0 && !check.stillDenied.length);
-    writeResult(io, 'learn', { ok, result: { ...result, ...(dnsCounts ? { dnsLog: dnsCounts } : {}), ...(logging ? { logging } : {}) }, diagnostics: diagnosticsJson(loaded) });
+    const result = learnJson(flags.policy, learned, counts, check, items, !!flags.write && learned.rules.length > 0 && !check.stillDenied.length);
+    writeResult(io, 'learn', { ok: !check.stillDenied.length, result: { ...result, ...(dnsCounts ? { dnsLog: dnsCounts } : {}), ...(logging ? { logging } : {}) }, diagnostics: diagnosticsJson(loaded) });
   }
   else if (logging?.notLogged)
     io.stderr(
