@@ -2,6 +2,7 @@
 import { renderText, toJson } from '../../diag/render.js';
 import { compilePolicy, TARGETS, type CompileTarget } from '../../index.js';
 import { UsageError, type Io } from '../io.js';
+import { compiling, stagesOn, withStages, type StageSeams } from '../progress.js';
 import { failed, load, writeJson, type PolicyFlags } from '../shared.js';
 
 export interface CompileFlags extends PolicyFlags {
@@ -9,7 +10,11 @@ export interface CompileFlags extends PolicyFlags {
   host?: string;
 }
 
-export async function compileCommand(io: Io, file: string, flags: CompileFlags): Promise<number> {
+export function compileCommand(io: Io, file: string, flags: CompileFlags, seams: StageSeams = {}): Promise<number> {
+  return withStages(io, stagesOn(io), seams, (io) => compile(io, file, flags));
+}
+
+async function compile(io: Io, file: string, flags: CompileFlags): Promise<number> {
   if (!(TARGETS as readonly string[]).includes(flags.target))
     throw new UsageError(`unknown target "${flags.target}" (targets: ${TARGETS.join(', ')})`);
   const target = flags.target as CompileTarget;
@@ -19,6 +24,7 @@ export async function compileCommand(io: Io, file: string, flags: CompileFlags):
     if (flags.json) writeJson(io, { ok: false, target, diagnostics: toJson(l.sources, l.diagnostics) });
     return 1;
   }
+  io.stage?.(compiling(l.ir!, target));
   const res = compilePolicy(l.ir!, target, flags.host ? { host: flags.host } : {});
   const diagnostics = [...l.diagnostics, ...res.diagnostics];
   if (!flags.json && res.diagnostics.length) io.stderr(renderText(l.sources, res.diagnostics));

@@ -5,6 +5,7 @@ import { forwardView, scopeOf } from '../../kernel/forward-view.js';
 import { planIsEmpty } from '../../plan/diff.js';
 import { planJson, planSummary, renderPlanMarkdown, renderPlanText } from '../../report/plan.js';
 import type { Io } from '../io.js';
+import { stagesOn, withStages } from '../progress.js';
 import { writeJson, type PolicyFlags } from '../shared.js';
 import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from '../kernel-flags.js';
 
@@ -21,7 +22,11 @@ export interface PlanFlags extends PolicyFlags {
   quiet?: boolean;
 }
 
-export async function planCommand(io: Io, file: string, flags: PlanFlags, seams: KernelSeams = {}): Promise<number> {
+export function planCommand(io: Io, file: string, flags: PlanFlags, seams: KernelSeams = {}): Promise<number> {
+  return withStages(io, stagesOn(io, flags.quiet), seams, (io) => planPolicy(io, file, flags, seams));
+}
+
+async function planPolicy(io: Io, file: string, flags: PlanFlags, seams: KernelSeams): Promise<number> {
   const flag = parseBackend(flags.backend);
   needRoot('plan', seams);
   const ctx = lifecycleCtx(io, seams);
