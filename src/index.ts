@@ -38,6 +38,8 @@ export interface LoadOptions {
   baseDir?: string;
   /** The caller's environment: with SSH_CONNECTION set, a policy that would cut that session is warned about. */
   env?: Record<string, string | undefined>;
+  /** Told each stage as it starts (the CLI's stage line on a terminal: cli/progress.ts). */
+  stage?: (what: string) => void;
 }
 
 /** Everything the front end produced; later stages are absent when an earlier one had errors. */
@@ -57,6 +59,8 @@ export async function loadPolicyText(name: string, text: string, opts: LoadOptio
   const sources = new SourceMap();
   const src = sources.add(new SourceFile(name, text));
   const diagnostics: Diagnostic[] = [];
+  const stage = opts.stage ?? (() => {});
+  stage('checking the policy');
   const parsed = parsePolicy(src);
   diagnostics.push(...parsed.diagnostics);
   if (!parsed.value) return { sources, diagnostics };
@@ -66,6 +70,7 @@ export async function loadPolicyText(name: string, text: string, opts: LoadOptio
   if (!checked.value) return out;
   out.policy = checked.value;
   const resolver = opts.resolver ?? systemResolver();
+  stage(opts.offline ? 'reading sets' : 'resolving names and reading sets');
   const resolved = await resolvePolicy(checked.value, resolver, {
     sources,
     ...(opts.previousHosts ? { previousHosts: opts.previousHosts } : {}),
@@ -75,9 +80,12 @@ export async function loadPolicyText(name: string, text: string, opts: LoadOptio
   diagnostics.push(...resolved.diagnostics);
   if (hasErrors(diagnostics) || !resolved.value) return out;
   out.resolved = resolved.value;
+  stage('lowering');
   out.ir = lowerPolicy(resolved.value);
+  stage('linting');
   diagnostics.push(...lintPolicy(checked.value, out.ir, opts.strict));
   if (out.ir.dns && !opts.offline) {
+    stage('finding the DNS upstream servers');
     out.dnsUpstream = await dnsUpstream(checked.value.dns, resolver);
     if (out.dnsUpstream.from === 'none')
       diagnostics.push(
@@ -114,6 +122,7 @@ export async function openPolicy(path: string, shownAs = path): Promise<Result<O
 
 /** Read and load a policy file; an unreadable file is an `io-error` diagnostic. */
 export async function loadPolicyFile(path: string, opts: LoadOptions = {}, shownAs = path): Promise<Loaded> {
+  opts.stage?.(`reading ${shownAs}`);
   const opened = await openPolicy(path, shownAs);
   if (!opened.value) return { sources: new SourceMap(), diagnostics: opened.diagnostics };
   return loadPolicyText(shownAs, opened.value.text, { baseDir: opened.value.baseDir, ...opts });

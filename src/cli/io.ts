@@ -18,6 +18,12 @@ export interface Io {
   stdinChunks?: () => AsyncIterable<Buffer | string>;
   /** Whether stdout is a terminal (progress and colour only then). */
   isTty?: boolean;
+  /** Whether standard error is a terminal: the stage lines of compile, plan, apply and status are drawn only then (cli/progress.ts). */
+  stderrTty?: boolean;
+  /** Its width then: a stage line is cut to fit it, as a line that wraps cannot be redrawn in place (default 80). */
+  stderrColumns?: number;
+  /** Say which stage of a long command runs now (cli/progress.ts withStages draws it on a terminal); absent: nothing is said. */
+  stage?: (what: string) => void;
   /** The terminal's width when stdout is one: tables are cut to fit it (report/table.ts). */
   columns?: number;
   /** Whether to colour each stream (report/colour.ts: a terminal, no NO_COLOR, not --no-color). Default: no colour. */
@@ -45,6 +51,8 @@ export function processIo(): Io {
     env: process.env,
     cwd: process.cwd(),
     isTty: !!process.stdout.isTTY,
+    stderrTty: !!process.stderr.isTTY,
+    ...(process.stderr.isTTY && process.stderr.columns ? { stderrColumns: process.stderr.columns } : {}),
     ...(process.stdout.isTTY && process.stdout.columns ? { columns: process.stdout.columns } : {}),
     colour: { stdout: colourWanted(!!process.stdout.isTTY, process.env), stderr: colourWanted(!!process.stderr.isTTY, process.env) },
     stdinChunks: () => process.stdin,

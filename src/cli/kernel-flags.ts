@@ -10,7 +10,7 @@ import { hasErrors, type Diagnostic } from '../diag/diagnostic.js';
 import { renderText, toJson } from '../diag/render.js';
 import { SourceMap } from '../diag/source.js';
 import { compilePolicy, loadPolicyText, openPolicy, type Loaded } from '../index.js';
-import { backendInstalled } from '../kernel/backend.js';
+import { backendInstalled, type LinuxKernel } from '../kernel/backend.js';
 import { selfCommand, type SelfCommand } from '../kernel/confirm.js';
 import { realExecer, type Execer } from '../kernel/exec.js';
 import { LifecycleError, type Ctx, type Desired } from '../kernel/lifecycle.js';
@@ -22,9 +22,10 @@ import type { HostEntry } from '../resolve/types.js';
 import { CommandError, UsageError, type Io } from './io.js';
 import { commandDiagnostic, writeResult, type JsonCommand } from './envelope.js';
 import { silenced, type PolicyFlags } from './shared.js';
+import { compiling, type StageSeams } from './progress.js';
 
 /** Seams of the life-cycle commands (tests pass their own). */
-export interface KernelSeams {
+export interface KernelSeams extends StageSeams {
   execer?: Execer;
   /** Run kernel commands in this network namespace (tests). */
   netns?: string;
@@ -32,6 +33,8 @@ export interface KernelSeams {
   uid?: number;
   /** Whether PID 1 is systemd (default: /run/systemd/system exists); persist says what it did and did not. */
   systemdBooted?: () => boolean;
+  /** What the life cycle does to the kernel (default: the real one through the execer); tests pass kernel/fake-kernel.testkit.ts. */
+  kernel?: LinuxKernel;
 }
 
 export function lifecycleCtx(io: Io, seams: KernelSeams = {}): Ctx {
@@ -43,6 +46,8 @@ export function lifecycleCtx(io: Io, seams: KernelSeams = {}): Ctx {
     who: whoAmI(io.env),
     note: (line) => io.stderr(line + '\n'),
     self: seams.self ?? selfCommand(),
+    ...(io.stage ? { stage: io.stage } : {}),
+    ...(seams.kernel ? { kernel: seams.kernel } : {}),
   };
 }
 
@@ -81,6 +86,7 @@ export interface LoadedDesired {
  * refresh. Diagnostics are printed unless `--json`.
  */
 export async function loadDesired(io: Io, file: string, backend: LinuxTarget, flags: PolicyFlags, stateDir: string): Promise<LoadedDesired> {
+  io.stage?.(`reading ${file}`);
   const opened = await openPolicy(resolvePath(io.cwd, file), file);
   if (!opened.value) {
     const d = opened.diagnostics;
@@ -99,11 +105,13 @@ export async function loadDesired(io: Io, file: string, backend: LinuxTarget, fl
     ...(io.resolver ? { resolver: io.resolver } : {}),
     ...(io.now ? { now: io.now } : {}),
     ...(previousHosts ? { previousHosts } : {}),
+    ...(io.stage ? { stage: io.stage } : {}),
   });
   loaded.diagnostics = silenced(loaded.diagnostics, flags.silence);
   const diagnostics = [...loaded.diagnostics];
   let desired: Desired | undefined;
   if (!hasErrors(diagnostics) && loaded.ir) {
+    io.stage?.(compiling(loaded.ir, backend));
     const res = compilePolicy(loaded.ir, backend);
     diagnostics.push(...res.diagnostics);
     if (res.value) desired = { backend, ir: loaded.ir, artifact: res.value, policyFile: path, policyText: text, policyHash: sha256(bytes) };

@@ -140,7 +140,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
     .addOption(backendOpt())
     .addOption(jsonOpt())
     .addOption(new Option('--markdown', 'the plan as Markdown for a pull request: a summary and a diff block').conflicts('json'))
-    .addOption(new Option('-q, --quiet', 'the summary line alone (the exit status says the rest)').conflicts(['json', 'markdown']))
+    .addOption(new Option('-q, --quiet', 'the summary line alone (the exit status says the rest), and no stage lines on standard error').conflicts(['json', 'markdown']))
     .addOption(silenceOpt())
     .action(async (file, o) => {
       const { planCommand } = await import('./commands/plan.js');
@@ -155,7 +155,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
     .option('--confirm <seconds>', 'roll back after SECONDS unless "egress confirm" runs')
     .option('--force', 'apply even if it would cut this SSH session, or over egress rules this state directory has no record of')
     .option('--reload', 'load the ruleset even if it is exactly what is live (counters restart; the rollback target becomes it)')
-    .addOption(new Option('-q, --quiet', 'no table of changes: the line saying what was applied (and the confirmation deadline) alone').conflicts('json'))
+    .addOption(new Option('-q, --quiet', 'no table of changes: the line saying what was applied (and the confirmation deadline) alone, and no stage lines on standard error').conflicts('json'))
     .addOption(jsonOpt())
     .addOption(silenceOpt())
     .action(async (file, o) => {

@@ -19,7 +19,7 @@ export function silenced(ds: Diagnostic[], codes: string[] | undefined): Diagnos
 /** Load a policy; print its diagnostics to stderr as text (unless --json, where the caller embeds them). */
 export async function load(io: Io, file: string, flags: PolicyFlags, opts: LoadOptions = {}): Promise<Loaded> {
   const path = file === '-' ? file : resolvePath(io.cwd, file);
-  const seams = { ...(io.resolver ? { resolver: io.resolver } : {}), ...(io.now ? { now: io.now } : {}), env: io.env };
+  const seams = { ...(io.resolver ? { resolver: io.resolver } : {}), ...(io.now ? { now: io.now } : {}), ...(io.stage ? { stage: io.stage } : {}), env: io.env };
   const loaded = await loadPolicyFile(path, { ...seams, ...opts, ...(flags.offline ? { offline: true } : {}) }, file);
   loaded.diagnostics = silenced(loaded.diagnostics, flags.silence);
   if (!flags.json && loaded.diagnostics.length) io.stderr(renderText(loaded.sources, loaded.diagnostics));

@@ -62,6 +62,26 @@ export interface Ctx {
   self: SelfCommand;
   /** What the life cycle does to the kernel; default `realKernel(w)`. Tests pass an in-memory one. */
   kernel?: LinuxKernel;
+  /** Told each step as it starts (the CLI's stage line on a terminal: cli/progress.ts). */
+  stage?: (what: string) => void;
+}
+
+/** The stages' words for each backend's tools. */
+const TOOL = {
+  nft: { list: 'nft list table inet egress', check: 'nft -c', load: 'nft -f' },
+  iptables: { list: 'iptables-save', check: 'iptables-restore --test', load: 'iptables-restore' },
+} as const;
+
+/** Read what egress owns live for `b`, said as a stage. */
+function readLiveStaged(ctx: Ctx, k: LinuxKernel, b: LinuxTarget, what = 'reading the live ruleset'): Promise<Live> {
+  ctx.stage?.(`${what} (${TOOL[b].list})`);
+  return k.readLive(b);
+}
+
+/** `art` as the kernel lists it (a scratch namespace), said as a stage. */
+function canonicalStaged(ctx: Ctx, k: LinuxKernel, d: Desired) {
+  ctx.stage?.(`listing the new ruleset in a scratch namespace (${TOOL[d.backend].load})`);
+  return k.canonical(d.backend, d.artifact);
 }
 
 function kernelOf(ctx: Ctx): LinuxKernel {
@@ -163,6 +183,7 @@ function artifactOf(s: Snapshot): Artifact {
  * to do, the DNS forwarder is then made to match what is live.
  */
 async function withLock<T>(ctx: Ctx, fn: () => Promise<T>, waitMs?: number): Promise<T> {
+  ctx.stage?.("taking the state directory's lock");
   const lock = await acquireLockWaiting(ctx.stateDir, waitMs);
   try {
     const out = await fn();
@@ -196,6 +217,7 @@ async function syncForwarder(ctx: Ctx): Promise<void> {
     return;
   }
   if (forwarderRunning(ctx.stateDir) && forwarderSpec(ctx.stateDir) === JSON.stringify(want) && (await sameTable(ctx.w, ctx.stateDir))) return;
+  ctx.stage?.('starting the DNS forwarder');
   await startForwarder(ctx.w, ctx.stateDir, run, want, await ensureDnsGroup(ctx.w));
 }
 
@@ -378,8 +400,8 @@ export interface ApplyResult {
 /** Compare a desired ruleset with what is live. Read-only (the scratch namespace aside). */
 export async function planAgainstLive(ctx: Ctx, d: Desired): Promise<Plan> {
   const k = kernelOf(ctx);
-  const cur = await k.readLive(d.backend);
-  const want = await k.canonical(d.backend, d.artifact);
+  const cur = await readLiveStaged(ctx, k, d.backend);
+  const want = await canonicalStaged(ctx, k, d);
   let liveSettings = {};
   try {
     const s = readState(ctx.stateDir, 'live');
@@ -387,9 +409,10 @@ export async function planAgainstLive(ctx: Ctx, d: Desired): Promise<Plan> {
   } catch {
     /* a corrupted state file does not keep plan from comparing with the kernel */
   }
+  ctx.stage?.('comparing');
   const plan = diff(cur.live, want, liveSettings, { mode: d.ir.mode, default: d.ir.default });
   const ob = otherBackend(d.backend);
-  const other = k.installed(ob) ? await k.readLive(ob) : undefined;
+  const other = k.installed(ob) ? await readLiveStaged(ctx, k, ob, `reading what egress has live in ${ob}`) : undefined;
   if (other?.live.present) plan.objects.push({ op: 'remove', kind: 'backend', name: ob });
   return plan;
 }
@@ -402,9 +425,9 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
     const warnings: string[] = [];
     const liveState = readState(ctx.stateDir, 'live');
     const pending = readState(ctx.stateDir, 'pending');
-    const cur = await k.readLive(d.backend);
+    const cur = await readLiveStaged(ctx, k, d.backend);
     const ob = otherBackend(d.backend);
-    const other = k.installed(ob) ? await k.readLive(ob) : undefined;
+    const other = k.installed(ob) ? await readLiveStaged(ctx, k, ob, `reading what egress has live in ${ob}`) : undefined;
     const anyLive = cur.live.present || !!other?.live.present;
     if (!liveState && anyLive && !opts.force)
       throw new LifecycleError(
@@ -418,12 +441,14 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
 
     // The ruleset names the forwarder's group; nft resolves the name when it loads.
     if (d.ir.dns) await ensureDnsGroup(ctx.w);
+    ctx.stage?.(`checking with ${TOOL[d.backend].check}`);
     const checked = await k.checkLoad(d.backend, d.artifact, cur);
     if (checked) {
       history(ctx, 'apply', { ...d, mode: d.ir.mode }, 'failed', checked.message);
       throw new LifecycleError(checked.message, checked);
     }
-    const want = await k.canonical(d.backend, d.artifact);
+    const want = await canonicalStaged(ctx, k, d);
+    ctx.stage?.('comparing');
     const plan = diff(cur.live, want, liveState?.kind === 'ruleset' && liveState.backend === d.backend ? { mode: liveState.mode, default: liveState.default } : {}, {
       mode: d.ir.mode,
       default: d.ir.default,
@@ -478,6 +503,7 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
       pendingOut = { deadline, watchdog: watchdog.kind === 'process' ? `process ${watchdog.pid}` : `systemd unit ${watchdog.unit}.timer` };
     }
 
+    ctx.stage?.(`loading with ${TOOL[d.backend].load}`);
     const failure = await k.load(d.backend, d.artifact, cur);
     if (failure) {
       // nft committed nothing; iptables may have committed one family: put the prior one back.
@@ -491,9 +517,13 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
       history(ctx, 'apply', next, 'failed', failure.message);
       throw new LifecycleError(failure.message, failure);
     }
-    if (other?.live.present) await k.removeOwned(ob, other);
-    const after = await k.readLive(d.backend);
+    if (other?.live.present) {
+      ctx.stage?.(`taking egress's rules out of ${ob}`);
+      await k.removeOwned(ob, other);
+    }
+    const after = await readLiveStaged(ctx, k, d.backend, 'verifying the loaded ruleset');
     if (liveFingerprint(after.live) !== nextFingerprint) warnings.push('the kernel lists the loaded ruleset differently from the scratch namespace; check "egress plan"');
+    ctx.stage?.('recording the state');
     finish(ctx, rec);
     await stopReplaced(ctx, rec);
     history(ctx, 'apply', next, token ? 'pending' : 'ok', token ? `awaiting confirmation until ${pendingOut!.deadline}` : undefined);

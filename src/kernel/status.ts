@@ -164,11 +164,15 @@ export interface StatusOptions {
   kernel?: LinuxKernel;
   /** For the unit directories (persist) and the ifupdown hook (default process.env). */
   env?: Record<string, string | undefined>;
+  /** Told each step as it starts (the CLI's stage line on a terminal: cli/progress.ts). */
+  stage?: (what: string) => void;
 }
 
 export async function readStatus(w: Where, stateDir: string, now: Date, opts: StatusOptions = {}): Promise<Status> {
   const k = opts.kernel ?? realKernel(w);
   const env = opts.env ?? process.env;
+  const stage = opts.stage ?? (() => {});
+  stage('reading the state directory');
   // A host where egress never applied anything is inactive, not an error (as `ufw status` on a fresh host);
   // but rules of egress live without a state directory (it was wiped) are the error below, not "inactive".
   if (!existsSync(stateDir)) {
@@ -218,6 +222,7 @@ export async function readStatus(w: Where, stateDir: string, now: Date, opts: St
   const setElements = live.backend === 'nft' ? [...nftSetSizes(live.ruleset).values()].reduce((a, b) => a + b, 0) : 0;
   // A big nft ruleset is listed without its set elements (`nft -t`): its counters and rules in milliseconds, not seconds.
   const terse = !opts.kernel && live.backend === 'nft' && setElements > STATUS_FULL_LISTING_LIMIT;
+  stage(`reading the counters (${live.backend === 'nft' ? `nft${terse ? ' -t' : ''} list table inet egress` : 'iptables-save'})`);
   const read = terse ? { live: await readNftTerse(w) } : await k.readLive(live.backend);
   const cur = read.live;
   st.compared = { what: terse ? 'structure' : 'full', setElements };
@@ -230,6 +235,7 @@ export async function readStatus(w: Where, stateDir: string, now: Date, opts: St
   st.log = logOf(live);
   st.rules = rulesOf(live, st.counters, st.log);
   if (opts.forward !== false) {
+    stage('reading what the host forwards');
     st.forward = await forwardView(w, scopeOfText(live.policyFile, live.policyText), live.backend, read.save);
     if (st.forward.drift.some((d) => d.severity === 'warning')) st.drift = true;
   }

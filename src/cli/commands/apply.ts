@@ -10,6 +10,7 @@ import { lintLockout } from '../../lint/lockout.js';
 import { planJson, planSummary, renderPlanText } from '../../report/plan.js';
 import { isoText } from '../../logs/since.js';
 import { UsageError, type Io } from '../io.js';
+import { stagesOn, withStages } from '../progress.js';
 import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from '../kernel-flags.js';
 import { writeResult } from '../envelope.js';
 import type { PolicyFlags } from '../shared.js';
@@ -31,7 +32,11 @@ export function parseSeconds(v: string | undefined): number | undefined {
   return Number(v);
 }
 
-export async function applyCommand(io: Io, file: string, flags: ApplyFlags, seams: KernelSeams = {}): Promise<number> {
+export function applyCommand(io: Io, file: string, flags: ApplyFlags, seams: KernelSeams = {}): Promise<number> {
+  return withStages(io, stagesOn(io, flags.quiet), seams, (io) => applyPolicy(io, file, flags, seams));
+}
+
+async function applyPolicy(io: Io, file: string, flags: ApplyFlags, seams: KernelSeams): Promise<number> {
   const confirmSeconds = parseSeconds(flags.confirm);
   const flag = parseBackend(flags.backend);
   needRoot('apply', seams);

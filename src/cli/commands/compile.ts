@@ -4,13 +4,18 @@ import { compilePolicy, TARGETS, type CompileTarget } from '../../index.js';
 import { UsageError, type Io } from '../io.js';
 import { writeResult } from '../envelope.js';
 import { failed, load, type PolicyFlags } from '../shared.js';
+import { compiling, stagesOn, withStages, type StageSeams } from '../progress.js';
 
 export interface CompileFlags extends PolicyFlags {
   target: string;
   host?: string;
 }
 
-export async function compileCommand(io: Io, file: string, flags: CompileFlags): Promise<number> {
+export function compileCommand(io: Io, file: string, flags: CompileFlags, seams: StageSeams = {}): Promise<number> {
+  return withStages(io, stagesOn(io), seams, (io) => compile(io, file, flags));
+}
+
+async function compile(io: Io, file: string, flags: CompileFlags): Promise<number> {
   if (!(TARGETS as readonly string[]).includes(flags.target))
     throw new UsageError(`unknown target "${flags.target}" (targets: ${TARGETS.join(', ')})`);
   const target = flags.target as CompileTarget;
@@ -20,6 +25,7 @@ export async function compileCommand(io: Io, file: string, flags: CompileFlags):
     if (flags.json) writeResult(io, 'compile', { ok: false, result: null, diagnostics: toJson(l.sources, l.diagnostics) });
     return 1;
   }
+  io.stage?.(compiling(l.ir!, target));
   const res = compilePolicy(l.ir!, target, flags.host ? { host: flags.host } : {});
   const diagnostics = [...l.diagnostics, ...res.diagnostics];
   if (!flags.json && res.diagnostics.length) io.stderr(renderText(l.sources, res.diagnostics));

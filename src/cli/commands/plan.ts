@@ -7,6 +7,7 @@ import { planJson, planSummary, renderPlanMarkdown, renderPlanText } from '../..
 import type { Io } from '../io.js';
 import { writeResult } from '../envelope.js';
 import type { PolicyFlags } from '../shared.js';
+import { stagesOn, withStages } from '../progress.js';
 import { chooseBackend, lifecycleCtx, lifecycleFailure, loadDesired, needRoot, parseBackend, type KernelSeams } from '../kernel-flags.js';
 
 /** Exit code of `plan` when apply would change something (SPEC reserves 1 and 2). */
@@ -22,7 +23,11 @@ export interface PlanFlags extends PolicyFlags {
   quiet?: boolean;
 }
 
-export async function planCommand(io: Io, file: string, flags: PlanFlags, seams: KernelSeams = {}): Promise<number> {
+export function planCommand(io: Io, file: string, flags: PlanFlags, seams: KernelSeams = {}): Promise<number> {
+  return withStages(io, stagesOn(io, flags.quiet), seams, (io) => planPolicy(io, file, flags, seams));
+}
+
+async function planPolicy(io: Io, file: string, flags: PlanFlags, seams: KernelSeams): Promise<number> {
   const flag = parseBackend(flags.backend);
   needRoot('plan', seams);
   const ctx = lifecycleCtx(io, seams);

@@ -3,15 +3,20 @@ import type { LinuxKernel } from '../../kernel/backend.js';
 import { readStatus, type RuleView, type Status } from '../../kernel/status.js';
 import type { Io } from '../io.js';
 import { writeResult } from '../envelope.js';
+import { stagesOn, withStages } from '../progress.js';
 import { table } from '../../report/table.js';
 import { isoText as iso } from '../../logs/since.js';
 import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
-export async function statusCommand(io: Io, flags: { json?: boolean }, seams: KernelSeams & { kernel?: LinuxKernel } = {}): Promise<number> {
+export function statusCommand(io: Io, flags: { json?: boolean }, seams: KernelSeams & { kernel?: LinuxKernel } = {}): Promise<number> {
+  return withStages(io, stagesOn(io), seams, (io) => showStatus(io, flags, seams));
+}
+
+async function showStatus(io: Io, flags: { json?: boolean }, seams: KernelSeams & { kernel?: LinuxKernel }): Promise<number> {
   needRoot('status', seams);
   const ctx = lifecycleCtx(io, seams);
   try {
-    const s = await readStatus(ctx.w, ctx.stateDir, io.now ?? ctx.now(), { env: io.env, ...(seams.kernel ? { kernel: seams.kernel } : {}) });
+    const s = await readStatus(ctx.w, ctx.stateDir, io.now ?? ctx.now(), { env: io.env, ...(seams.kernel ? { kernel: seams.kernel } : {}), ...(io.stage ? { stage: io.stage } : {}) });
     if (flags.json) {
       writeResult(io, 'status', { ok: true, result: { active: s.applied, ...s } });
       return 0;
