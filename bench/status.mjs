@@ -5,9 +5,13 @@
 // namespace, then `egress status` (text and --json) timed RUNS times, and
 // the bytes of the kernel listing it read. Paired and interleaved when given
 // several builds: every round runs each --bin once, the order rotating.
-// Needs root and a build (npm run build). Results: BENCHMARKS.md, "status".
+// --commands times others on the same applied policy: `plan` and `apply` of
+// the unchanged policy (nothing to change, so nothing is loaded), beside the
+// floor `nft -c -f` of its ruleset (nft alone reading and checking it).
+// Needs root and a build (npm run build). Results: BENCHMARKS.md, "status"
+// and "Unchanged plan".
 //
-//   node bench/status.mjs [--size 100000] [--runs 7] [--backend nft] [--bin [LABEL=]PATH]... [--json]
+//   node bench/status.mjs [--size 100000] [--runs 7] [--backend nft] [--commands 'status,status --json,plan,apply'] [--bin [LABEL=]PATH]... [--json]
 //   --bin   an egress entry to time (default bin/egress.js); give several to
 //           compare builds, e.g. a copy of the base commit's dist/ and bin/.
 import { spawnSync } from 'node:child_process';
@@ -21,6 +25,7 @@ const SIZE = Number(opt('size', 100_000));
 const RUNS = Number(opt('runs', 7));
 const BACKEND = opt('backend', 'nft');
 const json = flag('json');
+const COMMANDS = String(opt('commands', 'status,status --json')).split(',').map((c) => c.trim().split(/\s+/));
 const entries = builds();
 if (process.getuid?.() !== 0) {
   process.stderr.write('bench/status.mjs needs root (a network namespace)\n');
@@ -64,13 +69,21 @@ try {
   run([process.execPath, entries[0].path, 'apply', '--backend', BACKEND, 'policy.yaml']);
   process.stderr.write(`bench: applied ${SIZE} destinations (${BACKEND}) in ${Math.round(performance.now() - t0)} ms\n`);
   const whole = BACKEND === 'nft' ? run(['nft', '-j', 'list', 'table', 'inet', 'egress']).stdout.length + run(['nft', '-a', 'list', 'table', 'inet', 'egress']).stdout.length : 0;
-  const times = new Map(entries.flatMap((e) => [[`${e.label} status`, []], [`${e.label} status --json`, []]]));
+  const withPolicy = (args) => (args[0] === 'plan' || args[0] === 'apply' ? [...args, '--backend', BACKEND, 'policy.yaml'] : args);
+  const floor = BACKEND === 'nft' && COMMANDS.some((a) => a[0] === 'plan' || a[0] === 'apply');
+  if (floor) writeFileSync(join(dir, 'ruleset.nft'), run([process.execPath, entries[0].path, 'compile', '--target', 'nft', 'policy.yaml']).stdout);
+  const times = new Map([...(floor ? [['nft -c -f (the ruleset)', []]] : []), ...entries.flatMap((e) => COMMANDS.map((args) => [`${e.label} ${args.join(' ')}`, []]))]);
   for (let round = 0; round < RUNS; round++) {
+    if (floor) {
+      const t = performance.now();
+      run(['nft', '-c', '-f', 'ruleset.nft']);
+      times.get('nft -c -f (the ruleset)').push(performance.now() - t);
+    }
     const order = entries.map((_, i) => entries[(i + round) % entries.length]);
     for (const e of order)
-      for (const args of [['status'], ['status', '--json']]) {
+      for (const args of COMMANDS) {
         const t = performance.now();
-        run([process.execPath, e.path, ...args]);
+        run([process.execPath, e.path, ...withPolicy(args)]);
         times.get(`${e.label} ${args.join(' ')}`).push(performance.now() - t);
       }
   }
