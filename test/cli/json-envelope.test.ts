@@ -127,4 +127,17 @@ describe('one envelope for every command that takes --json', () => {
     expect(r).toMatchObject({ file: '-', written: false });
     expect(r.policy).toMatch(/^# egress policy/m);
   });
+
+  test('report: the page written and the data drawn on it; --json with --output - is a usage error', async () => {
+    const dir = tempDir('egress-json-');
+    writeFileSync(join(dir, 'p.yaml'), 'version: 1\nmode: audit\nallow:\n  - name: a\n    reason: r\n    to: [192.0.2.1]\n');
+    writeFileSync(join(dir, 'kern.log'), 'Nov 23 09:00:00 host kernel: [1.0] EGRESS p:- IN= OUT=eth0 SRC=192.0.2.9 DST=198.51.100.7 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 DF PROTO=TCP SPT=40000 DPT=25 WINDOW=64240 RES=0x00 SYN URGP=0 UID=33 GID=33\n');
+    const r = await run(['report', 'p.yaml', 'kern.log', '--output', 'r.html', '--json'], { cwd: dir });
+    const res = resultOf(r.stdout, 'report', r.code);
+    expect(res).toMatchObject({ file: join(dir, 'r.html'), data: { policy: { file: 'p.yaml', mode: 'audit' } } });
+    expect(res.bytes).toBeGreaterThan(1000);
+    const dash = await run(['report', 'p.yaml', 'kern.log', '--output', '-', '--json'], { cwd: dir });
+    expect(dash.code).toBe(2);
+    expect(envelope(dash.stdout, 'report', dash.code).diagnostics[0]!.code).toBe('usage');
+  });
 });
