@@ -128,3 +128,6 @@ export function unsupportedForward(ir: Ir, backend: Target, why: string): Diagno
   }
   return out;
 }
+
+/** From this many rules in its chains on, an iptables ruleset warns what its linear chain costs (iptables-linear); check notes it from this many destinations. */
+export const IPTABLES_LINEAR_WARN = 1000;

@@ -113,7 +113,7 @@ export async function loadDesired(io: Io, file: string, backend: LinuxTarget, fl
   if (!hasErrors(diagnostics) && loaded.ir) {
     io.stage?.(compiling(loaded.ir, backend));
     const res = compilePolicy(loaded.ir, backend);
-    diagnostics.push(...res.diagnostics);
+    diagnostics.push(...silenced(res.diagnostics, flags.silence));
     if (res.value) desired = { backend, ir: loaded.ir, artifact: res.value, policyFile: path, policyText: text, policyHash: sha256(bytes) };
   }
   if (!flags.json && diagnostics.length) io.stderr(renderText(loaded.sources, diagnostics));

@@ -36,6 +36,8 @@ export interface CheckResult {
   errors: number;
   warnings: number;
   rules: { allow: number; deny: number };
+  /** Destination addresses and ranges over all rules and both families (each a rule of its own on iptables, an element of a set on nft). */
+  destinations: number;
   /** `dns.proxy`: the upstream servers the forwarder will ask, and where they came from. */
   dns?: { proxy: true; upstream: string[]; from: string };
 }

@@ -62,6 +62,7 @@ export const WARNING_CODES = [
   'builtin-disabled',
   'blocks-nothing',
   'log-prefix-long',
+  'iptables-linear',
   'unresolved-host',
   'unknown-user',
   'empty-rule',

@@ -3,7 +3,7 @@ import { renderText, toJson } from '../../diag/render.js';
 import { compilePolicy, TARGETS, type CompileTarget } from '../../index.js';
 import { UsageError, type Io } from '../io.js';
 import { writeResult } from '../envelope.js';
-import { failed, load, type PolicyFlags } from '../shared.js';
+import { failed, load, silenced, type PolicyFlags } from '../shared.js';
 import { compiling, stagesOn, withStages, type StageSeams } from '../progress.js';
 
 export interface CompileFlags extends PolicyFlags {
@@ -27,8 +27,9 @@ async function compile(io: Io, file: string, flags: CompileFlags): Promise<numbe
   }
   io.stage?.(compiling(l.ir!, target));
   const res = compilePolicy(l.ir!, target, flags.host ? { host: flags.host } : {});
-  const diagnostics = [...l.diagnostics, ...res.diagnostics];
-  if (!flags.json && res.diagnostics.length) io.stderr(renderText(l.sources, res.diagnostics));
+  const found = silenced(res.diagnostics, flags.silence);
+  const diagnostics = [...l.diagnostics, ...found];
+  if (!flags.json && found.length) io.stderr(renderText(l.sources, found));
   if (flags.json) writeResult(io, 'compile', { ok: !!res.value, result: res.value ? { target, text: res.value.text } : null, diagnostics: toJson(l.sources, diagnostics) });
   else if (res.value) io.stdout(res.value.text);
   return res.value ? 0 : 1;
