@@ -167,7 +167,8 @@ kernelDescribe('life cycle (kernel)', () => {
     await ok(lc, ['apply', lc.p1]);
     // A deadline this test never reaches: with --confirm 5, a loaded machine
     // took longer than 5 s to start `confirm`, and the watchdog rolled back first.
-    await ok(lc, ['apply', '--confirm', '3600', lc.p2]);
+    const waiting = await ok(lc, ['apply', '--confirm', '3600', '--json', lc.p2]);
+    expect(resultOf(waiting.stdout, 'apply', 0).pending).toEqual({ deadline: expect.any(String), watchdog: expect.stringMatching(/^(process \d+|systemd unit .*\.timer)$/) });
     const applied = await nftOwned(lc);
     const { token, watchdog } = pendingOf(lc);
     expect(running(watchdog.pid)).toBe(true);
@@ -188,6 +189,8 @@ kernelDescribe('life cycle (kernel)', () => {
     const again = await lc.egress(['confirm']);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/nothing to confirm/);
+    const json = await lc.egress(['confirm', '--json']);
+    expect(envelope(json.stdout, 'confirm', json.code)).toMatchObject({ ok: false, result: null, diagnostics: [{ code: 'failed', message: expect.stringMatching(/nothing to confirm/) }] });
   }, 60_000);
 
   test('a corrupted or missing state directory gives a clear error and never a wrong rollback', async () => {
