@@ -11,7 +11,11 @@
  *
  * Destinations: one address per line in FILE (IPv4 or IPv6), or the bench's
  * pattern: N addresses 2001:db8:H:L::1 for k = K .. K+N-1, k = H*65536 + L
- * (benchAddress in src/bench/kernel.ts). They are used round robin.
+ * (benchAddress in src/bench/kernel.ts). They are all visited in turn, by
+ * a stride of about 0.618·N coprime to N: every stretch of the sequence is
+ * spread over the whole list, so a run too short to visit all N (a slow
+ * linear chain) still sees destinations from every part of it, not only the
+ * first ones.
  *
  *  - tcp: C non-blocking connects in flight (one socket each, epoll); when one
  *    completes it is counted and closed with RST (SO_LINGER 0: no TIME_WAIT,
@@ -82,7 +86,22 @@ static long number(const char *name, const char *s, long max) {
 
 static struct sockaddr_storage *dests;
 static socklen_t *dest_len;
-static long ndests;
+static long ndests, stride;
+
+static long gcd(long a, long b) {
+  while (b) {
+    long t = a % b;
+    a = b, b = t;
+  }
+  return a;
+}
+
+/* The step through the destination list: ~0.618·N, coprime to N, so the sequence visits every destination once per N steps. */
+static void set_stride(void) {
+  stride = (long)(ndests * 0.6180339887);
+  if (stride < 1) stride = 1;
+  while (gcd(stride, ndests) != 1) stride++;
+}
 
 static int parse_dest(const char *text, int port, struct sockaddr_storage *ss, socklen_t *len) {
   memset(ss, 0, sizeof *ss);
@@ -165,7 +184,7 @@ static int start_connect(int ep, long *next, double deadline) {
   while (now_ms() < deadline) {
     struct sockaddr_storage *d = &dests[*next];
     socklen_t len = dest_len[*next];
-    *next = (*next + 1) % ndests;
+    *next = (*next + stride) % ndests;
     int s = socket(d->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s < 0) die("socket() failed");
     struct linger lg = {1, 0};
@@ -246,7 +265,7 @@ static void run_udp(double seconds, long batch) {
       msgs[i].msg_hdr.msg_namelen = dest_len[next];
       msgs[i].msg_hdr.msg_iov = &iov;
       msgs[i].msg_hdr.msg_iovlen = 1;
-      next = (next + 1) % ndests;
+      next = (next + stride) % ndests;
     }
     int n = sendmmsg(s, msgs, batch, 0);
     if (n < 0) {
@@ -346,6 +365,7 @@ int main(int argc, char **argv) {
     pattern_dests(ndest, first, port);
   } else die("destinations: --dests FILE or --count N (> 0)");
   if (ndests == 0) die("no destinations");
+  set_stride();
   signal(SIGPIPE, SIG_IGN);
   double t0 = now_ms();
   long c0 = cpu_us();

@@ -28,7 +28,7 @@
  *    per datagram, so the kernel's per-packet cost shows. The world runs the
  *    same program as a TCP sink (accept and close, epoll) and drops UDP to
  *    port 53 at its raw prerouting hook, so neither side of the link is a
- *    node process. Destinations: round robin over all N (`targets: 'all'`)
+ *    node process. Destinations: all N, visited by a stride of ≈0.618·N (`targets: 'all'`)
  *    or only the last (`'last'`).
  *  - node (load-guest.ts, against the lab's node listener): the older
  *    measurement, kept for comparison; only the last destination.
@@ -60,7 +60,7 @@ export interface BenchOptions {
   hashExperiment?: boolean;
   /** Which load generator: the compiled C program (its path), or the node one. */
   generator: LoadGenerator;
-  /** C generator: load to every destination round robin, or only to the one that sorts last. */
+  /** C generator: load to every destination (a stride through all N), or only to the one that sorts last. */
   targets: 'all' | 'last';
 }
 
@@ -331,7 +331,7 @@ export function benchMarkdown(rows: BenchRow[], o: Partial<BenchOptions> = {}): 
   const ns = (m: number, [a, b]: [number, number]) => `${Math.round(m)} (${Math.round(a)}…${Math.round(b)})`;
   const gen =
     opt.generator.kind === 'c'
-      ? `C generator (bench/loadgen.c), destinations: ${opt.targets === 'all' ? 'all N round robin' : 'the last one'}; TCP ${opt.tcpConcurrency} connects in flight, UDP sendmmsg batches of ${opt.udpConcurrency}`
+      ? `C generator (bench/loadgen.c), destinations: ${opt.targets === 'all' ? 'all N, spread (stride ≈0.618·N)' : 'the last one'}; TCP ${opt.tcpConcurrency} connects in flight, UDP sendmmsg batches of ${opt.udpConcurrency}`
       : `node generator, the last destination; TCP ${opt.tcpConcurrency} connections in flight, UDP ${opt.udpConcurrency} datagrams in flight; node ${process.version}`;
   const lines = [
     `| N destinations | firewall | compile ms | load ms | TCP setups/s | vs none (IQR) | +ns/setup (IQR) | UDP datagrams/s | vs none (IQR) | +ns/datagram (IQR) | errors |`,
