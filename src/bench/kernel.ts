@@ -96,9 +96,14 @@ export interface BenchRow {
   udpExtraNs: number;
   tcpExtraNsIqr: [number, number];
   udpExtraNsIqr: [number, number];
-  /** The generator's CPU time per setup or datagram (median over rounds), ns. */
+  /** The generator's CPU time per setup or datagram (median over rounds), ns; user: its user-space part (C generator). */
   tcpCpuNs: number;
   udpCpuNs: number;
+  tcpUserNs?: number;
+  udpUserNs?: number;
+  /** The rates of each round, in round order (round r of every variant ran in the same rotation). */
+  tcpSamples: number[];
+  udpSamples: number[];
   errors: number;
 }
 
@@ -132,6 +137,8 @@ export interface LoadResult {
   errors: number;
   /** The generator's CPU time over the run (user + system), µs. */
   cpuUs: number;
+  /** Its user-space part alone, µs (C generator only). */
+  userUs?: number;
 }
 
 /** Run the load generator inside namespace `ns` for `durationMs`: TCP setups to `dst` port 443, or UDP datagrams to port 53. */
@@ -157,12 +164,13 @@ export async function runCLoad(x: Execer, path: string, ns: string, args: string
   return JSON.parse(r.stdout) as LoadResult;
 }
 
-async function measure(x: Execer, host: Host, n: number, o: BenchOptions, mode: 'tcp' | 'udp'): Promise<{ rate: number; errors: number; cpuNs: number }> {
+async function measure(x: Execer, host: Host, n: number, o: BenchOptions, mode: 'tcp' | 'udp'): Promise<{ rate: number; errors: number; cpuNs: number; userNs: number }> {
   const out =
     o.generator.kind === 'c'
       ? await runCLoad(x, o.generator.path, host.ns, loadgenArgs(mode, n, o), o.durationMs)
       : await runLoad(x, host.ns, benchAddress(n - 1), o, mode);
-  return { rate: (out.count * 1000) / out.elapsedMs, errors: out.errors, cpuNs: out.count ? (out.cpuUs * 1000) / out.count : NaN };
+  const perOp = (us: number | undefined) => (out.count && us !== undefined ? (us * 1000) / out.count : NaN);
+  return { rate: (out.count * 1000) / out.elapsedMs, errors: out.errors, cpuNs: perOp(out.cpuUs), userNs: perOp(out.userUs) };
 }
 
 /** What the world runs for the C generator: the C TCP sink on 443, and UDP to 53 dropped at raw prerouting (nothing to wake). */
@@ -268,7 +276,9 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
           const { compileMs, loadMs } = await compileAndLoad(x, host.ns, ir, target, frontMs, edit);
           meta.set(v, { compileMs, loadMs });
         }
-        const samples = new Map<Variant, { tcp: number[]; udp: number[]; tcpCpu: number[]; udpCpu: number[]; errors: number }>(VARIANTS.map((v) => [v, { tcp: [], udp: [], tcpCpu: [], udpCpu: [], errors: 0 }]));
+        const samples = new Map<Variant, { tcp: number[]; udp: number[]; tcpCpu: number[]; udpCpu: number[]; tcpUser: number[]; udpUser: number[]; errors: number }>(
+          VARIANTS.map((v) => [v, { tcp: [], udp: [], tcpCpu: [], udpCpu: [], tcpUser: [], udpUser: [], errors: 0 }]),
+        );
         // Warm-up, not recorded: first connections pay for route and neighbour caches, page faults, JIT.
         for (const v of VARIANTS) await measure(x, hosts.get(v)!, n, { ...o, durationMs: 300 }, 'tcp');
         for (let round = 0; round < o.rounds; round++) {
@@ -282,6 +292,8 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
             s.udp.push(u.rate);
             s.tcpCpu.push(t.cpuNs);
             s.udpCpu.push(u.cpuNs);
+            s.tcpUser.push(t.userNs);
+            s.udpUser.push(u.userNs);
             s.errors += t.errors + u.errors;
           }
         }
@@ -310,6 +322,9 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
             udpExtraNsIqr: eu.iqr,
             tcpCpuNs: median(s.tcpCpu),
             udpCpuNs: median(s.udpCpu),
+            ...(o.generator.kind === 'c' ? { tcpUserNs: median(s.tcpUser), udpUserNs: median(s.udpUser) } : {}),
+            tcpSamples: s.tcp,
+            udpSamples: s.udp,
             errors: s.errors,
           });
         }
@@ -322,6 +337,17 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
     await world.close();
   }
   return rows;
+}
+
+/** With nft-hash: what the hash set saves against the interval set, per round (1/rate(nft) − 1/rate(nft-hash), the same round), at each N. */
+function hashSavings(rows: BenchRow[]): string[] {
+  const ns = (d: { median: number; iqr: [number, number] }) => `${Math.round(d.median)} ns (IQR ${Math.round(d.iqr[0])}…${Math.round(d.iqr[1])})`;
+  return [...new Set(rows.map((r) => r.n))].flatMap((n) => {
+    const nft = rows.find((r) => r.n === n && r.variant === 'nft');
+    const hash = rows.find((r) => r.n === n && r.variant === 'nft-hash');
+    if (!nft || !hash) return [];
+    return [`N=${n.toLocaleString('en-US')}: hash set instead of interval set saves ${ns(roundExtraNs(nft.udpSamples, hash.udpSamples))} per datagram, ${ns(roundExtraNs(nft.tcpSamples, hash.tcpSamples))} per setup`];
+  });
 }
 
 export function benchMarkdown(rows: BenchRow[], o: Partial<BenchOptions> = {}): string {
@@ -341,7 +367,11 @@ export function benchMarkdown(rows: BenchRow[], o: Partial<BenchOptions> = {}): 
     ),
     '',
     `rates: median of ${opt.rounds} rounds of ${opt.durationMs} ms each; "vs none": median over rounds of rate / none's rate in the same round; "+ns": median over rounds of 1/rate − 1/rate(none) in the same round; ${gen}`,
-    `generator CPU per operation (median, none): ${rows.filter((r) => r.variant === 'none').map((r) => `N=${r.n}: ${f0(r.tcpCpuNs)} ns/setup, ${f0(r.udpCpuNs)} ns/datagram`).join('; ')}`,
+    `generator CPU per operation, user + system${opt.generator.kind === 'c' ? ' (user alone)' : ''}, median, firewall none: ${rows
+      .filter((r) => r.variant === 'none')
+      .map((r) => `N=${r.n}: ${f0(r.tcpCpuNs)}${r.tcpUserNs === undefined ? '' : ` (${f0(r.tcpUserNs)})`} ns/setup, ${f0(r.udpCpuNs)}${r.udpUserNs === undefined ? '' : ` (${f0(r.udpUserNs)})`} ns/datagram`)
+      .join('; ')}`,
+    ...hashSavings(rows),
   ];
   return lines.join('\n') + '\n';
 }
