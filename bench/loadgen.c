@@ -1,9 +1,10 @@
 /*
  * The C load generator of the kernel benchmark (bench/kernel.mjs compiles it
  * with `cc -O2` into a temporary directory; src/bench/kernel.ts runs it in the
- * lab's namespaces). Only libc. It spends ~1-2 µs of its own per datagram
- * where the node generator spends ~8.5 µs, so the kernel's per-packet cost is
- * not hidden behind the generator's (BENCHMARKS.md, "Kernel").
+ * lab's namespaces). Only libc. Its own user time is well under 1 µs per
+ * setup or datagram where the node generator spends ~8.5 µs per datagram, so
+ * the kernel's per-packet cost is not hidden behind the generator's
+ * (BENCHMARKS.md, "Kernel", "With a C load generator").
  *
  *   loadgen tcp  --port P --seconds S --concurrency C (--dests FILE | --count N [--first K])
  *   loadgen udp  --port P --seconds S --concurrency B (--dests FILE | --count N [--first K])

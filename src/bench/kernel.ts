@@ -6,8 +6,9 @@
  *
  * For each N: a policy (default reject) whose allow rule names N separate
  * IPv6 addresses in 2001:db8::/32 (a `{ file: }` set, so no two merge into
- * one interval) on tcp/443 and udp/53. The load goes to the address that
- * sorts last, the worst case for a linear chain. One host namespace per
+ * one interval) on tcp/443 and udp/53. The load goes to all N addresses
+ * (C generator, `targets: 'all'`) or to the one that sorts last (the worst
+ * case for a linear chain, one hot key for a set). One host namespace per
  * variant — none, conntrack, nft, iptables — measured in rotating order,
  * `rounds` times; reported: the median rate, and the median over rounds of
  * the rate divided by none's rate in the same round.
@@ -24,12 +25,13 @@
  *    (+ `iptables-restore`) into a fresh namespace.
  *
  * Load generators (`generator`):
- *  - c (bench/loadgen.c, compiled by bench/kernel.mjs): ~1–2 µs of its own
- *    per datagram, so the kernel's per-packet cost shows. The world runs the
- *    same program as a TCP sink (accept and close, epoll) and drops UDP to
- *    port 53 at its raw prerouting hook, so neither side of the link is a
- *    node process. Destinations: all N, visited by a stride of ≈0.618·N (`targets: 'all'`)
- *    or only the last (`'last'`).
+ *  - c (bench/loadgen.c, compiled by bench/kernel.mjs): well under 1 µs of
+ *    user time per setup or datagram (node: ~8.5 µs per datagram), so the
+ *    kernel's per-packet cost shows. The world runs the same program as a
+ *    TCP sink (accept and close, epoll: every setup is a full handshake) and
+ *    drops UDP to port 53 at its raw prerouting hook, so neither side of the
+ *    link is a node process. Destinations: all N, visited by a stride of
+ *    ≈0.618·N (`targets: 'all'`), or only the last (`'last'`).
  *  - node (load-guest.ts, against the lab's node listener): the older
  *    measurement, kept for comparison; only the last destination.
  *
