@@ -6,8 +6,9 @@
  *
  * For each N: a policy (default reject) whose allow rule names N separate
  * IPv6 addresses in 2001:db8::/32 (a `{ file: }` set, so no two merge into
- * one interval) on tcp/443 and udp/53. The load goes to the address that
- * sorts last, the worst case for a linear chain. One host namespace per
+ * one interval) on tcp/443 and udp/53. The load goes to all N addresses
+ * (C generator, `targets: 'all'`) or to the one that sorts last (the worst
+ * case for a linear chain, one hot key for a set). One host namespace per
  * variant — none, conntrack, nft, iptables — measured in rotating order,
  * `rounds` times; reported: the median rate, and the median over rounds of
  * the rate divided by none's rate in the same round.
@@ -22,6 +23,17 @@
  *    policies' `established` builtin turns connection tracking on).
  *  - compile: parse → IR → emit; load: `nft -f -` / `ip6tables-restore`
  *    (+ `iptables-restore`) into a fresh namespace.
+ *
+ * Load generators (`generator`):
+ *  - c (bench/loadgen.c, compiled by bench/kernel.mjs): well under 1 µs of
+ *    user time per setup or datagram (node: ~8.5 µs per datagram), so the
+ *    kernel's per-packet cost shows. The world runs the same program as a
+ *    TCP sink (accept and close, epoll: every setup is a full handshake) and
+ *    drops UDP to port 53 at its raw prerouting hook, so neither side of the
+ *    link is a node process. Destinations: all N, visited by a stride of
+ *    ≈0.618·N (`targets: 'all'`), or only the last (`'last'`).
+ *  - node (load-guest.ts, against the lab's node listener): the older
+ *    measurement, kept for comparison; only the last destination.
  *
  * Times are printed, never asserted.
  */
@@ -48,9 +60,15 @@ export interface BenchOptions {
   execer?: Execer;
   progress?: (line: string) => void;
   hashExperiment?: boolean;
+  /** Which load generator: the compiled C program (its path), or the node one. */
+  generator: LoadGenerator;
+  /** C generator: load to every destination (a stride through all N), or only to the one that sorts last. */
+  targets: 'all' | 'last';
 }
 
-export const DEFAULT_BENCH: BenchOptions = { sizes: [1000, 10_000, 100_000], rounds: 9, durationMs: 1000, tcpConcurrency: 16, udpConcurrency: 64 };
+export type LoadGenerator = { kind: 'c'; path: string } | { kind: 'node' };
+
+export const DEFAULT_BENCH: BenchOptions = { sizes: [1000, 10_000, 100_000], rounds: 9, durationMs: 1000, tcpConcurrency: 16, udpConcurrency: 64, generator: { kind: 'node' }, targets: 'all' };
 
 /** none: no firewall; conntrack: only `ct state established,related accept` (what any stateful firewall costs). */
 /**
@@ -75,6 +93,19 @@ export interface BenchRow {
   /** Interquartile range of the per-round ratios: how much the machine's noise moved them. */
   tcpRatioIqr: [number, number];
   udpRatioIqr: [number, number];
+  /** Median over rounds of 1/rate − 1/rate(none) in the same round, ns: what the firewall adds per setup or datagram. */
+  tcpExtraNs: number;
+  udpExtraNs: number;
+  tcpExtraNsIqr: [number, number];
+  udpExtraNsIqr: [number, number];
+  /** The generator's CPU time per setup or datagram (median over rounds), ns; user: its user-space part (C generator). */
+  tcpCpuNs: number;
+  udpCpuNs: number;
+  tcpUserNs?: number;
+  udpUserNs?: number;
+  /** The rates of each round, in round order (round r of every variant ran in the same rotation). */
+  tcpSamples: number[];
+  udpSamples: number[];
   errors: number;
 }
 
@@ -108,6 +139,8 @@ export interface LoadResult {
   errors: number;
   /** The generator's CPU time over the run (user + system), µs. */
   cpuUs: number;
+  /** Its user-space part alone, µs (C generator only). */
+  userUs?: number;
 }
 
 /** Run the load generator inside namespace `ns` for `durationMs`: TCP setups to `dst` port 443, or UDP datagrams to port 53. */
@@ -119,9 +152,47 @@ export async function runLoad(x: Execer, ns: string, dst: string, o: Pick<BenchO
   return JSON.parse(r.stdout) as LoadResult;
 }
 
-async function measure(x: Execer, host: Host, dst: string, o: BenchOptions, mode: 'tcp' | 'udp'): Promise<{ rate: number; errors: number }> {
-  const out = await runLoad(x, host.ns, dst, o, mode);
-  return { rate: (out.count * 1000) / out.elapsedMs, errors: out.errors };
+/** The C generator's arguments for one run: destinations by the bench's pattern (benchAddress), k = first … first+count−1. */
+export function loadgenArgs(mode: 'tcp' | 'udp', n: number, o: Pick<BenchOptions, 'durationMs' | 'tcpConcurrency' | 'udpConcurrency' | 'targets'>): string[] {
+  const [first, count] = o.targets === 'last' ? [n - 1, 1] : [0, n];
+  const conc = mode === 'tcp' ? o.tcpConcurrency : o.udpConcurrency;
+  return [mode, '--port', mode === 'tcp' ? '443' : '53', '--seconds', String(o.durationMs / 1000), '--concurrency', String(conc), '--first', String(first), '--count', String(count)];
+}
+
+/** Run the C generator (bench/loadgen.c) inside namespace `ns`. */
+export async function runCLoad(x: Execer, path: string, ns: string, args: string[], durationMs: number): Promise<LoadResult> {
+  const r = await x.run(path, args, { netns: ns, timeoutMs: durationMs + 60_000 });
+  if (r.code !== 0) throw new Error(describeFailure(['loadgen', ...args], r));
+  return JSON.parse(r.stdout) as LoadResult;
+}
+
+async function measure(x: Execer, host: Host, n: number, o: BenchOptions, mode: 'tcp' | 'udp'): Promise<{ rate: number; errors: number; cpuNs: number; userNs: number }> {
+  const out =
+    o.generator.kind === 'c'
+      ? await runCLoad(x, o.generator.path, host.ns, loadgenArgs(mode, n, o), o.durationMs)
+      : await runLoad(x, host.ns, benchAddress(n - 1), o, mode);
+  const perOp = (us: number | undefined) => (out.count && us !== undefined ? (us * 1000) / out.count : NaN);
+  return { rate: (out.count * 1000) / out.elapsedMs, errors: out.errors, cpuNs: perOp(out.cpuUs), userNs: perOp(out.userUs) };
+}
+
+/** What the world runs for the C generator: the C TCP sink on 443, and UDP to 53 dropped at raw prerouting (nothing to wake). */
+const WORLD_UDP_DROP = 'table inet egressbench_sink {\n  chain pre { type filter hook prerouting priority raw; policy accept; udp dport 53 drop; }\n}\n';
+
+async function startSinks(x: Execer, world: World, g: LoadGenerator): Promise<() => Promise<void>> {
+  if (g.kind === 'node') {
+    await world.listen({ tcp: [443], udp: [53] });
+    return async () => {};
+  }
+  await mustRun({ execer: x, netns: world.ns }, ['nft', '-f', '-'], WORLD_UDP_DROP);
+  const sink = x.start(g.path, ['sink', '--port', '443'], { netns: world.ns });
+  try {
+    const first = await Promise.race([sink.nextLine(), new Promise<string>((_, reject) => setTimeout(() => reject(new Error('loadgen sink did not start')), 10_000).unref())]);
+    if (first !== 'ready') throw new Error(`loadgen sink said ${JSON.stringify(first)}`);
+  } catch (e) {
+    await sink.stop();
+    throw e;
+  }
+  return async () => void (await sink.stop());
 }
 
 /** The q-quantile (0..1) by linear interpolation. */
@@ -167,6 +238,12 @@ export function roundRatios(xs: number[], base: number[]): { median: number; iqr
   return { median: median(r), iqr: [quantile(r, 0.25), quantile(r, 0.75)] };
 }
 
+/** Per-round added time per operation, 1/rate − 1/base in ns (rates per second): its median and interquartile range. */
+export function roundExtraNs(xs: number[], base: number[]): { median: number; iqr: [number, number] } {
+  const d = xs.map((v, i) => 1e9 / v - 1e9 / base[i]!);
+  return { median: median(d), iqr: [quantile(d, 0.25), quantile(d, 0.75)] };
+}
+
 export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<BenchRow[]> {
   const o = { ...DEFAULT_BENCH, ...opts };
   const x = o.execer ?? realExecer();
@@ -174,11 +251,11 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
   const rows: BenchRow[] = [];
   const VARIANTS: Variant[] = ['none', 'conntrack', 'nft', ...(o.hashExperiment ? (['nft-hash'] as const) : []), 'iptables'];
   const world = await World.create(x);
+  let stopSinks = async () => {};
   try {
-    await world.listen({ tcp: [443], udp: [53] });
+    stopSinks = await startSinks(x, world, o.generator);
     for (const n of o.sizes) {
       const dests = Array.from({ length: n }, (_, k) => benchAddress(k));
-      const dst = dests[n - 1]!;
       const files = { [`/bench/dests.txt`]: dests.join('\n') + '\n' };
       const { ir, frontMs } = await loadBenchPolicy(policyText(), files);
       const hosts = new Map<Variant, Host>();
@@ -201,18 +278,24 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
           const { compileMs, loadMs } = await compileAndLoad(x, host.ns, ir, target, frontMs, edit);
           meta.set(v, { compileMs, loadMs });
         }
-        const samples = new Map<Variant, { tcp: number[]; udp: number[]; errors: number }>(VARIANTS.map((v) => [v, { tcp: [], udp: [], errors: 0 }]));
+        const samples = new Map<Variant, { tcp: number[]; udp: number[]; tcpCpu: number[]; udpCpu: number[]; tcpUser: number[]; udpUser: number[]; errors: number }>(
+          VARIANTS.map((v) => [v, { tcp: [], udp: [], tcpCpu: [], udpCpu: [], tcpUser: [], udpUser: [], errors: 0 }]),
+        );
         // Warm-up, not recorded: first connections pay for route and neighbour caches, page faults, JIT.
-        for (const v of VARIANTS) await measure(x, hosts.get(v)!, dst, { ...o, durationMs: 300 }, 'tcp');
+        for (const v of VARIANTS) await measure(x, hosts.get(v)!, n, { ...o, durationMs: 300 }, 'tcp');
         for (let round = 0; round < o.rounds; round++) {
           const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]!);
           for (const v of order) {
             say(`N=${n}: round ${round + 1}/${o.rounds}: ${v}`);
             const s = samples.get(v)!;
-            const t = await measure(x, hosts.get(v)!, dst, o, 'tcp');
-            const u = await measure(x, hosts.get(v)!, dst, o, 'udp');
+            const t = await measure(x, hosts.get(v)!, n, o, 'tcp');
+            const u = await measure(x, hosts.get(v)!, n, o, 'udp');
             s.tcp.push(t.rate);
             s.udp.push(u.rate);
+            s.tcpCpu.push(t.cpuNs);
+            s.udpCpu.push(u.cpuNs);
+            s.tcpUser.push(t.userNs);
+            s.udpUser.push(u.userNs);
             s.errors += t.errors + u.errors;
           }
         }
@@ -223,6 +306,8 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
           const s = samples.get(v)!;
           const rt = roundRatios(s.tcp, base.tcp);
           const ru = roundRatios(s.udp, base.udp);
+          const et = roundExtraNs(s.tcp, base.tcp);
+          const eu = roundExtraNs(s.udp, base.udp);
           rows.push({
             n,
             variant: v,
@@ -233,6 +318,15 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
             udpRatio: ru.median,
             tcpRatioIqr: rt.iqr,
             udpRatioIqr: ru.iqr,
+            tcpExtraNs: et.median,
+            udpExtraNs: eu.median,
+            tcpExtraNsIqr: et.iqr,
+            udpExtraNsIqr: eu.iqr,
+            tcpCpuNs: median(s.tcpCpu),
+            udpCpuNs: median(s.udpCpu),
+            ...(o.generator.kind === 'c' ? { tcpUserNs: median(s.tcpUser), udpUserNs: median(s.udpUser) } : {}),
+            tcpSamples: s.tcp,
+            udpSamples: s.udp,
             errors: s.errors,
           });
         }
@@ -241,23 +335,45 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
       }
     }
   } finally {
+    await stopSinks();
     await world.close();
   }
   return rows;
+}
+
+/** With nft-hash: what the hash set saves against the interval set, per round (1/rate(nft) − 1/rate(nft-hash), the same round), at each N. */
+function hashSavings(rows: BenchRow[]): string[] {
+  const ns = (d: { median: number; iqr: [number, number] }) => `${Math.round(d.median)} ns (IQR ${Math.round(d.iqr[0])}…${Math.round(d.iqr[1])})`;
+  return [...new Set(rows.map((r) => r.n))].flatMap((n) => {
+    const nft = rows.find((r) => r.n === n && r.variant === 'nft');
+    const hash = rows.find((r) => r.n === n && r.variant === 'nft-hash');
+    if (!nft || !hash) return [];
+    return [`N=${n.toLocaleString('en-US')}: hash set instead of interval set saves ${ns(roundExtraNs(nft.udpSamples, hash.udpSamples))} per datagram, ${ns(roundExtraNs(nft.tcpSamples, hash.tcpSamples))} per setup`];
+  });
 }
 
 export function benchMarkdown(rows: BenchRow[], o: Partial<BenchOptions> = {}): string {
   const opt = { ...DEFAULT_BENCH, ...o };
   const iqr = (m: number, [a, b]: [number, number]) => `${m.toFixed(2)} (${a.toFixed(2)}–${b.toFixed(2)})`;
   const f0 = (v: number | undefined) => (v === undefined ? '-' : Math.round(v).toLocaleString('en-US'));
+  const ns = (m: number, [a, b]: [number, number]) => `${Math.round(m)} (${Math.round(a)}…${Math.round(b)})`;
+  const gen =
+    opt.generator.kind === 'c'
+      ? `C generator (bench/loadgen.c), destinations: ${opt.targets === 'all' ? 'all N, spread (stride ≈0.618·N)' : 'the last one'}; TCP ${opt.tcpConcurrency} connects in flight, UDP sendmmsg batches of ${opt.udpConcurrency}`
+      : `node generator, the last destination; TCP ${opt.tcpConcurrency} connections in flight, UDP ${opt.udpConcurrency} datagrams in flight; node ${process.version}`;
   const lines = [
-    `| N destinations | firewall | compile ms | load ms | TCP setups/s | vs none (IQR) | UDP datagrams/s | vs none (IQR) | errors |`,
-    `| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+    `| N destinations | firewall | compile ms | load ms | TCP setups/s | vs none (IQR) | +ns/setup (IQR) | UDP datagrams/s | vs none (IQR) | +ns/datagram (IQR) | errors |`,
+    `| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
     ...rows.map((r) =>
-      `| ${r.n.toLocaleString('en-US')} | ${r.variant} | ${f0(r.compileMs)} | ${f0(r.loadMs)} | ${f0(r.tcpPerSec)} | ${iqr(r.tcpRatio, r.tcpRatioIqr)} | ${f0(r.udpPerSec)} | ${iqr(r.udpRatio, r.udpRatioIqr)} | ${r.errors} |`,
+      `| ${r.n.toLocaleString('en-US')} | ${r.variant} | ${f0(r.compileMs)} | ${f0(r.loadMs)} | ${f0(r.tcpPerSec)} | ${iqr(r.tcpRatio, r.tcpRatioIqr)} | ${ns(r.tcpExtraNs, r.tcpExtraNsIqr)} | ${f0(r.udpPerSec)} | ${iqr(r.udpRatio, r.udpRatioIqr)} | ${ns(r.udpExtraNs, r.udpExtraNsIqr)} | ${r.errors} |`,
     ),
     '',
-    `rates: median of ${opt.rounds} rounds of ${opt.durationMs} ms each; "vs none": median over rounds of rate / none's rate in the same round; TCP ${opt.tcpConcurrency} connections in flight, UDP ${opt.udpConcurrency} datagrams in flight; node ${process.version}`,
+    `rates: median of ${opt.rounds} rounds of ${opt.durationMs} ms each; "vs none": median over rounds of rate / none's rate in the same round; "+ns": median over rounds of 1/rate − 1/rate(none) in the same round; ${gen}`,
+    `generator CPU per operation, user + system${opt.generator.kind === 'c' ? ' (user alone)' : ''}, median, firewall none: ${rows
+      .filter((r) => r.variant === 'none')
+      .map((r) => `N=${r.n}: ${f0(r.tcpCpuNs)}${r.tcpUserNs === undefined ? '' : ` (${f0(r.tcpUserNs)})`} ns/setup, ${f0(r.udpCpuNs)}${r.udpUserNs === undefined ? '' : ` (${f0(r.udpUserNs)})`} ns/datagram`)
+      .join('; ')}`,
+    ...hashSavings(rows),
   ];
   return lines.join('\n') + '\n';
 }
