@@ -12,6 +12,9 @@
 // --generator c (the default when `cc` exists): bench/loadgen.c, compiled
 // with `cc -O2` into a temporary directory at start; node: the node generator
 // (src/bench/load-guest.ts), kept for comparison.
+// --hash-experiment adds nft-interval: egress's ruleset with its single-address
+// sets made interval sets again (as egress emitted them before), to show what
+// the hash sets buy per packet.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -217,7 +217,7 @@ describe('apply, rollback, remove', () => {
     const d1 = await desired('nft', P1);
     await apply(w.ctx, d1);
     const load = vi.spyOn(w.k, 'load');
-    w.k.runNft('flush set inet egress allow_dns_v4_dst\n');
+    w.k.runNft('flush set inet egress allow_dns_v4_addr\n');
     expect((await apply(w.ctx, d1)).changed).toBe(true);
     expect((await apply(w.ctx, d1, { confirmSeconds: 30 })).changed).toBe(false);
     await apply(w.ctx, await desired('nft', P2), { confirmSeconds: 30 });
@@ -554,7 +554,7 @@ describe('refresh', () => {
   test('a ruleset changed by hand is not refreshed over', async () => {
     const w = world();
     await apply(w.ctx, await desired('nft', P1));
-    w.k.runNft('flush set inet egress allow_dns_v4_dst\n');
+    w.k.runNft('flush set inet egress allow_dns_v4_addr\n');
     const edited = w.k.dump();
     await expect(refresh(w.ctx, await desired('nft', P1, MOVED))).rejects.toThrow(/^the live ruleset was changed outside egress/);
     expect(w.k.dump()).toBe(edited);

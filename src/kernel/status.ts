@@ -534,7 +534,7 @@ export function rulesOf(s: Snapshot, counters: readonly RuleCounter[], log: NonN
     }
     const kernel: NonNullable<RuleView['kernelAddresses']> = {};
     for (const ref of refs) {
-      for (const set of [`${ref.name}_dst`, `${ref.name}_hosts`]) {
+      for (const set of [`${ref.name}_addr`, `${ref.name}_dst`, `${ref.name}_hosts`]) {
         const n = sizes.get(set);
         if (n !== undefined && !ref.scope) kernel[ref.family] = (kernel[ref.family] ?? 0) + n;
       }

@@ -85,7 +85,7 @@ describe('files that are not what a policy or set file should be (D6)', () => {
 describe('expires is compiled into the rule (issue 12)', () => {
   const POLICY = 'version: 1\nallow:\n  - { name: temp, reason: r, to: [192.0.2.9], ports: [tcp/443], expires: 2099-12-31 }\n';
   test.each([
-    ['nft', 'meta time < 4102444800 ip daddr @allow_temp_v4_dst tcp dport 443'],
+    ['nft', 'meta time < 4102444800 ip daddr @allow_temp_v4_addr tcp dport 443'],
     ['iptables', '-A EGRESS -m time --datestop 2099-12-31T23:59:59 -d 192.0.2.9/32 -p tcp'],
     ['ir', 'until 2100-01-01T00:00:00.000Z'],
   ])('%s carries the end of the expiry day', async (target, want) => {

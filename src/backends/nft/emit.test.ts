@@ -60,7 +60,7 @@ deny:
     const chain = t.slice(t.indexOf('chain deny_smtp_v4 {'), t.indexOf('}', t.indexOf('chain deny_smtp_v4 {')));
     expect(chain.split('\n').slice(1).map((l) => l.trim())).toEqual([
       'meta skuid 107 return comment "smtp: except 1"',
-      'ip daddr @deny_smtp_v4_x2_dst return comment "smtp: except 2"',
+      'ip daddr @deny_smtp_v4_x2_addr return comment "smtp: except 2"',
       'counter name "deny_smtp_v4" limit rate 10/second burst 10 packets counter name "logged" log prefix "EGRESS D:smtp " flags skuid comment "smtp: mta only"',
       'meta l4proto tcp reject with tcp reset comment "smtp: mta only"',
       'reject with icmpx admin-prohibited comment "smtp: mta only"',
@@ -153,15 +153,23 @@ describe('selectors', () => {
   test('each L4 alternative is its own rule, with the other selectors repeated', async () => {
     const t = await nft('allow:\n  - { name: a, reason: r, ports: [tcp, udp/53], icmp: [echo-request], user: postfix, to: [192.0.2.1] }\n');
     expect(lines(t, /counter name "allow_a_v4" accept/).map((l) => l.replace(/ counter.*/, '').trim())).toEqual([
-      'ip daddr @allow_a_v4_dst meta l4proto tcp meta skuid 107',
-      'ip daddr @allow_a_v4_dst udp dport 53 meta skuid 107',
-      'ip daddr @allow_a_v4_dst icmp type 8 meta skuid 107',
+      'ip daddr @allow_a_v4_addr meta l4proto tcp meta skuid 107',
+      'ip daddr @allow_a_v4_addr udp dport 53 meta skuid 107',
+      'ip daddr @allow_a_v4_addr icmp type 8 meta skuid 107',
     ]);
   });
 });
 
 describe('sets', () => {
   const hosts = { 'mirror.example.org': { ipv4: ['192.0.2.128', '198.51.100.7'], ipv6: ['2001:db8::80'] } };
+
+  test('single addresses live in a hash set, CIDRs and ranges in an interval set; a rule with both matches either', async () => {
+    const t = emitNft(await ir('allow:\n  - { name: m, reason: r, to: [192.0.2.9, 198.51.100.0/28, 203.0.113.7, 203.0.113.20-203.0.113.30] }\n')).value!.text;
+    check(t);
+    expect(t).toContain('set allow_m_v4_addr {\n\t\ttype ipv4_addr\n\t\telements = { 192.0.2.9, 203.0.113.7 }\n\t}');
+    expect(t).toContain('set allow_m_v4_dst {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 198.51.100.0/28, 203.0.113.20-203.0.113.30 }\n\t}');
+    expect(lines(t, /counter name "allow_m_v4" accept/).map((l) => l.trim().split(' ').slice(0, 3).join(' '))).toEqual(['ip daddr @allow_m_v4_addr', 'ip daddr @allow_m_v4_dst']);
+  });
 
   test('literal destinations and hostname addresses live in separate sets, even where the IR merged them', async () => {
     const i = await ir('allow:\n  - { name: m, reason: r, to: [192.0.2.0/25, mirror.example.org, "2001:db8::/120"] }\n', hosts);
@@ -204,14 +212,14 @@ describe('sets', () => {
       ].join('\n'),
     );
     const r = inNetns(
-      'nft -f before.nft; nft list chain inet egress output > rules1; nft -f refresh.nft; nft list chain inet egress output > rules2; cmp rules1 rules2; for s in v4_hosts v6_hosts v4_dst; do nft list set inet egress allow_apt_$s; done',
+      'nft -f before.nft; nft list chain inet egress output > rules1; nft -f refresh.nft; nft list chain inet egress output > rules2; cmp rules1 rules2; for s in v4_hosts v6_hosts v4_addr; do nft list set inet egress allow_apt_$s; done',
       { 'before.nft': before, 'refresh.nft': refresh! },
     );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/set allow_apt_v4_hosts \{[^}]*elements = \{ 203\.0\.113\.5 \}/);
     expect(r.stdout).toMatch(/set allow_apt_v6_hosts \{[^}]*elements = \{ 2001:db8::80 \}/);
-    expect(r.stdout).toMatch(/set allow_apt_v4_dst \{[^}]*elements = \{ 192\.0\.2\.1 \}/);
+    expect(r.stdout).toMatch(/set allow_apt_v4_addr \{[^}]*elements = \{ 192\.0\.2\.1 \}/);
   });
 
   test('a hostname rule that loses (or gains) all of a family is refreshed in place: its set there is emptied (or filled)', async () => {
@@ -258,7 +266,7 @@ describe('sets', () => {
     }
     const t = emitNft(i).value!.text;
     expect(lines(t, /counter name "allow_big_v[46]" accept/).length).toBe(2);
-    const r = inNetns('nft -f big.nft && nft -j list set inet egress allow_big_v4_dst && nft -j list set inet egress allow_big_v6_dst', { 'big.nft': t });
+    const r = inNetns('nft -f big.nft && nft -j list set inet egress allow_big_v4_addr && nft -j list set inet egress allow_big_v6_addr', { 'big.nft': t });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     // Every destination is in the kernel's set (none adjacent, so none merged).
@@ -268,8 +276,8 @@ describe('sets', () => {
       .map((l) => (JSON.parse(l) as { nftables: { set?: { name: string; elem?: unknown[] } }[] }).nftables.flatMap((o) => (o.set ? [[o.set.name, o.set.elem?.length]] : [])))
       .flat();
     expect(sizes).toEqual([
-      ['allow_big_v4_dst', 100_000],
-      ['allow_big_v6_dst', 100_000],
+      ['allow_big_v4_addr', 100_000],
+      ['allow_big_v6_addr', 100_000],
     ]);
   }, 300_000);
 });
@@ -345,11 +353,11 @@ deny:
     expect(jumps).toEqual(['fwd_src_docker_deny_v4', 'fwd_src_gitbox_deny_v4', 'fwd_src_docker_allow_v4']);
     const chain = (name: string) => t.slice(t.indexOf(`\tchain ${name} {`), t.indexOf('\n\t}', t.indexOf(`\tchain ${name} {`))).split('\n').slice(1);
     expect(chain('fwd_src_docker_allow_v4').map((l) => l.trim())).toEqual([
-      'ip daddr @allow_apt_v4_dst tcp dport 80 counter name "fwd_allow_apt_v4" accept comment "apt: r"',
-      'ip daddr @allow_registry_v4_dst tcp dport 443 counter name "fwd_allow_registry_v4" accept comment "registry: r"',
+      'ip daddr @allow_apt_v4_addr tcp dport 80 counter name "fwd_allow_apt_v4" accept comment "apt: r"',
+      'ip daddr @allow_registry_v4_addr tcp dport 443 counter name "fwd_allow_registry_v4" accept comment "registry: r"',
     ]);
     // The host twin and the forward twin share the rule's set, declared once.
-    expect(t.match(/\tset allow_apt_v4_dst \{/g)).toHaveLength(1);
+    expect(t.match(/\tset allow_apt_v4_addr \{/g)).toHaveLength(1);
     expect(t).toContain('oif "lo" counter name "builtin_loopback" accept');
   });
 

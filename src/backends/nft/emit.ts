@@ -18,10 +18,13 @@
  *   - each deny chain RETURNs for its `except` alternatives, then counts,
  *     logs and gives the deny verdict (or accepts, in audit mode);
  *   - destinations live in named sets, per rule, family and except
- *     alternative: literal addresses in an interval set `..._dst`, hostname
- *     addresses in a plain set `..._hosts` that `egress refresh` can rewrite
- *     in place (`emitNftRefresh`), so the cost per packet never grows with
- *     the number of destinations;
+ *     alternative: literal single addresses in a hash set `..._addr`, literal
+ *     CIDRs and ranges in an interval set `..._dst` (a hash lookup is
+ *     cheaper per packet than an interval tree's, and its cost does not grow
+ *     with N: BENCHMARKS.md, "With a C load generator"), hostname addresses
+ *     in a hash set `..._hosts` that `egress refresh` can rewrite in place
+ *     (`emitNftRefresh`), so the cost per packet never grows with the number
+ *     of destinations;
  *   - every policy rule counts into a named counter (`<allow|deny>_<rule>_<v4|v6>`)
  *     placed before any `limit`, so counts stay exact while log lines are
  *     rate-limited;
@@ -80,8 +83,10 @@ export const nftNames = {
   /** New forwarded flows from no source (`forward.unlisted`), per family. */
   unlistedCounter: (f: Family): string => `fwd_unlisted_${SYNTAX[f].tag}`,
   forwardBuiltinCounter: (b: 'established' | 'into_source'): string => `builtin_fwd_${b}`,
-  /** Interval set of the literal (address, CIDR, range) destinations. */
+  /** Interval set of the literal CIDR and range destinations (more than one address each). */
   dstSet: (r: IrRule, except?: number): string => nftIdent(`${setBase(r, except)}_dst`),
+  /** Hash set of the literal single-address destinations. */
+  addrSet: (r: IrRule, except?: number): string => nftIdent(`${setBase(r, except)}_addr`),
   /** Plain set of the addresses of the rule's hostnames; refreshed in place. */
   hostSet: (r: IrRule, except?: number): string => nftIdent(`${setBase(r, except)}_hosts`),
   /** Timeout set of the addresses the DNS forwarder answered for the rule's names (`dns.proxy`); never flushed by egress. */
@@ -113,8 +118,8 @@ export const nftBackend: Backend = {
 export interface NftSet {
   name: string;
   family: Family;
-  /** Interval set of literal destinations, plain set of hostname addresses, or timeout set the DNS forwarder fills. */
-  kind: 'dst' | 'hosts' | 'dns';
+  /** Interval set of literal CIDRs and ranges, hash set of literal single addresses, hash set of hostname addresses, or timeout set the DNS forwarder fills. */
+  kind: 'dst' | 'addr' | 'hosts' | 'dns';
   /** The hostnames feeding a `hosts` set. */
   hosts: string[];
   /** The names feeding a `dns` set. */
@@ -466,10 +471,25 @@ function collectSets(r: IrRule, m: IrMatch, except: number | undefined, out: Nft
       refs.push(name);
       continue;
     }
-    const name = s.kind === 'addresses' ? nftNames.dstSet(r, except) : nftNames.hostSet(r, except);
-    const elements = s.kind === 'addresses' ? s.elements.map((x) => formatInterval(fam, x)) : s.elements.map((x) => formatAddress(fam, x.lo));
-    out.push({ name, family: fam, kind: s.kind === 'addresses' ? 'dst' : 'hosts', hosts: s.hosts, elements, origin: s.origin });
-    refs.push(name);
+    if (s.kind === 'hostnames') {
+      const name = nftNames.hostSet(r, except);
+      out.push({ name, family: fam, kind: 'hosts', hosts: s.hosts, elements: s.elements.map((x) => formatAddress(fam, x.lo)), origin: s.origin });
+      refs.push(name);
+      continue;
+    }
+    // Literal destinations: single addresses in a hash set, CIDRs and ranges in an interval set; a rule with both matches either.
+    const singles = s.elements.filter((x) => x.lo === x.hi);
+    const spans = s.elements.filter((x) => x.lo !== x.hi);
+    if (singles.length || !spans.length) {
+      const name = nftNames.addrSet(r, except);
+      out.push({ name, family: fam, kind: 'addr', hosts: [], elements: singles.map((x) => formatAddress(fam, x.lo)), origin: s.origin });
+      refs.push(name);
+    }
+    if (spans.length) {
+      const name = nftNames.dstSet(r, except);
+      out.push({ name, family: fam, kind: 'dst', hosts: [], elements: spans.map((x) => formatInterval(fam, x)), origin: s.origin });
+      refs.push(name);
+    }
   }
   return { refs };
 }
