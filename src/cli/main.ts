@@ -87,6 +87,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
     .addArgument(policyArgument())
     .addOption(new Option('--target <target>', 'nft | iptables | windows | wince | wince-c | ir (the IR dump, for debugging)').choices([...TARGETS]).makeOptionMandatory())
     .option('--host <addr>', 'wince: the private host address the rules are for')
+    .option('-q, --quiet', 'no stage lines on standard error (they are drawn on a terminal once compiling takes half a second)')
     .addOption(jsonOpt())
     .addOption(silenceOpt())
     .addOption(offlineOpt())
@@ -193,6 +194,7 @@ export function buildProgram(io: Io, onCode: (code: number) => void): Command {
   program
     .command('status')
     .description('what is live: mode, policy hash, pending confirmation, per-rule counters')
+    .addOption(new Option('-q, --quiet', 'the first line alone ("status: active" or "status: inactive"), and no stage lines on standard error').conflicts('json'))
     .addOption(jsonOpt())
     .action(async (o) => {
       const { statusCommand } = await import('./commands/status.js');

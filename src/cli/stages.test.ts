@@ -151,6 +151,11 @@ describe('compile', () => {
       expect(plain.err).toBe('');
       expect(plain.out).toBe(io.out);
     }
+    // -q on a terminal: nothing on stderr, the same ruleset.
+    const quiet = ttyIo(dir, true);
+    expect(await compileCommand(quiet, 'policy.yaml', { target: 'nft', quiet: true }, NOW0)).toBe(0);
+    expect(quiet.err).toBe('');
+    expect(quiet.out).toBe(io.out);
   });
 
   test('diagnostics on stderr are never on the stage line; --json output is unchanged', async () => {
@@ -243,6 +248,11 @@ describe('plan, apply and status (in-memory kernel)', () => {
       expect(await statusCommand(plain, {}, w.seams)).toBe(0);
       expect(plain.err).toBe('');
       expect(plain.out).toBe(status.out);
+      // -q: the first line alone, no stage lines.
+      const brief = w.io(true);
+      expect(await statusCommand(brief, { quiet: true }, w.seams)).toBe(0);
+      expect(brief.err).toBe('');
+      expect(brief.out).toBe('status:   active\n');
     }
     expect(applied[0]).toBe(applied[1]);
     expect(applied[0]).toMatch(/^applied policy\.yaml with nft /m);

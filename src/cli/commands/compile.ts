@@ -9,10 +9,12 @@ import { compiling, stagesOn, withStages, type StageSeams } from '../progress.js
 export interface CompileFlags extends PolicyFlags {
   target: string;
   host?: string;
+  /** No stage lines on standard error. */
+  quiet?: boolean;
 }
 
 export function compileCommand(io: Io, file: string, flags: CompileFlags, seams: StageSeams = {}): Promise<number> {
-  return withStages(io, stagesOn(io), seams, (io) => compile(io, file, flags));
+  return withStages(io, stagesOn(io, flags.quiet), seams, (io) => compile(io, file, flags));
 }
 
 async function compile(io: Io, file: string, flags: CompileFlags): Promise<number> {

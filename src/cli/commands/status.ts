@@ -8,11 +8,12 @@ import { table } from '../../report/table.js';
 import { isoText as iso } from '../../logs/since.js';
 import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
-export function statusCommand(io: Io, flags: { json?: boolean }, seams: KernelSeams & { kernel?: LinuxKernel } = {}): Promise<number> {
-  return withStages(io, stagesOn(io), seams, (io) => showStatus(io, flags, seams));
+/** `quiet`: the first line alone (active or inactive) and no stage lines. */
+export function statusCommand(io: Io, flags: { json?: boolean; quiet?: boolean }, seams: KernelSeams & { kernel?: LinuxKernel } = {}): Promise<number> {
+  return withStages(io, stagesOn(io, flags.quiet), seams, (io) => showStatus(io, flags, seams));
 }
 
-async function showStatus(io: Io, flags: { json?: boolean }, seams: KernelSeams & { kernel?: LinuxKernel }): Promise<number> {
+async function showStatus(io: Io, flags: { json?: boolean; quiet?: boolean }, seams: KernelSeams & { kernel?: LinuxKernel }): Promise<number> {
   needRoot('status', seams);
   const ctx = lifecycleCtx(io, seams);
   try {
@@ -96,7 +97,7 @@ async function showStatus(io: Io, flags: { json?: boolean }, seams: KernelSeams 
         ).trimEnd(),
       );
     }
-    io.stdout(out.join('\n') + '\n');
+    io.stdout((flags.quiet ? out.slice(0, 1) : out).join('\n') + '\n');
     return 0;
   } catch (e) {
     return lifecycleFailure(io, e, undefined, flags.json ? 'status' : undefined);
