@@ -48,6 +48,17 @@ describe('readNftLive', () => {
   test('normalizeElements merges spellings of one interval', () => {
     expect(normalizeElements(['192.0.2.0-192.0.2.255', '192.0.2.0/24'])).toEqual(['192.0.2.0/24']);
   });
+
+  test('normalizeElements sorts by family, then by first address (not by text)', () => {
+    expect(normalizeElements(['2001:db8::10', '198.51.100.7', '2001:db8::9', '192.0.2.200', '192.0.2.0/25', '10.0.0.0-10.0.0.2'])).toEqual([
+      '10.0.0.0-10.0.0.2',
+      '192.0.2.0/25',
+      '192.0.2.200',
+      '198.51.100.7',
+      '2001:db8::9',
+      '2001:db8::10',
+    ]);
+  });
 });
 
 describe('diff', () => {

@@ -104,19 +104,22 @@ export function elementText(e: Json): string {
  * kept as written. Makes `192.0.2.0/24` from the kernel equal the emitter's.
  */
 export function normalizeElements(xs: readonly string[]): string[] {
-  const out = xs.map((x) => {
+  // Each element parsed once: a sort that parsed both sides of every comparison made a
+  // 1,000,000-element listing cost seconds more than nft's own listing (BENCHMARKS "Growth with N").
+  const keyed = new Map<string, { family: string; lo: bigint } | undefined>();
+  for (const x of xs) {
     const d = parseDest(x);
-    return d.kind === 'addr' ? formatInterval(d.family, { lo: d.lo, hi: d.hi }) : x;
-  });
-  return [...new Set(out)].sort(compareElements);
+    const text = d.kind === 'addr' ? formatInterval(d.family, { lo: d.lo, hi: d.hi }) : x;
+    if (!keyed.has(text)) keyed.set(text, d.kind === 'addr' ? { family: d.family, lo: d.lo } : undefined);
+  }
+  return [...keyed].sort(compareElements).map(([text]) => text);
 }
 
-function compareElements(a: string, b: string): number {
-  const da = parseDest(a);
-  const db = parseDest(b);
-  if (da.kind === 'addr' && db.kind === 'addr') {
-    if (da.family !== db.family) return da.family < db.family ? -1 : 1;
-    return da.lo < db.lo ? -1 : da.lo > db.lo ? 1 : 0;
+/** Addresses by family, then by their first address; anything else by its text. */
+function compareElements([a, ka]: [string, { family: string; lo: bigint } | undefined], [b, kb]: [string, { family: string; lo: bigint } | undefined]): number {
+  if (ka && kb) {
+    if (ka.family !== kb.family) return ka.family < kb.family ? -1 : 1;
+    return ka.lo < kb.lo ? -1 : ka.lo > kb.lo ? 1 : 0;
   }
   return a < b ? -1 : a > b ? 1 : 0;
 }
