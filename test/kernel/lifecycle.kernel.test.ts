@@ -191,6 +191,10 @@ kernelDescribe('life cycle (kernel)', () => {
     expect(again.stderr).toMatch(/nothing to confirm/);
     const json = await lc.egress(['confirm', '--json']);
     expect(envelope(json.stdout, 'confirm', json.code)).toMatchObject({ ok: false, result: null, diagnostics: [{ code: 'failed', message: expect.stringMatching(/nothing to confirm/) }] });
+    // And a confirm in --json: what it kept, and that no boot restore is on here.
+    await ok(lc, ['apply', '--confirm', '3600', lc.p1]);
+    const kept = await ok(lc, ['confirm', '--json']);
+    expect(resultOf(kept.stdout, 'confirm', 0)).toMatchObject({ confirmed: { policyFile: lc.p1, backend: 'nft' }, restoredAtBoot: false });
   }, 60_000);
 
   test('a corrupted or missing state directory gives a clear error and never a wrong rollback', async () => {
