@@ -21,16 +21,13 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { flag, opt, quantile } from './cli-args.mjs';
+import { flag, manyPolicy, opt, quantile, requireRoot } from './cli-args.mjs';
 
 const SIZES = String(opt('sizes', '1000,10000,100000')).split(',').map(Number);
 const ROUNDS = Number(opt('rounds', 3));
 const json = flag('json');
 const BIN = fileURLToPath(new URL('../bin/egress.js', import.meta.url));
-if (process.getuid?.() !== 0) {
-  process.stderr.write('bench/apply.mjs needs root (a network namespace)\n');
-  process.exit(1);
-}
+requireRoot('apply.mjs');
 if (spawnSync('/usr/bin/time', ['-f', '%e', 'true']).status !== 0) {
   process.stderr.write('bench/apply.mjs needs /usr/bin/time (Debian package "time")\n');
   process.exit(1);
@@ -41,16 +38,7 @@ const address = (k) => {
   const j = k >>> 1;
   return k % 2 === 0 ? `10.${(j >>> 15) & 255}.${(j >>> 7) & 255}.${(j & 127) * 2}` : `2001:db8:${(j >>> 16).toString(16)}:${(j & 0xffff).toString(16)}::1`;
 };
-const POLICY = `version: 1
-default: reject
-sets:
-  many: { file: dests.txt }
-allow:
-  - name: many
-    reason: benchmark destinations
-    to: [$many]
-    ports: [tcp/443]
-`;
+const POLICY = manyPolicy(['tcp/443']);
 
 /** Run `args` under /usr/bin/time in namespace `ns` (or outside it); wall s, CPU s, peak RSS MiB. */
 function timed(dir, ns, args, ok = [0]) {

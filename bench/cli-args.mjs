@@ -1,6 +1,7 @@
-// What the benchmarks that time whole egress builds share (startup.mjs, status.mjs):
-// the repository root, `--name VALUE` options, the `--bin [LABEL=]PATH` builds to
-// compare (default bin/egress.js), and quantiles of a sample.
+// What the benchmarks that time whole egress builds share (startup.mjs, status.mjs,
+// apply.mjs): the repository root, `--name VALUE` options, the `--bin [LABEL=]PATH`
+// builds to compare (default bin/egress.js), quantiles of a sample, the root check,
+// and the policy of one rule over a big `{ file: dests.txt }` set.
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,3 +33,24 @@ export const quantile = (xs, q) => {
   const lo = Math.floor(i);
   return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo);
 };
+
+/** Exit 1 saying so unless this runs as root (the benchmarks make network namespaces). */
+export function requireRoot(script) {
+  if (process.getuid?.() === 0) return;
+  process.stderr.write(`bench/${script} needs root (a network namespace)\n`);
+  process.exit(1);
+}
+
+/** A policy whose rule "many" allows the destinations of dests.txt on `ports`, then `extra` (more rules, YAML list items). */
+export function manyPolicy(ports, extra = '') {
+  return `version: 1
+default: reject
+sets:
+  many: { file: dests.txt }
+allow:
+  - name: many
+    reason: benchmark destinations
+    to: [$many]
+    ports: [${ports.join(', ')}]
+${extra}`;
+}

@@ -19,7 +19,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { builds, flag, opt, quantile } from './cli-args.mjs';
+import { builds, flag, manyPolicy, opt, quantile, requireRoot } from './cli-args.mjs';
 
 const SIZE = Number(opt('size', 100_000));
 const RUNS = Number(opt('runs', 7));
@@ -27,27 +27,15 @@ const BACKEND = opt('backend', 'nft');
 const json = flag('json');
 const COMMANDS = String(opt('commands', 'status,status --json')).split(',').map((c) => c.trim().split(/\s+/));
 const entries = builds();
-if (process.getuid?.() !== 0) {
-  process.stderr.write('bench/status.mjs needs root (a network namespace)\n');
-  process.exit(1);
-}
+requireRoot('status.mjs');
 
 /** Destination k: 2001:db8:H:L::1 with k = H·65536 + L (as src/bench/kernel.ts benchAddress). */
 const address = (k) => `2001:db8:${(k >>> 16).toString(16)}:${(k & 0xffff).toString(16)}::1`;
-const POLICY = `version: 1
-default: reject
-sets:
-  many: { file: dests.txt }
-allow:
-  - name: many
-    reason: benchmark destinations
-    to: [$many]
-    ports: [tcp/443, udp/53]
-  - name: web
+const POLICY = manyPolicy(['tcp/443', 'udp/53'], `  - name: web
     reason: one small rule beside it
     to: [192.0.2.80]
     ports: [tcp/443]
-`;
+`);
 
 const ns = `egst-${process.pid}`;
 const dir = mkdtempSync(join(tmpdir(), 'egress-status-bench-'));

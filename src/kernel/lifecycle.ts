@@ -549,7 +549,6 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
   });
 }
 
-/** Whether `d` is what the state says is live and the kernel holds exactly that (the same policy file and text, backend and ruleset). */
 /**
  * Whether `d` compiles to exactly the ruleset text egress last applied, and
  * the kernel still holds it as it did then (its listing has the fingerprint
@@ -561,6 +560,7 @@ function unchangedRuleset(live: Snapshot | undefined, d: Desired, kernel: LiveRu
   return live?.kind === 'ruleset' && live.backend === d.backend && live.rulesetHash === sha(d.artifact.text) && !!live.fingerprint && liveFingerprint(kernel) === live.fingerprint;
 }
 
+/** Whether `d` is what the state says is live and the kernel holds exactly that (the same policy file and text, backend and ruleset). */
 function sameAsLive(live: Snapshot | undefined, d: Desired, nextFingerprint: string, kernelFingerprint: string): boolean {
   return (
     live?.kind === 'ruleset' &&

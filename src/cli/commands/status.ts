@@ -1,5 +1,4 @@
 /** `egress status [--json]`: what is live, from the state directory and the kernel's counters. */
-import type { LinuxKernel } from '../../kernel/backend.js';
 import { readStatus, type RuleView, type Status } from '../../kernel/status.js';
 import type { Io } from '../io.js';
 import { writeResult } from '../envelope.js';
@@ -9,11 +8,11 @@ import { isoText as iso } from '../../logs/since.js';
 import { lifecycleCtx, lifecycleFailure, needRoot, type KernelSeams } from '../kernel-flags.js';
 
 /** `quiet`: the first line alone (active or inactive) and no stage lines. */
-export function statusCommand(io: Io, flags: { json?: boolean; quiet?: boolean }, seams: KernelSeams & { kernel?: LinuxKernel } = {}): Promise<number> {
+export function statusCommand(io: Io, flags: { json?: boolean; quiet?: boolean }, seams: KernelSeams = {}): Promise<number> {
   return withStages(io, stagesOn(io, flags.quiet), seams, (io) => showStatus(io, flags, seams));
 }
 
-async function showStatus(io: Io, flags: { json?: boolean; quiet?: boolean }, seams: KernelSeams & { kernel?: LinuxKernel }): Promise<number> {
+async function showStatus(io: Io, flags: { json?: boolean; quiet?: boolean }, seams: KernelSeams): Promise<number> {
   needRoot('status', seams);
   const ctx = lifecycleCtx(io, seams);
   try {
