@@ -11,22 +11,25 @@
 //   plan            egress plan of the same policy (nothing to change)
 //   apply again     egress apply of the same policy (nothing to change)
 //   status          egress status
+//   plan changed    egress plan of the policy with one more port (exit 3: changes pending)
 // measured with /usr/bin/time: wall, CPU (user + system, children included)
 // and peak RSS. Ratios are against the floor measured in the same round.
 // Needs root and a build (npm run build). Results: BENCHMARKS.md, "Growth with N".
 //
-//   node bench/apply.mjs [--sizes 1000,10000,100000] [--rounds 3] [--json]
+//   node bench/apply.mjs [--sizes 1000,10000,100000] [--rounds 3] [--bin [LABEL=]PATH ...] [--json]
+//
+// With several --bin builds (e.g. a copy of an earlier commit, built), each
+// runs every egress step in its own namespace in the same round.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { flag, manyPolicy, opt, quantile, requireRoot } from './cli-args.mjs';
+import { builds, flag, manyPolicy, opt, quantile, requireRoot } from './cli-args.mjs';
 
 const SIZES = String(opt('sizes', '1000,10000,100000')).split(',').map(Number);
 const ROUNDS = Number(opt('rounds', 3));
 const json = flag('json');
-const BIN = fileURLToPath(new URL('../bin/egress.js', import.meta.url));
+const BUILDS = builds();
 requireRoot('apply.mjs');
 if (spawnSync('/usr/bin/time', ['-f', '%e', 'true']).status !== 0) {
   process.stderr.write('bench/apply.mjs needs /usr/bin/time (Debian package "time")\n');
@@ -39,6 +42,7 @@ const address = (k) => {
   return k % 2 === 0 ? `10.${(j >>> 15) & 255}.${(j >>> 7) & 255}.${(j & 127) * 2}` : `2001:db8:${(j >>> 16).toString(16)}:${(j & 0xffff).toString(16)}::1`;
 };
 const POLICY = manyPolicy(['tcp/443']);
+const CHANGED = manyPolicy(['tcp/443', 'tcp/80']);
 
 /** Run `args` under /usr/bin/time in namespace `ns` (or outside it); wall s, CPU s, peak RSS MiB. */
 function timed(dir, ns, args, ok = [0]) {
@@ -50,34 +54,43 @@ function timed(dir, ns, args, ok = [0]) {
   return { wall, cpu: user + sys, rss: rssKb / 1024, stdout: r.stdout };
 }
 
-const STEPS = ['nft -f', 'compile', 'apply', 'plan', 'apply again', 'status'];
+const EGRESS_STEPS = ['compile', 'apply', 'plan', 'apply again', 'status', 'plan changed'];
+const label = (b, step) => (BUILDS.length > 1 ? `${b.label}: ${step}` : step);
+const STEPS = ['nft -f', ...BUILDS.flatMap((b) => EGRESS_STEPS.map((s) => label(b, s)))];
 const rows = [];
 const dir = mkdtempSync(join(tmpdir(), 'egress-apply-bench-'));
 try {
   writeFileSync(join(dir, 'policy.yaml'), POLICY);
+  writeFileSync(join(dir, 'changed.yaml'), CHANGED);
   for (const n of SIZES) {
     writeFileSync(join(dir, 'dests.txt'), Array.from({ length: n }, (_, k) => address(k)).join('\n') + '\n');
     const samples = new Map(STEPS.map((s) => [s, []]));
     for (let round = 0; round < ROUNDS; round++) {
-      const c = timed(dir, undefined, [process.execPath, BIN, 'compile', '--target', 'nft', 'policy.yaml']);
-      samples.get('compile').push(c);
-      writeFileSync(join(dir, 'ruleset.nft'), c.stdout);
-      for (const which of ['floor', 'egress']) {
-        const ns = `egap-${process.pid}-${which}`;
-        if (spawnSync('ip', ['netns', 'add', ns]).status !== 0) throw new Error(`ip netns add ${ns} failed`);
-        try {
-          if (which === 'floor') samples.get('nft -f').push(timed(dir, ns, ['nft', '-f', 'ruleset.nft']));
-          else {
-            rmSync(join(dir, `state-${ns}`), { recursive: true, force: true });
-            mkdirSync(join(dir, `state-${ns}`), { mode: 0o700 });
-            samples.get('apply').push(timed(dir, ns, [process.execPath, BIN, 'apply', '--backend', 'nft', 'policy.yaml']));
-            samples.get('plan').push(timed(dir, ns, [process.execPath, BIN, 'plan', '--backend', 'nft', 'policy.yaml']));
-            samples.get('apply again').push(timed(dir, ns, [process.execPath, BIN, 'apply', '--backend', 'nft', 'policy.yaml']));
-            samples.get('status').push(timed(dir, ns, [process.execPath, BIN, 'status']));
+      // The builds take turns going first, so neither always runs on a warmer cache.
+      const order = BUILDS.map((_, i) => BUILDS[(i + round) % BUILDS.length]);
+      for (const [i, b] of order.entries()) {
+        const egress = [process.execPath, b.path];
+        const c = timed(dir, undefined, [...egress, 'compile', '--target', 'nft', 'policy.yaml']);
+        samples.get(label(b, 'compile')).push(c);
+        for (const which of i === 0 ? ['floor', 'egress'] : ['egress']) {
+          const ns = `egap-${process.pid}-${which}`;
+          if (which === 'floor') writeFileSync(join(dir, 'ruleset.nft'), c.stdout);
+          if (spawnSync('ip', ['netns', 'add', ns]).status !== 0) throw new Error(`ip netns add ${ns} failed`);
+          try {
+            if (which === 'floor') samples.get('nft -f').push(timed(dir, ns, ['nft', '-f', 'ruleset.nft']));
+            else {
+              rmSync(join(dir, `state-${ns}`), { recursive: true, force: true });
+              mkdirSync(join(dir, `state-${ns}`), { mode: 0o700 });
+              samples.get(label(b, 'apply')).push(timed(dir, ns, [...egress, 'apply', '--backend', 'nft', 'policy.yaml']));
+              samples.get(label(b, 'plan')).push(timed(dir, ns, [...egress, 'plan', '--backend', 'nft', 'policy.yaml']));
+              samples.get(label(b, 'apply again')).push(timed(dir, ns, [...egress, 'apply', '--backend', 'nft', 'policy.yaml']));
+              samples.get(label(b, 'status')).push(timed(dir, ns, [...egress, 'status']));
+              samples.get(label(b, 'plan changed')).push(timed(dir, ns, [...egress, 'plan', '--backend', 'nft', 'changed.yaml'], [3]));
+            }
+          } finally {
+            spawnSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'egress']);
+            spawnSync('ip', ['netns', 'del', ns]);
           }
-        } finally {
-          spawnSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'egress']);
-          spawnSync('ip', ['netns', 'del', ns]);
         }
       }
       process.stderr.write(`bench: N=${n} round ${round + 1}/${ROUNDS}\n`);

@@ -196,8 +196,7 @@ describe('plan, apply and status (in-memory kernel)', () => {
     expect(await planCommand(io, 'policy.yaml', { backend: 'nft' }, w.seams)).toBe(3);
     expect(stagesOf(io.err)).toEqual([
       ...LOADING,
-      'reading the live ruleset (nft list table inet egress)',
-      'listing the new ruleset in a scratch namespace (nft -f)',
+      'reading the live ruleset, the new one in a scratch netns (nft -f)',
       'comparing',
       'reading what egress has live in iptables (iptables-save)',
     ]);
@@ -228,8 +227,7 @@ describe('plan, apply and status (in-memory kernel)', () => {
         "taking the state directory's lock",
         'reading the live ruleset (nft list table inet egress)',
         'reading what egress has live in iptables (iptables-save)',
-        'checking with nft -c',
-        'listing the new ruleset in a scratch namespace (nft -f)',
+        'checking with nft -c, listing in a scratch namespace (nft -f)',
         'comparing',
         'loading with nft -f',
         'verifying the loaded ruleset (nft list table inet egress)',

@@ -401,7 +401,6 @@ export interface ApplyResult {
 /** Compare a desired ruleset with what is live. Read-only (the scratch namespace aside). */
 export async function planAgainstLive(ctx: Ctx, d: Desired): Promise<Plan> {
   const k = kernelOf(ctx);
-  const cur = await readLiveStaged(ctx, k, d.backend);
   let liveSettings = {};
   let liveState: Snapshot | undefined;
   try {
@@ -410,13 +409,27 @@ export async function planAgainstLive(ctx: Ctx, d: Desired): Promise<Plan> {
   } catch {
     /* a corrupted state file does not keep plan from comparing with the kernel */
   }
-  const want = unchangedRuleset(liveState, d, cur.live) ? cur.live : await canonicalStaged(ctx, k, d);
+  // Unless the policy compiles to the text egress last applied, the live listing cannot stand in for the scratch
+  // namespace's: list the new ruleset there while the live one is read (two processes, so two cores at 100k).
+  const t = TOOL[d.backend];
+  const same = sameText(liveState, d);
+  ctx.stage?.(same ? `reading the live ruleset (${t.list})` : `reading the live ruleset, the new one in a scratch netns (${t.load})`);
+  const [cur, listed] = await both(k.readLive(d.backend), same ? undefined : k.canonical(d.backend, d.artifact));
+  const want = listed ?? (unchangedRuleset(liveState, d, cur.live) ? cur.live : await canonicalStaged(ctx, k, d));
   ctx.stage?.('comparing');
   const plan = diff(cur.live, want, liveSettings, { mode: d.ir.mode, default: d.ir.default });
   const ob = otherBackend(d.backend);
   const other = k.installed(ob) ? await readLiveStaged(ctx, k, ob, `reading what egress has live in ${ob}`) : undefined;
   if (other?.live.present) plan.objects.push({ op: 'remove', kind: 'backend', name: ob });
   return plan;
+}
+
+/** Wait for both (`b` may be absent), so neither is left running; then the first failure, in order, is thrown. */
+async function both<A, B>(a: Promise<A>, b: Promise<B> | undefined): Promise<[A, B | undefined]> {
+  const [x, y] = await Promise.allSettled([a, b]);
+  if (x.status === 'rejected') throw x.reason;
+  if (y.status === 'rejected') throw y.reason;
+  return [x.value, y.value];
 }
 
 export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Promise<ApplyResult> {
@@ -447,15 +460,20 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
     // and unless something else is to change (a reload, a pending apply, the other backend, another policy file) nothing is loaded.
     const unchanged = unchangedRuleset(liveState, d, cur.live);
     const noop = unchanged && !opts.reload && !pending && !other?.live.present && liveState?.kind === 'ruleset' && liveState.policyFile === d.policyFile && liveState.policyHash === d.policyHash;
+    let want = cur.live;
     if (!noop) {
-      ctx.stage?.(`checking with ${TOOL[d.backend].check}`);
-      const checked = await k.checkLoad(d.backend, d.artifact, cur);
-      if (checked) {
-        history(ctx, 'apply', { ...d, mode: d.ir.mode }, 'failed', checked.message);
-        throw new LifecycleError(checked.message, checked);
+      // The check against the live table and the scratch namespace's listing are separate processes: run them side by side.
+      const t = TOOL[d.backend];
+      ctx.stage?.(unchanged ? `checking with ${t.check}` : `checking with ${t.check}, listing in a scratch namespace (${t.load})`);
+      const [checked, listed] = await Promise.allSettled([k.checkLoad(d.backend, d.artifact, cur), unchanged ? undefined : k.canonical(d.backend, d.artifact)]);
+      if (checked.status === 'rejected') throw checked.reason;
+      if (checked.value) {
+        history(ctx, 'apply', { ...d, mode: d.ir.mode }, 'failed', checked.value.message);
+        throw new LifecycleError(checked.value.message, checked.value);
       }
+      if (listed.status === 'rejected') throw listed.reason;
+      if (listed.value) want = listed.value;
     }
-    const want = unchanged ? cur.live : await canonicalStaged(ctx, k, d);
     ctx.stage?.('comparing');
     const plan = diff(cur.live, want, liveState?.kind === 'ruleset' && liveState.backend === d.backend ? { mode: liveState.mode, default: liveState.default } : {}, {
       mode: d.ir.mode,
@@ -557,7 +575,12 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
  * 100,000 destinations most of their time: BENCHMARKS.md, "Unchanged plan").
  */
 function unchangedRuleset(live: Snapshot | undefined, d: Desired, kernel: LiveRuleset): boolean {
-  return live?.kind === 'ruleset' && live.backend === d.backend && live.rulesetHash === sha(d.artifact.text) && !!live.fingerprint && liveFingerprint(kernel) === live.fingerprint;
+  return live?.kind === 'ruleset' && sameText(live, d) && !!live.fingerprint && liveFingerprint(kernel) === live.fingerprint;
+}
+
+/** Whether `d` compiles to exactly the ruleset text egress last applied on its backend (what the live table then holds is another question). */
+function sameText(live: Snapshot | undefined, d: Desired): boolean {
+  return live?.kind === 'ruleset' && live.backend === d.backend && live.rulesetHash === sha(d.artifact.text);
 }
 
 /** Whether `d` is what the state says is live and the kernel holds exactly that (the same policy file and text, backend and ruleset). */

@@ -22,7 +22,7 @@ export async function readNft(w: Where): Promise<LiveRuleset> {
     if (/No such file or directory/.test(j.stderr)) return readNftLive(undefined);
     throw new KernelError(`cannot list table ${NFT_TABLE}: ${j.stderr.trim() || `nft exited ${j.code}`}`, j.stderr);
   }
-  const t = await runIn(w, ['nft', '-a', 'list', 'table', 'inet', 'egress']);
+  const t = await runIn(w, ['nft', '-a', '-t', 'list', 'table', 'inet', 'egress']);
   return readNftLive(j.stdout, t.code === 0 ? t.stdout : undefined);
 }
 

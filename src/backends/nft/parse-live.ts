@@ -1,5 +1,5 @@
 /**
- * `nft -j list table inet egress` (plus, for readable rule text, `nft -a list
+ * `nft -j list table inet egress` (plus, for readable rule text, `nft -a -t list
  * table inet egress`) → LiveRuleset. Pure: kernel/nft.ts runs the commands.
  *
  * A rule's key is its expression list as JSON with the packet and byte
