@@ -7,21 +7,23 @@
 // src/bench/kernel.ts and BENCHMARKS.md (section "Kernel").
 //
 //   node bench/kernel.mjs [--sizes 1000,10000,100000] [--rounds 9] [--seconds 1]
-//                         [--generator c|node] [--targets all|last] [--hash-experiment] [--json]
+//                         [--generator c|node] [--targets all|last] [--experiments a,b] [--no-iptables] [--json]
 //
 // --generator c (the default when `cc` exists): bench/loadgen.c, compiled
 // with `cc -O2` into a temporary directory at start; node: the node generator
 // (src/bench/load-guest.ts), kept for comparison.
-// --hash-experiment adds nft-interval: egress's ruleset with its single-address
-// sets made interval sets again (as egress emitted them before), to show what
-// the hash sets buy per packet.
+// --experiments adds edited forms of egress's nft ruleset, measured beside it
+// (EXPERIMENTS in src/bench/kernel.ts): nft-interval (single addresses in
+// interval sets, as egress emitted them before), nft-nocounters, nft-sized,
+// floor (a hand-written minimal ruleset). --hash-experiment = --experiments
+// nft-interval. --no-iptables leaves out the iptables chain (slow to load at 100k).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT } from './cli-args.mjs';
-import { benchMarkdown, DEFAULT_BENCH, runKernelBench } from '../dist/bench/kernel.js';
+import { benchMarkdown, DEFAULT_BENCH, EXPERIMENTS, runKernelBench } from '../dist/bench/kernel.js';
 
 const { values } = parseArgs({
   options: {
@@ -32,6 +34,8 @@ const { values } = parseArgs({
     targets: { type: 'string' },
     json: { type: 'boolean' },
     'hash-experiment': { type: 'boolean' },
+    experiments: { type: 'string' },
+    'no-iptables': { type: 'boolean' },
   },
 });
 const fail = (msg) => {
@@ -41,6 +45,8 @@ const fail = (msg) => {
 if (values.generator !== undefined && !['c', 'node'].includes(values.generator)) fail(`--generator is c or node, not "${values.generator}"`);
 if (values.targets !== undefined && !['all', 'last'].includes(values.targets)) fail(`--targets is all or last, not "${values.targets}"`);
 if (values.targets !== undefined && values.generator === 'node') fail('--targets applies to the C generator only (the node one loads the last destination)');
+const experiments = [...new Set([...(values['hash-experiment'] ? ['nft-interval'] : []), ...(values.experiments ? values.experiments.split(',') : [])])];
+for (const e of experiments) if (!(e in EXPERIMENTS)) fail(`no experiment "${e}": ${Object.keys(EXPERIMENTS).join(', ')}`);
 if (process.getuid?.() !== 0) fail('needs root (network namespaces)');
 
 const haveCc = spawnSync('cc', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -64,7 +70,8 @@ const opts = {
   sizes: values.sizes ? values.sizes.split(',').map(Number) : DEFAULT_BENCH.sizes,
   rounds: values.rounds ? Number(values.rounds) : DEFAULT_BENCH.rounds,
   durationMs: values.seconds ? Math.round(Number(values.seconds) * 1000) : DEFAULT_BENCH.durationMs,
-  hashExperiment: !!values['hash-experiment'],
+  experiments,
+  iptables: !values['no-iptables'],
   generator,
   targets: values.targets ?? DEFAULT_BENCH.targets,
   progress: (l) => process.stderr.write(`bench: ${l}\n`),

@@ -59,7 +59,10 @@ export interface BenchOptions {
   udpConcurrency: number;
   execer?: Execer;
   progress?: (line: string) => void;
-  hashExperiment?: boolean;
+  /** Edits of egress's nft ruleset measured beside it (EXPERIMENTS): what a change to the emitted form would buy. */
+  experiments?: ExperimentName[];
+  /** Measure egress's iptables output too (its 100k load alone takes seconds). */
+  iptables?: boolean;
   /** Which load generator: the compiled C program (its path), or the node one. */
   generator: LoadGenerator;
   /** C generator: load to every destination (a stride through all N), or only to the one that sorts last. */
@@ -72,12 +75,38 @@ export const DEFAULT_BENCH: BenchOptions = { sizes: [1000, 10_000, 100_000], rou
 
 /** none: no firewall; conntrack: only `ct state established,related accept` (what any stateful firewall costs). */
 /**
- * nft-interval (only with `hashExperiment`): the nft ruleset with `flags
- * interval` put back on its single-address sets (`…_addr`), so the kernel
- * builds an interval tree for them, as egress emitted them before it put
- * single addresses in hash sets: what that change bought.
+ * Experiments: egress's nft ruleset for the bench policy, edited, loaded in a
+ * host of its own and measured in the same rounds. Each says what one change
+ * to the emitted form would buy (or what an earlier form cost); none is what
+ * egress emits. `dests` are the N destinations.
  */
-type Variant = 'none' | 'conntrack' | LinuxTarget | 'nft-interval';
+export const EXPERIMENTS = {
+  /** `flags interval` put back on the single-address sets (`…_addr`): the kernel builds an interval tree for them, as egress emitted them before it put single addresses in hash sets. */
+  'nft-interval': (t: string) => t.replace(/(\tset \S+_addr \{\n\t\ttype ipv[46]_addr\n)/g, '$1\t\tflags interval\n'),
+  /** No counters at all: every `counter name "…"` statement taken out of the rules. */
+  'nft-nocounters': (t: string) => t.replace(/ counter name "[^"]*"/g, ''),
+  /** The single-address sets with a declared `size`, which lets the kernel pick its fixed-size hash instead of the resizable one. */
+  'nft-sized': (t: string, dests: string[]) => t.replace(/(\tset \S+_addr \{\n\t\ttype ipv[46]_addr\n)/g, `$1\t\tsize ${Math.max(dests.length, 1)}\n`),
+  /** Hand-written: a plain hash set of the N addresses, loopback and established accepted, one rule per port, reject: what a minimal ruleset with the same meaning costs. */
+  floor: (_t: string, dests: string[]) =>
+    [
+      'table inet egressfloor {',
+      `\tset a6 { type ipv6_addr; elements = { ${dests.join(', ')} } }`,
+      '\tchain output {',
+      '\t\ttype filter hook output priority filter; policy accept;',
+      '\t\toif "lo" accept',
+      '\t\tct state established,related accept',
+      '\t\tip6 daddr @a6 tcp dport 443 accept',
+      '\t\tip6 daddr @a6 udp dport 53 accept',
+      '\t\treject',
+      '\t}',
+      '}',
+      '',
+    ].join('\n'),
+} satisfies Record<string, (text: string, dests: string[]) => string>;
+export type ExperimentName = keyof typeof EXPERIMENTS;
+
+type Variant = 'none' | 'conntrack' | LinuxTarget | ExperimentName;
 
 const CONNTRACK_ONLY = 'table inet egressbench_ct {\n  chain output { type filter hook output priority filter; policy accept; ct state established,related accept; }\n}\n';
 
@@ -249,7 +278,7 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
   const x = o.execer ?? realExecer();
   const say = o.progress ?? (() => {});
   const rows: BenchRow[] = [];
-  const VARIANTS: Variant[] = ['none', 'conntrack', 'nft', ...(o.hashExperiment ? (['nft-interval'] as const) : []), 'iptables'];
+  const VARIANTS: Variant[] = ['none', 'conntrack', 'nft', ...(o.experiments ?? []), ...(o.iptables === false ? [] : (['iptables'] as const))];
   const world = await World.create(x);
   let stopSinks = async () => {};
   try {
@@ -271,10 +300,10 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
             await mustRun({ execer: x, netns: host.ns }, ['nft', '-f', '-'], CONNTRACK_ONLY);
             continue;
           }
-          const target: LinuxTarget = v === 'nft-interval' ? 'nft' : v;
+          const target: LinuxTarget = v === 'iptables' ? 'iptables' : 'nft';
           say(`N=${n}: loading ${v}`);
-          // nft-interval: the same ruleset with its single addresses in interval sets, as egress emitted them before.
-          const edit = v === 'nft-interval' ? (t: string) => t.replace(/(\tset \S+_addr \{\n\t\ttype ipv[46]_addr\n)/g, '$1\t\tflags interval\n') : undefined;
+          const experiment = v in EXPERIMENTS ? EXPERIMENTS[v as ExperimentName] : undefined;
+          const edit = experiment ? (t: string) => experiment(t, dests) : undefined;
           const { compileMs, loadMs } = await compileAndLoad(x, host.ns, ir, target, frontMs, edit);
           meta.set(v, { compileMs, loadMs });
         }
@@ -341,14 +370,13 @@ export async function runKernelBench(opts: Partial<BenchOptions> = {}): Promise<
   return rows;
 }
 
-/** With nft-interval: what the hash set saves against the interval set, per round (1/rate(nft-interval) − 1/rate(nft), the same round), at each N. */
-function hashSavings(rows: BenchRow[]): string[] {
+/** Each experiment against egress's ruleset, per round (1/rate(nft) − 1/rate(experiment), the same round), at each N: what it would save (negative: cost). */
+function experimentSavings(rows: BenchRow[]): string[] {
   const ns = (d: { median: number; iqr: [number, number] }) => `${Math.round(d.median)} ns (IQR ${Math.round(d.iqr[0])}…${Math.round(d.iqr[1])})`;
-  return [...new Set(rows.map((r) => r.n))].flatMap((n) => {
-    const hash = rows.find((r) => r.n === n && r.variant === 'nft');
-    const interval = rows.find((r) => r.n === n && r.variant === 'nft-interval');
-    if (!hash || !interval) return [];
-    return [`N=${n.toLocaleString('en-US')}: the hash set (egress now) instead of the interval set (before) saves ${ns(roundExtraNs(interval.udpSamples, hash.udpSamples))} per datagram, ${ns(roundExtraNs(interval.tcpSamples, hash.tcpSamples))} per setup`];
+  return rows.flatMap((r) => {
+    const nft = rows.find((q) => q.n === r.n && q.variant === 'nft');
+    if (!nft || !(r.variant in EXPERIMENTS)) return [];
+    return [`N=${r.n.toLocaleString('en-US')}: ${r.variant} against egress's ruleset saves ${ns(roundExtraNs(nft.udpSamples, r.udpSamples))} per datagram, ${ns(roundExtraNs(nft.tcpSamples, r.tcpSamples))} per setup`];
   });
 }
 
@@ -373,7 +401,7 @@ export function benchMarkdown(rows: BenchRow[], o: Partial<BenchOptions> = {}): 
       .filter((r) => r.variant === 'none')
       .map((r) => `N=${r.n}: ${f0(r.tcpCpuNs)}${r.tcpUserNs === undefined ? '' : ` (${f0(r.tcpUserNs)})`} ns/setup, ${f0(r.udpCpuNs)}${r.udpUserNs === undefined ? '' : ` (${f0(r.udpUserNs)})`} ns/datagram`)
       .join('; ')}`,
-    ...hashSavings(rows),
+    ...experimentSavings(rows),
   ];
   return lines.join('\n') + '\n';
 }
