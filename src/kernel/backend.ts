@@ -30,9 +30,14 @@ export function backendInstalled(b: LinuxTarget): boolean {
   return b === 'nft' ? onPath('nft') : onPath('iptables-save') && onPath('ip6tables-save');
 }
 
-export async function readLive(w: Where, b: LinuxTarget): Promise<Live> {
+/** Options of a read: `ruleText: false` leaves out nft's text listing (rules then read as rendered from the JSON; the fingerprint does not depend on it), one nft process fewer. */
+export interface ReadOptions {
+  ruleText?: boolean;
+}
+
+export async function readLive(w: Where, b: LinuxTarget, o: ReadOptions = {}): Promise<Live> {
   if (!backendInstalled(b)) return { live: emptyLive(b) };
-  if (b === 'nft') return { live: await readNft(w) };
+  if (b === 'nft') return { live: await readNft(w, o.ruleText !== false) };
   const r = await readIptables(w);
   return { live: r.live, save: r.save };
 }
@@ -60,7 +65,7 @@ export interface LinuxKernel {
   /** Whether this backend's tools are installed; a missing one reads as "nothing live". */
   installed(b: LinuxTarget): boolean;
   /** What egress owns live. */
-  readLive(b: LinuxTarget): Promise<Live>;
+  readLive(b: LinuxTarget, o?: ReadOptions): Promise<Live>;
   /** Would the kernel take `art` over `cur` now? Changes nothing. */
   checkLoad(b: LinuxTarget, art: Artifact, cur: Live): Promise<LoadFailure | undefined>;
   /** Load `art` over `cur`: one transaction (nft), one per family, IPv6 first (iptables). */
@@ -77,7 +82,7 @@ export interface LinuxKernel {
 export function realKernel(w: Where): LinuxKernel {
   return {
     installed: backendInstalled,
-    readLive: (b) => readLive(w, b),
+    readLive: (b, o) => readLive(w, b, o),
     checkLoad: (b, art, cur) => checkLoad(w, b, art, cur),
     load: (b, art, cur) => load(w, b, art, cur),
     removeOwned: (b, cur) => removeOwned(w, b, cur),

@@ -35,6 +35,8 @@ describe('readNftLive', () => {
     expect(r).toMatchObject({ text: 'ip daddr 192.0.2.1 counter accept comment "web: r"', comment: 'web: r', packets: 7, bytes: 9 });
     expect(r.key).not.toMatch(/handle|"packets"/);
     expect(readNftLive(nftJson([accept('192.0.2.1', 'web: r', 8)])).chains.get('output')![0]!.key).toBe(r.key);
+    // apply verifies a load by the fingerprint of the JSON listing alone (no text listing: one nft process fewer).
+    expect(liveFingerprint(readNftLive(nftJson([accept('192.0.2.1', 'web: r', 7)])))).toBe(liveFingerprint(l));
   });
 
   test.each([

@@ -72,7 +72,9 @@ kernelDescribe('life cycle (kernel)', () => {
     const planned = await lc.egress(['plan', '--backend', b, '--json', lc.p1]);
     // Changes pending: exit 3, and ok (only 1 and 2 are failures).
     expect(envelope(planned.stdout, 'plan', planned.code)).toMatchObject({ ok: true, result: { changes: true, backend: b, table: 'create' } });
-    await ok(lc, ['apply', '--backend', b, lc.p1]);
+    const applied = await ok(lc, ['apply', '--backend', b, lc.p1]);
+    // Verified by the listing's fingerprint alone: the loaded ruleset lists as the scratch namespace listed it.
+    expect(applied.stderr).not.toMatch(/lists the loaded ruleset differently/);
     const r = await lc.egress(['plan', lc.p1]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^no changes/);
