@@ -28,7 +28,7 @@ import { diff, liveFingerprint, planSize } from '../plan/diff.js';
 import type { Plan } from '../plan/types.js';
 import type { LiveRuleset } from '../backends/live.js';
 import type { LinuxTarget } from '../backends/types.js';
-import { otherBackend, realKernel, type LinuxKernel, type Live } from './backend.js';
+import { otherBackend, realKernel, type LinuxKernel, type Live, type ReadOptions } from './backend.js';
 import { armWatchdog, chooseWatchdog, disarmWatchdog, watchdogAlive, type SelfCommand } from './confirm.js';
 import { appendHistory, HISTORY_FILE, REFRESH_UNCHANGED, type HistoryAction, type HistoryOutcome } from './history.js';
 import { sameTable, ensureDnsGroup, forwarderRunning, forwarderRunOf, forwarderSpec, forwarderUpstream, HOLD_MS, startForwarder, stopForwarder } from './forwarder.js';
@@ -74,9 +74,9 @@ const TOOL = {
 } as const;
 
 /** Read what egress owns live for `b`, said as a stage. */
-function readLiveStaged(ctx: Ctx, k: LinuxKernel, b: LinuxTarget, what = 'reading the live ruleset'): Promise<Live> {
+function readLiveStaged(ctx: Ctx, k: LinuxKernel, b: LinuxTarget, what = 'reading the live ruleset', o?: ReadOptions): Promise<Live> {
   ctx.stage?.(`${what} (${TOOL[b].list})`);
-  return k.readLive(b);
+  return k.readLive(b, o);
 }
 
 /** `art` as the kernel lists it (a scratch namespace), said as a stage. */
@@ -414,8 +414,11 @@ export async function planAgainstLive(ctx: Ctx, d: Desired): Promise<Plan> {
   const t = TOOL[d.backend];
   const same = sameText(liveState, d);
   ctx.stage?.(same ? `reading the live ruleset (${t.list})` : `reading the live ruleset, the new one in a scratch netns (${t.load})`);
-  const [cur, listed] = await both(k.readLive(d.backend), same ? undefined : k.canonical(d.backend, d.artifact));
-  const want = listed ?? (unchangedRuleset(liveState, d, cur.live) ? cur.live : await canonicalStaged(ctx, k, d));
+  // The same text: most likely nothing to show, so no rule text (one nft process fewer) unless the table drifted.
+  let [cur, listed] = await both(k.readLive(d.backend, { ruleText: !same }), same ? undefined : k.canonical(d.backend, d.artifact));
+  const unchanged = !listed && unchangedRuleset(liveState, d, cur.live);
+  if (same && !unchanged) cur = await readLiveStaged(ctx, k, d.backend, 'reading the live rules');
+  const want = listed ?? (unchanged ? cur.live : await canonicalStaged(ctx, k, d));
   ctx.stage?.('comparing');
   const plan = diff(cur.live, want, liveSettings, { mode: d.ir.mode, default: d.ir.default });
   const ob = otherBackend(d.backend);
@@ -440,7 +443,9 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
     const warnings: string[] = [];
     const liveState = readState(ctx.stateDir, 'live');
     const pending = readState(ctx.stateDir, 'pending');
-    const cur = await readLiveStaged(ctx, k, d.backend);
+    // The ruleset text egress last applied: most likely nothing to load or show, so no rule text (one nft process fewer).
+    const same = sameText(liveState ?? undefined, d);
+    let cur = await readLiveStaged(ctx, k, d.backend, undefined, { ruleText: !same });
     const ob = otherBackend(d.backend);
     const other = k.installed(ob) ? await readLiveStaged(ctx, k, ob, `reading what egress has live in ${ob}`) : undefined;
     const anyLive = cur.live.present || !!other?.live.present;
@@ -459,6 +464,7 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
     // The ruleset egress applied, live as it was applied: the kernel's listing is the one the scratch namespace would give,
     // and unless something else is to change (a reload, a pending apply, the other backend, another policy file) nothing is loaded.
     const unchanged = unchangedRuleset(liveState, d, cur.live);
+    if (same && !unchanged) cur = await readLiveStaged(ctx, k, d.backend, 'reading the live rules'); // drifted: the plan shows their text
     const noop = unchanged && !opts.reload && !pending && !other?.live.present && liveState?.kind === 'ruleset' && liveState.policyFile === d.policyFile && liveState.policyHash === d.policyHash;
     let want = cur.live;
     if (!noop) {

@@ -105,6 +105,20 @@ kernelDescribe('life cycle (kernel)', () => {
     expect((await lc.egress(['plan', '-q', lc.p2])).stdout).toMatch(/^no changes: /);
   }, 120_000);
 
+  test('nft: a rule added by hand to the applied table is drift: plan and apply show it in nft\'s own words, and apply takes it out', async () => {
+    const lc = await env();
+    await ok(lc, ['apply', '--backend', 'nft', lc.p1]);
+    // The same policy text as applied: plan and apply first read the table without its rule text, and must read it again here.
+    expect((await lc.sh(['nft', 'add', 'rule', 'inet', 'egress', 'output', 'ip', 'daddr', '192.0.2.99', 'accept'])).code).toBe(0);
+    const p = await lc.egress(['plan', lc.p1]);
+    expect(p.code, p.stderr).toBe(3);
+    expect(p.stdout).toMatch(/^-rule +output +ip daddr 192\.0\.2\.99 accept$/m);
+    const a = await ok(lc, ['apply', lc.p1]);
+    expect(a.stderr).toMatch(/changed outside egress/);
+    expect(a.stdout).toMatch(/ip daddr 192\.0\.2\.99 accept/);
+    expect((await lc.sh(['nft', 'list', 'chain', 'inet', 'egress', 'output'])).stdout).not.toMatch(/192\.0\.2\.99/);
+  });
+
   test.each(['nft', 'iptables'] as const)('%s: a foreign nft table and foreign iptables chains stay byte-identical through apply, refresh, rollback and remove', async (b) => {
     const lc = await env();
     await addForeign(lc);
