@@ -87,7 +87,7 @@ export const EXPERIMENTS = {
   'nft-nocounters': (t: string) => t.replace(/ counter name "[^"]*"/g, ''),
   /** The single-address sets with a declared `size`, which lets the kernel pick its fixed-size hash instead of the resizable one. */
   'nft-sized': (t: string, dests: string[]) => t.replace(/(\tset \S+_addr \{\n\t\ttype ipv[46]_addr\n)/g, `$1\t\tsize ${Math.max(dests.length, 1)}\n`),
-  /** Hand-written: a plain hash set of the N addresses, loopback and established accepted, one rule per port, reject: what a minimal ruleset with the same meaning costs. */
+  /** Hand-written: loopback and established accepted, then one rule with egress's own match (a plain hash set of the N addresses, the protocol and port pair), then reject: what a minimal ruleset with the same meaning costs, without egress's counters and other builtins. */
   floor: (_t: string, dests: string[]) =>
     [
       'table inet egressfloor {',
@@ -96,8 +96,7 @@ export const EXPERIMENTS = {
       '\t\ttype filter hook output priority filter; policy accept;',
       '\t\toif "lo" accept',
       '\t\tct state established,related accept',
-      '\t\tip6 daddr @a6 tcp dport 443 accept',
-      '\t\tip6 daddr @a6 udp dport 53 accept',
+      '\t\tip6 daddr @a6 meta l4proto . th dport { tcp . 443, udp . 53 } accept',
       '\t\treject',
       '\t}',
       '}',
