@@ -212,7 +212,7 @@ describe('forwarded events (SPEC §6)', () => {
 });
 
 describe('many destinations, users and rules, read in parts', () => {
-  /** 20,000 events over 300 destinations × 4 services, 5 users (and none), 4 rules in both modes; the same seed every run. */
+  /** 20,000 events over 300 destinations × 4 services, 5 users (and none), 44 rules in both modes; the same seed every run. */
   function many(): { e: LogEvent; isNew: boolean }[] {
     let seed = 11;
     const rand = () => ((seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
@@ -222,7 +222,8 @@ describe('many destinations, users and rules, read in parts', () => {
     return Array.from({ length: 20_000 }, (_, i) => {
       const k = Math.floor(rand() * 300);
       const base = pick([tcp, tcp, udp, icmp, tcp6])!;
-      const rule = pick(['-', '-', 'smtp', 'metadata']);
+      // Mostly four rules; 40 others now and then (a row keeps the first 32 rule numbers as bits, the others in a list).
+      const rule = rand() < 0.9 ? pick(['-', '-', 'smtp', 'metadata']) : `r${Math.floor(rand() * 40)}`;
       const e: LogEvent = {
         ...base,
         dst: base.family === 'ipv6' ? `2001:db8::${k.toString(16)}` : `198.51.100.${k % 250}`,
@@ -252,6 +253,7 @@ describe('many destinations, users and rules, read in parts', () => {
     const got = merged.finish(emptyCounts());
     expect(got.destinationCount).toBeGreaterThan(1000);
     expect(want.destinations.some((x) => x.users.length >= 4 && x.rules.length >= 3)).toBe(true);
+    expect(want.rules.length).toBeGreaterThan(64);
     expect({ ...got, minutes: [...got.minutes] }).toEqual({ ...want, minutes: [...want.minutes] });
     // Every row, not only the top ones.
     expect(JSON.stringify(merged.finish(emptyCounts(), {}, Infinity).destinations)).toBe(JSON.stringify(whole.finish(emptyCounts(), {}, Infinity).destinations));

@@ -9,8 +9,9 @@
  * generation grow to a few times that between full collections (and
  * `stats` with worker threads held it three times over: each worker's, and
  * their clones in the main thread). Here a row is ~60 bytes of columns plus
- * 20 bytes per user and 8 per rule in two pools of linked entries, outside
- * V8's heap, and a worker posts it as a few typed arrays.
+ * 20 bytes per user in a pool of linked entries, outside V8's heap, and a
+ * worker posts it as a few typed arrays. Rules are bits (the first 32; any
+ * others are linked entries too).
  *
  * Rows are numbered in the order they appear; lists are linked through
  * 1-based entry numbers (0 = end), so zeroed arrays need no filling.
@@ -43,12 +44,14 @@ export interface DestTableState {
   /** First entry of the row's users / rules list (0: none). */
   userHead: Int32Array;
   ruleHead: Int32Array;
+  /** The row's rules numbered below 32, as bits (the others are in its rules list). */
+  ruleBits: Int32Array;
   /** Users entries: uid (-1: not logged; -2: forwarded), connections, next entry. */
   users: number;
   uid: Float64Array;
   uidConnections: Float64Array;
   userNext: Int32Array;
-  /** Rules entries: the builder's rule number, next entry. */
+  /** Rules entries (rule numbers from 32): the builder's rule number, next entry. */
   rules: number;
   rule: Int32Array;
   ruleNext: Int32Array;
@@ -87,6 +90,7 @@ export class DestTable {
   last = new Float64Array(64);
   userHead = new Int32Array(64);
   ruleHead = new Int32Array(64);
+  ruleBits = new Int32Array(64);
 
   users = 0;
   uid = new Float64Array(256);
@@ -160,6 +164,10 @@ export class DestTable {
 
   /** Note that rule number `rule` decided a connection of row r. */
   addRule(r: number, rule: number): void {
+    if (rule < 32) {
+      this.ruleBits[r]! |= 1 << rule;
+      return;
+    }
     for (let x = this.ruleHead[r]!; x; x = this.ruleNext[x]!) if (this.rule[x] === rule) return;
     const x = ++this.rules;
     if (x === this.rule.length) {
@@ -181,13 +189,15 @@ export class DestTable {
   /** Row r's rule numbers. */
   rulesOf(r: number): number[] {
     const out: number[] = [];
+    for (let bits = this.ruleBits[r]!, i = 0; bits; bits >>>= 1, i++) if (bits & 1) out.push(i);
     for (let x = this.ruleHead[r]!; x; x = this.ruleNext[x]!) out.push(this.rule[x]!);
     return out;
   }
 
+  /** The table's own arrays, cut to length (views, not copies: a worker transfers them, see transferables). */
   exportState(): DestTableState {
     const n = this.rows;
-    const cut = <T extends Int32Array | Uint8Array | Float64Array>(a: T, len: number): T => a.slice(0, len) as T;
+    const cut = <T extends Int32Array | Uint8Array | Float64Array>(a: T, len: number): T => a.subarray(0, len) as T;
     return {
       rows: n,
       dsts: this.dsts,
@@ -204,6 +214,7 @@ export class DestTable {
       last: cut(this.last, n),
       userHead: cut(this.userHead, n),
       ruleHead: cut(this.ruleHead, n),
+      ruleBits: cut(this.ruleBits, n),
       users: this.users,
       uid: cut(this.uid, this.users + 1),
       uidConnections: cut(this.uidConnections, this.users + 1),
@@ -225,6 +236,7 @@ export class DestTable {
       this.first[r] = Math.min(this.first[r]!, o.first[s]!);
       this.last[r] = Math.max(this.last[r]!, o.last[s]!);
       for (let u = o.userHead[s]!; u; u = o.userNext[u]!) this.addUser(r, o.uid[u]!, o.uidConnections[u]!);
+      for (let bits = o.ruleBits[s]!, i = 0; bits; bits >>>= 1, i++) if (bits & 1) this.addRule(r, ruleOf[i]!);
       for (let x = o.ruleHead[s]!; x; x = o.ruleNext[x]!) this.addRule(r, ruleOf[o.rule[x]!]!);
     }
   }
@@ -243,6 +255,7 @@ export class DestTable {
     this.last = grow(this.last);
     this.userHead = grow(this.userHead);
     this.ruleHead = grow(this.ruleHead);
+    this.ruleBits = grow(this.ruleBits);
   }
 }
 
@@ -251,4 +264,9 @@ function grow<T extends Int32Array | Uint8Array | Float64Array>(a: T): T {
   const b = new (a.constructor as new (n: number) => T)(a.length * 2);
   b.set(a);
   return b;
+}
+
+/** The buffers of a state's arrays, to hand them to another thread without a copy (postMessage's transfer list). */
+export function transferables(s: DestTableState): ArrayBuffer[] {
+  return Object.values(s).flatMap((v) => (ArrayBuffer.isView(v) ? [v.buffer as ArrayBuffer] : []));
 }
