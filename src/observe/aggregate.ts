@@ -224,6 +224,8 @@ export class StatsBuilder {
     for (const p of o.prefixes) this.prefixes.add(p);
     for (const [m, n] of o.minutes) this.minutes.set(m, (this.minutes.get(m) ?? 0) + n);
     this.fwd.merge(o.fwd);
+    // Into an empty builder (the first part of a parallel read), its rules keep their numbers and its destination table is taken as it is, not copied.
+    const empty = this.dests.rows === 0 && this.ruleList.length === 0;
     // Its rule ids → mine.
     const ruleOf = new Int32Array(o.ruleCount);
     for (const byRule of [o.rules.denied, o.rules['would-deny']])
@@ -231,9 +233,9 @@ export class StatsBuilder {
         const mine = this.rules[r.verdict];
         let x = mine.get(r.key);
         if (!x) {
-          x = { ...r, id: this.ruleList.length, connections: 0, packets: 0, users: new Map() };
+          x = { ...r, id: empty ? r.id : this.ruleList.length, connections: 0, packets: 0, users: new Map() };
           mine.set(r.key, x);
-          this.ruleList.push(x);
+          this.ruleList[x.id] = x;
         }
         ruleOf[r.id] = x.id;
         x.connections += r.connections;
@@ -246,7 +248,8 @@ export class StatsBuilder {
           } else x.users.set(uid, { ...a });
         }
       }
-    this.dests.merge(o.dests, ruleOf);
+    if (empty) this.dests.adopt(o.dests);
+    else this.dests.merge(o.dests, ruleOf);
   }
 
   /** One event; `isNew` from the Deduper. `by` overrides what the log says decided it (replay). */
