@@ -4,6 +4,7 @@
 // the same run. Runs against dist/ (npm run build first).
 //
 // Usage: node bench/logs.mjs [--lines N] [--runs R] [--keep] [--json] [--generate-only (print the file's path, keep it)]
+//                             [--against DIR (another built checkout: its egress too, in the same rounds)]
 //
 // The file: N lines (default 2,000,000) of a busy host's kern.log/syslog: ~88%
 // egress denial lines (a mix of RFC 3164 kern.log lines with the kernel's
@@ -15,6 +16,7 @@
 //   sed: grep -F 'EGRESS ' F | sed -n 's/.* DST=\([^ ]*\) .* DPT=\([0-9]*\) .*/\1 \2/p' | sort | uniq -c | sort -rn | head
 //   awk: grep -F 'EGRESS ' F | awk '{for(i=1;i<=NF;i++){if(substr($i,1,4)=="DST=")d=substr($i,5);else if(substr($i,1,4)=="DPT=")p=substr($i,5)} print d, p}' | sort | uniq -c | sort -rn | head
 // egress: node bin/egress.js stats F --json (every table, dedupe, timeline, malformed-line accounting).
+// Peak RSS (/usr/bin/time %M: the largest of a pipeline's processes; egress's worker threads included) per contender.
 //
 // Also, in-process: the indexOf parser (src/logs/parse-kernel.ts) against a
 // regex-per-field parser of the same lines, to show why the hot path has no regex.
@@ -32,6 +34,8 @@ const arg = (name, def) => {
 const LINES = arg('lines', 2_000_000);
 const RUNS = arg('runs', 3);
 const json = process.argv.includes('--json');
+const againstAt = process.argv.indexOf('--against');
+const AGAINST = againstAt > 0 ? process.argv[againstAt + 1] : undefined;
 const log = (s) => json || process.stderr.write(s + '\n');
 const ROOT = join(import.meta.dirname, '..');
 
@@ -133,7 +137,7 @@ function generate(path) {
   });
 }
 
-const TIME = ['/usr/bin/time', '-f', '@@time %e %U %S'];
+const TIME = ['/usr/bin/time', '-f', '@@time %e %U %S %M'];
 const haveTime = spawnSync(TIME[0], ['-f', '%e', 'true']).status === 0;
 
 /**
@@ -142,7 +146,7 @@ const haveTime = spawnSync(TIME[0], ['-f', '%e', 'true']).status === 0;
  * (user + system, children included) per contender.
  */
 function race(contenders) {
-  const res = contenders.map(() => ({ wall: [], cpu: [], out: '' }));
+  const res = contenders.map(() => ({ wall: [], cpu: [], rss: [], out: '' }));
   for (let r = 0; r < RUNS; r++)
     contenders.forEach((c, k) => {
       const argv = haveTime ? [...TIME, ...c.argv] : c.argv;
@@ -150,15 +154,18 @@ function race(contenders) {
       const x = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', maxBuffer: 1 << 28, cwd: ROOT, env: { ...process.env, LC_ALL: 'C', ...(c.env ?? {}) } });
       const wall = performance.now() - t;
       if (x.status !== 0) throw new Error(`${c.label} failed (${x.status}): ${x.stderr}`);
-      const m = /@@time ([\d.]+) ([\d.]+) ([\d.]+)/.exec(x.stderr);
+      const m = /@@time ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(x.stderr);
       res[k].wall.push(wall);
-      if (m) res[k].cpu.push((Number(m[2]) + Number(m[3])) * 1000);
+      if (m) {
+        res[k].cpu.push((Number(m[2]) + Number(m[3])) * 1000);
+        res[k].rss.push(Number(m[4]) / 1024);
+      }
       res[k].out = x.stdout;
     });
   const med = (xs) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : NaN);
   return contenders.map((c, k) => {
-    const o = { label: c.label, median: med(res[k].wall), cpu: med(res[k].cpu), out: res[k].out, runs: res[k].wall };
-    log(`  ${c.label.padEnd(36)} wall ${(o.median / 1000).toFixed(2)} s, cpu ${(o.cpu / 1000).toFixed(2)} s  (wall runs: ${o.runs.map((t) => (t / 1000).toFixed(2)).join(', ')})`);
+    const o = { label: c.label, median: med(res[k].wall), cpu: med(res[k].cpu), rssMb: Math.max(...res[k].rss), out: res[k].out, runs: res[k].wall };
+    log(`  ${c.label.padEnd(36)} wall ${(o.median / 1000).toFixed(2)} s, cpu ${(o.cpu / 1000).toFixed(2)} s, peak RSS ${o.rssMb.toFixed(0)} MiB  (wall runs: ${o.runs.map((t) => (t / 1000).toFixed(2)).join(', ')})`);
     return o;
   });
 }
@@ -221,14 +228,15 @@ try {
   const sed = `grep -F 'EGRESS ' ${q(file)} | sed -n 's/.* DST=\\([^ ]*\\) .* DPT=\\([0-9]*\\) .*/\\1 \\2/p' | sort | uniq -c | sort -rn | head`;
   const awk = `grep -F 'EGRESS ' ${q(file)} | awk '{for(i=1;i<=NF;i++){if(substr($i,1,4)=="DST=")d=substr($i,5);else if(substr($i,1,4)=="DPT=")p=substr($i,5)} print d, p}' | sort | uniq -c | sort -rn | head`;
   log(`timing (${RUNS} rounds, contenders interleaved; medians):`);
-  const egress = (label, args, workers) => ({ label, argv: [process.execPath, join(ROOT, 'bin', 'egress.js'), 'stats', file, ...args], env: workers ? { EGRESS_STATS_WORKERS: workers } : {} });
-  const [tSed, tAwk, tEgress, tSingle, tTwo, tText] = race([
+  const egress = (label, args, workers, root = ROOT) => ({ label, argv: [process.execPath, join(root, 'bin', 'egress.js'), 'stats', file, ...args], env: workers ? { EGRESS_STATS_WORKERS: workers } : {} });
+  const [tSed, tAwk, tEgress, tSingle, tTwo, tText, ...tAgainst] = race([
     { label: 'pipeline: grep | sed | sort | uniq', argv: ['sh', '-c', sed] },
     { label: 'pipeline: grep | awk | sort | uniq', argv: ['sh', '-c', awk] },
     egress('egress stats --json', ['--json']),
     egress('egress stats --json, one thread', ['--json'], '1'),
     egress('egress stats --json, two threads', ['--json'], '2'),
     egress('egress stats (terminal tables)', []),
+    ...(AGAINST ? [egress('--against: stats --json', ['--json'], undefined, AGAINST), egress('--against: stats --json, one thread', ['--json'], '1', AGAINST)] : []),
   ]);
   const stats = JSON.parse(tEgress.out).result; // the --json envelope (docs/json.md)
   const best = Math.min(tSed.median, tAwk.median);
@@ -266,6 +274,19 @@ try {
     egressOneThreadMs: Math.round(tSingle.median),
     egressTwoThreadsMs: Math.round(tTwo.median),
     cpuMs: { pipelineSed: Math.round(tSed.cpu), pipelineAwk: Math.round(tAwk.cpu), egress: Math.round(tEgress.cpu), egressOneThread: Math.round(tSingle.cpu), egressTwoThreads: Math.round(tTwo.cpu) },
+    peakRssMiB: { pipelineAwk: Math.round(tAwk.rssMb), egress: Math.round(tEgress.rssMb), egressOneThread: Math.round(tSingle.rssMb), egressTwoThreads: Math.round(tTwo.rssMb) },
+    ...(AGAINST
+      ? {
+          against: {
+            root: AGAINST,
+            sameJson: tAgainst[0].out === tEgress.out,
+            egressJsonMs: Math.round(tAgainst[0].median),
+            egressOneThreadMs: Math.round(tAgainst[1].median),
+            cpuMs: { egress: Math.round(tAgainst[0].cpu), egressOneThread: Math.round(tAgainst[1].cpu) },
+            peakRssMiB: { egress: Math.round(tAgainst[0].rssMb), egressOneThread: Math.round(tAgainst[1].rssMb) },
+          },
+        }
+      : {}),
     egressOneThreadLinesPerSecond: Math.round(LINES / (tSingle.median / 1000)),
     ratioOneThreadVsFastestPipeline: +(best / tSingle.median).toFixed(2),
     egressLinesPerSecond: Math.round(LINES / (tEgress.median / 1000)),
@@ -279,6 +300,9 @@ try {
   log('');
   log(`egress stats: ${result.egressLinesPerSecond.toLocaleString('en-US')} lines/s; ${result.ratioVsFastestPipeline}x the fastest pipeline (awk: ${(tAwk.median / 1000).toFixed(2)} s, sed: ${(tSed.median / 1000).toFixed(2)} s, egress: ${(tEgress.median / 1000).toFixed(2)} s)`);
   log(`two threads: ${(tTwo.median / 1000).toFixed(2)} s wall; cpu: awk pipeline ${(tAwk.cpu / 1000).toFixed(2)} s, egress ${(tEgress.cpu / 1000).toFixed(2)} s`);
+  const vsAwk = (t) => `${(t.median / tAwk.median).toFixed(2)}x wall, ${(t.cpu / tAwk.cpu).toFixed(2)}x cpu of awk, peak RSS ${t.rssMb.toFixed(0)} MiB`;
+  log(`egress --json: ${vsAwk(tEgress)}; one thread: ${vsAwk(tSingle)}`);
+  if (AGAINST) log(`--against ${AGAINST}: --json ${vsAwk(tAgainst[0])}; one thread: ${vsAwk(tAgainst[1])}; the same --json: ${tAgainst[0].out === tEgress.out}`);
   log(`one thread: ${result.egressOneThreadLinesPerSecond.toLocaleString('en-US')} lines/s; ${result.ratioOneThreadVsFastestPipeline}x the fastest pipeline`);
   log(`  while doing more: ${stats.packets.toLocaleString('en-US')} log lines → ${stats.connections.toLocaleString('en-US')} connections (retransmissions deduplicated), users, rules, timeline, malformed lines counted`);
   log(`parser alone: indexOf ${result.parser.indexOfNsPerLine} ns/line (with timestamps, validation, interning), regex-per-field ${result.parser.regexNsPerLine} ns/line (fields only) (${result.parser.speedup}x)`);

@@ -205,6 +205,58 @@ describe('forwarded events (SPEC §6)', () => {
     const s = merged.finish(emptyCounts(), ctx);
     expect(s.forwarded).toEqual(whole.forwarded);
     expect(s.rules).toEqual(whole.rules);
+    expect(s.destinations).toEqual(whole.destinations);
+    expect(s.users).toEqual(whole.users);
+    expect(s.destinations.length).toBeGreaterThan(3);
+  });
+});
+
+describe('many destinations, users and rules, read in parts', () => {
+  /** 20,000 events over 300 destinations × 4 services, 5 users (and none), 44 rules in both modes; the same seed every run. */
+  function many(): { e: LogEvent; isNew: boolean }[] {
+    let seed = 11;
+    const rand = () => ((seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const [tcp, udp, icmp, tcp6] = events([TCP4, UDP4, ICMP4, TCP6].map((f) => iso(`EGRESS D:x ${f}`, at(0))));
+    const d = new Deduper();
+    return Array.from({ length: 20_000 }, (_, i) => {
+      const k = Math.floor(rand() * 300);
+      const base = pick([tcp, tcp, udp, icmp, tcp6])!;
+      // Mostly four rules; 40 others now and then (a row keeps the first 32 rule numbers as bits, the others in a list).
+      const rule = rand() < 0.9 ? pick(['-', '-', 'smtp', 'metadata']) : `r${Math.floor(rand() * 40)}`;
+      const e: LogEvent = {
+        ...base,
+        dst: base.family === 'ipv6' ? `2001:db8::${k.toString(16)}` : `198.51.100.${k % 250}`,
+        ...(base.proto === 'icmp' ? { icmpType: pick([0, 8]) } : { dpt: pick([25, 443, 587]) }),
+        spt: 1024 + Math.floor(rand() * 200),
+        uid: pick([0, 33, 1000, 1001, 4294967294, undefined]),
+        tag: rule === '-' ? pick(['P', 'p'] as const) : pick(['D', 'd'] as const),
+        rule: rule === '-' ? undefined : rule,
+        time: T0 + i * 50,
+      };
+      e.verdict = e.tag === 'P' || e.tag === 'D' ? 'denied' : 'would-deny';
+      return { e, isNew: d.isNew(e) };
+    });
+  }
+
+  test.each([1, 2, 3, 7])('cut into %i parts, each builder\'s state cloned and merged: the answer of one builder', (parts) => {
+    const es = many();
+    const whole = new StatsBuilder();
+    for (const { e, isNew } of es) whole.add(e, isNew);
+    const merged = new StatsBuilder();
+    for (let p = 0; p < parts; p++) {
+      const b = new StatsBuilder();
+      for (const { e, isNew } of es.slice(Math.floor((p * es.length) / parts), Math.floor(((p + 1) * es.length) / parts))) b.add(e, isNew);
+      merged.merge(structuredClone(b.exportState()));
+    }
+    const want = whole.finish(emptyCounts());
+    const got = merged.finish(emptyCounts());
+    expect(got.destinationCount).toBeGreaterThan(1000);
+    expect(want.destinations.some((x) => x.users.length >= 4 && x.rules.length >= 3)).toBe(true);
+    expect(want.rules.length).toBeGreaterThan(64);
+    expect({ ...got, minutes: [...got.minutes] }).toEqual({ ...want, minutes: [...want.minutes] });
+    // Every row, not only the top ones.
+    expect(JSON.stringify(merged.finish(emptyCounts(), {}, Infinity).destinations)).toBe(JSON.stringify(whole.finish(emptyCounts(), {}, Infinity).destinations));
   });
 });
 

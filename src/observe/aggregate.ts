@@ -16,6 +16,7 @@ import type { Family } from '../policy/address.js';
 import { icmpTypeName } from '../policy/protocols.js';
 import type { EventProto, EventVerdict, LogEvent, ReadCounts } from '../logs/event.js';
 import type { SourceShape } from '../sim/forward.js';
+import { DestTable, type DestTableState } from './dest-table.js';
 import { ForwardTally, type ForwardState, type ForwardStats } from './forward-stats.js';
 
 /** The uid of a forwarded event in a destination's users: it has no socket, hence no owner. */
@@ -122,6 +123,8 @@ interface Acc {
 }
 
 interface RuleAcc extends Acc {
+  /** Its number: its index in StatsBuilder.ruleList, and how the destination table names it. */
+  id: number;
   /** Its key in StatsBuilder.rules[verdict]. */
   key: string;
   verdict: Attribution['verdict'];
@@ -137,27 +140,12 @@ interface RuleAcc extends Acc {
   users: Map<number, Acc>;
 }
 
-interface DestAcc extends Acc {
-  family: Family;
-  dst: string;
-  proto: EventProto;
-  protoNum: number;
-  /** -1 when none (every field is always set, so all accumulators share one hidden class). */
-  dpt: number;
-  icmpType: number;
-  /** Infinity / -Infinity until an event with a time: always a number, so V8 keeps the field unboxed. */
-  first: number;
-  last: number;
-  /** Connections per uid, as parallel arrays: a destination sees few users, and a short scan beats a Map. */
-  uids: number[];
-  uidCounts: number[];
-  rules: RuleAcc[];
-}
-
 /** A StatsBuilder's accumulated data (see exportState). */
 export interface BuilderState {
-  dests: Map<string, Map<number, DestAcc>>;
+  dests: DestTableState;
   rules: Record<Attribution['verdict'], Map<string, RuleAcc>>;
+  /** How many rules there are (their ids are 0..ruleCount-1). */
+  ruleCount: number;
   minutes: Map<number, number>;
   prefixes: Set<string>;
   connections: number;
@@ -188,16 +176,17 @@ export interface Attribution {
  * by concatenated strings, so an event allocates nothing that survives.
  */
 export class StatsBuilder {
-  private readonly dests = new Map<string, Map<number, DestAcc>>();
+  /** Per destination × protocol × port (dest-table.ts). */
+  private readonly dests = new DestTable();
   /** Per verdict (denied, would-deny): rule key → accumulator. */
   private readonly rules = { denied: new Map<string, RuleAcc>(), 'would-deny': new Map<string, RuleAcc>() };
+  /** Every rule accumulator, by id. */
+  private readonly ruleList: RuleAcc[] = [];
   private readonly minutes = new Map<number, number>();
   private readonly prefixes = new Set<string>();
   private lastPrefix: string | undefined;
   private lastRule: RuleAcc | undefined;
   private lastRuleKey: string | undefined;
-  private lastDst: string | undefined;
-  private lastPerDst: Map<number, DestAcc> | undefined;
   private minute = 0;
   private minuteCount = 0;
   private connections = 0;
@@ -216,14 +205,14 @@ export class StatsBuilder {
    */
   exportState(): BuilderState {
     this.flushMinute();
-    const { dests, rules, minutes, prefixes, connections, packets, denied, wouldDeny, enforceTags, auditTags, first, last } = this;
-    return { dests, rules, minutes, prefixes, connections, packets, denied, wouldDeny, enforceTags, auditTags, first, last, fwd: this.fwd.byIn };
+    const { rules, minutes, prefixes, connections, packets, denied, wouldDeny, enforceTags, auditTags, first, last } = this;
+    return { dests: this.dests.exportState(), rules, ruleCount: this.ruleList.length, minutes, prefixes, connections, packets, denied, wouldDeny, enforceTags, auditTags, first, last, fwd: this.fwd.byIn };
   }
 
   /** Add another builder's state (a later or earlier part of the same logs). */
   merge(o: BuilderState): void {
     this.flushMinute();
-    this.lastRule = this.lastRuleKey = this.lastDst = this.lastPerDst = this.lastPrefix = undefined;
+    this.lastRule = this.lastRuleKey = this.lastPrefix = undefined;
     this.connections += o.connections;
     this.packets += o.packets;
     this.denied += o.denied;
@@ -235,18 +224,20 @@ export class StatsBuilder {
     for (const p of o.prefixes) this.prefixes.add(p);
     for (const [m, n] of o.minutes) this.minutes.set(m, (this.minutes.get(m) ?? 0) + n);
     this.fwd.merge(o.fwd);
-    const mine = (r: RuleAcc): RuleAcc => {
-      const byRule = this.rules[r.verdict];
-      let x = byRule.get(r.key);
-      if (!x) {
-        x = { ...r, connections: 0, packets: 0, users: new Map() };
-        byRule.set(r.key, x);
-      }
-      return x;
-    };
+    // Into an empty builder (the first part of a parallel read), its rules keep their numbers and its destination table is taken as it is, not copied.
+    const empty = this.dests.rows === 0 && this.ruleList.length === 0;
+    // Its rule ids → mine.
+    const ruleOf = new Int32Array(o.ruleCount);
     for (const byRule of [o.rules.denied, o.rules['would-deny']])
       for (const r of byRule.values()) {
-        const x = mine(r);
+        const mine = this.rules[r.verdict];
+        let x = mine.get(r.key);
+        if (!x) {
+          x = { ...r, id: empty ? r.id : this.ruleList.length, connections: 0, packets: 0, users: new Map() };
+          mine.set(r.key, x);
+          this.ruleList[x.id] = x;
+        }
+        ruleOf[r.id] = x.id;
         x.connections += r.connections;
         x.packets += r.packets;
         for (const [uid, a] of r.users) {
@@ -257,33 +248,8 @@ export class StatsBuilder {
           } else x.users.set(uid, { ...a });
         }
       }
-    for (const [dst, perDst] of o.dests) {
-      let mineDst = this.dests.get(dst);
-      if (!mineDst) this.dests.set(dst, (mineDst = new Map()));
-      for (const [dk, d] of perDst) {
-        let x = mineDst.get(dk);
-        if (!x) {
-          x = { ...d, connections: 0, packets: 0, first: Infinity, last: -Infinity, uids: [], uidCounts: [], rules: [] };
-          mineDst.set(dk, x);
-        }
-        x.connections += d.connections;
-        x.packets += d.packets;
-        x.first = Math.min(x.first, d.first);
-        x.last = Math.max(x.last, d.last);
-        d.uids.forEach((uid, i) => {
-          const ui = x.uids.indexOf(uid);
-          if (ui >= 0) x.uidCounts[ui]! += d.uidCounts[i]!;
-          else {
-            x.uids.push(uid);
-            x.uidCounts.push(d.uidCounts[i]!);
-          }
-        });
-        for (const r of d.rules) {
-          const m = mine(r);
-          if (!x.rules.includes(m)) x.rules.push(m);
-        }
-      }
-    }
+    if (empty) this.dests.adopt(o.dests);
+    else this.dests.merge(o.dests, ruleOf);
   }
 
   /** One event; `isNew` from the Deduper. `by` overrides what the log says decided it (replay). */
@@ -331,8 +297,9 @@ export class StatsBuilder {
       if (!r) {
         const base = inIf !== undefined ? ruleKey.slice(1) : ruleKey;
         const isDefault = base === '-';
-        r = { key: ruleKey, verdict, rule: !isDefault && !unlisted && (by || e.tag) ? base : undefined, isDefault, unlisted, forward: inIf !== undefined, prefix: !by && !e.tag ? e.prefix : undefined, connections: 0, packets: 0, users: new Map() };
+        r = { id: this.ruleList.length, key: ruleKey, verdict, rule: !isDefault && !unlisted && (by || e.tag) ? base : undefined, isDefault, unlisted, forward: inIf !== undefined, prefix: !by && !e.tag ? e.prefix : undefined, connections: 0, packets: 0, users: new Map() };
         byRule.set(ruleKey, r);
+        this.ruleList.push(r);
       }
       this.lastRule = r;
       this.lastRuleKey = ruleKey;
@@ -351,33 +318,18 @@ export class StatsBuilder {
     // Destination.
     const port = e.proto === 'icmp' ? e.icmpType : e.dpt;
     const dk = e.protoNum * 70_000 + (port ?? 69_999);
-    let perDst: Map<number, DestAcc> | undefined;
-    if (e.dst === this.lastDst) perDst = this.lastPerDst!;
-    else {
-      perDst = this.dests.get(e.dst);
-      if (!perDst) this.dests.set(e.dst, (perDst = new Map()));
-      this.lastDst = e.dst;
-      this.lastPerDst = perDst;
-    }
-    let d = perDst.get(dk);
-    if (!d) {
-      d = { family: e.family, dst: e.dst, proto: e.proto, protoNum: e.protoNum, dpt: e.dpt ?? -1, icmpType: e.icmpType ?? -1, connections: 0, packets: 0, first: Infinity, last: -Infinity, uids: [], uidCounts: [], rules: [] };
-      perDst.set(dk, d);
-    }
-    d.connections += c;
-    d.packets++;
+    const ds = this.dests;
+    let d = ds.find(e.dst, dk);
+    if (d < 0) d = ds.open(e.dst, dk, { family: e.family, proto: e.proto, protoNum: e.protoNum, dpt: e.dpt ?? -1, icmpType: e.icmpType ?? -1 });
+    ds.connections[d]! += c;
+    ds.packets[d]!++;
     if (t !== undefined) {
-      if (t < d.first) d.first = t;
-      if (t > d.last) d.last = t;
+      if (t < ds.first[d]!) ds.first[d] = t;
+      if (t > ds.last[d]!) ds.last[d] = t;
     }
     if (c) {
-      const ui = d.uids.indexOf(uid);
-      if (ui >= 0) d.uidCounts[ui]!++;
-      else {
-        d.uids.push(uid);
-        d.uidCounts.push(1);
-      }
-      if (d.rules[d.rules.length - 1] !== r && !d.rules.includes(r)) d.rules.push(r);
+      ds.addUser(d, uid, 1);
+      ds.addRule(d, r.id);
     }
   }
 
@@ -392,32 +344,37 @@ export class StatsBuilder {
     const fullRule = (logged: string) => (ctx.ruleNames ? matchTag(logged, ctx.ruleNames) ?? logged : logged);
     const ruleLabel = (r: RuleAcc) => (r.unlisted ? UNLISTED_KEY : r.isDefault ? '-' : r.rule !== undefined ? fullRule(r.rule) : '');
     // Order every destination by cheap numeric keys; build the full rows (users, rules, names) only for the top.
-    const all: DestAcc[] = [];
-    for (const perDst of this.dests.values()) for (const d of perDst.values()) all.push(d);
-    all.sort((a, b) => b.connections - a.connections || b.packets - a.packets || cmp(a.dst, b.dst) || Math.max(a.dpt, a.icmpType) - Math.max(b.dpt, b.icmpType));
-    const destinations: DestinationStat[] = all.slice(0, top).map((d) => {
+    const ds = this.dests;
+    const { connections: dc, packets: dp, dpt, icmpType } = ds;
+    const dstOf = (r: number) => ds.dsts[ds.dst[r]!]!;
+    // Rows in the order they appeared. (Ties left by the sort are rows of one destination, which were in that order too when they were objects in a Map per destination.)
+    const all = Array.from({ length: ds.rows }, (_, r) => r);
+    all.sort((a, b) => dc[b]! - dc[a]! || dp[b]! - dp[a]! || cmp(dstOf(a), dstOf(b)) || Math.max(dpt[a]!, icmpType[a]!) - Math.max(dpt[b]!, icmpType[b]!));
+    const destinations: DestinationStat[] = all.slice(0, top).map((r) => {
+      const d = ds.rowKey(r);
+      const dst = dstOf(r);
       const out: DestinationStat = {
         family: d.family,
-        dst: d.dst,
+        dst,
         proto: d.proto,
         protoNum: d.protoNum,
-        connections: d.connections,
-        packets: d.packets,
-        users: d.uids.map((uid, i) => [uid, d.uidCounts[i]!] as const).sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([uid, n]) => {
+        connections: dc[r]!,
+        packets: dp[r]!,
+        users: ds.usersOf(r).sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([uid, n]) => {
           if (uid === FORWARDED) return { forwarded: true as const, connections: n };
           const name = userName(uid);
           return { ...(uid >= 0 ? { uid } : {}), ...(name !== undefined ? { user: name } : {}), connections: n };
         }),
-        rules: [...new Set([...d.rules].map(ruleLabel))].sort(),
+        rules: [...new Set(ds.rulesOf(r).map((id) => ruleLabel(this.ruleList[id]!)))].sort(),
       };
       if (d.proto === 'icmp') {
-        out.icmpType = d.icmpType!;
-        out.icmp = icmpTypeName(d.family, d.icmpType!);
-      } else if (d.dpt !== undefined && d.proto !== 'other') out.port = d.dpt;
-      const host = ctx.hosts?.get(d.dst);
+        out.icmpType = d.icmpType;
+        out.icmp = icmpTypeName(d.family, d.icmpType);
+      } else if (d.proto !== 'other') out.port = d.dpt;
+      const host = ctx.hosts?.get(dst);
       if (host !== undefined) out.host = host;
-      if (d.first !== Infinity) out.first = d.first;
-      if (d.last !== -Infinity) out.last = d.last;
+      if (ds.first[r] !== Infinity) out.first = ds.first[r]!;
+      if (ds.last[r] !== -Infinity) out.last = ds.last[r]!;
       return out;
     });
     this.flushMinute();
