@@ -128,7 +128,9 @@ function explainer(lookup: Answering, ir: Ir, evaluate: (f: Flow) => Decision): 
  */
 async function flowsFor(spec: FlowSpec, accounts: Accounts, resolver: Resolver, ir?: Ir): Promise<Explained[]> {
   const to = spec.to.trim();
-  if (parseAddress(to) || !isHostname(to)) return [{ flow: parseFlow(spec, accounts) }];
+  // No literal address is a hostname (an IPv4 address's last label is all digits, an IPv6 one has ':'), so an
+  // address is parsed once, by parseFlow, and what is neither gets its "bad destination" error.
+  if (!isHostname(to)) return [{ flow: parseFlow(spec, accounts) }];
   const outcome = ir ? nameOutcome(ir, to) : undefined;
   let addrs: string[] = [];
   let failure: string | undefined;
