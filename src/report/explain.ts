@@ -12,7 +12,7 @@ import type { ResolvedPolicy, ResolvedRule, ResolvedSelectors } from '../resolve
 import type { NameOutcome } from '../sim/dns.js';
 import type { Decision, Flow } from '../sim/flow.js';
 import { matchesSelectors } from '../sim/reference.js';
-import { table } from './table.js';
+import { writeTable } from './table.js';
 
 /** A rule as an Answer names it: its action, where it is in the policy (1-based line and column), its reason. */
 export interface RuleJson {
@@ -289,11 +289,14 @@ export function describeAnswer(a: Answer): string {
   return lines.join('\n') + '\n';
 }
 
-/** `--flows` answers as one table, a row per flow with its line in the flows file. */
-export function answersTable(answers: readonly Answer[], width?: number): string {
-  return table(
-    ['line', 'flow', 'verdict', 'decided by'],
-    answers.map((a) => [String(a.line ?? ''), flowText(a), a.verdict + (a.audit ? ' (audit)' : ''), because(a)]),
-    width !== undefined ? { width } : {},
-  );
+const TABLE_HEADERS = ['line', 'flow', 'verdict', 'decided by'];
+
+/** One answer's row of the `--flows` table: all that the table keeps of it. */
+export function answerRow(a: Answer): string[] {
+  return [String(a.line ?? ''), flowText(a), a.verdict + (a.audit ? ' (audit)' : ''), because(a)];
+}
+
+/** `--flows` answers as one table, a row per flow with its line in the flows file (answerRow), handed to `write` in pieces. */
+export function writeAnswersTable(write: (s: string) => void, rows: readonly string[][], width?: number): void {
+  writeTable(write, TABLE_HEADERS, rows, width !== undefined ? { width } : {});
 }

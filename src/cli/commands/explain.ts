@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { Ir } from '../../ir/types.js';
 import { FAMILIES, formatAddress, isHostname, parseAddress, type Family } from '../../policy/address.js';
-import { answer, answering, answersTable, describeAnswer, ruleJson, type Answer, type Answering } from '../../report/explain.js';
+import { answer, answerRow, answering, describeAnswer, ruleJson, writeAnswersTable, type Answer, type Answering } from '../../report/explain.js';
 import { colourVerdictLine } from '../../diag/colour.js';
 import { systemResolver, type Accounts, type Resolver } from '../../resolve/resolver.js';
 import { nameOutcome, unnamedAddress, withAnswer, type NameOutcome } from '../../sim/dns.js';
@@ -38,7 +38,9 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
       throw new CommandError(`cannot read ${flags.flows}: ${(e as Error).message}`);
     });
     const rows = parseFlowsFile(text);
+    // With --json every answer goes into the envelope; the table keeps only each answer's row.
     const answers: Answer[] = [];
+    const tableRows: string[][] = [];
     // A row that is not a flow: an error at its line (on standard error, or in the envelope's diagnostics with --json); the others are answered.
     const bad: JsonDiagnostic[] = [];
     const rowError = (line: number, message: string) => {
@@ -51,13 +53,17 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
         continue;
       }
       try {
-        for (const x of await flowsFor(r.spec, accounts, resolver, ir)) answers.push(answerer(x, r.line));
+        for (const x of await flowsFor(r.spec, accounts, resolver, ir)) {
+          const a = answerer(x, r.line);
+          if (flags.json) answers.push(a);
+          else tableRows.push(answerRow(a));
+        }
       } catch (e) {
         rowError(r.line, (e as Error).message);
       }
     }
     if (flags.json) writeResult(io, 'explain', { ok: !bad.length, result: answers, diagnostics: [...diagnosticsJson(l), ...bad] });
-    else io.stdout(answersTable(answers, io.columns));
+    else writeAnswersTable(io.stdout, tableRows, io.columns);
     return bad.length ? 1 : 0;
   }
 
