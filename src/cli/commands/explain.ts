@@ -53,7 +53,9 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
         continue;
       }
       try {
-        for (const x of await flowsFor(r.spec, accounts, resolver, ir)) {
+        // A literal address is answered at once, without an await (and its promises) per row.
+        const xs = flowsFor(r.spec, accounts, resolver, ir);
+        for (const x of Array.isArray(xs) ? xs : await xs) {
           const a = answerer(x, r.line);
           if (flags.json) answers.push(a);
           else tableRows.push(answerRow(a));
@@ -128,15 +130,21 @@ function explainer(lookup: Answering, ir: Ir, evaluate: (f: Flow) => Decision): 
 }
 
 /**
+ * The flows a spec stands for: a literal address's one flow at once, a hostname's (resolved) later.
+ * No literal address is a hostname (an IPv4 address's last label is all digits, an IPv6 one has ':'), so an
+ * address is parsed once, by parseFlow, and what is neither gets its "bad destination" error.
+ */
+function flowsFor(spec: FlowSpec, accounts: Accounts, resolver: Resolver, ir?: Ir): Explained[] | Promise<Explained[]> {
+  const to = spec.to.trim();
+  return isHostname(to) ? nameFlows(to, spec, accounts, resolver, ir) : [{ flow: parseFlow(spec, accounts) }];
+}
+
+/**
  * A hostname destination is explained for each of its addresses (as the kernel would see them). Under
  * `dns.proxy`, a name the forwarder refuses or publishes and that cannot be resolved here is explained
  * once per family with an address no rule names, standing for whatever the forwarder answers.
  */
-async function flowsFor(spec: FlowSpec, accounts: Accounts, resolver: Resolver, ir?: Ir): Promise<Explained[]> {
-  const to = spec.to.trim();
-  // No literal address is a hostname (an IPv4 address's last label is all digits, an IPv6 one has ':'), so an
-  // address is parsed once, by parseFlow, and what is neither gets its "bad destination" error.
-  if (!isHostname(to)) return [{ flow: parseFlow(spec, accounts) }];
+async function nameFlows(to: string, spec: FlowSpec, accounts: Accounts, resolver: Resolver, ir?: Ir): Promise<Explained[]> {
   const outcome = ir ? nameOutcome(ir, to) : undefined;
   let addrs: string[] = [];
   let failure: string | undefined;
