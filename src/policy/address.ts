@@ -69,7 +69,7 @@ function hexDigit(c: number): number {
   return -1;
 }
 
-/** The groups of the IPv6 address being parsed (parseIPv6 is not re-entered). */
+/** The groups of the IPv6 address being parsed or formatted (neither function is re-entered). */
 const groups = [0, 0, 0, 0, 0, 0, 0, 0];
 
 /**
@@ -139,11 +139,19 @@ export function formatAddress(family: Family, v: bigint): string {
     const n = Number(v);
     return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
   }
-  // The groups from three 48-bit numbers (3 bigint operations, not 16).
+  // The groups from three 48-bit numbers (3 bigint operations, not 16), and the text built without arrays.
   const hi = Number(v >> 96n);
   const mid = Number((v >> 48n) & 0xffffffffffffn);
   const lo = Number(v & 0xffffffffffffn);
-  const g = [hi >>> 16, hi & 0xffff, Math.floor(mid / 2 ** 32), Math.floor(mid / 65536) % 65536, mid % 65536, Math.floor(lo / 2 ** 32), Math.floor(lo / 65536) % 65536, lo % 65536];
+  const g = groups;
+  g[0] = hi >>> 16;
+  g[1] = hi & 0xffff;
+  g[2] = Math.floor(mid / 2 ** 32);
+  g[3] = Math.floor(mid / 65536) % 65536;
+  g[4] = mid % 65536;
+  g[5] = Math.floor(lo / 2 ** 32);
+  g[6] = Math.floor(lo / 65536) % 65536;
+  g[7] = lo % 65536;
   let best = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
@@ -156,9 +164,17 @@ export function formatAddress(family: Family, v: bigint): string {
     if (j - i > bestLen) (best = i), (bestLen = j - i);
     i = j;
   }
-  const hexs = g.map((x) => x.toString(16));
-  if (best < 0) return hexs.join(':');
-  return `${hexs.slice(0, best).join(':')}::${hexs.slice(best + bestLen).join(':')}`;
+  let text = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === best) {
+      text += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (i > 0 && i !== best + bestLen) text += ':';
+    text += g[i]!.toString(16);
+  }
+  return text;
 }
 
 const HOST_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
