@@ -50,6 +50,9 @@ function cutCell(c: string, width: number): string {
   return c.length > width ? `${c.slice(0, width - 1)}…` : c;
 }
 
+/** White space at the end, as trimEnd takes it off (a regular expression's \s is the same set). */
+const TRAILING_SPACE = /\s$/;
+
 /** About how many characters `writeTable` hands to `write` at a time. */
 const PIECE = 64 * 1024;
 
@@ -62,15 +65,24 @@ export function writeTable(write: (s: string) => void, headers: readonly string[
   const widths = columnWidths(headers, rows, o);
   const right = widths.map((_, i) => (o.right ?? []).includes(i));
   const pad = ' '.repeat(o.indent ?? 0);
+  // Padding from runs of spaces made once per length, not by padStart/padEnd per cell.
+  const blanks: string[] = [];
+  const blank = (n: number) => (n <= 0 ? '' : (blanks[n] ??= ' '.repeat(n)));
   const line = (cells: readonly string[]) => {
-    let s = pad;
+    let s = '';
     const last = cells.length - 1;
+    let c = '';
     for (let i = 0; i <= last; i++) {
-      const c = cutCell(cells[i]!, widths[i]!);
+      const w = widths[i]!;
+      c = cutCell(cells[i]!, w);
       if (i > 0) s += '  ';
-      s += right[i] ? c.padStart(widths[i]!) : i === last ? c : c.padEnd(widths[i]!);
+      if (right[i]) s += blank(w - c.length) + c;
+      else if (i === last) s += c;
+      else s += c + blank(w - c.length);
     }
-    return s.trimEnd() + '\n';
+    // The cells end in white space only where the last one is empty or does (trimEnd would copy every line); the indent stays.
+    if (last < 0 || c === '' || TRAILING_SPACE.test(c)) s = s.trimEnd();
+    return (pad ? pad + s : s) + '\n';
   };
   let piece = line(headers) + line(widths.map((w) => '-'.repeat(w)));
   for (const r of rows) {
