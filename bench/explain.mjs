@@ -5,7 +5,8 @@
 // (the command as `egress explain POLICY --flows -` runs it): its rate counts
 // from when the command reads the flows (the policy loaded, the index built)
 // to its last line of output, so it is the per-flow path alone.
-// Usage: node bench/explain.mjs [--rules N] [--dests-per-rule K] [--flows F] [--cli-flows C] [--json]
+// Usage: node bench/explain.mjs [--rules N] [--dests-per-rule K] [--flows F] [--cli-flows C] [--cli-json] [--json]
+// (--cli-json: the CLI's explain --flows --json instead of its table)
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ const FLOWS = arg('flows', 1_000_000);
 const LINEAR_FLOWS = Math.min(FLOWS, arg('linear-flows', 2_000));
 const CLI_FLOWS = Math.min(FLOWS, arg('cli-flows', 20_000));
 const json = process.argv.includes('--json');
+const cliJson = process.argv.includes('--cli-json');
 const log = (s) => json || process.stderr.write(s + '\n');
 
 // Deterministic PRNG so every run measures the same policy and flows.
@@ -110,12 +112,16 @@ try {
   writeFileSync(join(dir, 'bench.yaml'), text);
   let c0, t0, rows = 0;
   const t = performance.now();
-  const code = await main(['explain', join(dir, 'bench.yaml'), '--flows', '-'], {
+  const code = await main(['explain', join(dir, 'bench.yaml'), '--flows', '-', ...(cliJson ? ['--json'] : [])], {
     resolver: staticResolver({}, {}, accounts),
     now: new Date('2026-01-01'),
     env: {},
     cwd: dir,
-    stdout: (s) => void (rows += s.split('\n').length - 1),
+    // Counting lines (or --json answers) without splitting the output into strings: the count is inside the measured time.
+    stdout: (s) => {
+      const mark = cliJson ? '"verdict"' : '\n';
+      for (let i = s.indexOf(mark); i >= 0; i = s.indexOf(mark, i + 1)) rows++;
+    },
     stderr: (s) => process.stderr.write(s),
     stdin: async () => {
       c0 = process.cpuUsage();
@@ -125,8 +131,8 @@ try {
   });
   const wall = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
-  if (code !== 0 || rows < CLI_FLOWS) throw new Error(`explain --flows exited ${code} with ${rows} lines for ${CLI_FLOWS} flows`);
-  cli = { flows: CLI_FLOWS, flowsPerSecond: Math.round(CLI_FLOWS / ((c.user + c.system) / 1e6)), wallFlowsPerSecond: Math.round(CLI_FLOWS / wall), commandSeconds: +((performance.now() - t) / 1000).toFixed(3) };
+  if (code !== 0 || rows < CLI_FLOWS) throw new Error(`explain --flows exited ${code} with ${rows} ${cliJson ? 'answers' : 'lines'} for ${CLI_FLOWS} flows`);
+  cli = { flows: CLI_FLOWS, output: cliJson ? 'json' : 'table', flowsPerSecond: Math.round(CLI_FLOWS / ((c.user + c.system) / 1e6)), wallFlowsPerSecond: Math.round(CLI_FLOWS / wall), commandSeconds: +((performance.now() - t) / 1000).toFixed(3) };
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
@@ -148,6 +154,6 @@ else {
   console.log(`  indexed  ${result.indexed.flowsPerSecond.toLocaleString('en')} flows per CPU-second (${result.indexed.wallFlowsPerSecond.toLocaleString('en')}/s wall; ${FLOWS.toLocaleString('en')} flows)`);
   console.log(`  linear   ${result.linear.flowsPerSecond.toLocaleString('en')} flows per CPU-second (${result.linear.wallFlowsPerSecond.toLocaleString('en')}/s wall; ${LINEAR_FLOWS.toLocaleString('en')} flows, same run)`);
   console.log(`  ratio    indexed/linear = ${result.speedup}×`);
-  console.log(`  CLI      explain --flows: ${result.cli.flowsPerSecond.toLocaleString('en')} flows per CPU-second (${result.cli.wallFlowsPerSecond.toLocaleString('en')}/s wall; ${CLI_FLOWS.toLocaleString('en')} flows) = ${result.cli.ofIndexed}× the indexed rate; the whole command ${result.cli.commandSeconds} s`);
+  console.log(`  CLI      explain --flows${cliJson ? ' --json' : ''}: ${result.cli.flowsPerSecond.toLocaleString('en')} flows per CPU-second (${result.cli.wallFlowsPerSecond.toLocaleString('en')}/s wall; ${CLI_FLOWS.toLocaleString('en')} flows) = ${result.cli.ofIndexed}× the indexed rate; the whole command ${result.cli.commandSeconds} s`);
   console.log(`  load ${result.loadSeconds} s, index build ${result.indexBuildSeconds} s`);
 }

@@ -8,11 +8,11 @@ import type { SourceMap } from '../diag/source.js';
 import { FAMILIES, formatAddress, type Family } from '../policy/address.js';
 import { icmpTypeName } from '../policy/protocols.js';
 import { HOST_SOURCE, type RuleRef } from '../policy/types.js';
-import type { ResolvedPolicy, ResolvedRule } from '../resolve/types.js';
+import type { ResolvedPolicy, ResolvedRule, ResolvedSelectors } from '../resolve/types.js';
 import type { NameOutcome } from '../sim/dns.js';
 import type { Decision, Flow } from '../sim/flow.js';
 import { matchesSelectors } from '../sim/reference.js';
-import { table } from './table.js';
+import { writeTable } from './table.js';
 
 /** A rule as an Answer names it: its action, where it is in the policy (1-based line and column), its reason. */
 export interface RuleJson {
@@ -105,12 +105,21 @@ export interface Answering {
   /** Each rule's reason, by rule name. */
   reasons: Map<string, string | undefined>;
   /** The deny rules that have an except (only they can spare a flow) and whose destinations may hold the flow's, in policy order. */
-  excepting(f: Flow): ResolvedRule[];
+  excepting(f: Flow): readonly ResolvedRule[];
+  /** Each rule's RuleJson and each except's SparedJson, made the first time an answer names them (answers share them; nothing changes them). */
+  named: WeakMap<object, RuleJson | SparedJson>;
 }
 
 export function answering(sources: SourceMap, p: ResolvedPolicy): Answering {
-  return { sources, reasons: new Map([...p.allow, ...p.deny].map((r) => [r.ref.name, r.reason])), excepting: byDestination(p.deny.filter((r) => r.except.length > 0)) };
+  return {
+    sources,
+    reasons: new Map([...p.allow, ...p.deny].map((r) => [r.ref.name, r.reason])),
+    excepting: byDestination(p.deny.filter((r) => r.except.length > 0)),
+    named: new WeakMap(),
+  };
 }
+
+const NO_RULES: readonly ResolvedRule[] = [];
 
 /**
  * The rules whose destinations contain a flow's address, plus those without
@@ -120,7 +129,7 @@ export function answering(sources: SourceMap, p: ResolvedPolicy): Answering {
  * lookup is a binary search and a walk back over the intervals that can
  * still reach the address.
  */
-function byDestination(rules: ResolvedRule[]): (f: Flow) => ResolvedRule[] {
+function byDestination(rules: ResolvedRule[]): (f: Flow) => readonly ResolvedRule[] {
   const anywhere = rules.flatMap((r, i) => (r.to === undefined ? [i] : []));
   const families = new Map<Family, { lo: bigint[]; hi: bigint[]; maxHi: bigint[]; rule: number[] }>();
   for (const fam of FAMILIES) {
@@ -129,6 +138,7 @@ function byDestination(rules: ResolvedRule[]): (f: Flow) => ResolvedRule[] {
     let max = -1n;
     families.set(fam, { lo: xs.map((x) => x.lo), hi: xs.map((x) => x.hi), maxHi: xs.map((x) => (max = x.hi > max ? x.hi : max)), rule: xs.map((x) => x.rule) });
   }
+  const anywhereRules = anywhere.map((i) => rules[i]!);
   return (f) => {
     const x = families.get(f.family)!;
     let a = 0;
@@ -138,23 +148,46 @@ function byDestination(rules: ResolvedRule[]): (f: Flow) => ResolvedRule[] {
       if (x.lo[m]! <= f.dst) a = m + 1;
       else b = m;
     }
-    const hit = [...anywhere];
-    for (let i = a - 1; i >= 0 && x.maxHi[i]! >= f.dst; i--) if (x.hi[i]! >= f.dst) hit.push(x.rule[i]!);
-    return [...new Set(hit)].sort((i, j) => i - j).map((i) => rules[i]!);
+    // Most flows fall in no excepting rule's destinations: nothing is allocated for them.
+    let hit: number[] | undefined;
+    for (let i = a - 1; i >= 0 && x.maxHi[i]! >= f.dst; i--) if (x.hi[i]! >= f.dst) (hit ??= []).push(x.rule[i]!);
+    if (hit === undefined) return anywhere.length ? anywhereRules : NO_RULES;
+    if (hit.length === 1 && !anywhere.length) return [rules[hit[0]!]!];
+    return [...new Set([...anywhere, ...hit])].sort((i, j) => i - j).map((i) => rules[i]!);
   };
 }
 
 /** A rule as an Answer names it: located in its source (line and column), with its reason. */
-export function ruleJson({ sources, reasons }: Answering, r: RuleRef): RuleJson {
-  const loc = locate(sources, r.span);
-  const reason = reasons.get(r.name);
-  return { name: r.name, action: r.action, file: r.span.file, line: loc?.line ?? 0, col: loc?.col ?? 0, ...(reason !== undefined ? { reason } : {}) };
+export function ruleJson(lookup: Answering, r: RuleRef): RuleJson {
+  let j = lookup.named.get(r) as RuleJson | undefined;
+  if (j === undefined) {
+    const loc = locate(lookup.sources, r.span);
+    const reason = lookup.reasons.get(r.name);
+    j = { name: r.name, action: r.action, file: r.span.file, line: loc?.line ?? 0, col: loc?.col ?? 0, ...(reason !== undefined ? { reason } : {}) };
+    lookup.named.set(r, j);
+  }
+  return j;
+}
+
+/** A deny rule spared by one of its excepts, as an Answer names it. */
+function sparedJson(lookup: Answering, r: ResolvedRule, e: ResolvedSelectors): SparedJson {
+  let j = lookup.named.get(e) as SparedJson | undefined;
+  if (j === undefined) {
+    const at = locate(lookup.sources, e.span);
+    j = { rule: ruleJson(lookup, r.ref), except: { file: e.span.file, line: at?.line ?? 0, col: at?.col ?? 0 } };
+    lookup.named.set(e, j);
+  }
+  return j;
+}
+
+/** The deny rules that govern a flow: the host's, or those of the sources a forwarded flow belongs to. */
+function governs(r: ResolvedRule, f: Flow, d: Decision): boolean {
+  for (const x of r.from) if (f.forwarded ? d.sources?.includes(x.name) : x.name === HOST_SOURCE) return true;
+  return false;
 }
 
 /** A decision as an Answer: rules located in their source (line and column) with their reasons. */
 export function answer(lookup: Answering, f: Flow, d: Decision, line?: number): Answer {
-  const { sources } = lookup;
-  const ref = (r: RuleRef) => ruleJson(lookup, r);
   const flow: AnswerFlow = { family: f.family, dst: formatAddress(f.family, f.dst), proto: f.proto };
   if (f.port !== undefined) flow.port = f.port;
   if (f.icmpType !== undefined) flow.icmp = icmpTypeName(f.family, f.icmpType);
@@ -166,29 +199,28 @@ export function answer(lookup: Answering, f: Flow, d: Decision, line?: number): 
   if (f.established) flow.established = true;
   if (f.forwarded) {
     const fw = f.forwarded;
-    flow.from = { ...(fw.source !== undefined ? { source: fw.source } : {}), ...(fw.in !== undefined ? { in: fw.in } : {}), ...(fw.src !== undefined ? { src: formatAddress(f.family, fw.src) } : {}) };
+    const from: AnswerFrom = {};
+    if (fw.source !== undefined) from.source = fw.source;
+    if (fw.in !== undefined) from.in = fw.in;
+    if (fw.src !== undefined) from.src = formatAddress(f.family, fw.src);
+    flow.from = from;
   }
-  // The deny rules that govern this flow: the host's, or those of the sources a forwarded flow belongs to.
-  const governs = (r: ResolvedRule) => (f.forwarded ? r.from.some((x) => d.sources?.includes(x.name)) : r.from.some((x) => x.name === HOST_SOURCE));
-  const spared: SparedJson[] = [];
+  let spared: SparedJson[] | undefined;
   if (d.step !== 'builtin' && d.step !== 'unlisted')
     for (const r of lookup.excepting(f)) {
-      if (!governs(r) || !matchesSelectors(r, f)) continue;
+      if (!governs(r, f, d) || !matchesSelectors(r, f)) continue;
       const e = r.except.find((x) => matchesSelectors(x, f));
-      const at = e && locate(sources, e.span);
-      if (e) spared.push({ rule: ref(r.ref), except: { file: e.span.file, line: at?.line ?? 0, col: at?.col ?? 0 } });
+      if (e) (spared ??= []).push(sparedJson(lookup, r, e));
     }
-  return {
-    verdict: d.verdict,
-    audit: d.audit,
-    decidedBy: d.step,
-    ...(d.builtin ? { builtin: d.builtin } : {}),
-    rules: d.rules.map(ref),
-    flow,
-    ...(d.sources ? { sources: d.sources } : {}),
-    ...(line !== undefined ? { line } : {}),
-    ...(spared.length ? { spared } : {}),
-  };
+  // The fields in this order: it is the order of --json's output.
+  const a = { verdict: d.verdict, audit: d.audit, decidedBy: d.step } as Answer;
+  if (d.builtin) a.builtin = d.builtin;
+  a.rules = d.rules.map((r) => ruleJson(lookup, r));
+  a.flow = flow;
+  if (d.sources) a.sources = d.sources;
+  if (line !== undefined) a.line = line;
+  if (spared) a.spared = spared;
+  return a;
 }
 
 function flowText(a: Answer): string {
@@ -257,11 +289,14 @@ export function describeAnswer(a: Answer): string {
   return lines.join('\n') + '\n';
 }
 
-/** `--flows` answers as one table, a row per flow with its line in the flows file. */
-export function answersTable(answers: readonly Answer[], width?: number): string {
-  return table(
-    ['line', 'flow', 'verdict', 'decided by'],
-    answers.map((a) => [String(a.line ?? ''), flowText(a), a.verdict + (a.audit ? ' (audit)' : ''), because(a)]),
-    width !== undefined ? { width } : {},
-  );
+const TABLE_HEADERS = ['line', 'flow', 'verdict', 'decided by'];
+
+/** One answer's row of the `--flows` table: all that the table keeps of it. */
+export function answerRow(a: Answer): string[] {
+  return [String(a.line ?? ''), flowText(a), a.verdict + (a.audit ? ' (audit)' : ''), because(a)];
+}
+
+/** `--flows` answers as one table, a row per flow with its line in the flows file (answerRow), handed to `write` in pieces. */
+export function writeAnswersTable(write: (s: string) => void, rows: readonly string[][], width?: number): void {
+  writeTable(write, TABLE_HEADERS, rows, width !== undefined ? { width } : {});
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { Ir } from '../../ir/types.js';
 import { FAMILIES, formatAddress, isHostname, parseAddress, type Family } from '../../policy/address.js';
-import { answer, answering, answersTable, describeAnswer, ruleJson, type Answer, type Answering } from '../../report/explain.js';
+import { answer, answerRow, answering, describeAnswer, ruleJson, writeAnswersTable, type Answer, type Answering } from '../../report/explain.js';
 import { colourVerdictLine } from '../../diag/colour.js';
 import { systemResolver, type Accounts, type Resolver } from '../../resolve/resolver.js';
 import { nameOutcome, unnamedAddress, withAnswer, type NameOutcome } from '../../sim/dns.js';
@@ -38,7 +38,9 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
       throw new CommandError(`cannot read ${flags.flows}: ${(e as Error).message}`);
     });
     const rows = parseFlowsFile(text);
+    // With --json every answer goes into the envelope; the table keeps only each answer's row.
     const answers: Answer[] = [];
+    const tableRows: string[][] = [];
     // A row that is not a flow: an error at its line (on standard error, or in the envelope's diagnostics with --json); the others are answered.
     const bad: JsonDiagnostic[] = [];
     const rowError = (line: number, message: string) => {
@@ -51,13 +53,19 @@ export async function explainCommand(io: Io, file: string, flags: ExplainFlags, 
         continue;
       }
       try {
-        for (const x of await flowsFor(r.spec, accounts, resolver, ir)) answers.push(answerer(x, r.line));
+        // A literal address is answered at once, without an await (and its promises) per row.
+        const xs = flowsFor(r.spec, accounts, resolver, ir);
+        for (const x of Array.isArray(xs) ? xs : await xs) {
+          const a = answerer(x, r.line);
+          if (flags.json) answers.push(a);
+          else tableRows.push(answerRow(a));
+        }
       } catch (e) {
         rowError(r.line, (e as Error).message);
       }
     }
     if (flags.json) writeResult(io, 'explain', { ok: !bad.length, result: answers, diagnostics: [...diagnosticsJson(l), ...bad] });
-    else io.stdout(answersTable(answers, io.columns));
+    else writeAnswersTable(io.stdout, tableRows, io.columns);
     return bad.length ? 1 : 0;
   }
 
@@ -122,13 +130,21 @@ function explainer(lookup: Answering, ir: Ir, evaluate: (f: Flow) => Decision): 
 }
 
 /**
+ * The flows a spec stands for: a literal address's one flow at once, a hostname's (resolved) later.
+ * No literal address is a hostname (an IPv4 address's last label is all digits, an IPv6 one has ':'), so an
+ * address is parsed once, by parseFlow, and what is neither gets its "bad destination" error.
+ */
+function flowsFor(spec: FlowSpec, accounts: Accounts, resolver: Resolver, ir?: Ir): Explained[] | Promise<Explained[]> {
+  const to = spec.to.trim();
+  return isHostname(to) ? nameFlows(to, spec, accounts, resolver, ir) : [{ flow: parseFlow(spec, accounts) }];
+}
+
+/**
  * A hostname destination is explained for each of its addresses (as the kernel would see them). Under
  * `dns.proxy`, a name the forwarder refuses or publishes and that cannot be resolved here is explained
  * once per family with an address no rule names, standing for whatever the forwarder answers.
  */
-async function flowsFor(spec: FlowSpec, accounts: Accounts, resolver: Resolver, ir?: Ir): Promise<Explained[]> {
-  const to = spec.to.trim();
-  if (parseAddress(to) || !isHostname(to)) return [{ flow: parseFlow(spec, accounts) }];
+async function nameFlows(to: string, spec: FlowSpec, accounts: Accounts, resolver: Resolver, ir?: Ir): Promise<Explained[]> {
   const outcome = ir ? nameOutcome(ir, to) : undefined;
   let addrs: string[] = [];
   let failure: string | undefined;
