@@ -73,7 +73,23 @@ export type LoadGenerator = { kind: 'c'; path: string } | { kind: 'node' };
 
 export const DEFAULT_BENCH: BenchOptions = { sizes: [1000, 10_000, 100_000], rounds: 9, durationMs: 1000, tcpConcurrency: 16, udpConcurrency: 64, generator: { kind: 'node' }, targets: 'all' };
 
-/** none: no firewall; conntrack: only `ct state established,related accept` (what any stateful firewall costs). */
+/** The hand-written floor: loopback and established accepted, one rule with egress's own match over a plain hash set of `dests`, reject. */
+function floorRuleset(dests: string[]): string {
+  return [
+    'table inet egressfloor {',
+    `\tset a6 { type ipv6_addr; elements = { ${dests.join(', ')} } }`,
+    '\tchain output {',
+    '\t\ttype filter hook output priority filter; policy accept;',
+    '\t\toif "lo" accept',
+    '\t\tct state established,related accept',
+    '\t\tip6 daddr @a6 meta l4proto . th dport { tcp . 443, udp . 53 } accept',
+    '\t\treject',
+    '\t}',
+    '}',
+    '',
+  ].join('\n');
+}
+
 /**
  * Experiments: egress's nft ruleset for the bench policy, edited, loaded in a
  * host of its own and measured in the same rounds. Each says what one change
@@ -85,26 +101,18 @@ export const EXPERIMENTS = {
   'nft-interval': (t: string) => t.replace(/(\tset \S+_addr \{\n\t\ttype ipv[46]_addr\n)/g, '$1\t\tflags interval\n'),
   /** No counters at all: every `counter name "…"` statement taken out of the rules. */
   'nft-nocounters': (t: string) => t.replace(/ counter name "[^"]*"/g, ''),
+  /** Anonymous counters (`counter`, one per rule, read from the rule) in place of the named ones (`counter name "…"`, an object each rule refers to). */
+  'nft-anon-counters': (t: string) => t.replace(/ counter name "[^"]*"/g, ' counter'),
   /** The single-address sets with a declared `size`, which lets the kernel pick its fixed-size hash instead of the resizable one. */
   'nft-sized': (t: string, dests: string[]) => t.replace(/(\tset \S+_addr \{\n\t\ttype ipv[46]_addr\n)/g, `$1\t\tsize ${Math.max(dests.length, 1)}\n`),
   /** Hand-written: loopback and established accepted, then one rule with egress's own match (a plain hash set of the N addresses, the protocol and port pair), then reject: what a minimal ruleset with the same meaning costs, without egress's counters and other builtins. */
-  floor: (_t: string, dests: string[]) =>
-    [
-      'table inet egressfloor {',
-      `\tset a6 { type ipv6_addr; elements = { ${dests.join(', ')} } }`,
-      '\tchain output {',
-      '\t\ttype filter hook output priority filter; policy accept;',
-      '\t\toif "lo" accept',
-      '\t\tct state established,related accept',
-      '\t\tip6 daddr @a6 meta l4proto . th dport { tcp . 443, udp . 53 } accept',
-      '\t\treject',
-      '\t}',
-      '}',
-      '',
-    ].join('\n'),
+  floor: (_t: string, dests: string[]) => floorRuleset(dests),
+  /** The floor without the port match (`ip6 daddr @a6 accept`): what the address lookup alone costs. */
+  'floor-noports': (_t: string, dests: string[]) => floorRuleset(dests).replace(' meta l4proto . th dport { tcp . 443, udp . 53 } accept', ' accept'),
 } satisfies Record<string, (text: string, dests: string[]) => string>;
 export type ExperimentName = keyof typeof EXPERIMENTS;
 
+/** none: no firewall; conntrack: only `ct state established,related accept` (what any stateful firewall costs). */
 type Variant = 'none' | 'conntrack' | LinuxTarget | ExperimentName;
 
 const CONNTRACK_ONLY = 'table inet egressbench_ct {\n  chain output { type filter hook output priority filter; policy accept; ct state established,related accept; }\n}\n';
