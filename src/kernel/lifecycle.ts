@@ -464,8 +464,10 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
     // The ruleset egress applied, live as it was applied: the kernel's listing is the one the scratch namespace would give,
     // and unless something else is to change (a reload, a pending apply, the other backend, another policy file) nothing is loaded.
     const unchanged = unchangedRuleset(liveState, d, cur.live);
-    if (same && !unchanged) cur = await readLiveStaged(ctx, k, d.backend, 'reading the live rules'); // drifted: the plan shows their text
     const noop = unchanged && !opts.reload && !pending && !other?.live.present && liveState?.kind === 'ruleset' && liveState.policyFile === d.policyFile && liveState.policyHash === d.policyHash;
+    // Something to load after all: read the text listing too. A drifted table's rules are shown in it, and the load keeps
+    // the DNS forwarder's learned sets only over a table whose comment (in the text listing alone) it recognises.
+    if (same && !noop) cur = await readLiveStaged(ctx, k, d.backend, 'reading the live rules');
     let want = cur.live;
     if (!noop) {
       // The check against the live table and the scratch namespace's listing are separate processes: run them side by side.
