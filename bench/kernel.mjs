@@ -15,10 +15,10 @@
 // --experiments adds edited forms of egress's nft ruleset, measured beside it
 // (EXPERIMENTS in src/bench/kernel.ts): nft-interval (single addresses in
 // interval sets, as egress emitted them before), nft-nocounters,
-// nft-anon-counters, nft-sized,
-// floor (a hand-written minimal ruleset), floor-noports (its address lookup
-// alone). --hash-experiment = --experiments
-// nft-interval. --no-iptables leaves out the iptables chain (slow to load at 100k).
+// nft-anon-counters, nft-sized, floor (a hand-written minimal ruleset) and
+// floor-noports (its address lookup alone). --hash-experiment is
+// --experiments nft-interval. --no-iptables leaves out the iptables chain
+// (slow to load at 100k).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
