@@ -193,9 +193,9 @@ export class Deduper {
   }
 }
 
-/** Slots for `n` entries at most half full: a power of two. */
-function capacityFor(n: number): number {
-  return 2 ** Math.ceil(Math.log2(Math.max(2, n * 2)));
+/** Slots for `n` entries of an open-addressing table at most half full: a power of two, at least 2^minLog2 (dest-table.ts uses it too). */
+export function capacityFor(n: number, minLog2 = 1): number {
+  return 2 ** Math.max(minLog2, Math.ceil(Math.log2(n * 2)));
 }
 
 function mixString(h: number, s: string): number {

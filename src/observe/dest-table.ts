@@ -18,6 +18,10 @@
  */
 import type { Family } from '../policy/address.js';
 import type { EventProto } from '../logs/event.js';
+import { capacityFor } from './dedupe.js';
+
+/** The slot table never has fewer than 2^7 = 128 slots. */
+const MIN_SLOTS_LOG2 = 7;
 
 const PROTOS: readonly EventProto[] = ['tcp', 'udp', 'sctp', 'icmp', 'other'];
 const FAMILIES: readonly Family[] = ['ipv4', 'ipv6'];
@@ -143,7 +147,7 @@ export class DestTable {
     this.last[r] = -Infinity;
     this.lastDst = dst;
     this.lastDstIndex = di;
-    if (this.rows * 2 > this.slots.length) this.rehash(capacityFor(this.rows));
+    if (this.rows * 2 > this.slots.length) this.rehash(capacityFor(this.rows, MIN_SLOTS_LOG2));
     else this.place(r);
     return r;
   }
@@ -259,7 +263,7 @@ export class DestTable {
     this.dsts = o.dsts;
     this.dsts.forEach((d, i) => this.dstIndex.set(d, i));
     this.lastDst = undefined;
-    this.rehash(capacityFor(this.rows));
+    this.rehash(capacityFor(this.rows, MIN_SLOTS_LOG2));
   }
 
   /** Add another table's rows (`ruleOf` maps its rule numbers to this builder's). */
@@ -331,7 +335,3 @@ function slotOf(dst: number, key: number, shift: number): number {
   return Math.imul(Math.imul(dst, 0x9e3779b1) ^ key, 0x85ebca6b) >>> shift;
 }
 
-/** Slots for `rows` at most half full: a power of two, at least 128. */
-function capacityFor(rows: number): number {
-  return 2 ** Math.max(7, Math.ceil(Math.log2(rows * 2 + 1)));
-}
