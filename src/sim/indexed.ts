@@ -41,8 +41,6 @@ const EMPTY = new Int32Array(0);
 
 export interface IrIndex {
   evaluate(f: Flow): Decision;
-  /** Rules of a family whose destinations contain `point`, plus every rule of that family without destinations. */
-  rulesAt(family: Family, point: bigint): IrRule[];
 }
 
 export function indexedEvaluator(ir: Ir): (f: Flow) => Decision {
@@ -55,12 +53,6 @@ export function buildIndex(ir: Ir): IrIndex {
     FamilyIndex
   >;
   const scratch = new Uint32Array(4);
-  const rulesAt = (family: Family, point: bigint): IrRule[] => {
-    const x = idx[family];
-    const list = x.lists[x.segList[findSegment(x, point, scratch)]!]!;
-    return [...Array.from(list, (i) => x.rules[i]!), ...dstless[family]];
-  };
-  const dstless = Object.fromEntries(FAMILIES.map((fam) => [fam, idx[fam].rules.filter((r) => !r.dst)])) as Record<Family, IrRule[]>;
   const evaluate = (f: Flow): Decision => {
     if (f.forwarded) return irForwardDecision(ir, f, irMatches);
     const b = builtinFor(ir, f);
@@ -84,7 +76,7 @@ export function buildIndex(ir: Ir): IrIndex {
     }
     return decideMatched(ir, sortRefs(denies), sortRefs(allows));
   };
-  return { evaluate, rulesAt };
+  return { evaluate };
 }
 
 /**
