@@ -20,7 +20,7 @@ import { fakeExecer } from './exec.js';
 import { FORWARDER_ENV, FORWARDER_NODE_FLAGS, forwarderCommand, forwarderSpec, forwarderUnit } from './forwarder.js';
 import { FakeKernel, type CrashStep } from './fake-kernel.testkit.js';
 import { readHistory } from './history.js';
-import { apply, confirm, LifecycleError, planAgainstLive, refresh, remove, rollback, settle, type Ctx, type Desired } from './lifecycle.js';
+import { apply, confirm, LifecycleError, planAgainstLive, readAhead, refresh, remove, rollback, settle, type Ctx, type Desired } from './lifecycle.js';
 import { acquireLock, LOCK_FILE, processStartTime } from './lock.js';
 import { readState, sha256, type StateFile } from './state.js';
 import { DNS_UNIT_NAME } from './units.js';
@@ -168,6 +168,21 @@ describe('apply, rollback, remove', () => {
     await expectStateAgrees(w);
     const again = await planAgainstLive(w.ctx, d1);
     expect(again).toEqual({ backend: b, rules: [], sets: [], objects: [], reordered: [] });
+  });
+
+  test.each(['nft', 'iptables'] as const)('%s: plan reads the live table ahead only where egress applied a ruleset on that backend, and gets the plan a read after compiling gets', async (b) => {
+    const w = world();
+    expect(readAhead(w.ctx, b)).toBeUndefined();
+    const [d1, d2] = [await desired(b, P1), await desired(b, P2)];
+    await apply(w.ctx, d1);
+    expect(readAhead(w.ctx, b === 'nft' ? 'iptables' : 'nft')).toBeUndefined();
+    const early = readAhead(w.ctx, b);
+    expect(early).toBeDefined();
+    expect(await planAgainstLive(w.ctx, d1, early)).toEqual({ backend: b, rules: [], sets: [], objects: [], reordered: [] });
+    // Another policy: the read ahead is not what plan compares with (the rule text is read with it).
+    const changed = await planAgainstLive(w.ctx, d2, readAhead(w.ctx, b));
+    expect(changed.default).toEqual({ from: 'reject', to: 'drop' });
+    expect(changed).toEqual(await planAgainstLive(w.ctx, d2));
   });
 
   test.each(['nft', 'iptables'] as const)('%s: apply over an applied policy keeps it as previous; rollback restores it once, and a second rollback has nothing left', async (b) => {

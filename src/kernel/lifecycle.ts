@@ -398,8 +398,30 @@ export interface ApplyResult {
   warnings: string[];
 }
 
-/** Compare a desired ruleset with what is live. Read-only (the scratch namespace aside). */
-export async function planAgainstLive(ctx: Ctx, d: Desired): Promise<Plan> {
+/**
+ * For plan: start reading the live table before the policy is compiled, when egress last applied a ruleset on `b`.
+ * The policy then most likely compiles to the same text, and the table's JSON listing (nft's longest pass at 100k
+ * destinations) is all plan needs: nft lists it on another core while node compiles. Undefined without such a record.
+ * Hand the promise to `planAgainstLive`; one that is never awaited (the policy did not compile) rejects unheard.
+ */
+export function readAhead(ctx: Ctx, b: LinuxTarget): Promise<Live> | undefined {
+  let liveState: Snapshot | undefined;
+  try {
+    liveState = readState(ctx.stateDir, 'live');
+  } catch {
+    return undefined; // planAgainstLive reads it again and carries on without it
+  }
+  if (liveState?.kind !== 'ruleset' || liveState.backend !== b) return undefined;
+  const early = kernelOf(ctx).readLive(b, { ruleText: false });
+  early.catch(() => {});
+  return early;
+}
+
+/**
+ * Compare a desired ruleset with what is live. Read-only (the scratch namespace aside). `early`: `readAhead`'s read of
+ * `d.backend`, used when the policy compiled to the text last applied (otherwise the rule text is read as well).
+ */
+export async function planAgainstLive(ctx: Ctx, d: Desired, early?: Promise<Live>): Promise<Plan> {
   const k = kernelOf(ctx);
   let liveSettings = {};
   let liveState: Snapshot | undefined;
@@ -415,7 +437,7 @@ export async function planAgainstLive(ctx: Ctx, d: Desired): Promise<Plan> {
   const same = sameText(liveState, d);
   ctx.stage?.(same ? `reading the live ruleset (${t.list})` : `reading the live ruleset, the new one in a scratch netns (${t.load})`);
   // The same text: most likely nothing to show, so no rule text (one nft process fewer) unless the table drifted.
-  let [cur, listed] = await both(k.readLive(d.backend, { ruleText: !same }), same ? undefined : k.canonical(d.backend, d.artifact));
+  let [cur, listed] = await both(same && early ? early : k.readLive(d.backend, { ruleText: !same }), same ? undefined : k.canonical(d.backend, d.artifact));
   const unchanged = !listed && unchangedRuleset(liveState, d, cur.live);
   if (same && !unchanged) cur = await readLiveStaged(ctx, k, d.backend, 'reading the live rules');
   const want = listed ?? (unchanged ? cur.live : await canonicalStaged(ctx, k, d));

@@ -1,6 +1,6 @@
 /** `egress plan [POLICY] [--backend nft|iptables] [--json|--markdown|-q] [-v]`: exit 0 = nothing would change, 3 = changes pending, 1 = invalid/failed. */
 import { toJson } from '../../diag/render.js';
-import { planAgainstLive } from '../../kernel/lifecycle.js';
+import { planAgainstLive, readAhead } from '../../kernel/lifecycle.js';
 import { forwardView, scopeOf } from '../../kernel/forward-view.js';
 import { planIsEmpty } from '../../plan/diff.js';
 import { planJson, planSummary, renderPlanMarkdown, renderPlanText } from '../../report/plan.js';
@@ -32,13 +32,14 @@ async function planPolicy(io: Io, file: string, flags: PlanFlags, seams: KernelS
   needRoot('plan', seams);
   const ctx = lifecycleCtx(io, seams);
   const backend = chooseBackend(flag, ctx.stateDir);
+  const early = readAhead(ctx, backend); // nft lists the live table while the policy compiles
   const { loaded, desired, diagnostics } = await loadDesired(io, file, backend, flags, ctx.stateDir);
   if (!desired) {
     if (flags.json) writeResult(io, 'plan', { ok: false, result: null, diagnostics: toJson(loaded.sources, diagnostics) });
     return 1;
   }
   try {
-    const plan = await planAgainstLive(ctx, desired);
+    const plan = await planAgainstLive(ctx, desired, early);
     const empty = planIsEmpty(plan);
     const forward = await forwardView(ctx.w, scopeOf(loaded.policy?.forward), backend);
     if (flags.json) writeResult(io, 'plan', { ok: true, result: { file, ...planJson(plan), forward }, diagnostics: toJson(loaded.sources, diagnostics) });
