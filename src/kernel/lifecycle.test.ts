@@ -170,19 +170,31 @@ describe('apply, rollback, remove', () => {
     expect(again).toEqual({ backend: b, rules: [], sets: [], objects: [], reordered: [] });
   });
 
-  test.each(['nft', 'iptables'] as const)('%s: plan reads the live table ahead only where egress applied a ruleset on that backend, and gets the plan a read after compiling gets', async (b) => {
+  test.each(['nft', 'iptables'] as const)('%s: plan reads the live table ahead only when egress applied this very policy file on that backend, and gets the plan a read after compiling gets', async (b) => {
     const w = world();
-    expect(readAhead(w.ctx, b)).toBeUndefined();
-    const [d1, d2] = [await desired(b, P1), await desired(b, P2)];
-    await apply(w.ctx, d1);
-    expect(readAhead(w.ctx, b === 'nft' ? 'iptables' : 'nft')).toBeUndefined();
-    const early = readAhead(w.ctx, b);
-    expect(early).toBeDefined();
-    expect(await planAgainstLive(w.ctx, d1, early)).toEqual({ backend: b, rules: [], sets: [], objects: [], reordered: [] });
-    // Another policy: the read ahead is not what plan compares with (the rule text is read with it).
-    const changed = await planAgainstLive(w.ctx, d2, readAhead(w.ctx, b));
-    expect(changed.default).toEqual({ from: 'reject', to: 'drop' });
-    expect(changed).toEqual(await planAgainstLive(w.ctx, d2));
+    const dir = mkdtempSync(join(tmpdir(), 'egress-ahead-'));
+    try {
+      const file = join(dir, 'policy.yaml');
+      writeFileSync(file, P1);
+      const [d1, d2] = [{ ...(await desired(b, P1)), policyFile: file }, { ...(await desired(b, P2)), policyFile: file }];
+      expect(readAhead(w.ctx, b, file)).toBeUndefined(); // nothing applied
+      await apply(w.ctx, d1);
+      expect(readAhead(w.ctx, b === 'nft' ? 'iptables' : 'nft', file)).toBeUndefined();
+      expect(readAhead(w.ctx, b, join(dir, 'other.yaml'))).toBeUndefined();
+      const early = readAhead(w.ctx, b, file);
+      expect(early).toBeDefined();
+      expect(await planAgainstLive(w.ctx, d1, early)).toEqual({ backend: b, rules: [], sets: [], objects: [], reordered: [] });
+      // The file edited since: no read ahead.
+      writeFileSync(file, P2);
+      expect(readAhead(w.ctx, b, file)).toBeUndefined();
+      // A read ahead given anyway is not what plan compares another ruleset with (the rule text is read with it).
+      writeFileSync(file, P1);
+      const changed = await planAgainstLive(w.ctx, d2, readAhead(w.ctx, b, file));
+      expect(changed.default).toEqual({ from: 'reject', to: 'drop' });
+      expect(changed).toEqual(await planAgainstLive(w.ctx, d2));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test.each(['nft', 'iptables'] as const)('%s: apply over an applied policy keeps it as previous; rollback restores it once, and a second rollback has nothing left', async (b) => {

@@ -18,6 +18,7 @@
  * commits) → load the prior ruleset again.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoText } from '../diag/errno.js';
 import { FORWARD_CHAIN, iptablesChainNames } from '../backends/iptables/emit.js';
@@ -399,19 +400,21 @@ export interface ApplyResult {
 }
 
 /**
- * For plan: start reading the live table before the policy is compiled, when egress last applied a ruleset on `b`.
- * The policy then most likely compiles to the same text, and the table's JSON listing (nft's longest pass at 100k
- * destinations) is all plan needs: nft lists it on another core while node compiles. Undefined without such a record.
- * Hand the promise to `planAgainstLive`; one that is never awaited (the policy did not compile) rejects unheard.
+ * For plan: start reading the live table before the policy is compiled, when egress last applied this very policy
+ * file (path and bytes) on `b`. It then most likely compiles to the same text, and the table's JSON listing (nft's
+ * longest pass at 100k destinations) is all plan needs: nft lists it on another core while node compiles. Undefined
+ * otherwise (another or an edited policy needs the rule text too, read after compiling). Hand the promise to
+ * `planAgainstLive`; one that is never awaited (the policy did not compile) rejects unheard.
  */
-export function readAhead(ctx: Ctx, b: LinuxTarget): Promise<Live> | undefined {
-  let liveState: Snapshot | undefined;
+export function readAhead(ctx: Ctx, b: LinuxTarget, policyFile: string): Promise<Live> | undefined {
+  let same = false;
   try {
-    liveState = readState(ctx.stateDir, 'live');
+    const live = readState(ctx.stateDir, 'live');
+    same = live?.kind === 'ruleset' && live.backend === b && live.policyFile === policyFile && live.policyHash === sha(readFileSync(policyFile));
   } catch {
-    return undefined; // planAgainstLive reads it again and carries on without it
+    /* an unreadable state or policy file: plan reports it in its own words */
   }
-  if (liveState?.kind !== 'ruleset' || liveState.backend !== b) return undefined;
+  if (!same) return undefined;
   const early = kernelOf(ctx).readLive(b, { ruleText: false });
   early.catch(() => {});
   return early;

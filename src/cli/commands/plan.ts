@@ -1,4 +1,5 @@
 /** `egress plan [POLICY] [--backend nft|iptables] [--json|--markdown|-q] [-v]`: exit 0 = nothing would change, 3 = changes pending, 1 = invalid/failed. */
+import { resolve as resolvePath } from 'node:path';
 import { toJson } from '../../diag/render.js';
 import { planAgainstLive, readAhead } from '../../kernel/lifecycle.js';
 import { forwardView, scopeOf } from '../../kernel/forward-view.js';
@@ -32,7 +33,7 @@ async function planPolicy(io: Io, file: string, flags: PlanFlags, seams: KernelS
   needRoot('plan', seams);
   const ctx = lifecycleCtx(io, seams);
   const backend = chooseBackend(flag, ctx.stateDir);
-  const early = readAhead(ctx, backend); // nft lists the live table while the policy compiles
+  const early = readAhead(ctx, backend, resolvePath(io.cwd, file)); // nft lists the live table while the policy compiles
   const { loaded, desired, diagnostics } = await loadDesired(io, file, backend, flags, ctx.stateDir);
   if (!desired) {
     if (flags.json) writeResult(io, 'plan', { ok: false, result: null, diagnostics: toJson(loaded.sources, diagnostics) });
