@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, lchownSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -17,6 +18,15 @@ describe('state files', () => {
     writeState(d, 'previous', s);
     expect(readState(d, 'previous')).toEqual(s);
     expect(readState(d, 'live')).toBeUndefined();
+  });
+
+  test('the file is the JSON of { format, body, checksum }, byte for byte, for bodies with text that needs escaping', () => {
+    const d = dir();
+    const s = { ...noneSnapshot('nft', who, '2026-01-01T00:00:00.000Z'), policyFile: '/etc/egress/"quoted"\\path\n\u2028é' };
+    writeState(d, 'previous', s);
+    const json = JSON.stringify(s);
+    const checksum = 'sha256:' + createHash('sha256').update(json).digest('hex');
+    expect(readFileSync(stateFilePath(d, 'previous'), 'utf8')).toBe(JSON.stringify({ format: 1, body: s, checksum }) + '\n');
   });
 
   test.each([

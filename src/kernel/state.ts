@@ -188,8 +188,10 @@ export function statePathProblem(dir: string, euid: number | undefined = process
 
 /** Write a state file atomically; a StateError naming the file and the reason when it cannot be (a full or read-only disk, a directory in its place). */
 export function writeState<K extends StateFile>(dir: string, f: K, body: Bodies[K]): void {
+  // The text of JSON.stringify({ format, body, checksum }), with the body stringified once: an intent record at
+  // 100,000 destinations holds the ruleset text four times (17 MB), and a second pass over it cost 30 ms.
   const json = JSON.stringify(body);
-  const text = JSON.stringify({ format: STATE_FORMAT, body, checksum: sha256(json) }) + '\n';
+  const text = `{"format":${STATE_FORMAT},"body":${json},"checksum":${JSON.stringify(sha256(json))}}\n`;
   const path = stateFilePath(dir, f);
   try {
     writeFileAtomic(path, text, 0o600);
