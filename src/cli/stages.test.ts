@@ -225,13 +225,12 @@ describe('plan, apply and status (in-memory kernel)', () => {
       expect(stagesOf(io.err)).toEqual([
         ...LOADING,
         "taking the state directory's lock",
-        'reading the live ruleset (nft list table inet egress)',
+        'reading the live ruleset, the new one in a scratch netns (nft -f)',
         'reading what egress has live in iptables (iptables-save)',
         'checking with nft -c, listing in a scratch namespace (nft -f)',
         'comparing',
         'loading with nft -f',
-        'verifying the loaded ruleset (nft list table inet egress)',
-        'recording the state',
+        'verifying (nft list table inet egress), recording the state',
       ]);
       expectClearedBeforeOutput(io);
       const quiet = w.io(true);

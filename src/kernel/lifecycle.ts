@@ -470,7 +470,12 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
     const pending = readState(ctx.stateDir, 'pending');
     // The ruleset text egress last applied: most likely nothing to load or show, so no rule text (one nft process fewer).
     const same = sameText(liveState ?? undefined, d);
-    let cur = await readLiveStaged(ctx, k, d.backend, undefined, { ruleText: !same });
+    // Another ruleset than the one last applied: the scratch namespace lists it whatever is live, so it starts now,
+    // beside the reads (an apply that stops before it is awaited leaves it to finish and delete its namespace).
+    const scratch = same ? undefined : k.canonical(d.backend, d.artifact);
+    scratch?.catch(() => {});
+    if (scratch) ctx.stage?.(`reading the live ruleset, the new one in a scratch netns (${TOOL[d.backend].load})`);
+    let cur = await (scratch ? k.readLive(d.backend) : readLiveStaged(ctx, k, d.backend, undefined, { ruleText: false }));
     const ob = otherBackend(d.backend);
     const other = k.installed(ob) ? await readLiveStaged(ctx, k, ob, `reading what egress has live in ${ob}`) : undefined;
     const anyLive = cur.live.present || !!other?.live.present;
@@ -498,7 +503,7 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
       // The check against the live table and the scratch namespace's listing are separate processes: run them side by side.
       const t = TOOL[d.backend];
       ctx.stage?.(unchanged ? `checking with ${t.check}` : `checking with ${t.check}, listing in a scratch namespace (${t.load})`);
-      const [checked, listed] = await Promise.allSettled([k.checkLoad(d.backend, d.artifact, cur), unchanged ? undefined : k.canonical(d.backend, d.artifact)]);
+      const [checked, listed] = await Promise.allSettled([k.checkLoad(d.backend, d.artifact, cur), unchanged ? undefined : scratch ?? k.canonical(d.backend, d.artifact)]);
       if (checked.status === 'rejected') throw checked.reason;
       if (checked.value) {
         history(ctx, 'apply', { ...d, mode: d.ir.mode }, 'failed', checked.value.message);
@@ -580,11 +585,14 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
       ctx.stage?.(`taking egress's rules out of ${ob}`);
       await k.removeOwned(ob, other);
     }
-    ctx.stage?.(`verifying the loaded ruleset (${TOOL[d.backend].list})`);
-    const after = await k.readLive(d.backend, { ruleText: false }); // only its fingerprint is compared
-    if (liveFingerprint(after.live) !== nextFingerprint) warnings.push('the kernel lists the loaded ruleset differently from the scratch namespace; check "egress plan"');
-    ctx.stage?.('recording the state');
+    // The verifying listing (only its fingerprint is compared) and the state's writing are independent, and at 100,000
+    // destinations each takes a third of a second: nft lists while node writes. The state records the load either way.
+    ctx.stage?.(`verifying (${TOOL[d.backend].list}), recording the state`);
+    const verified = k.readLive(d.backend, { ruleText: false });
+    verified.catch(() => {}); // awaited below, unless the state could not be written
     finish(ctx, rec);
+    const after = await verified;
+    if (liveFingerprint(after.live) !== nextFingerprint) warnings.push('the kernel lists the loaded ruleset differently from the scratch namespace; check "egress plan"');
     await stopReplaced(ctx, rec);
     history(ctx, 'apply', next, token ? 'pending' : 'ok', token ? `awaiting confirmation until ${pendingOut!.deadline}` : undefined);
     if (next.dns) {
