@@ -12,6 +12,7 @@
 //   apply again     egress apply of the same policy (nothing to change)
 //   status          egress status
 //   plan changed    egress plan of the policy with one more port (exit 3: changes pending)
+//   apply changed   egress apply of that policy over the applied one (the table replaced)
 // measured with /usr/bin/time: wall, CPU (user + system, children included)
 // and peak RSS. Ratios are against the floor measured in the same round.
 // Needs root and a build (npm run build). Results: BENCHMARKS.md, "Growth with N".
@@ -54,7 +55,7 @@ function timed(dir, ns, args, ok = [0]) {
   return { wall, cpu: user + sys, rss: rssKb / 1024, stdout: r.stdout };
 }
 
-const EGRESS_STEPS = ['compile', 'apply', 'plan', 'apply again', 'status', 'plan changed'];
+const EGRESS_STEPS = ['compile', 'apply', 'plan', 'apply again', 'status', 'plan changed', 'apply changed'];
 const label = (b, step) => (BUILDS.length > 1 ? `${b.label}: ${step}` : step);
 const STEPS = ['nft -f', ...BUILDS.flatMap((b) => EGRESS_STEPS.map((s) => label(b, s)))];
 const rows = [];
@@ -86,6 +87,7 @@ try {
               samples.get(label(b, 'apply again')).push(timed(dir, ns, [...egress, 'apply', '--backend', 'nft', 'policy.yaml']));
               samples.get(label(b, 'status')).push(timed(dir, ns, [...egress, 'status']));
               samples.get(label(b, 'plan changed')).push(timed(dir, ns, [...egress, 'plan', '--backend', 'nft', 'changed.yaml'], [3]));
+              samples.get(label(b, 'apply changed')).push(timed(dir, ns, [...egress, 'apply', '--backend', 'nft', 'changed.yaml']));
             }
           } finally {
             spawnSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'egress']);
