@@ -24,6 +24,7 @@ import { apply, confirm, LifecycleError, planAgainstLive, readAhead, refresh, re
 import { acquireLock, LOCK_FILE, processStartTime } from './lock.js';
 import { readState, sha256, type StateFile } from './state.js';
 import { DNS_UNIT_NAME } from './units.js';
+import { KernelError } from './where.js';
 
 const P1 = `version: 1
 default: reject
@@ -168,6 +169,28 @@ describe('apply, rollback, remove', () => {
     await expectStateAgrees(w);
     const again = await planAgainstLive(w.ctx, d1);
     expect(again).toEqual({ backend: b, rules: [], sets: [], objects: [], reordered: [] });
+  });
+
+  test.each(['nft', 'iptables'] as const)('%s: a verifying listing that fails after the load is a warning; the apply is recorded and goes on', async (b) => {
+    const w = world();
+    let loaded = false;
+    // The fake kernel, with every listing after the load failing.
+    w.ctx.kernel = Object.assign(Object.create(w.k) as FakeKernel, {
+      load: async (...a: Parameters<FakeKernel['load']>) => ((loaded = true), w.k.load(...a)),
+      readLive: async (...a: Parameters<FakeKernel['readLive']>) => {
+        if (loaded) throw new KernelError('cannot list table inet egress: out of memory');
+        return w.k.readLive(...a);
+      },
+    });
+    const d1 = await desired(b, P1);
+    const r = await apply(w.ctx, d1);
+    expect(r.changed).toBe(true);
+    expect(r.warnings).toEqual(['the loaded ruleset could not be listed to verify it (cannot list table inet egress: out of memory); check "egress plan"']);
+    expect(state(w, 'live')!.ruleset).toBe(d1.artifact.text);
+    expect(state(w, 'applying')).toBeUndefined();
+    expect(history(w)).toEqual([['apply', 'ok']]);
+    w.ctx.kernel = w.k;
+    await expectStateAgrees(w);
   });
 
   test.each(['nft', 'iptables'] as const)('%s: plan reads the live table ahead only when egress applied this very policy file on that backend, and gets the plan a read after compiling gets', async (b) => {

@@ -18,9 +18,9 @@
  * commits) → load the prior ruleset again.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoText } from '../diag/errno.js';
+import { MAX_POLICY_BYTES, readBounded } from '../diag/read-file.js';
 import { FORWARD_CHAIN, iptablesChainNames } from '../backends/iptables/emit.js';
 import { nftForwarderConfig, nftNames } from '../backends/nft/emit.js';
 import type { Artifact } from '../backends/types.js';
@@ -410,7 +410,7 @@ export function readAhead(ctx: Ctx, b: LinuxTarget, policyFile: string): Promise
   let same = false;
   try {
     const live = readState(ctx.stateDir, 'live');
-    same = live?.kind === 'ruleset' && live.backend === b && live.policyFile === policyFile && live.policyHash === sha(readFileSync(policyFile));
+    same = live?.kind === 'ruleset' && live.backend === b && live.policyFile === policyFile && live.policyHash === sha(readBounded(policyFile, MAX_POLICY_BYTES));
   } catch {
     /* an unreadable state or policy file: plan reports it in its own words */
   }
@@ -591,8 +591,9 @@ export async function apply(ctx: Ctx, d: Desired, opts: ApplyOptions = {}): Prom
     const verified = k.readLive(d.backend, { ruleText: false });
     verified.catch(() => {}); // awaited below, unless the state could not be written
     finish(ctx, rec);
-    const after = await verified;
-    if (liveFingerprint(after.live) !== nextFingerprint) warnings.push('the kernel lists the loaded ruleset differently from the scratch namespace; check "egress plan"');
+    // The load succeeded and is recorded: a listing that fails now is said, and the apply goes on (the forwarder below).
+    const after = await verified.catch((e: unknown) => void warnings.push(`the loaded ruleset could not be listed to verify it (${(e as Error).message}); check "egress plan"`));
+    if (after && liveFingerprint(after.live) !== nextFingerprint) warnings.push('the kernel lists the loaded ruleset differently from the scratch namespace; check "egress plan"');
     await stopReplaced(ctx, rec);
     history(ctx, 'apply', next, token ? 'pending' : 'ok', token ? `awaiting confirmation until ${pendingOut!.deadline}` : undefined);
     if (next.dns) {
