@@ -31,8 +31,8 @@ export class FlowError extends Error {}
 function owner(v: string, table: Map<string, number>, what: string): Owner {
   if (/^\d+$/.test(v)) {
     const id = Number(v);
-    for (const [n, i] of table) if (i === id) return { id, name: n };
-    return { id };
+    const name = nameOf(table, id);
+    return name === undefined ? { id } : { id, name };
   }
   if (!/^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/.test(v)) throw new FlowError(`bad ${what} ${JSON.stringify(v)}`);
   const id = table.get(v);
@@ -96,9 +96,20 @@ export function parseFlow(s: FlowSpec, accounts: Accounts): Flow {
   return f;
 }
 
+/**
+ * Each accounts table's first name for an id, built once per table (a flows file asks for every row; a scan of
+ * /etc/group's names per row was a third of parseFlow), and again if the table grew since (lab adds spare ids).
+ */
+const namesById = new WeakMap<Map<string, number>, { size: number; byId: Map<number, string> }>();
+
 function nameOf(t: Map<string, number>, id: number): string | undefined {
-  for (const [n, i] of t) if (i === id) return n;
-  return undefined;
+  let c = namesById.get(t);
+  if (!c || c.size !== t.size) {
+    const byId = new Map<number, string>();
+    for (const [n, i] of t) if (!byId.has(i)) byId.set(i, n);
+    namesById.set(t, (c = { size: t.size, byId }));
+  }
+  return c.byId.get(id);
 }
 
 /** Parse a flows file: JSON lines (`{"to": …}`) or CSV with a header naming FLOW_FIELDS columns. */
