@@ -200,16 +200,16 @@ describe('apply, rollback, remove', () => {
       const file = join(dir, 'policy.yaml');
       writeFileSync(file, P1);
       const [d1, d2] = [{ ...(await desired(b, P1)), policyFile: file }, { ...(await desired(b, P2)), policyFile: file }];
-      expect(readAhead(w.ctx, b, file)).toBeUndefined(); // nothing applied
+      expect(readAhead(w.ctx, b, file).live).toBeUndefined(); // nothing applied
       await apply(w.ctx, d1);
-      expect(readAhead(w.ctx, b === 'nft' ? 'iptables' : 'nft', file)).toBeUndefined();
-      expect(readAhead(w.ctx, b, join(dir, 'other.yaml'))).toBeUndefined();
+      expect(readAhead(w.ctx, b === 'nft' ? 'iptables' : 'nft', file).live).toBeUndefined();
+      expect(readAhead(w.ctx, b, join(dir, 'other.yaml')).live).toBeUndefined();
       const early = readAhead(w.ctx, b, file);
-      expect(early).toBeDefined();
+      expect(early.live).toBeDefined();
       expect(await planAgainstLive(w.ctx, d1, early)).toEqual({ backend: b, rules: [], sets: [], objects: [], reordered: [] });
       // The file edited since: no read ahead.
       writeFileSync(file, P2);
-      expect(readAhead(w.ctx, b, file)).toBeUndefined();
+      expect(readAhead(w.ctx, b, file).live).toBeUndefined();
       // A read ahead given anyway is not what plan compares another ruleset with (the rule text is read with it).
       writeFileSync(file, P1);
       const changed = await planAgainstLive(w.ctx, d2, readAhead(w.ctx, b, file));

@@ -399,48 +399,61 @@ export interface ApplyResult {
   warnings: string[];
 }
 
-/**
- * For plan: start reading the live table before the policy is compiled, when egress last applied this very policy
- * file (path and bytes) on `b`. It then most likely compiles to the same text, and the table's JSON listing (nft's
- * longest pass at 100k destinations) is all plan needs: nft lists it on another core while node compiles. Undefined
- * otherwise (another or an edited policy needs the rule text too, read after compiling). Hand the promise to
- * `planAgainstLive`; one that is never awaited (the policy did not compile) rejects unheard.
- */
-export function readAhead(ctx: Ctx, b: LinuxTarget, policyFile: string): Promise<Live> | undefined {
-  let same = false;
-  try {
-    const live = readState(ctx.stateDir, 'live');
-    same = live?.kind === 'ruleset' && live.backend === b && live.policyFile === policyFile && live.policyHash === sha(readBounded(policyFile, MAX_POLICY_BYTES));
-  } catch {
-    /* an unreadable state or policy file: plan reports it in its own words */
-  }
-  if (!same) return undefined;
-  const early = kernelOf(ctx).readLive(b, { ruleText: false });
-  early.catch(() => {});
-  return early;
+/** What plan read before compiling: the state's live record, and the live table when `readAhead` started reading it. */
+export interface ReadAhead {
+  state: Snapshot | undefined;
+  live?: Promise<Live>;
 }
 
 /**
- * Compare a desired ruleset with what is live. Read-only (the scratch namespace aside). `early`: `readAhead`'s read of
- * `d.backend`, used when the policy compiled to the text last applied (otherwise the rule text is read as well).
+ * For plan: read the state's live record, and start reading the live table before the policy is compiled when egress
+ * last applied this very policy file (path and bytes) on `b`. It then most likely compiles to the same text, and the
+ * table's JSON listing (nft's longest pass at 100k destinations) is all plan needs: nft lists it on another core while
+ * node compiles. Otherwise (another or an edited policy needs the rule text too) nothing is read ahead. Hand the result
+ * to `planAgainstLive`; a listing that is never awaited (the policy did not compile) rejects unheard.
  */
-export async function planAgainstLive(ctx: Ctx, d: Desired, early?: Promise<Live>): Promise<Plan> {
-  const k = kernelOf(ctx);
-  let liveSettings = {};
-  let liveState: Snapshot | undefined;
+export function readAhead(ctx: Ctx, b: LinuxTarget, policyFile: string): ReadAhead {
+  let state: Snapshot | undefined;
   try {
-    liveState = readState(ctx.stateDir, 'live');
-    if (liveState && liveState.kind === 'ruleset' && liveState.backend === d.backend) liveSettings = { mode: liveState.mode, default: liveState.default };
+    state = readState(ctx.stateDir, 'live');
   } catch {
-    /* a corrupted state file does not keep plan from comparing with the kernel */
+    return { state: undefined }; // a corrupted state file does not keep plan from comparing with the kernel
   }
+  let same = false;
+  try {
+    same = state?.kind === 'ruleset' && state.backend === b && state.policyFile === policyFile && state.policyHash === sha(readBounded(policyFile, MAX_POLICY_BYTES));
+  } catch {
+    /* an unreadable policy file: plan reports it in its own words */
+  }
+  if (!same) return { state };
+  const live = kernelOf(ctx).readLive(b, { ruleText: false });
+  live.catch(() => {});
+  return { state, live };
+}
+
+/**
+ * Compare a desired ruleset with what is live. Read-only (the scratch namespace aside). `ahead`: what `readAhead`
+ * read; its listing of `d.backend` is used when the policy compiled to the text last applied (otherwise the rule text
+ * is read as well).
+ */
+export async function planAgainstLive(ctx: Ctx, d: Desired, ahead?: ReadAhead): Promise<Plan> {
+  const k = kernelOf(ctx);
+  let liveState: Snapshot | undefined;
+  if (ahead) liveState = ahead.state;
+  else
+    try {
+      liveState = readState(ctx.stateDir, 'live');
+    } catch {
+      /* a corrupted state file does not keep plan from comparing with the kernel */
+    }
+  const liveSettings = liveState?.kind === 'ruleset' && liveState.backend === d.backend ? { mode: liveState.mode, default: liveState.default } : {};
   // Unless the policy compiles to the text egress last applied, the live listing cannot stand in for the scratch
   // namespace's: list the new ruleset there while the live one is read (two processes, so two cores at 100k).
   const t = TOOL[d.backend];
   const same = sameText(liveState, d);
   ctx.stage?.(same ? `reading the live ruleset (${t.list})` : `reading the live ruleset, the new one in a scratch netns (${t.load})`);
   // The same text: most likely nothing to show, so no rule text (one nft process fewer) unless the table drifted.
-  let [cur, listed] = await both(same && early ? early : k.readLive(d.backend, { ruleText: !same }), same ? undefined : k.canonical(d.backend, d.artifact));
+  let [cur, listed] = await both(same && ahead?.live ? ahead.live : k.readLive(d.backend, { ruleText: !same }), same ? undefined : k.canonical(d.backend, d.artifact));
   const unchanged = !listed && unchangedRuleset(liveState, d, cur.live);
   if (same && !unchanged) cur = await readLiveStaged(ctx, k, d.backend, 'reading the live rules');
   const want = listed ?? (unchanged ? cur.live : await canonicalStaged(ctx, k, d));

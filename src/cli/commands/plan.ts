@@ -33,14 +33,14 @@ async function planPolicy(io: Io, file: string, flags: PlanFlags, seams: KernelS
   needRoot('plan', seams);
   const ctx = lifecycleCtx(io, seams);
   const backend = chooseBackend(flag, ctx.stateDir);
-  const early = readAhead(ctx, backend, resolvePath(io.cwd, file)); // nft lists the live table while the policy compiles
+  const ahead = readAhead(ctx, backend, resolvePath(io.cwd, file)); // nft lists the live table while the policy compiles
   const { loaded, desired, diagnostics } = await loadDesired(io, file, backend, flags, ctx.stateDir);
   if (!desired) {
     if (flags.json) writeResult(io, 'plan', { ok: false, result: null, diagnostics: toJson(loaded.sources, diagnostics) });
     return 1;
   }
   try {
-    const plan = await planAgainstLive(ctx, desired, early);
+    const plan = await planAgainstLive(ctx, desired, ahead);
     const empty = planIsEmpty(plan);
     const forward = await forwardView(ctx.w, scopeOf(loaded.policy?.forward), backend);
     if (flags.json) writeResult(io, 'plan', { ok: true, result: { file, ...planJson(plan), forward }, diagnostics: toJson(loaded.sources, diagnostics) });
