@@ -33,6 +33,7 @@ export function lintPolicy(p: Policy, ir: Ir, strict = false): Diagnostic[] {
   }
   // Only rules that contain one point of a rule can cover it: find those for every allow rule's first address at once.
   const allowTwins = [...twinsOf].filter(([k]) => k.startsWith('allow ')).sort(([a], [b]) => (a < b ? -1 : 1));
+  // A rule that follows DNS can gain any address, so it has no probe: only rules without destinations can cover it.
   const probe = (t: IrRule) => (t.dst?.length && !hasDnsSet(t) ? t.dst[0]!.lo : undefined);
   const nearOf = new Map<IrRule, IrRule[]>();
   for (const family of FAMILIES) {
@@ -43,7 +44,6 @@ export function lintPolicy(p: Policy, ir: Ir, strict = false): Diagnostic[] {
   for (const [key, twins] of allowTwins) {
     const name = twins[0]!.origin.name;
     const first = twins[0]!;
-    // A rule that follows DNS can gain any address, so only rules without destinations can cover it.
     const near = nearOf.get(first) ?? ir.rules.filter((r) => r.family === first.family && !r.dst);
     const candidates = [...new Set(near.map((r) => `${r.origin.action} ${r.origin.name}`))].filter((k) => k !== key && governsAll(k, key)).sort();
     const dead = candidates
